@@ -1,0 +1,1 @@
+"""Central service: MQTT ingest, validation, storage, rollups, heatmaps and health scores."""

@@ -1,0 +1,1 @@
+"""Streamlit dashboard for store managers, brand HQ and installers."""

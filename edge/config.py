@@ -1,0 +1,427 @@
+"""Node configuration: one YAML file per edge node, validated strictly.
+
+Everything spatial is in floor-plan metres (origin at the plan's top-left corner, x to the right, y down
+the plan), drawn once on the plan rather than per camera. Unknown keys are rejected and every error names
+its key path and the offending value. Secrets never live in the file: the broker password comes from an
+environment variable or a file named here.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import zoneinfo
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from shapely.geometry import LineString, Point, Polygon, box
+from shapely.validation import explain_validity
+
+from edge.events import ID_PATTERN
+
+XY = Annotated[
+    tuple[
+        Annotated[float, Field(allow_inf_nan=False)],
+        Annotated[float, Field(allow_inf_nan=False)],
+    ],
+    Field(description="A point [x, y]."),
+]
+PolygonM = Annotated[
+    list[XY], Field(description="Polygon on the floor plan, [[x, y], ...] in metres, at least 3 points.")
+]
+Identifier = Annotated[str, Field(pattern=ID_PATTERN, description="Lower-case id: a-z, 0-9, '-', '_'.")]
+
+
+class ConfigError(ValueError):
+    """A node configuration that cannot be used; `problems` lists `(key path, message)` pairs."""
+
+    def __init__(self, source: str, problems: list[tuple[str, str]]) -> None:
+        self.source = source
+        self.problems = problems
+        lines = "\n".join(f"  {path}: {message}" for path, message in problems)
+        super().__init__(f"{source}: {len(problems)} problem(s) in the configuration\n{lines}")
+
+
+class CrossFieldError(ValueError):
+    """Rules that span several keys; carries each problem with its own key path."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{path}: {message}" for path, message in problems))
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def polygon_of(points: list[XY], what: str) -> Polygon:
+    """A valid, simple shapely polygon, or `ValueError` saying why not."""
+    if len(points) < 3:
+        raise ValueError(f"{what} needs at least 3 points, got {len(points)}")
+    poly = Polygon(points)
+    if not poly.is_valid:
+        raise ValueError(f"{what} is not a simple polygon: {explain_validity(poly)}")
+    if poly.area <= 0:
+        raise ValueError(f"{what} has zero area (its points are collinear or repeated)")
+    return poly
+
+
+def _check_polygon(points: list[XY], what: str) -> list[XY]:
+    polygon_of(points, what)
+    return points
+
+
+# ---------------------------------------------------------------------------------------------------
+# Broker
+# ---------------------------------------------------------------------------------------------------
+
+
+class TlsConfig(_Model):
+    ca_file: Path | None = Field(None, description="CA bundle to verify the broker; system CAs when absent.")
+    cert_file: Path | None = Field(None, description="Client certificate for mutual TLS.")
+    key_file: Path | None = Field(None, description="Client key for mutual TLS.")
+    insecure_skip_verify: bool = Field(False, description="Never in production: skip hostname checks.")
+
+
+class BrokerConfig(_Model):
+    url: str = Field(
+        "mqtt://127.0.0.1:1883",
+        pattern=r"^mqtts?://[^\s/:]+(:\d{1,5})?/?$",
+        description="mqtt://host:port or mqtts://host:port (TLS).",
+    )
+    username: str | None = Field(None, max_length=200)
+    password_env: str | None = Field(
+        None, pattern=r"^[A-Z_][A-Z0-9_]*$", description="Environment variable holding the password."
+    )
+    password_file: Path | None = Field(None, description="File whose first line is the password.")
+    tls: TlsConfig | None = None
+    keepalive_s: int = Field(30, ge=5, le=600)
+    client_id: str | None = Field(None, max_length=64, description="Defaults to showroom-{store}-{node}.")
+
+    @model_validator(mode="after")
+    def _one_password_source(self) -> Self:
+        if self.password_env and self.password_file:
+            raise ValueError("give either password_env or password_file, not both")
+        return self
+
+    def password(self) -> str | None:
+        """The password from its environment variable or file; `ConfigError` if it is missing."""
+        if self.password_env:
+            value = os.environ.get(self.password_env)
+            if value is None:
+                raise ConfigError("broker", [("broker.password_env", f"${self.password_env} is not set")])
+            return value
+        if self.password_file:
+            try:
+                return self.password_file.read_text().splitlines()[0]
+            except (OSError, IndexError) as exc:
+                raise ConfigError("broker", [("broker.password_file", f"cannot read: {exc}")]) from exc
+        return None
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        rest = self.url.split("://", 1)[1].rstrip("/")
+        host, _, port = rest.partition(":")
+        return host, int(port) if port else (8883 if self.uses_tls else 1883)
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.url.startswith("mqtts://") or self.tls is not None
+
+
+# ---------------------------------------------------------------------------------------------------
+# Cameras and calibration
+# ---------------------------------------------------------------------------------------------------
+
+
+class Calibration(_Model):
+    """Image-to-floor correspondences: the same physical points in image pixels and in floor metres."""
+
+    image_points_px: list[XY] = Field(min_length=4, description="Points in the camera image, pixels.")
+    floor_points_m: list[XY] = Field(min_length=4, description="The same points on the floor plan, metres.")
+    max_error_m: float = Field(
+        0.3, gt=0, le=5, description="Largest acceptable mean reprojection error of the fitted homography."
+    )
+
+    @model_validator(mode="after")
+    def _pairs(self) -> Self:
+        if len(self.image_points_px) != len(self.floor_points_m):
+            raise ValueError(
+                f"image_points_px has {len(self.image_points_px)} points but floor_points_m has "
+                f"{len(self.floor_points_m)}; they must pair up"
+            )
+        return self
+
+
+class CameraConfig(_Model):
+    id: Identifier
+    source: str = Field(
+        min_length=1,
+        description="rtsp://, http(s)://, usb:N, a video file path (file: prefix optional) or sim://...",
+    )
+    fps: float = Field(5.0, gt=0, le=30, description="Target frames per second to analyse.")
+    loop: bool = Field(False, description="For video files: start again at the end.")
+    resolution_wh: tuple[int, int] | None = Field(None, description="Expected frame size [w, h], pixels.")
+    calibration: Calibration | None = Field(None, description="Needed for every camera that counts.")
+    anchor: Literal["bottom_center", "center"] = Field(
+        "bottom_center", description="bottom_center for oblique views (feet), center for top-down views."
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Floor, doors, cars, staff
+# ---------------------------------------------------------------------------------------------------
+
+
+class FloorConfig(_Model):
+    size_m: tuple[
+        Annotated[float, Field(gt=0, le=1000)],
+        Annotated[float, Field(gt=0, le=1000)],
+    ] = Field(description="Floor plan width and depth in metres.")
+    image: Path | None = Field(None, description="Optional floor plan drawing, shown under heatmaps.")
+    image_px_per_m: float | None = Field(None, gt=0, description="Scale of the floor plan drawing.")
+
+    def polygon(self) -> Polygon:
+        return box(0, 0, self.size_m[0], self.size_m[1])
+
+
+class DoorConfig(_Model):
+    id: Identifier
+    line_m: tuple[XY, XY] = Field(description="The door line's two ends on the floor plan, metres.")
+    inside_point_m: XY = Field(description="Any point on the shop-floor side of the line.")
+    hysteresis_m: float = Field(
+        0.4, ge=0, le=3, description="A crossing counts once the person is this far past the line."
+    )
+
+    @model_validator(mode="after")
+    def _geometry(self) -> Self:
+        (x1, y1), (x2, y2) = self.line_m
+        length = math.hypot(x2 - x1, y2 - y1)
+        if length < 0.3:
+            raise ValueError(f"line_m has length {length:.2f} m; a door line must be at least 0.3 m long")
+        px, py = self.inside_point_m
+        side = (x2 - x1) * (py - y1) - (y2 - y1) * (px - x1)
+        if abs(side) / length < 0.05:
+            raise ValueError("inside_point_m lies on the door line; put it on the shop-floor side")
+        return self
+
+
+class CarConfig(_Model):
+    id: Identifier
+    model_name: str = Field(min_length=1, max_length=100, description="Shown on screens, e.g. 'Model Y'.")
+    browse_zone_m: PolygonM = Field(description="Area around the car where a visitor counts as browsing.")
+    interior_zone_m: PolygonM = Field(description="The car's footprint: a person in it is in the car.")
+    door_areas_m: list[PolygonM] = Field(
+        min_length=1, description="Areas beside the car's doors through which a person gets in."
+    )
+
+    @field_validator("browse_zone_m", "interior_zone_m")
+    @classmethod
+    def _zone(cls, v: list[XY]) -> list[XY]:
+        return _check_polygon(v, "zone")
+
+    @field_validator("door_areas_m")
+    @classmethod
+    def _doors(cls, v: list[list[XY]]) -> list[list[XY]]:
+        for i, area in enumerate(v):
+            _check_polygon(area, f"door area {i}")
+        return v
+
+    @model_validator(mode="after")
+    def _nested(self) -> Self:
+        browse, interior = Polygon(self.browse_zone_m), Polygon(self.interior_zone_m)
+        if not browse.buffer(1e-6).contains(interior):
+            raise ValueError("interior_zone_m must lie inside browse_zone_m")
+        for i, area in enumerate(self.door_areas_m):
+            if not Polygon(area).intersects(interior):
+                raise ValueError(f"door_areas_m[{i}] does not touch interior_zone_m")
+        return self
+
+
+class StaffArea(_Model):
+    id: Identifier
+    polygon_m: PolygonM = Field(description="Staff-only area; whoever is seen in it is marked staff.")
+
+    @field_validator("polygon_m")
+    @classmethod
+    def _zone(cls, v: list[XY]) -> list[XY]:
+        return _check_polygon(v, "staff area")
+
+
+class StaffAppearance(_Model):
+    """Uniform colour cue, calibrated at installation from a few torso crops (computed on the box)."""
+
+    uniform_hsv: tuple[
+        Annotated[float, Field(ge=0, le=180)],
+        Annotated[float, Field(ge=0, le=255)],
+        Annotated[float, Field(ge=0, le=255)],
+    ] = Field(description="Mean uniform colour in OpenCV HSV (H 0-180, S and V 0-255).")
+    tolerance_hsv: tuple[
+        Annotated[float, Field(gt=0, le=90)],
+        Annotated[float, Field(gt=0, le=255)],
+        Annotated[float, Field(gt=0, le=255)],
+    ] = Field((10, 60, 60), description="Accepted deviation per channel.")
+    min_fraction: float = Field(
+        0.4, gt=0, le=1, description="Share of torso pixels within tolerance to mark a person staff."
+    )
+    min_observations: int = Field(5, ge=1, le=1000, description="Frames that must agree before marking.")
+
+
+class Thresholds(_Model):
+    """DOMAIN.md's defaults."""
+
+    browse_min_s: float = Field(10.0, gt=0, le=3600, description="Dwell that makes a visitor a car browser.")
+    car_entry_min_s: float = Field(3.0, gt=0, le=600, description="Time inside a car that makes an entry.")
+    reception_min_s: float = Field(30.0, gt=0, le=3600, description="Time near staff that makes a reception.")
+    reception_radius_m: float = Field(1.5, gt=0, le=10, description="Distance to staff that counts as near.")
+    heat_cell_m: float = Field(0.25, gt=0, le=5, description="Heatmap cell edge, metres.")
+    lost_after_s: float = Field(
+        60.0, gt=0, le=3600, description="A visitor unseen this long away from the door has left for good."
+    )
+
+
+class DetectorConfig(_Model):
+    type: Literal["onnx"] = "onnx"
+    model: str = Field("rtmdet-nano-person", min_length=1, description="Model id from the registry.")
+    input_size_wh: tuple[int, int] | None = Field(None, description="Network input [w, h]; model default.")
+    score_threshold: float = Field(0.3, gt=0, lt=1)
+    threads: int = Field(2, ge=1, le=64)
+
+
+class OutboxConfig(_Model):
+    path: Path = Field(
+        Path("var/outbox.sqlite"), description="Local SQLite outbox (relative: to the config)."
+    )
+    max_mb: float = Field(512, gt=0, description="Disk budget; oldest heat goes first, visit events last.")
+
+
+class NodeConfig(_Model):
+    """One edge node: its store, its broker, its cameras and the floor they cover."""
+
+    store_id: Identifier
+    node_id: Identifier
+    timezone: str = Field(description="IANA time zone of the store, e.g. 'Asia/Shanghai'.")
+    broker: BrokerConfig = Field(default_factory=BrokerConfig)
+    cameras: list[CameraConfig] = Field(min_length=1)
+    floor: FloorConfig
+    doors: list[DoorConfig] = Field(min_length=1)
+    cars: list[CarConfig] = Field(default_factory=list)
+    staff_areas: list[StaffArea] = Field(default_factory=list)
+    staff_appearance: StaffAppearance | None = None
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+    detector: DetectorConfig = Field(default_factory=DetectorConfig)
+    outbox: OutboxConfig = Field(default_factory=OutboxConfig)
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(v)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {v!r} (use an IANA name such as 'Asia/Shanghai')") from exc
+        return v
+
+    @model_validator(mode="after")
+    def _cross(self) -> Self:
+        problems: list[tuple[str, str]] = []
+        for what, items in (
+            ("cameras", self.cameras),
+            ("doors", self.doors),
+            ("cars", self.cars),
+            ("staff_areas", self.staff_areas),
+        ):
+            ids = [item.id for item in items]
+            dupes = sorted({i for i in ids if ids.count(i) > 1})
+            if dupes:
+                problems.append((what, f"duplicate id(s) {', '.join(dupes)}"))
+        floor = self.floor.polygon().buffer(1e-6)
+        extent = f"0..{self.floor.size_m[0]} x 0..{self.floor.size_m[1]} m"
+        for i, car in enumerate(self.cars):
+            for key in ("browse_zone_m", "interior_zone_m"):
+                if not floor.contains(Polygon(getattr(car, key))):
+                    msg = f"car {car.id!r} lies outside the floor plan {extent}"
+                    problems.append((f"cars[{i}].{key}", msg))
+        for i, door in enumerate(self.doors):
+            if not floor.intersects(LineString(door.line_m)):
+                msg = f"door {door.id!r} lies outside the floor plan {extent}"
+                problems.append((f"doors[{i}].line_m", msg))
+            if not floor.contains(Point(door.inside_point_m)):
+                problems.append((f"doors[{i}].inside_point_m", f"outside the floor plan {extent}"))
+        for i, area in enumerate(self.staff_areas):
+            if not floor.intersects(Polygon(area.polygon_m)):
+                problems.append(
+                    (f"staff_areas[{i}].polygon_m", f"area {area.id!r} lies outside the floor plan {extent}")
+                )
+        if problems:
+            raise CrossFieldError(problems)
+        return self
+
+    def tz(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.timezone)
+
+
+def _format_loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def problems_of(exc: ValidationError) -> list[tuple[str, str]]:
+    """(key path, message with the offending value) for each error pydantic found."""
+    problems: list[tuple[str, str]] = []
+    for err in exc.errors(include_url=False):
+        cause = err.get("ctx", {}).get("error")
+        if isinstance(cause, CrossFieldError):
+            prefix = _format_loc(tuple(err["loc"]))
+            prefix = "" if prefix == "(top level)" else prefix + "."
+            problems += [(prefix + path, message) for path, message in cause.problems]
+            continue
+        msg = err["msg"].removeprefix("Value error, ")
+        value = err.get("input")
+        shown = repr(value)
+        if len(shown) > 120:
+            shown = shown[:117] + "..."
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling)"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+            shown = ""
+        problems.append((_format_loc(tuple(err["loc"])), f"{msg}" + (f" (got {shown})" if shown else "")))
+    return problems
+
+
+def parse_config(data: Any, source: str = "<config>") -> NodeConfig:
+    """Validate already-loaded config data; `ConfigError` lists every problem."""
+    if not isinstance(data, dict):
+        raise ConfigError(source, [("(top level)", f"expected a mapping, got {type(data).__name__}")])
+    try:
+        return NodeConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, problems_of(exc)) from exc
+
+
+def load_config(path: str | Path) -> NodeConfig:
+    """Read and validate a node configuration file (YAML)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), [("(file)", f"cannot read: {exc.strerror or exc}")]) from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
+        raise ConfigError(str(path), [(where, f"not valid YAML: {getattr(exc, 'problem', exc)}")]) from exc
+    return parse_config(data, str(path))
+
+
+def resolve_path(config_file: Path, value: Path) -> Path:
+    """Relative paths in a config are relative to the config file's folder."""
+    return value if value.is_absolute() else (config_file.parent / value)

@@ -1,0 +1,1 @@
+"""Installer side: hardware profiles, coverage planning, provisioning, calibration, commissioning."""

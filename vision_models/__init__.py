@@ -1,0 +1,1 @@
+"""Model zoo and ONNX inference: registry, verified model files, person detection."""

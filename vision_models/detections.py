@@ -1,0 +1,93 @@
+"""The one detections type every part of the product passes around: person boxes in image pixels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float32]
+
+
+class DetectionsError(ValueError):
+    """Detections built with wrong shapes, dtypes or values; the message says expected versus actual."""
+
+
+@dataclass(frozen=True)
+class Detections:
+    """Person detections of one frame.
+
+    Attributes:
+        xyxy: float32 array (N, 4) of boxes `x1, y1, x2, y2` in the ORIGINAL frame's pixels,
+            x1 <= x2, y1 <= y2.
+        confidence: float32 array (N,) of scores in [0, 1].
+        resolution_wh: (width, height) of the frame the boxes refer to, pixels.
+    """
+
+    xyxy: FloatArray
+    confidence: FloatArray
+    resolution_wh: tuple[int, int]
+    _checked: bool = field(default=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        xyxy = np.asarray(self.xyxy, dtype=np.float32).reshape(-1, 4) if np.size(self.xyxy) else None
+        if xyxy is None:
+            xyxy = np.zeros((0, 4), dtype=np.float32)
+        confidence = np.asarray(self.confidence, dtype=np.float32).reshape(-1)
+        if xyxy.shape[0] != confidence.shape[0]:
+            raise DetectionsError(
+                f"xyxy has {xyxy.shape[0]} boxes but confidence has {confidence.shape[0]} scores"
+            )
+        w, h = self.resolution_wh
+        if w <= 0 or h <= 0:
+            raise DetectionsError(f"resolution_wh must be positive, got {self.resolution_wh}")
+        if not np.isfinite(xyxy).all() or not np.isfinite(confidence).all():
+            raise DetectionsError("detections contain NaN or infinite values")
+        if (xyxy[:, 2] < xyxy[:, 0]).any() or (xyxy[:, 3] < xyxy[:, 1]).any():
+            raise DetectionsError("boxes must have x1 <= x2 and y1 <= y2")
+        if ((confidence < 0) | (confidence > 1)).any():
+            raise DetectionsError("confidence must lie in [0, 1]")
+        object.__setattr__(self, "xyxy", xyxy)
+        object.__setattr__(self, "confidence", confidence)
+
+    def __len__(self) -> int:
+        return int(self.xyxy.shape[0])
+
+    @classmethod
+    def empty(cls, resolution_wh: tuple[int, int]) -> Detections:
+        return cls(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), resolution_wh)
+
+    def __getitem__(self, index: npt.NDArray[np.bool_] | npt.NDArray[np.intp] | slice) -> Detections:
+        return Detections(self.xyxy[index], self.confidence[index], self.resolution_wh)
+
+    def clipped(self) -> Detections:
+        """Boxes clipped to the frame."""
+        w, h = self.resolution_wh
+        xyxy = self.xyxy.copy()
+        xyxy[:, [0, 2]] = np.clip(self.xyxy[:, [0, 2]], 0, w).astype(np.float32)
+        xyxy[:, [1, 3]] = np.clip(self.xyxy[:, [1, 3]], 0, h).astype(np.float32)
+        return Detections(xyxy, self.confidence, self.resolution_wh)
+
+    def anchors(self, anchor: str) -> FloatArray:
+        """(N, 2) image points used for floor projection: `bottom_center` (feet) or `center`."""
+        x = (self.xyxy[:, 0] + self.xyxy[:, 2]) * 0.5
+        if anchor == "bottom_center":
+            y = self.xyxy[:, 3]
+        elif anchor == "center":
+            y = (self.xyxy[:, 1] + self.xyxy[:, 3]) * 0.5
+        else:
+            raise ValueError(f"anchor must be 'bottom_center' or 'center', got {anchor!r}")
+        return np.stack([x, y], axis=1).astype(np.float32)
+
+
+@runtime_checkable
+class Detector(Protocol):
+    """Anything that turns BGR frames (H, W, 3) uint8 into person detections."""
+
+    model_id: str
+
+    def detect(self, frame_bgr: npt.NDArray[np.uint8]) -> Detections: ...
+
+    def detect_batch(self, frames_bgr: list[npt.NDArray[np.uint8]]) -> list[Detections]: ...
