@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import multiprocessing as mp
 import random
 import shutil
@@ -52,7 +53,8 @@ def start_broker(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     conf = workdir / "mosquitto.conf"
     conf.write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\nmax_inflight_messages 1000\n",
+        f"listener {port} 127.0.0.1\nallow_anonymous true\n"
+        "max_queued_messages 0\nmax_inflight_messages 1000\n",
         encoding="utf-8",
     )
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
@@ -143,17 +145,20 @@ def bare_rate(port: int, messages: list[tuple[str, bytes]]) -> tuple[float, floa
 def aggregator_rate(port: int, messages: list[tuple[str, bytes]], db: Path) -> tuple[float, int]:
     n = len(messages)
     service = MqttIngestService(
-        Ingestor(SqliteStorage(db)), f"mqtt://127.0.0.1:{port}", share_group="bench-agg", client_id="bench-agg"
+        Ingestor(SqliteStorage(db)),
+        f"mqtt://127.0.0.1:{port}",
+        share_group="bench-agg",
+        client_id="bench-agg",
     )
     first: list[float] = []
-    orig = service._on_message  # noqa: SLF001 - timing hook for the benchmark only
+    orig = service._on_message
 
     def timed(*args: Any) -> None:
         if not first:
             first.append(time.perf_counter())
         orig(*args)
 
-    service._client.on_message = timed  # noqa: SLF001
+    service._client.on_message = timed
     thread = threading.Thread(target=service.run, kwargs={"stats_every_s": 3600}, daemon=True)
     thread.start()
     service.subscribed.wait(10)
@@ -177,7 +182,13 @@ def bench_ingest(n: int) -> dict[str, float]:
             proc.terminate()
             proc.wait(5)
     assert stored == n, f"stored {stored} of {n}"
-    return {"events": n, "bare_per_s": bare, "aggregator_per_s": agg, "ratio": agg / bare, "publisher_per_s": pub}
+    return {
+        "events": n,
+        "bare_per_s": bare,
+        "aggregator_per_s": agg,
+        "ratio": agg / bare,
+        "publisher_per_s": pub,
+    }
 
 
 def timeit(fn: Callable[[], object], reps: int) -> tuple[float, float]:
@@ -187,7 +198,7 @@ def timeit(fn: Callable[[], object], reps: int) -> tuple[float, float]:
         fn()
         samples.append((time.perf_counter() - t) * 1000)
     samples.sort()
-    return statistics.median(samples), samples[min(len(samples) - 1, int(round(0.95 * (len(samples) - 1))))]
+    return statistics.median(samples), samples[min(len(samples) - 1, round(0.95 * (len(samples) - 1)))]
 
 
 def bench_queries(db: Path, n_stores: int, n_days: int, reps: int = 40) -> dict[str, tuple[float, float]]:
@@ -227,6 +238,7 @@ def bench_queries(db: Path, n_stores: int, n_days: int, reps: int = 40) -> dict[
 
 
 def main() -> None:
+    logging.basicConfig(level=logging.ERROR)
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=100_000)
     ap.add_argument("--stores", type=int, default=500)
