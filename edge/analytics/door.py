@@ -92,10 +92,14 @@ class DoorCounter:
             start = first_xy if first_xy is not None else xy
             state = _TrackSide(self.side(start), False, start)
             self._tracks[track_id] = state
-        if segments_intersect(state.last_xy, xy, self._a, self._b):
+        d_last, d_now = self.signed_distance_m(state.last_xy), self.signed_distance_m(xy)
+        if (d_last <= 0 <= d_now or d_now <= 0 <= d_last) and segments_intersect(
+            state.last_xy, xy, self._a, self._b
+        ):
             state.crossed = True
         state.last_xy = xy
-        new = self.side(xy)
+        h = max(self.door.hysteresis_m, 1e-9)
+        new = 1 if d_now >= h else -1 if d_now <= -h else 0
         if new == 0:
             return None
         if state.side == 0 or new == state.side:

@@ -118,12 +118,18 @@ class FloorKalmanTracker:
         cost[(maha > _CHI2_GATE) | (dist > reach[:, None])] = np.inf
         return np.asarray(cost, dtype=np.float64)
 
-    def _update(self, i: int, z: FloatArray, r: FloatArray) -> None:
-        p = self._p[i]
-        s = p[:2, :2] + r
-        k = p[:, :2] @ np.linalg.inv(s)
-        self._x[i] = self._x[i] + k @ (z - self._x[i, :2])
-        self._p[i] = (np.eye(4) - k @ np.eye(2, 4)) @ p
+    def _update(self, rows: list[int], z: FloatArray, r: FloatArray) -> None:
+        """Kalman update of tracks `rows` with positions z (K, 2) of covariance r (K, 2, 2), batched."""
+        if not rows:
+            return
+        p = self._p[rows]
+        s = p[:, :2, :2] + r
+        a, b, c, d = s[:, 0, 0], s[:, 0, 1], s[:, 1, 0], s[:, 1, 1]
+        s_inv = np.stack([np.stack([d, -b], 1), np.stack([-c, a], 1)], 1) / (a * d - b * c)[:, None, None]
+        k = p[:, :, :2] @ s_inv  # (K, 4, 2)
+        innovation = z - self._x[rows, :2]
+        self._x[rows] += np.einsum("kij,kj->ki", k, innovation)
+        self._p[rows] = p - k @ p[:, :2, :]
 
     # ---------------------------------------------------------------------------------------------
     # Public API
@@ -159,8 +165,10 @@ class FloorKalmanTracker:
         for r, c in greedy_match(self._cost(tentative, detections, high_left, now_s)):
             matches[tentative[r]] = high_left[c]
 
+        rows = list(matches)
+        cols = [matches[i] for i in rows]
+        self._update(rows, detections.xy_m[cols], detections.cov_m2[cols])
         for i, j in matches.items():
-            self._update(i, detections.xy_m[j], detections.cov_m2[j])
             m = self._meta[i]
             m.hits += 1
             m.misses = 0
