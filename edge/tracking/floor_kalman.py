@@ -28,6 +28,8 @@ from edge.tracking.base import FloatArray, FloorDetections, TrackerStep, Trackin
 
 _CHI2_GATE = 13.8
 """Chi-square 99.9% for 2 degrees of freedom: a detection further out cannot be this track."""
+_STRIDE_M = 0.3
+"""How far a person's foot point can jump between frames beyond walking speed (posture, box jitter)."""
 _TENTATIVE_MAX_MISSES = 1
 _MAX_DT_S = 5.0
 """Longer gaps between updates are clamped (a stalled source); tracks then age out by wall time."""
@@ -118,6 +120,17 @@ class FloorKalmanTracker:
         cost[(maha > _CHI2_GATE) | (dist > reach[:, None])] = np.inf
         return np.asarray(cost, dtype=np.float64)
 
+    def _near_last_seen(
+        self, track_idx: list[int], det: FloorDetections, det_idx: list[int], dt: float
+    ) -> FloatArray:
+        """Distance from each track's last observed position to each detection; beyond a stride is inf."""
+        if not track_idx or not det_idx:
+            return np.zeros((len(track_idx), len(det_idx)))
+        last = np.array([self._meta[i].last_xy_m for i in track_idx])
+        dist = np.linalg.norm(det.xy_m[det_idx][None] - last[:, None], axis=2)
+        dist[dist > _STRIDE_M + self.config.max_speed_mps * dt] = np.inf
+        return np.asarray(dist, dtype=np.float64)
+
     def _update(self, rows: list[int], z: FloatArray, r: FloatArray) -> None:
         """Kalman update of tracks `rows` with positions z (K, 2) of covariance r (K, 2, 2), batched."""
         if not rows:
@@ -159,7 +172,14 @@ class FloorKalmanTracker:
         left = [i for i in confirmed if i not in matches and self._meta[i].misses == 0]
         for r, c in greedy_match(self._cost(left, detections, low, now_s)):
             matches[left[r]] = low[c]
-        # Stage 3: remaining confident detections against tentative tracks.
+        # Stage 3: a sudden turn or stop leaves the motion model behind; confident detections close to
+        # where a track was last seen (within a stride) still belong to it.
+        used = set(matches.values())
+        high_left = [j for j in high if j not in used]
+        left = [i for i in confirmed if i not in matches and self._meta[i].misses == 0]
+        for r, c in greedy_match(self._near_last_seen(left, detections, high_left, dt)):
+            matches[left[r]] = high_left[c]
+        # Stage 4: remaining confident detections against tentative tracks.
         used = set(matches.values())
         high_left = [j for j in high if j not in used]
         for r, c in greedy_match(self._cost(tentative, detections, high_left, now_s)):
