@@ -1,4 +1,4 @@
-"""EdgePipeline on synthetic detections: camera fusion and handoff, staff uniform cue, bad input, determinism."""
+"""EdgePipeline on synthetic detections: camera fusion, staff uniform cue, bad input, determinism."""
 
 from __future__ import annotations
 
