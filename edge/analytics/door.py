@@ -59,6 +59,12 @@ class DoorCounter:
         if nx * (px - x1) + ny * (py - y1) < 0:
             nx, ny = -nx, -ny
         self._normal: XY = (nx, ny)
+        # The segment used for the crossing test reaches `hysteresis_m` past each end: a foot point is never
+        # exact, and a person cut by the image border at the end of the line still crosses it.
+        ux, uy = (x2 - x1) / length, (y2 - y1) / length
+        m = door.hysteresis_m
+        self._a_ext: XY = (x1 - ux * m, y1 - uy * m)
+        self._b_ext: XY = (x2 + ux * m, y2 + uy * m)
         self._tracks: dict[int, _TrackSide] = {}
         self.counts: dict[Direction, int] = {"in": 0, "out": 0}
 

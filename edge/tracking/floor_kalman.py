@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
+import shapely
+from shapely.geometry.base import BaseGeometry
 
 from edge.config import TrackerConfig
 from edge.tracking.base import FloatArray, FloorDetections, TrackerStep, TrackingError, TrackState
@@ -30,6 +32,10 @@ _CHI2_GATE = 13.8
 """Chi-square 99.9% for 2 degrees of freedom: a detection further out cannot be this track."""
 _STRIDE_M = 0.3
 """How far a person's foot point can jump between frames beyond walking speed (posture, box jitter)."""
+_EDGE_MARGIN_M = 0.5
+_LEFT_VIEW_AFTER_S = 0.5
+"""A lost track predicted within `_EDGE_MARGIN_M` of the edge of the cameras' view (or beyond) for longer
+than this has walked out of view."""
 _TENTATIVE_MAX_MISSES = 1
 _MAX_DT_S = 5.0
 """Longer gaps between updates are clamped (a stalled source); tracks then age out by wall time."""
@@ -71,8 +77,14 @@ def greedy_match(cost: FloatArray) -> list[tuple[int, int]]:
 class FloorKalmanTracker:
     """Multi-object tracker on the floor plan; see the module docstring. Implements `Tracker`."""
 
-    def __init__(self, config: TrackerConfig | None = None) -> None:
+    def __init__(self, config: TrackerConfig | None = None, coverage_m: BaseGeometry | None = None) -> None:
+        """`coverage_m`: the floor area the node's cameras see; a lost track heading out of it has left
+        the view, and is ended quickly instead of waiting to be re-linked to whoever comes in next."""
         self.config = config or TrackerConfig()
+        self._inner: BaseGeometry | None = None
+        if coverage_m is not None and not coverage_m.is_empty:
+            self._inner = coverage_m.buffer(-_EDGE_MARGIN_M)
+            shapely.prepare(self._inner)
         self._x: FloatArray = np.zeros((0, 4))
         self._p: FloatArray = np.zeros((0, 4, 4))
         self._meta: list[_Meta] = []
@@ -240,7 +252,10 @@ class FloorKalmanTracker:
         ended: list[int] = []
         for i, m in enumerate(self._meta):
             if m.confirmed:
-                alive = now_s - m.last_seen_s <= self.config.max_lost_s
+                unseen_s = now_s - m.last_seen_s
+                alive = unseen_s <= self.config.max_lost_s
+                if alive and unseen_s > _LEFT_VIEW_AFTER_S and self._inner is not None:
+                    alive = bool(shapely.contains_xy(self._inner, self._x[i, 0], self._x[i, 1]))
             else:
                 alive = m.misses < _TENTATIVE_MAX_MISSES
             if alive:
