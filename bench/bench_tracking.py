@@ -64,10 +64,49 @@ def run_ours(dets: list[Detections]) -> tuple[Rows, dict[str, int], float]:
     return rows, counts, 1000 * elapsed / len(dets)
 
 
+LINES_X_768 = (200, 300, 384, 450, 550)
+"""Vertical image lines (x in 768x576 pixels) through the walking area, for the any-line count check."""
+
+
+def gt_line_counts(x_768: float) -> tuple[int, int]:
+    """(left-to-right, right-to-left) ground-truth crossings of one vertical line by boxes' bottom centres."""
+    from mot_eval import gt_tracks
+
+    return line_crossings(gt_tracks(GT), x_768 * 0.625)
+
+
+def door_counts_on_lines(dets: list[Detections]) -> dict[int, tuple[int, int]]:
+    """The product's floor door counter with one door per image line (inside = right of the line)."""
+    import yaml
+
+    from edge.calibration import calibrate_node
+    from edge.config import parse_config
+
+    data = yaml.safe_load(CONFIG.read_text())
+    projection = calibrate_node(parse_config(data))[data["cameras"][0]["id"]]
+    doors = []
+    for x in LINES_X_768:
+        xi = x * 0.625
+        ends, _ = projection.to_floor([[xi, 100.0], [xi, 360.0], [min(xi + 80, 470), 250.0]])
+        line = [[round(float(v), 3) for v in ends[0]], [round(float(v), 3) for v in ends[1]]]
+        inside = [round(float(v), 3) for v in ends[2]]
+        doors.append({"id": f"x{x}", "line_m": line, "inside_point_m": inside, "hysteresis_m": 0.2})
+    data["doors"] = doors
+    config = parse_config(data)
+    pipeline = EdgePipeline(config, EventStamper(config.store_id, config.node_id, IdSource(0)))
+    camera = config.cameras[0].id
+    for i, d in enumerate(dets):
+        pipeline.process(T0 + timedelta(seconds=i / FPS), {camera: d})
+    c = pipeline.analytics.crossings
+    return {x: (c[(f"x{x}", "in")], c[(f"x{x}", "out")]) for x in LINES_X_768}
+
+
 def run_peer(
-    make: Callable[[], Callable[[Detections], list[tuple[int, np.ndarray]]]], dets: list[Detections]
+    make: Callable[[float], Callable[[Detections], list[tuple[int, np.ndarray]]]],
+    dets: list[Detections],
+    min_score: float,
 ) -> tuple[Rows, float]:
-    step = make()
+    step = make(min_score)
     rows: Rows = defaultdict(list)
     start = time.perf_counter()
     for i, d in enumerate(dets):
@@ -86,13 +125,13 @@ def sv_detections(d: Detections, min_score: float = 0.0):  # type: ignore[no-unt
     )
 
 
-def supervision_bytetrack():  # type: ignore[no-untyped-def]
+def supervision_bytetrack(min_score: float):  # type: ignore[no-untyped-def]
     import supervision as sv
 
     tracker = sv.ByteTrack(frame_rate=int(FPS))
 
     def step(d: Detections) -> list[tuple[int, np.ndarray]]:
-        out = tracker.update_with_detections(sv_detections(d))
+        out = tracker.update_with_detections(sv_detections(d, min_score))
         return [(int(t), xywh(b)) for b, t in zip(out.xyxy, out.tracker_id, strict=True) if t >= 0]
 
     return step
@@ -101,11 +140,11 @@ def supervision_bytetrack():  # type: ignore[no-untyped-def]
 def trackers_peer(name: str):  # type: ignore[no-untyped-def]
     import trackers
 
-    def make():  # type: ignore[no-untyped-def]
+    def make(min_score: float):  # type: ignore[no-untyped-def]
         tracker = getattr(trackers, name)(frame_rate=FPS)
 
         def step(d: Detections) -> list[tuple[int, np.ndarray]]:
-            out = tracker.update(sv_detections(d))
+            out = tracker.update(sv_detections(d, min_score))
             return [(int(t), xywh(b)) for b, t in zip(out.xyxy, out.tracker_id, strict=True) if t >= 0]
 
         return step
@@ -113,13 +152,13 @@ def trackers_peer(name: str):  # type: ignore[no-untyped-def]
     return make
 
 
-def norfair_peer():  # type: ignore[no-untyped-def]
+def norfair_peer(min_score: float):  # type: ignore[no-untyped-def]
     import norfair
 
     tracker = norfair.Tracker(distance_function="iou", distance_threshold=0.7, initialization_delay=2)
 
     def step(d: Detections) -> list[tuple[int, np.ndarray]]:
-        keep = d.confidence >= 0.3  # norfair has no score handling: the detector's usual threshold
+        keep = d.confidence >= min_score
         found = [
             norfair.Detection(points=b.reshape(2, 2).astype(np.float64), scores=np.array([s, s]))
             for b, s in zip(d.xyxy[keep], d.confidence[keep], strict=True)
@@ -135,8 +174,15 @@ def norfair_peer():  # type: ignore[no-untyped-def]
     return step
 
 
-def timing_20_people(frames: int = 300) -> float:
-    """ms per frame of tracking + analytics (and floor projection) with 20 people walking in view."""
+def timing_20_people(frames: int = 300, repeats: int = 3) -> float:
+    """ms per frame of tracking + analytics (and floor projection) with 20 people walking in view.
+
+    The best of `repeats` runs: the machine is shared, and the minimum is the least disturbed figure.
+    """
+    return min(_timing_once(frames) for _ in range(repeats))
+
+
+def _timing_once(frames: int) -> float:
     config = load_config(CONFIG)
     pipeline = EdgePipeline(config, EventStamper(config.store_id, config.node_id, IdSource(0)))
     camera = config.cameras[0].id
@@ -173,6 +219,7 @@ def main() -> None:
         door_in_lr=counts.get("in", 0), door_out_rl=counts.get("out", 0), line_lr=lr, line_rl=rl, ms=ms
     )
     results["showroom floor-kalman"] = metrics
+    all_rows: dict[str, Rows] = {"showroom floor-kalman": rows}
 
     peers = {
         "supervision ByteTrack": supervision_bytetrack,
@@ -183,34 +230,65 @@ def main() -> None:
         "norfair (IoU)": norfair_peer,
     }
     for name, make in peers.items():
-        try:
-            rows, ms = run_peer(make, dets)
-        except Exception as exc:  # a peer that cannot run is reported, not hidden
-            print(f"{name}: failed: {exc!r}", file=sys.stderr)
-            continue
-        metrics = evaluate(GT, rows, n)
-        lr, rl = line_crossings(rows)
-        metrics.update(line_lr=lr, line_rl=rl, ms=ms)
-        results[name] = metrics
+        # Each peer gets the same detections, filtered at 0.1 (all) and at 0.3 (the detector's usual
+        # threshold, for trackers without a low-score stage); its better run by HOTA is reported.
+        best: dict[str, float] | None = None
+        for min_score in (0.1, 0.3):
+            try:
+                rows, ms = run_peer(make, dets, min_score)
+            except Exception as exc:  # a peer that cannot run is reported, not hidden
+                print(f"{name}: failed: {exc!r}", file=sys.stderr)
+                break
+            metrics = evaluate(GT, rows, n)
+            lr, rl = line_crossings(rows)
+            metrics.update(line_lr=lr, line_rl=rl, ms=ms, min_score=min_score)
+            if best is None or metrics["HOTA"] > best["HOTA"]:
+                best = metrics
+                all_rows[name] = rows
+        if best is not None:
+            results[name] = best
     speed = timing_20_people()
+    lines: dict[str, dict[int, tuple[int, int]]] = {
+        "ground truth": {x: gt_line_counts(x) for x in LINES_X_768}
+    }
+    lines["showroom door counter"] = door_counts_on_lines(dets)
+    for name, tracker_rows in all_rows.items():
+        lines[f"{name} (image line)"] = {x: line_crossings(tracker_rows, x * 0.625) for x in LINES_X_768}
 
     print(
         f"\nPETS09-S2L1, {n} frames, {sum(len(d) for d in dets)} detections"
         " (RTMDet-nano 480x384, score >= 0.1)"
     )
-    print("| tracker | HOTA | MOTA | IDF1 | ID sw. | IDs | line L->R (14) | line R->L (18) | ms/frame |")
+    print(
+        "| tracker (input score) | HOTA | MOTA | IDF1 | ID sw. | IDs | line L->R (14) | line R->L (18)"
+        " | ms/frame |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for name, m in results.items():
         door = f" (door {m['door_in_lr']:.0f} / {m['door_out_rl']:.0f})" if "door_in_lr" in m else ""
         print(
-            f"| {name} | {m['HOTA']:.3f} | {m['MOTA']:.3f} | {m['IDF1']:.3f} | {m['IDSW']:.0f} | "
+            f"| {name} (>= {m.get('min_score', 0.1):.1f}) | {m['HOTA']:.3f} | {m['MOTA']:.3f} | "
+            f"{m['IDF1']:.3f} | {m['IDSW']:.0f} | "
             f"{m['ids']:.0f} | "
             f"{m['line_lr']:.0f} | {m['line_rl']:.0f}{door} | {m['ms']:.2f} |"
         )
+    print("\nLine counts L->R / R->L on vertical lines at x (768x576 pixels); * = off by more than 1")
+    print("| counter | " + " | ".join(f"x = {x}" for x in LINES_X_768) + " |")
+    print("|---|" + "---|" * len(LINES_X_768))
+    truth = lines["ground truth"]
+    for name, by_x in lines.items():
+        cells = []
+        for x in LINES_X_768:
+            lr, rl = by_x[x]
+            off = abs(lr - truth[x][0]) > 1 or abs(rl - truth[x][1]) > 1
+            cells.append(f"{lr} / {rl}{' *' if off else ''}")
+        print(f"| {name} | " + " | ".join(cells) + " |")
     print(f"\ntracker + analytics, 20 people in view: {speed:.3f} ms/frame")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"pets09": results, "ms_per_frame_20_people": speed}, indent=2))
+        lines_json = {name: {str(x): v for x, v in by_x.items()} for name, by_x in lines.items()}
+        payload = {"pets09": results, "line_counts": lines_json, "ms_per_frame_20_people": speed}
+        args.json.write_text(json.dumps(payload, indent=2))
 
 
 if __name__ == "__main__":
