@@ -35,10 +35,12 @@ from pets_detections import PETS_DIR, pets_detections  # noqa: E402
 
 from edge.config import load_config  # noqa: E402
 from edge.events import EventStamper, IdSource  # noqa: E402
+from edge.offline import GapFiller  # noqa: E402
 from edge.pipeline import EdgePipeline  # noqa: E402
 from vision_models.detections import Detections  # noqa: E402
 
 FPS = 7.0
+INTERPOLATE_GAPS = 10
 CONFIG = HERE.parent / "examples" / "pets09.yaml"
 GT = PETS_DIR / "gt.txt"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -48,20 +50,28 @@ def xywh(xyxy: np.ndarray) -> np.ndarray:
     return np.array([xyxy[0], xyxy[1], xyxy[2] - xyxy[0], xyxy[3] - xyxy[1]], dtype=np.float64)
 
 
-def run_ours(dets: list[Detections]) -> tuple[Rows, dict[str, int], float]:
+def run_ours(dets: list[Detections]) -> tuple[Rows, Rows, dict[str, int], float]:
+    """(online rows, rows with hidden frames interpolated offline, door counts, ms per frame)."""
     config = load_config(CONFIG)
     pipeline = EdgePipeline(config, EventStamper(config.store_id, config.node_id, IdSource(0)))
     camera = config.cameras[0].id
     rows: Rows = defaultdict(list)
-    start = time.perf_counter()
+    filled: Rows = defaultdict(list)
+    filler = GapFiller(INTERPOLATE_GAPS)
+    elapsed = 0.0
     for i, d in enumerate(dets):
+        start = time.perf_counter()
         pipeline.process(T0 + timedelta(seconds=i / FPS), {camera: d})
+        elapsed += time.perf_counter() - start
         for tid, box, _ in pipeline.observed_tracks(camera):
             rows[i + 1].append((tid, xywh(box)))
-    elapsed = time.perf_counter() - start
+            filled[i + 1].append((tid, xywh(box)))
+        for line in filler.rows(pipeline, camera, i + 1):
+            f, tid, x, y, w, h = line.split(",")[:6]
+            filled[int(f)].append((int(tid), np.array([float(x), float(y), float(w), float(h)])))
     pipeline.flush(T0 + timedelta(seconds=len(dets) / FPS))
     counts = {direction: n for (_, direction), n in pipeline.analytics.crossings.items()}
-    return rows, counts, 1000 * elapsed / len(dets)
+    return rows, filled, counts, 1000 * elapsed / len(dets)
 
 
 LINES_X_768 = (200, 300, 384, 450, 550)
@@ -174,6 +184,49 @@ def norfair_peer(min_score: float):  # type: ignore[no-untyped-def]
     return step
 
 
+class _UltralyticsBoxes:
+    """What Ultralytics' trackers read of its `Boxes`: conf, cls, xyxy, xywh (centre), boolean indexing."""
+
+    def __init__(self, xyxy: np.ndarray, conf: np.ndarray) -> None:
+        self.xyxy = xyxy.astype(np.float32)
+        self.conf = conf.astype(np.float32)
+        self.cls = np.zeros(len(conf), np.float32)
+        wh = self.xyxy[:, 2:] - self.xyxy[:, :2]
+        self.xywh = np.concatenate([self.xyxy[:, :2] + wh / 2, wh], axis=1)
+
+    def __len__(self) -> int:
+        return len(self.conf)
+
+    def __getitem__(self, index: np.ndarray) -> _UltralyticsBoxes:
+        return _UltralyticsBoxes(self.xyxy[index], self.conf[index])
+
+
+def ultralytics_peer(kind: str):  # type: ignore[no-untyped-def]
+    """Ultralytics ByteTrack / BoT-SORT with their shipped defaults (BoT-SORT: no camera-motion compensation
+    and no ReID, the camera is fixed and the input is detections only); frame_rate from the track buffer."""
+    import ultralytics
+    from ultralytics.trackers.bot_sort import BOTSORT
+    from ultralytics.trackers.byte_tracker import BYTETracker
+    from ultralytics.utils import YAML, IterableSimpleNamespace
+
+    cfg = Path(ultralytics.__file__).parent / "cfg" / "trackers" / f"{kind}.yaml"
+
+    def make(min_score: float):  # type: ignore[no-untyped-def]
+        args = YAML.load(cfg)
+        if kind == "botsort":
+            args.update(gmc_method="none", with_reid=False)
+        tracker = (BOTSORT if kind == "botsort" else BYTETracker)(IterableSimpleNamespace(**args))
+
+        def step(d: Detections) -> list[tuple[int, np.ndarray]]:
+            keep = d.confidence >= min_score
+            out = tracker.update(_UltralyticsBoxes(d.xyxy[keep], d.confidence[keep]))
+            return [(int(r[4]), xywh(r[:4])) for r in out]
+
+        return step
+
+    return make
+
+
 def timing_20_people(frames: int = 300, repeats: int = 3) -> float:
     """ms per frame of tracking + analytics (and floor projection) with 20 people walking in view.
 
@@ -212,7 +265,7 @@ def main() -> None:
     n = len(dets)
     results: dict[str, dict[str, float]] = {}
 
-    rows, counts, ms = run_ours(dets)
+    rows, filled, counts, ms = run_ours(dets)
     metrics = evaluate(GT, rows, n)
     lr, rl = line_crossings(rows)
     metrics.update(
@@ -220,6 +273,12 @@ def main() -> None:
     )
     results["showroom floor-kalman"] = metrics
     all_rows: dict[str, Rows] = {"showroom floor-kalman": rows}
+    metrics = evaluate(GT, filled, n)
+    lr, rl = line_crossings(filled)
+    metrics.update(line_lr=lr, line_rl=rl, ms=ms)
+    results[f"showroom floor-kalman, gaps <= {INTERPOLATE_GAPS} frames interpolated (offline MOT output)"] = (
+        metrics
+    )
 
     peers = {
         "supervision ByteTrack": supervision_bytetrack,
@@ -228,6 +287,8 @@ def main() -> None:
         "trackers OC-SORT": trackers_peer("OCSORTTracker"),
         "trackers BoT-SORT": trackers_peer("BoTSORTTracker"),
         "norfair (IoU)": norfair_peer,
+        "Ultralytics ByteTrack": ultralytics_peer("bytetrack"),
+        "Ultralytics BoT-SORT": ultralytics_peer("botsort"),
     }
     for name, make in peers.items():
         # Each peer gets the same detections, filtered at 0.1 (all) and at 0.3 (the detector's usual

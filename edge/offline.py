@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO
 
 import click
+import numpy as np
+import numpy.typing as npt
 
 from edge.config import ConfigError, NodeConfig, load_config
 from edge.events import Envelope, EventStamper, IdSource, to_json
@@ -45,12 +47,38 @@ def _pick_camera(config: NodeConfig, camera_id: str | None) -> str:
     return camera_id
 
 
+def mot_row(frame_number: int, track_id: int, xyxy: Iterable[float], score: float) -> str:
+    """One MOTChallenge row `frame,id,x,y,w,h,score,-1,-1,-1` (pixels)."""
+    x1, y1, x2, y2 = (float(v) for v in xyxy)
+    return f"{frame_number},{track_id},{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{score:.4f},-1,-1,-1\n"
+
+
 def mot_rows(pipeline: EdgePipeline, camera_id: str, frame_number: int) -> Iterator[str]:
-    """MOTChallenge rows `frame,id,x,y,w,h,score,-1,-1,-1` of the confirmed tracks the camera sees now."""
+    """MOTChallenge rows of the confirmed tracks the camera sees now, by track id."""
     for track_id, xyxy, score in sorted(pipeline.observed_tracks(camera_id), key=lambda r: r[0]):
-        x1, y1, x2, y2 = (float(v) for v in xyxy)
-        box = f"{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f}"
-        yield f"{frame_number},{track_id},{box},{score:.4f},-1,-1,-1\n"
+        yield mot_row(frame_number, track_id, xyxy, score)
+
+
+class GapFiller:
+    """Offline only: boxes for the frames a track was hidden, interpolated once it is seen again.
+
+    A track re-linked after at most `max_gap` frames gets linearly interpolated boxes (score 0) for the
+    frames in between, as offline MOT evaluations usually do. Events are never affected.
+    """
+
+    def __init__(self, max_gap: int) -> None:
+        self.max_gap = max_gap
+        self._last: dict[int, tuple[int, npt.NDArray[np.float64]]] = {}
+
+    def rows(self, pipeline: EdgePipeline, camera_id: str, frame_number: int) -> Iterator[str]:
+        for track_id, xyxy, _ in sorted(pipeline.observed_tracks(camera_id), key=lambda r: r[0]):
+            box = np.asarray(xyxy, dtype=np.float64)
+            last = self._last.get(track_id)
+            if last is not None and 1 < frame_number - last[0] <= self.max_gap:
+                gap = frame_number - last[0]
+                for k in range(1, gap):
+                    yield mot_row(last[0] + k, track_id, last[1] + (box - last[1]) * k / gap, 0.0)
+            self._last[track_id] = (frame_number, box)
 
 
 def write_events(out: IO[bytes] | None, events: list[Envelope]) -> None:
@@ -68,6 +96,12 @@ def write_events(out: IO[bytes] | None, events: list[Envelope]) -> None:
 @click.option("--start", default=DEFAULT_START, show_default=True, help="UTC time of the first frame.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the visitor and event ids.")
 @click.option("--max-frames", type=int, help="Stop after this many frames.")
+@click.option(
+    "--interpolate-gaps",
+    default=0,
+    show_default=True,
+    help="MOT output only: fill a re-linked track's hidden frames (up to this many) by interpolation.",
+)
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 def track_command(
     video: Path,
@@ -78,6 +112,7 @@ def track_command(
     start: str,
     seed: int,
     max_frames: int | None,
+    interpolate_gaps: int,
     progress: bool,
 ) -> None:
     """Detect, track and count people in VIDEO, as the edge node would, and write tracks and events."""
@@ -112,6 +147,7 @@ def track_command(
     mot = mot_out.open("w", encoding="utf-8") if mot_out else None
     events = events_out.open("wb") if events_out else None
     counts: dict[str, int] = {}
+    filler = GapFiller(interpolate_gaps) if interpolate_gaps > 1 else None
     ts = t0
     try:
         frames = read_frames(video)
@@ -130,6 +166,8 @@ def track_command(
                     counts[kind] = counts.get(kind, 0) + 1
                 if mot is not None:
                     mot.writelines(mot_rows(pipeline, camera, index + 1))
+                    if filler is not None:
+                        mot.writelines(filler.rows(pipeline, camera, index + 1))
                 bar.update(1)
         final = pipeline.flush(ts + timedelta(seconds=1 / fps), "shutdown")
         write_events(events, final)
