@@ -111,3 +111,12 @@ def schema(out: Path | None) -> None:
 
 
 main.add_command(edge_group)
+
+
+def _add_offline_commands() -> None:
+    from edge.offline import track_command
+
+    edge_group.add_command(track_command)
+
+
+_add_offline_commands()
