@@ -10,9 +10,11 @@ Activation ranges are calibrated on frames from a video of the target scene.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -84,6 +86,17 @@ def _with_min_opset(path: Path, scratch: Path) -> Path:
     converted = version_converter.convert_version(model, MIN_OPSET)
     onnx.save(converted, str(scratch))
     return scratch
+
+
+@contextlib.contextmanager
+def _root_log_level(level: int) -> Iterator[None]:
+    root = logging.getLogger()
+    previous = root.level
+    root.setLevel(max(previous, level))
+    try:
+        yield
+    finally:
+        root.setLevel(previous)
 
 
 def prediction_convs(path: Path) -> list[str]:
@@ -160,18 +173,19 @@ def quantize(
         staged = Path(tmp) / final.name
         source = _with_min_opset(base.path, Path(tmp) / "source.onnx")
         excluded = prediction_convs(source)
-        quantize_static(
-            str(source),
-            str(staged),
-            _Reader(),
-            quant_format=QuantFormat.QDQ,
-            op_types_to_quantize=list(OPS_TO_QUANTIZE),
-            nodes_to_exclude=excluded,
-            per_channel=True,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            calibrate_method=CalibrationMethod.Percentile,
-        )
+        with _root_log_level(logging.WARNING):  # onnxruntime.quantization logs per tensor at INFO on root
+            quantize_static(
+                str(source),
+                str(staged),
+                _Reader(),
+                quant_format=QuantFormat.QDQ,
+                op_types_to_quantize=list(OPS_TO_QUANTIZE),
+                nodes_to_exclude=excluded,
+                per_channel=True,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                calibrate_method=CalibrationMethod.Percentile,
+            )
         _quiet_check_loads(base, staged, input_size_wh)
         staged.replace(final)
     digest = sha256_of(final)
