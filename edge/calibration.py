@@ -205,7 +205,7 @@ def calibrate_node(config: NodeConfig, source: str = "<config>") -> dict[str, Fl
     seen = Polygon()
     for projection in projections.values():
         seen = seen.union(projection.view_m.intersection(floor))
-    seen = seen.buffer(1e-6)
+    seen = seen.buffer(0.05)  # a line drawn to the very edge of the image is still seen
 
     def unseen(geometry: BaseGeometry, path: str, what: str) -> None:
         if not seen.contains(geometry.intersection(floor)):

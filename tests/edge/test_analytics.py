@@ -217,3 +217,26 @@ def test_entries_minus_exits_equals_occupancy(data: st.DataObject) -> None:
     final = scene.analytics.flush(scene.t)
     ended += sum(1 for e in final if getattr(e, "type", "") == "visit.ended")
     assert started == ended and scene.analytics.occupancy == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.floats(0, 10), st.floats(0, 10)), min_size=3, max_size=8),
+    st.lists(st.tuples(st.floats(-1, 11), st.floats(-1, 11)), min_size=1, max_size=20),
+)
+def test_zone_point_test_agrees_with_shapely(
+    corners: list[tuple[float, float]], probes: list[tuple[float, float]]
+) -> None:
+    import shapely
+    from shapely.geometry import MultiPoint
+
+    from edge.analytics.zones import Zone
+
+    hull = MultiPoint(corners).convex_hull
+    if hull.geom_type != "Polygon" or hull.area < 0.5:
+        return
+    zone = Zone(list(hull.exterior.coords)[:-1])
+    for p in probes:
+        if hull.exterior.distance(shapely.Point(p)) < 1e-6:
+            continue  # on the edge: either answer is acceptable
+        assert zone.contains(p) == bool(shapely.contains_xy(hull, *p))
