@@ -17,6 +17,8 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
+from shapely.geometry import Polygon
+from shapely.geometry.base import BaseGeometry
 
 from edge.analytics.showroom import ShowroomAnalytics
 from edge.analytics.staff import wears_uniform
@@ -91,6 +93,7 @@ class EdgePipeline:
         """The latest step's detections per camera, as given (track `sources` index into these)."""
         self._last_ts: datetime | None = None
         self._box_wh: dict[tuple[int, str], tuple[float, float]] = {}
+        self._looked_at_cache: dict[frozenset[str], BaseGeometry | None] = {}
         size_x, size_y = config.floor.size_m
         self._floor_bounds = (
             -OFF_FLOOR_MARGIN_M,
@@ -188,7 +191,7 @@ class EdgePipeline:
         self.stats.steps += 1
         self.detections = dict(detections_by_camera)
         floor = self._to_floor(detections_by_camera)
-        step = self.tracker.update(ts_utc, floor)
+        step = self.tracker.update(ts_utc, floor, self._looked_at(detections_by_camera))
         self.tracks = step.tracks
         self._smooth_box_sizes()
         uniform = self._uniform_cue(step.tracks, frames_by_camera or {})
@@ -281,6 +284,20 @@ class EdgePipeline:
         cov = cov + np.eye(2)[None] * FLOOR_NOISE_M**2
         self.stats.detections_used += int(keep.sum())
         return keep, np.nan_to_num(floor_xy), np.nan_to_num(cov)
+
+    def _looked_at(self, detections_by_camera: dict[str, Detections]) -> BaseGeometry | None:
+        """The floor area seen by the cameras that reported at this step; None when that is all of them
+        (or when a camera's view is unknown)."""
+        reporting = frozenset(c for c in detections_by_camera if c in self.projections)
+        if reporting == frozenset(self.projections):
+            return None
+        if reporting not in self._looked_at_cache:
+            views = [self.projections[c].view_m for c in sorted(reporting)]
+            area: BaseGeometry | None = Polygon()
+            for view in views:
+                area = None if view is None or area is None else area.union(view)
+            self._looked_at_cache[reporting] = area
+        return self._looked_at_cache[reporting]
 
     def _uniform_cue(
         self, tracks: list[TrackState], frames: dict[str, npt.NDArray[np.uint8]]

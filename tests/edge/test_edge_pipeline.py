@@ -134,3 +134,24 @@ def test_same_input_and_seed_give_byte_identical_events() -> None:
     assert first == second
     assert b"visit.started" in first and b"zone.dwell" in first and b"visit.ended" in first
     assert replay(4) != first  # ids come from the seed, not from the input
+
+
+def test_cameras_reporting_at_different_steps_do_not_break_tracks() -> None:
+    # Each step carries only one camera's frame (they alternate): a person seen by just one of them is not
+    # missing at the other camera's steps.
+    pipeline = two_camera_pipeline()
+    path = (
+        line(OUT, DOOR_IN, 3) + line(DOOR_IN, (16, 12), 6) + stay((16, 12), 3) + line((16, 12), (3, 12), 12)
+    )
+    path += stay((3, 12), 3)
+    ids: set[int] = set()
+    events: list[Envelope] = []
+    for k, (x, y) in enumerate(path):
+        cam_id, x0, x1 = ("cam-a", 0.0, 11.0) if k % 2 == 0 else ("cam-b", 9.0, 20.0)
+        size = (round((x1 - x0) * 50), 1100)
+        seen = x0 + 0.3 <= x <= x1 - 0.3
+        det = detections_at([(x, y)], size, x0_m=x0) if seen else Detections.empty(size)
+        events += pipeline.process(T0 + timedelta(seconds=k / (2 * FPS)), {cam_id: det})
+        ids |= {t.track_id for t in pipeline.tracks}
+    assert ids == {1}
+    assert [e.type for e in events] == ["visit.started"]  # type: ignore[attr-defined]
