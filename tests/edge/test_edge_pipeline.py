@@ -155,3 +155,21 @@ def test_cameras_reporting_at_different_steps_do_not_break_tracks() -> None:
         ids |= {t.track_id for t in pipeline.tracks}
     assert ids == {1}
     assert [e.type for e in events] == ["visit.started"]  # type: ignore[attr-defined]
+
+
+def test_two_people_side_by_side_in_the_overlap_stay_two_people() -> None:
+    pipeline = two_camera_pipeline()
+    rng = np.random.default_rng(3)
+    a = line((9.7, 21.5), (9.7, 12), 6) + stay((9.7, 12), 2)
+    b = line((10.3, 21.5), (10.3, 12), 6) + stay((10.3, 12), 2)  # 0.6 m apart, both cameras see both
+    events: list[Envelope] = []
+    for k, (pa, pb) in enumerate(zip(a, b, strict=True)):
+        by_camera = {}
+        for cam_id, x0 in (("cam-a", 0.0), ("cam-b", 9.0)):
+            pts = [(p[0] + rng.normal(0, 0.04), p[1] + rng.normal(0, 0.04)) for p in (pa, pb)]
+            by_camera[cam_id] = detections_at(pts, (550, 1100), x0_m=x0)
+        events += pipeline.process(T0 + timedelta(seconds=k / FPS), by_camera)
+        if k > 3:
+            assert len(pipeline.tracks) == 2
+            assert all(len(t.sources) == 2 for t in pipeline.tracks if t.observed)
+    assert [e.type for e in events].count("visit.started") == 2  # type: ignore[attr-defined]
