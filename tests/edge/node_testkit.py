@@ -1,0 +1,139 @@
+"""Builders shared by the node tests: a private Mosquitto, a subscriber that records, events to send."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edge.events import Envelope, EventStamper, Heat, IdSource, VisitStarted, floor_minute
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout_s} s")
+
+
+class Mosquitto:
+    """A private Mosquitto on its own port, stoppable and restartable (same port, same config)."""
+
+    def __init__(self, workdir: Path, *, password: tuple[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.workdir = workdir
+        self.conf = workdir / "mosquitto.conf"
+        lines = [f"listener {self.port} 127.0.0.1", "persistence false"]
+        if password is None:
+            lines.append("allow_anonymous true")
+        else:
+            pwfile = workdir / "passwords"
+            pwfile.write_text("")
+            subprocess.run(
+                ["mosquitto_passwd", "-b", str(pwfile), password[0], password[1]],
+                check=True,
+                capture_output=True,
+            )
+            pwfile.chmod(0o600)
+            lines += ["allow_anonymous false", f"password_file {pwfile}"]
+        self.conf.write_text("\n".join(lines) + "\n")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        log = (self.workdir / "mosquitto.log").open("ab")
+        self.proc = subprocess.Popen(["mosquitto", "-c", str(self.conf)], stdout=log, stderr=log)
+        wait_port(self.port)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+
+@contextmanager
+def running_mosquitto(workdir: Path, **kwargs: object) -> Iterator[Mosquitto]:
+    broker = Mosquitto(workdir, **kwargs)  # type: ignore[arg-type]
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+class Recorder:
+    """A QoS 1 subscriber (persistent session) that keeps every message it receives, in order."""
+
+    def __init__(self, port: int, topic_filter: str = "showroom/v1/#", client_id: str = "recorder") -> None:
+        self.messages: list[tuple[str, bytes, bool]] = []
+        self._lock = threading.Lock()
+        self.client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False
+        )
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic_filter, qos=1)
+        self.client.on_message = self._on_message
+        self.client.reconnect_delay_set(min_delay=1, max_delay=2)
+        self.client.connect_async("127.0.0.1", port)
+        self.client.loop_start()
+
+    def _on_message(self, client: paho.Client, userdata: object, msg: paho.MQTTMessage) -> None:
+        with self._lock:
+            self.messages.append((msg.topic, bytes(msg.payload), bool(msg.retain)))
+
+    def payloads(self, kind: str | None = None) -> list[bytes]:
+        with self._lock:
+            return [p for t, p, _ in self.messages if kind is None or t.endswith("/" + kind)]
+
+    def wait_for(self, predicate: object, timeout_s: float = 20.0) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if predicate():  # type: ignore[operator]
+                return True
+            time.sleep(0.05)
+        return bool(predicate())  # type: ignore[operator]
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+T0 = datetime(2026, 11, 23, 10, 0, 0, tzinfo=UTC)
+
+
+def make_events(stamper: EventStamper, n: int, *, start: datetime = T0, heat_every: int = 0) -> list[Envelope]:
+    """`n` contract events one second apart: visits started, and a heat minute every `heat_every`."""
+    ids = IdSource(7)
+    events: list[Envelope] = []
+    for i in range(n):
+        ts = start + timedelta(seconds=i)
+        if heat_every and i % heat_every == heat_every - 1:
+            events.append(
+                stamper.stamp(
+                    Heat, ts, minute=floor_minute(ts), cell_m=0.25, cells=[[i % 50, 3, 1.5]], occupancy_max=2
+                )
+            )
+        else:
+            events.append(stamper.stamp(VisitStarted, ts, visitor_id=ids.visitor_id(), door_id="main"))
+    return events
