@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import threading
@@ -37,11 +38,20 @@ def wait_port(port: int, timeout_s: float = 10.0) -> None:
 class Mosquitto:
     """A private Mosquitto on its own port, stoppable and restartable (same port, same config)."""
 
-    def __init__(self, workdir: Path, *, password: tuple[str, str] | None = None) -> None:
+    def __init__(
+        self, workdir: Path, *, password: tuple[str, str] | None = None, persistence: bool = True
+    ) -> None:
         self.port = free_port()
         self.workdir = workdir
         self.conf = workdir / "mosquitto.conf"
-        lines = [f"listener {self.port} 127.0.0.1", "persistence false"]
+        lines = [f"listener {self.port} 127.0.0.1"]
+        if os.geteuid() == 0:
+            lines.append("user root")  # otherwise it drops to a user that cannot read the test's folder
+        if persistence:
+            # Sessions and queued messages survive a restart, like a production broker's.
+            lines += ["persistence true", f"persistence_location {workdir}/", "autosave_interval 1"]
+        else:
+            lines.append("persistence false")
         if password is None:
             lines.append("allow_anonymous true")
         else:
@@ -67,9 +77,14 @@ class Mosquitto:
         wait_port(self.port)
 
     def stop(self) -> None:
+        """Stop the way a service manager does (SIGTERM: the broker saves its sessions)."""
         if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
             self.proc = None
 
 
