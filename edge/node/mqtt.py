@@ -24,7 +24,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
@@ -106,7 +106,7 @@ class MqttPublisher:
     # Client set-up
     # ------------------------------------------------------------------------------------------------
 
-    def _status(self, status: str) -> Status:
+    def _status(self, status: Literal["online", "offline"]) -> Status:
         seq = max(self.outbox.next_seq - 1, 0)
         now = datetime.now(UTC)
         return Status(
@@ -115,7 +115,7 @@ class MqttPublisher:
             store_id=self.store_id,
             node_id=self.node_id,
             ts=now,
-            status=status,  # type: ignore[arg-type]
+            status=status,
         )
 
     def _make_client(self) -> paho.Client:

@@ -104,9 +104,7 @@ class Recorder:
     def __init__(self, port: int, topic_filter: str = "showroom/v1/#", client_id: str = "recorder") -> None:
         self.messages: list[tuple[str, bytes, bool]] = []
         self._lock = threading.Lock()
-        self.client = paho.Client(
-            CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False
-        )
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False)
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic_filter, qos=1)
         self.client.on_message = self._on_message
         self.client.reconnect_delay_set(min_delay=1, max_delay=2)
@@ -137,7 +135,9 @@ class Recorder:
 T0 = datetime(2026, 11, 23, 10, 0, 0, tzinfo=UTC)
 
 
-def make_events(stamper: EventStamper, n: int, *, start: datetime = T0, heat_every: int = 0) -> list[Envelope]:
+def make_events(
+    stamper: EventStamper, n: int, *, start: datetime = T0, heat_every: int = 0
+) -> list[Envelope]:
     """`n` contract events one second apart: visits started, and a heat minute every `heat_every`."""
     ids = IdSource(7)
     events: list[Envelope] = []

@@ -37,7 +37,9 @@ def test_outbox_is_drained_with_retained_online_then_offline_status(tmp_path: Pa
         try:
             assert pub.wait_connected(10)
             assert pub.wait_drained(15), pub.stats()
-            assert recorder.wait_for(lambda: len(recorder.payloads("events") + recorder.payloads("heat")) >= 50)
+            assert recorder.wait_for(
+                lambda: len(recorder.payloads("events") + recorder.payloads("heat")) >= 50
+            )
             received = [parse_event(p) for p in recorder.payloads("events") + recorder.payloads("heat")]
             assert sorted(e.event_id for e in received) == sorted(e.event_id for e in events)
             assert [e.seq for e in received if e.kind == "events"] == sorted(

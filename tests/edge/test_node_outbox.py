@@ -71,7 +71,7 @@ def test_seq_going_backwards_is_refused(tmp_path: Path) -> None:
     with Outbox(tmp_path / "o.sqlite", 10_000_000) as outbox:
         outbox.extend(make_events(stamper_for(outbox), 2))
         stale = make_events(EventStamper("store-a", "node-1", next_seq=1), 1)
-        with pytest.raises(OutboxError, match="seq 1 .* below the outbox's next seq 2"):
+        with pytest.raises(OutboxError, match=r"seq 1 .* below the outbox's next seq 2"):
             outbox.extend(stale)
         status = EventStamper("store-a", "node-1", next_seq=2).stamp(Status, T0, status="online")
         with pytest.raises(OutboxError, match="'status' does not go through the outbox"):
@@ -136,7 +136,9 @@ def test_committed_rows_survive_sigkill(tmp_path: Path) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
         """
     )
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=60
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     assert "stored" in proc.stdout
     with Outbox(path, 10_000_000) as outbox:
