@@ -178,7 +178,10 @@ class NodeRuntime:
         if source_kind(camera.source) == "sim":
             return open_source(camera, config, start_utc=start, realtime=self.options.realtime)
         return OpenCvSource(
-            camera, start_utc=start, realtime=self.options.realtime, read_timeout_s=self.options.read_timeout_s
+            camera,
+            start_utc=start,
+            realtime=self.options.realtime,
+            read_timeout_s=self.options.read_timeout_s,
         )
 
     # ------------------------------------------------------------------------------------------------
@@ -209,7 +212,10 @@ class NodeRuntime:
         started = time.monotonic()
         self.outbox = outbox = Outbox(self.config.outbox.path, int(self.config.outbox.max_mb * 1024 * 1024))
         stamper = EventStamper(
-            self.config.store_id, self.config.node_id, IdSource(self.options.id_seed), next_seq=outbox.next_seq
+            self.config.store_id,
+            self.config.node_id,
+            IdSource(self.options.id_seed),
+            next_seq=outbox.next_seq,
         )
         log.info(
             "node %s/%s starting: %d camera(s), outbox %s (%d unsent, next seq %d)",
