@@ -155,8 +155,12 @@ class NodeRuntime:
         self._frames_ready = threading.Event()
         self.stop_reason = ""
         self.monitors = {cam.id: CameraMonitor(cam, self.options.health) for cam in self.config.cameras}
-        self.queues = {cam.id: FrameQueue(self.options.queue_frames) for cam in self.config.cameras}
+        self.queues = {
+            cam.id: FrameQueue(self.options.queue_frames, drop_oldest=self.options.realtime)
+            for cam in self.config.cameras
+        }
         self.summary = RunSummary()
+        self._last_states: dict[str, str] = {}
         self.outbox: Outbox | None = None
         self.publisher: MqttPublisher | None = None
 
@@ -376,8 +380,10 @@ class NodeRuntime:
         self._store([heartbeat])
         self.summary.heartbeats += 1
         for cam in heartbeat.cameras:
-            if cam.state != "ok":
-                log.warning("camera %s: %s (%s)", cam.camera_id, cam.state, cam.detail)
+            if self._last_states.get(cam.camera_id) != cam.state:
+                level = logging.INFO if cam.state == "ok" else logging.WARNING
+                log.log(level, "camera %s is %s (%s, %s)", cam.camera_id, cam.state, cam.quality, cam.detail)
+                self._last_states[cam.camera_id] = cam.state
 
     def _shutdown(
         self,

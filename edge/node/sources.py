@@ -241,31 +241,44 @@ def open_source(
 
 
 class FrameQueue:
-    """A bounded queue that drops the OLDEST frame when full (a live system analyses the newest)."""
+    """A bounded queue of one camera's frames.
 
-    def __init__(self, maxlen: int = 2) -> None:
+    Live (`drop_oldest=True`, the default): a full queue drops its OLDEST frame, so a slow node analyses
+    the newest frames and counts what it skipped. Replay (`drop_oldest=False`): a full queue makes the
+    reader wait, so a recorded video is analysed frame by frame, as fast as the node can.
+    """
+
+    def __init__(self, maxlen: int = 2, *, drop_oldest: bool = True) -> None:
         if maxlen < 1:
             raise ValueError(f"maxlen must be at least 1, got {maxlen}")
         self._frames: deque[CameraFrame] = deque()
         self.maxlen = maxlen
-        self._lock = threading.Lock()
+        self.drop_oldest = drop_oldest
+        self._cond = threading.Condition()
 
-    def put(self, frame: CameraFrame) -> int:
+    def put(self, frame: CameraFrame, stop: threading.Event | None = None) -> int:
         """Add a frame; returns how many old frames were dropped to make room (0 or 1)."""
-        with self._lock:
+        with self._cond:
             dropped = 0
             while len(self._frames) >= self.maxlen:
-                self._frames.popleft()
-                dropped += 1
+                if self.drop_oldest:
+                    self._frames.popleft()
+                    dropped += 1
+                elif stop is not None and stop.is_set():
+                    return 0
+                else:
+                    self._cond.wait(0.1)
             self._frames.append(frame)
             return dropped
 
     def get(self) -> CameraFrame | None:
-        with self._lock:
-            return self._frames.popleft() if self._frames else None
+        with self._cond:
+            frame = self._frames.popleft() if self._frames else None
+            self._cond.notify_all()
+            return frame
 
     def __len__(self) -> int:
-        with self._lock:
+        with self._cond:
             return len(self._frames)
 
 
@@ -603,7 +616,7 @@ class CameraReader:
                     attempt = 0  # it worked for a while: start the backoff again from the bottom
                 self.monitor.record_reconnect(str(exc))
                 delay = self.backoff.delay_s(attempt, self._rng)
-                log.warning("camera %s: %s; reconnecting in %.1f s", self.camera.id, exc, delay)
+                log.warning("%s; reconnecting in %.1f s", exc, delay)
             finally:
                 if self._source is not None:
                     self._source.close()
@@ -617,7 +630,7 @@ class CameraReader:
             if self._stop.is_set():
                 break
             self.monitor.record_frame(frame)
-            self.monitor.record_drops(self.queue.put(frame))
+            self.monitor.record_drops(self.queue.put(frame, self._stop))
             self._delivered += 1
             if self.on_frame is not None:
                 self.on_frame()

@@ -152,3 +152,91 @@ def make_events(
         else:
             events.append(stamper.stamp(VisitStarted, ts, visitor_id=ids.visitor_id(), door_id="main"))
     return events
+
+
+# ---------------------------------------------------------------------------------------------------
+# A node looking at the PETS09 footage
+# ---------------------------------------------------------------------------------------------------
+
+PETS_VIDEO = (
+    Path(__file__).resolve().parents[2].parent / "shared" / "data" / "pets09_s2l1" / "vtest_480x360.avi"
+)
+
+# Image foot points (480x360) and their floor positions (PETS ground plane shifted by +21, +18 m), fitted
+# from the MOTChallenge ground truth's world coordinates (mean reprojection error 0.03 m).
+PETS_CALIBRATION = {
+    "image_points_px": [[60, 340], [420, 340], [400, 150], [80, 150], [240, 250], [150, 300]],
+    "floor_points_m": [[1.01, 8.61], [4.39, 2.48], [17.47, 7.73], [12.5, 19.14], [6.6, 7.89], [3.27, 8.14]],
+}
+
+
+def pets_camera(camera_id: str, source: str | Path = PETS_VIDEO, **extra: object) -> dict[str, object]:
+    return {"id": camera_id, "source": str(source), "fps": 5, "calibration": PETS_CALIBRATION, **extra}
+
+
+def node_config_dict(
+    tmp_path: Path, broker_url: str, cameras: list[dict[str, object]], **extra: object
+) -> dict[str, object]:
+    """A node whose door is PETS's counting line (x = 240 px in the image), drawn on the floor."""
+    return {
+        "store_id": "store-a",
+        "node_id": "node-1",
+        "timezone": "Europe/London",
+        "broker": {"url": broker_url, "keepalive_s": 5},
+        "cameras": cameras,
+        "floor": {"size_m": [28, 27]},
+        "doors": [{"id": "main", "line_m": [[15.08, 13.21], [2.42, 5.27]], "inside_point_m": [7.29, 6.55]}],
+        "outbox": {"path": str(tmp_path / "outbox.sqlite"), "max_mb": 50},
+        **extra,
+    }
+
+
+def write_yaml(path: Path, data: dict[str, object]) -> Path:
+    import yaml
+
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+class MjpegServer:
+    """An HTTP MJPEG camera that sends `frames` real frames and then stalls (connection open, no data)."""
+
+    def __init__(self, images: list[object], frames: int = 10, fps: float = 10.0) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        import cv2
+
+        jpegs = [cv2.imencode(".jpg", im)[1].tobytes() for im in images]
+        stop = self.stop_event = threading.Event()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.end_headers()
+                try:
+                    for i in range(frames):
+                        jpeg = jpegs[i % len(jpegs)]
+                        head = b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(
+                            jpeg
+                        )
+                        self.wfile.write(head + jpeg + b"\r\n")
+                        self.wfile.flush()
+                        time.sleep(1 / fps)
+                except OSError:
+                    return
+                stop.wait(60)  # the stall
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/stream.mjpg"
+
+    def close(self) -> None:
+        self.stop_event.set()
+        self.server.shutdown()
+        self.server.server_close()
