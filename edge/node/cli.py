@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from edge.config import ConfigError, load_config
+from vision_models.registry import ModelError
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,11 @@ def run_command(
         click.echo(str(exc), err=True)
         sys.exit(1)
     runtime.install_signal_handlers()
-    summary = runtime.run(duration_s)
+    try:
+        summary = runtime.run(duration_s)
+    except (ConfigError, ModelError) as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
     click.echo(
         f"stopped ({summary.stop_reason}): {summary.frames} frames, {summary.events} events, "
         f"{summary.heartbeats} heartbeats in {summary.wall_s:.1f} s"

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
@@ -230,9 +230,13 @@ class NodeRuntime:
             outbox.depth(),
             stamper.next_seq,
         )
-        pipeline = self.pipeline_factory(self.config, stamper)
-        needs_detector = any(source_kind(c.source) != "sim" for c in self.config.cameras)
-        detector = self.detector_factory(self.config) if needs_detector else None
+        try:
+            pipeline = self.pipeline_factory(self.config, stamper)
+            needs_detector = any(source_kind(c.source) != "sim" for c in self.config.cameras)
+            detector = self.detector_factory(self.config) if needs_detector else None
+        except BaseException:
+            outbox.close()
+            raise
         model = ModelInfo(
             str(getattr(detector, "model_id", "none" if detector is None else "unknown")),
             getattr(detector, "sha256", None),
@@ -270,7 +274,7 @@ class NodeRuntime:
                     break
                 self._frames_ready.wait(0.2)
                 self._frames_ready.clear()
-                batch = self._take_batch()
+                batch = self._take_batch(readers)
                 if batch:
                     last_ts = self._process(batch, detector, pipeline, stamper, last_ts)
                 if time.monotonic() >= next_heartbeat:
@@ -286,7 +290,22 @@ class NodeRuntime:
             self._shutdown(readers, pipeline, stamper, model, started, vitals, calibration, last_ts)
         return self.summary
 
-    def _take_batch(self) -> list[CameraFrame]:
+    def _take_batch(self, readers: Sequence[CameraReader]) -> list[CameraFrame]:
+        """At most one frame per camera, gathered so that one time step's frames go in one batch.
+
+        Once a frame is waiting, the others get a short gather window to arrive (live: half a frame
+        interval, at most 100 ms; replay: up to 1 s, so recorded cameras stay in lockstep).
+        """
+        if not any(len(q) for q in self.queues.values()):
+            return []
+        fastest = max(cam.fps for cam in self.config.cameras)
+        window_s = min(0.5 / fastest, 0.1) if self.options.realtime else 1.0
+        deadline = time.monotonic() + window_s
+        live = [r.camera.id for r in readers if not r.ended.is_set()]
+        while time.monotonic() < deadline and not self._stop.is_set():
+            if all(len(self.queues[cid]) for cid in live):
+                break
+            time.sleep(0.002)
         batch: list[CameraFrame] = []
         for queue in self.queues.values():
             frame = queue.get()
@@ -322,8 +341,10 @@ class NodeRuntime:
         last_ts: datetime | None,
     ) -> datetime:
         ts = max(f.ts_utc for f in batch)
-        if last_ts is not None and ts < last_ts:
-            ts = last_ts  # cameras' clocks differ slightly; analytics time never runs backwards
+        if last_ts is not None and ts <= last_ts:
+            # A late frame of a step already analysed, or cameras whose clocks differ slightly: analytics
+            # time must move forward, so it becomes a step of its own just after the last one.
+            ts = last_ts + timedelta(milliseconds=1)
         self.summary.batches += 1
         self.summary.frames += len(batch)
         for f in batch:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import paho.mqtt.client as paho
+import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.events import Envelope, EventStamper, Heat, IdSource, VisitStarted, floor_minute
@@ -162,38 +163,34 @@ PETS_VIDEO = (
     Path(__file__).resolve().parents[2].parent / "shared" / "data" / "pets09_s2l1" / "vtest_480x360.avi"
 )
 
-# Image foot points (480x360) and their floor positions (PETS ground plane shifted by +21, +18 m), fitted
-# from the MOTChallenge ground truth's world coordinates (mean reprojection error 0.03 m).
-PETS_CALIBRATION = {
-    "image_points_px": [[60, 340], [420, 340], [400, 150], [80, 150], [240, 250], [150, 300]],
-    "floor_points_m": [[1.01, 8.61], [4.39, 2.48], [17.47, 7.73], [12.5, 19.14], [6.6, 7.89], [3.27, 8.14]],
-}
+PETS_EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pets09.yaml"
 
 
 def pets_camera(camera_id: str, source: str | Path = PETS_VIDEO, **extra: object) -> dict[str, object]:
-    return {"id": camera_id, "source": str(source), "fps": 5, "calibration": PETS_CALIBRATION, **extra}
+    """A camera with PETS09 view 1's calibration (from examples/pets09.yaml) on any source, at 5 fps."""
+    template = yaml.safe_load(PETS_EXAMPLE.read_text())["cameras"][0]
+    return {**template, "id": camera_id, "source": str(source), "fps": 5, **extra}
 
 
 def node_config_dict(
     tmp_path: Path, broker_url: str, cameras: list[dict[str, object]], **extra: object
 ) -> dict[str, object]:
-    """A node whose door is PETS's counting line (x = 240 px in the image), drawn on the floor."""
-    return {
-        "store_id": "store-a",
-        "node_id": "node-1",
-        "timezone": "Europe/London",
-        "broker": {"url": broker_url, "keepalive_s": 5},
-        "cameras": cameras,
-        "floor": {"size_m": [28, 27]},
-        "doors": [{"id": "main", "line_m": [[15.08, 13.21], [2.42, 5.27]], "inside_point_m": [7.29, 6.55]}],
-        "outbox": {"path": str(tmp_path / "outbox.sqlite"), "max_mb": 50},
-        **extra,
-    }
+    """examples/pets09.yaml (its counting line, two display cars) with these cameras, broker and outbox."""
+    data: dict[str, object] = yaml.safe_load(PETS_EXAMPLE.read_text())
+    data.update(
+        {
+            "store_id": "store-a",
+            "node_id": "node-1",
+            "broker": {"url": broker_url, "keepalive_s": 5},
+            "cameras": cameras,
+            "outbox": {"path": str(tmp_path / "outbox.sqlite"), "max_mb": 50},
+            **extra,
+        }
+    )
+    return data
 
 
 def write_yaml(path: Path, data: dict[str, object]) -> Path:
-    import yaml
-
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
 
