@@ -117,7 +117,12 @@ class RunSummary:
     heartbeats: int = 0
     pipeline_errors: int = 0
     outbox_errors: int = 0
-    inference_s: float = 0.0
+    detect_s: float = 0.0
+    """Wall time inside the detector (pre-processing, network, post-processing)."""
+    detect_thread_cpu_s: float = 0.0
+    """CPU of the frame loop's own thread inside the detector (its pool threads are not included)."""
+    network_s: float = 0.0
+    pre_post_s: float = 0.0
     wall_s: float = 0.0
     stop_reason: str = ""
     first_seq: int | None = None
@@ -321,10 +326,15 @@ class NodeRuntime:
         if to_infer:
             if detector is None:
                 raise RuntimeError("frames need a detector but none is loaded")
-            t0 = time.perf_counter()
+            t0, cpu0 = time.perf_counter(), time.thread_time()
             results = detector.detect_batch([f.image_bgr for f in to_infer if f.image_bgr is not None])
             elapsed = time.perf_counter() - t0
-            self.summary.inference_s += elapsed
+            self.summary.detect_s += elapsed
+            self.summary.detect_thread_cpu_s += time.thread_time() - cpu0
+            timings = getattr(detector, "last_timings", None)
+            if timings is not None:
+                self.summary.network_s += timings.infer_ms / 1000.0
+                self.summary.pre_post_s += (timings.pre_ms + timings.post_ms) / 1000.0
             self.summary.inferred_frames += len(to_infer)
             per_frame_ms = 1000.0 * elapsed / len(to_infer)
             for frame, result in zip(to_infer, results, strict=True):
