@@ -12,6 +12,8 @@ outbox and MQTT to the local broker. Reported per camera count:
   the detector minus the detector's pre/post-processing (resize, letterbox, decode, single-threaded);
   everything else (video decode, health checks, pre/post-processing, tracking, analytics, outbox, MQTT)
   is the rest;
+- CPU seconds per analysed frame, and the frames/s two otherwise idle cores could carry at that cost
+  (2 / CPU per frame): the reference machine is shared, so analysed fps alone measures the contention;
 - resident memory at the end and the peak.
 
 Usage: python bench/bench_node.py [--cameras 1,2,4,8] [--seconds 20] [--warmup 5]
@@ -163,6 +165,7 @@ def run_one(folder: Path, clip: Path, n: int, seconds: float, warmup: float) -> 
         "drop_pct": 100.0 * drops / max(frames + drops, 1),
         "mean_batch": frames / max(s1.batches - s0.batches, 1),
         "cpu_pct": 100.0 * node_cpu / wall,
+        "cpu_ms_per_frame": 1000.0 * node_cpu / max(frames, 1),
         "infer_pct": 100.0 * network_cpu / max(node_cpu, 1e-9),
         "network_ms": 1000.0
         * (s1.network_s - s0.network_s)
@@ -200,14 +203,16 @@ def main() -> None:
     print(f"\nload average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores")
     print(
         "\n| cameras | offered fps | analysed fps | dropped | mean batch | node CPU | of which inference |"
-        " everything else | network wall/frame | RSS end / peak |"
+        " everything else | node CPU per frame | fps 2 idle cores could carry | network wall/frame |"
+        " RSS end / peak |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         other = 100.0 - r["infer_pct"]
         print(
             f"| {r['cameras']} | {r['offered_fps']:.0f} | {r['fps']:.1f} | {r['drop_pct']:.0f}% | "
             f"{r['mean_batch']:.1f} | {r['cpu_pct']:.0f}% | {r['infer_pct']:.0f}% | {other:.0f}% | "
+            f"{r['cpu_ms_per_frame']:.0f} ms | {2000.0 / r['cpu_ms_per_frame']:.0f} | "
             f"{r['network_ms']:.0f} ms | {r['rss_mb']:.0f} / {r['peak_mb']:.0f} MB |"
         )
     print("\nCPU by thread kind (% of one core):")
