@@ -8,7 +8,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -237,3 +237,62 @@ class MjpegServer:
         self.stop_event.set()
         self.server.shutdown()
         self.server.server_close()
+
+
+class Mqtt311OnlyProxy:
+    """Stands in front of a real broker like an MQTT 3.1.1-only broker: a version 5 CONNECT is refused with
+    the 3.1.1 CONNACK "unacceptable protocol version" and closed; anything else is passed through."""
+
+    def __init__(self, broker_port: int) -> None:
+        self.broker_port = broker_port
+        self.refused_v5 = 0
+        self.passed = 0
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._server.getsockname()[1])
+        self._stop = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        self._server.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                client, _ = self._server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        first = client.recv(65536)
+        # CONNECT: fixed header, remaining length (varint), protocol name (2 + 4 bytes), protocol level.
+        i = 1
+        while first[i] & 0x80:
+            i += 1
+        level = first[i + 1 + 6]
+        if level == 5:
+            self.refused_v5 += 1
+            client.sendall(bytes([0x20, 0x02, 0x00, 0x01]))
+            client.close()
+            return
+        self.passed += 1
+        upstream = socket.create_connection(("127.0.0.1", self.broker_port))
+        upstream.sendall(first)
+
+        def pipe(src: socket.socket, dst: socket.socket) -> None:
+            try:
+                while data := src.recv(65536):
+                    dst.sendall(data)
+            except OSError:
+                pass
+            finally:
+                for s in (src, dst):
+                    with suppress(OSError):
+                        s.shutdown(socket.SHUT_RDWR)
+
+        threading.Thread(target=pipe, args=(client, upstream), daemon=True).start()
+        threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._server.close()

@@ -93,12 +93,13 @@ def test_sigkill_then_restart_resends_unacknowledged_events_and_seq_continues(tm
     assert {"ts", "level", "logger", "message"} <= set(records[0])
 
 
-def test_killed_node_shows_offline_through_its_last_will(tmp_path: Path) -> None:
+def test_killed_node_shows_offline_through_its_last_will_and_broker_flag_wins(tmp_path: Path) -> None:
     with running_mosquitto(tmp_path) as broker:
         recorder = Recorder(broker.port)
-        data = node_config_dict(tmp_path, broker.url, [pets_camera("pets", fps=1, loop=True)])
+        # The file names a broker that does not exist; --broker (as at provisioning time) wins.
+        data = node_config_dict(tmp_path, "mqtt://127.0.0.1:9", [pets_camera("pets", fps=1, loop=True)])
         config = write_yaml(tmp_path / "node.yaml", data)
-        node = start_node(config, log=tmp_path / "node.log")
+        node = start_node(config, "--broker", broker.url, log=tmp_path / "node.log")
         try:
             assert recorder.wait_for(lambda: recorder.payloads("status"), 60)
             assert json.loads(recorder.payloads("status")[-1])["status"] == "online"

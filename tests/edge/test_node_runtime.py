@@ -156,6 +156,11 @@ def test_privacy_every_payload_of_a_run_on_real_footage_is_small_contract_json(t
             elif isinstance(value, str):
                 assert len(value) <= 200, f"{path} carries a {len(value)}-character string"
                 assert not _BASE64_RUN.search(value), f"{path} looks like encoded binary data"
+    # Clean end: every visit that started was ended (open ones by the shutdown flush).
+    events = [json.loads(p) for t, p, _ in messages if t.endswith("/events")]
+    started = {e["visitor_id"] for e in events if e["type"] == "visit.started"}
+    ended = {e["visitor_id"]: e["end_reason"] for e in events if e["type"] == "visit.ended"}
+    assert started and started <= set(ended), "open visits were not flushed at the end"
     kinds = {parse_event(p).kind for _, p, _ in messages}
     assert {"heartbeat", "status"} <= kinds
     print(f"privacy: {len(messages)} payloads, kinds {sorted(kinds)}, largest {max(sizes)} bytes")
