@@ -40,12 +40,20 @@ class Mosquitto:
     """A private Mosquitto on its own port, stoppable and restartable (same port, same config)."""
 
     def __init__(
-        self, workdir: Path, *, password: tuple[str, str] | None = None, persistence: bool = True
+        self,
+        workdir: Path,
+        *,
+        password: tuple[str, str] | None = None,
+        persistence: bool = True,
+        tls: tuple[Path, Path, Path] | None = None,
     ) -> None:
         self.port = free_port()
         self.workdir = workdir
         self.conf = workdir / "mosquitto.conf"
         lines = [f"listener {self.port} 127.0.0.1"]
+        if tls is not None:
+            ca, cert, key = tls
+            lines += [f"cafile {ca}", f"certfile {cert}", f"keyfile {key}"]
         if os.geteuid() == 0:
             lines.append("user root")  # otherwise it drops to a user that cannot read the test's folder
         if persistence:
@@ -296,3 +304,35 @@ class Mqtt311OnlyProxy:
     def close(self) -> None:
         self._stop.set()
         self._server.close()
+
+
+def make_tls_files(folder: Path) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a server certificate for 127.0.0.1 signed by it: (ca, cert, key)."""
+    ca_key, ca, key, csr, cert = (
+        folder / n for n in ("ca.key", "ca.pem", "server.key", "server.csr", "server.pem")
+    )
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key), "-out", str(ca),
+            "-days", "2", "-subj", "/CN=showroom test CA")  # fmt: skip
+    openssl(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        str(key),
+        "-out",
+        str(csr),
+        "-subj",
+        "/CN=127.0.0.1",
+    )
+    ext = folder / "san.ext"
+    ext.write_text("subjectAltName=IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial",
+            "-out", str(cert), "-days", "2", "-extfile", str(ext))  # fmt: skip
+    for path in (key, cert, ca):
+        path.chmod(0o644)
+    return ca, cert, key
