@@ -59,7 +59,7 @@ def make_720p_clip(folder: Path) -> Path:
     return out
 
 
-def node_config(folder: Path, clip: Path, n: int) -> Any:
+def node_config(folder: Path, clip: Path, n: int, threads: int = 2) -> Any:
     data = yaml.safe_load((REPO / "examples" / "pets09.yaml").read_text())
     template = data["cameras"][0]
     scale = (1280 / 480, 720 / 360)
@@ -87,7 +87,7 @@ def node_config(folder: Path, clip: Path, n: int) -> Any:
             "cameras": cameras,
             "broker": {"url": "mqtt://127.0.0.1:1883"},
             "outbox": {"path": str(folder / f"outbox-{n}.sqlite"), "max_mb": 100},
-            "detector": {"model": "rtmdet-nano-person", "threads": 2},
+            "detector": {"model": "rtmdet-nano-person", "threads": threads},
         }
     )
     return parse_config(data)
@@ -117,8 +117,8 @@ class DetectorProbe:
         return detector
 
 
-def run_one(folder: Path, clip: Path, n: int, seconds: float, warmup: float) -> dict[str, Any]:
-    config = node_config(folder, clip, n)
+def run_one(folder: Path, clip: Path, n: int, seconds: float, warmup: float, threads: int) -> dict[str, Any]:
+    config = node_config(folder, clip, n, threads)
     probe = DetectorProbe()
     runtime = NodeRuntime(
         config, options=RuntimeOptions(heartbeat_s=30.0, max_batch=8), detector_factory=probe
@@ -189,6 +189,9 @@ def main() -> None:
     parser.add_argument("--cameras", default="1,2,4,8")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--warmup", type=float, default=5.0)
+    parser.add_argument(
+        "--threads", type=int, default=2, help="ONNX Runtime intra-op threads (config default 2)"
+    )
     args = parser.parse_args()
     counts = [int(c) for c in args.cameras.split(",")]
     with tempfile.TemporaryDirectory(prefix="bench-node-") as tmp:
@@ -196,11 +199,12 @@ def main() -> None:
         clip = make_720p_clip(folder)
         rows = []
         for n in counts:
-            row = run_one(folder, clip, n, args.seconds, args.warmup)
+            row = run_one(folder, clip, n, args.seconds, args.warmup, args.threads)
             rows.append(row)
             print(row, flush=True)
     load = os.getloadavg()
     print(f"\nload average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores")
+    print(f"detector: rtmdet-nano-person at its default input 480x384, {args.threads} ONNX Runtime thread(s)")
     print(
         "\n| cameras | offered fps | analysed fps | dropped | mean batch | node CPU | of which inference |"
         " everything else | node CPU per frame | fps 2 idle cores could carry | network wall/frame |"

@@ -299,14 +299,15 @@ class NodeRuntime:
         """At most one frame per camera, gathered so that one time step's frames go in one batch.
 
         Once a frame is waiting, the others get a short gather window to arrive (live: half a frame
-        interval, at most 100 ms; replay: up to 1 s, so recorded cameras stay in lockstep).
+        interval, at most 100 ms; replay: up to 200 ms, so recorded cameras stay in lockstep). Cameras that
+        delivered nothing lately (down, reconnecting) are not waited for.
         """
         if not any(len(q) for q in self.queues.values()):
             return []
         fastest = max(cam.fps for cam in self.config.cameras)
-        window_s = min(0.5 / fastest, 0.1) if self.options.realtime else 1.0
+        window_s = min(0.5 / fastest, 0.1) if self.options.realtime else 0.2
         deadline = time.monotonic() + window_s
-        live = [r.camera.id for r in readers if not r.ended.is_set()]
+        live = [r.camera.id for r in readers if self._delivering(r)]
         while time.monotonic() < deadline and not self._stop.is_set():
             if all(len(self.queues[cid]) for cid in live):
                 break
@@ -319,6 +320,14 @@ class NodeRuntime:
             if len(batch) >= self.options.max_batch:
                 break
         return batch
+
+    def _delivering(self, reader: CameraReader) -> bool:
+        """Whether a camera is worth waiting for: delivering frames lately (a down camera is not)."""
+        if reader.ended.is_set():
+            return False
+        silent_s = self.monitors[reader.camera.id].seconds_since_frame()
+        limit_s = 2.5 / reader.camera.fps if self.options.realtime else 1.0
+        return silent_s is not None and silent_s < limit_s
 
     def _detect(self, batch: Sequence[CameraFrame], detector: Detector | None) -> dict[str, Detections]:
         detections = {f.camera_id: f.detections for f in batch if f.detections is not None}
