@@ -325,9 +325,11 @@ class NodeRuntime:
         """Whether a camera is worth waiting for: delivering frames lately (a down camera is not)."""
         if reader.ended.is_set():
             return False
-        silent_s = self.monitors[reader.camera.id].seconds_since_frame()
-        limit_s = 2.5 / reader.camera.fps if self.options.realtime else 1.0
-        return silent_s is not None and silent_s < limit_s
+        monitor = self.monitors[reader.camera.id]
+        silent_s = monitor.seconds_since_frame()
+        if silent_s is None:
+            return monitor.reconnects == 0  # still opening for the first time: worth the short wait
+        return silent_s < (2.5 / reader.camera.fps if self.options.realtime else 1.0)
 
     def _detect(self, batch: Sequence[CameraFrame], detector: Detector | None) -> dict[str, Detections]:
         detections = {f.camera_id: f.detections for f in batch if f.detections is not None}
