@@ -9,6 +9,7 @@ are checked when the node starts, with errors naming the key path.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import cv2
@@ -172,6 +173,18 @@ def calibrate_camera(camera: CameraConfig) -> FloorProjection:
         resolution_wh=camera.resolution_wh,
         view_m=_view_polygon(h, camera.resolution_wh, src),
     )
+
+
+def coverage_of(
+    projections: Iterable[FloorProjection], config: NodeConfig, margin_m: float = 5.0
+) -> BaseGeometry:
+    """The floor area the cameras see together, within the floor plan grown by `margin_m`."""
+    x, y = config.floor.size_m
+    bounds = box(-margin_m, -margin_m, x + margin_m, y + margin_m)
+    seen: BaseGeometry = Polygon()
+    for projection in projections:
+        seen = seen.union(projection.view_m.intersection(bounds))
+    return seen
 
 
 def calibrate_node(config: NodeConfig, source: str = "<config>") -> dict[str, FloorProjection]:

@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 from edge.analytics.showroom import ShowroomAnalytics
 from edge.analytics.staff import wears_uniform
-from edge.calibration import FloorProjection, calibrate_node
+from edge.calibration import FloorProjection, calibrate_node, coverage_of
 from edge.config import NodeConfig
 from edge.events import Envelope, EventStamper
 from edge.tracking import FloorDetections, Tracker, TrackState, make_tracker
@@ -77,7 +77,10 @@ class EdgePipeline:
     ) -> None:
         self.config = config
         self.projections: dict[str, FloorProjection] = calibrate_node(config, source)
-        self.tracker: Tracker = tracker if tracker is not None else make_tracker(config.tracker)
+        self.coverage_m = coverage_of(self.projections.values(), config)
+        self.tracker: Tracker = (
+            tracker if tracker is not None else make_tracker(config.tracker, self.coverage_m)
+        )
         self.analytics = ShowroomAnalytics(config, stamper)
         self.stats = PipelineStats()
         self.tracks: list[TrackState] = []
