@@ -18,13 +18,23 @@ from datetime import timedelta
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 from edge.config import NodeConfig, Thresholds, load_config
-from edge.events import CarEntry, Envelope, EventStamper, Heat, IdSource, Reception, VisitEnded, VisitStarted, ZoneDwell
+from edge.events import (
+    CarEntry,
+    Envelope,
+    EventStamper,
+    Heat,
+    IdSource,
+    Reception,
+    VisitEnded,
+    VisitStarted,
+    ZoneDwell,
+)
 from edge.sim.scenarios import Scenario, get_scenario
 from edge.sim.source import SimulatedNode
 from edge.sim.truth import GroundTruth, compute_truth
+from edge.sim.world import Vec
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +65,7 @@ class Measured:
 
 
 def measure(events: Iterable[Envelope], thresholds: Thresholds) -> Measured:
-    """The counts a dashboard would show for these events (browse dwells shorter than `browse_min_s` ignored)."""
+    """The counts a dashboard would show for these events (browse dwells under `browse_min_s` ignored)."""
     started: set[str] = set()
     browsers: set[str] = set()
     entrants: set[str] = set()
@@ -99,10 +109,14 @@ def relative_error(truth: float, measured: float) -> float | None:
 
 def _metric(truth: float, measured: float) -> dict[str, Any]:
     err = relative_error(truth, measured)
-    return {"truth": round(truth, 3), "measured": round(measured, 3), "error": None if err is None else round(err, 4)}
+    return {
+        "truth": round(truth, 3),
+        "measured": round(measured, 3),
+        "error": None if err is None else round(err, 4),
+    }
 
 
-def _coarse(cells: dict[tuple[int, int], float], cell_m: float, shape: tuple[int, int]) -> npt.NDArray[np.float64]:
+def _coarse(cells: dict[tuple[int, int], float], cell_m: float, shape: tuple[int, int]) -> Vec:
     grid = np.zeros(shape)
     factor = _COARSE_CELL_M / cell_m
     for (ix, iy), value in cells.items():
@@ -116,7 +130,8 @@ def compare(truth: GroundTruth, measured: Measured, config: NodeConfig) -> dict[
     """The report: per metric truth, measured and relative error (JSON-ready)."""
     per_car = truth.per_car()
     cars = {
-        car: _metric(per_car[car].dwell_total_s, measured.dwell_s_by_car.get(car, 0.0)) for car in truth.car_ids
+        car: _metric(per_car[car].dwell_total_s, measured.dwell_s_by_car.get(car, 0.0))
+        for car in truth.car_ids
     }
     total_truth = sum(c.dwell_total_s for c in per_car.values())
     dwell = _metric(total_truth, sum(measured.dwell_s_by_car.get(car, 0.0) for car in truth.car_ids))
@@ -242,7 +257,9 @@ def format_text(evaluation: Evaluation) -> str:
         err = "n/a" if m["error"] is None else f"{m['error'] * 100:+.1f}%"
         lines.append(f"{name:<16}{m['truth']:>12.1f}{m['measured']:>12.1f}{err:>10}")
     if "distribution_error" in evaluation.metrics["heat"]:
-        lines.append(f"heat distribution error (1 m cells): {evaluation.metrics['heat']['distribution_error']:.3f}")
+        lines.append(
+            f"heat distribution error (1 m cells): {evaluation.metrics['heat']['distribution_error']:.3f}"
+        )
     return "\n".join(lines)
 
 

@@ -10,16 +10,18 @@ from __future__ import annotations
 import heapq
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import shapely
-from shapely.geometry import LineString, Point, Polygon
+from shapely.geometry import Point, Polygon
 from shapely.prepared import PreparedGeometry, prep
 
 from edge.config import NodeConfig
 
-Vec = npt.NDArray[np.float64]
+Vec = npt.NDArray[np.floating[Any]]
+"""Float arrays of floor metres (points (2,), or (N, 2))."""
 
 OBSTACLE_CLEARANCE_M = 0.35
 """How far people keep from a car's body or a staff area when walking past."""
@@ -54,11 +56,11 @@ class SimDoor:
 
     def outside_point(self, offset_m: float = 0.0) -> Vec:
         """A point on the street side, `offset_m` along the door from its middle."""
-        return self.mid_m + self.along * offset_m - self.inward * OUTSIDE_DOOR_M
+        return np.asarray(self.mid_m + self.along * offset_m - self.inward * OUTSIDE_DOOR_M)
 
     def inside_point(self, offset_m: float = 0.0) -> Vec:
         """A point on the shop floor just past the door, `offset_m` along the door from its middle."""
-        return self.mid_m + self.along * offset_m + self.inward * INSIDE_DOOR_M
+        return np.asarray(self.mid_m + self.along * offset_m + self.inward * INSIDE_DOOR_M)
 
     def side_m(self, xy_m: Vec) -> Vec:
         """Signed distance of points (N, 2) from the door's infinite line: positive on the shop side."""
@@ -134,9 +136,14 @@ class World:
         p = Point(float(xy_m[0]), float(xy_m[1]))
         if not self._walkable.contains(p):
             return False
-        return all(o.distance(p) > margin_m and not po.contains(p) for o, po in zip(self.obstacles, self._prepared))
+        return all(
+            o.distance(p) > margin_m and not po.contains(p)
+            for o, po in zip(self.obstacles, self._prepared, strict=True)
+        )
 
-    def random_spot(self, rng: np.random.Generator, region: Polygon | None = None, margin_m: float = 0.3) -> Vec:
+    def random_spot(
+        self, rng: np.random.Generator, region: Polygon | None = None, margin_m: float = 0.3
+    ) -> Vec:
         """A random standing spot inside `region` (default: the whole floor) away from obstacles."""
         area = region if region is not None else self.floor
         x0, y0, x1, y1 = area.bounds
@@ -164,18 +171,18 @@ class World:
                 xy = np.array([rng.uniform(x0, x1), rng.uniform(y0, y1)])
                 if prepared.contains(Point(xy)):
                     return xy
-        w, h = self.config.floor.size_m
+        w = self.config.floor.size_m[0]
         return np.array([1.0 + (index * 2.5) % max(w - 2, 1.0), 1.0])
 
     def nearest_free(self, xy_m: Vec) -> Vec:
         """`xy_m` if it is outside every obstacle, else the closest point just outside them."""
         p = Point(float(xy_m[0]), float(xy_m[1]))
-        for o, po in zip(self.obstacles, self._prepared):
+        for o, po in zip(self.obstacles, self._prepared, strict=True):
             if po.contains(p):
                 edge = o.exterior.interpolate(o.exterior.project(p))
                 out = np.array([edge.x, edge.y]) - np.array([o.centroid.x, o.centroid.y])
                 out = out / max(float(np.linalg.norm(out)), 1e-9)
-                return np.array([edge.x, edge.y]) + out * 0.05
+                return np.asarray(np.array([edge.x, edge.y]) + out * 0.05)
         return xy_m
 
     # -- paths ---------------------------------------------------------------------------------------
@@ -185,7 +192,9 @@ class World:
 
         Obstacles containing either end are ignored (a person getting into a car walks into it).
         """
-        ignore = {i for i, po in enumerate(self._prepared) if po.contains(Point(a_m)) or po.contains(Point(b_m))}
+        ignore = {
+            i for i, po in enumerate(self._prepared) if po.contains(Point(a_m)) or po.contains(Point(b_m))
+        }
         if self._clear(np.array([a_m]), np.array([b_m]), ignore)[0]:
             return [np.asarray(b_m, dtype=np.float64)]
         nodes = self._nodes
@@ -234,9 +243,11 @@ class World:
         for interior in [c.interior for c in self.cars] + list(self.staff_areas):
             grown = interior.buffer(OBSTACLE_CLEARANCE_M + _NODE_CLEARANCE_M, join_style="mitre")
             corners += [(float(x), float(y)) for x, y in list(grown.exterior.coords)[:-1]]
-        kept = [c for c in corners if self._walkable.contains(Point(c)) and not any(
-            po.contains(Point(c)) for po in self._prepared
-        )]
+        kept = [
+            c
+            for c in corners
+            if self._walkable.contains(Point(c)) and not any(po.contains(Point(c)) for po in self._prepared)
+        ]
         return np.array(kept, dtype=np.float64).reshape(-1, 2)
 
     def _node_visibility(self) -> list[list[int]]:
@@ -246,14 +257,17 @@ class World:
             return edges
         i, j = np.triu_indices(n, k=1)
         visible = self._clear(self._nodes[i], self._nodes[j])
-        for a, b in zip(i[visible], j[visible]):
+        for a, b in zip(i[visible], j[visible], strict=True):
             edges[int(a)].append(int(b))
             edges[int(b)].append(int(a))
         return edges
 
 
 def _door(
-    door_id: str, line_m: tuple[tuple[float, float], tuple[float, float]], inside: tuple[float, float], hyst: float
+    door_id: str,
+    line_m: tuple[tuple[float, float], tuple[float, float]],
+    inside: tuple[float, float],
+    hyst: float,
 ) -> SimDoor:
     a, b = np.array(line_m[0], dtype=np.float64), np.array(line_m[1], dtype=np.float64)
     along = (b - a) / np.linalg.norm(b - a)
@@ -276,4 +290,12 @@ def crosses_segment(door: SimDoor, p_m: Vec, q_m: Vec) -> int:
     return 1 if sq > 0 else -1
 
 
-__all__ = ["OBSTACLE_CLEARANCE_M", "SimCar", "SimDoor", "World", "WorldError", "crosses_segment", "LineString"]
+__all__ = [
+    "OBSTACLE_CLEARANCE_M",
+    "SimCar",
+    "SimDoor",
+    "Vec",
+    "World",
+    "WorldError",
+    "crosses_segment",
+]
