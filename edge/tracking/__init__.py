@@ -1,0 +1,25 @@
+"""Tracking on the floor plan: one tracker per node, fusing the node's cameras."""
+
+from __future__ import annotations
+
+from edge.config import TrackerConfig
+from edge.tracking.base import FloorDetections, Tracker, TrackerStep, TrackingError, TrackState
+from edge.tracking.floor_kalman import FloorKalmanTracker
+
+
+def make_tracker(config: TrackerConfig) -> Tracker:
+    """The tracker named by `config.type`."""
+    if config.type == "floor-kalman":
+        return FloorKalmanTracker(config)
+    raise TrackingError(f"unknown tracker type {config.type!r}")
+
+
+__all__ = [
+    "FloorDetections",
+    "FloorKalmanTracker",
+    "TrackState",
+    "Tracker",
+    "TrackerStep",
+    "TrackingError",
+    "make_tracker",
+]
