@@ -111,3 +111,12 @@ def schema(out: Path | None) -> None:
 
 
 main.add_command(edge_group)
+
+
+def _register_node_commands() -> None:
+    from edge.node.cli import run_command
+
+    edge_group.add_command(run_command)
+
+
+_register_node_commands()

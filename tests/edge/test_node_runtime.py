@@ -1,0 +1,160 @@
+"""The node runtime end to end: real footage, real detector and analytics, real Mosquitto."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import cv2
+import pytest
+from node_testkit import (
+    PETS_VIDEO,
+    MjpegServer,
+    Recorder,
+    node_config_dict,
+    pets_camera,
+    running_mosquitto,
+)
+
+from edge.config import parse_config
+from edge.events import EVENT_TYPES, MAX_PAYLOAD_BYTES, CameraHealth, Heartbeat, parse_event
+from edge.node.runtime import NodeRuntime, RuntimeOptions
+from edge.node.sources import Backoff, HealthRules
+
+
+def short_clip(path: Path, n: int = 12) -> Path:
+    cap = cv2.VideoCapture(str(PETS_VIDEO))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (480, 360))
+    for _ in range(n):
+        writer.write(cap.read()[1])
+    writer.release()
+    cap.release()
+    return path
+
+
+def test_broken_cameras_are_reported_and_the_good_one_keeps_going(tmp_path: Path) -> None:
+    cap = cv2.VideoCapture(str(PETS_VIDEO))
+    images = [cap.read()[1] for _ in range(10)]
+    cap.release()
+    stream = MjpegServer(images, frames=10)
+    with running_mosquitto(tmp_path) as broker:
+        recorder = Recorder(broker.port)
+        cameras = [
+            pets_camera("good", loop=True),
+            pets_camera("bad-url", source="rtsp://127.0.0.1:9/no-such-camera"),
+            pets_camera("stalls", source=stream.url),
+            pets_camera("ends", source=short_clip(tmp_path / "short.avi")),
+        ]
+        config = parse_config(node_config_dict(tmp_path, broker.url, cameras))
+        options = RuntimeOptions(
+            heartbeat_s=1.0,
+            health=HealthRules(stall_after_s=1.5),
+            backoff=Backoff(0.2, 1.0),
+            read_timeout_s=2.5,
+            stop_when_cameras_end=False,
+        )
+        runtime = NodeRuntime(config, options=options)
+        try:
+            summary = runtime.run(duration_s=8.0)
+        finally:
+            stream.close()
+        assert recorder.wait_for(lambda: json.loads(recorder.payloads("status")[-1])["status"] == "offline")
+        recorder.close()
+    beats = [parse_event(p) for p in recorder.payloads("heartbeat")]
+    assert len(beats) >= 5
+    history: dict[str, list[CameraHealth]] = {}
+    for beat in beats:
+        assert isinstance(beat, Heartbeat)
+        for cam in beat.cameras:
+            history.setdefault(cam.camera_id, []).append(cam)
+    last = {cam: states[-1] for cam, states in history.items()}
+    print({cam: (h.state, h.fps, h.reconnects, h.quality, h.detail) for cam, h in last.items()})
+    assert last["good"].state == "ok" and last["good"].fps >= 3.5
+    assert last["good"].inference_ms > 0
+    assert last["bad-url"].state == "connecting" and last["bad-url"].reconnects >= 2
+    assert last["bad-url"].quality == "unusable"
+    assert any(h.state == "stalled" for h in history["stalls"])
+    # The stream comes back on reconnect, sends its few frames and stalls again: never better than poor.
+    assert last["stalls"].reconnects >= 1 and last["stalls"].quality in ("poor", "unusable")
+    assert last["ends"].state == "ended"
+    # The good camera was analysed all along, at its own pace, while the others failed around it.
+    assert summary.frames_by_camera["good"] >= 20
+    fps_seen = [h.fps for h in history["good"][2:]]
+    assert min(fps_seen) >= 3.0, fps_seen
+    assert summary.pipeline_errors == 0
+    assert beats[-1].model_id == "rtmdet-nano-person" and beats[-1].model_sha256 is not None
+    assert beats[-1].memory_mb is not None and beats[-1].cpu_percent is not None
+    assert beats[-1].uptime_s > 5
+
+
+def _allowed_keys() -> set[str]:
+    keys: set[str] = set()
+    for cls in [*EVENT_TYPES.values(), CameraHealth]:
+        for name, info in cls.model_fields.items():
+            keys.add(info.alias or name)
+    return keys
+
+
+_BASE64_RUN = re.compile(r"[A-Za-z0-9+/=_-]{80,}")
+_FORBIDDEN_WORDS = (
+    "image",
+    "jpeg",
+    "jpg",
+    "png",
+    "crop",
+    "face",
+    "embedding",
+    "feature",
+    "pixel",
+    "thumb",
+    "b64",
+)
+
+
+def _walk(value: object, path: str = "") -> list[tuple[str, object]]:
+    if isinstance(value, dict):
+        return [item for k, v in value.items() for item in [(f"{path}.{k}", k), *_walk(v, f"{path}.{k}")]]
+    if isinstance(value, list):
+        return [item for i, v in enumerate(value) for item in _walk(v, f"{path}[{i}]")]
+    return [(path, value)]
+
+
+def test_privacy_every_payload_of_a_run_on_real_footage_is_small_contract_json(tmp_path: Path) -> None:
+    with running_mosquitto(tmp_path) as broker:
+        recorder = Recorder(broker.port)
+        assert recorder.wait_for(lambda: recorder.client.is_connected())
+        config = parse_config(node_config_dict(tmp_path, broker.url, [pets_camera("pets")]))
+        runtime = NodeRuntime(config, options=RuntimeOptions(heartbeat_s=2.0, realtime=False))
+        summary = runtime.run()
+        assert summary.stop_reason == "every camera ended"
+        expected = summary.events  # events, heat and heartbeats all went through the outbox
+        assert recorder.wait_for(
+            lambda: len(recorder.payloads()) - len(recorder.payloads("status")) >= expected
+        )
+        recorder.close()
+    messages = recorder.messages
+    assert summary.frames >= 390  # the whole clip at 5 fps
+    allowed = _allowed_keys()
+    sizes = []
+    for topic, payload, _ in messages:
+        event = parse_event(payload)  # contract JSON, or this raises
+        assert topic.endswith("/" + event.kind)
+        sizes.append(len(payload))
+        assert len(payload) <= (MAX_PAYLOAD_BYTES if event.kind == "heat" else 4096)
+        data = json.loads(payload)
+        for path, value in _walk(data):
+            if path.rsplit(".", 1)[-1] == value:  # a key
+                key = str(value)
+                assert key in allowed or path.startswith(".calibration_error_m."), f"unexpected field {path}"
+                assert not any(word in key.lower() for word in _FORBIDDEN_WORDS), path
+            elif isinstance(value, str):
+                assert len(value) <= 200, f"{path} carries a {len(value)}-character string"
+                assert not _BASE64_RUN.search(value), f"{path} looks like encoded binary data"
+    kinds = {parse_event(p).kind for _, p, _ in messages}
+    assert {"heartbeat", "status"} <= kinds
+    print(f"privacy: {len(messages)} payloads, kinds {sorted(kinds)}, largest {max(sizes)} bytes")
+
+
+def test_sim_source_frames_skip_the_detector(tmp_path: Path) -> None:
+    pytest.importorskip("edge.sim.source", reason="the simulated showroom is not merged yet")
