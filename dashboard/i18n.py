@@ -51,8 +51,8 @@ EN: dict[str, str] = {
     # Store view
     "store.title": "{store} — {date}",
     "store.funnel": "Today's funnel",
-    "store.vs_yesterday": "vs. day before",
-    "store.vs_last_week": "vs. same weekday last week",
+    "store.vs_yesterday": "day-over-day",
+    "store.vs_last_week": "week-over-week",
     "store.hourly": "Hourly traffic",
     "store.hourly_today": "This day",
     "store.hourly_last_week": "Same weekday last week",

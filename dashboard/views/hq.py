@@ -115,7 +115,7 @@ def _render_health(ctx: ViewContext, health: Health, store_name: str) -> None:
             key="chart_radar",
         )
     with right:
-        st.dataframe(dimension_rows(lang, health), hide_index=True, key="table_health")
+        st.table(dimension_rows(lang, health), hide_index=True)
 
 
 def _render_trends(
@@ -155,17 +155,14 @@ def _render_silent(ctx: ViewContext) -> None:
     if not silent:
         st.success(t(lang, "hq.silent_none"))
         return
-    st.dataframe(
-        (
-            {
-                t(lang, "hq.store"): [s.store_id for s in silent],
-                t(lang, "hq.name"): [s.name or "" for s in silent],
-                t(lang, "hq.silent_since"): [fmt.timestamp(s.last_seen_at) for s in silent],
-                t(lang, "hq.reason"): [t(lang, "hq.reason_silent") for _ in silent],
-            }
-        ),
+    st.table(
+        {
+            t(lang, "hq.store"): [s.store_id for s in silent],
+            t(lang, "hq.name"): [s.name or "" for s in silent],
+            t(lang, "hq.silent_since"): [fmt.timestamp(s.last_seen_at) for s in silent],
+            t(lang, "hq.reason"): [t(lang, "hq.reason_silent") for _ in silent],
+        },
         hide_index=True,
-        key="table_silent",
     )
 
 

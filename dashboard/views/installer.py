@@ -95,19 +95,17 @@ def render(ctx: ViewContext) -> None:
     st.subheader(t(lang, "inst.cameras"))
     cam_rows = [(n, c) for n, _ in pairs for c in n.cameras]
     st.dataframe(
-        (
-            {
-                t(lang, "inst.store"): [n.store_id for n, _ in cam_rows],
-                t(lang, "inst.node"): [n.node_id for n, _ in cam_rows],
-                t(lang, "inst.camera"): [c.camera_id for _, c in cam_rows],
-                t(lang, "inst.status"): [c.state for _, c in cam_rows],
-                t(lang, "inst.fps"): [round(c.fps, 1) for _, c in cam_rows],
-                t(lang, "inst.target_fps"): [c.target_fps for _, c in cam_rows],
-                t(lang, "inst.inference_ms"): [round(c.inference_ms, 1) for _, c in cam_rows],
-                t(lang, "inst.quality"): [c.quality for _, c in cam_rows],
-                t(lang, "inst.calibration"): [n.calibration_error_m.get(c.camera_id) for n, c in cam_rows],
-            }
-        ),
+        {
+            t(lang, "inst.store"): [n.store_id for n, _ in cam_rows],
+            t(lang, "inst.node"): [n.node_id for n, _ in cam_rows],
+            t(lang, "inst.camera"): [c.camera_id for _, c in cam_rows],
+            t(lang, "inst.status"): [c.state for _, c in cam_rows],
+            t(lang, "inst.fps"): [round(c.fps, 1) for _, c in cam_rows],
+            t(lang, "inst.target_fps"): [c.target_fps for _, c in cam_rows],
+            t(lang, "inst.inference_ms"): [round(c.inference_ms, 1) for _, c in cam_rows],
+            t(lang, "inst.quality"): [c.quality for _, c in cam_rows],
+            t(lang, "inst.calibration"): [n.calibration_error_m.get(c.camera_id) for n, c in cam_rows],
+        },
         hide_index=True,
         key="table_cameras",
     )

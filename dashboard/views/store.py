@@ -32,13 +32,13 @@ FUNNEL_FIGURES: tuple[tuple[str, str, bool], ...] = (
 )
 
 
-def _wow_line(lang: Lang, ratio: float | None) -> str:
+def _change_line(lang: Lang, ratio: float | None, label_key: str) -> str:
+    """'▲ +68.57% day-over-day' in green (red when down, grey when flat or undefined)."""
     text = fmt.change(ratio)
-    if text is None:
-        return f"– {t(lang, 'store.vs_last_week')}"
-    colour = "green" if ratio and ratio > 0 else "red" if ratio and ratio < 0 else "gray"
-    arrow = "▲" if ratio and ratio > 0 else "▼" if ratio and ratio < 0 else "■"
-    return f":{colour}[{arrow} {text}] {t(lang, 'store.vs_last_week')}"
+    if text is None or ratio is None:
+        return f":gray[– {t(lang, label_key)}]"
+    colour, arrow = ("green", "▲") if ratio > 0 else ("red", "▼") if ratio < 0 else ("gray", "■")
+    return f":{colour}[{arrow} {text}] :gray[{t(lang, label_key)}]"
 
 
 def render_funnel(lang: Lang, funnel: Funnel) -> None:
@@ -47,13 +47,12 @@ def render_funnel(lang: Lang, funnel: Funnel) -> None:
     for column, (key, attr, is_rate) in zip(columns, FUNNEL_FIGURES, strict=True):
         value = getattr(funnel.today, attr)
         with column, st.container(border=True, key=f"metric_{attr}"):
-            st.metric(
-                t(lang, key),
-                fmt.pct(value) if is_rate else fmt.count(value),
-                delta=fmt.change(getattr(funnel.dod, attr)),
-                delta_description=t(lang, "store.vs_yesterday"),
+            st.metric(t(lang, key), fmt.pct(value) if is_rate else fmt.count(value))
+            st.markdown(
+                _change_line(lang, getattr(funnel.dod, attr), "store.vs_yesterday")
+                + "  \n"
+                + _change_line(lang, getattr(funnel.wow, attr), "store.vs_last_week")
             )
-            st.markdown(_wow_line(lang, getattr(funnel.wow, attr)))
 
 
 def _render_hourly(ctx: ViewContext, store: StoreInfo, day: date) -> None:
@@ -114,14 +113,14 @@ def _render_cars(ctx: ViewContext, store: StoreInfo, start: date, end: date) -> 
         t(lang, "car.id"): [c.car_id for c in ranking],
         t(lang, "car.model"): labels,
         t(lang, "car.browsers"): [c.browsers for c in ranking],
-        t(lang, "car.dwell_total"): [round(c.dwell_total_s / 60, 1) for c in ranking],
+        t(lang, "car.dwell_total"): [f"{c.dwell_total_s / 60:.1f}" for c in ranking],
         t(lang, "car.dwell_median"): [
-            None if c.dwell_median_s is None else round(c.dwell_median_s, 1) for c in ranking
+            "–" if c.dwell_median_s is None else f"{c.dwell_median_s:.1f}" for c in ranking
         ],
         t(lang, "car.entries"): [c.entries for c in ranking],
         t(lang, "car.ignored"): ["⚠" if c.browsers == 0 else "" for c in ranking],
     }
-    st.dataframe(table, hide_index=True, key="table_cars")
+    st.table(table, hide_index=True)
 
 
 def render(ctx: ViewContext) -> None:

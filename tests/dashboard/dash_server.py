@@ -72,24 +72,28 @@ def launch_chromium(playwright: Any) -> Any:
     return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
 
 
-def wait_idle(page: Any, timeout_ms: int = 15_000) -> None:
-    """Wait until Streamlit has finished the current rerun (its status widget says nothing is running)."""
+def wait_idle(page: Any, timeout_ms: int = 20_000) -> None:
+    """Wait until Streamlit finished the rerun and every element has drawn (no skeletons, charts drawn)."""
     page.wait_for_function(
         """() => {
             const app = document.querySelector('[data-testid="stApp"]');
-            return app && app.getAttribute('data-test-script-state') !== 'running'
-                && !document.querySelector('[data-testid="stStatusWidget"] [data-testid="stSpinner"]');
+            if (!app || app.getAttribute('data-test-script-state') === 'running') return false;
+            const busy = '[data-testid="stSkeleton"], [data-testid="stStatusWidget"]';
+            if (document.querySelector(busy)) return false;
+            const charts = document.querySelectorAll('[data-testid="stPlotlyChart"]');
+            for (const c of charts) { if (!c.querySelector('.main-svg')) return false; }
+            return true;
         }""",
         timeout=timeout_ms,
     )
-    page.wait_for_timeout(150)
+    page.wait_for_timeout(300)
 
 
 def log_in(page: Any, url: str, username: str, password: str) -> None:
     """Open `url` (log-in form first) and log in."""
     page.goto(url)
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(password)
+    page.get_by_role("textbox", name="Username").fill(username)
+    page.get_by_role("textbox", name="Password").fill(password)
     page.get_by_role("button", name="Log in").click()
     page.get_by_text("Signed in as").wait_for(timeout=20_000)
     wait_idle(page)

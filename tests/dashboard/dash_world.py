@@ -120,6 +120,7 @@ PLANS: dict[tuple[str, date], DayPlan] = {
 USERS = [
     {"username": "li.wei", "name": "李伟", "role": "store_manager", "stores": ["sh-01"], "language": "en"},
     {"username": "hq.aurora", "name": "Aurora HQ", "role": "brand_hq", "brands": ["aurora"]},
+    {"username": "hq.nova", "name": "Nova HQ", "role": "brand_hq", "brands": ["nova"], "language": "zh"},
     {"username": "tech", "name": "Installer Wang", "role": "installer"},
 ]
 
