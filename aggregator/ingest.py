@@ -250,6 +250,38 @@ class Ingestor:
             log.warning("quarantined %d payload(s): %s", n, code)
         return result
 
+    def ingest_safe(self, messages: Sequence[Message]) -> BatchResult:
+        """`ingest`, but never raises: if a batch fails (a storage error, a bug), its messages are retried
+        one by one and any that still fail are quarantined with the error, so nothing is lost silently."""
+        try:
+            return self.ingest(messages)
+        except Exception:
+            log.exception("batch of %d failed; retrying one by one", len(messages))
+        result = BatchResult()
+        for msg in messages:
+            try:
+                result.add(self.ingest([msg]))
+            except Exception as exc:
+                log.exception("payload on %r failed; quarantining it", msg.topic)
+                with self.storage.transaction():
+                    self.storage.insert_quarantine(
+                        [
+                            (
+                                format_ts(msg.received_at),
+                                msg.source,
+                                msg.topic[:1024],
+                                "internal",
+                                f"{type(exc).__name__}: {exc}"[:2000],
+                                len(msg.payload),
+                                bytes(msg.payload[:QUARANTINE_HEAD_BYTES]),
+                            )
+                        ]
+                    )
+                    self.storage.add_counters({"quarantined": 1, "quarantined.internal": 1})
+                result.quarantined += 1
+                result.reasons["internal"] = result.reasons.get("internal", 0) + 1
+        return result
+
     def ingest_lines(self, lines: Iterable[str | bytes], source: str, batch_size: int = 2000) -> BatchResult:
         """Backfill from JSON lines: `{"topic": ..., "payload": {...}}` or a bare payload (topic derived)."""
         total = BatchResult()
@@ -261,10 +293,10 @@ class Ingestor:
                 continue
             pending.append(_message_of_line(raw, now, f"{source}:{number}"))
             if len(pending) >= batch_size:
-                total.add(self.ingest(pending))
+                total.add(self.ingest_safe(pending))
                 pending = []
         if pending:
-            total.add(self.ingest(pending))
+            total.add(self.ingest_safe(pending))
         return total
 
     # -- applying one event ---------------------------------------------------------------------------
