@@ -124,12 +124,13 @@ class PathBuilder:
         if duration_s <= 0:
             return
         spot = self.here
-        end = self.now + duration_s
-        while end - self.now > 4.0 and wander_m > 0:
-            step = float(rng.uniform(2.5, 6.0))
-            offset = np.clip(rng.normal(0.0, wander_m, 2), -2 * wander_m, 2 * wander_m)
-            self.t.append(min(self.now + step, end - 1.0))
-            self.xy.append(spot + offset)
+        start, end = self.now, self.now + duration_s
+        if end - start > 4.0 and wander_m > 0:
+            steps = np.cumsum(rng.uniform(2.5, 6.0, int((end - start) / 2.5) + 1))
+            steps = steps[start + steps < end - 1.0]
+            offsets = np.clip(rng.normal(0.0, wander_m, (len(steps), 2)), -2 * wander_m, 2 * wander_m)
+            self.t += list(start + steps)
+            self.xy += list(spot + offsets)
         self.t.append(end)
         self.xy.append(spot.copy())
 

@@ -7,8 +7,6 @@ obstacles' corners.
 
 from __future__ import annotations
 
-import heapq
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,6 +126,8 @@ class World:
         self._walkable = prep(self.floor.buffer(-0.3))
         self._nodes = self._corner_nodes()
         self._node_edges = self._node_visibility()
+        self._rings: dict[str, Polygon] = {}
+        self._node_dist, self._next_hop = self._all_pairs()
 
     # -- places --------------------------------------------------------------------------------------
 
@@ -156,8 +156,12 @@ class World:
 
     def browse_spot(self, car: SimCar, rng: np.random.Generator) -> Vec:
         """Where a visitor stands to look at `car`: inside its browse zone, near the car, not in it."""
-        ring = car.browse.intersection(car.interior.buffer(2.2)).difference(car.interior.buffer(0.7))
-        return self.random_spot(rng, ring if ring.area > 0.5 else car.browse, margin_m=0.15)
+        ring = self._rings.get(car.id)
+        if ring is None:
+            ring = car.browse.intersection(car.interior.buffer(2.2)).difference(car.interior.buffer(0.7))
+            ring = ring if ring.area > 0.5 else car.browse
+            self._rings[car.id] = ring
+        return self.random_spot(rng, ring, margin_m=0.15)
 
     def staff_post(self, index: int, rng: np.random.Generator) -> Vec:
         """A staff member's resting place: inside a staff area (so the node marks them), else near a wall."""
@@ -192,9 +196,9 @@ class World:
 
         Obstacles containing either end are ignored (a person getting into a car walks into it).
         """
-        ignore = {
-            i for i, po in enumerate(self._prepared) if po.contains(Point(a_m)) or po.contains(Point(b_m))
-        }
+        inside = shapely.contains_xy(self._obstacle_array, a_m[0], a_m[1])
+        inside |= shapely.contains_xy(self._obstacle_array, b_m[0], b_m[1])
+        ignore = {int(i) for i in np.flatnonzero(inside)}
         if self._clear(np.array([a_m]), np.array([b_m]), ignore)[0]:
             return [np.asarray(b_m, dtype=np.float64)]
         nodes = self._nodes
@@ -203,32 +207,16 @@ class World:
             return [np.asarray(b_m, dtype=np.float64)]
         from_a = self._clear(np.repeat([a_m], n, axis=0), nodes, ignore)
         to_b = self._clear(nodes, np.repeat([b_m], n, axis=0), ignore)
-        # Dijkstra over: 0..n-1 corner nodes, n = a, n + 1 = b.
-        points = np.vstack([nodes, [a_m], [b_m]])
-        adjacency: dict[int, list[int]] = {i: list(self._node_edges[i]) for i in range(n)}
-        adjacency[n] = [int(i) for i in np.flatnonzero(from_a)]
-        for i in np.flatnonzero(to_b):
-            adjacency[int(i)].append(n + 1)
-        dist = {n: 0.0}
-        prev: dict[int, int] = {}
-        queue = [(0.0, n)]
-        while queue:
-            d, u = heapq.heappop(queue)
-            if u == n + 1:
-                break
-            if d > dist.get(u, math.inf):
-                continue
-            for v in adjacency.get(u, []):
-                nd = d + float(np.linalg.norm(points[v] - points[u]))
-                if nd < dist.get(v, math.inf):
-                    dist[v], prev[v] = nd, u
-                    heapq.heappush(queue, (nd, v))
-        if n + 1 not in prev:
+        da = np.where(from_a, np.linalg.norm(nodes - a_m, axis=1), np.inf)
+        db = np.where(to_b, np.linalg.norm(nodes - b_m, axis=1), np.inf)
+        total = da[:, None] + self._node_dist + db[None, :]
+        i, j = np.unravel_index(int(np.argmin(total)), total.shape)
+        if not np.isfinite(total[i, j]):
             return [np.asarray(b_m, dtype=np.float64)]  # boxed in: walk straight rather than stand still
-        path = [n + 1]
-        while path[-1] != n:
-            path.append(prev[path[-1]])
-        return [points[i].astype(np.float64) for i in reversed(path[:-1])]
+        path = [int(i)]
+        while path[-1] != j:
+            path.append(int(self._next_hop[path[-1], j]))
+        return [nodes[k].astype(np.float64) for k in path] + [np.asarray(b_m, dtype=np.float64)]
 
     def _clear(self, starts: Vec, ends: Vec, ignore: set[int] = frozenset()) -> npt.NDArray[np.bool_]:  # type: ignore[assignment]
         lines = shapely.linestrings(np.stack([starts, ends], axis=1))
@@ -249,6 +237,22 @@ class World:
             if self._walkable.contains(Point(c)) and not any(po.contains(Point(c)) for po in self._prepared)
         ]
         return np.array(kept, dtype=np.float64).reshape(-1, 2)
+
+    def _all_pairs(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+        """Shortest corner-to-corner distances and next hops (Floyd-Warshall; a few dozen corners)."""
+        n = len(self._nodes)
+        dist = np.full((n, n), np.inf)
+        np.fill_diagonal(dist, 0.0)
+        nxt = np.tile(np.arange(n), (n, 1))
+        for a, near in enumerate(self._node_edges):
+            for b in near:
+                dist[a, b] = float(np.linalg.norm(self._nodes[a] - self._nodes[b]))
+        for k in range(n):
+            via = dist[:, k, None] + dist[None, k, :]
+            better = via < dist
+            dist = np.where(better, via, dist)
+            nxt = np.where(better, np.repeat(nxt[:, k, None], n, axis=1), nxt)
+        return dist, nxt
 
     def _node_visibility(self) -> list[list[int]]:
         n = len(self._nodes)

@@ -22,7 +22,9 @@ CONFIG = load_config(ROOT / "examples" / "sim-store.yaml")
 
 
 def test_packaged_store_is_the_example_store() -> None:
-    assert (ROOT / "edge" / "sim" / "sim-store.yaml").read_text() == (ROOT / "examples" / "sim-store.yaml").read_text()
+    assert (ROOT / "edge" / "sim" / "sim-store.yaml").read_text() == (
+        ROOT / "examples" / "sim-store.yaml"
+    ).read_text()
     assert default_config() == CONFIG
 
 
@@ -54,7 +56,19 @@ def test_measure_catches_a_missing_visit() -> None:
 def test_evaluate_cli_runs_the_pipeline_and_prints_json() -> None:
     pytest.importorskip("edge.pipeline")
     result = CliRunner().invoke(
-        main, ["sim", "evaluate", "--scenario", "groups-at-door", "--seed", "2", "--duration", "240", "--format", "json"]
+        main,
+        [
+            "sim",
+            "evaluate",
+            "--scenario",
+            "groups-at-door",
+            "--seed",
+            "2",
+            "--duration",
+            "240",
+            "--format",
+            "json",
+        ],
     )
     assert result.exit_code == 0, result.output
     payload = json.loads(result.output)
