@@ -94,9 +94,9 @@ class Simulation:
     def rate_per_h(self, t_s: float) -> float:
         """Visitors per hour expected at simulation time `t_s`."""
         if self.scenario.rate_per_h is not None:
-            return self.scenario.rate_per_h
+            return self.scenario.rate_per_h * self.scenario.rate_scale
         local = (self.start_utc + timedelta(seconds=t_s)).astimezone(self._tz)
-        return visitor_rate_per_h(local)
+        return visitor_rate_per_h(local) * self.scenario.rate_scale
 
     def extend_to(self, t_s: float) -> None:
         """Script every group arriving before `t_s` (and the staff's day up to then)."""
