@@ -377,9 +377,10 @@ class Demo:
         url = self.start_dashboard()
         _wait_for_http(f"{url}/_stcore/health", 90.0, self._check_children)
         echo(f"dashboard  {url} (up after {time.monotonic() - began:.0f} s)")
-        echo(f"history    backfilling {self.days} days for {len(nodes)} store(s) ...")
-        stored = self.backfill(nodes, echo)
-        echo(f"history    {stored} events ingested (after {time.monotonic() - began:.0f} s)")
+        if self.days > 0:
+            echo(f"history    backfilling {self.days} days and today for {len(nodes)} store(s) ...")
+            stored = self.backfill(nodes, echo)
+            echo(f"history    {stored} events ingested (after {time.monotonic() - began:.0f} s)")
         for store, path in nodes:
             self.start_node(store.store_id, path, broker)
         if video is not None:
@@ -476,7 +477,13 @@ def _wait_for_http(url: str, timeout_s: float, check: Any) -> None:
     "--broker", "broker_url", help="Use this MQTT broker (mqtt://host:port) instead of starting one."
 )
 @click.option("--stores", "n_stores", type=click.IntRange(1, len(STORES)), default=3, show_default=True)
-@click.option("--days", type=click.IntRange(0, 60), default=14, show_default=True, help="Days of history.")
+@click.option(
+    "--days",
+    type=click.IntRange(0, 60),
+    default=14,
+    show_default=True,
+    help="Days of history (0: none at all).",
+)
 @click.option(
     "--port", type=click.IntRange(1, 65535), default=8501, show_default=True, help="Dashboard port."
 )
