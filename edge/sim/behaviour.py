@@ -41,7 +41,7 @@ WEEKDAY_RATE_PER_H = {
 SATURDAY_RATE_PER_H = {
     9: 40, 10: 60, 11: 90, 12: 110, 13: 140, 14: 165, 15: 172, 16: 160, 17: 125, 18: 95, 19: 70, 20: 45,
 }  # fmt: skip
-_DAY_FACTOR = {0: 0.9, 1: 0.85, 2: 0.9, 3: 0.95, 4: 1.2, 5: 1.0, 6: 0.85}
+DAY_FACTOR = {0: 0.9, 1: 0.85, 2: 0.9, 3: 0.95, 4: 1.2, 5: 1.0, 6: 0.85}
 
 
 def visitor_rate_per_h(local: datetime) -> float:
@@ -51,7 +51,7 @@ def visitor_rate_per_h(local: datetime) -> float:
         return 0.0
     weekday = local.weekday()
     table = SATURDAY_RATE_PER_H if weekday >= 5 else WEEKDAY_RATE_PER_H
-    return float(table[hour]) * _DAY_FACTOR[weekday]
+    return float(table[hour]) * DAY_FACTOR[weekday]
 
 
 @dataclass
@@ -369,6 +369,7 @@ class StaffMember:
 
 __all__ = [
     "CLOSE_HOUR",
+    "DAY_FACTOR",
     "OPEN_HOUR",
     "BehaviourParams",
     "Consult",

@@ -21,9 +21,10 @@ import sys
 import threading
 import time
 import urllib.request
+import zlib
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any
@@ -34,7 +35,7 @@ import yaml
 from edge.config import load_config
 from edge.events import Envelope, to_json
 from edge.sim.behaviour import BehaviourParams
-from edge.sim.history import StoreStyle, cached_store_day, renumber
+from edge.sim.history import StoreStyle, cached_store_day, cut_at, derive_day, history_plan, renumber
 
 log = logging.getLogger(__name__)
 
@@ -309,10 +310,11 @@ class Demo:
     def backfill(self, nodes: list[tuple[DemoStore, Path]], echo: Any = click.echo) -> int:
         """Ingest `days` of history (and today until now) per store; returns the number of events stored.
 
-        Store days are simulated two at a time in worker processes (and cached), newest first, and each is
-        ingested as soon as it is ready. Each store's history gets `seq` 0..N-1 under its live node's id in
-        the order ingested; the node's outbox then continues at N (the last history payload is left for the
-        node itself to publish), so the aggregator sees one gap-free sequence per node.
+        Per store, two whole days are simulated (the latest Friday and Saturday, in worker processes, cached
+        for the next run); every other day, today until now included, is derived from one of them, thinned to
+        its weekday's traffic (`history.derive_day`). Each store's history gets `seq` 0..N-1 under its live
+        node's id; the node's outbox then continues at N (the last history payload is left for the node
+        itself to publish), so the aggregator sees one gap-free sequence per node.
         """
         from aggregator.ingest import Ingestor
         from aggregator.storage import SqliteStorage
@@ -331,32 +333,45 @@ class Demo:
             )
             return result.stored
 
-        jobs = [
-            (store, path, back) for back in range(1, self.days + 1) for store, path in nodes
-        ]  # newest days first: yesterday and a week ago are there early
-        with ProcessPoolExecutor(max_workers=2) as pool:
-            futures = {
-                pool.submit(_history_day, path, back, store.style, cache): (store, back)
-                for store, path, back in jobs
-            }
-            for done, future in enumerate(as_completed(futures), start=1):
-                if self._stop.is_set():
-                    pool.shutdown(cancel_futures=True)
-                    break
-                store, _ = futures[future]
-                stored += ingest(store, future.result())
-                if done % max(1, len(jobs) // 5) == 0:
-                    echo(f"history    {done}/{len(jobs)} store days in")
         now = datetime.now(UTC)
+        plans = {}
         for store, path in nodes:
             config = load_config(path)
-            today = cached_store_day(
-                config, now.astimezone(config.tz()).date(), store.style, cache, until_utc=now
-            )
-            if not today:
+            today = now.astimezone(config.tz()).date()
+            plans[store.store_id] = (config, history_plan(today, self.days, seed=store.seed))
+        templates = sorted(
+            {(store, path, t) for store, path in nodes for _, t, _ in plans[store.store_id][1]}, key=str
+        )
+        ready: dict[tuple[str, date], list[Envelope]] = {}
+        with ProcessPoolExecutor(max_workers=2) as pool:
+            futures = {
+                pool.submit(_template_day, path, t, store.style, cache): (store, t)
+                for store, path, t in templates
+            }
+            for future in as_completed(futures):
+                store, t = futures[future]
+                ready[(store.store_id, t)] = future.result()
+        echo(f"history    {len(templates)} store days simulated, deriving the other days from them")
+        for store, _ in nodes:
+            if self._stop.is_set():
+                break
+            config, plan = plans[store.store_id]
+            last: list[Envelope] = []
+            for day, template_day, keep in plan:
+                template = ready[(store.store_id, template_day)]
+                seed = zlib.crc32(f"{store.store_id}:{day.isoformat()}".encode())
+                events = (
+                    template
+                    if day == template_day
+                    else derive_day(template, (day - template_day).days, keep, seed)
+                )
+                if day == plan[0][0]:  # today: what the node would have sent by now
+                    events = cut_at(events, now)
+                    last, events = events[-1:], events[:-1]
+                stored += ingest(store, events)
+            if not last:
                 continue  # nothing to hand over: the node starts at seq 0 (seen as a restart)
-            stored += ingest(store, today[:-1])
-            last = renumber(today[-1:], next_seq[store.store_id])
+            last = renumber(last, next_seq[store.store_id])
             outbox = Outbox(config.outbox.path, int(config.outbox.max_mb * 1024 * 1024))
             outbox.extend(last)
             outbox.close()
@@ -381,6 +396,8 @@ class Demo:
             echo(f"history    backfilling {self.days} days and today for {len(nodes)} store(s) ...")
             stored = self.backfill(nodes, echo)
             echo(f"history    {stored} events ingested (after {time.monotonic() - began:.0f} s)")
+        if self._stop.is_set():
+            return url
         for store, path in nodes:
             self.start_node(store.store_id, path, broker)
         if video is not None:
@@ -441,11 +458,9 @@ class Demo:
                 child.log_file.close()
 
 
-def _history_day(config_path: Path, days_back: int, style: StoreStyle, cache: Path) -> list[Envelope]:
-    """One whole store day `days_back` days before today (store-local), from the cache or simulated."""
-    config = load_config(config_path)
-    today = datetime.now(UTC).astimezone(config.tz()).date()
-    return cached_store_day(config, today - timedelta(days=days_back), style, cache)
+def _template_day(config_path: Path, day: date, style: StoreStyle, cache: Path) -> list[Envelope]:
+    """One whole simulated store day, from the cache or the simulator (runs in a worker process)."""
+    return cached_store_day(load_config(config_path), day, style, cache)
 
 
 def _wait_for_port(host: str, port: int, timeout_s: float, what: str) -> None:

@@ -7,14 +7,25 @@ to the aggregator through its real ingest, so dashboards have days and weeks to 
 
 from __future__ import annotations
 
+import json
+import random
 import zlib
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 from edge.config import NodeConfig
-from edge.events import Envelope, EventStamper, IdSource, parse_event, to_json
-from edge.sim.behaviour import CLOSE_HOUR, OPEN_HOUR, BehaviourParams
+from edge.events import (
+    Envelope,
+    EventStamper,
+    IdSource,
+    VisitEnded,
+    VisitStarted,
+    format_ts,
+    parse_event,
+    to_json,
+)
+from edge.sim.behaviour import CLOSE_HOUR, DAY_FACTOR, OPEN_HOUR, BehaviourParams
 from edge.sim.scenarios import Scenario
 from edge.sim.simulation import Simulation
 from edge.sim.truth import compute_truth
@@ -93,4 +104,82 @@ def renumber(events: list[Envelope], first_seq: int) -> list[Envelope]:
     return [e.model_copy(update={"seq": first_seq + i}) for i, e in enumerate(events)]
 
 
-__all__ = ["StoreStyle", "cached_store_day", "renumber", "store_day_events"]
+_TIME_FIELDS = ("ts", "started_at", "entered_at", "exited_at", "minute")
+
+
+def derive_day(template: list[Envelope], shift_days: int, keep: float, seed: int) -> list[Envelope]:
+    """Another day from a simulated one: a random `keep` share of its visits, `shift_days` later.
+
+    The cheap way to weeks of history: a store's weekdays (or weekend days) share one simulated day,
+    thinned to each day's own traffic. Visitor and event ids are new; heat is scaled by `keep`.
+    """
+    rng = random.Random(seed)
+    ids = IdSource(seed)
+    visitors = sorted({e.visitor_id for e in template if isinstance(e, VisitStarted)})
+    kept = {v: ids.visitor_id() for v in visitors if rng.random() < keep}
+    shift = timedelta(days=shift_days)
+    out: list[Envelope] = []
+    for event in template:
+        data = json.loads(to_json(event))
+        if "visitor_id" in data:
+            if data["visitor_id"] not in kept:
+                continue
+            data["visitor_id"] = kept[data["visitor_id"]]
+        for key in _TIME_FIELDS:
+            if data.get(key) is not None:
+                data[key] = format_ts(datetime.fromisoformat(data[key]) + shift)
+        if data["type"] == "heat":
+            data["cells"] = [
+                [ix, iy, round(v * keep, 3)] for ix, iy, v in data["cells"] if round(v * keep, 3) > 0
+            ]
+            data["occupancy_max"] = round(data["occupancy_max"] * keep)
+        data["event_id"] = ids.event_id(datetime.fromisoformat(data["ts"]))
+        out.append(parse_event(data))
+    return out
+
+
+def cut_at(events: list[Envelope], until_utc: datetime) -> list[Envelope]:
+    """Only what a node would have sent by `until_utc`: visits that had ended, heat of past minutes."""
+    ended = {e.visitor_id for e in events if isinstance(e, VisitEnded) and e.ts <= until_utc}
+    out = []
+    for e in events:
+        visitor = getattr(e, "visitor_id", None)
+        if (visitor is not None and visitor not in ended) or e.ts > until_utc:
+            continue
+        out.append(e)
+    return out
+
+
+def history_plan(today: date, days: int, seed: int = 0) -> list[tuple[date, date, float]]:
+    """(day, template day, keep share) for today and the `days` days before, newest first.
+
+    Two simulated template days per store: the most recent Friday (weekday traffic at its busiest) and the
+    most recent Saturday; every other day is derived from one of them, thinned to its weekday's traffic.
+    """
+    rng = random.Random(seed)
+    out = []
+    for back in range(days + 1):
+        day = today - timedelta(days=back)
+        weekend = day.weekday() >= 5
+        template = _latest(today, 5 if weekend else 4)
+        keep = 1.0
+        if day != template:
+            keep = DAY_FACTOR[day.weekday()] / DAY_FACTOR[template.weekday()] * rng.uniform(0.85, 1.0)
+        out.append((day, template, keep))
+    return out
+
+
+def _latest(today: date, weekday: int) -> date:
+    back = (today.weekday() - weekday) % 7 or 7
+    return today - timedelta(days=back)
+
+
+__all__ = [
+    "StoreStyle",
+    "cached_store_day",
+    "cut_at",
+    "derive_day",
+    "history_plan",
+    "renumber",
+    "store_day_events",
+]
