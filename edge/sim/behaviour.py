@@ -7,6 +7,7 @@ ceiling camera cannot see them. Scripts are drawn from a seeded random generator
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,11 +24,24 @@ OPEN_HOUR = 9
 CLOSE_HOUR = 21
 
 # Visitors per hour by local hour of day. A quiet weekday morning, a Saturday afternoon peak of 150+.
-WEEKDAY_RATE_PER_H = {9: 8, 10: 12, 11: 20, 12: 24, 13: 26, 14: 30, 15: 34, 16: 33, 17: 30, 18: 26, 19: 20, 20: 12}
+WEEKDAY_RATE_PER_H = {
+    9: 8,
+    10: 12,
+    11: 20,
+    12: 24,
+    13: 26,
+    14: 30,
+    15: 34,
+    16: 33,
+    17: 30,
+    18: 26,
+    19: 20,
+    20: 12,
+}
 SATURDAY_RATE_PER_H = {
     9: 40, 10: 60, 11: 90, 12: 110, 13: 140, 14: 165, 15: 172, 16: 160, 17: 125, 18: 95, 19: 70, 20: 45,
 }  # fmt: skip
-_DAY_FACTOR = {0: 0.9, 1: 0.85, 2: 0.9, 3: 0.95, 4: 1.2, 5: 1.0, 6: 0.85}
+DAY_FACTOR = {0: 0.9, 1: 0.85, 2: 0.9, 3: 0.95, 4: 1.2, 5: 1.0, 6: 0.85}
 
 
 def visitor_rate_per_h(local: datetime) -> float:
@@ -37,7 +51,7 @@ def visitor_rate_per_h(local: datetime) -> float:
         return 0.0
     weekday = local.weekday()
     table = SATURDAY_RATE_PER_H if weekday >= 5 else WEEKDAY_RATE_PER_H
-    return float(table[hour]) * _DAY_FACTOR[weekday]
+    return float(table[hour]) * DAY_FACTOR[weekday]
 
 
 @dataclass
@@ -56,8 +70,8 @@ class Person:
     pid: int
     role: Role
     group: int
-    t_s: npt.NDArray[np.float64]
-    xy_m: npt.NDArray[np.float64]
+    t_s: Vec
+    xy_m: Vec
     seated: list[tuple[float, float, str]] = field(default_factory=list)
 
     @property
@@ -68,13 +82,13 @@ class Person:
     def end_s(self) -> float:
         return float(self.t_s[-1])
 
-    def positions(self, times_s: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    def positions(self, times_s: Vec) -> Vec:
         """Positions (N, 2) at `times_s` (N,), clamped to the first and last keyframe."""
         x = np.interp(times_s, self.t_s, self.xy_m[:, 0])
         y = np.interp(times_s, self.t_s, self.xy_m[:, 1])
         return np.stack([x, y], axis=1)
 
-    def seated_mask(self, times_s: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
+    def seated_mask(self, times_s: Vec) -> npt.NDArray[np.bool_]:
         mask = np.zeros(times_s.shape, dtype=bool)
         for t0, t1, _ in self.seated:
             mask |= (times_s >= t0) & (times_s < t1)
@@ -110,12 +124,13 @@ class PathBuilder:
         if duration_s <= 0:
             return
         spot = self.here
-        end = self.now + duration_s
-        while end - self.now > 4.0 and wander_m > 0:
-            step = float(rng.uniform(2.5, 6.0))
-            offset = np.clip(rng.normal(0.0, wander_m, 2), -2 * wander_m, 2 * wander_m)
-            self.t.append(min(self.now + step, end - 1.0))
-            self.xy.append(spot + offset)
+        start, end = self.now, self.now + duration_s
+        if end - start > 4.0 and wander_m > 0:
+            steps = np.cumsum(rng.uniform(2.5, 6.0, int((end - start) / 2.5) + 1))
+            steps = steps[start + steps < end - 1.0]
+            offsets = np.clip(rng.normal(0.0, wander_m, (len(steps), 2)), -2 * wander_m, 2 * wander_m)
+            self.t += list(start + steps)
+            self.xy += list(spot + offsets)
         self.t.append(end)
         self.xy.append(spot.copy())
 
@@ -165,7 +180,7 @@ class Consult:
 
 
 def _member_offsets(size: int, rng: np.random.Generator) -> list[Vec]:
-    offsets = [np.zeros(2)]
+    offsets: list[Vec] = [np.zeros(2)]
     for i in range(1, size):
         angle = 2 * math.pi * i / size + float(rng.uniform(-0.3, 0.3))
         offsets.append(np.array([math.cos(angle), math.sin(angle)]) * 0.55)
@@ -180,7 +195,9 @@ class GroupScript:
         self.rng = rng
         self.params = params
 
-    def build(self, t_arrive_s: float, size: int, first_pid: int, group: int) -> tuple[list[Person], list[Consult]]:
+    def build(
+        self, t_arrive_s: float, size: int, first_pid: int, group: int
+    ) -> tuple[list[Person], list[Consult]]:
         world, rng, params = self.world, self.rng, self.params
         door = world.doors[int(rng.integers(len(world.doors)))]
         speed = float(rng.uniform(0.9, 1.4))
@@ -260,7 +277,7 @@ class GroupScript:
 
     def _walk_group(self, builders: list[PathBuilder], offsets: list[Vec], target: Vec, speed: float) -> None:
         route = self.world.route(builders[0].here, target)
-        for b, off in zip(builders, offsets):
+        for b, off in zip(builders, offsets, strict=True):
             goal = target + off
             if not self.world.is_open(goal, 0.1):
                 goal = target + off * 0.3
@@ -316,7 +333,7 @@ class StaffMember:
     def travel_s(self, world: World, target: Vec) -> float:
         route = world.route(self.post, target)
         pts = [self.post, *route]
-        return sum(float(np.linalg.norm(b - a)) for a, b in zip(pts, pts[1:])) / self.speed
+        return sum(float(np.linalg.norm(b - a)) for a, b in itertools.pairwise(pts)) / self.speed
 
     def idle_until(self, t_s: float, world: World, rng: np.random.Generator, patrol_p: float) -> None:
         b = self.builder
@@ -326,9 +343,11 @@ class StaffMember:
                 spot = world.random_spot(rng)
                 there = world.route(self.post, spot)
                 back = world.route(spot, self.post)
-                length = sum(
-                    float(np.linalg.norm(q - p)) for p, q in zip([self.post, *there], [*there])
-                ) * 2 / self.speed
+                length = (
+                    sum(float(np.linalg.norm(q - p)) for p, q in itertools.pairwise([self.post, *there]))
+                    * 2
+                    / self.speed
+                )
                 if length + 40 < remaining:
                     b.walk(there, self.speed)
                     b.stay(float(rng.uniform(10, 30)), rng)
@@ -350,6 +369,7 @@ class StaffMember:
 
 __all__ = [
     "CLOSE_HOUR",
+    "DAY_FACTOR",
     "OPEN_HOUR",
     "BehaviourParams",
     "Consult",

@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from edge.config import CameraConfig
 from edge.sim.scenarios import NoiseModel
-from edge.sim.world import World
+from edge.sim.world import Vec, World
 from vision_models.detections import Detections
 
 DEFAULT_RESOLUTION_WH = (1920, 1080)
@@ -29,7 +29,7 @@ class SimCameraError(ValueError):
     """A camera the simulator cannot model (no calibration, degenerate calibration)."""
 
 
-def fit_homography(camera: CameraConfig) -> npt.NDArray[np.float64]:
+def fit_homography(camera: CameraConfig) -> Vec:
     """The image-to-floor homography (3, 3) least-squares fitted to the camera's calibration points."""
     if camera.calibration is None:
         raise SimCameraError(f"camera {camera.id!r} has no calibration; a simulated camera needs one")
@@ -41,7 +41,7 @@ def fit_homography(camera: CameraConfig) -> npt.NDArray[np.float64]:
     return np.asarray(h, dtype=np.float64)
 
 
-def apply_homography(h: npt.NDArray[np.float64], pts: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+def apply_homography(h: Vec, pts: Vec) -> tuple[Vec, Vec]:
     """Points (N, 2) mapped through `h`; returns (mapped (N, 2), homogeneous scale w (N,))."""
     pts = np.asarray(pts, dtype=np.float64).reshape(-1, 2)
     hom = np.hstack([pts, np.ones((len(pts), 1))]) @ h.T
@@ -60,7 +60,9 @@ class SimCamera:
         rng: random source for this camera's faults.
     """
 
-    def __init__(self, camera: CameraConfig, world: World, noise: NoiseModel, rng: np.random.Generator) -> None:
+    def __init__(
+        self, camera: CameraConfig, world: World, noise: NoiseModel, rng: np.random.Generator
+    ) -> None:
         self.camera = camera
         self.id = camera.id
         self.resolution_wh = camera.resolution_wh or DEFAULT_RESOLUTION_WH
@@ -71,28 +73,36 @@ class SimCamera:
         calib = np.asarray(camera.calibration.floor_points_m if camera.calibration else [], dtype=np.float64)
         _, w = apply_homography(self.floor_to_image, calib)
         self._front_sign = 1.0 if np.median(w) > 0 else -1.0
-        self._occluders = self._silhouettes(world) if camera.anchor == "bottom_center" and noise.car_height_m > 0 else None
+        self._occluders = (
+            self._silhouettes(world) if camera.anchor == "bottom_center" and noise.car_height_m > 0 else None
+        )
 
     # -- geometry ------------------------------------------------------------------------------------
 
-    def project(self, xy_m: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
-        """Floor points (N, 2) to image pixels (N, 2), and whether each is in front of the camera and in the image."""
+    def project(self, xy_m: Vec) -> tuple[Vec, npt.NDArray[np.bool_]]:
+        """Floor points (N, 2) to image pixels (N, 2), and whether each is in front and inside the image."""
         uv, w = apply_homography(self.floor_to_image, xy_m)
         width, height = self.resolution_wh
-        ok = (w * self._front_sign > 0) & (uv[:, 0] >= 0) & (uv[:, 0] < width) & (uv[:, 1] >= 0) & (uv[:, 1] < height)
+        ok = (
+            (w * self._front_sign > 0)
+            & (uv[:, 0] >= 0)
+            & (uv[:, 0] < width)
+            & (uv[:, 1] >= 0)
+            & (uv[:, 1] < height)
+        )
         return uv, ok
 
-    def px_per_m(self, xy_m: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    def px_per_m(self, xy_m: Vec) -> Vec:
         """Local image scale (N,) at floor points: sqrt of the area ratio of the floor-to-image map."""
         xy_m = np.asarray(xy_m, dtype=np.float64).reshape(-1, 2)
         step = 0.05
         p0, _ = apply_homography(self.floor_to_image, xy_m)
-        px, _ = apply_homography(self.floor_to_image, xy_m + [step, 0.0])
-        py, _ = apply_homography(self.floor_to_image, xy_m + [0.0, step])
+        px, _ = apply_homography(self.floor_to_image, xy_m + np.array([step, 0.0]))
+        py, _ = apply_homography(self.floor_to_image, xy_m + np.array([0.0, step]))
         jx, jy = (px - p0) / step, (py - p0) / step
         return np.sqrt(np.abs(jx[:, 0] * jy[:, 1] - jx[:, 1] * jy[:, 0]))
 
-    def boxes(self, xy_m: npt.NDArray[np.float64], height_m: npt.NDArray[np.float64] | None = None) -> npt.NDArray[np.float64]:
+    def boxes(self, xy_m: Vec, height_m: Vec | None = None) -> Vec:
         """Noise-free person boxes (N, 4) xyxy whose anchor projects exactly onto `xy_m`."""
         uv, _ = apply_homography(self.floor_to_image, xy_m)
         scale = self.px_per_m(xy_m)
@@ -101,15 +111,17 @@ class SimCamera:
             w, h = _PERSON_W_M * scale, h_m * scale
             return np.stack([uv[:, 0] - w / 2, uv[:, 1] - h, uv[:, 0] + w / 2, uv[:, 1]], axis=1)
         side = 0.6 * scale
-        return np.stack([uv[:, 0] - side / 2, uv[:, 1] - side / 2, uv[:, 0] + side / 2, uv[:, 1] + side / 2], axis=1)
+        return np.stack(
+            [uv[:, 0] - side / 2, uv[:, 1] - side / 2, uv[:, 0] + side / 2, uv[:, 1] + side / 2], axis=1
+        )
 
     # -- detections ----------------------------------------------------------------------------------
 
     def detect(
         self,
-        xy_m: npt.NDArray[np.float64],
+        xy_m: Vec,
         seated: npt.NDArray[np.bool_],
-        height_m: npt.NDArray[np.float64] | None = None,
+        height_m: Vec | None = None,
     ) -> Detections:
         """The detections of one frame for people at `xy_m` (N, 2); `seated` (N,) people are inside cars."""
         noise, rng = self.noise, self.rng
@@ -138,8 +150,8 @@ class SimCamera:
         return dets[keep]
 
     def _occlude(
-        self, uv: npt.NDArray[np.float64], boxes: npt.NDArray[np.float64], visible: npt.NDArray[np.bool_]
-    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+        self, uv: Vec, boxes: Vec, visible: npt.NDArray[np.bool_]
+    ) -> tuple[Vec, npt.NDArray[np.bool_]]:
         if self._occluders is None or not visible.any():
             return boxes, visible
         labels, top_rows = self._occluders
@@ -149,7 +161,7 @@ class SimCamera:
         car = labels[row, col]
         boxes = boxes.copy()
         visible = visible.copy()
-        for i, c, cc in zip(idx[car > 0], car[car > 0], col[car > 0]):
+        for i, c, cc in zip(idx[car > 0], car[car > 0], col[car > 0], strict=True):
             if self.rng.random() < self.noise.p_occluded_miss:
                 visible[i] = False
                 continue
@@ -160,7 +172,7 @@ class SimCamera:
                 visible[i] = False
         return boxes, visible
 
-    def _false_positives(self) -> npt.NDArray[np.float64]:
+    def _false_positives(self) -> Vec:
         n = int(self.rng.poisson(self.noise.fp_per_frame)) if self.noise.fp_per_frame > 0 else 0
         if n == 0:
             return np.zeros((0, 4))
@@ -182,7 +194,9 @@ class SimCamera:
             if (w * self._front_sign <= 0).any():
                 tops.append(np.full(shape[1], shape[0], dtype=np.int32))
                 continue
-            roof = base - np.stack([np.zeros(len(base)), self.noise.car_height_m * self.px_per_m(pts)], axis=1)
+            roof = base - np.stack(
+                [np.zeros(len(base)), self.noise.car_height_m * self.px_per_m(pts)], axis=1
+            )
             hull = cv2.convexHull(np.vstack([base, roof]).astype(np.float32) / _MASK_SCALE).astype(np.int32)
             one = np.zeros(shape, dtype=np.uint8)
             cv2.fillConvexPoly(one, hull, 1)

@@ -51,11 +51,20 @@ def scenarios() -> None:
 @sim.command("run")
 @_scenario_option
 @click.option("--seed", default=0, show_default=True, help="Fixes people and camera faults.")
-@click.option("--config", "config_file", type=click.Path(path_type=Path), help="Node config (default: sim store).")
+@click.option(
+    "--config", "config_file", type=click.Path(path_type=Path), help="Node config (default: sim store)."
+)
 @click.option("--duration", type=float, help="Arrivals window in seconds (default: the scenario's).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("sim-out"), show_default=True)
 @click.option("--detections/--no-detections", default=True, show_default=True, help="Also write detections.")
-def run(scenario_name: str, seed: int, config_file: Path | None, duration: float | None, out_dir: Path, detections: bool) -> None:
+def run(
+    scenario_name: str,
+    seed: int,
+    config_file: Path | None,
+    duration: float | None,
+    out_dir: Path,
+    detections: bool,
+) -> None:
     """Simulate a scenario and write its ground truth, trajectories and per-camera detections.
 
     Files in OUT: truth.json (counts), truth-events.jsonl (the contract events a perfect node sends),
@@ -67,7 +76,9 @@ def run(scenario_name: str, seed: int, config_file: Path | None, duration: float
     except UnknownScenarioError as exc:
         raise click.BadParameter(str(exc), param_hint="--scenario") from None
     if scenario.endless and duration is None:
-        raise click.BadParameter(f"scenario {scenario_name!r} is endless; give --duration", param_hint="--duration")
+        raise click.BadParameter(
+            f"scenario {scenario_name!r} is endless; give --duration", param_hint="--duration"
+        )
     if duration is not None:
         scenario = scenario.with_duration(duration)
     cfg = _config(config_file)
@@ -96,7 +107,9 @@ def run(scenario_name: str, seed: int, config_file: Path | None, duration: float
     people = node.sim.people()
     with (out_dir / "trajectories.csv").open("w", encoding="utf-8") as fh:
         fh.write("t_s,person,role,x_m,y_m,seated\n")
-        for k, pid, (x, y), seated in zip(samples.frame, samples.pid, samples.xy_m, samples.seated):
+        for k, pid, (x, y), seated in zip(
+            samples.frame, samples.pid, samples.xy_m, samples.seated, strict=True
+        ):
             fh.write(f"{k},{pid},{people[int(pid)].role},{x:.3f},{y:.3f},{int(seated)}\n")
     if detections:
         _write_detections(node, end_s, out_dir)
@@ -113,7 +126,7 @@ def _write_detections(node: SimulatedNode, end_s: float, out_dir: Path) -> None:
         for frame, (_, by_camera) in enumerate(node.batches(fps, end_s), start=1):
             for cam_id, dets in by_camera.items():
                 xywh = np.column_stack([dets.xyxy[:, :2], dets.xyxy[:, 2:] - dets.xyxy[:, :2]])
-                for (x, y, w, h), score in zip(xywh, dets.confidence):
+                for (x, y, w, h), score in zip(xywh, dets.confidence, strict=True):
                     files[cam_id].write(f"{frame},-1,{x:.1f},{y:.1f},{w:.1f},{h:.1f},{score:.3f},-1,-1,-1\n")
     finally:
         for fh in files.values():
@@ -123,7 +136,9 @@ def _write_detections(node: SimulatedNode, end_s: float, out_dir: Path) -> None:
 @sim.command("evaluate")
 @_scenario_option
 @click.option("--seed", default=0, show_default=True, help="Fixes people and camera faults.")
-@click.option("--config", "config_file", type=click.Path(path_type=Path), help="Node config (default: sim store).")
+@click.option(
+    "--config", "config_file", type=click.Path(path_type=Path), help="Node config (default: sim store)."
+)
 @click.option("--duration", type=float, help="Arrivals window in seconds (default: the scenario's).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--all", "run_all", is_flag=True, help="Every scenario of the library (ignores --scenario).")
@@ -136,7 +151,9 @@ def evaluate_cmd(
         if name not in SCENARIOS:
             raise click.BadParameter(str(UnknownScenarioError(name)), param_hint="--scenario")
         if SCENARIOS[name].endless and duration is None:
-            raise click.BadParameter(f"scenario {name!r} is endless; give --duration", param_hint="--duration")
+            raise click.BadParameter(
+                f"scenario {name!r} is endless; give --duration", param_hint="--duration"
+            )
     cfg = _config(config_file)
     results = []
     for name in names:

@@ -11,20 +11,33 @@ from __future__ import annotations
 
 import importlib
 import logging
+import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 from edge.config import NodeConfig, Thresholds, load_config
-from edge.events import CarEntry, Envelope, EventStamper, Heat, IdSource, Reception, VisitEnded, VisitStarted, ZoneDwell
+from edge.events import (
+    CarEntry,
+    Envelope,
+    EventStamper,
+    Heat,
+    IdSource,
+    Reception,
+    VisitEnded,
+    VisitStarted,
+    ZoneDwell,
+    parse_event,
+)
 from edge.sim.scenarios import Scenario, get_scenario
 from edge.sim.source import SimulatedNode
 from edge.sim.truth import GroundTruth, compute_truth
+from edge.sim.world import Vec
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +68,7 @@ class Measured:
 
 
 def measure(events: Iterable[Envelope], thresholds: Thresholds) -> Measured:
-    """The counts a dashboard would show for these events (browse dwells shorter than `browse_min_s` ignored)."""
+    """The counts a dashboard would show for these events (browse dwells under `browse_min_s` ignored)."""
     started: set[str] = set()
     browsers: set[str] = set()
     entrants: set[str] = set()
@@ -99,10 +112,14 @@ def relative_error(truth: float, measured: float) -> float | None:
 
 def _metric(truth: float, measured: float) -> dict[str, Any]:
     err = relative_error(truth, measured)
-    return {"truth": round(truth, 3), "measured": round(measured, 3), "error": None if err is None else round(err, 4)}
+    return {
+        "truth": round(truth, 3),
+        "measured": round(measured, 3),
+        "error": None if err is None else round(err, 4),
+    }
 
 
-def _coarse(cells: dict[tuple[int, int], float], cell_m: float, shape: tuple[int, int]) -> npt.NDArray[np.float64]:
+def _coarse(cells: dict[tuple[int, int], float], cell_m: float, shape: tuple[int, int]) -> Vec:
     grid = np.zeros(shape)
     factor = _COARSE_CELL_M / cell_m
     for (ix, iy), value in cells.items():
@@ -116,7 +133,8 @@ def compare(truth: GroundTruth, measured: Measured, config: NodeConfig) -> dict[
     """The report: per metric truth, measured and relative error (JSON-ready)."""
     per_car = truth.per_car()
     cars = {
-        car: _metric(per_car[car].dwell_total_s, measured.dwell_s_by_car.get(car, 0.0)) for car in truth.car_ids
+        car: _metric(per_car[car].dwell_total_s, measured.dwell_s_by_car.get(car, 0.0))
+        for car in truth.car_ids
     }
     total_truth = sum(c.dwell_total_s for c in per_car.values())
     dwell = _metric(total_truth, sum(measured.dwell_s_by_car.get(car, 0.0) for car in truth.car_ids))
@@ -154,19 +172,53 @@ def load_pipeline_class() -> Any:
     return pipeline
 
 
-def run_pipeline(node: SimulatedNode, end_s: float, seed: int) -> list[Envelope]:
-    """Every event the real pipeline emits on the node's simulated detections from 0 to `end_s`."""
+@dataclass
+class LinkStats:
+    """What the node's outbox did on the way to the (simulated) broker."""
+
+    produced: int = 0
+    delivered: int = 0
+    max_outbox_depth: int = 0
+    evicted: int = 0
+
+
+def run_pipeline(
+    node: SimulatedNode, end_s: float, seed: int, workdir: Path | None = None
+) -> tuple[list[Envelope], LinkStats]:
+    """Every event the real pipeline emits on the node's simulated detections from 0 to `end_s`, as
+    delivered through the node's real outbox to a broker that is down during the scenario's broker outages
+    (what the broker never acknowledged stays in the outbox and goes out once it is back)."""
+    from edge.node.outbox import Outbox
+
     pipeline_cls = load_pipeline_class()
     config = node.config
-    stamper = EventStamper(config.store_id, config.node_id, IdSource(seed))
-    pipeline = pipeline_cls(config, stamper)
-    fps = max(cam.fps for cam in config.cameras)
-    events: list[Envelope] = []
-    start = node.start_utc
-    for t_s, detections in node.batches(fps, end_s):
-        events += pipeline.process(start + timedelta(seconds=t_s), detections)
-    events += pipeline.flush(start + timedelta(seconds=end_s), "shutdown")
-    return events
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+        outbox = Outbox(Path(tmp) / "outbox.sqlite", int(config.outbox.max_mb * 1024 * 1024))
+        stamper = EventStamper(config.store_id, config.node_id, IdSource(seed), next_seq=outbox.next_seq)
+        pipeline = pipeline_cls(config, stamper)
+        fps = max(cam.fps for cam in config.cameras)
+        stats = LinkStats()
+        delivered: list[Envelope] = []
+        start = node.start_utc
+
+        def send(t_s: float, produced: list[Envelope]) -> None:
+            outbox.extend(produced)
+            stats.produced += len(produced)
+            stats.max_outbox_depth = max(stats.max_outbox_depth, outbox.depth())
+            if any(o.covers(t_s) for o in node.scenario.broker_outages):
+                return
+            while rows := outbox.pending(limit=500):
+                for row in rows:
+                    delivered.append(parse_event(row.payload))
+                    outbox.ack(row.seq)
+
+        for t_s, detections in node.batches(fps, end_s):
+            send(t_s, pipeline.process(start + timedelta(seconds=t_s), detections))
+        send(end_s, pipeline.flush(start + timedelta(seconds=end_s), "shutdown"))
+        stats.delivered = len(delivered)
+        stats.evicted = outbox.stats().evicted_total
+        outbox.close()
+    return delivered, stats
 
 
 @dataclass
@@ -179,6 +231,7 @@ class Evaluation:
     metrics: dict[str, Any]
     simulated_s: float
     wall_s: float
+    link: LinkStats | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -188,6 +241,7 @@ class Evaluation:
             "simulated_s": round(self.simulated_s, 1),
             "wall_s": round(self.wall_s, 2),
             "metrics": self.metrics,
+            "outbox": None if self.link is None else vars(self.link),
         }
 
 
@@ -224,10 +278,12 @@ def evaluate(
     node = SimulatedNode(cfg, sc, seed)
     end_s = node.sim.finish()
     truth = compute_truth(node.sim, cfg.thresholds)
-    produced = events if events is not None else run_pipeline(node, end_s, seed)
-    measured = measure(produced, cfg.thresholds)
+    link = LinkStats(len(events), len(events)) if events is not None else None
+    if events is None:
+        events, link = run_pipeline(node, end_s, seed)
+    measured = measure(events, cfg.thresholds)
     metrics = compare(truth, measured, cfg)
-    return Evaluation(sc, seed, cfg, truth, measured, metrics, end_s, time.perf_counter() - began)
+    return Evaluation(sc, seed, cfg, truth, measured, metrics, end_s, time.perf_counter() - began, link)
 
 
 def format_text(evaluation: Evaluation) -> str:
@@ -241,8 +297,16 @@ def format_text(evaluation: Evaluation) -> str:
         m = evaluation.metrics[name]
         err = "n/a" if m["error"] is None else f"{m['error'] * 100:+.1f}%"
         lines.append(f"{name:<16}{m['truth']:>12.1f}{m['measured']:>12.1f}{err:>10}")
+    if evaluation.link is not None and evaluation.scenario.broker_outages:
+        link = evaluation.link
+        lines.append(
+            f"broker outage: {link.produced} payloads produced, {link.delivered} delivered, "
+            f"outbox peaked at {link.max_outbox_depth}, {link.evicted} evicted"
+        )
     if "distribution_error" in evaluation.metrics["heat"]:
-        lines.append(f"heat distribution error (1 m cells): {evaluation.metrics['heat']['distribution_error']:.3f}")
+        lines.append(
+            f"heat distribution error (1 m cells): {evaluation.metrics['heat']['distribution_error']:.3f}"
+        )
     return "\n".join(lines)
 
 

@@ -65,6 +65,8 @@ class Scenario:
     """Visitors arrive during this long; the simulation then runs on until the last one has left."""
     rate_per_h: float | None = None
     """Fixed visitors per hour; None follows the daily rhythm (`behaviour.visitor_rate_per_h`)."""
+    rate_scale: float = 1.0
+    """Multiplies the rate: a busier or a quieter store than the typical one."""
     behaviour: BehaviourParams = field(default_factory=BehaviourParams)
     n_staff: int = 3
     noise: NoiseModel = field(default_factory=NoiseModel)

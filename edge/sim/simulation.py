@@ -18,7 +18,7 @@ import numpy.typing as npt
 from edge.config import NodeConfig
 from edge.sim.behaviour import GroupScript, Person, StaffMember, visitor_rate_per_h
 from edge.sim.scenarios import Scenario
-from edge.sim.world import World
+from edge.sim.world import Vec, World
 
 _CHUNK_S = 300.0
 _MAX_RATE_PER_H = 400.0
@@ -41,7 +41,7 @@ class Samples:
     n_frames: int
     frame: npt.NDArray[np.int64]
     pid: npt.NDArray[np.int64]
-    xy_m: npt.NDArray[np.float64]
+    xy_m: Vec
     seated: npt.NDArray[np.bool_]
     staff: npt.NDArray[np.bool_]
 
@@ -60,7 +60,9 @@ class Simulation:
         start_utc: the instant of simulation time 0 (default: the scenario's own start in the store's zone).
     """
 
-    def __init__(self, config: NodeConfig, scenario: Scenario, seed: int, start_utc: datetime | None = None) -> None:
+    def __init__(
+        self, config: NodeConfig, scenario: Scenario, seed: int, start_utc: datetime | None = None
+    ) -> None:
         self.config = config
         self.scenario = scenario
         self.seed = seed
@@ -74,7 +76,9 @@ class Simulation:
         self._mean_size = float((np.arange(1, len(sizes) + 1) * self._size_p).sum())
         self._visitors: list[Person] = []
         self._staff = [
-            StaffMember(i, self.world.staff_post(i, self._rng), 0.0, floor_role=(i > 0 or scenario.n_staff == 1))
+            StaffMember(
+                i, self.world.staff_post(i, self._rng), 0.0, floor_role=(i > 0 or scenario.n_staff == 1)
+            )
             for i in range(scenario.n_staff)
         ]
         self._next_arrival_s = 0.0
@@ -90,9 +94,9 @@ class Simulation:
     def rate_per_h(self, t_s: float) -> float:
         """Visitors per hour expected at simulation time `t_s`."""
         if self.scenario.rate_per_h is not None:
-            return self.scenario.rate_per_h
+            return self.scenario.rate_per_h * self.scenario.rate_scale
         local = (self.start_utc + timedelta(seconds=t_s)).astimezone(self._tz)
-        return visitor_rate_per_h(local)
+        return visitor_rate_per_h(local) * self.scenario.rate_scale
 
     def extend_to(self, t_s: float) -> None:
         """Script every group arriving before `t_s` (and the staff's day up to then)."""
@@ -131,7 +135,9 @@ class Simulation:
         if not free:
             return  # everyone busy: the group waits and leaves without being received
         member, travel = free[int(self._rng.integers(len(free)))]
-        member.idle_until(consult.t0_s - travel, self.world, self._rng, self.scenario.behaviour.staff_patrol_p)
+        member.idle_until(
+            consult.t0_s - travel, self.world, self._rng, self.scenario.behaviour.staff_patrol_p
+        )
         member.attend(consult, self.world, self._rng)
 
     def finish(self) -> float:
@@ -184,7 +190,9 @@ class Simulation:
             seats.append(person.seated_mask(t))
         if not frames:
             empty = np.zeros(0, dtype=np.int64)
-            return Samples(t0_s, dt_s, n_frames, empty, empty, np.zeros((0, 2)), np.zeros(0, bool), np.zeros(0, bool))
+            return Samples(
+                t0_s, dt_s, n_frames, empty, empty, np.zeros((0, 2)), np.zeros(0, bool), np.zeros(0, bool)
+            )
         frame = np.concatenate(frames)
         order = np.argsort(frame, kind="stable")
         pid = np.concatenate(pids)[order]

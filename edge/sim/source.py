@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from edge.config import CameraConfig, NodeConfig
 from edge.sim.camera import SimCamera
 from edge.sim.scenarios import Scenario, get_scenario
 from edge.sim.simulation import Samples, Simulation
+from edge.sim.world import Vec
 from edge.sources import CameraFrame, FrameSource
 from vision_models.detections import Detections
 
@@ -59,7 +59,7 @@ class SimUrl:
         return cls(name, seed)
 
 
-def person_heights_m(pid: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+def person_heights_m(pid: npt.NDArray[np.int64]) -> Vec:
     """A stable height (1.1-1.95 m) per person index, so a person's boxes keep their size."""
     frac = (pid.astype(np.float64) * 0.6180339887) % 1.0
     return np.where(frac < 0.08, 1.1 + frac * 2.5, 1.55 + 0.4 * frac)
@@ -75,7 +75,9 @@ class SimulatedNode:
         start_utc: instant of simulation time 0 (default: the scenario's start).
     """
 
-    def __init__(self, config: NodeConfig, scenario: Scenario, seed: int, start_utc: datetime | None = None) -> None:
+    def __init__(
+        self, config: NodeConfig, scenario: Scenario, seed: int, start_utc: datetime | None = None
+    ) -> None:
         self.config = config
         self.scenario = scenario
         self.sim = Simulation(config, scenario, seed, start_utc)
@@ -99,8 +101,10 @@ class SimulatedNode:
             samples = self.sim.samples(t_s, 1, 1.0)
             return self._detect_rows(camera_id, samples, slice(None))
 
-    def batches(self, fps: float, end_s: float, chunk_frames: int = 600) -> Iterator[tuple[float, dict[str, Detections]]]:
-        """(t_s, {camera id: detections}) every 1/fps seconds from 0 to `end_s`, cameras in outage left out."""
+    def batches(
+        self, fps: float, end_s: float, chunk_frames: int = 600
+    ) -> Iterator[tuple[float, dict[str, Detections]]]:
+        """(t_s, {camera id: detections}) every 1/fps s from 0 to `end_s`; cameras in an outage left out."""
         dt = 1.0 / fps
         total = int(np.floor(end_s / dt)) + 1
         for first in range(0, total, chunk_frames):
@@ -110,11 +114,14 @@ class SimulatedNode:
             for k in range(n):
                 t_s = (first + k) * dt
                 rows = slice(int(bounds[k]), int(bounds[k + 1]))
-                yield t_s, {
-                    cam_id: self._detect_rows(cam_id, samples, rows)
-                    for cam_id in self.cameras
-                    if not self.camera_down(cam_id, t_s)
-                }
+                yield (
+                    t_s,
+                    {
+                        cam_id: self._detect_rows(cam_id, samples, rows)
+                        for cam_id in self.cameras
+                        if not self.camera_down(cam_id, t_s)
+                    },
+                )
 
     def _detect_rows(self, camera_id: str, samples: Samples, rows: slice) -> Detections:
         pid = samples.pid[rows]
@@ -181,7 +188,9 @@ class SimSource:
                     continue
             if not self.node.camera_down(self.camera_id, t_s):
                 detections = self.node.detect(self.camera_id, t_s)
-                yield CameraFrame(self.camera_id, start + timedelta(seconds=t_s), index, detections=detections)
+                yield CameraFrame(
+                    self.camera_id, start + timedelta(seconds=t_s), index, detections=detections
+                )
             index += 1
 
     def close(self) -> None:
@@ -189,14 +198,21 @@ class SimSource:
 
 
 def open_sim_source(
-    url: str, camera: CameraConfig, *, config: NodeConfig, start_utc: datetime | None = None, realtime: bool = True
+    url: str,
+    camera: CameraConfig,
+    *,
+    config: NodeConfig,
+    start_utc: datetime | None = None,
+    realtime: bool = True,
 ) -> FrameSource:
     """Open camera `camera` of node `config` on the simulated showroom named by `url` (`sim://...`)."""
     parsed = SimUrl.parse(url)
     if camera.id not in {c.id for c in config.cameras}:
         raise SimUrlError(f"camera {camera.id!r} is not one of node {config.node_id!r}'s cameras")
     node = shared_node(config, parsed, start_utc, realtime)
-    log.info("sim camera %s: scenario %s, seed %d, t0 %s", camera.id, parsed.scenario, parsed.seed, node.start_utc)
+    log.info(
+        "sim camera %s: scenario %s, seed %d, t0 %s", camera.id, parsed.scenario, parsed.seed, node.start_utc
+    )
     return SimSource(camera, node, realtime=realtime)
 
 
@@ -205,4 +221,12 @@ def scenario_seed(name: str, seed: int) -> int:
     return zlib.crc32(f"{name}:{seed}".encode())
 
 
-__all__ = ["SimSource", "SimUrl", "SimUrlError", "SimulatedNode", "open_sim_source", "person_heights_m", "shared_node"]
+__all__ = [
+    "SimSource",
+    "SimUrl",
+    "SimUrlError",
+    "SimulatedNode",
+    "open_sim_source",
+    "person_heights_m",
+    "shared_node",
+]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -32,7 +33,7 @@ from edge.events import (
 )
 from edge.sim.behaviour import Person
 from edge.sim.simulation import Simulation
-from edge.sim.world import SimDoor, World
+from edge.sim.world import SimDoor, Vec, World
 
 BoolArray = npt.NDArray[np.bool_]
 
@@ -135,7 +136,7 @@ class GroundTruth:
             out[car] = CarTruth(browsers, float(sum(dwells)), median, entries)
         return out
 
-    def heat_grid(self, shape_xy: tuple[int, int]) -> npt.NDArray[np.float64]:
+    def heat_grid(self, shape_xy: tuple[int, int]) -> Vec:
         """Person-seconds summed over the period, array (ny, nx) of `cell_m` cells."""
         grid = np.zeros((shape_xy[1], shape_xy[0]))
         for (_, ix, iy), value in self.heat_s.items():
@@ -145,23 +146,27 @@ class GroundTruth:
 
     def events(self, stamper: EventStamper) -> list[Envelope]:
         """The contract events a perfect node would have sent, in time order (visit ids from `stamper`)."""
-        timed: list[tuple[datetime, int, type[Envelope], dict[str, object]]] = []
+        timed: list[tuple[datetime, int, type[Envelope], dict[str, Any]]] = []
         at = self._at
         for n, visit in enumerate(self.visits):
             vid = stamper.ids.visitor_id()
             timed.append((at(visit.start_s), n, VisitStarted, {"visitor_id": vid, "door_id": visit.door_in}))
             for d in visit.dwells:
                 fields = {"visitor_id": vid, "zone_id": d.place, "entered_at": at(d.start_s)}
-                timed.append((at(d.end_s), n, ZoneDwell, fields | {"exited_at": at(d.end_s), "dwell_s": d.seconds}))
+                timed.append(
+                    (at(d.end_s), n, ZoneDwell, fields | {"exited_at": at(d.end_s), "dwell_s": d.seconds})
+                )
             for e in visit.entries:
                 fields = {"visitor_id": vid, "car_id": e.place, "entered_at": at(e.start_s)}
-                timed.append((at(e.end_s), n, CarEntry, fields | {"exited_at": at(e.end_s), "inside_s": e.seconds}))
+                timed.append(
+                    (at(e.end_s), n, CarEntry, fields | {"exited_at": at(e.end_s), "inside_s": e.seconds})
+                )
             if visit.reception is not None:
                 r = visit.reception
                 ts = at(r.start_s + 0.0) + timedelta(seconds=r.seconds)
                 fields = {"visitor_id": vid, "started_at": at(r.start_s), "duration_s": r.seconds}
                 timed.append((ts, n, Reception, fields))
-            ended = {
+            ended: dict[str, Any] = {
                 "visitor_id": vid,
                 "door_id": visit.door_out,
                 "started_at": at(visit.start_s),
@@ -211,7 +216,9 @@ def truth_of(
     for person in people:
         if person.role != "visitor":
             continue
-        k = np.arange(int(np.ceil(person.start_s / dt_s)), int(np.floor(person.end_s / dt_s)) + 1, dtype=np.int64)
+        k = np.arange(
+            int(np.ceil(person.start_s / dt_s)), int(np.floor(person.end_s / dt_s)) + 1, dtype=np.int64
+        )
         if len(k) < 2:
             continue
         t = k * dt_s
@@ -234,11 +241,13 @@ def truth_of(
     if heat_keys:
         keys = np.concatenate(heat_keys)
         uniq, counts = np.unique(keys, axis=0, return_counts=True)
-        heat_s = {(int(m), int(ix), int(iy)): float(c) * dt_s for (m, ix, iy), c in zip(uniq, counts)}
+        heat_s = {
+            (int(m), int(ix), int(iy)): float(c) * dt_s for (m, ix, iy), c in zip(uniq, counts, strict=True)
+        }
         ks = np.concatenate(heat_k)
         frames, per_frame = np.unique(ks, return_counts=True)
         minutes = np.floor((frames * dt_s + offset_s) / 60.0).astype(np.int64)
-        for m, n in zip(minutes, per_frame):
+        for m, n in zip(minutes, per_frame, strict=True):
             occupancy[int(m)] = max(occupancy.get(int(m), 0), int(n))
     visits.sort(key=lambda v: v.start_s)
     return GroundTruth(
@@ -252,7 +261,7 @@ def truth_of(
     )
 
 
-def _crossings(door: SimDoor, t: npt.NDArray[np.float64], xy: npt.NDArray[np.float64]) -> list[tuple[float, int]]:
+def _crossings(door: SimDoor, t: Vec, xy: Vec) -> list[tuple[float, int]]:
     """(time, +1 inward / -1 outward) of every crossing of the door line within its ends."""
     side = door.side_m(xy)
     inside = side > 0
@@ -267,7 +276,7 @@ def _crossings(door: SimDoor, t: npt.NDArray[np.float64], xy: npt.NDArray[np.flo
     return out
 
 
-def _visit_of(person: Person, world: World, t: npt.NDArray[np.float64], xy: npt.NDArray[np.float64]) -> VisitTruth | None:
+def _visit_of(person: Person, world: World, t: Vec, xy: Vec) -> VisitTruth | None:
     crossings = sorted((ts, d, door.id) for door in world.doors for ts, d in _crossings(door, t, xy))
     start = next(((ts, door) for ts, d, door in crossings if d > 0), None)
     if start is None:
@@ -282,11 +291,16 @@ def _runs(mask: BoolArray) -> list[tuple[int, int]]:
     """[(first, last_exclusive)] of the True runs in `mask`."""
     padded = np.concatenate([[False], mask, [False]]).astype(np.int8)
     edges = np.flatnonzero(np.diff(padded))
-    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])]
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
 
 
 def _dwells(
-    world: World, t: npt.NDArray[np.float64], xy: npt.NDArray[np.float64], in_visit: BoolArray, dt_s: float, min_s: float
+    world: World,
+    t: Vec,
+    xy: Vec,
+    in_visit: BoolArray,
+    dt_s: float,
+    min_s: float,
 ) -> list[Interval]:
     out = []
     for car in world.cars:
@@ -298,7 +312,12 @@ def _dwells(
 
 
 def _entries(
-    world: World, t: npt.NDArray[np.float64], xy: npt.NDArray[np.float64], in_visit: BoolArray, dt_s: float, min_s: float
+    world: World,
+    t: Vec,
+    xy: Vec,
+    in_visit: BoolArray,
+    dt_s: float,
+    min_s: float,
 ) -> list[Interval]:
     out = []
     for car in world.cars:
@@ -317,8 +336,8 @@ def _entries(
 
 def _reception(
     staff: list[Person],
-    t: npt.NDArray[np.float64],
-    xy: npt.NDArray[np.float64],
+    t: Vec,
+    xy: Vec,
     in_visit: BoolArray,
     dt_s: float,
     th: Thresholds,

@@ -7,19 +7,19 @@ obstacles' corners.
 
 from __future__ import annotations
 
-import heapq
-import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import shapely
-from shapely.geometry import LineString, Point, Polygon
+from shapely.geometry import Point, Polygon
 from shapely.prepared import PreparedGeometry, prep
 
 from edge.config import NodeConfig
 
-Vec = npt.NDArray[np.float64]
+Vec = npt.NDArray[np.floating[Any]]
+"""Float arrays of floor metres (points (2,), or (N, 2))."""
 
 OBSTACLE_CLEARANCE_M = 0.35
 """How far people keep from a car's body or a staff area when walking past."""
@@ -54,11 +54,11 @@ class SimDoor:
 
     def outside_point(self, offset_m: float = 0.0) -> Vec:
         """A point on the street side, `offset_m` along the door from its middle."""
-        return self.mid_m + self.along * offset_m - self.inward * OUTSIDE_DOOR_M
+        return np.asarray(self.mid_m + self.along * offset_m - self.inward * OUTSIDE_DOOR_M)
 
     def inside_point(self, offset_m: float = 0.0) -> Vec:
         """A point on the shop floor just past the door, `offset_m` along the door from its middle."""
-        return self.mid_m + self.along * offset_m + self.inward * INSIDE_DOOR_M
+        return np.asarray(self.mid_m + self.along * offset_m + self.inward * INSIDE_DOOR_M)
 
     def side_m(self, xy_m: Vec) -> Vec:
         """Signed distance of points (N, 2) from the door's infinite line: positive on the shop side."""
@@ -126,6 +126,8 @@ class World:
         self._walkable = prep(self.floor.buffer(-0.3))
         self._nodes = self._corner_nodes()
         self._node_edges = self._node_visibility()
+        self._rings: dict[str, Polygon] = {}
+        self._node_dist, self._next_hop = self._all_pairs()
 
     # -- places --------------------------------------------------------------------------------------
 
@@ -134,9 +136,14 @@ class World:
         p = Point(float(xy_m[0]), float(xy_m[1]))
         if not self._walkable.contains(p):
             return False
-        return all(o.distance(p) > margin_m and not po.contains(p) for o, po in zip(self.obstacles, self._prepared))
+        return all(
+            o.distance(p) > margin_m and not po.contains(p)
+            for o, po in zip(self.obstacles, self._prepared, strict=True)
+        )
 
-    def random_spot(self, rng: np.random.Generator, region: Polygon | None = None, margin_m: float = 0.3) -> Vec:
+    def random_spot(
+        self, rng: np.random.Generator, region: Polygon | None = None, margin_m: float = 0.3
+    ) -> Vec:
         """A random standing spot inside `region` (default: the whole floor) away from obstacles."""
         area = region if region is not None else self.floor
         x0, y0, x1, y1 = area.bounds
@@ -149,8 +156,12 @@ class World:
 
     def browse_spot(self, car: SimCar, rng: np.random.Generator) -> Vec:
         """Where a visitor stands to look at `car`: inside its browse zone, near the car, not in it."""
-        ring = car.browse.intersection(car.interior.buffer(2.2)).difference(car.interior.buffer(0.7))
-        return self.random_spot(rng, ring if ring.area > 0.5 else car.browse, margin_m=0.15)
+        ring = self._rings.get(car.id)
+        if ring is None:
+            ring = car.browse.intersection(car.interior.buffer(2.2)).difference(car.interior.buffer(0.7))
+            ring = ring if ring.area > 0.5 else car.browse
+            self._rings[car.id] = ring
+        return self.random_spot(rng, ring, margin_m=0.15)
 
     def staff_post(self, index: int, rng: np.random.Generator) -> Vec:
         """A staff member's resting place: inside a staff area (so the node marks them), else near a wall."""
@@ -164,18 +175,18 @@ class World:
                 xy = np.array([rng.uniform(x0, x1), rng.uniform(y0, y1)])
                 if prepared.contains(Point(xy)):
                     return xy
-        w, h = self.config.floor.size_m
+        w = self.config.floor.size_m[0]
         return np.array([1.0 + (index * 2.5) % max(w - 2, 1.0), 1.0])
 
     def nearest_free(self, xy_m: Vec) -> Vec:
         """`xy_m` if it is outside every obstacle, else the closest point just outside them."""
         p = Point(float(xy_m[0]), float(xy_m[1]))
-        for o, po in zip(self.obstacles, self._prepared):
+        for o, po in zip(self.obstacles, self._prepared, strict=True):
             if po.contains(p):
                 edge = o.exterior.interpolate(o.exterior.project(p))
                 out = np.array([edge.x, edge.y]) - np.array([o.centroid.x, o.centroid.y])
                 out = out / max(float(np.linalg.norm(out)), 1e-9)
-                return np.array([edge.x, edge.y]) + out * 0.05
+                return np.asarray(np.array([edge.x, edge.y]) + out * 0.05)
         return xy_m
 
     # -- paths ---------------------------------------------------------------------------------------
@@ -185,7 +196,9 @@ class World:
 
         Obstacles containing either end are ignored (a person getting into a car walks into it).
         """
-        ignore = {i for i, po in enumerate(self._prepared) if po.contains(Point(a_m)) or po.contains(Point(b_m))}
+        inside = shapely.contains_xy(self._obstacle_array, a_m[0], a_m[1])
+        inside |= shapely.contains_xy(self._obstacle_array, b_m[0], b_m[1])
+        ignore = {int(i) for i in np.flatnonzero(inside)}
         if self._clear(np.array([a_m]), np.array([b_m]), ignore)[0]:
             return [np.asarray(b_m, dtype=np.float64)]
         nodes = self._nodes
@@ -194,32 +207,16 @@ class World:
             return [np.asarray(b_m, dtype=np.float64)]
         from_a = self._clear(np.repeat([a_m], n, axis=0), nodes, ignore)
         to_b = self._clear(nodes, np.repeat([b_m], n, axis=0), ignore)
-        # Dijkstra over: 0..n-1 corner nodes, n = a, n + 1 = b.
-        points = np.vstack([nodes, [a_m], [b_m]])
-        adjacency: dict[int, list[int]] = {i: list(self._node_edges[i]) for i in range(n)}
-        adjacency[n] = [int(i) for i in np.flatnonzero(from_a)]
-        for i in np.flatnonzero(to_b):
-            adjacency[int(i)].append(n + 1)
-        dist = {n: 0.0}
-        prev: dict[int, int] = {}
-        queue = [(0.0, n)]
-        while queue:
-            d, u = heapq.heappop(queue)
-            if u == n + 1:
-                break
-            if d > dist.get(u, math.inf):
-                continue
-            for v in adjacency.get(u, []):
-                nd = d + float(np.linalg.norm(points[v] - points[u]))
-                if nd < dist.get(v, math.inf):
-                    dist[v], prev[v] = nd, u
-                    heapq.heappush(queue, (nd, v))
-        if n + 1 not in prev:
+        da = np.where(from_a, np.linalg.norm(nodes - a_m, axis=1), np.inf)
+        db = np.where(to_b, np.linalg.norm(nodes - b_m, axis=1), np.inf)
+        total = da[:, None] + self._node_dist + db[None, :]
+        i, j = np.unravel_index(int(np.argmin(total)), total.shape)
+        if not np.isfinite(total[i, j]):
             return [np.asarray(b_m, dtype=np.float64)]  # boxed in: walk straight rather than stand still
-        path = [n + 1]
-        while path[-1] != n:
-            path.append(prev[path[-1]])
-        return [points[i].astype(np.float64) for i in reversed(path[:-1])]
+        path = [int(i)]
+        while path[-1] != j:
+            path.append(int(self._next_hop[path[-1], j]))
+        return [nodes[k].astype(np.float64) for k in path] + [np.asarray(b_m, dtype=np.float64)]
 
     def _clear(self, starts: Vec, ends: Vec, ignore: set[int] = frozenset()) -> npt.NDArray[np.bool_]:  # type: ignore[assignment]
         lines = shapely.linestrings(np.stack([starts, ends], axis=1))
@@ -234,10 +231,28 @@ class World:
         for interior in [c.interior for c in self.cars] + list(self.staff_areas):
             grown = interior.buffer(OBSTACLE_CLEARANCE_M + _NODE_CLEARANCE_M, join_style="mitre")
             corners += [(float(x), float(y)) for x, y in list(grown.exterior.coords)[:-1]]
-        kept = [c for c in corners if self._walkable.contains(Point(c)) and not any(
-            po.contains(Point(c)) for po in self._prepared
-        )]
+        kept = [
+            c
+            for c in corners
+            if self._walkable.contains(Point(c)) and not any(po.contains(Point(c)) for po in self._prepared)
+        ]
         return np.array(kept, dtype=np.float64).reshape(-1, 2)
+
+    def _all_pairs(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+        """Shortest corner-to-corner distances and next hops (Floyd-Warshall; a few dozen corners)."""
+        n = len(self._nodes)
+        dist = np.full((n, n), np.inf)
+        np.fill_diagonal(dist, 0.0)
+        nxt = np.tile(np.arange(n), (n, 1))
+        for a, near in enumerate(self._node_edges):
+            for b in near:
+                dist[a, b] = float(np.linalg.norm(self._nodes[a] - self._nodes[b]))
+        for k in range(n):
+            via = dist[:, k, None] + dist[None, k, :]
+            better = via < dist
+            dist = np.where(better, via, dist)
+            nxt = np.where(better, np.repeat(nxt[:, k, None], n, axis=1), nxt)
+        return dist, nxt
 
     def _node_visibility(self) -> list[list[int]]:
         n = len(self._nodes)
@@ -246,14 +261,17 @@ class World:
             return edges
         i, j = np.triu_indices(n, k=1)
         visible = self._clear(self._nodes[i], self._nodes[j])
-        for a, b in zip(i[visible], j[visible]):
+        for a, b in zip(i[visible], j[visible], strict=True):
             edges[int(a)].append(int(b))
             edges[int(b)].append(int(a))
         return edges
 
 
 def _door(
-    door_id: str, line_m: tuple[tuple[float, float], tuple[float, float]], inside: tuple[float, float], hyst: float
+    door_id: str,
+    line_m: tuple[tuple[float, float], tuple[float, float]],
+    inside: tuple[float, float],
+    hyst: float,
 ) -> SimDoor:
     a, b = np.array(line_m[0], dtype=np.float64), np.array(line_m[1], dtype=np.float64)
     along = (b - a) / np.linalg.norm(b - a)
@@ -276,4 +294,12 @@ def crosses_segment(door: SimDoor, p_m: Vec, q_m: Vec) -> int:
     return 1 if sq > 0 else -1
 
 
-__all__ = ["OBSTACLE_CLEARANCE_M", "SimCar", "SimDoor", "World", "WorldError", "crosses_segment", "LineString"]
+__all__ = [
+    "OBSTACLE_CLEARANCE_M",
+    "SimCar",
+    "SimDoor",
+    "Vec",
+    "World",
+    "WorldError",
+    "crosses_segment",
+]

@@ -12,8 +12,8 @@ from edge.config import load_config
 from edge.events import EventStamper, IdSource
 from edge.sim.behaviour import PathBuilder, Person
 from edge.sim.evaluate import compare, measure
-from edge.sim.world import World
 from edge.sim.truth import truth_of
+from edge.sim.world import World
 
 CONFIG = load_config(Path(__file__).parents[2] / "examples" / "sim-store.yaml")
 WORLD = World(CONFIG)
@@ -46,7 +46,7 @@ def staff_at(xy: tuple[float, float], start: float, end: float, pid: int = 99) -
     return b.build(pid, "staff", -1)
 
 
-def truth(*people: Person):  # noqa: ANN201
+def truth(*people: Person):
     return truth_of(WORLD, list(people), T0, CONFIG.thresholds, dt_s=0.1)
 
 
@@ -134,14 +134,25 @@ def test_heat_counts_visitor_person_seconds_in_cells_and_never_staff() -> None:
 
 
 def test_group_side_by_side_counts_each_member() -> None:
-    people = [visitor(("go", BROWSE_SPOT), ("stay", 12), pid=i, door_offset=o) for i, o in enumerate((-0.6, 0.0, 0.6))]
+    people = [
+        visitor(("go", BROWSE_SPOT), ("stay", 12), pid=i, door_offset=o)
+        for i, o in enumerate((-0.6, 0.0, 0.6))
+    ]
     gt = truth(*people)
     assert gt.visitors == 3 and gt.car_browsers == 3
 
 
 def test_truth_events_measure_back_to_the_truth_exactly() -> None:
     door_pt, seat = CAR1.door_point(1), CAR1.seat_for(1)
-    a = visitor(("go", BROWSE_SPOT), ("stay", 20), ("go", door_pt), ("straight", seat), ("sit", 10), ("straight", door_pt), pid=0)
+    a = visitor(
+        ("go", BROWSE_SPOT),
+        ("stay", 20),
+        ("go", door_pt),
+        ("straight", seat),
+        ("sit", 10),
+        ("straight", door_pt),
+        pid=0,
+    )
     b = visitor(("go", (16.0, 16.0)), ("stay", 45), t0=30.0, pid=1)
     s = staff_at((16.0, 17.0), 30.0, 200.0)
     gt = truth(a, b, s)

@@ -1,0 +1,5 @@
+"""Storage backends of the aggregator. SQLite (`SqliteStorage`) is the embedded default."""
+
+from aggregator.storage.sqlite import SqliteStorage
+
+__all__ = ["SqliteStorage"]
