@@ -166,6 +166,7 @@ class NodeRuntime:
         }
         self.summary = RunSummary()
         self._last_states: dict[str, str] = {}
+        self._rotation = 0
         self.outbox: Outbox | None = None
         self.publisher: MqttPublisher | None = None
 
@@ -313,7 +314,10 @@ class NodeRuntime:
                 break
             time.sleep(0.002)
         batch: list[CameraFrame] = []
-        for queue in self.queues.values():
+        queues = list(self.queues.values())
+        # Start each round one camera further, so with more cameras than `max_batch` none is starved.
+        self._rotation = (self._rotation + 1) % len(queues)
+        for queue in queues[self._rotation :] + queues[: self._rotation]:
             frame = queue.get()
             if frame is not None:
                 batch.append(frame)
