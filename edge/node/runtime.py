@@ -237,6 +237,13 @@ class NodeRuntime:
             stamper.next_seq,
         )
         try:
+            self.publisher = publisher = MqttPublisher(
+                self.config.broker,
+                outbox,
+                store_id=self.config.store_id,
+                node_id=self.config.node_id,
+                url=self.options.broker_url,
+            )
             pipeline = self.pipeline_factory(self.config, stamper)
             needs_detector = any(source_kind(c.source) != "sim" for c in self.config.cameras)
             detector = self.detector_factory(self.config) if needs_detector else None
@@ -246,13 +253,6 @@ class NodeRuntime:
         model = ModelInfo(
             str(getattr(detector, "model_id", "none" if detector is None else "unknown")),
             getattr(detector, "sha256", None),
-        )
-        self.publisher = publisher = MqttPublisher(
-            self.config.broker,
-            outbox,
-            store_id=self.config.store_id,
-            node_id=self.config.node_id,
-            url=self.options.broker_url,
         )
         publisher.start()
         readers = [
@@ -463,4 +463,5 @@ class NodeRuntime:
                 log.warning("%d payload(s) not yet acknowledged; they go out after the next start", left)
         self.summary.wall_s = time.monotonic() - started
         self.summary.stop_reason = self.stop_reason
-        log.info("node stopped: %s", self.summary)
+        stats = getattr(pipeline, "stats", None)
+        log.info("node stopped: %s; analytics: %s", self.summary, stats)

@@ -124,3 +124,21 @@ def test_bad_config_exits_with_every_problem_named(tmp_path: Path) -> None:
     )
     assert proc.returncode == 1
     assert "store_id" in proc.stderr and "cameras" in proc.stderr and "floor" in proc.stderr
+
+
+def test_missing_broker_password_is_named_and_the_outbox_is_left_closed(tmp_path: Path) -> None:
+    data = node_config_dict(tmp_path, "mqtt://127.0.0.1:1883", [pets_camera("pets")])
+    data["broker"] = {"url": "mqtt://127.0.0.1:1883", "username": "node-1", "password_env": "NODE_PW_NOT_SET"}
+    config = write_yaml(tmp_path / "node.yaml", data)
+    env = {k: v for k, v in os.environ.items() if k != "NODE_PW_NOT_SET"}
+    proc = subprocess.run(
+        [sys.executable, "-c", "from edge.cli import main; main()", "edge", "run", "--config", str(config)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1
+    assert "broker.password_env" in proc.stderr and "NODE_PW_NOT_SET" in proc.stderr
+    assert not (tmp_path / "outbox.sqlite-wal").exists()  # closed cleanly (WAL checkpointed)
