@@ -37,6 +37,7 @@ from edge.node.sources import (
     Backoff,
     CameraMonitor,
     CameraReader,
+    CameraSnapshot,
     FrameQueue,
     HealthRules,
     OpenCvSource,
@@ -409,13 +410,14 @@ class NodeRuntime:
         started: float,
         vitals: NodeVitals,
         calibration: Mapping[str, float],
+        cameras: list[CameraSnapshot] | None = None,
     ) -> None:
         if self.outbox is None:
             return
         heartbeat = build_heartbeat(
             stamper,
             datetime.now(UTC),
-            cameras=[m.snapshot() for m in self.monitors.values()],
+            cameras=cameras if cameras is not None else [m.snapshot() for m in self.monitors.values()],
             outbox=self.outbox.stats(),
             oldest_unsent_age_s=self.outbox.oldest_unsent_age_s(),
             model=model,
@@ -443,6 +445,8 @@ class NodeRuntime:
         last_ts: datetime | None,
     ) -> None:
         log.info("stopping (%s)", self.stop_reason or "error")
+        # The last heartbeat tells how the cameras were doing, not that they were just stopped.
+        final_cameras = [m.snapshot() for m in self.monitors.values()]
         for reader in readers:
             reader.stop()
         for reader in readers:
@@ -453,7 +457,7 @@ class NodeRuntime:
         except Exception:
             self.summary.pipeline_errors += 1
             log.exception("flushing the analytics failed")
-        self._heartbeat(stamper, model, started, vitals, calibration)
+        self._heartbeat(stamper, model, started, vitals, calibration, final_cameras)
         if self.publisher is not None:
             self.publisher.stop(drain_timeout_s=self.options.drain_timeout_s)
         if self.outbox is not None:

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import cv2
+import numpy as np
 import yaml
 from node_testkit import (
     PETS_VIDEO,
@@ -35,11 +36,26 @@ def short_clip(path: Path, n: int = 12) -> Path:
     return path
 
 
+def dark_clip(path: Path, n: int = 20) -> Path:
+    """A lens covered by a hand: dark, noisy, featureless frames."""
+    rng = np.random.default_rng(0)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (480, 360))
+    for _ in range(n):
+        writer.write(np.clip(rng.normal(10, 3, (360, 480, 3)), 0, 255).astype(np.uint8))
+    writer.release()
+    return path
+
+
 def test_broken_cameras_are_reported_and_the_good_one_keeps_going(tmp_path: Path) -> None:
     cap = cv2.VideoCapture(str(PETS_VIDEO))
     images = [cap.read()[1] for _ in range(10)]
     cap.release()
     stream = MjpegServer(images, frames=10)
+    # The commissioning reference of a camera that has since been knocked: its view then was elsewhere.
+    turn = cv2.getRotationMatrix2D((240, 180), 8, 1.0)
+    turn[0, 2] += 70
+    reference = tmp_path / "moved-reference.png"
+    cv2.imwrite(str(reference), cv2.warpAffine(images[0], turn, (480, 360), borderMode=cv2.BORDER_REFLECT))
     with running_mosquitto(tmp_path) as broker:
         recorder = Recorder(broker.port)
         cameras = [
@@ -47,13 +63,15 @@ def test_broken_cameras_are_reported_and_the_good_one_keeps_going(tmp_path: Path
             pets_camera("bad-url", source="rtsp://127.0.0.1:9/no-such-camera"),
             pets_camera("stalls", source=stream.url),
             pets_camera("ends", source=short_clip(tmp_path / "short.avi")),
+            pets_camera("covered", source=dark_clip(tmp_path / "dark.avi"), loop=True),
+            pets_camera("knocked", loop=True, reference_image=str(reference)),
         ]
         config = parse_config(node_config_dict(tmp_path, broker.url, cameras))
         options = RuntimeOptions(
             heartbeat_s=1.0,
-            health=HealthRules(stall_after_s=1.5),
+            health=HealthRules(stall_after_s=1.5, covered_after_s=2.0, moved_after_s=2.0),
             backoff=Backoff(0.2, 1.0),
-            read_timeout_s=2.5,
+            read_timeout_s=4.0,
             stop_when_cameras_end=False,
         )
         runtime = NodeRuntime(config, options=options)
@@ -80,6 +98,8 @@ def test_broken_cameras_are_reported_and_the_good_one_keeps_going(tmp_path: Path
     # The stream comes back on reconnect, sends its few frames and stalls again: never better than poor.
     assert last["stalls"].reconnects >= 1 and last["stalls"].quality in ("poor", "unusable")
     assert last["ends"].state == "ended"
+    assert last["covered"].state == "covered" and "covered" in (last["covered"].detail or "")
+    assert last["knocked"].state == "moved" and "SSIM" in (last["knocked"].detail or "")
     # The good camera was analysed all along, at its own pace, while the others failed around it.
     # (On a loaded 2-core machine the detector may fall behind: then frames are dropped, oldest first,
     # and counted, but the camera is still analysed.)
