@@ -176,12 +176,14 @@ class NodeRuntime:
         if config_path is None:
             return config
         outbox = config.outbox.model_copy(update={"path": resolve_path(config_path, config.outbox.path)})
-        cameras = [
-            cam.model_copy(update={"reference_image": resolve_path(config_path, cam.reference_image)})
-            if cam.reference_image is not None
-            else cam
-            for cam in config.cameras
-        ]
+        cameras = []
+        for cam in config.cameras:
+            update: dict[str, Any] = {}
+            if cam.reference_image is not None:
+                update["reference_image"] = resolve_path(config_path, cam.reference_image)
+            if source_kind(cam.source) == "file":
+                update["source"] = str(resolve_path(config_path, Path(cam.source.removeprefix("file:"))))
+            cameras.append(cam.model_copy(update=update))
         return config.model_copy(update={"outbox": outbox, "cameras": cameras})
 
     def _open_source(self, config: NodeConfig, camera: Any) -> FrameSource:
@@ -430,7 +432,8 @@ class NodeRuntime:
         for cam in heartbeat.cameras:
             if self._last_states.get(cam.camera_id) != cam.state:
                 level = logging.INFO if cam.state == "ok" else logging.WARNING
-                log.log(level, "camera %s is %s (%s, %s)", cam.camera_id, cam.state, cam.quality, cam.detail)
+                detail = f": {cam.detail}" if cam.detail else ""
+                log.log(level, "camera %s is %s (%s%s)", cam.camera_id, cam.state, cam.quality, detail)
                 self._last_states[cam.camera_id] = cam.state
 
     def _shutdown(

@@ -213,3 +213,20 @@ def test_simulated_showroom_skips_the_detector_and_keeps_cameras_in_step(tmp_pat
     assert beats and all(b.model_id == "none" for b in beats)  # type: ignore[attr-defined]
     types = {json.loads(p)["type"] for p in recorder.payloads("events")}
     assert "visit.started" in types, types
+
+
+def test_relative_paths_in_the_config_are_relative_to_its_folder(tmp_path: Path) -> None:
+    cameras = [
+        pets_camera("file", source="videos/door.mp4", reference_image="refs/door.png"),
+        pets_camera("marked", source="file:door.mp4"),
+        pets_camera("stream", source="rtsp://10.0.0.5/stream1"),
+    ]
+    data = node_config_dict(tmp_path, "mqtt://127.0.0.1:1883", cameras)
+    data["outbox"] = {"path": "var/outbox.sqlite"}
+    runtime = NodeRuntime(parse_config(data), config_path=tmp_path / "site" / "node.yaml")
+    file_cam, marked, stream = runtime.config.cameras
+    assert file_cam.source == str(tmp_path / "site" / "videos" / "door.mp4")
+    assert file_cam.reference_image == tmp_path / "site" / "refs" / "door.png"
+    assert marked.source == str(tmp_path / "site" / "door.mp4")
+    assert stream.source == "rtsp://10.0.0.5/stream1"
+    assert runtime.config.outbox.path == tmp_path / "site" / "var" / "outbox.sqlite"
