@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import hashlib
 import http.server
+import json
 import shutil
 import socket
 import threading
@@ -194,3 +195,32 @@ def test_fetch_unreachable_names_model_dir_env(tmp_path: Path) -> None:
     entry = dataclasses.replace(YOLOX, url=f"http://127.0.0.1:{port}/yolox_nano.onnx")
     with pytest.raises(FetchError, match=r"Offline.*SHOWROOM_MODEL_DIR"):
         fetch_entry(entry, dest_dir=tmp_path / "dest", timeout_s=5)
+
+
+def test_int8_variant_is_verified_against_its_quantisation_record(
+    empty_dirs: tuple[Path, Path], model_dir: Path
+) -> None:
+    _, cache = empty_dirs
+    cache.mkdir(parents=True)
+    # Stand-in for a quantised file (same inputs/outputs): the registry only checks its recorded sha256.
+    produced = cache / "yolox_nano_416_int8.onnx"
+    shutil.copy(model_dir / YOLOX.file_name, produced)
+    record = cache / "yolox_nano_416_int8.json"
+    record.write_text(json.dumps({"sha256": sha256_of(produced), "quantised_from": "yolox-nano"}))
+    detector = load_detector("yolox-nano-int8")
+    assert detector.model_id == "yolox-nano-int8" and detector.sha256 == sha256_of(produced)
+    record.write_text(json.dumps({"sha256": "0" * 64}))
+    with pytest.raises(ChecksumError, match="yolox-nano-int8"):
+        load_detector("yolox-nano-int8")
+    record.write_text("{not json")
+    with pytest.raises(ModelError, match="unreadable quantisation record"):
+        load_detector("yolox-nano-int8")
+
+
+def test_prediction_layers_found_for_quantisation(model_dir: Path) -> None:
+    pytest.importorskip("onnx")
+    from vision_models.quantize import prediction_convs
+
+    # RTMDet: classification and box convs at 3 strides; YOLOX: box, objectness and class convs at 3 strides.
+    assert len(prediction_convs(model_dir / RTMDET.file_name)) == 6
+    assert len(prediction_convs(model_dir / YOLOX.file_name)) == 9
