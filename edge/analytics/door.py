@@ -123,3 +123,6 @@ class DoorCounter:
 
     def forget(self, track_id: int) -> None:
         self._tracks.pop(track_id, None)
+
+    def forget_all(self) -> None:
+        self._tracks.clear()

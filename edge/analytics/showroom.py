@@ -140,6 +140,11 @@ class ShowroomAnalytics:
         for track_id in tracks.ended:
             self._on_track_ended(track_id)
         out += self._expire_lost(ts_utc)
+        self._staff_ghosts = [
+            g
+            for g in self._staff_ghosts
+            if (ts_utc - g.last_seen_utc).total_seconds() <= self.thresholds.lost_after_s
+        ]
         self._add_heat(tracks.tracks, dt)
         return out
 
@@ -153,6 +158,14 @@ class ShowroomAnalytics:
             end = ts_utc if reason == "shutdown" else max(visit.last_seen_utc, visit.started_at)
             out += self._end_visit(visit, end, None, reason)
         self._visit_of_track.clear()
+        # The tracker starts afresh after a flush: forget every track.
+        for door in self.doors:
+            door.forget_all()
+        self._seen_tracks.clear()
+        self._staff.clear()
+        self._uniform_votes.clear()
+        self._staff_ghosts.clear()
+        self._last_obs.clear()
         done = self.heat.take()
         if done is not None:
             out.append(self._heat_event(done, max(ts_utc, done[0])))
@@ -193,6 +206,7 @@ class ShowroomAnalytics:
                 return
 
     def _on_track_ended(self, track_id: int) -> None:
+        self._seen_tracks.discard(track_id)  # the tracker never reuses an id
         for door in self.doors:
             door.forget(track_id)
         visitor_id = self._visit_of_track.pop(track_id, None)

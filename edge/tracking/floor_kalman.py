@@ -23,6 +23,7 @@ from datetime import datetime
 
 import numpy as np
 import shapely
+from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 
 from edge.config import TrackerConfig
@@ -132,6 +133,12 @@ class FloorKalmanTracker:
         cost[(maha > _CHI2_GATE) | (dist > reach[:, None])] = np.inf
         return np.asarray(cost, dtype=np.float64)
 
+    def _looked_at(self, looked_at_m: BaseGeometry | None, i: int) -> bool:
+        """Was track i's predicted position in view of a camera that reported at this step?"""
+        if looked_at_m is None:
+            return True
+        return bool(looked_at_m.distance(Point(self._x[i, 0], self._x[i, 1])) <= _EDGE_MARGIN_M)
+
     def _near_last_seen(
         self, track_idx: list[int], det: FloorDetections, det_idx: list[int], dt: float
     ) -> FloatArray:
@@ -160,7 +167,9 @@ class FloorKalmanTracker:
     # Public API
     # ---------------------------------------------------------------------------------------------
 
-    def update(self, ts_utc: datetime, detections: FloorDetections) -> TrackerStep:
+    def update(
+        self, ts_utc: datetime, detections: FloorDetections, looked_at_m: BaseGeometry | None = None
+    ) -> TrackerStep:
         if self._t0 is None:
             self._t0 = ts_utc
         now_s = (ts_utc - self._t0).total_seconds()
@@ -210,7 +219,7 @@ class FloorKalmanTracker:
             if not m.confirmed and m.hits >= cfg.confirm_hits:
                 m.confirmed = True
         for i, m in enumerate(self._meta):
-            if i not in matches:
+            if i not in matches and self._looked_at(looked_at_m, i):
                 m.misses += 1
 
         matched_ids = {self._meta[i].track_id: j for i, j in matches.items()}

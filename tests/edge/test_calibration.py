@@ -106,3 +106,18 @@ def test_points_beyond_the_horizon_are_not_on_the_floor() -> None:
     assert ok.tolist() == [True, False]
     assert np.allclose(floor[0], project(H_TRUE, np.array([[500.0, 500.0]]))[0])
     assert np.isnan(floor[1]).all()
+
+
+def test_the_example_store_calibrates_and_skips_the_view_check_without_frame_sizes() -> None:
+    from pathlib import Path
+
+    from edge.config import load_config
+
+    config = load_config(Path(__file__).resolve().parents[2] / "examples" / "showroom-shanghai-01.yaml")
+    projections = calibrate_node(config)
+    assert set(projections) == {"cam-west", "cam-centre", "cam-east"}
+    assert all(
+        p.error_m < p_cam.calibration.max_error_m
+        for p, p_cam in zip(projections.values(), config.cameras, strict=True)
+    )
+    assert all(p.view_m is None for p in projections.values())  # no resolution_wh: views unknown

@@ -134,3 +134,42 @@ def test_same_input_and_seed_give_byte_identical_events() -> None:
     assert first == second
     assert b"visit.started" in first and b"zone.dwell" in first and b"visit.ended" in first
     assert replay(4) != first  # ids come from the seed, not from the input
+
+
+def test_cameras_reporting_at_different_steps_do_not_break_tracks() -> None:
+    # Each step carries only one camera's frame (they alternate): a person seen by just one of them is not
+    # missing at the other camera's steps.
+    pipeline = two_camera_pipeline()
+    path = (
+        line(OUT, DOOR_IN, 3) + line(DOOR_IN, (16, 12), 6) + stay((16, 12), 3) + line((16, 12), (3, 12), 12)
+    )
+    path += stay((3, 12), 3)
+    ids: set[int] = set()
+    events: list[Envelope] = []
+    for k, (x, y) in enumerate(path):
+        cam_id, x0, x1 = ("cam-a", 0.0, 11.0) if k % 2 == 0 else ("cam-b", 9.0, 20.0)
+        size = (round((x1 - x0) * 50), 1100)
+        seen = x0 + 0.3 <= x <= x1 - 0.3
+        det = detections_at([(x, y)], size, x0_m=x0) if seen else Detections.empty(size)
+        events += pipeline.process(T0 + timedelta(seconds=k / (2 * FPS)), {cam_id: det})
+        ids |= {t.track_id for t in pipeline.tracks}
+    assert ids == {1}
+    assert [e.type for e in events] == ["visit.started"]  # type: ignore[attr-defined]
+
+
+def test_two_people_side_by_side_in_the_overlap_stay_two_people() -> None:
+    pipeline = two_camera_pipeline()
+    rng = np.random.default_rng(3)
+    a = line((9.7, 21.5), (9.7, 12), 6) + stay((9.7, 12), 2)
+    b = line((10.3, 21.5), (10.3, 12), 6) + stay((10.3, 12), 2)  # 0.6 m apart, both cameras see both
+    events: list[Envelope] = []
+    for k, (pa, pb) in enumerate(zip(a, b, strict=True)):
+        by_camera = {}
+        for cam_id, x0 in (("cam-a", 0.0), ("cam-b", 9.0)):
+            pts = [(p[0] + rng.normal(0, 0.04), p[1] + rng.normal(0, 0.04)) for p in (pa, pb)]
+            by_camera[cam_id] = detections_at(pts, (550, 1100), x0_m=x0)
+        events += pipeline.process(T0 + timedelta(seconds=k / FPS), by_camera)
+        if k > 3:
+            assert len(pipeline.tracks) == 2
+            assert all(len(t.sources) == 2 for t in pipeline.tracks if t.observed)
+    assert [e.type for e in events].count("visit.started") == 2  # type: ignore[attr-defined]
