@@ -130,6 +130,7 @@ class Demo:
         self.registry = self.workdir / "stores.yaml"
         self.stores = STORES[: self.n_stores]
         self._stop = threading.Event()
+        self._history: threading.Thread | None = None
 
     # -- set-up --------------------------------------------------------------------------------------
 
@@ -296,6 +297,9 @@ class Demo:
         )
 
     def start_dashboard(self) -> str:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", self.port)) == 0:
+                raise DemoError(f"port {self.port} is already in use; pass --port with a free one")
         argv = [*_showroom_cmd(), "dashboard", "--db", str(self.db), "--users", str(self.users)]
         self._spawn("dashboard", [*argv, "--port", str(self.port), "--address", "127.0.0.1"])
         return f"http://127.0.0.1:{self.port}"
@@ -311,70 +315,52 @@ class Demo:
         """Ingest `days` of history (and today until now) per store; returns the number of events stored.
 
         Per store, two whole days are simulated (the latest Friday and Saturday, in worker processes, cached
-        for the next run); every other day, today until now included, is derived from one of them, thinned to
-        its weekday's traffic (`history.derive_day`). Each store's history gets `seq` 0..N-1 under its live
-        node's id; the node's outbox then continues at N (the last history payload is left for the node
-        itself to publish), so the aggregator sees one gap-free sequence per node.
+        for the next run); every other day, today until now included, is derived from one of them, thinned
+        to its weekday's traffic (`history.derive_day`). Days go in newest first, so today, yesterday and a
+        week ago are there early. History is stamped with the live node's id and `seq` from 0, like the
+        live node's own numbering, so the aggregator's sequence ranges stay gap-free.
         """
         from aggregator.ingest import Ingestor
         from aggregator.storage import SqliteStorage
-        from edge.node.outbox import Outbox
 
         ingestor = Ingestor(SqliteStorage(self.db))
         cache = self.workdir / "history"
         next_seq = {store.store_id: 0 for store, _ in nodes}
         stored = 0
-
-        def ingest(store: DemoStore, events: list[Envelope]) -> int:
-            numbered = renumber(events, next_seq[store.store_id])
-            next_seq[store.store_id] += len(numbered)
-            result = ingestor.ingest_lines(
-                (to_json(e) for e in numbered), source=f"demo-history:{store.store_id}"
-            )
-            return result.stored
-
         now = datetime.now(UTC)
         plans = {}
         for store, path in nodes:
-            config = load_config(path)
-            today = now.astimezone(config.tz()).date()
-            plans[store.store_id] = (config, history_plan(today, self.days, seed=store.seed))
-        templates = sorted(
-            {(store, path, t) for store, path in nodes for _, t, _ in plans[store.store_id][1]}, key=str
-        )
+            today = now.astimezone(load_config(path).tz()).date()
+            plans[store.store_id] = history_plan(today, self.days, seed=store.seed)
+        templates = sorted({(s, p, t) for s, p in nodes for _, t, _ in plans[s.store_id]}, key=str)
         ready: dict[tuple[str, date], list[Envelope]] = {}
         with ProcessPoolExecutor(max_workers=2) as pool:
-            futures = {
-                pool.submit(_template_day, path, t, store.style, cache): (store, t)
-                for store, path, t in templates
-            }
+            futures = {pool.submit(_template_day, p, t, s.style, cache): (s, t) for s, p, t in templates}
             for future in as_completed(futures):
+                if self._stop.is_set():
+                    pool.shutdown(cancel_futures=True)
+                    return stored
                 store, t = futures[future]
                 ready[(store.store_id, t)] = future.result()
-        echo(f"history    {len(templates)} store days simulated, deriving the other days from them")
-        for store, _ in nodes:
-            if self._stop.is_set():
-                break
-            config, plan = plans[store.store_id]
-            last: list[Envelope] = []
-            for day, template_day, keep in plan:
+        echo(f"history    {len(templates)} store days simulated; deriving and ingesting the others")
+        for index in range(self.days + 1):
+            for store, _ in nodes:
+                if self._stop.is_set():
+                    return stored
+                day, template_day, keep = plans[store.store_id][index]
                 template = ready[(store.store_id, template_day)]
                 seed = zlib.crc32(f"{store.store_id}:{day.isoformat()}".encode())
-                events = (
-                    template
-                    if day == template_day
-                    else derive_day(template, (day - template_day).days, keep, seed)
-                )
-                if day == plan[0][0]:  # today: what the node would have sent by now
+                events = template
+                if day != template_day:
+                    events = derive_day(template, (day - template_day).days, keep, seed)
+                if index == 0:  # today: what the node would have sent by now
                     events = cut_at(events, now)
-                    last, events = events[-1:], events[:-1]
-                stored += ingest(store, events)
-            if not last:
-                continue  # nothing to hand over: the node starts at seq 0 (seen as a restart)
-            last = renumber(last, next_seq[store.store_id])
-            outbox = Outbox(config.outbox.path, int(config.outbox.max_mb * 1024 * 1024))
-            outbox.extend(last)
-            outbox.close()
+                events = renumber(events, next_seq[store.store_id])
+                next_seq[store.store_id] += len(events)
+                source = f"demo-history:{store.store_id}"
+                stored += ingestor.ingest_lines((to_json(e) for e in events), source=source).stored
+            if index in (1, 7) or index == self.days:
+                echo(f"history    {index} day(s) back in ({stored} events)")
         return stored
 
     # -- life cycle ----------------------------------------------------------------------------------
@@ -392,16 +378,18 @@ class Demo:
         url = self.start_dashboard()
         _wait_for_http(f"{url}/_stcore/health", 90.0, self._check_children)
         echo(f"dashboard  {url} (up after {time.monotonic() - began:.0f} s)")
-        if self.days > 0:
-            echo(f"history    backfilling {self.days} days and today for {len(nodes)} store(s) ...")
-            stored = self.backfill(nodes, echo)
-            echo(f"history    {stored} events ingested (after {time.monotonic() - began:.0f} s)")
-        if self._stop.is_set():
-            return url
         for store, path in nodes:
             self.start_node(store.store_id, path, broker)
         if video is not None:
             self.start_node("lab-pets09", video, broker)
+        if self.days > 0:
+            self.lines.append(
+                f"history    {self.days} days and today per store, going in newest first (see the log lines)"
+            )
+            self._history = threading.Thread(
+                target=self.backfill, args=(nodes, echo), name="history", daemon=True
+            )
+            self._history.start()
         self.lines.insert(0, f"dashboard  {url}")
         self.lines.append(
             f"stores     {', '.join(s.store_id for s, _ in nodes)}: live nodes on simulated showrooms (sim://demo)"
@@ -437,6 +425,8 @@ class Demo:
     def stop(self) -> None:
         """Nodes first (they flush and drain), then aggregator and dashboard, then the broker."""
         self._stop.set()
+        if self._history is not None:
+            self._history.join(timeout=30)
         groups = [
             [c for c in self.children if c.name.startswith("node-")],
             [c for c in self.children if c.name in ("aggregator", "dashboard")],

@@ -78,7 +78,7 @@ def test_realtime_source_paces_frames_to_the_wall_clock() -> None:
 def test_a_camera_in_an_outage_delivers_no_frames_in_its_window() -> None:
     scenario = get_scenario("camera-outage")
     out = scenario.camera_outages[0]
-    cam = CONFIG.cameras[out.camera_index or 0]
+    cam = CONFIG.cameras[out.camera_index or 0].model_copy(update={"fps": 1.0})
     source = open_sim_source("sim://camera-outage?seed=1", cam, config=CONFIG, realtime=False)
     start = scenario.start_utc(CONFIG.timezone)
     seen = [
