@@ -28,7 +28,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from edge.config import NodeConfig, resolve_path
+from edge.config import BrokerConfig, ConfigError, NodeConfig, resolve_path
 from edge.events import Envelope, EventStamper, IdSource
 from edge.node.heartbeat import HEARTBEAT_EVERY_S, ModelInfo, NodeVitals, build_heartbeat
 from edge.node.mqtt import MqttPublisher
@@ -216,6 +216,46 @@ class NodeRuntime:
 
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)
+
+    # ------------------------------------------------------------------------------------------------
+    # Checking without running
+    # ------------------------------------------------------------------------------------------------
+
+    def check(self) -> list[str]:
+        """Everything `run()` would set up, verified without starting: one line per part.
+
+        Raises `ConfigError` (broker credentials, calibration, missing video files), `ModelError` (model
+        file missing or not matching its checksum) or `OutboxError` (outbox not writable).
+        """
+        lines = []
+        broker = self.config.broker
+        if self.options.broker_url is not None:
+            broker = BrokerConfig.model_validate({**broker.model_dump(), "url": self.options.broker_url})
+        broker.password()
+        lines.append(
+            f"broker {broker.url} (user {broker.username or '-'}, TLS {'on' if broker.uses_tls else 'off'})"
+        )
+        pipeline = self.pipeline_factory(self.config, EventStamper(self.config.store_id, self.config.node_id))
+        errors = dict(getattr(pipeline, "calibration_errors_m", {}) or {})
+        missing = []
+        for cam in self.config.cameras:
+            kind = source_kind(cam.source)
+            if kind == "file" and not Path(cam.source.removeprefix("file:")).is_file():
+                missing.append((f"cameras[{cam.id}].source", f"video file {cam.source} does not exist"))
+            error = f", calibration error {errors[cam.id]:.3f} m" if cam.id in errors else ""
+            lines.append(f"camera {cam.id}: {kind} at {cam.fps:g} fps{error}")
+        if missing:
+            raise ConfigError("cameras", missing)
+        if any(source_kind(c.source) != "sim" for c in self.config.cameras):
+            detector = self.detector_factory(self.config)
+            sha = getattr(detector, "sha256", None) or "?"
+            lines.append(f"detector {getattr(detector, 'model_id', '?')} (sha256 {sha[:16]}...) verified")
+        with Outbox(self.config.outbox.path, int(self.config.outbox.max_mb * 1024 * 1024)) as outbox:
+            lines.append(
+                f"outbox {self.config.outbox.path}: {outbox.depth()} unsent, next seq {outbox.next_seq}, "
+                f"budget {self.config.outbox.max_mb:g} MB"
+            )
+        return lines
 
     # ------------------------------------------------------------------------------------------------
     # The run

@@ -142,3 +142,19 @@ def test_missing_broker_password_is_named_and_the_outbox_is_left_closed(tmp_path
     assert proc.returncode == 1
     assert "broker.password_env" in proc.stderr and "NODE_PW_NOT_SET" in proc.stderr
     assert not (tmp_path / "outbox.sqlite-wal").exists()  # closed cleanly (WAL checkpointed)
+
+
+def test_check_verifies_everything_without_running(tmp_path: Path) -> None:
+    cameras = [pets_camera("pets"), pets_camera("gone", source="videos/missing.mp4")]
+    config = write_yaml(tmp_path / "node.yaml", node_config_dict(tmp_path, "mqtt://127.0.0.1:9", cameras))
+    cmd = [sys.executable, "-c", "from edge.cli import main; main()", "edge", "run", "--check", "--config"]
+    proc = subprocess.run([*cmd, str(config)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert "cameras[gone].source" in proc.stderr and "missing.mp4" in proc.stderr
+
+    config = write_yaml(tmp_path / "node.yaml", node_config_dict(tmp_path, "mqtt://127.0.0.1:9", cameras[:1]))
+    proc = subprocess.run([*cmd, str(config)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "detector rtmdet-nano-person (sha256 4720eda18a18402e" in proc.stdout
+    assert "calibration error" in proc.stdout and proc.stdout.rstrip().endswith(f"OK {config}")
+    assert "0 unsent, next seq 0" in proc.stdout  # nothing was run, nothing was sent
