@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import signal
 import threading
 import time
@@ -211,8 +212,14 @@ class NodeRuntime:
         """SIGTERM and SIGINT stop the node cleanly (main thread only)."""
 
         def handler(signum: int, frame: FrameType | None) -> None:
-            log.info("received %s; shutting down", signal.Signals(signum).name)
-            self.request_stop(signal.Signals(signum).name)
+            name = signal.Signals(signum).name
+            if self._stop.is_set():
+                # A second signal while stopping: leave now. Nothing committed is lost (the outbox is
+                # durable); open visits are not flushed.
+                log.warning("received %s again; exiting without a clean stop", name)
+                os._exit(128 + signum)
+            log.info("received %s; shutting down (send it again to exit at once)", name)
+            self.request_stop(name)
 
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)
