@@ -20,6 +20,7 @@ from node_testkit import (
 
 from edge.config import parse_config
 from edge.events import EVENT_TYPES, MAX_PAYLOAD_BYTES, CameraHealth, Heartbeat, parse_event
+from edge.node.outbox import Outbox
 from edge.node.runtime import NodeRuntime, RuntimeOptions
 from edge.node.sources import Backoff, HealthRules
 
@@ -230,3 +231,24 @@ def test_relative_paths_in_the_config_are_relative_to_its_folder(tmp_path: Path)
     assert marked.source == str(tmp_path / "site" / "door.mp4")
     assert stream.source == "rtsp://10.0.0.5/stream1"
     assert runtime.config.outbox.path == tmp_path / "site" / "var" / "outbox.sqlite"
+
+
+def test_disk_budget_while_offline_sheds_heat_first_and_reports_it(tmp_path: Path) -> None:
+    detector = {"model": "rtmdet-nano-person", "input_size_wh": [320, 256], "score_threshold": 0.2}
+    data = node_config_dict(tmp_path, "mqtt://127.0.0.1:9", [pets_camera("pets", fps=3)], detector=detector)
+    data["outbox"] = {"path": str(tmp_path / "outbox.sqlite"), "max_mb": 0.006}  # about 6 KB
+    runtime = NodeRuntime(parse_config(data), options=RuntimeOptions(heartbeat_s=1.0, realtime=False))
+    summary = runtime.run()  # the broker is unreachable all along: everything stays in the outbox
+    assert summary.events > 10
+    with Outbox(tmp_path / "outbox.sqlite", 6 * 1024 * 1024) as outbox:
+        stats = outbox.stats()
+        kept = outbox.pending(limit=10_000)
+        beats = [parse_event(r.payload) for r in kept if r.type == "heartbeat"]
+    assert stats.evicted_total > 0 and stats.stored_bytes <= 0.006 * 1024 * 1024
+    evicted = stats.evicted_by_type
+    assert evicted.get("heat", 0) >= 1
+    # Visits go last: none was evicted while anything else was left to evict.
+    if evicted.get("visit.started") or evicted.get("visit.ended"):
+        assert all(r.type in ("visit.started", "visit.ended") for r in kept)
+    if beats:
+        assert max(b.outbox_evicted for b in beats) > 0  # type: ignore[attr-defined]
