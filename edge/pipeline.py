@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 import numpy as np
@@ -51,6 +51,7 @@ class PipelineStats:
     out_of_image_boxes: int = 0
     off_floor: int = 0
     backwards_timestamps: int = 0
+    repeated_timestamps: int = 0
     unknown_cameras: int = 0
     resolution_mismatches: int = 0
 
@@ -183,10 +184,15 @@ class EdgePipeline:
         """
         if ts_utc.tzinfo is None:
             raise ValueError("ts_utc must be time-zone aware (UTC)")
-        if self._last_ts is not None and ts_utc <= self._last_ts:
+        if self._last_ts is not None and ts_utc < self._last_ts:
             self.stats.backwards_timestamps += 1
-            log.warning("dropped a step at %s: not after the previous step %s", ts_utc, self._last_ts)
+            log.warning("dropped a step at %s: before the previous step %s", ts_utc, self._last_ts)
             return []
+        if self._last_ts is not None and ts_utc == self._last_ts:
+            # A second batch at the same instant (cameras whose clocks agree to the tick): it happened
+            # just after the first, so it is taken a millisecond later rather than dropped.
+            self.stats.repeated_timestamps += 1
+            ts_utc = ts_utc + timedelta(milliseconds=1)
         self._last_ts = ts_utc
         self.stats.steps += 1
         self.detections = dict(detections_by_camera)

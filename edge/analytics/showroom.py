@@ -98,6 +98,10 @@ class ShowroomAnalytics:
         self._last_ts: datetime | None = None
         self.crossings: Counter[tuple[str, Direction]] = Counter()
         self.steps = 0
+        self.rejected_steps = 0
+        """Steps whose time was not after the previous step's (dropped)."""
+        self.rejected_tracks = 0
+        """Track states with a NaN or infinite position (dropped)."""
 
     # ---------------------------------------------------------------------------------------------
     # Public API
@@ -119,6 +123,10 @@ class ShowroomAnalytics:
         `uniform_tracks` are the ids of tracks whose torso matched the staff uniform in this frame.
         """
         out: list[Envelope] = []
+        if self._last_ts is not None and ts_utc <= self._last_ts:
+            self.rejected_steps += 1  # time went backwards: nothing from this step is counted
+            return out
+        tracks = self._finite(tracks)
         dt = 0.0 if self._last_ts is None else (ts_utc - self._last_ts).total_seconds()
         self._last_ts = ts_utc
         self.steps += 1
@@ -147,6 +155,13 @@ class ShowroomAnalytics:
         ]
         self._add_heat(tracks.tracks, dt)
         return out
+
+    def _finite(self, step: TrackerStep) -> TrackerStep:
+        good = [t for t in step.tracks if math.isfinite(t.xy_m[0]) and math.isfinite(t.xy_m[1])]
+        if len(good) == len(step.tracks):
+            return step
+        self.rejected_tracks += len(step.tracks) - len(good)
+        return TrackerStep(good, step.ended)
 
     def flush(self, ts_utc: datetime, reason: Literal["shutdown", "lost"] = "shutdown") -> list[Envelope]:
         """End every open visit with `reason` and send the heat of the minute in progress."""

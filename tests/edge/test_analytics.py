@@ -244,3 +244,19 @@ def test_zone_point_test_agrees_with_shapely(
         if hull.exterior.distance(shapely.Point(p)) < 1e-6:
             continue  # on the edge: either answer is acceptable
         assert zone.contains(p) == bool(shapely.contains_xy(hull, *p))
+
+
+def test_nan_tracks_and_backwards_steps_are_dropped_and_counted() -> None:
+    from showroom_builders import T0
+
+    from edge.tracking.base import TrackerStep, TrackState
+
+    scene = Scene()
+    scene.play({1: enter((10, 10)) + stay((10, 10), 3)})
+    before = scene.analytics.occupancy
+    nan = TrackState(9, (float("nan"), 3.0), (0.0, 0.0), True, (10.0, 21.5), scene.t)
+    assert scene.analytics.step(scene.t + timedelta(seconds=0.2), TrackerStep([nan], [])) == []
+    assert scene.analytics.rejected_tracks == 1
+    assert scene.analytics.step(T0, TrackerStep([], [])) == []  # earlier than the last step
+    assert scene.analytics.rejected_steps == 1
+    assert scene.analytics.occupancy == before == 1

@@ -103,6 +103,9 @@ def test_bad_input_is_counted_and_never_counted_as_people() -> None:
     assert stats.resolution_mismatches == 1
     assert stats.steps == 5
     assert stats.rejected == 5
+    # A second batch at the very same instant is kept, a millisecond later.
+    pipeline.process(T0 + timedelta(seconds=0.8), {"cam-a": good})
+    assert stats.repeated_timestamps == 1 and stats.steps == 6 and stats.rejected == 5
     with pytest.raises(ValueError, match="time-zone aware"):
         pipeline.process(T0.replace(tzinfo=None) + timedelta(seconds=5), {"cam-a": good})
 
