@@ -137,7 +137,7 @@ class NodeRuntime:
 
     Args:
         config: the validated node configuration.
-        config_path: the file it came from (relative outbox and reference paths resolve against it).
+        config_path: the file it came from (relative outbox, reference and video paths resolve against it).
         options: timings and limits, see `RuntimeOptions`.
         pipeline_factory, detector_factory, source_factory: the parts, replaceable for benchmarks; the
             defaults are the product's own.
