@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import threading
@@ -13,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import paho.mqtt.client as paho
+import pytest
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -97,8 +99,19 @@ class Mosquitto:
             self.proc = None
 
 
+def require_mosquitto() -> None:
+    """Skip (developer machine) or fail (CI) when the mosquitto binary is not installed."""
+    if shutil.which("mosquitto") and shutil.which("mosquitto_passwd"):
+        return
+    message = "the mosquitto broker binary is not installed"
+    if os.environ.get("SHOWROOM_REQUIRE_SERVICES") == "1":
+        pytest.fail(message + " and SHOWROOM_REQUIRE_SERVICES=1", pytrace=False)
+    pytest.skip(message)
+
+
 @contextmanager
 def running_mosquitto(workdir: Path, **kwargs: object) -> Iterator[Mosquitto]:
+    require_mosquitto()
     broker = Mosquitto(workdir, **kwargs)  # type: ignore[arg-type]
     broker.start()
     try:
