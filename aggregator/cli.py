@@ -95,7 +95,7 @@ def run(
     from aggregator.mqtt import MqttIngestService
 
     service = MqttIngestService(
-        Ingestor(SqliteStorage(db_path)),
+        Ingestor(SqliteStorage(db_path), refresh_interval_s=1.0),
         broker_url,
         protocol="5" if protocol == "5" else "3.1.1",
         share_group=share_group,

@@ -98,13 +98,13 @@ def validate(topic: str, payload: bytes) -> Envelope:
             "oversize", f"payload is {len(payload)} bytes, over the {MAX_PAYLOAD_BYTES}-byte limit"
         )
     try:
-        parse_topic(topic)
-    except ContractError as exc:
-        raise RejectedError("bad_topic", str(exc)) from exc
-    try:
         event: Envelope = _EVENT_ADAPTER.validate_json(payload, strict=True)
     except ValidationError as exc:
         raise _classify(payload, exc) from exc
+    try:
+        parse_topic(topic)
+    except ContractError as exc:
+        raise RejectedError("bad_topic", str(exc)) from exc
     try:
         check_topic_matches(topic, event)
     except ContractError as exc:
@@ -146,6 +146,8 @@ class Ingestor:
         self.storage = storage
         self.refresh_interval_s = refresh_interval_s
         self._last_refresh = 0.0
+        self.pending = False
+        """True while some store-days wait for a refresh (call `refresh_pending` when idle)."""
         self.totals = BatchResult()
         self._settings: dict[str, _StoreSettings] = {}
         self._load_settings()
@@ -448,6 +450,9 @@ class Ingestor:
         if now - self._last_refresh >= self.refresh_interval_s:
             self._refresh_pending()
             self._last_refresh = now
+            self.pending = False
+        else:
+            self.pending = True
         if seq:
             for (store, node), seqs in batch.seqs.items():
                 ranges = merge_ranges(st.seq_ranges(store, node), seqs)
@@ -458,6 +463,7 @@ class Ingestor:
         with self.storage.transaction():
             n = self._refresh_pending()
         self._last_refresh = time.monotonic()
+        self.pending = False
         return n
 
     def _refresh_pending(self) -> int:

@@ -153,6 +153,7 @@ class MqttIngestService:
             self._client.disconnect()
             self._client.loop_stop()
             self._drain()
+            self.ingestor.refresh_pending()
         return self.totals
 
     def run_writer(self, stats_every_s: float = 10.0) -> None:
@@ -161,6 +162,8 @@ class MqttIngestService:
             batch = self._take(timeout_s=0.2)
             if batch:
                 self._ingest(batch)
+            elif self.ingestor.pending:
+                self.ingestor.refresh_pending()
             if time.monotonic() - last_stats >= stats_every_s:
                 last_stats = time.monotonic()
                 t = self.totals
