@@ -355,7 +355,7 @@ class _PeriodAcc:
     active_hours: int = 0
     days_with_median: int = 0
     single_median: float | None = None
-    hist: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(histogram.N_BINS, dtype=np.int64))
+    hists: list[bytes] = field(default_factory=list)
 
     def add(self, row: Row) -> None:
         self.visitors += int(row[2])
@@ -368,7 +368,8 @@ class _PeriodAcc:
         if int(row[6]) > 0:
             self.days_with_median += 1
             self.single_median = None if row[8] is None else float(row[8])
-            self.hist += histogram.decode(row[9])
+            if row[9]:
+                self.hists.append(row[9])
 
     def median(self) -> float | None:
         # One day: its exact median; several: read from the summed duration histograms.
@@ -376,7 +377,7 @@ class _PeriodAcc:
             return None
         if self.days_with_median == 1:
             return self.single_median
-        return histogram.median(self.hist)
+        return histogram.median(histogram.decode_sum(self.hists))
 
     def figures(self) -> PeriodFigures:
         return PeriodFigures(
@@ -404,6 +405,7 @@ class Queries:
 
     def __init__(self, storage: SqliteStorage) -> None:
         self.storage = storage
+        self._registry_cache: tuple[int, dict[str, StoreInfo]] | None = None
 
     @classmethod
     def open(cls, db_path: str | Path) -> Self:
@@ -421,25 +423,35 @@ class Queries:
 
     # -- registry -------------------------------------------------------------------------------------
 
+    def _registry(self) -> dict[str, StoreInfo]:
+        # The registry changes rarely: re-read it only when its version counter moved.
+        version = self.storage.registry_version()
+        if self._registry_cache is None or self._registry_cache[0] != version:
+            infos = {str(r[0]): _store_info(r) for r in self.storage.store_rows()}
+            self._registry_cache = (version, infos)
+        return self._registry_cache[1]
+
     def stores(self, brand: str | None = None, region: str | None = None) -> list[StoreInfo]:
         """Registered stores (and stores seen in events but not registered, brand ''), optionally filtered."""
-        out = []
-        registered = set()
-        for r in self.storage.store_rows():
-            registered.add(str(r[0]))
-            info = _store_info(r)
-            if (brand is None or info.brand == brand) and (region is None or info.region == region):
-                out.append(info)
+        registry = self._registry()
+        out = [
+            s
+            for s in registry.values()
+            if (brand is None or s.brand == brand) and (region is None or s.region == region)
+        ]
         if brand is None and region is None:
             for store_id in self.storage.store_ids_with_data():
-                if store_id not in registered:
+                if store_id not in registry:
                     out.append(StoreInfo(store_id, store_id, "", "", "UTC", None, (), registered=False))
         return sorted(out, key=lambda s: s.store_id)
 
     def store(self, store_id: str) -> StoreInfo:
-        for s in self.stores():
-            if s.store_id == store_id:
-                return s
+        """One store; `KeyError` if it is neither registered nor seen in events."""
+        found = self._registry().get(store_id)
+        if found is not None:
+            return found
+        if store_id in self.storage.store_ids_with_data():
+            return StoreInfo(store_id, store_id, "", "", "UTC", None, (), registered=False)
         raise KeyError(f"unknown store {store_id!r}")
 
     def _store_or_none(self, store_id: str) -> StoreInfo | None:
@@ -510,23 +522,26 @@ class Queries:
         first."""
         info = self._store_or_none(store_id)
         names = {c.id: c.model_name for c in info.cars} if info else {}
-        acc: dict[str, list[Any]] = {
-            car: [0, 0.0, np.zeros(histogram.N_BINS, np.int64), 0, 0, None] for car in names
-        }
+        acc: dict[str, list[Any]] = {car: [0, 0.0, [], 0, 0, None] for car in names}
         for car_id, browsers, total, med, hist, entries in self.storage.car_daily_rows(
             store_id, start.isoformat(), end.isoformat()
         ):
-            a = acc.setdefault(str(car_id), [0, 0.0, np.zeros(histogram.N_BINS, np.int64), 0, 0, None])
+            a = acc.setdefault(str(car_id), [0, 0.0, [], 0, 0, None])
             a[0] += int(browsers)
             a[1] += float(total)
-            a[2] += histogram.decode(hist)
+            if hist:
+                a[2].append(hist)
             a[3] += int(entries)
             if int(browsers):
                 a[4] += 1
                 a[5] = med
         out = []
         for car_id, (browsers, total, hist, entries, days, med) in acc.items():
-            median = (None if med is None else float(med)) if days == 1 else histogram.median(hist)
+            median = (
+                (None if med is None else float(med))
+                if days == 1
+                else histogram.median(histogram.decode_sum(hist))
+            )
             out.append(CarStats(car_id, names.get(car_id), browsers, total, median, entries))
         return sorted(out, key=lambda c: (-c.browsers, -c.dwell_total_s, c.car_id))
 

@@ -438,10 +438,17 @@ class SqliteStorage:
             "INSERT OR REPLACE INTO brands VALUES (?, ?, ?)",
             (brand_id, name, json.dumps(weights, sort_keys=True)),
         )
+        self.add_counters({"registry.version": 1})
 
     def write_store(self, row: Row) -> None:
         """(store_id, name, brand, region, timezone, floor_w_m, floor_h_m, browse_min_s, cars_json)."""
         self.conn.execute("INSERT OR REPLACE INTO stores VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+        self.add_counters({"registry.version": 1})
+
+    def registry_version(self) -> int:
+        """Bumped by every registry write (readers cache the registry on it)."""
+        row = self.conn.execute("SELECT value FROM counters WHERE name = 'registry.version'").fetchone()
+        return 0 if row is None else int(row[0])
 
     def store_rows(self) -> list[Row]:
         return self.conn.execute(
