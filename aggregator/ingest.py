@@ -23,8 +23,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from aggregator import histogram
 from aggregator.registry import Registry
-from aggregator.storage import SqliteStorage
-from aggregator.storage.sqlite import Row
+from aggregator.storage.base import Row, StorageBackend
 from aggregator.timebuckets import hour_key, hour_start_utc, local_day, ts_key, zone
 from edge.events import (
     MAX_PAYLOAD_BYTES,
@@ -139,7 +138,7 @@ class _StoreSettings:
 class Ingestor:
     """Writes validated events into a storage backend and keeps the rollups current."""
 
-    def __init__(self, storage: SqliteStorage, refresh_interval_s: float = 0.0) -> None:
+    def __init__(self, storage: StorageBackend, refresh_interval_s: float = 0.0) -> None:
         """`refresh_interval_s`: 0 refreshes the touched store-days' rollups in every batch; more batches
         them (a live MQTT ingester uses about a second), with the pending store-days kept in storage so a
         restart refreshes what was left."""

@@ -26,9 +26,10 @@ import numpy.typing as npt
 
 from aggregator import health as health_math
 from aggregator import histogram
+from aggregator.heatgrid import decode_grid
 from aggregator.registry import DIMENSIONS, Dimension
 from aggregator.storage import SqliteStorage
-from aggregator.storage.sqlite import Row, decode_grid
+from aggregator.storage.base import Row, StorageBackend
 from aggregator.timebuckets import day_span_utc, hours_of_day, zone
 from edge.events import format_ts
 
@@ -403,7 +404,7 @@ class Queries:
 
     OPEN_VISIT_WINDOW = timedelta(hours=12)
 
-    def __init__(self, storage: SqliteStorage) -> None:
+    def __init__(self, storage: StorageBackend) -> None:
         self.storage = storage
         self._registry_cache: tuple[int, dict[str, StoreInfo]] | None = None
 

@@ -9,30 +9,19 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import sqlite_utils
 
+from aggregator.heatgrid import decode_grid, encode_grid
+from aggregator.storage.base import Row
 from aggregator.storage.migrations import MIGRATIONS
 
 log = logging.getLogger(__name__)
-
-Row = tuple[Any, ...]
-
-
-def encode_grid(grid: npt.NDArray[np.float32]) -> bytes:
-    return zlib.compress(np.ascontiguousarray(grid, dtype="<f4").tobytes(), 1)
-
-
-def decode_grid(blob: bytes, nx: int, ny: int) -> npt.NDArray[np.float32]:
-    return np.frombuffer(zlib.decompress(blob), dtype="<f4").reshape(ny, nx).astype(np.float32)
 
 
 class SqliteStorage:
@@ -564,6 +553,32 @@ class SqliteStorage:
             "SELECT store_id, max(last_seen_at), max(last_event_ts) FROM nodes GROUP BY store_id"
         ).fetchall()
 
-    def executemany(self, sql: str, rows: Iterable[Row]) -> None:
-        """Bulk writes for data generators (synthetic benches)."""
-        self.conn.executemany(sql, rows)
+    def bulk_write_rollups(
+        self,
+        *,
+        daily: Sequence[Row] = (),
+        hourly: Sequence[Row] = (),
+        car_daily: Sequence[Row] = (),
+        heat_day: Sequence[Row] = (),
+        nodes: Sequence[Row] = (),
+    ) -> None:
+        """Write rollup rows directly (data generators for load tests; no raw events behind them).
+
+        daily: as `write_daily`; hourly: (store_id, hour_key, day, visitors, occupancy_max); car_daily:
+        (store_id, day, car_id, browsers, dwell_total_s, dwell_median_s, dwell_hist, entries); heat_day:
+        (store_id, day, cell_m, nx, ny, person_s, grid); nodes: (store_id, node_id, last_seen_at)."""
+        c = self.conn
+        c.executemany("INSERT OR REPLACE INTO daily_store VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", daily)
+        c.executemany(
+            "INSERT OR REPLACE INTO hourly_store (store_id, hour_key, day, visitors, occupancy_max) "
+            "VALUES (?,?,?,?,?)",
+            hourly,
+        )
+        c.executemany("INSERT OR REPLACE INTO car_daily VALUES (?,?,?,?,?,?,?,?)", car_daily)
+        c.executemany("INSERT OR REPLACE INTO heat_day VALUES (?,?,?,?,?,?,?)", heat_day)
+        c.executemany(
+            "INSERT OR REPLACE INTO nodes "
+            "(store_id, node_id, status, status_at, last_seen_at, last_event_ts) "
+            "VALUES (?, ?, 'online', ?3, ?3, ?3)",
+            nodes,
+        )
