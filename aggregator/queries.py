@@ -357,6 +357,7 @@ class _PeriodAcc:
     days_with_median: int = 0
     single_median: float | None = None
     hists: list[bytes] = field(default_factory=list)
+    median_cache: float | None = None
 
     def add(self, row: Row) -> None:
         self.visitors += int(row[2])
@@ -378,7 +379,9 @@ class _PeriodAcc:
             return None
         if self.days_with_median == 1:
             return self.single_median
-        return histogram.median(histogram.decode_sum(self.hists))
+        if self.median_cache is None:
+            self.median_cache = histogram.median(histogram.decode_sum(self.hists))
+        return self.median_cache
 
     def figures(self) -> PeriodFigures:
         return PeriodFigures(
@@ -625,10 +628,16 @@ class Queries:
             "heat": acc.car_zone_s / n_cars / acc.active_hours if n_cars and acc.active_hours else None,
         }
 
-    def _brand_health(self, brand_stores: Sequence[StoreInfo], start: date, end: date) -> dict[str, Health]:
+    def _brand_health(
+        self,
+        brand_stores: Sequence[StoreInfo],
+        start: date,
+        end: date,
+        accs: dict[str, _PeriodAcc] | None = None,
+    ) -> dict[str, Health]:
         """Health of every store of one brand (or one unregistered store alone) over the period."""
-        ids = [s.store_id for s in brand_stores]
-        accs = self._period(ids, start, end)
+        if accs is None:
+            accs = self._period([s.store_id for s in brand_stores], start, end)
         values = {
             s.store_id: self._dimension_values(accs[s.store_id], len(s.cars))
             for s in brand_stores
@@ -677,13 +686,14 @@ class Queries:
         for s in self.stores(brand=brand) if brand is not None else self.stores():
             if s.registered:
                 brands[s.brand].append(s)
+        # One read of the period's daily rows serves every brand's comparison and the figures shown.
+        accs = self._period(None if brand is None else [s.store_id for s in brands[brand]], start, end)
         healths: dict[str, Health] = {}
         for peers in brands.values():
-            healths.update(self._brand_health(peers, start, end))
+            healths.update(self._brand_health(peers, start, end, accs))
         for s in shown:
             if not s.registered:
-                healths.update(self._brand_health([s], start, end))
-        accs = self._period([s.store_id for s in shown], start, end)
+                healths.update(self._brand_health([s], start, end, accs))
         rows = [
             (
                 s,

@@ -476,8 +476,11 @@ class SqliteStorage:
             "visit_s_total, median_visit_s, visit_hist, car_zone_s, active_hours FROM daily_store "
         )
         if store_ids is None:
+            # Seek each store's day range through the primary key: far cheaper than the day index and a sort.
             return self.conn.execute(
-                sql + "WHERE day BETWEEN ? AND ? ORDER BY store_id, day", (start, end)
+                sql + "WHERE store_id IN (SELECT store_id FROM stores UNION SELECT store_id FROM nodes) "
+                "AND day BETWEEN ? AND ? ORDER BY store_id, day",
+                (start, end),
             ).fetchall()
         if len(store_ids) == 1:
             return self.conn.execute(
