@@ -5,6 +5,12 @@ split the load; a plain subscription on MQTT 3.1.1. QoS 1 with a persistent sess
 aggregator gets what the broker queued meanwhile. The network thread only enqueues; one writer thread
 validates and stores in batches (one transaction each), which is what makes 10,000+ events/s possible.
 A full queue blocks the network thread, which pushes back on the broker instead of dropping.
+
+Acknowledgement after commit (default): a QoS 1 message is acknowledged to the broker only once its batch
+is committed (or quarantined), so a crash between receipt and storage makes the broker deliver it again
+instead of losing it; the event_id makes that redelivery harmless. On MQTT 5 the aggregator allows
+`receive_maximum` unacknowledged messages; an MQTT 3.1.1 broker applies its own in-flight limit (Mosquitto's
+`max_inflight_messages`, 20 by default), which then bounds the batch size.
 """
 
 from __future__ import annotations
@@ -66,6 +72,8 @@ class MqttIngestService:
         batch_max: int = 5000,
         queue_max: int = 100_000,
         session_expiry_s: int = 3600,
+        ack_after_commit: bool = True,
+        receive_maximum: int = 20_000,
     ) -> None:
         self.ingestor = ingestor
         self.address = BrokerAddress.parse(broker_url)
@@ -73,17 +81,20 @@ class MqttIngestService:
         self.topic_filter = subscription(share_group if protocol == "5" else None)
         self.batch_max = batch_max
         self.session_expiry_s = session_expiry_s
+        self.ack_after_commit = ack_after_commit
+        self.receive_maximum = receive_maximum
         self.received = 0
         self.totals = BatchResult()
         self.connected = threading.Event()
         self.subscribed = threading.Event()
-        self._queue: queue.Queue[Message] = queue.Queue(maxsize=queue_max)
+        self._queue: queue.Queue[tuple[Message, int, int]] = queue.Queue(maxsize=queue_max)
         self._stop = threading.Event()
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
             protocol=mqtt.MQTTv5 if protocol == "5" else mqtt.MQTTv311,
             clean_session=None if protocol == "5" else False,
+            manual_ack=ack_after_commit,
         )
         if username:
             self._client.username_pw_set(username, password)
@@ -125,7 +136,7 @@ class MqttIngestService:
             topic = msg.topic
         except UnicodeDecodeError:
             topic = bytes(msg._topic).decode("utf-8", errors="replace")
-        self._queue.put(Message(topic, bytes(msg.payload), datetime.now(UTC), "mqtt"))
+        self._queue.put((Message(topic, bytes(msg.payload), datetime.now(UTC), "mqtt"), msg.mid, msg.qos))
 
     # -- running --------------------------------------------------------------------------------------
 
@@ -134,6 +145,7 @@ class MqttIngestService:
         if self.protocol == "5":
             props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             props.SessionExpiryInterval = self.session_expiry_s
+            props.ReceiveMaximum = self.receive_maximum
             self._client.connect_async(
                 self.address.host, self.address.port, keepalive=30, clean_start=False, properties=props
             )
@@ -149,10 +161,10 @@ class MqttIngestService:
         self.start()
         try:
             self.run_writer(stats_every_s)
+            self._drain()
         finally:
             self._client.disconnect()
             self._client.loop_stop()
-            self._drain()
             self.ingestor.refresh_pending()
         return self.totals
 
@@ -176,7 +188,7 @@ class MqttIngestService:
                     self._queue.qsize(),
                 )
 
-    def _take(self, timeout_s: float) -> list[Message]:
+    def _take(self, timeout_s: float) -> list[tuple[Message, int, int]]:
         try:
             first = self._queue.get(timeout=timeout_s)
         except queue.Empty:
@@ -193,6 +205,11 @@ class MqttIngestService:
         while batch := self._take(timeout_s=0.0):
             self._ingest(batch)
 
-    def _ingest(self, batch: list[Message]) -> None:
+    def _ingest(self, batch: list[tuple[Message, int, int]]) -> None:
         self.received += len(batch)
-        self.totals.add(self.ingestor.ingest_safe(batch))
+        self.totals.add(self.ingestor.ingest_safe([m for m, _, _ in batch]))
+        if self.ack_after_commit:
+            # Committed (stored or quarantined): now the broker may forget them. In receipt order.
+            for _, mid, qos in batch:
+                if qos > 0:
+                    self._client.ack(mid, qos)

@@ -204,18 +204,85 @@ def aggregator_rate(port: int, messages: list[tuple[str, bytes]], db: Path) -> t
     return n / (end - started[0]), service.totals.stored
 
 
-def bench_ingest(n: int) -> dict[str, float]:
+def _worker(port: int, db: str, client_id: str, ready: Any, stop: Any) -> None:
+    logging.disable(logging.WARNING)
+    service = MqttIngestService(
+        Ingestor(SqliteStorage(db), refresh_interval_s=1.0),
+        f"mqtt://127.0.0.1:{port}",
+        share_group="bench-agg",
+        client_id=client_id,
+    )
+    threading.Thread(target=lambda: (stop.wait(), service.stop()), daemon=True).start()
+    service.start()
+    service.subscribed.wait(10)
+    ready.set()
+    service.run_writer(3600)
+    service._drain()
+    service._client.disconnect()
+    service._client.loop_stop()
+    service.ingestor.refresh_pending()
+
+
+def aggregators_rate(port: int, messages: list[tuple[str, bytes]], db: Path, k: int) -> tuple[float, int]:
+    """k aggregator processes in one MQTT 5 shared subscription group, into one SQLite file, draining the
+    same backlog: from their (re)connection to the last event stored."""
+    ctx = mp.get_context("fork")
+    SqliteStorage(db).close()
+
+    def launch() -> tuple[list[Any], Any, list[Any]]:
+        stop = ctx.Event()
+        readies = [ctx.Event() for _ in range(k)]
+        procs = [
+            ctx.Process(target=_worker, args=(port, str(db), f"bench-agg-{i}", readies[i], stop))
+            for i in range(k)
+        ]
+        for p in procs:
+            p.start()
+        return procs, stop, readies
+
+    procs, stop, readies = launch()  # subscribe once, leaving persistent sessions
+    for r in readies:
+        r.wait(30)
+    stop.set()
+    for p in procs:
+        p.join(30)
+    publish_in_process(port, messages)
+    t0 = time.perf_counter()
+    procs, stop, readies = launch()
+    reader = SqliteStorage(db, readonly=True)
+    deadline = time.monotonic() + 900
+    while True:
+        c = reader.counters()
+        done = c.get("stored", 0) + c.get("duplicates", 0) + c.get("quarantined", 0)
+        if done >= len(messages) or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
+    end = time.perf_counter()
+    stop.set()
+    for p in procs:
+        p.join(60)
+    stored = reader.counters().get("stored", 0)
+    reader.close()
+    return len(messages) / (end - t0), stored
+
+
+def bench_ingest(n: int, processes: int = 2) -> dict[str, float]:
     messages = make_events(n)
     with tempfile.TemporaryDirectory() as tmp:
         proc, port = start_broker(Path(tmp))
         try:
             bare, pub = bare_rate(port, messages)
             agg, stored = aggregator_rate(port, messages, Path(tmp) / "agg.sqlite")
+            multi, multi_stored = aggregators_rate(port, messages, Path(tmp) / "multi.sqlite", processes)
         finally:
             proc.terminate()
             proc.wait(5)
     assert stored == n, f"stored {stored} of {n}"
+    assert multi_stored == n, f"{processes} processes stored {multi_stored} of {n}"
     return {
+        "processes": processes,
+        "multi_per_s": multi,
+        "multi_ratio": multi / bare,
         "events": n,
         "bare_per_s": bare,
         "aggregator_per_s": agg,
@@ -277,14 +344,17 @@ def main() -> None:
     ap.add_argument("--stores", type=int, default=500)
     ap.add_argument("--days", type=int, default=365)
     ap.add_argument("--db", type=Path, default=None, help="Keep the generated query database here.")
+    ap.add_argument("--processes", type=int, default=2, help="Aggregators in one shared group.")
     ap.add_argument("--skip-ingest", action="store_true")
     ap.add_argument("--skip-queries", action="store_true")
     args = ap.parse_args()
     if not args.skip_ingest:
-        r = bench_ingest(args.events)
+        r = bench_ingest(args.events, args.processes)
         print(
             f"ingest {r['events']} events: aggregator {r['aggregator_per_s']:,.0f}/s, bare paho "
-            f"{r['bare_per_s']:,.0f}/s, ratio {r['ratio']:.2f} (publisher {r['publisher_per_s']:,.0f}/s)",
+            f"{r['bare_per_s']:,.0f}/s, ratio {r['ratio']:.2f} (publisher {r['publisher_per_s']:,.0f}/s); "
+            f"{r['processes']:.0f} aggregators in one shared group {r['multi_per_s']:,.0f}/s, "
+            f"ratio {r['multi_ratio']:.2f}",
             flush=True,
         )
     if not args.skip_queries:
