@@ -359,20 +359,6 @@ class _PeriodAcc:
     hists: list[bytes] = field(default_factory=list)
     median_cache: float | None = None
 
-    def add(self, row: Row) -> None:
-        self.visitors += int(row[2])
-        self.browsers += int(row[3])
-        self.entrants += int(row[4])
-        self.receptions += int(row[5])
-        self.open_days += int(row[2]) > 0
-        self.car_zone_s += float(row[10])
-        self.active_hours += int(row[11])
-        if int(row[6]) > 0:
-            self.days_with_median += 1
-            self.single_median = None if row[8] is None else float(row[8])
-            if row[9]:
-                self.hists.append(row[9])
-
     def median(self) -> float | None:
         # One day: its exact median; several: read from the summed duration histograms.
         if self.days_with_median == 0:
@@ -610,9 +596,25 @@ class Queries:
         return out
 
     def _period(self, store_ids: Sequence[str] | None, start: date, end: date) -> dict[str, _PeriodAcc]:
-        acc: dict[str, _PeriodAcc] = defaultdict(_PeriodAcc)
-        for r in self.storage.daily_rows(store_ids, start.isoformat(), end.isoformat()):
-            acc[str(r[0])].add(r)
+        """Per store, the period's sums (summed in SQL) and its days' duration histograms."""
+        a, b = start.isoformat(), end.isoformat()
+        acc: dict[str, _PeriodAcc] = {}
+        for r in self.storage.period_sums(store_ids, a, b):
+            acc[str(r[0])] = _PeriodAcc(
+                visitors=int(r[1]),
+                browsers=int(r[2]),
+                entrants=int(r[3]),
+                receptions=int(r[4]),
+                open_days=int(r[5]),
+                car_zone_s=float(r[6]),
+                active_hours=int(r[7]),
+                days_with_median=int(r[8]),
+                single_median=None if r[9] is None else float(r[9]),
+            )
+        if any(x.days_with_median > 1 for x in acc.values()):
+            for store_id, blob in self.storage.period_visit_hists(store_ids, a, b):
+                if blob and str(store_id) in acc:
+                    acc[str(store_id)].hists.append(blob)
         return acc
 
     def period(self, store_id: str, start: date, end: date) -> PeriodFigures:
