@@ -393,14 +393,21 @@ class Queries:
 
     OPEN_VISIT_WINDOW = timedelta(hours=12)
 
-    def __init__(self, storage: StorageBackend) -> None:
+    PERIOD_CACHE_SIZE = 32
+
+    def __init__(self, storage: StorageBackend, cache_periods: bool = True) -> None:
+        """`cache_periods`: keep recent multi-store period figures (league, health) until the database
+        changes (any commit by any writer clears them): re-rendering the same period is then cheap."""
         self.storage = storage
+        self.cache_periods = cache_periods
         self._registry_cache: tuple[int, dict[str, StoreInfo]] | None = None
+        self._period_cache: dict[tuple[tuple[str, ...] | None, date, date], dict[str, _PeriodAcc]] = {}
+        self._period_cache_version = -1
 
     @classmethod
-    def open(cls, db_path: str | Path) -> Self:
+    def open(cls, db_path: str | Path, cache_periods: bool = True) -> Self:
         """Open an existing database read-only."""
-        return cls(SqliteStorage(db_path, readonly=True))
+        return cls(SqliteStorage(db_path, readonly=True), cache_periods=cache_periods)
 
     def close(self) -> None:
         self.storage.close()
@@ -596,6 +603,22 @@ class Queries:
         return out
 
     def _period(self, store_ids: Sequence[str] | None, start: date, end: date) -> dict[str, _PeriodAcc]:
+        """Per store, the period's sums and duration histograms (cached while the database is unchanged)."""
+        if not self.cache_periods or (store_ids is not None and len(store_ids) <= 1):
+            return self._read_period(store_ids, start, end)
+        version = self.storage.data_version()
+        if version != self._period_cache_version:
+            self._period_cache.clear()
+            self._period_cache_version = version
+        key = (None if store_ids is None else tuple(store_ids), start, end)
+        found = self._period_cache.get(key)
+        if found is None:
+            if len(self._period_cache) >= self.PERIOD_CACHE_SIZE:
+                self._period_cache.pop(next(iter(self._period_cache)))
+            found = self._period_cache[key] = self._read_period(store_ids, start, end)
+        return found
+
+    def _read_period(self, store_ids: Sequence[str] | None, start: date, end: date) -> dict[str, _PeriodAcc]:
         """Per store, the period's sums (summed in SQL) and its days' duration histograms."""
         a, b = start.isoformat(), end.isoformat()
         acc: dict[str, _PeriodAcc] = {}

@@ -323,7 +323,8 @@ def bench_queries(db: Path, n_stores: int, n_days: int, reps: int = 40) -> dict[
         fill_rollups(s, n_stores=n_stores, start=start, n_days=n_days)
         s.close()
         print(f"generated {n_stores} stores x {n_days} days in {time.perf_counter() - t:.0f} s", flush=True)
-    q = Queries.open(db)
+    q = Queries.open(db, cache_periods=False)  # cold: every query reads the database
+    warm = Queries.open(db)
     rng = random.Random(3)
 
     def store() -> str:
@@ -345,6 +346,7 @@ def bench_queries(db: Path, n_stores: int, n_days: int, reps: int = 40) -> dict[
         "league(brand, 30 d)": lambda: q.league(last - timedelta(days=29), last, brand="b1"),
         "league(all 500, 7 d)": lambda: q.league(last - timedelta(days=6), last),
         "league(all 500, 30 d)": lambda: q.league(last - timedelta(days=29), last),
+        "league(all 500, 30 d) warm": lambda: warm.league(last - timedelta(days=29), last),
         "nodes()": lambda: q.nodes(),
         "silent_stores()": lambda: q.silent_stores(datetime.now(UTC), timedelta(hours=1)),
     }

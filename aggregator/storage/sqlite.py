@@ -50,6 +50,10 @@ class SqliteStorage:
 
     # -- schema --------------------------------------------------------------------------------------
 
+    def data_version(self) -> int:
+        """Changes whenever another connection commits (SQLite's `PRAGMA data_version`)."""
+        return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+
     def schema_version(self) -> int:
         if "schema_migrations" not in self.db.table_names():
             return 0
