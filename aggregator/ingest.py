@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -23,8 +24,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from aggregator import histogram
 from aggregator.registry import Registry
-from aggregator.storage import SqliteStorage
-from aggregator.storage.sqlite import Row
+from aggregator.storage.base import Row, StorageBackend
 from aggregator.timebuckets import hour_key, hour_start_utc, local_day, ts_key, zone
 from edge.events import (
     MAX_PAYLOAD_BYTES,
@@ -54,8 +54,7 @@ QUARANTINE_HEAD_BYTES = 4096
 """How much of a rejected payload is kept (the rest is counted, not stored)."""
 
 
-@dataclass(frozen=True)
-class Message:
+class Message(NamedTuple):
     """One received payload: the topic it came on, its bytes, when it arrived, and from where."""
 
     topic: str
@@ -98,13 +97,13 @@ def validate(topic: str, payload: bytes) -> Envelope:
             "oversize", f"payload is {len(payload)} bytes, over the {MAX_PAYLOAD_BYTES}-byte limit"
         )
     try:
-        parse_topic(topic)
-    except ContractError as exc:
-        raise RejectedError("bad_topic", str(exc)) from exc
-    try:
         event: Envelope = _EVENT_ADAPTER.validate_json(payload, strict=True)
     except ValidationError as exc:
         raise _classify(payload, exc) from exc
+    try:
+        parse_topic(topic)
+    except ContractError as exc:
+        raise RejectedError("bad_topic", str(exc)) from exc
     try:
         check_topic_matches(topic, event)
     except ContractError as exc:
@@ -139,13 +138,15 @@ class _StoreSettings:
 class Ingestor:
     """Writes validated events into a storage backend and keeps the rollups current."""
 
-    def __init__(self, storage: SqliteStorage, refresh_interval_s: float = 0.0) -> None:
+    def __init__(self, storage: StorageBackend, refresh_interval_s: float = 0.0) -> None:
         """`refresh_interval_s`: 0 refreshes the touched store-days' rollups in every batch; more batches
         them (a live MQTT ingester uses about a second), with the pending store-days kept in storage so a
         restart refreshes what was left."""
         self.storage = storage
         self.refresh_interval_s = refresh_interval_s
         self._last_refresh = 0.0
+        self.pending = False
+        """True while some store-days wait for a refresh (call `refresh_pending` when idle)."""
         self.totals = BatchResult()
         self._settings: dict[str, _StoreSettings] = {}
         self._load_settings()
@@ -153,6 +154,7 @@ class Ingestor:
     # -- registry -------------------------------------------------------------------------------------
 
     def _load_settings(self) -> None:
+        self._registry_version = self.storage.registry_version()
         self._settings = {
             str(r[0]): _StoreSettings(zone(str(r[4])), float(r[7])) for r in self.storage.store_rows()
         }
@@ -218,6 +220,8 @@ class Ingestor:
         result = BatchResult()
         batch = _Batch()
         quarantine: list[tuple[object, ...]] = []
+        if self.storage.registry_version() != self._registry_version:
+            self._load_settings()  # another process loaded the registry
         with self.storage.transaction():
             valid: list[tuple[Envelope, Message, str]] = []
             for msg in messages:
@@ -448,6 +452,9 @@ class Ingestor:
         if now - self._last_refresh >= self.refresh_interval_s:
             self._refresh_pending()
             self._last_refresh = now
+            self.pending = False
+        else:
+            self.pending = True
         if seq:
             for (store, node), seqs in batch.seqs.items():
                 ranges = merge_ranges(st.seq_ranges(store, node), seqs)
@@ -458,6 +465,7 @@ class Ingestor:
         with self.storage.transaction():
             n = self._refresh_pending()
         self._last_refresh = time.monotonic()
+        self.pending = False
         return n
 
     def _refresh_pending(self) -> int:

@@ -17,9 +17,9 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 
 from aggregator import histogram
+from aggregator.heatgrid import encode_grid
 from aggregator.registry import CarEntry as RegistryCar
-from aggregator.storage import SqliteStorage
-from aggregator.storage.sqlite import Row, encode_grid
+from aggregator.storage.base import Row, StorageBackend
 from aggregator.timebuckets import day_span_utc, hours_of_day, zone
 from edge.events import (
     CarEntry,
@@ -203,7 +203,7 @@ def _days(start: date, n_days: int) -> Iterator[date]:
 
 
 def fill_rollups(
-    storage: SqliteStorage,
+    storage: StorageBackend,
     n_stores: int = 500,
     start: date = date(2025, 1, 1),
     n_days: int = 365,
@@ -291,19 +291,12 @@ def fill_rollups(
                 total, blob = heat_variants[(i + len(store_id)) % 8]
                 heats.append((store_id, key, 0.25, 144, 96, total, blob))
         with storage.transaction():
-            storage.executemany("INSERT OR REPLACE INTO daily_store VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", daily)
-            storage.executemany(
-                "INSERT OR REPLACE INTO hourly_store (store_id, hour_key, day, visitors, occupancy_max) "
-                "VALUES (?,?,?,?,?)",
-                hourly,
-            )
-            storage.executemany("INSERT OR REPLACE INTO car_daily VALUES (?,?,?,?,?,?,?,?)", cars)
-            storage.executemany("INSERT OR REPLACE INTO heat_day VALUES (?,?,?,?,?,?,?)", heats)
-            storage.executemany(
-                "INSERT OR REPLACE INTO nodes "
-                "(store_id, node_id, status, status_at, last_seen_at, last_event_ts) "
-                "VALUES (?, 'node-a', 'online', ?, ?, ?)",
-                [(store_id, last_seen, last_seen, last_seen)],
+            storage.bulk_write_rollups(
+                daily=daily,
+                hourly=hourly,
+                car_daily=cars,
+                heat_day=heats,
+                nodes=[(store_id, "node-a", last_seen)],
             )
     return n_stores * n_days
 

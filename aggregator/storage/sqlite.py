@@ -9,30 +9,19 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import sqlite_utils
 
+from aggregator.heatgrid import decode_grid, encode_grid
+from aggregator.storage.base import Row
 from aggregator.storage.migrations import MIGRATIONS
 
 log = logging.getLogger(__name__)
-
-Row = tuple[Any, ...]
-
-
-def encode_grid(grid: npt.NDArray[np.float32]) -> bytes:
-    return zlib.compress(np.ascontiguousarray(grid, dtype="<f4").tobytes(), 1)
-
-
-def decode_grid(blob: bytes, nx: int, ny: int) -> npt.NDArray[np.float32]:
-    return np.frombuffer(zlib.decompress(blob), dtype="<f4").reshape(ny, nx).astype(np.float32)
 
 
 class SqliteStorage:
@@ -60,6 +49,10 @@ class SqliteStorage:
         self.conn.close()
 
     # -- schema --------------------------------------------------------------------------------------
+
+    def data_version(self) -> int:
+        """Changes whenever another connection commits (SQLite's `PRAGMA data_version`)."""
+        return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
 
     def schema_version(self) -> int:
         if "schema_migrations" not in self.db.table_names():
@@ -438,10 +431,17 @@ class SqliteStorage:
             "INSERT OR REPLACE INTO brands VALUES (?, ?, ?)",
             (brand_id, name, json.dumps(weights, sort_keys=True)),
         )
+        self.add_counters({"registry.version": 1})
 
     def write_store(self, row: Row) -> None:
         """(store_id, name, brand, region, timezone, floor_w_m, floor_h_m, browse_min_s, cars_json)."""
         self.conn.execute("INSERT OR REPLACE INTO stores VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+        self.add_counters({"registry.version": 1})
+
+    def registry_version(self) -> int:
+        """Bumped by every registry write (readers cache the registry on it)."""
+        row = self.conn.execute("SELECT value FROM counters WHERE name = 'registry.version'").fetchone()
+        return 0 if row is None else int(row[0])
 
     def store_rows(self) -> list[Row]:
         return self.conn.execute(
@@ -480,8 +480,11 @@ class SqliteStorage:
             "visit_s_total, median_visit_s, visit_hist, car_zone_s, active_hours FROM daily_store "
         )
         if store_ids is None:
+            # Seek each store's day range through the primary key: far cheaper than the day index and a sort.
             return self.conn.execute(
-                sql + "WHERE day BETWEEN ? AND ? ORDER BY store_id, day", (start, end)
+                sql + "WHERE store_id IN (SELECT store_id FROM stores UNION SELECT store_id FROM nodes) "
+                "AND day BETWEEN ? AND ? ORDER BY store_id, day",
+                (start, end),
             ).fetchall()
         if len(store_ids) == 1:
             return self.conn.execute(
@@ -493,14 +496,31 @@ class SqliteStorage:
             (*store_ids, start, end),
         ).fetchall()
 
-    def daily_sums(self, start: str, end: str) -> list[Row]:
-        """Per store over [start, end]: (store_id, visitors, browsers, entrants, receptions, open_days,
-        car_zone_s, active_hours)."""
+    def _stores_clause(self, store_ids: Sequence[str] | None) -> tuple[str, tuple[str, ...]]:
+        # Seek each store's day range through the primary key (store_id, day).
+        if store_ids is None:
+            return "store_id IN (SELECT store_id FROM stores UNION SELECT store_id FROM nodes)", ()
+        return f"store_id IN ({','.join('?' * len(store_ids))})", tuple(store_ids)
+
+    def period_sums(self, store_ids: Sequence[str] | None, start: str, end: str) -> list[Row]:
+        """Per store over days [start, end]: (store_id, visitors, browsers, entrants, receptions, open_days,
+        car_zone_s, active_hours, days_with_ended_visits, median_visit_s of such a day)."""
+        where, params = self._stores_clause(store_ids)
         return self.conn.execute(
             "SELECT store_id, sum(visitors), sum(car_browsers), sum(car_entrants), sum(receptions), "
-            "sum(visitors > 0), sum(car_zone_s), sum(active_hours) FROM daily_store "
-            "WHERE day BETWEEN ? AND ? GROUP BY store_id",
-            (start, end),
+            "sum(visitors > 0), sum(car_zone_s), sum(active_hours), sum(visits_ended > 0), "
+            "max(CASE WHEN visits_ended > 0 THEN median_visit_s END) "
+            f"FROM daily_store WHERE {where} AND day BETWEEN ? AND ? GROUP BY store_id",
+            (*params, start, end),
+        ).fetchall()
+
+    def period_visit_hists(self, store_ids: Sequence[str] | None, start: str, end: str) -> list[Row]:
+        """(store_id, visit duration histogram) of each day in [start, end] with ended visits."""
+        where, params = self._stores_clause(store_ids)
+        return self.conn.execute(
+            f"SELECT store_id, visit_hist FROM daily_store WHERE {where} AND day BETWEEN ? AND ? "
+            "AND visits_ended > 0",
+            (*params, start, end),
         ).fetchall()
 
     def hourly_rows(self, store_id: str, day: str) -> list[Row]:
@@ -557,6 +577,32 @@ class SqliteStorage:
             "SELECT store_id, max(last_seen_at), max(last_event_ts) FROM nodes GROUP BY store_id"
         ).fetchall()
 
-    def executemany(self, sql: str, rows: Iterable[Row]) -> None:
-        """Bulk writes for data generators (synthetic benches)."""
-        self.conn.executemany(sql, rows)
+    def bulk_write_rollups(
+        self,
+        *,
+        daily: Sequence[Row] = (),
+        hourly: Sequence[Row] = (),
+        car_daily: Sequence[Row] = (),
+        heat_day: Sequence[Row] = (),
+        nodes: Sequence[Row] = (),
+    ) -> None:
+        """Write rollup rows directly (data generators for load tests; no raw events behind them).
+
+        daily: as `write_daily`; hourly: (store_id, hour_key, day, visitors, occupancy_max); car_daily:
+        (store_id, day, car_id, browsers, dwell_total_s, dwell_median_s, dwell_hist, entries); heat_day:
+        (store_id, day, cell_m, nx, ny, person_s, grid); nodes: (store_id, node_id, last_seen_at)."""
+        c = self.conn
+        c.executemany("INSERT OR REPLACE INTO daily_store VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", daily)
+        c.executemany(
+            "INSERT OR REPLACE INTO hourly_store (store_id, hour_key, day, visitors, occupancy_max) "
+            "VALUES (?,?,?,?,?)",
+            hourly,
+        )
+        c.executemany("INSERT OR REPLACE INTO car_daily VALUES (?,?,?,?,?,?,?,?)", car_daily)
+        c.executemany("INSERT OR REPLACE INTO heat_day VALUES (?,?,?,?,?,?,?)", heat_day)
+        c.executemany(
+            "INSERT OR REPLACE INTO nodes "
+            "(store_id, node_id, status, status_at, last_seen_at, last_event_ts) "
+            "VALUES (?, ?, 'online', ?3, ?3, ?3)",
+            nodes,
+        )

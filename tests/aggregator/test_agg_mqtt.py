@@ -275,3 +275,31 @@ def _stored(db: Path, event_id: str) -> bool:
         return s.conn.execute("SELECT 1 FROM events WHERE event_id = ?", (event_id,)).fetchone() is not None
     finally:
         s.close()
+
+
+def test_messages_are_acknowledged_only_after_commit(own_broker: str, tmp_path: Path) -> None:
+    """A crash between receipt and storage loses nothing: the broker redelivers what was not acknowledged."""
+    db = tmp_path / "agg.sqlite"
+    client_id = f"agg-crash-{uuid.uuid4().hex[:6]}"
+    crashed = MqttIngestService(
+        Ingestor(SqliteStorage(db)), own_broker, share_group=None, client_id=client_id
+    )
+    crashed.start()  # network thread only: messages are received and queued, never stored
+    assert crashed.subscribed.wait(10)
+    pub = Publisher(own_broker)
+    events = events_for("st-crash", 5)
+    try:
+        for e in events:
+            pub.publish(topic_for(e), to_json(e))
+        wait_for(lambda: len(crashed._inbox) == len(events))
+        crashed._client.disconnect()
+        crashed._client.loop_stop()
+        again = Running(db, own_broker, share_group=None, client_id=client_id)
+        try:
+            wait_for(lambda: again.service.totals.stored == len(events))
+        finally:
+            again.stop()
+    finally:
+        pub.close()
+    with Queries.open(db) as q:
+        assert q.funnel("st-crash", date(2026, 11, 23)).visitors == 5
