@@ -268,7 +268,10 @@ def test_brand_hq_store_view_of_own_brand(queries: Queries) -> None:
 # -- installer ------------------------------------------------------------------------------------
 
 
-def test_installer_sees_nodes_worst_first_and_no_visitor_figures(queries: Queries) -> None:
+def test_installer_sees_nodes_worst_first_and_no_visitor_figures(
+    queries: Queries, world_files: tuple[Path, Path]
+) -> None:
+    world.fresh_heartbeats(world_files[0])
     at = _login(_app(), "tech")
     assert len(at.metric) == 0
     attention = [e.value for e in at.error] + [w.value for w in at.warning]
