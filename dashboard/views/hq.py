@@ -14,7 +14,6 @@ from dashboard import format as fmt
 from dashboard.health_view import dimension_rows, radar_series
 from dashboard.i18n import Lang, t
 from dashboard.views.common import ViewContext, pick_period
-from dashboard.views.store import PLOTLY_CONFIG
 
 SILENT_AFTER = timedelta(hours=2)
 ALL = "__all__"
@@ -106,12 +105,10 @@ def _render_health(ctx: ViewContext, health: Health, store_name: str) -> None:
     left, right = st.columns([1, 1])
     with left:
         st.metric(t(lang, "m.health"), f"{health.score:.1f}")
-        st.plotly_chart(
-            charts.radar_figure(
-                [t(lang, f"dim.{d.name}") for d in health.dimensions],
-                radar_series(lang, health),
+        st.altair_chart(
+            charts.radar_chart(
+                [t(lang, f"dim.{d.name}") for d in health.dimensions], radar_series(lang, health)
             ),
-            config=PLOTLY_CONFIG,
             key="chart_radar",
         )
     with right:
@@ -145,7 +142,8 @@ def _render_trends(
     if not dates:
         st.info(t(lang, "empty"))
         return
-    st.plotly_chart(charts.trend_figure(dates, series), config=PLOTLY_CONFIG, key="chart_trends")
+    label = t(lang, f"m.{figure}") + (" (%)" if "rate" in figure else "")
+    st.altair_chart(charts.trend_chart(dates, series, value_label=label), key="chart_trends")
 
 
 def _render_silent(ctx: ViewContext) -> None:

@@ -19,7 +19,6 @@ from dashboard.i18n import Lang, t
 from dashboard.views.common import ViewContext, pick_day, pick_period, pick_store, store_today
 
 OCCUPANCY_FRESH = timedelta(minutes=5)
-PLOTLY_CONFIG = {"displayModeBar": False, "responsive": True}
 
 # (i18n key, attribute of FunnelFigures / FunnelChange, is a rate)
 FUNNEL_FIGURES: tuple[tuple[str, str, bool], ...] = (
@@ -62,15 +61,16 @@ def _render_hourly(ctx: ViewContext, store: StoreInfo, day: date) -> None:
     if not hours:
         st.info(t(lang, "empty"))
         return
-    fig = charts.hourly_figure(
+    chart = charts.hourly_chart(
         [h.local_hour for h in hours],
         [h.visitors for h in hours],
-        [h.last_week_visitors or 0 for h in hours],
+        [h.last_week_visitors for h in hours],
         this_label=t(lang, "store.hourly_today"),
         last_week_label=t(lang, "store.hourly_last_week"),
         hour_label=t(lang, "store.hour"),
+        visitors_label=t(lang, "m.visitors"),
     )
-    st.plotly_chart(fig, config=PLOTLY_CONFIG, key="chart_hourly")
+    st.altair_chart(chart, key="chart_hourly")
 
 
 def _render_heatmap(ctx: ViewContext, store: StoreInfo, start: date, end: date) -> None:
@@ -83,10 +83,14 @@ def _render_heatmap(ctx: ViewContext, store: StoreInfo, start: date, end: date) 
     if heat.grid.size == 0:
         return
     cars = [charts.CarOutline(c.id, c.model_name, c.interior_zone_m, c.browse_zone_m) for c in store.cars]
-    fig = charts.heatmap_figure(
-        heat.grid.astype(np.float64), heat.cell_m, heat.floor_size_m, cars, colorbar_title="person·s"
+    chart = charts.heatmap_chart(
+        heat.grid.astype(np.float64),
+        heat.cell_m,
+        heat.floor_size_m,
+        cars,
+        colour_title=t(lang, "store.person_s"),
     )
-    st.plotly_chart(fig, config=PLOTLY_CONFIG, key="chart_heatmap")
+    st.altair_chart(chart, key="chart_heatmap")
 
 
 def _render_cars(ctx: ViewContext, store: StoreInfo, start: date, end: date) -> None:
@@ -98,15 +102,14 @@ def _render_cars(ctx: ViewContext, store: StoreInfo, start: date, end: date) -> 
         st.info(t(lang, "empty"))
         return
     labels = [c.model_name or c.car_id for c in ranking]
-    st.plotly_chart(
-        charts.car_ranking_figure(
+    st.altair_chart(
+        charts.car_ranking_chart(
             labels,
             [c.browsers for c in ranking],
             [c.entries for c in ranking],
             browsers_label=t(lang, "car.browsers"),
             entries_label=t(lang, "car.entries"),
         ),
-        config=PLOTLY_CONFIG,
         key="chart_cars",
     )
     table = {
