@@ -168,7 +168,12 @@ def heatmap_chart(
             x2="x2:Q",
             y=y,
             y2="y2:Q",
-            color=alt.Color("person_s:Q", scale=alt.Scale(scheme="yelloworangered"), title=colour_title),
+            color=alt.Color(
+                "person_s:Q",
+                scale=alt.Scale(scheme="yelloworangered"),
+                title=colour_title,
+                legend=alt.Legend(format=",.0f"),
+            ),
             tooltip=["x:Q", "y:Q", "person_s:Q"],
         )
     )

@@ -187,7 +187,7 @@ def render(ctx: ViewContext) -> None:
     )
     _render_health(ctx, ctx.data.health(chosen, start, end), names[chosen])
     compare = st.multiselect(
-        t(lang, "hq.store"),
+        t(lang, "hq.compare"),
         ids,
         default=ids[: min(3, len(ids))],
         format_func=lambda s: names[s],

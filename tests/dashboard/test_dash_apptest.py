@@ -281,7 +281,7 @@ def test_brand_hq_sees_silent_store_only_of_own_brand(queries: Queries) -> None:
     assert [s.store_id for s in silent] == ["gz-03"]
     at = _login(_app(date=DAY), "hq.aurora")
     assert "gz-03" not in _texts(at)
-    assert "Every store is reporting" in _texts(at)
+    assert "Every store is reporting." in _texts(at)
 
 
 @pytest.mark.parametrize(
