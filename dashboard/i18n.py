@@ -100,6 +100,7 @@ EN: dict[str, str] = {
     "health.value": "Value",
     "health.title": "Health of {store}",
     "health.none": "No health score for this store and period.",
+    "health.caption": "Against the brand's {stores} stores with data in the period (TOP: 90th percentile).",
     # HQ view
     "hq.title": "Brand HQ",
     "hq.league": "League table",
@@ -236,6 +237,7 @@ ZH: dict[str, str] = {
     "health.value": "数值",
     "health.title": "{store} 健康度",
     "health.none": "该门店在此时段没有健康度评分。",
+    "health.caption": "与本品牌该时段有数据的 {stores} 家门店比较（TOP 为第 90 百分位）。",
     "hq.title": "品牌总部",
     "hq.league": "门店排行榜",
     "hq.region": "区域",

@@ -15,6 +15,7 @@ import streamlit as st
 from aggregator.queries import Funnel, StoreInfo
 from dashboard import charts
 from dashboard import format as fmt
+from dashboard.health_view import render_health
 from dashboard.i18n import Lang, t
 from dashboard.views.common import ViewContext, pick_day, pick_period, pick_store, store_today
 
@@ -160,3 +161,4 @@ def render(ctx: ViewContext) -> None:
         _render_heatmap(ctx, store, start, end)
     with right:
         _render_cars(ctx, store, start, end)
+    render_health(lang, ctx.data.health(store.store_id, start, end), store.name)

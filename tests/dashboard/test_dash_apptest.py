@@ -174,7 +174,7 @@ def test_store_manager_car_ranking_equals_the_aggregator(queries: Queries) -> No
     assert list(table["Browsers"]) == [c.browsers for c in cars] == [30, 16, 0]
     assert list(table["Entries"]) == [c.entries for c in cars]
     assert list(table["Ignored"]) == ["", "", "⚠"]
-    hourly, heatmap, ranking = _charts(at)
+    hourly, heatmap, ranking, radar = _charts(at)
     hours = queries.hourly_traffic("sh-01", world.DAY)
     bars = hourly["layer"][0]["data"]["values"]
     assert [(r["hour"], r["visitors"]) for r in bars] == [(h.local_hour, h.visitors) for h in hours]
@@ -189,6 +189,13 @@ def test_store_manager_car_ranking_equals_the_aggregator(queries: Queries) -> No
     outlines = {r["group"] for r in layers[-2]["data"]["values"]}
     assert outlines == {"car-01", "car-02", "car-03"}
     assert {r["car"] for r in ranking["data"]["values"]} == {c.model_name for c in cars}
+    # The store's own health for the period, against its brand.
+    health = queries.health("sh-01", world.DAY, world.DAY)
+    assert health.score is not None
+    assert _metrics(at)["Health score"] == f"{health.score:.1f}"
+    assert list(at.table[1].value["Score"]) == [f"{d.score:.1f}" for d in health.dimensions]
+    store_line = [r for r in radar["layer"][-1]["data"]["values"] if r["series"] == "This store"]
+    assert [r["score"] for r in store_line][:-1] == [round(d.score or 0.0, 1) for d in health.dimensions]
 
 
 @pytest.mark.parametrize(
