@@ -138,46 +138,35 @@ def _polygon_rows(points: Sequence[tuple[float, float]], group: str) -> list[dic
     return [{"x": float(x), "y": float(y), "order": i, "group": group} for i, (x, y) in enumerate(closed)]
 
 
-def heatmap_chart(
+def heatmap_spec(
     person_seconds: npt.NDArray[np.float64],
     cell_m: float,
     floor_size_m: tuple[float, float] | None,
     cars: Sequence[CarOutline],
     *,
     colour_title: str,
-    width_px: int = 640,
-) -> ChartSpec:
-    """Floor heatmap: person-seconds per cell (`person_seconds[iy, ix]`), origin at the plan's top-left.
+    width_px: int = 600,
+) -> dict[str, Any]:
+    """Floor heatmap as a Vega-Lite spec: person-seconds per cell (`person_seconds[iy, ix]`), origin at the
+    plan's top-left, axes in floor metres with y growing down the plan as in the node configuration.
 
     Each display car's footprint is outlined (solid) with its browse zone (dotted) and labelled with its
-    model name. Cells are rectangles in metres (see `heat_cells`). Axes are floor metres, y growing down
-    the plan as in the node configuration.
+    model name. Cells are rectangles in metres (see `heat_cells`). Written as a plain spec, not through
+    Altair, because validating thousands of cells there costs seconds per page.
     """
     ny, nx = person_seconds.shape
     width_m = floor_size_m[0] if floor_size_m else nx * cell_m
     depth_m = floor_size_m[1] if floor_size_m else ny * cell_m
     height_px = max(160, round(width_px * depth_m / max(width_m, 1e-6)))
-    x = alt.X("x:Q", scale=alt.Scale(domain=[0, width_m], nice=False), title="m")
-    y = alt.Y("y:Q", scale=alt.Scale(domain=[0, depth_m], reverse=True, nice=False), title="m")
+    x = {"field": "x", "type": "quantitative", "scale": {"domain": [0, width_m], "nice": False}, "title": "m"}
+    y = {
+        "field": "y",
+        "type": "quantitative",
+        "scale": {"domain": [0, depth_m], "reverse": True, "nice": False},
+        "title": "m",
+    }
+    order = {"field": "order", "type": "quantitative"}
     cells, _ = heat_cells(person_seconds, cell_m)
-    image = (
-        alt.Chart(_values(cells))
-        .mark_rect()
-        .encode(
-            x=x,
-            x2="x2:Q",
-            y=y,
-            y2="y2:Q",
-            color=alt.Color(
-                "person_s:Q",
-                scale=alt.Scale(scheme="yelloworangered"),
-                title=colour_title,
-                legend=alt.Legend(format=",.0f"),
-            ),
-            tooltip=["x:Q", "y:Q", "person_s:Q"],
-        )
-    )
-    floor = _polygon_rows([(0, 0), (width_m, 0), (width_m, depth_m), (0, depth_m)], "floor")
     interiors: list[dict[str, Any]] = []
     browses: list[dict[str, Any]] = []
     labels: list[dict[str, Any]] = []
@@ -194,32 +183,72 @@ def heatmap_chart(
                     "label": car.label,
                 }
             )
-    layers: list[alt.Chart] = [
-        alt.Chart(_values([{"x": 0.0, "y": 0.0}, {"x": width_m, "y": depth_m}]))
-        .mark_point(opacity=0)
-        .encode(x=x, y=y),
-        image,
-        alt.Chart(_values(floor)).mark_line(color="#374151", strokeWidth=2).encode(x=x, y=y, order="order:Q"),
+    floor = _polygon_rows([(0, 0), (width_m, 0), (width_m, depth_m), (0, depth_m)], "floor")
+    layers: list[dict[str, Any]] = [
+        {
+            "data": {"values": [{"x": 0.0, "y": 0.0}, {"x": width_m, "y": depth_m}]},
+            "mark": {"type": "point", "opacity": 0},
+            "encoding": {"x": x, "y": y},
+        },
+        {
+            "data": {"values": cells},
+            "mark": {"type": "rect"},
+            "encoding": {
+                "x": x,
+                "x2": {"field": "x2"},
+                "y": y,
+                "y2": {"field": "y2"},
+                "color": {
+                    "field": "person_s",
+                    "type": "quantitative",
+                    "scale": {"scheme": "yelloworangered"},
+                    "title": colour_title,
+                    "legend": {"format": ",.0f"},
+                },
+                "tooltip": [
+                    {"field": "x", "type": "quantitative", "title": "x (m)"},
+                    {"field": "y", "type": "quantitative", "title": "y (m)"},
+                    {"field": "person_s", "type": "quantitative", "title": colour_title},
+                ],
+            },
+        },
+        {
+            "data": {"values": floor},
+            "mark": {"type": "line", "color": "#374151", "strokeWidth": 2},
+            "encoding": {"x": x, "y": y, "order": order},
+        },
     ]
+    detail = {"field": "group", "type": "nominal"}
     if browses:
         layers.append(
-            alt.Chart(_values(browses))
-            .mark_line(color=BLUE, strokeDash=[3, 3], strokeWidth=1)
-            .encode(x=x, y=y, order="order:Q", detail="group:N")
+            {
+                "data": {"values": browses},
+                "mark": {"type": "line", "color": BLUE, "strokeDash": [3, 3], "strokeWidth": 1},
+                "encoding": {"x": x, "y": y, "order": order, "detail": detail},
+            }
         )
     if interiors:
         layers.append(
-            alt.Chart(_values(interiors))
-            .mark_line(color=BLUE, strokeWidth=2)
-            .encode(x=x, y=y, order="order:Q", detail="group:N")
+            {
+                "data": {"values": interiors},
+                "mark": {"type": "line", "color": BLUE, "strokeWidth": 2},
+                "encoding": {"x": x, "y": y, "order": order, "detail": detail},
+            }
         )
     if labels:
         layers.append(
-            alt.Chart(_values(labels))
-            .mark_text(fontWeight="bold", color="#1e3a8a", fontSize=12)
-            .encode(x=x, y=y, text="label:N")
+            {
+                "data": {"values": labels},
+                "mark": {"type": "text", "fontWeight": "bold", "color": "#1e3a8a", "fontSize": 12},
+                "encoding": {"x": x, "y": y, "text": {"field": "label", "type": "nominal"}},
+            }
         )
-    return cast(ChartSpec, alt.layer(*layers).properties(width=width_px, height=height_px))
+    return {
+        "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
+        "width": width_px,
+        "height": height_px,
+        "layer": layers,
+    }
 
 
 def radar_chart(dimensions: Sequence[str], series: Sequence[tuple[str, Sequence[float], str]]) -> ChartSpec:

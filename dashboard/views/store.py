@@ -43,8 +43,13 @@ def _change_line(lang: Lang, ratio: float | None, label_key: str) -> str:
 
 def render_funnel(lang: Lang, funnel: Funnel) -> None:
     st.subheader(t(lang, "store.funnel"))
-    columns = st.columns(len(FUNNEL_FIGURES))
-    for column, (key, attr, is_rate) in zip(columns, FUNNEL_FIGURES, strict=True):
+    # Counts on one row, rates on the next: three cards a row stay readable on a tablet.
+    cards = [
+        (column, figure)
+        for row in (FUNNEL_FIGURES[:3], FUNNEL_FIGURES[3:])
+        for column, figure in zip(st.columns(3), row, strict=True)
+    ]
+    for column, (key, attr, is_rate) in cards:
         value = getattr(funnel.today, attr)
         with column, st.container(border=True, key=f"metric_{attr}"):
             st.metric(t(lang, key), fmt.pct(value) if is_rate else fmt.count(value))
@@ -84,14 +89,14 @@ def _render_heatmap(ctx: ViewContext, store: StoreInfo, start: date, end: date) 
     if heat.grid.size == 0:
         return
     cars = [charts.CarOutline(c.id, c.model_name, c.interior_zone_m, c.browse_zone_m) for c in store.cars]
-    chart = charts.heatmap_chart(
+    spec = charts.heatmap_spec(
         heat.grid.astype(np.float64),
         heat.cell_m,
         heat.floor_size_m,
         cars,
         colour_title=t(lang, "store.person_s"),
     )
-    st.altair_chart(chart, key="chart_heatmap")
+    st.vega_lite_chart(spec, key="chart_heatmap", width="content")
 
 
 def _render_cars(ctx: ViewContext, store: StoreInfo, start: date, end: date) -> None:
@@ -103,7 +108,8 @@ def _render_cars(ctx: ViewContext, store: StoreInfo, start: date, end: date) -> 
         st.info(t(lang, "empty"))
         return
     labels = [c.model_name or c.car_id for c in ranking]
-    st.altair_chart(
+    chart_col, table_col = st.columns([2, 3])
+    chart_col.altair_chart(
         charts.car_ranking_chart(
             labels,
             [c.browsers for c in ranking],
@@ -124,7 +130,7 @@ def _render_cars(ctx: ViewContext, store: StoreInfo, start: date, end: date) -> 
         t(lang, "car.entries"): [c.entries for c in ranking],
         t(lang, "car.ignored"): ["⚠" if c.browsers == 0 else "" for c in ranking],
     }
-    st.table(table, hide_index=True)
+    table_col.table(table, hide_index=True)
 
 
 def render(ctx: ViewContext) -> None:
@@ -156,9 +162,6 @@ def render(ctx: ViewContext) -> None:
     render_funnel(lang, ctx.data.funnel(store.store_id, day))
     _render_hourly(ctx, store, day)
     st.caption(t(lang, "store.period_summary", start=start.isoformat(), end=end.isoformat()))
-    left, right = st.columns([3, 2])
-    with left:
-        _render_heatmap(ctx, store, start, end)
-    with right:
-        _render_cars(ctx, store, start, end)
+    _render_heatmap(ctx, store, start, end)
+    _render_cars(ctx, store, start, end)
     render_health(lang, ctx.data.health(store.store_id, start, end), store.name)

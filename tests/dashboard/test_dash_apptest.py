@@ -180,7 +180,7 @@ def test_store_manager_car_ranking_equals_the_aggregator(queries: Queries) -> No
     assert [(r["hour"], r["visitors"]) for r in bars] == [(h.local_hour, h.visitors) for h in hours]
     # The heatmap: the grid's cells (same total person-seconds) under each car's outline and model name.
     layers = heatmap["layer"]
-    assert layers[1]["mark"]["type"] == "rect"
+    assert layers[1]["mark"] == {"type": "rect"}
     cells = layers[1]["data"]["values"]
     heat = queries.heatmap("sh-01", world.DAY, world.DAY)
     assert sum(c["person_s"] for c in cells) == pytest.approx(heat.total_person_s)
