@@ -30,9 +30,13 @@ def problems_for(mutate: Any) -> list[tuple[str, str]]:
     return info.value.problems
 
 
+# The dashboard's users file sits beside the node configs; tests/dashboard checks it with its own loader.
+NOT_NODE_CONFIGS = {"dashboard-users.yaml"}
+
+
 def test_every_example_config_is_valid() -> None:
-    files = sorted((REPO / "examples").glob("*.yaml"))
-    assert files
+    files = sorted(p for p in (REPO / "examples").glob("*.yaml") if p.name not in NOT_NODE_CONFIGS)
+    assert len(files) >= 3
     for path in files:
         assert isinstance(load_config(path), NodeConfig), path
 
