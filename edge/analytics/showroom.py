@@ -49,6 +49,9 @@ ADOPT_SPEED_MPS = 1.0
 ADOPT_MAX_M = 12.0
 """A new track takes over a vanished visitor within 2.5 m + 1 m/s of absence (at most 12 m) of where they
 were last seen: a person walks on while hidden, but not across the store."""
+HEIR_OVERLAP_S = 1.0
+"""A track confirmed up to this long before a person's last sighting may still be them (confirmation lags
+the track's start by a few frames)."""
 
 
 @dataclass
@@ -95,6 +98,7 @@ class ShowroomAnalytics:
         self._uniform_votes: Counter[int] = Counter()
         self._staff_ghosts: list[_StaffGhost] = []
         self._last_obs: dict[int, tuple[XY, datetime]] = {}
+        self._first_seen: dict[int, datetime] = {}
         self._last_ts: datetime | None = None
         self.crossings: Counter[tuple[str, Direction]] = Counter()
         self.steps = 0
@@ -135,6 +139,7 @@ class ShowroomAnalytics:
         for track in tracks.tracks:
             if track.track_id not in self._seen_tracks:
                 self._seen_tracks.add(track.track_id)
+                self._first_seen[track.track_id] = ts_utc
                 self._on_new_track(track)
         self._mark_staff(tracks.tracks, uniform_tracks)
         for track in tracks.tracks:
@@ -146,7 +151,7 @@ class ShowroomAnalytics:
             if visit.track_id is not None and visit.track_id in by_id:
                 out += self._visit_step(ts_utc, visit, by_id[visit.track_id], staff_xy)
         for track_id in tracks.ended:
-            self._on_track_ended(track_id)
+            self._on_track_ended(track_id, tracks.tracks)
         out += self._expire_lost(ts_utc)
         self._staff_ghosts = [
             g
@@ -181,6 +186,7 @@ class ShowroomAnalytics:
         self._uniform_votes.clear()
         self._staff_ghosts.clear()
         self._last_obs.clear()
+        self._first_seen.clear()
         done = self.heat.take()
         if done is not None:
             out.append(self._heat_event(done, max(ts_utc, done[0])))
@@ -220,18 +226,53 @@ class ShowroomAnalytics:
                 self._staff_ghosts.remove(ghost)
                 return
 
-    def _on_track_ended(self, track_id: int) -> None:
+    def _on_track_ended(self, track_id: int, alive: list[TrackState]) -> None:
         self._seen_tracks.discard(track_id)  # the tracker never reuses an id
+        self._first_seen.pop(track_id, None)
         for door in self.doors:
             door.forget(track_id)
         visitor_id = self._visit_of_track.pop(track_id, None)
         last = self._last_obs.pop(track_id, None)
-        if visitor_id is not None and visitor_id in self.visits:
-            self.visits[visitor_id].track_id = None
-        elif track_id in self._staff and last is not None:
-            self._staff_ghosts.append(_StaffGhost(last[0], last[1]))
+        was_staff = track_id in self._staff
         self._staff.discard(track_id)
         self._uniform_votes.pop(track_id, None)
+        if visitor_id is not None and visitor_id in self.visits:
+            visit = self.visits[visitor_id]
+            visit.track_id = None
+            # The person may already be tracked again: the tracker keeps a lost track for a few seconds,
+            # and a new track can start meanwhile where they reappeared.
+            heir = self._heir(visit.last_xy, visit.last_seen_utc, alive)
+            if heir is not None:
+                visit.track_id = heir
+                self._visit_of_track[heir] = visitor_id
+        elif was_staff and last is not None:
+            heir = self._heir(last[0], last[1], alive)
+            if heir is not None:
+                self._staff.add(heir)
+            else:
+                self._staff_ghosts.append(_StaffGhost(last[0], last[1]))
+
+    def _heir(self, last_xy: XY, last_seen_utc: datetime, alive: list[TrackState]) -> int | None:
+        """A track started since `last_seen_utc` near `last_xy`, not on a visit and not staff: the same
+        person, tracked again. The nearest one, or None."""
+        best: tuple[float, int] | None = None
+        for track in alive:
+            born = self._first_seen.get(track.track_id)
+            if (
+                born is None
+                or track.track_id in self._visit_of_track
+                or track.track_id in self._staff
+                or self._is_outside(track.first_xy_m)
+            ):
+                continue
+            gap_s = (born - last_seen_utc).total_seconds()
+            if gap_s < -HEIR_OVERLAP_S:
+                continue  # already tracked while this person was still seen: someone else
+            reach = min(ADOPT_MAX_M, ADOPT_BASE_M + ADOPT_SPEED_MPS * max(gap_s, 0.0))
+            dist = math.dist(track.first_xy_m, last_xy)
+            if dist <= reach and (best is None or (dist, track.track_id) < best):
+                best = (dist, track.track_id)
+        return None if best is None else best[1]
 
     def _mark_staff(self, tracks: list[TrackState], uniform_tracks: frozenset[int]) -> None:
         appearance = self.config.staff_appearance

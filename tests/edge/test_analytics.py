@@ -260,3 +260,25 @@ def test_nan_tracks_and_backwards_steps_are_dropped_and_counted() -> None:
     assert scene.analytics.step(T0, TrackerStep([], [])) == []  # earlier than the last step
     assert scene.analytics.rejected_steps == 1
     assert scene.analytics.occupancy == before == 1
+
+
+def test_a_new_track_started_while_the_old_one_was_still_kept_takes_over_the_visit() -> None:
+    scene = Scene()
+    # Track 1 walks in and is lost at (10, 12); the tracker keeps it 4 s, but a new track 2 starts 1 s after
+    # the loss 1.5 m further on: the same person. Track 1 is then dropped; track 2 walks out.
+    first = [*enter((10, 12)), *hidden(4), END]
+    second = [None] * (len(first) - round(3 * FPS)) + [*line((10, 10.5), (10, 8), 3), *stay((10, 8), 2)]
+    second += [*line((10, 8), DOOR_IN, 5), *line(DOOR_IN, OUT, 3), OUT]
+    scene.play({1: first, 2: second})
+    assert len(scene.of_type("visit.started")) == 1
+    (ended,) = scene.of_type("visit.ended")
+    assert ended.end_reason == "door"
+
+
+def test_staff_flag_passes_to_the_track_that_continues_a_staff_member() -> None:
+    scene = Scene()
+    desk = (17.0, 2.0)
+    first = [*stay(desk, 2), *line(desk, (14, 8), 4), *hidden(4), END]
+    second = [None] * (len(first) - round(3 * FPS)) + [*line((13.5, 9), (13, 12), 3), *stay((13, 12), 5)]
+    scene.play({1: first, 2: second})
+    assert scene.analytics.is_staff(2)
