@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -53,8 +54,7 @@ QUARANTINE_HEAD_BYTES = 4096
 """How much of a rejected payload is kept (the rest is counted, not stored)."""
 
 
-@dataclass(frozen=True)
-class Message:
+class Message(NamedTuple):
     """One received payload: the topic it came on, its bytes, when it arrived, and from where."""
 
     topic: str
@@ -154,6 +154,7 @@ class Ingestor:
     # -- registry -------------------------------------------------------------------------------------
 
     def _load_settings(self) -> None:
+        self._registry_version = self.storage.registry_version()
         self._settings = {
             str(r[0]): _StoreSettings(zone(str(r[4])), float(r[7])) for r in self.storage.store_rows()
         }
@@ -219,6 +220,8 @@ class Ingestor:
         result = BatchResult()
         batch = _Batch()
         quarantine: list[tuple[object, ...]] = []
+        if self.storage.registry_version() != self._registry_version:
+            self._load_settings()  # another process loaded the registry
         with self.storage.transaction():
             valid: list[tuple[Envelope, Message, str]] = []
             for msg in messages:

@@ -16,10 +16,10 @@ instead of losing it; the event_id makes that redelivery harmless. On MQTT 5 the
 from __future__ import annotations
 
 import logging
-import queue
 import ssl
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -70,7 +70,6 @@ class MqttIngestService:
         username: str | None = None,
         password: str | None = None,
         batch_max: int = 5000,
-        queue_max: int = 100_000,
         session_expiry_s: int = 3600,
         ack_after_commit: bool = True,
         receive_maximum: int = 20_000,
@@ -87,7 +86,11 @@ class MqttIngestService:
         self.totals = BatchResult()
         self.connected = threading.Event()
         self.subscribed = threading.Event()
-        self._queue: queue.Queue[tuple[Message, int, int]] = queue.Queue(maxsize=queue_max)
+        # The network thread only appends (topic bytes, payload, receipt time, mid, qos); the writer pops.
+        # Bounded by the broker: at most `receive_maximum` (MQTT 5) or the broker's in-flight limit
+        # (3.1.1) messages are unacknowledged, and they are acknowledged only once stored.
+        self._inbox: deque[tuple[bytes, bytes | bytearray, float, int, int]] = deque()
+        self._wakeup = threading.Event()
         self._stop = threading.Event()
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -132,11 +135,10 @@ class MqttIngestService:
             log.warning("disconnected from the broker (%s); reconnecting", reason)
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        try:
-            topic = msg.topic
-        except UnicodeDecodeError:
-            topic = bytes(msg._topic).decode("utf-8", errors="replace")
-        self._queue.put((Message(topic, bytes(msg.payload), datetime.now(UTC), "mqtt"), msg.mid, msg.qos))
+        # Kept minimal: this runs on the network thread for every message.
+        self._inbox.append((msg._topic, msg.payload, time.time(), msg.mid, msg.qos))
+        if not self._wakeup.is_set():
+            self._wakeup.set()
 
     # -- running --------------------------------------------------------------------------------------
 
@@ -185,20 +187,21 @@ class MqttIngestService:
                     t.stored,
                     t.duplicates,
                     t.quarantined,
-                    self._queue.qsize(),
+                    len(self._inbox),
                 )
 
     def _take(self, timeout_s: float) -> list[tuple[Message, int, int]]:
-        try:
-            first = self._queue.get(timeout=timeout_s)
-        except queue.Empty:
-            return []
-        batch = [first]
-        while len(batch) < self.batch_max:
-            try:
-                batch.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
+        if not self._inbox and timeout_s > 0:
+            self._wakeup.clear()
+            if not self._inbox:
+                self._wakeup.wait(timeout_s)
+        batch = []
+        inbox = self._inbox
+        for _ in range(min(len(inbox), self.batch_max)):
+            topic, payload, received, mid, qos = inbox.popleft()
+            text = topic.decode("utf-8", errors="replace")  # an invalid topic is quarantined as such
+            body = payload if isinstance(payload, bytes) else bytes(payload)
+            batch.append((Message(text, body, datetime.fromtimestamp(received, UTC), "mqtt"), mid, qos))
         return batch
 
     def _drain(self) -> None:

@@ -359,20 +359,6 @@ class _PeriodAcc:
     hists: list[bytes] = field(default_factory=list)
     median_cache: float | None = None
 
-    def add(self, row: Row) -> None:
-        self.visitors += int(row[2])
-        self.browsers += int(row[3])
-        self.entrants += int(row[4])
-        self.receptions += int(row[5])
-        self.open_days += int(row[2]) > 0
-        self.car_zone_s += float(row[10])
-        self.active_hours += int(row[11])
-        if int(row[6]) > 0:
-            self.days_with_median += 1
-            self.single_median = None if row[8] is None else float(row[8])
-            if row[9]:
-                self.hists.append(row[9])
-
     def median(self) -> float | None:
         # One day: its exact median; several: read from the summed duration histograms.
         if self.days_with_median == 0:
@@ -407,14 +393,21 @@ class Queries:
 
     OPEN_VISIT_WINDOW = timedelta(hours=12)
 
-    def __init__(self, storage: StorageBackend) -> None:
+    PERIOD_CACHE_SIZE = 32
+
+    def __init__(self, storage: StorageBackend, cache_periods: bool = True) -> None:
+        """`cache_periods`: keep recent multi-store period figures (league, health) until the database
+        changes (any commit by any writer clears them): re-rendering the same period is then cheap."""
         self.storage = storage
+        self.cache_periods = cache_periods
         self._registry_cache: tuple[int, dict[str, StoreInfo]] | None = None
+        self._period_cache: dict[tuple[tuple[str, ...] | None, date, date], dict[str, _PeriodAcc]] = {}
+        self._period_cache_version = -1
 
     @classmethod
-    def open(cls, db_path: str | Path) -> Self:
+    def open(cls, db_path: str | Path, cache_periods: bool = True) -> Self:
         """Open an existing database read-only."""
-        return cls(SqliteStorage(db_path, readonly=True))
+        return cls(SqliteStorage(db_path, readonly=True), cache_periods=cache_periods)
 
     def close(self) -> None:
         self.storage.close()
@@ -610,9 +603,41 @@ class Queries:
         return out
 
     def _period(self, store_ids: Sequence[str] | None, start: date, end: date) -> dict[str, _PeriodAcc]:
-        acc: dict[str, _PeriodAcc] = defaultdict(_PeriodAcc)
-        for r in self.storage.daily_rows(store_ids, start.isoformat(), end.isoformat()):
-            acc[str(r[0])].add(r)
+        """Per store, the period's sums and duration histograms (cached while the database is unchanged)."""
+        if not self.cache_periods or (store_ids is not None and len(store_ids) <= 1):
+            return self._read_period(store_ids, start, end)
+        version = self.storage.data_version()
+        if version != self._period_cache_version:
+            self._period_cache.clear()
+            self._period_cache_version = version
+        key = (None if store_ids is None else tuple(store_ids), start, end)
+        found = self._period_cache.get(key)
+        if found is None:
+            if len(self._period_cache) >= self.PERIOD_CACHE_SIZE:
+                self._period_cache.pop(next(iter(self._period_cache)))
+            found = self._period_cache[key] = self._read_period(store_ids, start, end)
+        return found
+
+    def _read_period(self, store_ids: Sequence[str] | None, start: date, end: date) -> dict[str, _PeriodAcc]:
+        """Per store, the period's sums (summed in SQL) and its days' duration histograms."""
+        a, b = start.isoformat(), end.isoformat()
+        acc: dict[str, _PeriodAcc] = {}
+        for r in self.storage.period_sums(store_ids, a, b):
+            acc[str(r[0])] = _PeriodAcc(
+                visitors=int(r[1]),
+                browsers=int(r[2]),
+                entrants=int(r[3]),
+                receptions=int(r[4]),
+                open_days=int(r[5]),
+                car_zone_s=float(r[6]),
+                active_hours=int(r[7]),
+                days_with_median=int(r[8]),
+                single_median=None if r[9] is None else float(r[9]),
+            )
+        if any(x.days_with_median > 1 for x in acc.values()):
+            for store_id, blob in self.storage.period_visit_hists(store_ids, a, b):
+                if blob and str(store_id) in acc:
+                    acc[str(store_id)].hists.append(blob)
         return acc
 
     def period(self, store_id: str, start: date, end: date) -> PeriodFigures:

@@ -50,6 +50,10 @@ class SqliteStorage:
 
     # -- schema --------------------------------------------------------------------------------------
 
+    def data_version(self) -> int:
+        """Changes whenever another connection commits (SQLite's `PRAGMA data_version`)."""
+        return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+
     def schema_version(self) -> int:
         if "schema_migrations" not in self.db.table_names():
             return 0
@@ -492,14 +496,31 @@ class SqliteStorage:
             (*store_ids, start, end),
         ).fetchall()
 
-    def daily_sums(self, start: str, end: str) -> list[Row]:
-        """Per store over [start, end]: (store_id, visitors, browsers, entrants, receptions, open_days,
-        car_zone_s, active_hours)."""
+    def _stores_clause(self, store_ids: Sequence[str] | None) -> tuple[str, tuple[str, ...]]:
+        # Seek each store's day range through the primary key (store_id, day).
+        if store_ids is None:
+            return "store_id IN (SELECT store_id FROM stores UNION SELECT store_id FROM nodes)", ()
+        return f"store_id IN ({','.join('?' * len(store_ids))})", tuple(store_ids)
+
+    def period_sums(self, store_ids: Sequence[str] | None, start: str, end: str) -> list[Row]:
+        """Per store over days [start, end]: (store_id, visitors, browsers, entrants, receptions, open_days,
+        car_zone_s, active_hours, days_with_ended_visits, median_visit_s of such a day)."""
+        where, params = self._stores_clause(store_ids)
         return self.conn.execute(
             "SELECT store_id, sum(visitors), sum(car_browsers), sum(car_entrants), sum(receptions), "
-            "sum(visitors > 0), sum(car_zone_s), sum(active_hours) FROM daily_store "
-            "WHERE day BETWEEN ? AND ? GROUP BY store_id",
-            (start, end),
+            "sum(visitors > 0), sum(car_zone_s), sum(active_hours), sum(visits_ended > 0), "
+            "max(CASE WHEN visits_ended > 0 THEN median_visit_s END) "
+            f"FROM daily_store WHERE {where} AND day BETWEEN ? AND ? GROUP BY store_id",
+            (*params, start, end),
+        ).fetchall()
+
+    def period_visit_hists(self, store_ids: Sequence[str] | None, start: str, end: str) -> list[Row]:
+        """(store_id, visit duration histogram) of each day in [start, end] with ended visits."""
+        where, params = self._stores_clause(store_ids)
+        return self.conn.execute(
+            f"SELECT store_id, visit_hist FROM daily_store WHERE {where} AND day BETWEEN ? AND ? "
+            "AND visits_ended > 0",
+            (*params, start, end),
         ).fetchall()
 
     def hourly_rows(self, store_id: str, day: str) -> list[Row]:

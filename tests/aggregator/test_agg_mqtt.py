@@ -291,7 +291,7 @@ def test_messages_are_acknowledged_only_after_commit(own_broker: str, tmp_path: 
     try:
         for e in events:
             pub.publish(topic_for(e), to_json(e))
-        wait_for(lambda: crashed._queue.qsize() == len(events))
+        wait_for(lambda: len(crashed._inbox) == len(events))
         crashed._client.disconnect()
         crashed._client.loop_stop()
         again = Running(db, own_broker, share_group=None, client_id=client_id)
