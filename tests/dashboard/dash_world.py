@@ -260,6 +260,8 @@ def build_db(path: Path, now_utc: datetime | None = None) -> Path:
     Each payload arrives one second after its timestamp (never after `now_utc`), so liveness and
     silence are what they would be live: gz-03's last payload arrived three hours ago.
     """
+    if path.exists():
+        raise FileExistsError(f"{path} exists: the test world is built into a fresh database only")
     now_utc = now_utc or datetime.now(UTC)
     storage = SqliteStorage(path)
     ingestor = Ingestor(storage)
