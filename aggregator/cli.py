@@ -190,6 +190,31 @@ def quarantine(db_path: Path, limit: int) -> None:
             click.echo(f"{p.received_at.isoformat()}  {p.reason_code:<14} {p.topic!r}  {p.reason[:120]}")
 
 
+@aggregator_group.command("nodes")
+@DB_OPTION
+@click.option("--store", "store_ids", multiple=True, help="Only these stores (repeatable).")
+@click.option("--silent-after-min", default=60, show_default=True, help="List stores silent for longer.")
+def nodes(db_path: Path, store_ids: tuple[str, ...], silent_after_min: int) -> None:
+    """Edge node health (online, last heartbeat, cameras, outbox, sequence gaps) and silent stores."""
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC)
+    with _queries(db_path) as q:
+        for n in q.nodes(list(store_ids) or None, now=now):
+            cams = ", ".join(
+                f"{c.camera_id} {c.fps:.1f}fps {c.inference_ms:.0f}ms {c.quality}" for c in n.cameras
+            )
+            seen = n.last_seen_at.isoformat(timespec="seconds") if n.last_seen_at else "never"
+            click.echo(
+                f"{n.store_id}/{n.node_id}  {'online' if n.online else 'OFFLINE'}  last seen {seen}  "
+                f"outbox {n.outbox_depth if n.outbox_depth is not None else '-'}  missing seq {n.seq_missing}"
+                + (f"  [{cams}]" if cams else "")
+            )
+        for s in q.silent_stores(now, timedelta(minutes=silent_after_min)):
+            when = f"{s.silent_s / 3600:.1f} h" if s.silent_s is not None else "never reported"
+            click.echo(f"silent: {s.store_id} ({s.name or '-'}): {when}")
+
+
 @aggregator_group.command("serve")
 @DB_OPTION
 @click.option("--host", default="127.0.0.1", show_default=True)

@@ -207,10 +207,10 @@ class Ingestor:
         with self.storage.transaction():
             self.storage.delete_derived(store_id)
             batch = _Batch()
-            for _event_id, _type, payload, received_at in list(self.storage.raw_events(store_id)):
+            for _event_id, _type, payload, _received_at in list(self.storage.raw_events(store_id)):
                 event = parse_event(payload)
                 self._apply(event, batch)
-                batch.touch_node(event, str(received_at))
+                batch.touch_node(event, None)
             self._flush(batch, seq=False)
 
     # -- ingest ---------------------------------------------------------------------------------------
@@ -264,7 +264,7 @@ class Ingestor:
                 )
                 result.stored += 1
                 self._apply(event, batch)
-                batch.touch_node(event, received)
+                batch.touch_node(event, received if msg.source == "mqtt" else None)
             self.storage.insert_events(raw)
             if quarantine:
                 self.storage.insert_quarantine(quarantine)
@@ -543,13 +543,19 @@ class _Batch:
     heartbeats: list[Heartbeat] = field(default_factory=list)
     statuses: list[Status] = field(default_factory=list)
     seqs: defaultdict[tuple[str, str], list[int]] = field(default_factory=lambda: defaultdict(list))
-    nodes: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+    nodes: dict[tuple[str, str], tuple[str | None, str]] = field(default_factory=dict)
 
-    def touch_node(self, event: Envelope, received: str) -> None:
+    def touch_node(self, event: Envelope, received: str | None) -> None:
+        """`received`: when it arrived live (MQTT); None for backfills and rebuilds, which say nothing
+        about whether the node is reporting now."""
         key = (event.store_id, event.node_id)
         ts = ts_key(event.ts)
         old = self.nodes.get(key)
-        self.nodes[key] = (max(old[0], received), max(old[1], ts)) if old else (received, ts)
+        if old is None:
+            self.nodes[key] = (received, ts)
+        else:
+            seen = max(old[0] or "", received or "") or None
+            self.nodes[key] = (seen, max(old[1], ts))
 
 
 def merge_ranges(ranges: Sequence[tuple[int, int]], seqs: Iterable[int]) -> list[tuple[int, int]]:

@@ -362,11 +362,13 @@ class SqliteStorage:
 
     # -- nodes ----------------------------------------------------------------------------------------
 
-    def touch_node(self, store_id: str, node_id: str, last_seen_at: str, last_event_ts: str) -> None:
+    def touch_node(self, store_id: str, node_id: str, last_seen_at: str | None, last_event_ts: str) -> None:
+        """`last_seen_at`: latest live receipt (None: not a live one); `last_event_ts`: latest event time."""
         self.conn.execute(
             "INSERT INTO nodes (store_id, node_id, last_seen_at, last_event_ts) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (store_id, node_id) DO UPDATE SET "
-            "last_seen_at = max(coalesce(last_seen_at, ''), excluded.last_seen_at), "
+            "last_seen_at = nullif(max(coalesce(last_seen_at, ''), "
+            "coalesce(excluded.last_seen_at, '')), ''), "
             "last_event_ts = max(coalesce(last_event_ts, ''), excluded.last_event_ts)",
             (store_id, node_id, last_seen_at, last_event_ts),
         )

@@ -121,6 +121,10 @@ def test_cli_end_to_end(tmp_path: Path) -> None:
     ]
     table = pq.read_table(out_pq).to_pylist()
     assert [t["visitors"] for t in table] == [1, 35, 59] and table[2]["day"] == date(2026, 11, 23)
+    r = runner.invoke(main, ["aggregator", "nodes", "--db", str(db)])
+    # A backfill says nothing about whether the node reports now: offline, never heard live.
+    assert r.exit_code == 0 and f"{STORE}/node-a  OFFLINE  last seen never" in r.output
+    assert f"silent: {STORE} (Pudong Flagship): never reported" in r.output
     r = runner.invoke(main, ["aggregator", "quarantine", "--db", str(db)])
     assert '"quarantined": 4' in r.output and "schema" in r.output
 

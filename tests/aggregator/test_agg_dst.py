@@ -58,3 +58,29 @@ def test_dst_day_counts_every_hour_once(
 def test_hours_of_day_in_a_half_hour_zone() -> None:
     hours = hours_of_day(date(2026, 11, 23), zone("Asia/Kolkata"))
     assert len(hours) == 24 and hours[0].start_utc == datetime(2026, 11, 22, 18, 30, tzinfo=UTC)
+
+
+def test_week_over_week_hours_match_by_wall_clock_across_dst(tmp_path: Path) -> None:
+    """The 25-hour day compares each wall-clock hour with the same hour a week before (a 24-hour day);
+    the repeated hour has no counterpart the week before."""
+    ing = Ingestor(SqliteStorage(tmp_path / "agg.sqlite"))
+    ing.load_registry(
+        parse_registry(
+            {"stores": [{"store_id": STORE, "name": "Mitte", "brand": "b", "region": "r", "timezone": TZ}]}
+        )
+    )
+    stamper = stamper_for(STORE)
+    before, day = date(2026, 10, 18), date(2026, 10, 25)
+    events = []
+    for d, per_hour in ((before, 2), (day, 1)):
+        start, end = day_span_utc(d, zone(TZ))
+        hours = int((end - start).total_seconds() // 3600)
+        for i in range(hours):
+            for k in range(per_hour):
+                events += visit_events(stamper, VisitPlan(start + timedelta(hours=i, minutes=5 + k), 60.0))
+    ing.ingest([Message(topic_for(e), to_json(e), datetime.now(UTC)) for e in events])
+    with Queries.open(tmp_path / "agg.sqlite") as q:
+        hours = q.hourly_traffic(STORE, day)
+    assert len(hours) == 25 and all(h.visitors == 1 for h in hours)
+    for h in hours:
+        assert h.last_week_visitors == (0 if h.fold else 2), h

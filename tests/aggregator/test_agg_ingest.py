@@ -233,6 +233,8 @@ def test_registry_reads_node_configs(tmp_path: Path) -> None:
     )
     [store] = load_registry(reg).stores
     assert store.timezone == "Asia/Shanghai" and store.floor_size_m == (36.0, 24.0) and len(store.cars) == 6
+    shipped = load_registry(example.parent / "aggregator" / "stores.yaml")
+    assert [s.store_id for s in shipped.stores] == ["sh-pudong-01", "bj-chaoyang-02"] and shipped.brands
     reg.write_text("stores:\n  - {store_id: x, name: X, brand: b, region: r}\n", encoding="utf-8")
     with pytest.raises(RegistryError, match="timezone"):
         load_registry(reg)
