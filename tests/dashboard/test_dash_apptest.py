@@ -330,6 +330,7 @@ def test_installer_sees_nodes_worst_first_and_no_visitor_figures(
     gz = list(nodes["Store"]).index("gz-03")
     assert list(nodes["Sequence gaps"])[gz] == 3
     assert list(nodes["Status"])[gz] == "offline"
+    assert set(nodes["Software"]) == {"0.1.0"} and set(nodes["Detector model"]) == {"yolox-tiny"}
 
 
 @pytest.mark.parametrize("view", ["store", "hq"])
