@@ -168,6 +168,12 @@ class CameraConfig(_Model):
     anchor: Literal["bottom_center", "center"] = Field(
         "bottom_center", description="bottom_center for oblique views (feet), center for top-down views."
     )
+    reference_image: Path | None = Field(
+        None,
+        description="Commissioning view of the empty floor (stays on the box): a frame that no longer "
+        "resembles it means the camera was moved. Absent: the first good frame after start is used; "
+        "a path to a missing file: the first good frame is saved there.",
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -280,6 +286,34 @@ class Thresholds(_Model):
     lost_after_s: float = Field(
         60.0, gt=0, le=3600, description="A visitor unseen this long away from the door has left for good."
     )
+    visit_confirm_s: float = Field(
+        2.0,
+        ge=0,
+        le=60,
+        description="A person who crosses inward and back out within this time is not a visitor.",
+    )
+
+
+class TrackerConfig(_Model):
+    """The floor-plane tracker (Kalman filter in metres, two-stage association of high and low scores)."""
+
+    type: Literal["floor-kalman"] = "floor-kalman"
+    high_score: float = Field(
+        0.5, gt=0, lt=1, description="Detections at least this confident are matched first and start tracks."
+    )
+    new_track_score: float = Field(0.7, gt=0, le=1, description="Least confidence that starts a new track.")
+    confirm_hits: int = Field(3, ge=1, le=30, description="Matched frames before a track reaches analytics.")
+    max_lost_s: float = Field(
+        4.0, ge=0, le=60, description="How long a hidden person (behind a car, a pillar) keeps their track."
+    )
+    fuse_radius_m: float = Field(
+        0.8, gt=0, le=5, description="Detections from different cameras closer than this are one person."
+    )
+    max_speed_mps: float = Field(3.0, gt=0, le=20, description="Fastest plausible walking speed.")
+    accel_mps2: float = Field(1.5, gt=0, le=50, description="Typical acceleration (Kalman process noise).")
+    box_noise: float = Field(
+        0.08, gt=0, le=1, description="Foot-point uncertainty as a fraction of the box height, pixels."
+    )
 
 
 class DetectorConfig(_Model):
@@ -312,6 +346,7 @@ class NodeConfig(_Model):
     staff_appearance: StaffAppearance | None = None
     thresholds: Thresholds = Field(default_factory=Thresholds)
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
+    tracker: TrackerConfig = Field(default_factory=TrackerConfig)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
 
     @field_validator("timezone")

@@ -77,6 +77,8 @@ UtcDatetime = Annotated[
 
 
 def _check_event_id(value: str) -> str:
+    if _UUID7_RE.match(value):
+        return value  # already the canonical text of a UUIDv7: what the full parse below returns
     try:
         parsed = uuid.UUID(value)
     except ValueError as exc:
@@ -87,6 +89,7 @@ def _check_event_id(value: str) -> str:
 
 
 _UUID7_PATTERN = "^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
+_UUID7_RE = re.compile(_UUID7_PATTERN.replace("$", r"\Z"))
 
 EventId = Annotated[
     str,
@@ -110,6 +113,8 @@ VisitorId = Annotated[
     ),
 ]
 Seconds = Annotated[float, Field(ge=0, le=7 * 24 * 3600, allow_inf_nan=False)]
+LongSeconds = Annotated[float, Field(ge=0, le=10 * 365 * 24 * 3600, allow_inf_nan=False)]
+"""Durations of the appliance itself (uptime, backlog age), which outlast any visit."""
 Ratio = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 
 
@@ -345,11 +350,14 @@ class Heartbeat(Envelope):
     type: Literal["heartbeat"] = "heartbeat"
     cameras: list[CameraHealth] = Field(max_length=64)
     outbox_depth: int = Field(ge=0)
-    oldest_unsent_age_s: Seconds | None = None
+    oldest_unsent_age_s: LongSeconds | None = None
+    outbox_evicted: int = Field(
+        0, ge=0, description="Payloads the outbox dropped, ever, to stay within its disk budget (seq gaps)."
+    )
     model_id: str = Field(max_length=100)
     model_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
     software_version: str = Field(max_length=50)
-    uptime_s: Seconds
+    uptime_s: LongSeconds
     cpu_percent: float | None = Field(None, ge=0, le=100 * 256)
     memory_mb: float | None = Field(None, ge=0)
     temperature_c: float | None = Field(None, ge=-50, le=150)

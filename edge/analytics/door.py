@@ -1,0 +1,128 @@
+"""Door-line counting: which way a person crossed a door line, counted once however much they jitter.
+
+A door line is a segment on the floor plan, with an inside side. A track's committed side changes only once
+it is `hysteresis_m` past the line, so standing on the line never counts; and a change of side counts as a
+crossing only if the track's path actually crossed the segment since its last committed side (walking round
+the end of the line is not a crossing).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from edge.config import DoorConfig
+
+Direction = Literal["in", "out"]
+XY = tuple[float, float]
+
+
+def _cross(o: XY, a: XY, b: XY) -> float:
+    return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+
+
+def segments_intersect(p1: XY, p2: XY, q1: XY, q2: XY) -> bool:
+    """True when segment p1-p2 meets segment q1-q2 (touching counts)."""
+    d1, d2 = _cross(q1, q2, p1), _cross(q1, q2, p2)
+    d3, d4 = _cross(p1, p2, q1), _cross(p1, p2, q2)
+    if ((d1 > 0 and d2 < 0) or (d1 < 0 and d2 > 0)) and ((d3 > 0 and d4 < 0) or (d3 < 0 and d4 > 0)):
+        return True
+
+    def on(a: XY, b: XY, c: XY, d: float) -> bool:
+        return (
+            d == 0
+            and min(a[0], b[0]) <= c[0] <= max(a[0], b[0])
+            and min(a[1], b[1]) <= c[1] <= max(a[1], b[1])
+        )
+
+    return on(q1, q2, p1, d1) or on(q1, q2, p2, d2) or on(p1, p2, q1, d3) or on(p1, p2, q2, d4)
+
+
+@dataclass
+class _TrackSide:
+    side: int  # +1 inside, -1 outside, 0 not yet committed
+    crossed: bool
+    last_xy: XY
+
+
+class DoorCounter:
+    """Counts crossings of one door line by tracks (floor metres)."""
+
+    def __init__(self, door: DoorConfig) -> None:
+        self.door = door
+        (x1, y1), (x2, y2) = door.line_m
+        self._a: XY = (x1, y1)
+        self._b: XY = (x2, y2)
+        length = ((x2 - x1) ** 2 + (y2 - y1) ** 2) ** 0.5
+        nx, ny = -(y2 - y1) / length, (x2 - x1) / length
+        px, py = door.inside_point_m
+        if nx * (px - x1) + ny * (py - y1) < 0:
+            nx, ny = -nx, -ny
+        self._normal: XY = (nx, ny)
+        # The segment used for the crossing test reaches `hysteresis_m` past each end: a foot point is never
+        # exact, and a person cut by the image border at the end of the line still crosses it.
+        ux, uy = (x2 - x1) / length, (y2 - y1) / length
+        m = door.hysteresis_m
+        self._a_ext: XY = (x1 - ux * m, y1 - uy * m)
+        self._b_ext: XY = (x2 + ux * m, y2 + uy * m)
+        self._tracks: dict[int, _TrackSide] = {}
+        self.counts: dict[Direction, int] = {"in": 0, "out": 0}
+
+    def signed_distance_m(self, xy: XY) -> float:
+        """Distance from the door's (infinite) line, positive on the inside."""
+        return self._normal[0] * (xy[0] - self._a[0]) + self._normal[1] * (xy[1] - self._a[1])
+
+    def side(self, xy: XY) -> int:
+        """+1 when at least `hysteresis_m` inside, -1 when as far outside, 0 in between."""
+        d = self.signed_distance_m(xy)
+        h = max(self.door.hysteresis_m, 1e-9)
+        return 1 if d >= h else -1 if d <= -h else 0
+
+    def within_span(self, xy: XY, margin_m: float = 0.0) -> bool:
+        """True when `xy` projects onto the segment (extended by `margin_m` at both ends)."""
+        ax, ay = self._a
+        bx, by = self._b
+        length2 = (bx - ax) ** 2 + (by - ay) ** 2
+        t = ((xy[0] - ax) * (bx - ax) + (xy[1] - ay) * (by - ay)) / length2
+        margin = margin_m / length2**0.5
+        return bool(-margin <= t <= 1 + margin)
+
+    def observe(self, track_id: int, xy: XY, first_xy: XY | None = None) -> Direction | None:
+        """Feed a track's observed position; returns the direction of a completed crossing, if any.
+
+        On a track's first observation its path is taken to start at `first_xy` (where the tracker first
+        saw it, before confirmation), so a crossing made while the track was tentative still counts.
+        """
+        state = self._tracks.get(track_id)
+        if state is None:
+            start = first_xy if first_xy is not None else xy
+            state = _TrackSide(self.side(start), False, start)
+            self._tracks[track_id] = state
+        d_last, d_now = self.signed_distance_m(state.last_xy), self.signed_distance_m(xy)
+        if (d_last <= 0 <= d_now or d_now <= 0 <= d_last) and segments_intersect(
+            state.last_xy, xy, self._a, self._b
+        ):
+            state.crossed = True
+        state.last_xy = xy
+        h = max(self.door.hysteresis_m, 1e-9)
+        new = 1 if d_now >= h else -1 if d_now <= -h else 0
+        if new == 0:
+            return None
+        if state.side == 0 or new == state.side:
+            # First commitment, or back on the committed side after jitter: no crossing.
+            state.side = new
+            state.crossed = False
+            return None
+        state.side = new
+        crossed, state.crossed = state.crossed, False
+        if not crossed:
+            return None  # changed side round the end of the line
+        direction: Direction = "in" if new > 0 else "out"
+        self.counts[direction] += 1
+        return direction
+
+    def forget(self, track_id: int) -> None:
+        self._tracks.pop(track_id, None)
+
+    def forget_all(self) -> None:
+        self._tracks.clear()

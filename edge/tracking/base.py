@@ -1,0 +1,109 @@
+"""The tracking boundary: floor detections in, confirmed tracks out, behind a small `Tracker` protocol."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+from shapely.geometry.base import BaseGeometry
+
+FloatArray = npt.NDArray[np.float64]
+
+
+class TrackingError(ValueError):
+    """Floor detections or tracker input with wrong shapes or values."""
+
+
+@dataclass(frozen=True)
+class FloorDetections:
+    """One time step's person detections on the floor plan, all of a node's cameras together.
+
+    Attributes:
+        xy_m: float64 (N, 2), floor position in metres.
+        cov_m2: float64 (N, 2, 2), position uncertainty (covariance) in square metres.
+        score: float64 (N,), detector confidence in [0, 1].
+        sources: per detection, the camera boxes it came from: `{camera_id: index in that camera's
+            Detections}` (one entry, or several once overlapping cameras' views of one person are fused).
+    """
+
+    xy_m: FloatArray
+    cov_m2: FloatArray
+    score: FloatArray
+    sources: tuple[dict[str, int], ...]
+
+    def __post_init__(self) -> None:
+        n = len(self.sources)
+        if self.xy_m.shape != (n, 2) or self.cov_m2.shape != (n, 2, 2) or self.score.shape != (n,):
+            raise TrackingError(
+                f"floor detections: expected xy_m ({n}, 2), cov_m2 ({n}, 2, 2), score ({n},); got "
+                f"{self.xy_m.shape}, {self.cov_m2.shape}, {self.score.shape}"
+            )
+        if not (np.isfinite(self.xy_m).all() and np.isfinite(self.cov_m2).all()):
+            raise TrackingError("floor detections contain NaN or infinite positions")
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    @classmethod
+    def empty(cls) -> FloorDetections:
+        return cls(np.zeros((0, 2)), np.zeros((0, 2, 2)), np.zeros((0,)), ())
+
+
+@dataclass(frozen=True)
+class TrackState:
+    """A confirmed track at one time step (floor metres).
+
+    Attributes:
+        track_id: the tracker's id (an integer, never sent off the box).
+        xy_m: filtered floor position; while the track is not observed, the last observed position.
+        velocity_mps: filtered velocity, metres per second.
+        observed: True when a detection was matched to the track at this step.
+        first_xy_m: where the track was first seen (before confirmation), so a door crossing made
+            while the track was still tentative is not missed.
+        last_seen_utc: time of the last matched detection.
+        sources: this step's camera boxes, `{camera_id: detection index}` (empty when not observed).
+        score: confidence of the matched detection (0 when not observed).
+    """
+
+    track_id: int
+    xy_m: tuple[float, float]
+    velocity_mps: tuple[float, float]
+    observed: bool
+    first_xy_m: tuple[float, float]
+    last_seen_utc: datetime
+    sources: dict[str, int] = field(default_factory=dict)
+    score: float = 0.0
+
+
+@dataclass(frozen=True)
+class TrackerStep:
+    """What a tracker reports after one update.
+
+    Attributes:
+        tracks: every confirmed track still alive (observed now or lost for a short while), by id.
+        ended: ids of confirmed tracks the tracker gave up on at this step (they never come back).
+    """
+
+    tracks: list[TrackState]
+    ended: list[int]
+
+
+class Tracker(Protocol):
+    """A multi-object tracker on the floor plan. Tracks reach analytics only once confirmed."""
+
+    def update(
+        self, ts_utc: datetime, detections: FloorDetections, looked_at_m: BaseGeometry | None = None
+    ) -> TrackerStep:
+        """Advance to `ts_utc` (strictly after the previous call) and associate `detections`.
+
+        `looked_at_m`: the floor area the cameras that reported at this step can see (None: all of it). A
+        track outside it was not looked for, so not finding it is not evidence that it has gone.
+        """
+        ...
+
+    def close(self) -> list[int]:
+        """End every track; returns the ids of confirmed tracks that were still alive."""
+        ...

@@ -1,0 +1,440 @@
+"""Person detection with ONNX Runtime: one API for every registered model family.
+
+Frames (BGR uint8, one or a batch from several cameras, any sizes) are letterboxed to the network input,
+run through an ONNX Runtime session tuned for small edge CPUs, and decoded into `Detections` in each
+frame's original pixels. Family differences (normalisation, NMS in the graph or in code) live in the
+registry entry and in small decoder functions, not in the caller.
+
+    detector = load_detector("rtmdet-nano-person", input_size_wh=(480, 384), threads=2)
+    dets = detector.detect(frame_bgr)
+    print(detector.last_timings.infer_ms)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+
+from vision_models.detections import Detections
+from vision_models.registry import ModelEntry, ModelError, ModelFormatError, VerifiedModel, resolve
+
+log = logging.getLogger(__name__)
+
+UInt8Image = npt.NDArray[np.uint8]
+FloatArray = npt.NDArray[np.float32]
+
+# Frames per network call in `detect_batch` (models with a dynamic batch axis); bounds input memory.
+MAX_BATCH = 8
+
+PROVIDERS: dict[str, str] = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+    "openvino": "OpenVINOExecutionProvider",
+    "coreml": "CoreMLExecutionProvider",
+}
+
+
+@dataclass(frozen=True)
+class StageTimings:
+    """Wall time of one `detect`/`detect_batch` call, milliseconds, split by stage, for `frames` frames."""
+
+    pre_ms: float
+    infer_ms: float
+    post_ms: float
+    frames: int
+
+    @property
+    def total_ms(self) -> float:
+        return self.pre_ms + self.infer_ms + self.post_ms
+
+
+@dataclass
+class DetectorStats:
+    """Cumulative timings since the detector was built (or since `reset()`)."""
+
+    calls: int = 0
+    frames: int = 0
+    pre_ms: float = 0.0
+    infer_ms: float = 0.0
+    post_ms: float = 0.0
+    rejected_frames: int = 0
+
+    def add(self, timings: StageTimings) -> None:
+        self.calls += 1
+        self.frames += timings.frames
+        self.pre_ms += timings.pre_ms
+        self.infer_ms += timings.infer_ms
+        self.post_ms += timings.post_ms
+
+    def per_frame_ms(self) -> StageTimings:
+        """Mean per-frame timings (zeros before the first frame)."""
+        n = max(self.frames, 1)
+        return StageTimings(self.pre_ms / n, self.infer_ms / n, self.post_ms / n, 1)
+
+    def reset(self) -> None:
+        self.calls = self.frames = self.rejected_frames = 0
+        self.pre_ms = self.infer_ms = self.post_ms = 0.0
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """Where a frame landed in the network input: scale applied, and the original size."""
+
+    scale_xy: tuple[float, float]
+    resolution_wh: tuple[int, int]
+
+
+def make_session(model: VerifiedModel, *, threads: int = 2, provider: str = "cpu") -> ort.InferenceSession:
+    """An ONNX Runtime session for a verified model file, tuned for a small edge CPU.
+
+    Raises:
+        ModelError: unknown or unavailable execution provider, bad thread count.
+        ModelFormatError: the file is not a loadable ONNX model.
+    """
+    if threads < 1:
+        raise ModelError(f"threads must be >= 1, got {threads}")
+    provider_name = PROVIDERS.get(provider.lower())
+    if provider_name is None:
+        raise ModelError(f"unknown execution provider {provider!r}; choose one of {', '.join(PROVIDERS)}")
+    available = ort.get_available_providers()
+    if provider_name not in available:
+        raise ModelError(
+            f"execution provider {provider!r} ({provider_name}) is not installed; "
+            f"available: {', '.join(available)}"
+        )
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    providers = [provider_name] if provider_name == PROVIDERS["cpu"] else [provider_name, PROVIDERS["cpu"]]
+    try:
+        return ort.InferenceSession(str(model.path), sess_options=options, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own untyped exceptions for unparsable files
+        raise ModelFormatError(f"{model.entry.id}: {model.path} is not a loadable ONNX model: {exc}") from exc
+
+
+def check_session_io(entry: ModelEntry, session: ort.InferenceSession) -> None:
+    """Raise ModelFormatError when the session's inputs/outputs differ from the registry entry."""
+    inputs = session.get_inputs()
+    outputs = session.get_outputs()
+    problems: list[str] = []
+    if [i.name for i in inputs] != [entry.input_name]:
+        problems.append(f"inputs {[i.name for i in inputs]}, expected [{entry.input_name!r}]")
+    elif len(inputs[0].shape) != 4 or inputs[0].shape[1] != 3:
+        problems.append(f"input shape {inputs[0].shape}, expected [batch, 3, height, width]")
+    elif not entry.dynamic_input:
+        shape = inputs[0].shape
+        if (shape[3], shape[2]) != entry.input_size_wh:
+            problems.append(f"input shape {shape}, expected width x height {entry.input_size_wh}")
+    if tuple(o.name for o in outputs) != entry.output_names:
+        problems.append(f"outputs {[o.name for o in outputs]}, expected {list(entry.output_names)}")
+    elif entry.family == "yolox":
+        channels = outputs[0].shape[-1]
+        if len(outputs[0].shape) != 3 or channels != 5 + len(entry.classes):
+            problems.append(
+                f"output shape {outputs[0].shape}, expected [1, anchors, {5 + len(entry.classes)}]"
+            )
+    if problems:
+        raise ModelFormatError(
+            f"{entry.id}: model file does not match its registry entry: {'; '.join(problems)}"
+        )
+
+
+class OnnxDetector:
+    """Person detector over one ONNX Runtime session; implements `vision_models.detections.Detector`.
+
+    Attributes:
+        model_id: registry id of the loaded model.
+        sha256: sha256 of the loaded model file (verified against the registry).
+        input_size_wh: network input (width, height) every frame is letterboxed into.
+        score_threshold: detections below this confidence are dropped.
+        last_timings: stage timings of the latest call (per call, covering all its frames).
+        stats: cumulative timings and the count of frames rejected as unusable.
+    """
+
+    def __init__(
+        self,
+        model: VerifiedModel,
+        session: ort.InferenceSession,
+        *,
+        input_size_wh: tuple[int, int] | None = None,
+        score_threshold: float = 0.3,
+        provider: str = "cpu",
+    ) -> None:
+        entry = model.entry
+        size_wh = tuple(input_size_wh) if input_size_wh is not None else entry.input_size_wh
+        size_wh = (int(size_wh[0]), int(size_wh[1]))
+        entry.check_input_size(size_wh)
+        if not 0.0 < score_threshold < 1.0:
+            raise ModelError(f"score_threshold must lie in (0, 1), got {score_threshold}")
+        check_session_io(entry, session)
+        self.entry = entry
+        self.model_id = entry.id
+        self.sha256 = model.sha256
+        self.path = model.path
+        self.provider = provider
+        self.input_size_wh: tuple[int, int] = size_wh
+        self.score_threshold = float(score_threshold)
+        self.session = session
+        self.stats = DetectorStats()
+        self.max_batch = MAX_BATCH
+        self.last_timings = StageTimings(0.0, 0.0, 0.0, 0)
+        # Normalisation as one 256-entry float table per channel: a table lookup per pixel is cheaper than
+        # subtract-and-scale, and writes each channel plane straight into the NCHW input.
+        pre = entry.preprocess
+        levels = np.arange(256, dtype=np.float32)
+        self._luts = [
+            ((levels - np.float32(pre.mean_bgr[c])) / np.float32(pre.std_bgr[c])).reshape(1, 256)
+            for c in range(3)
+        ]
+        self._pad = [float(lut[0, pre.pad_value]) for lut in self._luts]
+        self._buffer: FloatArray | None = None
+        self._yolox_grid = (
+            _yolox_grid(size_wh, entry.postprocess.strides) if entry.family == "yolox" else None
+        )
+        self._warned: set[str] = set()
+
+    def __repr__(self) -> str:
+        w, h = self.input_size_wh
+        return f"OnnxDetector({self.model_id}, {w}x{h}, sha256={self.sha256[:12]}, {self.provider})"
+
+    # -- public API -------------------------------------------------------------------------------------
+
+    def detect(self, frame_bgr: UInt8Image) -> Detections:
+        """Person detections of one BGR frame (H, W, 3) uint8, boxes in the frame's pixels.
+
+        Grey (H, W) / (H, W, 1) and BGRA frames are converted; an unusable frame (empty, wrong dtype or
+        channel count) gives empty detections and is counted in `stats.rejected_frames`.
+        """
+        return self.detect_batch([frame_bgr])[0]
+
+    def detect_batch(self, frames_bgr: list[UInt8Image]) -> list[Detections]:
+        """Detections for several frames (for example one per camera; sizes may differ), in order."""
+        t0 = time.perf_counter()
+        results: list[Detections | None] = [None] * len(frames_bgr)
+        usable: list[tuple[int, UInt8Image]] = []
+        for i, frame in enumerate(frames_bgr):
+            image, problem = _as_bgr(frame)
+            if image is None:
+                results[i] = Detections.empty(_resolution_or_one(frame))
+                self._reject(problem)
+            else:
+                usable.append((i, image))
+        pre_ms = infer_ms = post_ms = 0.0
+        t1 = t0
+        if usable:
+            step = min(len(usable), self.max_batch) if self.entry.dynamic_batch else 1
+            for start in range(0, len(usable), step):
+                chunk = usable[start : start + step]
+                blob, boxes = self.preprocess([image for _, image in chunk], reuse_buffer=True)
+                t1 = time.perf_counter()
+                outputs = self.session.run(None, {self.entry.input_name: blob})
+                t2 = time.perf_counter()
+                for k, (i, _) in enumerate(chunk):
+                    results[i] = self._postprocess(outputs, k, boxes[k])
+                t3 = time.perf_counter()
+                pre_ms += (t1 - t0) * 1e3
+                infer_ms += (t2 - t1) * 1e3
+                post_ms += (t3 - t2) * 1e3
+                t0 = t3
+        else:
+            pre_ms = (time.perf_counter() - t0) * 1e3
+        self.last_timings = StageTimings(pre_ms, infer_ms, post_ms, len(frames_bgr))
+        self.stats.add(self.last_timings)
+        return [r if r is not None else Detections.empty((1, 1)) for r in results]
+
+    # -- stages -----------------------------------------------------------------------------------------
+
+    def preprocess(
+        self, images: list[UInt8Image], *, reuse_buffer: bool = False
+    ) -> tuple[FloatArray, list[Letterbox]]:
+        """Letterbox each image into the input size and normalise into one NCHW float32 batch.
+
+        With `reuse_buffer` the batch is written into a buffer kept by the detector (no allocation and no
+        page faults per frame); it is then valid only until the next call.
+        """
+        in_w, in_h = self.input_size_wh
+        shape = (len(images), 3, in_h, in_w)
+        if not reuse_buffer:
+            blob = np.empty(shape, np.float32)
+        elif self._buffer is not None and self._buffer.shape == shape:
+            blob = self._buffer
+        else:
+            blob = self._buffer = np.empty(shape, np.float32)
+        boxes: list[Letterbox] = []
+        for b, image in enumerate(images):
+            h, w = image.shape[:2]
+            scale = min(in_w / w, in_h / h)
+            new_w = min(in_w, max(1, round(w * scale)))
+            new_h = min(in_h, max(1, round(h * scale)))
+            if (new_w, new_h) != (w, h):
+                image = np.asarray(
+                    cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR), np.uint8
+                )
+            for c, channel in enumerate(cv2.split(image)):
+                region = blob[b, c, :new_h, :new_w]
+                written = cv2.LUT(channel, self._luts[c], dst=region)
+                if not np.shares_memory(written, region):  # OpenCV could not write in place
+                    region[...] = written
+                blob[b, c, new_h:, :] = self._pad[c]  # letterbox padding at the bottom and right
+                blob[b, c, :new_h, new_w:] = self._pad[c]
+            boxes.append(Letterbox(scale_xy=(new_w / w, new_h / h), resolution_wh=(w, h)))
+        return blob, boxes
+
+    def _postprocess(self, outputs: list[Any], index: int, box: Letterbox) -> Detections:
+        if self.entry.family == "rtmdet":
+            xyxy, scores = _decode_rtmdet(outputs, index, self.score_threshold, self.entry.postprocess)
+        else:
+            assert self._yolox_grid is not None
+            xyxy, scores = _decode_yolox(
+                outputs[0][index], self._yolox_grid, self.score_threshold, self.entry
+            )
+        if xyxy.shape[0] == 0:
+            return Detections.empty(box.resolution_wh)
+        w, h = box.resolution_wh
+        sx, sy = box.scale_xy
+        xyxy = xyxy * np.array([1.0 / sx, 1.0 / sy, 1.0 / sx, 1.0 / sy], np.float32)
+        np.clip(xyxy[:, 0::2], 0, w, out=xyxy[:, 0::2])
+        np.clip(xyxy[:, 1::2], 0, h, out=xyxy[:, 1::2])
+        keep = (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
+        return Detections(xyxy[keep], np.clip(scores[keep], 0.0, 1.0), box.resolution_wh)
+
+    def _reject(self, problem: str) -> None:
+        self.stats.rejected_frames += 1
+        if problem not in self._warned:
+            self._warned.add(problem)
+            log.warning("%s: unusable frame (%s); returning no detections", self.model_id, problem)
+
+
+def _as_bgr(frame: Any) -> tuple[UInt8Image | None, str]:
+    """A contiguous (H, W, 3) uint8 view of `frame`, or None and the reason it cannot be used."""
+    if not isinstance(frame, np.ndarray):
+        return None, f"not an array: {type(frame).__name__}"
+    if frame.dtype != np.uint8:
+        return None, f"dtype {frame.dtype}, expected uint8"
+    if frame.ndim == 3 and frame.shape[2] == 1:
+        frame = frame[:, :, 0]
+    if frame.ndim not in (2, 3) or frame.shape[0] == 0 or frame.shape[1] == 0:
+        return None, f"shape {frame.shape}, expected (H, W, 3)"
+    if frame.ndim == 2:
+        return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR), ""
+    if frame.shape[2] == 4:
+        return cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR), ""
+    if frame.shape[2] != 3:
+        return None, f"{frame.shape[2]} channels, expected 3"
+    return frame, ""
+
+
+def _resolution_or_one(frame: Any) -> tuple[int, int]:
+    shape: tuple[int, ...] = tuple(getattr(frame, "shape", ()))
+    if len(shape) >= 2:
+        return max(int(shape[1]), 1), max(int(shape[0]), 1)
+    return 1, 1
+
+
+def _decode_rtmdet(
+    outputs: list[Any], index: int, threshold: float, post: Any
+) -> tuple[FloatArray, FloatArray]:
+    """Final boxes from a graph with NMS inside: `dets` [B, N, 5] (input pixels + score), `labels` [B, N]."""
+    dets = outputs[0][index]
+    labels = outputs[1][index]
+    keep = (dets[:, 4] >= threshold) & (labels == post.person_class)
+    kept = dets[keep]
+    return kept[:, :4].astype(np.float32, copy=True), kept[:, 4].astype(np.float32, copy=True)
+
+
+def _yolox_grid(size_wh: tuple[int, int], strides: tuple[int, ...]) -> FloatArray:
+    """(A, 3) array of grid x, grid y and stride for every YOLOX anchor point, in output order."""
+    w, h = size_wh
+    parts = []
+    for stride in strides:
+        gw, gh = w // stride, h // stride
+        ys, xs = np.meshgrid(np.arange(gh, dtype=np.float32), np.arange(gw, dtype=np.float32), indexing="ij")
+        parts.append(np.stack([xs.ravel(), ys.ravel(), np.full(gw * gh, stride, np.float32)], axis=1))
+    return np.concatenate(parts).astype(np.float32)
+
+
+def _decode_yolox(
+    raw: FloatArray, grid: FloatArray, threshold: float, entry: ModelEntry
+) -> tuple[FloatArray, FloatArray]:
+    """Person boxes from a raw YOLOX head [A, 5 + C]: grid decode, objectness x class score, NMS."""
+    post = entry.postprocess
+    scores = raw[:, 4] * raw[:, 5 + post.person_class]
+    candidates = np.flatnonzero(scores >= threshold)
+    if candidates.size == 0:
+        return np.zeros((0, 4), np.float32), np.zeros((0,), np.float32)
+    p = raw[candidates, :4]
+    g = grid[candidates]
+    stride = g[:, 2:3]
+    centre = (p[:, :2] + g[:, :2]) * stride
+    size = np.exp(np.minimum(p[:, 2:4], 20.0)) * stride
+    xywh = np.concatenate([centre - size * 0.5, size], axis=1)
+    kept_scores = scores[candidates]
+    kept = cv2.dnn.NMSBoxes(
+        xywh.tolist(), kept_scores.tolist(), threshold, post.nms_iou, top_k=post.max_detections
+    )
+    keep = np.asarray(kept, dtype=np.intp).reshape(-1)
+    xywh = xywh[keep]
+    xyxy = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1).astype(np.float32)
+    return xyxy, kept_scores[keep].astype(np.float32)
+
+
+def load_detector(
+    model_id: str | None = None,
+    *,
+    input_size_wh: tuple[int, int] | None = None,
+    score_threshold: float = 0.3,
+    threads: int = 2,
+    provider: str = "cpu",
+) -> OnnxDetector:
+    """Find, verify and open a registered model as a person detector.
+
+    Args:
+        model_id: registry id (default model when None); `<id>-int8` for a locally quantised variant.
+        input_size_wh: network input (width, height); the model's default when None. Must be a multiple of
+            32; fixed-size models accept only their native size.
+        score_threshold: minimum confidence kept, in (0, 1).
+        threads: ONNX Runtime intra-op threads.
+        provider: execution provider: cpu (default), cuda, tensorrt, openvino or coreml.
+
+    Raises:
+        ModelError (and subclasses): unknown id, missing file, checksum mismatch, not ONNX, inputs/outputs
+            that differ from the registry entry, unsupported input size or provider.
+    """
+    model = resolve(model_id)
+    return build_detector(
+        model,
+        input_size_wh=input_size_wh,
+        score_threshold=score_threshold,
+        threads=threads,
+        provider=provider,
+    )
+
+
+def build_detector(
+    model: VerifiedModel,
+    *,
+    input_size_wh: tuple[int, int] | None = None,
+    score_threshold: float = 0.3,
+    threads: int = 2,
+    provider: str = "cpu",
+) -> OnnxDetector:
+    """A detector for an already verified model file (see `load_detector`)."""
+    if input_size_wh is not None:
+        model.entry.check_input_size((int(input_size_wh[0]), int(input_size_wh[1])))
+    session = make_session(model, threads=threads, provider=provider)
+    detector = OnnxDetector(
+        model, session, input_size_wh=input_size_wh, score_threshold=score_threshold, provider=provider
+    )
+    log.info("loaded %r from %s", detector, model.path)
+    return detector

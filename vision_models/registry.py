@@ -1,0 +1,371 @@
+"""Registry of detector models: where each file comes from, its accepted checksums, licence and formats.
+
+Model files are never shipped with the product. They are looked up, in order, in
+`SHOWROOM_MODEL_DIR` (an offline directory an installer fills) and then in the user cache directory that
+`showroom models fetch` and `showroom models quantize` write to. Every load verifies the file's sha256 against
+the registry entry; a missing or altered file is an error, never a silent fallback to another model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+log = logging.getLogger(__name__)
+
+MODEL_DIR_ENV = "SHOWROOM_MODEL_DIR"
+CACHE_DIR_ENV = "SHOWROOM_CACHE_DIR"
+INT8_SUFFIX = "-int8"
+
+Family = Literal["rtmdet", "yolox"]
+
+
+class ModelError(RuntimeError):
+    """A model cannot be used: unknown id, missing file, wrong checksum, not ONNX, or a format mismatch."""
+
+
+class UnknownModelError(ModelError):
+    """The id is not in the registry."""
+
+
+class ModelNotFoundError(ModelError):
+    """No file for a registered model in any searched directory."""
+
+
+class ChecksumError(ModelError):
+    """A model file's sha256 is not one the registry accepts."""
+
+
+class ModelFormatError(ModelError):
+    """A file is not a loadable ONNX model, or its inputs/outputs differ from its registry entry."""
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How a BGR uint8 frame becomes the network input.
+
+    Keep-ratio resize into the input size, padded at the bottom/right with `pad_value`, then
+    `(pixel - mean) / std` per BGR channel (mean 0, std 1 means raw 0..255 values), NCHW float32.
+    """
+
+    mean_bgr: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    std_bgr: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    pad_value: int = 114
+
+
+@dataclass(frozen=True)
+class Postprocess:
+    """How raw outputs become person boxes.
+
+    `nms_in_graph`: the network already returns final boxes (`dets` [B,N,5] + `labels` [B,N]).
+    Otherwise the output is a raw YOLOX head [B, A, 5 + C] decoded with `strides` and filtered with NMS at
+    `nms_iou`. `person_class` is the class index kept; all other classes are dropped.
+    """
+
+    nms_in_graph: bool
+    person_class: int = 0
+    strides: tuple[int, ...] = ()
+    nms_iou: float = 0.45
+    max_detections: int = 300
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One registered model.
+
+    Attributes:
+        id: registry id used in configs and on the command line.
+        family: decoder family (`rtmdet` or `yolox`).
+        file_name: file name looked up in the model directories.
+        url: official download URL (a `.zip` when the model is published as an archive).
+        archive_member: path of the ONNX file inside the archive, when `url` is an archive.
+        sha256: accepted sha256 values of the ONNX file (several when equivalent exports exist).
+        licence: licence of the weights.
+        provenance: where the accepted files were checked to come from, and how sure that is.
+        input_size_wh: native network input (width, height).
+        dynamic_input: whether the network accepts other input sizes (multiples of `size_multiple`).
+        size_multiple: input width and height must be multiples of this.
+        classes: class names of the network's output, in index order.
+        input_name: the network's input tensor name; `output_names` in order.
+        quantised_from: for a locally produced INT8 variant, the id of the float model it was made from.
+    """
+
+    id: str
+    family: Family
+    file_name: str
+    url: str
+    sha256: tuple[str, ...]
+    licence: str
+    provenance: str
+    input_size_wh: tuple[int, int]
+    dynamic_input: bool
+    classes: tuple[str, ...]
+    input_name: str
+    output_names: tuple[str, ...]
+    preprocess: Preprocess
+    postprocess: Postprocess
+    archive_member: str | None = None
+    size_multiple: int = 32
+    dynamic_batch: bool = False
+    quantised_from: str | None = None
+    notes: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def check_input_size(self, size_wh: tuple[int, int]) -> None:
+        """Raise ModelError when this model cannot run at `size_wh` (width, height)."""
+        w, h = size_wh
+        if w <= 0 or h <= 0:
+            raise ModelError(f"{self.id}: input size must be positive, got {w}x{h}")
+        if not self.dynamic_input and size_wh != self.input_size_wh:
+            native = f"{self.input_size_wh[0]}x{self.input_size_wh[1]}"
+            raise ModelError(f"{self.id}: fixed input size {native}; cannot run at {w}x{h}")
+        if w % self.size_multiple or h % self.size_multiple:
+            raise ModelError(
+                f"{self.id}: input width and height must be multiples of {self.size_multiple}, got {w}x{h}"
+            )
+
+
+COCO_CLASSES: tuple[str, ...] = (
+    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",
+    "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog", "horse", "sheep", "cow",
+    "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella", "handbag", "tie", "suitcase", "frisbee",
+    "skis", "snowboard", "sports ball", "kite", "baseball bat", "baseball glove", "skateboard", "surfboard",
+    "tennis racket", "bottle", "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple",
+    "sandwich", "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch",
+    "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard",
+    "cell phone", "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors",
+    "teddy bear", "hair drier", "toothbrush",
+)  # fmt: skip
+
+RTMDET_NANO_PERSON = ModelEntry(
+    id="rtmdet-nano-person",
+    family="rtmdet",
+    file_name="rtmdet_nano_person.onnx",
+    url=(
+        "https://download.openmmlab.com/mmpose/v1/projects/rtmposev1/onnx_sdk/"
+        "rtmdet_nano_8xb32-100e_coco-obj365-person-05d8511e.zip"
+    ),
+    archive_member="rtmdet_nano_8xb32-100e_coco-obj365-person-05d8511e/end2end.onnx",
+    sha256=("4720eda18a18402e7b76d85827d4bc60fba18111fc0b74b559e4d24da9ddc3d2",),
+    licence="Apache-2.0 (OpenMMLab)",
+    provenance=(
+        "unverified provenance: metadata matches an mmdeploy export of RTMPose's person detector "
+        "(rtmdet_nano_8xb32-100e_coco-obj365-person-05d8511e, OpenMMLab ONNX SDK zip); the accepted file "
+        "has not been matched byte-for-byte with the official archive"
+    ),
+    input_size_wh=(480, 384),
+    dynamic_input=True,
+    dynamic_batch=True,
+    classes=("person",),
+    input_name="input",
+    output_names=("dets", "labels"),
+    preprocess=Preprocess(mean_bgr=(103.53, 116.28, 123.675), std_bgr=(57.375, 57.12, 58.395), pad_value=114),
+    postprocess=Postprocess(nms_in_graph=True, person_class=0),
+    notes="NMS inside the graph; any input size that is a multiple of 32 (e.g. 640x384 for 16:9 cameras).",
+)
+
+YOLOX_NANO = ModelEntry(
+    id="yolox-nano",
+    family="yolox",
+    file_name="yolox_nano_416.onnx",
+    url="https://github.com/Megvii-BaseDetection/YOLOX/releases/download/0.1.1rc0/yolox_nano.onnx",
+    sha256=(
+        # Export with the official weights, checked against two independent exports.
+        "695e750a5d5754bb5a8d5325643b59282191a7e7a564e435a415fd3c578eab14",
+        # The official release file (3,659,407 B): same weights, different byte layout.
+        "c789161ed43c8269fcd4e67c67eeeb4e80c622da2eb296a20bc6007bd18a0b7d",
+    ),
+    licence="Apache-2.0 (Megvii YOLOX)",
+    provenance="official yolox_nano weights (Megvii release 0.1.1rc0); both accepted files checked",
+    input_size_wh=(416, 416),
+    dynamic_input=False,
+    classes=COCO_CLASSES,
+    input_name="images",
+    output_names=("output",),
+    preprocess=Preprocess(pad_value=114),
+    postprocess=Postprocess(nms_in_graph=False, person_class=0, strides=(8, 16, 32), nms_iou=0.45),
+    notes="COCO-80 raw head output; decoded and filtered with NMS in code; fixed 416x416 input.",
+)
+
+MODELS: dict[str, ModelEntry] = {m.id: m for m in (RTMDET_NANO_PERSON, YOLOX_NANO)}
+DEFAULT_MODEL_ID = RTMDET_NANO_PERSON.id
+
+
+def model_ids() -> list[str]:
+    """Registered float model ids, default first."""
+    return [DEFAULT_MODEL_ID, *sorted(i for i in MODELS if i != DEFAULT_MODEL_ID)]
+
+
+def model_dir() -> Path | None:
+    """The offline model directory from `SHOWROOM_MODEL_DIR`, or None when unset."""
+    value = os.environ.get(MODEL_DIR_ENV)
+    return Path(value).expanduser() if value else None
+
+
+def cache_dir() -> Path:
+    """The user cache directory for fetched and quantised models (`SHOWROOM_CACHE_DIR` overrides)."""
+    value = os.environ.get(CACHE_DIR_ENV)
+    if value:
+        return Path(value).expanduser() / "models"
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "showroom-vision" / "models"
+
+
+def search_dirs() -> list[Path]:
+    """Directories searched for model files, in order."""
+    dirs = [d for d in (model_dir(), cache_dir()) if d is not None]
+    return list(dict.fromkeys(dirs))
+
+
+def get_entry(model_id: str | None = None) -> ModelEntry:
+    """The registry entry for `model_id` (default model when None), including local INT8 variants.
+
+    An id ending in `-int8` names the INT8 variant of a registered model, produced on this machine by
+    `showroom models quantize`; its accepted checksum comes from the record written next to it.
+    """
+    model_id = model_id or DEFAULT_MODEL_ID
+    if model_id in MODELS:
+        return MODELS[model_id]
+    if model_id.endswith(INT8_SUFFIX) and model_id[: -len(INT8_SUFFIX)] in MODELS:
+        return int8_entry(MODELS[model_id[: -len(INT8_SUFFIX)]])
+    known = ", ".join(model_ids())
+    raise UnknownModelError(
+        f"unknown model id {model_id!r}; registered: {known} (and their '-int8' variants)"
+    )
+
+
+def int8_file_name(base: ModelEntry) -> str:
+    return Path(base.file_name).stem + "_int8.onnx"
+
+
+def int8_record_path(base: ModelEntry) -> Path:
+    return cache_dir() / (Path(base.file_name).stem + "_int8.json")
+
+
+def int8_entry(base: ModelEntry) -> ModelEntry:
+    """Entry of the locally quantised variant of `base`; its sha256 comes from the quantisation record."""
+    record_path = int8_record_path(base)
+    accepted: tuple[str, ...] = ()
+    if record_path.is_file():
+        try:
+            record = json.loads(record_path.read_text(encoding="utf-8"))
+            accepted = (str(record["sha256"]),)
+        except (OSError, ValueError, KeyError) as exc:
+            raise ModelError(f"unreadable quantisation record {record_path}: {exc}") from exc
+    return ModelEntry(
+        id=base.id + INT8_SUFFIX,
+        family=base.family,
+        file_name=int8_file_name(base),
+        url="",
+        sha256=accepted,
+        licence=base.licence,
+        provenance=f"INT8 quantised on this machine from {base.id} with onnxruntime.quantization",
+        input_size_wh=base.input_size_wh,
+        dynamic_input=base.dynamic_input,
+        dynamic_batch=base.dynamic_batch,
+        classes=base.classes,
+        input_name=base.input_name,
+        output_names=base.output_names,
+        preprocess=base.preprocess,
+        postprocess=base.postprocess,
+        size_multiple=base.size_multiple,
+        quantised_from=base.id,
+        notes=f"run `showroom models quantize {base.id}` to produce it",
+    )
+
+
+def sha256_of(path: Path, chunk_bytes: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(chunk_bytes), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class VerifiedModel:
+    """A model file found on disk whose sha256 is one the registry accepts."""
+
+    entry: ModelEntry
+    path: Path
+    sha256: str
+
+
+def find_file(entry: ModelEntry) -> Path | None:
+    """First existing file for `entry` in the searched directories, without verifying it."""
+    for directory in search_dirs():
+        candidate = directory / entry.file_name
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def verify_file(entry: ModelEntry, path: Path) -> VerifiedModel:
+    """Check `path`'s sha256 against `entry`; raise ChecksumError naming both values otherwise."""
+    try:
+        digest = sha256_of(path)
+    except OSError as exc:
+        raise ModelNotFoundError(f"{entry.id}: cannot read {path}: {exc}") from exc
+    if digest not in entry.sha256:
+        accepted = ", ".join(entry.sha256) or "none recorded"
+        raise ChecksumError(
+            f"{entry.id}: {path} has sha256 {digest}, expected one of: {accepted}. The file is corrupt or a "
+            f"different model; replace it (showroom models fetch {entry.quantised_from or entry.id}) or fix "
+            f"{MODEL_DIR_ENV}."
+        )
+    return VerifiedModel(entry=entry, path=path, sha256=digest)
+
+
+def resolve(model_id: str | None = None) -> VerifiedModel:
+    """Find and verify the file of `model_id` (default model when None).
+
+    Raises:
+        UnknownModelError: the id is not registered.
+        ModelNotFoundError: no file in `SHOWROOM_MODEL_DIR` nor the cache directory.
+        ChecksumError: the file found does not have an accepted sha256 (no other file is tried).
+    """
+    entry = get_entry(model_id)
+    path = find_file(entry)
+    if path is None:
+        searched = ", ".join(str(d) for d in search_dirs())
+        if entry.quantised_from:
+            hint = f"run `showroom models quantize {entry.quantised_from}`"
+        else:
+            hint = (
+                f"put it in the directory named by {MODEL_DIR_ENV} or run `showroom models fetch {entry.id}` "
+                f"(official source: {entry.url})"
+            )
+        env_note = "" if model_dir() is not None else f" ({MODEL_DIR_ENV} is not set)"
+        raise ModelNotFoundError(f"{entry.id}: {entry.file_name} not found in: {searched}{env_note}; {hint}")
+    return verify_file(entry, path)
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    """What `showroom models list` shows for one model."""
+
+    entry: ModelEntry
+    path: Path | None
+    verified: bool
+    problem: str
+
+
+def status(model_id: str) -> ModelStatus:
+    entry = get_entry(model_id)
+    path = find_file(entry)
+    if path is None:
+        return ModelStatus(entry, None, False, "missing")
+    try:
+        verify_file(entry, path)
+    except ModelError as exc:
+        return ModelStatus(entry, path, False, str(exc))
+    return ModelStatus(entry, path, True, "")
+
+
+ProgressCallback = Callable[[int, int | None], None]
