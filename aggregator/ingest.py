@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -100,15 +101,24 @@ def validate(topic: str, payload: bytes) -> Envelope:
         event: Envelope = _EVENT_ADAPTER.validate_json(payload, strict=True)
     except ValidationError as exc:
         raise _classify(payload, exc) from exc
-    try:
-        parse_topic(topic)
-    except ContractError as exc:
-        raise RejectedError("bad_topic", str(exc)) from exc
-    try:
-        check_topic_matches(topic, event)
-    except ContractError as exc:
-        raise RejectedError("topic_mismatch", str(exc)) from exc
+    parsed = _topic_parts(topic)
+    if isinstance(parsed, ContractError):
+        raise RejectedError("bad_topic", str(parsed))
+    if parsed != (event.store_id, event.node_id, event.kind):
+        try:
+            check_topic_matches(topic, event)
+        except ContractError as exc:
+            raise RejectedError("topic_mismatch", str(exc)) from exc
     return event
+
+
+@lru_cache(maxsize=65536)
+def _topic_parts(topic: str) -> tuple[str, str, str] | ContractError:
+    """`parse_topic`, remembered: a running aggregator sees the same few topics per node again and again."""
+    try:
+        return parse_topic(topic)
+    except ContractError as exc:
+        return exc
 
 
 def _classify(payload: bytes, exc: ValidationError) -> RejectedError:
@@ -209,8 +219,9 @@ class Ingestor:
             batch = _Batch()
             for _event_id, _type, payload, _received_at in list(self.storage.raw_events(store_id)):
                 event = parse_event(payload)
-                self._apply(event, batch)
-                batch.touch_node(event, None)
+                ts = ts_key(event.ts)
+                self._apply(event, batch, ts)
+                batch.touch_node(event, None, ts)
             self._flush(batch, seq=False)
 
     # -- ingest ---------------------------------------------------------------------------------------
@@ -250,6 +261,7 @@ class Ingestor:
                     result.duplicates += 1
                     continue
                 seen.add(event.event_id)
+                ts = ts_key(event.ts)
                 raw.append(
                     (
                         event.event_id,
@@ -257,14 +269,14 @@ class Ingestor:
                         event.node_id,
                         event.seq,
                         getattr(event, "type", "?"),
-                        ts_key(event.ts),
+                        ts,
                         received,
                         msg.payload.decode("utf-8"),
                     )
                 )
                 result.stored += 1
-                self._apply(event, batch)
-                batch.touch_node(event, received if msg.source == "mqtt" else None)
+                self._apply(event, batch, ts)
+                batch.touch_node(event, received if msg.source == "mqtt" else None, ts)
             self.storage.insert_events(raw)
             if quarantine:
                 self.storage.insert_quarantine(quarantine)
@@ -332,8 +344,9 @@ class Ingestor:
 
     # -- applying one event ---------------------------------------------------------------------------
 
-    def _apply(self, event: Envelope, batch: _Batch) -> None:
-        """Turn one new event into rows for the batch's bulk writes (no I/O here)."""
+    def _apply(self, event: Envelope, batch: _Batch, ts: str) -> None:
+        """Turn one new event into rows for the batch's bulk writes (no I/O here); `ts` is
+        `ts_key(event.ts)`, formatted once by the caller."""
         s = self.settings(event.store_id)
         store = event.store_id
         if isinstance(event, VisitStarted):
@@ -342,7 +355,7 @@ class Ingestor:
                     store,
                     event.visitor_id,
                     event.node_id,
-                    ts_key(event.ts),
+                    ts,
                     event.door_id,
                     local_day(event.ts, s.tz).isoformat(),
                     hour_key(event.ts, s.tz),
@@ -355,7 +368,7 @@ class Ingestor:
                     event.visitor_id,
                     event.node_id,
                     ts_key(event.started_at),
-                    ts_key(event.ts),
+                    ts,
                     event.duration_s,
                     event.door_id,
                     event.end_reason,
@@ -545,11 +558,10 @@ class _Batch:
     seqs: defaultdict[tuple[str, str], list[int]] = field(default_factory=lambda: defaultdict(list))
     nodes: dict[tuple[str, str], tuple[str | None, str]] = field(default_factory=dict)
 
-    def touch_node(self, event: Envelope, received: str | None) -> None:
+    def touch_node(self, event: Envelope, received: str | None, ts: str) -> None:
         """`received`: when it arrived live (MQTT); None for backfills and rebuilds, which say nothing
-        about whether the node is reporting now."""
+        about whether the node is reporting now. `ts`: the event's own time, stored form."""
         key = (event.store_id, event.node_id)
-        ts = ts_key(event.ts)
         old = self.nodes.get(key)
         if old is None:
             self.nodes[key] = (received, ts)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import logging
 import multiprocessing as mp
+import os
 import random
 import shutil
 import socket
@@ -130,8 +131,9 @@ def _connect_props() -> Properties:
     return props
 
 
-def bare_rate(port: int, messages: list[tuple[str, bytes]]) -> tuple[float, float]:
-    """A plain paho subscriber (MQTT 5, QoS 1, persistent session) draining a backlog of `messages`."""
+def bare_rate(port: int, messages: list[tuple[str, bytes]]) -> tuple[float, float, float]:
+    """A plain paho subscriber (MQTT 5, QoS 1, persistent session) draining a backlog of `messages`:
+    (events/s, the publisher's events/s, CPU seconds of this process per event while draining)."""
     n = len(messages)
     times: list[float] = []
     done = threading.Event()
@@ -154,12 +156,14 @@ def bare_rate(port: int, messages: list[tuple[str, bytes]]) -> tuple[float, floa
     sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-bare", protocol=mqtt.MQTTv5)
     sub.on_message = on_message
     sub.connect("127.0.0.1", port, clean_start=False, properties=_connect_props())
+    cpu0 = time.process_time()
     sub.loop_start()
     done.wait(600)
+    cpu = time.process_time() - cpu0
     sub.disconnect()
     sub.loop_stop()
     assert len(times) == n, f"bare subscriber got {len(times)} of {n}"
-    return n / (times[-1] - times[0]), pub_rate
+    return n / (times[-1] - times[0]), pub_rate, cpu / n
 
 
 def _service(port: int, db: Path) -> MqttIngestService:
@@ -171,8 +175,9 @@ def _service(port: int, db: Path) -> MqttIngestService:
     )
 
 
-def aggregator_rate(port: int, messages: list[tuple[str, bytes]], db: Path) -> tuple[float, int]:
-    """The aggregator draining the same backlog into SQLite: first message received to last one stored."""
+def aggregator_rate(port: int, messages: list[tuple[str, bytes]], db: Path) -> tuple[float, int, float]:
+    """The aggregator draining the same backlog into SQLite: first message received to last one stored
+    (events/s, events stored, CPU seconds of this process per event: network thread and writer)."""
     n = len(messages)
     first = _service(port, db)  # subscribes, leaves a persistent session
     thread = threading.Thread(target=first.run, kwargs={"stats_every_s": 3600}, daemon=True)
@@ -192,6 +197,7 @@ def aggregator_rate(port: int, messages: list[tuple[str, bytes]], db: Path) -> t
 
     service._client.on_message = timed
     thread = threading.Thread(target=service.run, kwargs={"stats_every_s": 3600}, daemon=True)
+    cpu0 = time.process_time()
     thread.start()
     deadline = time.monotonic() + 900
     while service.totals.stored + service.totals.duplicates + service.totals.quarantined < n:
@@ -199,9 +205,10 @@ def aggregator_rate(port: int, messages: list[tuple[str, bytes]], db: Path) -> t
             raise RuntimeError(f"aggregator stored {service.totals.stored} of {n}")
         time.sleep(0.002)
     end = time.perf_counter()
+    cpu = time.process_time() - cpu0
     service.stop()
     thread.join(30)
-    return n / (end - started[0]), service.totals.stored
+    return n / (end - started[0]), service.totals.stored, cpu / n
 
 
 def _worker(port: int, db: str, client_id: str, ready: Any, stop: Any) -> None:
@@ -266,27 +273,32 @@ def aggregators_rate(port: int, messages: list[tuple[str, bytes]], db: Path, k: 
     return len(messages) / (end - t0), stored
 
 
-def direct_rate(messages: list[tuple[str, bytes]], db: Path, batch: int = 5000) -> float:
-    """The ingest pipeline alone (validate, store, roll up), no broker: batches as the MQTT writer makes."""
+def direct_rate(messages: list[tuple[str, bytes]], db: Path, batch: int = 5000) -> tuple[float, float]:
+    """The ingest pipeline alone (validate, store, roll up), no broker: batches as the MQTT writer makes.
+    (events/s, CPU seconds per event)."""
     ingestor = Ingestor(SqliteStorage(db), refresh_interval_s=1.0)
     now = datetime.now(UTC)
     msgs = [Message(t, p, now) for t, p in messages]
+    cpu0 = time.process_time()
     t0 = time.perf_counter()
     for i in range(0, len(msgs), batch):
         ingestor.ingest(msgs[i : i + batch])
     ingestor.refresh_pending()
-    return len(msgs) / (time.perf_counter() - t0)
+    return len(msgs) / (time.perf_counter() - t0), (time.process_time() - cpu0) / len(msgs)
 
 
 def bench_ingest(n: int, processes: int = 2) -> dict[str, float]:
     messages = make_events(n)
     with tempfile.TemporaryDirectory() as tmp:
-        direct = direct_rate(messages, Path(tmp) / "direct.sqlite")
+        direct, direct_cpu = direct_rate(messages, Path(tmp) / "direct.sqlite")
         proc, port = start_broker(Path(tmp))
         try:
-            bare, pub = bare_rate(port, messages)
-            agg, stored = aggregator_rate(port, messages, Path(tmp) / "agg.sqlite")
-            multi, multi_stored = aggregators_rate(port, messages, Path(tmp) / "multi.sqlite", processes)
+            bare, pub, bare_cpu = bare_rate(port, messages)
+            agg, stored, agg_cpu = aggregator_rate(port, messages, Path(tmp) / "agg.sqlite")
+            if processes > 1:
+                multi, multi_stored = aggregators_rate(port, messages, Path(tmp) / "multi.sqlite", processes)
+            else:
+                multi, multi_stored = float("nan"), n
         finally:
             proc.terminate()
             proc.wait(5)
@@ -294,6 +306,9 @@ def bench_ingest(n: int, processes: int = 2) -> dict[str, float]:
     assert multi_stored == n, f"{processes} processes stored {multi_stored} of {n}"
     return {
         "direct_per_s": direct,
+        "direct_cpu_us": direct_cpu * 1e6,
+        "bare_cpu_us": bare_cpu * 1e6,
+        "aggregator_cpu_us": agg_cpu * 1e6,
         "processes": processes,
         "multi_per_s": multi,
         "multi_ratio": multi / bare,
@@ -371,6 +386,12 @@ def main() -> None:
             f"{r['bare_per_s']:,.0f}/s, ratio {r['ratio']:.2f} (publisher {r['publisher_per_s']:,.0f}/s); "
             f"{r['processes']:.0f} aggregators in one shared group {r['multi_per_s']:,.0f}/s, "
             f"ratio {r['multi_ratio']:.2f}; pipeline without broker {r['direct_per_s']:,.0f}/s",
+            flush=True,
+        )
+        print(
+            f"CPU per event (time.process_time): aggregator {r['aggregator_cpu_us']:.0f} us, bare paho "
+            f"{r['bare_cpu_us']:.0f} us (CPU ratio {r['bare_cpu_us'] / r['aggregator_cpu_us']:.2f}), "
+            f"pipeline without broker {r['direct_cpu_us']:.0f} us; load average {os.getloadavg()}",
             flush=True,
         )
     if not args.skip_queries:

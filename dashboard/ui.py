@@ -7,6 +7,8 @@ logged-in user lives in Streamlit's server-side session state, and the URL's que
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -16,12 +18,14 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard.auth import User, UsersFileError, authenticate, load_users
+from dashboard.auth import AccessDeniedError, User, UsersFileError, authenticate, load_users
 from dashboard.data import Fetch, ScopedData, direct_fetch
 from dashboard.i18n import LANGUAGES, Lang, as_lang, t
 from dashboard.settings import Settings, SettingsError
 from dashboard.views import hq, installer, store
 from dashboard.views.common import ViewContext
+
+log = logging.getLogger(__name__)
 
 ViewRender = Callable[[ViewContext], None]
 VIEWS: dict[str, tuple[str, ViewRender]] = {
@@ -194,4 +198,13 @@ def run() -> None:
     if view is None:
         return
     data = ScopedData(_fetch(settings.db), user)
-    VIEWS[view][1](ViewContext(user=user, lang=lang, data=data))
+    try:
+        VIEWS[view][1](ViewContext(user=user, lang=lang, data=data))
+    except AccessDeniedError:
+        # The views ask only for what the role allows; reaching this means a check in a view was missed,
+        # and the data layer refused anyway.
+        log.warning("refused a request outside the scope of %s", user.username)
+        st.error(t(lang, "access.denied_view"))
+    except (sqlite3.Error, OSError) as exc:
+        log.exception("dashboard data could not be read from %s", settings.db)
+        st.error(t(lang, "error.data", error=exc))

@@ -77,6 +77,8 @@ UtcDatetime = Annotated[
 
 
 def _check_event_id(value: str) -> str:
+    if _UUID7_RE.match(value):
+        return value  # already the canonical text of a UUIDv7: what the full parse below returns
     try:
         parsed = uuid.UUID(value)
     except ValueError as exc:
@@ -87,6 +89,7 @@ def _check_event_id(value: str) -> str:
 
 
 _UUID7_PATTERN = "^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
+_UUID7_RE = re.compile(_UUID7_PATTERN.replace("$", r"\Z"))
 
 EventId = Annotated[
     str,

@@ -89,6 +89,9 @@ def render(ctx: ViewContext) -> None:
             max(n.calibration_error_m.values()) if n.calibration_error_m else None for n, _ in pairs
         ],
         t(lang, "inst.issues"): ["; ".join(issue_text(lang, x) for x in i) for _, i in pairs],
+        t(lang, "inst.software"): [n.software_version or "–" for n, _ in pairs],
+        t(lang, "inst.model"): [n.model_id or "–" for n, _ in pairs],
+        t(lang, "inst.uptime"): [fmt.seconds(n.uptime_s) for n, _ in pairs],
     }
     st.dataframe(nodes_table, hide_index=True, key="table_nodes")
 

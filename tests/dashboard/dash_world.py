@@ -40,6 +40,7 @@ from edge.events import (
 DAY = date(2026, 11, 20)  # a Friday
 TZ = "Asia/Shanghai"
 PASSWORD = "showroom-test-pass"
+LIVE = "mqtt"  # the ingest's source name for payloads received live from the broker
 
 CARS = [
     {
@@ -257,15 +258,18 @@ def world_events(now_utc: datetime) -> list[Envelope]:
 def build_db(path: Path, now_utc: datetime | None = None) -> Path:
     """Fill a fresh aggregator database with the world, through the aggregator's ingest.
 
-    Each payload arrives one second after its timestamp (never after `now_utc`), so liveness and
-    silence are what they would be live: gz-03's last payload arrived three hours ago.
+    Each payload is handed to the ingest as a live MQTT receipt one second after its timestamp (never
+    after `now_utc`), so liveness and silence are what they would be live: gz-03's last payload arrived
+    three hours ago. (The aggregator takes liveness only from live receipts, not from backfills.)
     """
+    if path.exists():
+        raise FileExistsError(f"{path} exists: the test world is built into a fresh database only")
     now_utc = now_utc or datetime.now(UTC)
     storage = SqliteStorage(path)
     ingestor = Ingestor(storage)
     ingestor.load_registry(parse_registry(REGISTRY))
     messages = [
-        Message(topic_for(e), to_json(e), min(e.ts + timedelta(seconds=1), now_utc), source="test-world")
+        Message(topic_for(e), to_json(e), min(e.ts + timedelta(seconds=1), now_utc), source=LIVE)
         for e in world_events(now_utc)
     ]
     result = ingestor.ingest(messages)
@@ -300,8 +304,6 @@ def fresh_heartbeats(path: Path, now_utc: datetime | None = None) -> None:
             calib=0.45,
         ),
     ]
-    result = ingestor.ingest(
-        [Message(topic_for(e), to_json(e), now_utc, source="test-world") for e in events]
-    )
+    result = ingestor.ingest([Message(topic_for(e), to_json(e), now_utc, source=LIVE) for e in events])
     assert result.stored == 2, result
     storage.close()

@@ -330,6 +330,7 @@ def test_installer_sees_nodes_worst_first_and_no_visitor_figures(
     gz = list(nodes["Store"]).index("gz-03")
     assert list(nodes["Sequence gaps"])[gz] == 3
     assert list(nodes["Status"])[gz] == "offline"
+    assert set(nodes["Software"]) == {"0.1.0"} and set(nodes["Detector model"]) == {"yolox-tiny"}
 
 
 @pytest.mark.parametrize("view", ["store", "hq"])
@@ -367,3 +368,15 @@ def test_scoped_data_refuses_outside_scope(world_files: tuple[Path, Path]) -> No
     assert [s.store_id for s in hq.stores()] == ["bj-02", "sh-01"]
     assert {n.store_id for n in installer.nodes()} == {"sh-01", "bj-02", "gz-03"}
     assert {n.store_id for n in manager.nodes()} == {"sh-01"}
+
+
+def test_unreadable_database_is_reported_not_crashed(world_files: tuple[Path, Path], tmp_path: Path) -> None:
+    broken = tmp_path / "not-an-aggregator.sqlite"
+    broken.write_bytes(b"this is not a database")
+    os.environ[ENV_DB] = str(broken)
+    try:
+        at = _login(_app(date=DAY), "li.wei")
+        assert at.error and at.error[0].value.startswith("The figures could not be loaded:")
+        assert len(at.metric) == 0
+    finally:
+        os.environ[ENV_DB] = str(world_files[0])
