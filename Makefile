@@ -29,6 +29,7 @@ format: $(STAMP)
 # Long measurements against the peers named in the issues; results go into BENCHMARKS.md.
 bench: $(STAMP)
 	$(PY) -m pip install -q -e '.[dev,postgres,bench]'
+	$(PY) -m pip install -q --no-deps 'norfair==2.1.1'
 	@for f in bench/bench_*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
 
 # The whole product on this machine: broker, simulated stores' nodes, aggregator, dashboard (Ctrl-C stops).

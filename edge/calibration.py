@@ -9,6 +9,8 @@ are checked when the node starts, with errors naming the key path.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import cv2
@@ -20,6 +22,7 @@ from shapely.geometry.base import BaseGeometry
 from edge.config import Calibration, CameraConfig, ConfigError, NodeConfig
 
 FloatArray = npt.NDArray[np.float64]
+log = logging.getLogger(__name__)
 
 RANSAC_THRESHOLD_M = 0.25
 """A calibration point further than this from the robust fit is an outlier (a mis-measured mark)."""
@@ -42,7 +45,8 @@ class FloorProjection:
         inliers: bool (N,), which calibration points the robust fit kept.
         anchor: which point of a box stands on the floor: `bottom_center` or `center`.
         resolution_wh: the frame size the calibration points refer to, or None when not configured.
-        view_m: the floor area this camera sees (image rectangle projected, cut at the horizon).
+        view_m: the floor area this camera sees (image rectangle projected, cut at the horizon); None when
+            the camera's `resolution_wh` is not configured.
     """
 
     camera_id: str
@@ -51,7 +55,7 @@ class FloorProjection:
     inliers: npt.NDArray[np.bool_]
     anchor: str
     resolution_wh: tuple[int, int] | None
-    view_m: BaseGeometry
+    view_m: BaseGeometry | None
 
     def to_floor(self, points_px: npt.ArrayLike) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
         """Project (N, 2) image points to floor metres.
@@ -119,15 +123,9 @@ def fit_homography(calibration: Calibration) -> tuple[FloatArray, float, npt.NDA
     return h.astype(np.float64), float(errors[mask].mean()), mask
 
 
-def _view_polygon(homography: FloatArray, resolution_wh: tuple[int, int] | None, src: FloatArray) -> Polygon:
+def _view_polygon(homography: FloatArray, resolution_wh: tuple[int, int]) -> Polygon:
     """The floor area seen by a camera: its image rectangle projected, cut just below the horizon."""
-    if resolution_wh is None:
-        # Without a frame size, the calibration points' bounding box stands for the image.
-        x1, y1 = src.min(axis=0)
-        x2, y2 = src.max(axis=0)
-    else:
-        x1, y1, x2, y2 = 0.0, 0.0, float(resolution_wh[0]), float(resolution_wh[1])
-    image = box(x1, y1, x2, y2)
+    image = box(0.0, 0.0, float(resolution_wh[0]), float(resolution_wh[1]))
     a, b, c = homography[2]
     # Half-plane a*x + b*y + c >= limit, as a large polygon: keeps points well in front of the camera.
     limit = 0.02 * max(abs(c), 1e-9)
@@ -162,7 +160,6 @@ def calibrate_camera(camera: CameraConfig) -> FloorProjection:
             f"mean reprojection error {error_m:.3f} m exceeds max_error_m {camera.calibration.max_error_m} m;"
             " re-measure the floor marks"
         )
-    src = np.asarray(camera.calibration.image_points_px, dtype=np.float64)
     return FloorProjection(
         camera_id=camera.id,
         homography=h,
@@ -170,12 +167,29 @@ def calibrate_camera(camera: CameraConfig) -> FloorProjection:
         inliers=inliers,
         anchor=camera.anchor,
         resolution_wh=camera.resolution_wh,
-        view_m=_view_polygon(h, camera.resolution_wh, src),
+        view_m=None if camera.resolution_wh is None else _view_polygon(h, camera.resolution_wh),
     )
+
+
+def coverage_of(
+    projections: Iterable[FloorProjection], config: NodeConfig, margin_m: float = 5.0
+) -> BaseGeometry | None:
+    """The floor area the cameras see together, within the floor plan grown by `margin_m`; None when a
+    camera's frame size (so its view) is unknown."""
+    x, y = config.floor.size_m
+    bounds = box(-margin_m, -margin_m, x + margin_m, y + margin_m)
+    seen: BaseGeometry = Polygon()
+    for projection in projections:
+        if projection.view_m is None:
+            return None
+        seen = seen.union(projection.view_m.intersection(bounds))
+    return seen
 
 
 def calibrate_node(config: NodeConfig, source: str = "<config>") -> dict[str, FloorProjection]:
     """Fit every camera and check that each door, car zone and staff area is seen by some camera.
+
+    The view check needs every camera's `resolution_wh`; without it the check is skipped with a warning.
 
     Raises `ConfigError` listing every problem with its key path.
     """
@@ -189,10 +203,15 @@ def calibrate_node(config: NodeConfig, source: str = "<config>") -> dict[str, Fl
     if problems:
         raise ConfigError(source, problems)
     floor = box(0, 0, config.floor.size_m[0], config.floor.size_m[1])
-    seen = Polygon()
-    for projection in projections.values():
-        seen = seen.union(projection.view_m.intersection(floor))
-    seen = seen.buffer(1e-6)
+    coverage = coverage_of(projections.values(), config, margin_m=0.0)
+    if coverage is None:
+        unknown = [c.id for c in config.cameras if c.resolution_wh is None]
+        log.warning(
+            "camera(s) %s have no resolution_wh: cannot check that doors and zones are in view",
+            ", ".join(unknown),
+        )
+        return projections
+    seen = coverage.buffer(0.05)  # a line drawn to the very edge of the image is still seen
 
     def unseen(geometry: BaseGeometry, path: str, what: str) -> None:
         if not seen.contains(geometry.intersection(floor)):

@@ -120,3 +120,12 @@ def _register_node_commands() -> None:
 
 
 _register_node_commands()
+
+
+def _add_offline_commands() -> None:
+    from edge.offline import track_command
+
+    edge_group.add_command(track_command)
+
+
+_add_offline_commands()

@@ -301,7 +301,7 @@ class TrackerConfig(_Model):
     high_score: float = Field(
         0.5, gt=0, lt=1, description="Detections at least this confident are matched first and start tracks."
     )
-    new_track_score: float = Field(0.6, gt=0, le=1, description="Least confidence that starts a new track.")
+    new_track_score: float = Field(0.7, gt=0, le=1, description="Least confidence that starts a new track.")
     confirm_hits: int = Field(3, ge=1, le=30, description="Matched frames before a track reaches analytics.")
     max_lost_s: float = Field(
         4.0, ge=0, le=60, description="How long a hidden person (behind a car, a pillar) keeps their track."
@@ -312,7 +312,7 @@ class TrackerConfig(_Model):
     max_speed_mps: float = Field(3.0, gt=0, le=20, description="Fastest plausible walking speed.")
     accel_mps2: float = Field(1.5, gt=0, le=50, description="Typical acceleration (Kalman process noise).")
     box_noise: float = Field(
-        0.06, gt=0, le=1, description="Foot-point uncertainty as a fraction of the box height, pixels."
+        0.08, gt=0, le=1, description="Foot-point uncertainty as a fraction of the box height, pixels."
     )
 
 

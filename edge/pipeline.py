@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
+from shapely.geometry import Polygon
+from shapely.geometry.base import BaseGeometry
 
 from edge.analytics.showroom import ShowroomAnalytics
 from edge.analytics.staff import wears_uniform
-from edge.calibration import FloorProjection, calibrate_node
+from edge.calibration import FloorProjection, calibrate_node, coverage_of
 from edge.config import NodeConfig
 from edge.events import Envelope, EventStamper
 from edge.tracking import FloorDetections, Tracker, TrackState, make_tracker
@@ -32,6 +34,8 @@ OFF_FLOOR_MARGIN_M = 5.0
 """Foot points this far outside the floor plan are kept (people just outside a door must be tracked to
 count them coming in); further out they are not on this floor."""
 IMAGE_MARGIN_PX = 2.0
+BOX_SIZE_SMOOTHING = 0.4
+"""Weight of the newest detection in a track's box size (exponential smoothing), for MOT output."""
 FLOOR_NOISE_M = 0.05
 """Floor-position uncertainty that remains however close the person is (calibration, posture)."""
 
@@ -47,6 +51,7 @@ class PipelineStats:
     out_of_image_boxes: int = 0
     off_floor: int = 0
     backwards_timestamps: int = 0
+    repeated_timestamps: int = 0
     unknown_cameras: int = 0
     resolution_mismatches: int = 0
 
@@ -77,7 +82,10 @@ class EdgePipeline:
     ) -> None:
         self.config = config
         self.projections: dict[str, FloorProjection] = calibrate_node(config, source)
-        self.tracker: Tracker = tracker if tracker is not None else make_tracker(config.tracker)
+        self.coverage_m = coverage_of(self.projections.values(), config)
+        self.tracker: Tracker = (
+            tracker if tracker is not None else make_tracker(config.tracker, self.coverage_m)
+        )
         self.analytics = ShowroomAnalytics(config, stamper)
         self.stats = PipelineStats()
         self.tracks: list[TrackState] = []
@@ -85,6 +93,8 @@ class EdgePipeline:
         self.detections: dict[str, Detections] = {}
         """The latest step's detections per camera, as given (track `sources` index into these)."""
         self._last_ts: datetime | None = None
+        self._box_wh: dict[tuple[int, str], tuple[float, float]] = {}
+        self._looked_at_cache: dict[frozenset[str], BaseGeometry | None] = {}
         size_x, size_y = config.floor.size_m
         self._floor_bounds = (
             -OFF_FLOOR_MARGIN_M,
@@ -106,16 +116,60 @@ class EdgePipeline:
         return {cid: round(p.error_m, 4) for cid, p in sorted(self.projections.items())}
 
     def observed_tracks(self, camera_id: str) -> list[tuple[int, npt.NDArray[np.float32], float]]:
-        """(track id, xyxy box in the camera's pixels, score) of confirmed tracks the camera sees now."""
+        """(track id, xyxy box in the camera's pixels, score) of confirmed tracks the camera sees now.
+
+        The box stands on the matched detection's anchor point (feet or centre) with the track's smoothed
+        size, so it does not breathe with the detector's frame-to-frame size jitter.
+        """
         det = self.detections.get(camera_id)
         if det is None:
             return []
         rows = []
         for track in self.tracks:
             index = track.sources.get(camera_id)
-            if track.observed and index is not None:
-                rows.append((track.track_id, det.xyxy[index], float(det.confidence[index])))
+            size = self._box_wh.get((track.track_id, camera_id))
+            if track.observed and index is not None and size is not None:
+                rows.append(
+                    (
+                        track.track_id,
+                        self._box(camera_id, det.xyxy[index], size),
+                        float(det.confidence[index]),
+                    )
+                )
         return rows
+
+    def _box(
+        self, camera_id: str, xyxy: npt.NDArray[np.float32], size: tuple[float, float]
+    ) -> npt.NDArray[np.float32]:
+        w, h = size
+        cx = (float(xyxy[0]) + float(xyxy[2])) / 2
+        if self.projections[camera_id].anchor == "bottom_center":
+            y2 = float(xyxy[3])
+            return np.array([cx - w / 2, y2 - h, cx + w / 2, y2], dtype=np.float32)
+        cy = (float(xyxy[1]) + float(xyxy[3])) / 2
+        return np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dtype=np.float32)
+
+    def _smooth_box_sizes(self) -> None:
+        alive: dict[tuple[int, str], tuple[float, float]] = {}
+        for track in self.tracks:
+            for camera_id, index in track.sources.items():
+                x1, y1, x2, y2 = (float(v) for v in self.detections[camera_id].xyxy[index])
+                key = (track.track_id, camera_id)
+                old = self._box_wh.get(key)
+                a = BOX_SIZE_SMOOTHING
+                alive[key] = (
+                    (x2 - x1, y2 - y1)
+                    if old is None
+                    else (
+                        a * (x2 - x1) + (1 - a) * old[0],
+                        a * (y2 - y1) + (1 - a) * old[1],
+                    )
+                )
+            for camera_id in self.projections:
+                key = (track.track_id, camera_id)
+                if key not in alive and key in self._box_wh:
+                    alive[key] = self._box_wh[key]
+        self._box_wh = alive
 
     def process(
         self,
@@ -130,16 +184,22 @@ class EdgePipeline:
         """
         if ts_utc.tzinfo is None:
             raise ValueError("ts_utc must be time-zone aware (UTC)")
-        if self._last_ts is not None and ts_utc <= self._last_ts:
+        if self._last_ts is not None and ts_utc < self._last_ts:
             self.stats.backwards_timestamps += 1
-            log.warning("dropped a step at %s: not after the previous step %s", ts_utc, self._last_ts)
+            log.warning("dropped a step at %s: before the previous step %s", ts_utc, self._last_ts)
             return []
+        if self._last_ts is not None and ts_utc == self._last_ts:
+            # A second batch at the same instant (cameras whose clocks agree to the tick): it happened
+            # just after the first, so it is taken a millisecond later rather than dropped.
+            self.stats.repeated_timestamps += 1
+            ts_utc = ts_utc + timedelta(milliseconds=1)
         self._last_ts = ts_utc
         self.stats.steps += 1
         self.detections = dict(detections_by_camera)
         floor = self._to_floor(detections_by_camera)
-        step = self.tracker.update(ts_utc, floor)
+        step = self.tracker.update(ts_utc, floor, self._looked_at(detections_by_camera))
         self.tracks = step.tracks
+        self._smooth_box_sizes()
         uniform = self._uniform_cue(step.tracks, frames_by_camera or {})
         return self.analytics.step(ts_utc, step, uniform)
 
@@ -230,6 +290,20 @@ class EdgePipeline:
         cov = cov + np.eye(2)[None] * FLOOR_NOISE_M**2
         self.stats.detections_used += int(keep.sum())
         return keep, np.nan_to_num(floor_xy), np.nan_to_num(cov)
+
+    def _looked_at(self, detections_by_camera: dict[str, Detections]) -> BaseGeometry | None:
+        """The floor area seen by the cameras that reported at this step; None when that is all of them
+        (or when a camera's view is unknown)."""
+        reporting = frozenset(c for c in detections_by_camera if c in self.projections)
+        if reporting == frozenset(self.projections):
+            return None
+        if reporting not in self._looked_at_cache:
+            views = [self.projections[c].view_m for c in sorted(reporting)]
+            area: BaseGeometry | None = Polygon()
+            for view in views:
+                area = None if view is None or area is None else area.union(view)
+            self._looked_at_cache[reporting] = area
+        return self._looked_at_cache[reporting]
 
     def _uniform_cue(
         self, tracks: list[TrackState], frames: dict[str, npt.NDArray[np.uint8]]

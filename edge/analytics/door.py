@@ -59,6 +59,12 @@ class DoorCounter:
         if nx * (px - x1) + ny * (py - y1) < 0:
             nx, ny = -nx, -ny
         self._normal: XY = (nx, ny)
+        # The segment used for the crossing test reaches `hysteresis_m` past each end: a foot point is never
+        # exact, and a person cut by the image border at the end of the line still crosses it.
+        ux, uy = (x2 - x1) / length, (y2 - y1) / length
+        m = door.hysteresis_m
+        self._a_ext: XY = (x1 - ux * m, y1 - uy * m)
+        self._b_ext: XY = (x2 + ux * m, y2 + uy * m)
         self._tracks: dict[int, _TrackSide] = {}
         self.counts: dict[Direction, int] = {"in": 0, "out": 0}
 
@@ -92,10 +98,14 @@ class DoorCounter:
             start = first_xy if first_xy is not None else xy
             state = _TrackSide(self.side(start), False, start)
             self._tracks[track_id] = state
-        if segments_intersect(state.last_xy, xy, self._a, self._b):
+        d_last, d_now = self.signed_distance_m(state.last_xy), self.signed_distance_m(xy)
+        if (d_last <= 0 <= d_now or d_now <= 0 <= d_last) and segments_intersect(
+            state.last_xy, xy, self._a, self._b
+        ):
             state.crossed = True
         state.last_xy = xy
-        new = self.side(xy)
+        h = max(self.door.hysteresis_m, 1e-9)
+        new = 1 if d_now >= h else -1 if d_now <= -h else 0
         if new == 0:
             return None
         if state.side == 0 or new == state.side:
@@ -113,3 +123,6 @@ class DoorCounter:
 
     def forget(self, track_id: int) -> None:
         self._tracks.pop(track_id, None)
+
+    def forget_all(self) -> None:
+        self._tracks.clear()

@@ -98,6 +98,10 @@ class ShowroomAnalytics:
         self._last_ts: datetime | None = None
         self.crossings: Counter[tuple[str, Direction]] = Counter()
         self.steps = 0
+        self.rejected_steps = 0
+        """Steps whose time was not after the previous step's (dropped)."""
+        self.rejected_tracks = 0
+        """Track states with a NaN or infinite position (dropped)."""
 
     # ---------------------------------------------------------------------------------------------
     # Public API
@@ -119,6 +123,10 @@ class ShowroomAnalytics:
         `uniform_tracks` are the ids of tracks whose torso matched the staff uniform in this frame.
         """
         out: list[Envelope] = []
+        if self._last_ts is not None and ts_utc <= self._last_ts:
+            self.rejected_steps += 1  # time went backwards: nothing from this step is counted
+            return out
+        tracks = self._finite(tracks)
         dt = 0.0 if self._last_ts is None else (ts_utc - self._last_ts).total_seconds()
         self._last_ts = ts_utc
         self.steps += 1
@@ -140,8 +148,20 @@ class ShowroomAnalytics:
         for track_id in tracks.ended:
             self._on_track_ended(track_id)
         out += self._expire_lost(ts_utc)
+        self._staff_ghosts = [
+            g
+            for g in self._staff_ghosts
+            if (ts_utc - g.last_seen_utc).total_seconds() <= self.thresholds.lost_after_s
+        ]
         self._add_heat(tracks.tracks, dt)
         return out
+
+    def _finite(self, step: TrackerStep) -> TrackerStep:
+        good = [t for t in step.tracks if math.isfinite(t.xy_m[0]) and math.isfinite(t.xy_m[1])]
+        if len(good) == len(step.tracks):
+            return step
+        self.rejected_tracks += len(step.tracks) - len(good)
+        return TrackerStep(good, step.ended)
 
     def flush(self, ts_utc: datetime, reason: Literal["shutdown", "lost"] = "shutdown") -> list[Envelope]:
         """End every open visit with `reason` and send the heat of the minute in progress."""
@@ -153,6 +173,14 @@ class ShowroomAnalytics:
             end = ts_utc if reason == "shutdown" else max(visit.last_seen_utc, visit.started_at)
             out += self._end_visit(visit, end, None, reason)
         self._visit_of_track.clear()
+        # The tracker starts afresh after a flush: forget every track.
+        for door in self.doors:
+            door.forget_all()
+        self._seen_tracks.clear()
+        self._staff.clear()
+        self._uniform_votes.clear()
+        self._staff_ghosts.clear()
+        self._last_obs.clear()
         done = self.heat.take()
         if done is not None:
             out.append(self._heat_event(done, max(ts_utc, done[0])))
@@ -193,6 +221,7 @@ class ShowroomAnalytics:
                 return
 
     def _on_track_ended(self, track_id: int) -> None:
+        self._seen_tracks.discard(track_id)  # the tracker never reuses an id
         for door in self.doors:
             door.forget(track_id)
         visitor_id = self._visit_of_track.pop(track_id, None)

@@ -46,3 +46,30 @@ def wears_uniform(frame_bgr: npt.NDArray[np.uint8], xyxy: npt.ArrayLike, appeara
     """True when the person box's torso is mostly the uniform colour."""
     crop = torso_crop(frame_bgr, xyxy)
     return crop is not None and uniform_fraction(crop, appearance) >= appearance.min_fraction
+
+
+def calibrate_uniform(
+    torso_crops_bgr: list[npt.NDArray[np.uint8]], min_tolerance_hsv: tuple[float, float, float] = (8, 40, 40)
+) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """The uniform colour and tolerance (OpenCV HSV) from torso crops of staff, taken at installation.
+
+    The hue is averaged on its circle; tolerances are 2.5 standard deviations of the pooled pixels, at least
+    `min_tolerance_hsv`. Raises `ValueError` without crops. Runs on the box; only the numbers are stored.
+    """
+    if not torso_crops_bgr:
+        raise ValueError("need at least one torso crop of a staff member in uniform")
+    hsv = np.concatenate(
+        [cv2.cvtColor(c, cv2.COLOR_BGR2HSV).reshape(-1, 3).astype(np.float64) for c in torso_crops_bgr]
+    )
+    angle = hsv[:, 0] * (2 * np.pi / 180)
+    mean_angle = float(np.arctan2(np.sin(angle).mean(), np.cos(angle).mean()))
+    h0 = (mean_angle * 180 / (2 * np.pi)) % 180
+    dh = np.abs(hsv[:, 0] - h0)
+    dh = np.minimum(dh, 180 - dh)
+    s0, v0 = float(hsv[:, 1].mean()), float(hsv[:, 2].mean())
+    tol = (
+        min(90.0, max(min_tolerance_hsv[0], 2.5 * float(np.sqrt((dh**2).mean())))),
+        min(255.0, max(min_tolerance_hsv[1], 2.5 * float(hsv[:, 1].std()))),
+        min(255.0, max(min_tolerance_hsv[2], 2.5 * float(hsv[:, 2].std()))),
+    )
+    return (round(h0, 1), round(s0, 1), round(v0, 1)), (round(tol[0], 1), round(tol[1], 1), round(tol[2], 1))

@@ -19,14 +19,28 @@ VANISH_MIN_S = 1.0
 
 
 class Zone:
-    """A prepared floor polygon with fast point tests."""
+    """A floor polygon with fast point tests (a few per track and frame, so plain Python beats a library)."""
 
     def __init__(self, points: list[tuple[float, float]]) -> None:
         self.polygon = Polygon(points)
         shapely.prepare(self.polygon)
+        self._points = [(float(x), float(y)) for x, y in points]
+        self._bounds = self.polygon.bounds
 
     def contains(self, xy: XY) -> bool:
-        return bool(shapely.contains_xy(self.polygon, xy[0], xy[1]))
+        """Point in polygon (even-odd ray casting); points exactly on an edge may fall either way."""
+        x, y = xy
+        x0, y0, x1, y1 = self._bounds
+        if x < x0 or x > x1 or y < y0 or y > y1:
+            return False
+        inside = False
+        pts = self._points
+        px, py = pts[-1]
+        for qx, qy in pts:
+            if (qy > y) != (py > y) and x < (px - qx) * (y - qy) / (py - qy) + qx:
+                inside = not inside
+            px, py = qx, qy
+        return inside
 
     def crossed_by(self, a: XY, b: XY) -> bool:
         return bool(self.polygon.intersects(LineString([a, b]))) if a != b else self.contains(a)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from shapely.geometry.base import BaseGeometry
+
 from edge.config import TrackerConfig
 from edge.tracking.base import FloorDetections, Tracker, TrackerStep, TrackingError, TrackState
 from edge.tracking.floor_kalman import FloorKalmanTracker
 
 
-def make_tracker(config: TrackerConfig) -> Tracker:
-    """The tracker named by `config.type`."""
+def make_tracker(config: TrackerConfig, coverage_m: BaseGeometry | None = None) -> Tracker:
+    """The tracker named by `config.type`; `coverage_m` is the floor area the node's cameras see."""
     if config.type == "floor-kalman":
-        return FloorKalmanTracker(config)
+        return FloorKalmanTracker(config, coverage_m)
     raise TrackingError(f"unknown tracker type {config.type!r}")
 
 

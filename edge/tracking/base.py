@@ -8,6 +8,7 @@ from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
+from shapely.geometry.base import BaseGeometry
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -93,8 +94,14 @@ class TrackerStep:
 class Tracker(Protocol):
     """A multi-object tracker on the floor plan. Tracks reach analytics only once confirmed."""
 
-    def update(self, ts_utc: datetime, detections: FloorDetections) -> TrackerStep:
-        """Advance to `ts_utc` (strictly after the previous call) and associate `detections`."""
+    def update(
+        self, ts_utc: datetime, detections: FloorDetections, looked_at_m: BaseGeometry | None = None
+    ) -> TrackerStep:
+        """Advance to `ts_utc` (strictly after the previous call) and associate `detections`.
+
+        `looked_at_m`: the floor area the cameras that reported at this step can see (None: all of it). A
+        track outside it was not looked for, so not finding it is not evidence that it has gone.
+        """
         ...
 
     def close(self) -> list[int]:

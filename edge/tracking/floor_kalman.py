@@ -22,12 +22,21 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
+import shapely
+from shapely.geometry import Point
+from shapely.geometry.base import BaseGeometry
 
 from edge.config import TrackerConfig
 from edge.tracking.base import FloatArray, FloorDetections, TrackerStep, TrackingError, TrackState
 
 _CHI2_GATE = 13.8
 """Chi-square 99.9% for 2 degrees of freedom: a detection further out cannot be this track."""
+_STRIDE_M = 0.3
+"""How far a person's foot point can jump between frames beyond walking speed (posture, box jitter)."""
+_EDGE_MARGIN_M = 0.5
+_LEFT_VIEW_AFTER_S = 0.5
+"""A lost track predicted within `_EDGE_MARGIN_M` of the edge of the cameras' view (or beyond) for longer
+than this has walked out of view."""
 _TENTATIVE_MAX_MISSES = 1
 _MAX_DT_S = 5.0
 """Longer gaps between updates are clamped (a stalled source); tracks then age out by wall time."""
@@ -69,8 +78,14 @@ def greedy_match(cost: FloatArray) -> list[tuple[int, int]]:
 class FloorKalmanTracker:
     """Multi-object tracker on the floor plan; see the module docstring. Implements `Tracker`."""
 
-    def __init__(self, config: TrackerConfig | None = None) -> None:
+    def __init__(self, config: TrackerConfig | None = None, coverage_m: BaseGeometry | None = None) -> None:
+        """`coverage_m`: the floor area the node's cameras see; a lost track heading out of it has left
+        the view, and is ended quickly instead of waiting to be re-linked to whoever comes in next."""
         self.config = config or TrackerConfig()
+        self._inner: BaseGeometry | None = None
+        if coverage_m is not None and not coverage_m.is_empty:
+            self._inner = coverage_m.buffer(-_EDGE_MARGIN_M)
+            shapely.prepare(self._inner)
         self._x: FloatArray = np.zeros((0, 4))
         self._p: FloatArray = np.zeros((0, 4, 4))
         self._meta: list[_Meta] = []
@@ -118,18 +133,43 @@ class FloorKalmanTracker:
         cost[(maha > _CHI2_GATE) | (dist > reach[:, None])] = np.inf
         return np.asarray(cost, dtype=np.float64)
 
-    def _update(self, i: int, z: FloatArray, r: FloatArray) -> None:
-        p = self._p[i]
-        s = p[:2, :2] + r
-        k = p[:, :2] @ np.linalg.inv(s)
-        self._x[i] = self._x[i] + k @ (z - self._x[i, :2])
-        self._p[i] = (np.eye(4) - k @ np.eye(2, 4)) @ p
+    def _looked_at(self, looked_at_m: BaseGeometry | None, i: int) -> bool:
+        """Was track i's predicted position in view of a camera that reported at this step?"""
+        if looked_at_m is None:
+            return True
+        return bool(looked_at_m.distance(Point(self._x[i, 0], self._x[i, 1])) <= _EDGE_MARGIN_M)
+
+    def _near_last_seen(
+        self, track_idx: list[int], det: FloorDetections, det_idx: list[int], dt: float
+    ) -> FloatArray:
+        """Distance from each track's last observed position to each detection; beyond a stride is inf."""
+        if not track_idx or not det_idx:
+            return np.zeros((len(track_idx), len(det_idx)))
+        last = np.array([self._meta[i].last_xy_m for i in track_idx])
+        dist = np.linalg.norm(det.xy_m[det_idx][None] - last[:, None], axis=2)
+        dist[dist > _STRIDE_M + self.config.max_speed_mps * dt] = np.inf
+        return np.asarray(dist, dtype=np.float64)
+
+    def _update(self, rows: list[int], z: FloatArray, r: FloatArray) -> None:
+        """Kalman update of tracks `rows` with positions z (K, 2) of covariance r (K, 2, 2), batched."""
+        if not rows:
+            return
+        p = self._p[rows]
+        s = p[:, :2, :2] + r
+        a, b, c, d = s[:, 0, 0], s[:, 0, 1], s[:, 1, 0], s[:, 1, 1]
+        s_inv = np.stack([np.stack([d, -b], 1), np.stack([-c, a], 1)], 1) / (a * d - b * c)[:, None, None]
+        k = p[:, :, :2] @ s_inv  # (K, 4, 2)
+        innovation = z - self._x[rows, :2]
+        self._x[rows] += np.einsum("kij,kj->ki", k, innovation)
+        self._p[rows] = p - k @ p[:, :2, :]
 
     # ---------------------------------------------------------------------------------------------
     # Public API
     # ---------------------------------------------------------------------------------------------
 
-    def update(self, ts_utc: datetime, detections: FloorDetections) -> TrackerStep:
+    def update(
+        self, ts_utc: datetime, detections: FloorDetections, looked_at_m: BaseGeometry | None = None
+    ) -> TrackerStep:
         if self._t0 is None:
             self._t0 = ts_utc
         now_s = (ts_utc - self._t0).total_seconds()
@@ -153,14 +193,23 @@ class FloorKalmanTracker:
         left = [i for i in confirmed if i not in matches and self._meta[i].misses == 0]
         for r, c in greedy_match(self._cost(left, detections, low, now_s)):
             matches[left[r]] = low[c]
-        # Stage 3: remaining confident detections against tentative tracks.
+        # Stage 3: a sudden turn or stop leaves the motion model behind; confident detections close to
+        # where a track was last seen (within a stride) still belong to it.
+        used = set(matches.values())
+        high_left = [j for j in high if j not in used]
+        left = [i for i in confirmed if i not in matches and self._meta[i].misses == 0]
+        for r, c in greedy_match(self._near_last_seen(left, detections, high_left, dt)):
+            matches[left[r]] = high_left[c]
+        # Stage 4: remaining confident detections against tentative tracks.
         used = set(matches.values())
         high_left = [j for j in high if j not in used]
         for r, c in greedy_match(self._cost(tentative, detections, high_left, now_s)):
             matches[tentative[r]] = high_left[c]
 
+        rows = list(matches)
+        cols = [matches[i] for i in rows]
+        self._update(rows, detections.xy_m[cols], detections.cov_m2[cols])
         for i, j in matches.items():
-            self._update(i, detections.xy_m[j], detections.cov_m2[j])
             m = self._meta[i]
             m.hits += 1
             m.misses = 0
@@ -170,7 +219,7 @@ class FloorKalmanTracker:
             if not m.confirmed and m.hits >= cfg.confirm_hits:
                 m.confirmed = True
         for i, m in enumerate(self._meta):
-            if i not in matches:
+            if i not in matches and self._looked_at(looked_at_m, i):
                 m.misses += 1
 
         matched_ids = {self._meta[i].track_id: j for i, j in matches.items()}
@@ -212,7 +261,10 @@ class FloorKalmanTracker:
         ended: list[int] = []
         for i, m in enumerate(self._meta):
             if m.confirmed:
-                alive = now_s - m.last_seen_s <= self.config.max_lost_s
+                unseen_s = now_s - m.last_seen_s
+                alive = unseen_s <= self.config.max_lost_s
+                if alive and unseen_s > _LEFT_VIEW_AFTER_S and self._inner is not None:
+                    alive = bool(shapely.contains_xy(self._inner, self._x[i, 0], self._x[i, 1]))
             else:
                 alive = m.misses < _TENTATIVE_MAX_MISSES
             if alive:

@@ -1,0 +1,123 @@
+"""Camera-to-floor calibration: robust fit, reprojection error in metres, configuration-time checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from showroom_builders import camera, config_dict
+
+from edge.calibration import CalibrationError, calibrate_camera, calibrate_node, fit_homography
+from edge.config import Calibration, CameraConfig, ConfigError, parse_config
+
+H_TRUE = np.array([[0.02, 0.001, -1.0], [0.0005, 0.03, -2.0], [0.0001, 0.0008, 1.0]])
+
+
+def project(h: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    homog = np.hstack([pts, np.ones((len(pts), 1))]) @ h.T
+    return homog[:, :2] / homog[:, 2:3]
+
+
+def image_points(n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).uniform([50, 200], [1850, 1050], (n, 2))
+
+
+def test_exact_points_give_the_homography_and_zero_error() -> None:
+    img = image_points(8)
+    cal = Calibration(image_points_px=img.tolist(), floor_points_m=project(H_TRUE, img).tolist())
+    h, error_m, inliers = fit_homography(cal)
+    probe = image_points(20, seed=1)
+    assert np.allclose(project(h, probe), project(H_TRUE, probe), atol=1e-3)
+    assert error_m < 1e-3 and inliers.all()
+
+
+def test_one_mismeasured_mark_is_rejected_and_the_error_stays_small() -> None:
+    img = image_points(10)
+    floor = project(H_TRUE, img)
+    floor += np.random.default_rng(2).normal(0, 0.02, floor.shape)  # 2 cm tape-measure noise
+    floor[3] += (1.5, -1.0)  # one mark measured 1.8 m off
+    h, error_m, inliers = fit_homography(
+        Calibration(image_points_px=img.tolist(), floor_points_m=floor.tolist())
+    )
+    assert not inliers[3] and inliers.sum() == 9
+    assert error_m < 0.05
+    probe = image_points(20, seed=3)
+    assert np.abs(project(h, probe) - project(H_TRUE, probe)).max() < 0.15
+
+
+def test_collinear_points_are_refused() -> None:
+    cal = Calibration(
+        image_points_px=[[0, 0], [10, 10], [20, 20], [30, 30]],
+        floor_points_m=[[0, 0], [1, 1], [2, 2], [3, 3]],
+    )
+    with pytest.raises(CalibrationError, match="degenerate"):
+        fit_homography(cal)
+
+
+def test_inaccurate_calibration_is_a_configuration_error_naming_the_camera() -> None:
+    cam = camera()
+    img = np.random.default_rng(4).uniform([0, 0], [1000, 1100], (12, 2))
+    floor = img / 50 + np.random.default_rng(5).normal(0, 0.12, (12, 2))  # marks measured carelessly
+    cam["calibration"] = {
+        "image_points_px": img.tolist(),
+        "floor_points_m": floor.tolist(),
+        "max_error_m": 0.05,
+    }
+    with pytest.raises(ConfigError) as err:
+        calibrate_node(parse_config(config_dict(cameras=[cam])))
+    path, message = err.value.problems[0]
+    assert path == "cameras[0].calibration"
+    assert "cam-a" in message and "max_error_m" in message
+
+
+def test_camera_without_calibration_is_a_configuration_error() -> None:
+    cam = camera()
+    del cam["calibration"]
+    with pytest.raises(ConfigError) as err:
+        calibrate_node(parse_config(config_dict(cameras=[cam])))
+    assert err.value.problems[0][0] == "cameras[0].calibration"
+    assert "no calibration" in err.value.problems[0][1]
+
+
+def test_zone_outside_every_camera_view_is_a_configuration_error() -> None:
+    # The only camera sees x in [0, 9]: the door (x 8..12) and the staff desk (x 16..19) are not covered.
+    cfg = parse_config(config_dict(cameras=[camera(x0_m=0, x1_m=9)]))
+    with pytest.raises(ConfigError) as err:
+        calibrate_node(cfg)
+    paths = [p for p, _ in err.value.problems]
+    assert "doors[0].line_m" in paths
+    assert "staff_areas[0].polygon_m" in paths
+    assert "cars[0].browse_zone_m" in paths  # browse zone spans x 2..10
+    assert all("outside every camera's view" in m for _, m in err.value.problems)
+
+
+def test_two_cameras_together_cover_the_floor() -> None:
+    cfg = parse_config(config_dict(cameras=[camera("cam-a", 0, 11), camera("cam-b", 9, 20)]))
+    projections = calibrate_node(cfg)
+    assert set(projections) == {"cam-a", "cam-b"}
+    assert all(p.error_m < 1e-6 for p in projections.values())
+
+
+def test_points_beyond_the_horizon_are_not_on_the_floor() -> None:
+    img = image_points(8)
+    cal = Calibration(image_points_px=img.tolist(), floor_points_m=project(H_TRUE, img).tolist())
+    projection = calibrate_camera(CameraConfig(id="cam-x", source="sim://x", calibration=cal))
+    # w = 0.0001 x + 0.0008 y + 1 is negative above y = -1250: the sky, not the floor.
+    floor, ok = projection.to_floor([[500, 500], [500, -3000]])
+    assert ok.tolist() == [True, False]
+    assert np.allclose(floor[0], project(H_TRUE, np.array([[500.0, 500.0]]))[0])
+    assert np.isnan(floor[1]).all()
+
+
+def test_the_example_store_calibrates_and_skips_the_view_check_without_frame_sizes() -> None:
+    from pathlib import Path
+
+    from edge.config import load_config
+
+    config = load_config(Path(__file__).resolve().parents[2] / "examples" / "showroom-shanghai-01.yaml")
+    projections = calibrate_node(config)
+    assert set(projections) == {"cam-west", "cam-centre", "cam-east"}
+    assert all(
+        p.error_m < p_cam.calibration.max_error_m
+        for p, p_cam in zip(projections.values(), config.cameras, strict=True)
+    )
+    assert all(p.view_m is None for p in projections.values())  # no resolution_wh: views unknown

@@ -1,0 +1,125 @@
+"""The floor tracker on synthetic floor detections: confirmation, two-stage association, re-linking."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from showroom_builders import T0
+
+from edge.config import TrackerConfig
+from edge.tracking import FloorDetections, FloorKalmanTracker, TrackingError, make_tracker
+from edge.tracking.floor_kalman import greedy_match
+
+DT = 0.2
+
+
+def dets(
+    points: list[tuple[float, float]], scores: list[float] | None = None, sigma_m: float = 0.1
+) -> FloorDetections:
+    n = len(points)
+    return FloorDetections(
+        np.array(points, dtype=np.float64).reshape(n, 2),
+        np.tile(np.eye(2) * sigma_m**2, (n, 1, 1)),
+        np.array(scores if scores is not None else [0.9] * n, dtype=np.float64),
+        tuple({"cam": i} for i in range(n)),
+    )
+
+
+def run(tracker: FloorKalmanTracker, frames: list[FloorDetections]) -> list[dict[int, tuple[float, float]]]:
+    """Per frame, the observed confirmed tracks' positions by id."""
+    out = []
+    for k, frame in enumerate(frames):
+        step = tracker.update(T0 + timedelta(seconds=k * DT), frame)
+        out.append({t.track_id: t.xy_m for t in step.tracks if t.observed})
+    return out
+
+
+def test_a_walking_person_keeps_one_id_and_is_confirmed_after_three_hits() -> None:
+    rng = np.random.default_rng(1)
+    frames = [dets([(2 + 1.2 * k * DT + rng.normal(0, 0.08), 5 + rng.normal(0, 0.08))]) for k in range(50)]
+    seen = run(FloorKalmanTracker(), frames)
+    assert seen[0] == {} and seen[1] == {}  # tentative: analytics never see it
+    assert all(len(s) == 1 for s in seen[2:])
+    assert {tid for s in seen for tid in s} == {1}
+
+
+def test_a_single_false_detection_never_becomes_a_track() -> None:
+    tracker = FloorKalmanTracker()
+    frames = [dets([(5, 5)])] + [dets([]) for _ in range(10)]
+    assert all(s == {} for s in run(tracker, frames))
+    assert tracker.tracks_alive == 0
+
+
+def test_hidden_behind_a_car_for_three_seconds_keeps_the_id() -> None:
+    frames = [dets([(2 + 1.0 * k * DT, 5)]) for k in range(20)]
+    frames += [dets([]) for _ in range(15)]  # 3 s behind a car
+    frames += [dets([(2 + 1.0 * k * DT, 5)]) for k in range(35, 60)]
+    seen = run(FloorKalmanTracker(), frames)
+    ids = {tid for s in seen for tid in s}
+    assert ids == {1}
+    assert seen[36] != {}  # re-linked at once, no new confirmation needed
+
+
+def test_a_person_who_stops_behind_a_car_is_relinked() -> None:
+    frames = [dets([(2 + 1.0 * k * DT, 5)]) for k in range(20)]  # walks to x = 5.8, then stops (hidden)
+    frames += [dets([]) for _ in range(12)]
+    frames += [dets([(6.0, 5.1)]) for _ in range(10)]
+    seen = run(FloorKalmanTracker(), frames)
+    assert {tid for s in seen for tid in s} == {1}
+
+
+def test_lost_longer_than_max_lost_ends_the_track() -> None:
+    tracker = FloorKalmanTracker(TrackerConfig(max_lost_s=2.0))
+    for k in range(10):
+        tracker.update(T0 + timedelta(seconds=k * DT), dets([(5, 5)]))
+    ended: list[int] = []
+    for k in range(10, 25):
+        ended += tracker.update(T0 + timedelta(seconds=k * DT), dets([])).ended
+    assert ended == [1]
+
+
+def test_two_people_crossing_paths_keep_their_ids() -> None:
+    frames = []
+    for k in range(40):
+        x = 2 + 0.2 * k
+        frames.append(dets([(x, 5 + 0.05 * k), (x, 7 - 0.05 * k)]))  # pass within 0.0-0.2 m of each other
+    seen = run(FloorKalmanTracker(), frames)
+    assert all(len(s) == 2 for s in seen[2:])
+    start, end = seen[3], seen[-1]
+    low_start = min(start, key=lambda t: start[t][1])
+    low_end = max(end, key=lambda t: end[t][1])  # the one that started low ends high
+    assert low_start == low_end
+
+
+def test_low_score_detections_keep_a_track_but_never_start_one() -> None:
+    tracker = FloorKalmanTracker()
+    frames = [dets([(2 + 0.2 * k, 5)]) for k in range(5)]
+    frames += [dets([(3 + 0.2 * k, 5)], scores=[0.2]) for k in range(25)]  # half hidden: low scores
+    frames += [dets([(12, 12)], scores=[0.2]) for _ in range(5)]
+    seen = run(tracker, frames)
+    assert all(set(s) == {1} for s in seen[2:30])
+    assert all(s == {} for s in seen[31:])  # the low-score stranger at (12, 12) is never tracked
+
+
+def test_time_must_move_forward() -> None:
+    tracker = FloorKalmanTracker()
+    tracker.update(T0, dets([]))
+    with pytest.raises(TrackingError, match="forward"):
+        tracker.update(T0, dets([]))
+
+
+def test_floor_detections_reject_nan() -> None:
+    with pytest.raises(TrackingError, match="NaN"):
+        dets([(float("nan"), 1.0)])
+
+
+def test_greedy_match_takes_cheapest_pairs_and_skips_gated() -> None:
+    cost = np.array([[1.0, 0.5, np.inf], [0.4, 3.0, np.inf], [np.inf, np.inf, np.inf]])
+    assert sorted(greedy_match(cost)) == [(0, 1), (1, 0)]
+    assert greedy_match(np.zeros((0, 3))) == []
+
+
+def test_make_tracker_builds_the_configured_tracker() -> None:
+    assert isinstance(make_tracker(TrackerConfig()), FloorKalmanTracker)
