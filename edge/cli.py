@@ -113,19 +113,17 @@ def schema(out: Path | None) -> None:
 main.add_command(edge_group)
 
 
-def _register_node_commands() -> None:
-    from edge.node.cli import run_command
-
-    edge_group.add_command(run_command)
-
-
-_register_node_commands()
-
-
 def _add_offline_commands() -> None:
     from edge.offline import track_command
 
     edge_group.add_command(track_command)
 
 
+def _register_node_commands() -> None:
+    from edge.node.cli import run_command
+
+    edge_group.add_command(run_command)
+
+
 _add_offline_commands()
+_register_node_commands()

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from edge.config import ConfigError, load_config
+from vision_models.registry import ModelError
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +35,21 @@ log = logging.getLogger(__name__)
     show_default=True,
     help="Play video files at their own pace (off: as fast as the node can analyse them).",
 )
+@click.option(
+    "--check", is_flag=True, help="Verify config, credentials, calibration, model and outbox, then exit."
+)
 def run_command(
-    config_file: Path, broker_url: str | None, duration_s: float | None, heartbeat_s: float, realtime: bool
+    config_file: Path,
+    broker_url: str | None,
+    duration_s: float | None,
+    heartbeat_s: float,
+    realtime: bool,
+    check: bool,
 ) -> None:
     """Run the edge node: cameras, detector, analytics, outbox and MQTT until stopped (SIGTERM/SIGINT)."""
-    from edge.node.runtime import NodeRuntime, RuntimeOptions  # heavy imports only when the node runs
+    # Heavy imports only when the node runs.
+    from edge.node.outbox import OutboxError
+    from edge.node.runtime import NodeRuntime, RuntimeOptions
 
     try:
         config = load_config(config_file)
@@ -47,8 +58,20 @@ def run_command(
     except (ConfigError, ValueError) as exc:
         click.echo(str(exc), err=True)
         sys.exit(1)
+    if check:
+        try:
+            lines = runtime.check()
+        except (ConfigError, ModelError, OutboxError) as exc:
+            click.echo(str(exc), err=True)
+            sys.exit(1)
+        click.echo("\n".join(lines) + f"\nOK {config_file}")
+        return
     runtime.install_signal_handlers()
-    summary = runtime.run(duration_s)
+    try:
+        summary = runtime.run(duration_s)
+    except (ConfigError, ModelError) as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
     click.echo(
         f"stopped ({summary.stop_reason}): {summary.frames} frames, {summary.events} events, "
         f"{summary.heartbeats} heartbeats in {summary.wall_s:.1f} s"

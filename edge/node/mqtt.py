@@ -95,6 +95,7 @@ class MqttPublisher:
         self._in_flight: dict[int, tuple[int, float]] = {}  # mid -> (seq, sent at, monotonic)
         self._early_acks: dict[int, bool] = {}
         self._got_connack = False
+        self._closed_before_connack = 0
         self._fallback = threading.Event()
         self._connects = 0
         self._disconnects = 0
@@ -167,6 +168,7 @@ class MqttPublisher:
             log.error("broker %s refused the connection: %s", self.broker.url, reason)
             return
         self._connects += 1
+        self._closed_before_connack = 0
         log.info(
             "connected to %s (%s)",
             self.broker.url,
@@ -190,7 +192,11 @@ class MqttPublisher:
                 log.warning("lost broker %s (%s); reconnecting", self.broker.url, reason)
         elif not self._got_connack and self._protocol == MQTTProtocolVersion.MQTTv5:
             # Closed before any CONNACK: how some MQTT 3.1.1-only brokers answer a version 5 CONNECT.
-            self._fallback.set()
+            # Three in a row, so that a broker restarting during a handshake does not cause it.
+            self._closed_before_connack += 1
+            if self._closed_before_connack >= 3:
+                self._fallback.set()
+        self._got_connack = False
 
     def _on_publish(
         self, client: paho.Client, userdata: Any, mid: int, reason: ReasonCode, properties: Any

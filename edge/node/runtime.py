@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import signal
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
@@ -28,7 +29,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from edge.config import NodeConfig, resolve_path
+from edge.config import BrokerConfig, ConfigError, NodeConfig, resolve_path
 from edge.events import Envelope, EventStamper, IdSource
 from edge.node.heartbeat import HEARTBEAT_EVERY_S, ModelInfo, NodeVitals, build_heartbeat
 from edge.node.mqtt import MqttPublisher
@@ -37,6 +38,7 @@ from edge.node.sources import (
     Backoff,
     CameraMonitor,
     CameraReader,
+    CameraSnapshot,
     FrameQueue,
     HealthRules,
     OpenCvSource,
@@ -117,7 +119,12 @@ class RunSummary:
     heartbeats: int = 0
     pipeline_errors: int = 0
     outbox_errors: int = 0
-    inference_s: float = 0.0
+    detect_s: float = 0.0
+    """Wall time inside the detector (pre-processing, network, post-processing)."""
+    detect_thread_cpu_s: float = 0.0
+    """CPU of the frame loop's own thread inside the detector (its pool threads are not included)."""
+    network_s: float = 0.0
+    pre_post_s: float = 0.0
     wall_s: float = 0.0
     stop_reason: str = ""
     first_seq: int | None = None
@@ -130,7 +137,7 @@ class NodeRuntime:
 
     Args:
         config: the validated node configuration.
-        config_path: the file it came from (relative outbox and reference paths resolve against it).
+        config_path: the file it came from (relative outbox, reference and video paths resolve against it).
         options: timings and limits, see `RuntimeOptions`.
         pipeline_factory, detector_factory, source_factory: the parts, replaceable for benchmarks; the
             defaults are the product's own.
@@ -161,6 +168,7 @@ class NodeRuntime:
         }
         self.summary = RunSummary()
         self._last_states: dict[str, str] = {}
+        self._rotation = 0
         self.outbox: Outbox | None = None
         self.publisher: MqttPublisher | None = None
 
@@ -169,12 +177,14 @@ class NodeRuntime:
         if config_path is None:
             return config
         outbox = config.outbox.model_copy(update={"path": resolve_path(config_path, config.outbox.path)})
-        cameras = [
-            cam.model_copy(update={"reference_image": resolve_path(config_path, cam.reference_image)})
-            if cam.reference_image is not None
-            else cam
-            for cam in config.cameras
-        ]
+        cameras = []
+        for cam in config.cameras:
+            update: dict[str, Any] = {}
+            if cam.reference_image is not None:
+                update["reference_image"] = resolve_path(config_path, cam.reference_image)
+            if source_kind(cam.source) == "file":
+                update["source"] = str(resolve_path(config_path, Path(cam.source.removeprefix("file:"))))
+            cameras.append(cam.model_copy(update=update))
         return config.model_copy(update={"outbox": outbox, "cameras": cameras})
 
     def _open_source(self, config: NodeConfig, camera: Any) -> FrameSource:
@@ -202,11 +212,57 @@ class NodeRuntime:
         """SIGTERM and SIGINT stop the node cleanly (main thread only)."""
 
         def handler(signum: int, frame: FrameType | None) -> None:
-            log.info("received %s; shutting down", signal.Signals(signum).name)
-            self.request_stop(signal.Signals(signum).name)
+            name = signal.Signals(signum).name
+            if self._stop.is_set():
+                # A second signal while stopping: leave now. Nothing committed is lost (the outbox is
+                # durable); open visits are not flushed.
+                log.warning("received %s again; exiting without a clean stop", name)
+                os._exit(128 + signum)
+            log.info("received %s; shutting down (send it again to exit at once)", name)
+            self.request_stop(name)
 
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)
+
+    # ------------------------------------------------------------------------------------------------
+    # Checking without running
+    # ------------------------------------------------------------------------------------------------
+
+    def check(self) -> list[str]:
+        """Everything `run()` would set up, verified without starting: one line per part.
+
+        Raises `ConfigError` (broker credentials, calibration, missing video files), `ModelError` (model
+        file missing or not matching its checksum) or `OutboxError` (outbox not writable).
+        """
+        lines = []
+        broker = self.config.broker
+        if self.options.broker_url is not None:
+            broker = BrokerConfig.model_validate({**broker.model_dump(), "url": self.options.broker_url})
+        broker.password()
+        lines.append(
+            f"broker {broker.url} (user {broker.username or '-'}, TLS {'on' if broker.uses_tls else 'off'})"
+        )
+        pipeline = self.pipeline_factory(self.config, EventStamper(self.config.store_id, self.config.node_id))
+        errors = dict(getattr(pipeline, "calibration_errors_m", {}) or {})
+        missing = []
+        for cam in self.config.cameras:
+            kind = source_kind(cam.source)
+            if kind == "file" and not Path(cam.source.removeprefix("file:")).is_file():
+                missing.append((f"cameras[{cam.id}].source", f"video file {cam.source} does not exist"))
+            error = f", calibration error {errors[cam.id]:.3f} m" if cam.id in errors else ""
+            lines.append(f"camera {cam.id}: {kind} at {cam.fps:g} fps{error}")
+        if missing:
+            raise ConfigError("cameras", missing)
+        if any(source_kind(c.source) != "sim" for c in self.config.cameras):
+            detector = self.detector_factory(self.config)
+            sha = getattr(detector, "sha256", None) or "?"
+            lines.append(f"detector {getattr(detector, 'model_id', '?')} (sha256 {sha[:16]}...) verified")
+        with Outbox(self.config.outbox.path, int(self.config.outbox.max_mb * 1024 * 1024)) as outbox:
+            lines.append(
+                f"outbox {self.config.outbox.path}: {outbox.depth()} unsent, next seq {outbox.next_seq}, "
+                f"budget {self.config.outbox.max_mb:g} MB"
+            )
+        return lines
 
     # ------------------------------------------------------------------------------------------------
     # The run
@@ -230,19 +286,23 @@ class NodeRuntime:
             outbox.depth(),
             stamper.next_seq,
         )
-        pipeline = self.pipeline_factory(self.config, stamper)
-        needs_detector = any(source_kind(c.source) != "sim" for c in self.config.cameras)
-        detector = self.detector_factory(self.config) if needs_detector else None
+        try:
+            self.publisher = publisher = MqttPublisher(
+                self.config.broker,
+                outbox,
+                store_id=self.config.store_id,
+                node_id=self.config.node_id,
+                url=self.options.broker_url,
+            )
+            pipeline = self.pipeline_factory(self.config, stamper)
+            needs_detector = any(source_kind(c.source) != "sim" for c in self.config.cameras)
+            detector = self.detector_factory(self.config) if needs_detector else None
+        except BaseException:
+            outbox.close()
+            raise
         model = ModelInfo(
             str(getattr(detector, "model_id", "none" if detector is None else "unknown")),
             getattr(detector, "sha256", None),
-        )
-        self.publisher = publisher = MqttPublisher(
-            self.config.broker,
-            outbox,
-            store_id=self.config.store_id,
-            node_id=self.config.node_id,
-            url=self.options.broker_url,
         )
         publisher.start()
         readers = [
@@ -270,7 +330,7 @@ class NodeRuntime:
                     break
                 self._frames_ready.wait(0.2)
                 self._frames_ready.clear()
-                batch = self._take_batch()
+                batch = self._take_batch(readers)
                 if batch:
                     last_ts = self._process(batch, detector, pipeline, stamper, last_ts)
                 if time.monotonic() >= next_heartbeat:
@@ -286,9 +346,28 @@ class NodeRuntime:
             self._shutdown(readers, pipeline, stamper, model, started, vitals, calibration, last_ts)
         return self.summary
 
-    def _take_batch(self) -> list[CameraFrame]:
+    def _take_batch(self, readers: Sequence[CameraReader]) -> list[CameraFrame]:
+        """At most one frame per camera, gathered so that one time step's frames go in one batch.
+
+        Once a frame is waiting, the others get a short gather window to arrive (live: half a frame
+        interval, at most 100 ms; replay: up to 200 ms, so recorded cameras stay in lockstep). Cameras that
+        delivered nothing lately (down, reconnecting) are not waited for.
+        """
+        if not any(len(q) for q in self.queues.values()):
+            return []
+        fastest = max(cam.fps for cam in self.config.cameras)
+        window_s = min(0.5 / fastest, 0.1) if self.options.realtime else 0.2
+        deadline = time.monotonic() + window_s
+        live = [r.camera.id for r in readers if self._delivering(r)]
+        while time.monotonic() < deadline and not self._stop.is_set():
+            if all(len(self.queues[cid]) for cid in live):
+                break
+            time.sleep(0.002)
         batch: list[CameraFrame] = []
-        for queue in self.queues.values():
+        queues = list(self.queues.values())
+        # Start each round one camera further, so with more cameras than `max_batch` none is starved.
+        self._rotation = (self._rotation + 1) % len(queues)
+        for queue in queues[self._rotation :] + queues[: self._rotation]:
             frame = queue.get()
             if frame is not None:
                 batch.append(frame)
@@ -296,16 +375,31 @@ class NodeRuntime:
                 break
         return batch
 
+    def _delivering(self, reader: CameraReader) -> bool:
+        """Whether a camera is worth waiting for: delivering frames lately (a down camera is not)."""
+        if reader.ended.is_set():
+            return False
+        monitor = self.monitors[reader.camera.id]
+        silent_s = monitor.seconds_since_frame()
+        if silent_s is None:
+            return monitor.reconnects == 0  # still opening for the first time: worth the short wait
+        return silent_s < (2.5 / reader.camera.fps if self.options.realtime else 1.0)
+
     def _detect(self, batch: Sequence[CameraFrame], detector: Detector | None) -> dict[str, Detections]:
         detections = {f.camera_id: f.detections for f in batch if f.detections is not None}
         to_infer = [f for f in batch if f.detections is None and f.image_bgr is not None]
         if to_infer:
             if detector is None:
                 raise RuntimeError("frames need a detector but none is loaded")
-            t0 = time.perf_counter()
+            t0, cpu0 = time.perf_counter(), time.thread_time()
             results = detector.detect_batch([f.image_bgr for f in to_infer if f.image_bgr is not None])
             elapsed = time.perf_counter() - t0
-            self.summary.inference_s += elapsed
+            self.summary.detect_s += elapsed
+            self.summary.detect_thread_cpu_s += time.thread_time() - cpu0
+            timings = getattr(detector, "last_timings", None)
+            if timings is not None:
+                self.summary.network_s += timings.infer_ms / 1000.0
+                self.summary.pre_post_s += (timings.pre_ms + timings.post_ms) / 1000.0
             self.summary.inferred_frames += len(to_infer)
             per_frame_ms = 1000.0 * elapsed / len(to_infer)
             for frame, result in zip(to_infer, results, strict=True):
@@ -322,8 +416,10 @@ class NodeRuntime:
         last_ts: datetime | None,
     ) -> datetime:
         ts = max(f.ts_utc for f in batch)
-        if last_ts is not None and ts < last_ts:
-            ts = last_ts  # cameras' clocks differ slightly; analytics time never runs backwards
+        if last_ts is not None and ts <= last_ts:
+            # A late frame of a step already analysed, or cameras whose clocks differ slightly: analytics
+            # time must move forward, so it becomes a step of its own just after the last one.
+            ts = last_ts + timedelta(milliseconds=1)
         self.summary.batches += 1
         self.summary.frames += len(batch)
         for f in batch:
@@ -363,13 +459,14 @@ class NodeRuntime:
         started: float,
         vitals: NodeVitals,
         calibration: Mapping[str, float],
+        cameras: list[CameraSnapshot] | None = None,
     ) -> None:
         if self.outbox is None:
             return
         heartbeat = build_heartbeat(
             stamper,
             datetime.now(UTC),
-            cameras=[m.snapshot() for m in self.monitors.values()],
+            cameras=cameras if cameras is not None else [m.snapshot() for m in self.monitors.values()],
             outbox=self.outbox.stats(),
             oldest_unsent_age_s=self.outbox.oldest_unsent_age_s(),
             model=model,
@@ -382,7 +479,8 @@ class NodeRuntime:
         for cam in heartbeat.cameras:
             if self._last_states.get(cam.camera_id) != cam.state:
                 level = logging.INFO if cam.state == "ok" else logging.WARNING
-                log.log(level, "camera %s is %s (%s, %s)", cam.camera_id, cam.state, cam.quality, cam.detail)
+                detail = f": {cam.detail}" if cam.detail else ""
+                log.log(level, "camera %s is %s (%s%s)", cam.camera_id, cam.state, cam.quality, detail)
                 self._last_states[cam.camera_id] = cam.state
 
     def _shutdown(
@@ -397,6 +495,8 @@ class NodeRuntime:
         last_ts: datetime | None,
     ) -> None:
         log.info("stopping (%s)", self.stop_reason or "error")
+        # The last heartbeat tells how the cameras were doing, not that they were just stopped.
+        final_cameras = [m.snapshot() for m in self.monitors.values()]
         for reader in readers:
             reader.stop()
         for reader in readers:
@@ -407,7 +507,7 @@ class NodeRuntime:
         except Exception:
             self.summary.pipeline_errors += 1
             log.exception("flushing the analytics failed")
-        self._heartbeat(stamper, model, started, vitals, calibration)
+        self._heartbeat(stamper, model, started, vitals, calibration, final_cameras)
         if self.publisher is not None:
             self.publisher.stop(drain_timeout_s=self.options.drain_timeout_s)
         if self.outbox is not None:
@@ -417,4 +517,5 @@ class NodeRuntime:
                 log.warning("%d payload(s) not yet acknowledged; they go out after the next start", left)
         self.summary.wall_s = time.monotonic() - started
         self.summary.stop_reason = self.stop_reason
-        log.info("node stopped: %s", self.summary)
+        stats = getattr(pipeline, "stats", None)
+        log.info("node stopped: %s; analytics: %s", self.summary, stats)

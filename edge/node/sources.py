@@ -428,6 +428,11 @@ class CameraMonitor:
         with self._lock:
             self.inference_ms = ms if self.inference_ms == 0 else 0.8 * self.inference_ms + 0.2 * ms
 
+    def seconds_since_frame(self) -> float | None:
+        """Seconds since the latest frame arrived; None before the first."""
+        with self._lock:
+            return None if self._last_frame_at is None else self._clock() - self._last_frame_at
+
     def record_frame(self, frame: CameraFrame) -> None:
         """A frame arrived: count it and, about once a second, run the image checks on it."""
         now = self._clock()

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import paho.mqtt.client as paho
+import pytest
+import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.events import Envelope, EventStamper, Heat, IdSource, VisitStarted, floor_minute
@@ -39,12 +42,20 @@ class Mosquitto:
     """A private Mosquitto on its own port, stoppable and restartable (same port, same config)."""
 
     def __init__(
-        self, workdir: Path, *, password: tuple[str, str] | None = None, persistence: bool = True
+        self,
+        workdir: Path,
+        *,
+        password: tuple[str, str] | None = None,
+        persistence: bool = True,
+        tls: tuple[Path, Path, Path] | None = None,
     ) -> None:
         self.port = free_port()
         self.workdir = workdir
         self.conf = workdir / "mosquitto.conf"
         lines = [f"listener {self.port} 127.0.0.1"]
+        if tls is not None:
+            ca, cert, key = tls
+            lines += [f"cafile {ca}", f"certfile {cert}", f"keyfile {key}"]
         if os.geteuid() == 0:
             lines.append("user root")  # otherwise it drops to a user that cannot read the test's folder
         if persistence:
@@ -88,8 +99,19 @@ class Mosquitto:
             self.proc = None
 
 
+def require_mosquitto() -> None:
+    """Skip (developer machine) or fail (CI) when the mosquitto binary is not installed."""
+    if shutil.which("mosquitto") and shutil.which("mosquitto_passwd"):
+        return
+    message = "the mosquitto broker binary is not installed"
+    if os.environ.get("SHOWROOM_REQUIRE_SERVICES") == "1":
+        pytest.fail(message + " and SHOWROOM_REQUIRE_SERVICES=1", pytrace=False)
+    pytest.skip(message)
+
+
 @contextmanager
 def running_mosquitto(workdir: Path, **kwargs: object) -> Iterator[Mosquitto]:
+    require_mosquitto()
     broker = Mosquitto(workdir, **kwargs)  # type: ignore[arg-type]
     broker.start()
     try:
@@ -162,38 +184,34 @@ PETS_VIDEO = (
     Path(__file__).resolve().parents[2].parent / "shared" / "data" / "pets09_s2l1" / "vtest_480x360.avi"
 )
 
-# Image foot points (480x360) and their floor positions (PETS ground plane shifted by +21, +18 m), fitted
-# from the MOTChallenge ground truth's world coordinates (mean reprojection error 0.03 m).
-PETS_CALIBRATION = {
-    "image_points_px": [[60, 340], [420, 340], [400, 150], [80, 150], [240, 250], [150, 300]],
-    "floor_points_m": [[1.01, 8.61], [4.39, 2.48], [17.47, 7.73], [12.5, 19.14], [6.6, 7.89], [3.27, 8.14]],
-}
+PETS_EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pets09.yaml"
 
 
 def pets_camera(camera_id: str, source: str | Path = PETS_VIDEO, **extra: object) -> dict[str, object]:
-    return {"id": camera_id, "source": str(source), "fps": 5, "calibration": PETS_CALIBRATION, **extra}
+    """A camera with PETS09 view 1's calibration (from examples/pets09.yaml) on any source, at 5 fps."""
+    template = yaml.safe_load(PETS_EXAMPLE.read_text())["cameras"][0]
+    return {**template, "id": camera_id, "source": str(source), "fps": 5, **extra}
 
 
 def node_config_dict(
     tmp_path: Path, broker_url: str, cameras: list[dict[str, object]], **extra: object
 ) -> dict[str, object]:
-    """A node whose door is PETS's counting line (x = 240 px in the image), drawn on the floor."""
-    return {
-        "store_id": "store-a",
-        "node_id": "node-1",
-        "timezone": "Europe/London",
-        "broker": {"url": broker_url, "keepalive_s": 5},
-        "cameras": cameras,
-        "floor": {"size_m": [28, 27]},
-        "doors": [{"id": "main", "line_m": [[15.08, 13.21], [2.42, 5.27]], "inside_point_m": [7.29, 6.55]}],
-        "outbox": {"path": str(tmp_path / "outbox.sqlite"), "max_mb": 50},
-        **extra,
-    }
+    """examples/pets09.yaml (its counting line, two display cars) with these cameras, broker and outbox."""
+    data: dict[str, object] = yaml.safe_load(PETS_EXAMPLE.read_text())
+    data.update(
+        {
+            "store_id": "store-a",
+            "node_id": "node-1",
+            "broker": {"url": broker_url, "keepalive_s": 5},
+            "cameras": cameras,
+            "outbox": {"path": str(tmp_path / "outbox.sqlite"), "max_mb": 50},
+            **extra,
+        }
+    )
+    return data
 
 
 def write_yaml(path: Path, data: dict[str, object]) -> Path:
-    import yaml
-
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
 
@@ -240,3 +258,94 @@ class MjpegServer:
         self.stop_event.set()
         self.server.shutdown()
         self.server.server_close()
+
+
+class Mqtt311OnlyProxy:
+    """Stands in front of a real broker like an MQTT 3.1.1-only broker: a version 5 CONNECT is refused with
+    the 3.1.1 CONNACK "unacceptable protocol version" and closed; anything else is passed through."""
+
+    def __init__(self, broker_port: int) -> None:
+        self.broker_port = broker_port
+        self.refused_v5 = 0
+        self.passed = 0
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._server.getsockname()[1])
+        self._stop = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        self._server.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                client, _ = self._server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        first = client.recv(65536)
+        # CONNECT: fixed header, remaining length (varint), protocol name (2 + 4 bytes), protocol level.
+        i = 1
+        while first[i] & 0x80:
+            i += 1
+        level = first[i + 1 + 6]
+        if level == 5:
+            self.refused_v5 += 1
+            client.sendall(bytes([0x20, 0x02, 0x00, 0x01]))
+            client.close()
+            return
+        self.passed += 1
+        upstream = socket.create_connection(("127.0.0.1", self.broker_port))
+        upstream.sendall(first)
+
+        def pipe(src: socket.socket, dst: socket.socket) -> None:
+            try:
+                while data := src.recv(65536):
+                    dst.sendall(data)
+            except OSError:
+                pass
+            finally:
+                for s in (src, dst):
+                    with suppress(OSError):
+                        s.shutdown(socket.SHUT_RDWR)
+
+        threading.Thread(target=pipe, args=(client, upstream), daemon=True).start()
+        threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._server.close()
+
+
+def make_tls_files(folder: Path) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a server certificate for 127.0.0.1 signed by it: (ca, cert, key)."""
+    ca_key, ca, key, csr, cert = (
+        folder / n for n in ("ca.key", "ca.pem", "server.key", "server.csr", "server.pem")
+    )
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key), "-out", str(ca),
+            "-days", "2", "-subj", "/CN=showroom test CA")  # fmt: skip
+    openssl(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        str(key),
+        "-out",
+        str(csr),
+        "-subj",
+        "/CN=127.0.0.1",
+    )
+    ext = folder / "san.ext"
+    ext.write_text("subjectAltName=IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial",
+            "-out", str(cert), "-days", "2", "-extfile", str(ext))  # fmt: skip
+    for path in (key, cert, ca):
+        path.chmod(0o644)
+    return ca, cert, key

@@ -9,7 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from node_testkit import T0, Recorder, make_events, running_mosquitto
+from node_testkit import T0, Mqtt311OnlyProxy, Recorder, make_events, make_tls_files, running_mosquitto
 
 from edge.config import BrokerConfig
 from edge.events import EventStamper, parse_event
@@ -149,4 +149,43 @@ def test_tls_settings_are_applied_and_fail_against_a_plain_listener(tmp_path: Pa
         assert not pub.wait_connected(3)  # a TLS handshake against a plain listener never connects
         pub.stop()
         assert outbox.depth() == 2
+        outbox.close()
+
+
+def test_falls_back_to_mqtt_311_when_the_broker_refuses_version_5(tmp_path: Path) -> None:
+    with running_mosquitto(tmp_path) as broker:
+        proxy = Mqtt311OnlyProxy(broker.port)
+        recorder = Recorder(broker.port)
+        assert recorder.wait_for(lambda: recorder.client.is_connected())
+        outbox = Outbox(tmp_path / "o.sqlite", 10_000_000)
+        events = make_events(EventStamper("store-a", "node-1"), 5)
+        outbox.extend(events)
+        pub = publisher(f"mqtt://127.0.0.1:{proxy.port}", outbox)
+        pub.start()
+        try:
+            assert pub.wait_connected(15), pub.stats()
+            assert pub.wait_drained(10)
+            assert pub.stats().protocol == "3.1.1"
+            assert proxy.refused_v5 >= 1 and proxy.passed >= 1
+            assert recorder.wait_for(lambda: len(recorder.payloads("events")) == 5)
+        finally:
+            pub.stop()
+            recorder.close()
+            proxy.close()
+        assert sorted(event_ids(recorder.payloads("events"))) == sorted(e.event_id for e in events)
+        outbox.close()
+
+
+def test_tls_with_the_provisioned_ca_connects_and_delivers(tmp_path: Path) -> None:
+    ca, cert, key = make_tls_files(tmp_path)
+    with running_mosquitto(tmp_path, tls=(ca, cert, key)) as broker:
+        outbox = Outbox(tmp_path / "o.sqlite", 10_000_000)
+        outbox.extend(make_events(EventStamper("store-a", "node-1"), 3))
+        pub = publisher(f"mqtts://127.0.0.1:{broker.port}", outbox, tls={"ca_file": str(ca)})
+        pub.start()
+        try:
+            assert pub.wait_connected(10), pub.stats()
+            assert pub.wait_drained(10)
+        finally:
+            pub.stop()
         outbox.close()
