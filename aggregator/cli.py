@@ -35,6 +35,13 @@ def _date(_ctx: click.Context, _param: click.Parameter, value: str | None) -> da
         raise click.BadParameter(f"{value!r} is not a YYYY-MM-DD date") from exc
 
 
+def _queries(db_path: Path) -> Queries:
+    try:
+        return Queries.open(db_path)
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
 @click.group("aggregator")
 def aggregator_group() -> None:
     """The central aggregator: MQTT ingest, storage, rollups, reports and the HTTP API."""
@@ -67,7 +74,7 @@ def stores_load(registry_file: Path, db_path: Path) -> None:
 @DB_OPTION
 def stores_list(db_path: Path) -> None:
     """List the stores."""
-    with Queries.open(db_path) as q:
+    with _queries(db_path) as q:
         for s in q.stores():
             click.echo(f"{s.store_id}\t{s.brand}\t{s.region}\t{s.timezone}\t{len(s.cars)} car(s)\t{s.name}")
 
@@ -95,7 +102,7 @@ def run(
     from aggregator.mqtt import MqttIngestService
 
     service = MqttIngestService(
-        Ingestor(SqliteStorage(db_path)),
+        Ingestor(SqliteStorage(db_path), refresh_interval_s=1.0),
         broker_url,
         protocol="5" if protocol == "5" else "3.1.1",
         share_group=share_group,
@@ -145,7 +152,7 @@ def report(db_path: Path, store_id: str, day: date, fmt: str, health_days: int) 
     """The day's funnel with day-over-day and week-over-week, the per-car table and health vs the brand."""
     from aggregator.report import report_data, report_text
 
-    with Queries.open(db_path) as q:
+    with _queries(db_path) as q:
         if fmt == "json":
             click.echo(json.dumps(report_data(q, store_id, day, health_days), indent=2, ensure_ascii=False))
         else:
@@ -164,7 +171,7 @@ def export(db_path: Path, start: date, end: date, out: Path, store_ids: tuple[st
     """Daily store metrics (one row per store and local day) as CSV or Parquet."""
     from aggregator.export import export_daily
 
-    with Queries.open(db_path) as q:
+    with _queries(db_path) as q:
         n = export_daily(q, start, end, out, list(store_ids) or None)
     click.echo(f"wrote {n} row(s) to {out}")
 
@@ -174,7 +181,7 @@ def export(db_path: Path, start: date, end: date, out: Path, store_ids: tuple[st
 @click.option("--limit", default=20, show_default=True)
 def quarantine(db_path: Path, limit: int) -> None:
     """Counts per reason and the latest quarantined payloads."""
-    with Queries.open(db_path) as q:
+    with _queries(db_path) as q:
         counters = q.counters()
         click.echo(
             json.dumps({k: v for k, v in counters.items() if k.startswith("quarantined")}, sort_keys=True)

@@ -8,7 +8,7 @@ within half a bin (about 3%) of the exact median; single days also keep their ex
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -30,16 +30,39 @@ def histogram(seconds: Iterable[float]) -> npt.NDArray[np.uint32]:
     return np.bincount(bin_of(values), minlength=N_BINS).astype(np.uint32)
 
 
+_SPARSE = np.dtype([("bin", "<u1"), ("n", "<u4")])
+_SPARSE_TAG = b"S"
+
+
 def encode(hist: npt.NDArray[np.uint32]) -> bytes:
-    """Compact blob (zlib of little-endian uint32 counts)."""
-    return zlib.compress(hist.astype("<u4").tobytes(), 6)
+    """Compact blob: 'S' then (bin uint8, count uint32) for each non-empty bin."""
+    nz = np.flatnonzero(hist)
+    out = np.empty(len(nz), dtype=_SPARSE)
+    out["bin"] = nz
+    out["n"] = hist[nz]
+    return _SPARSE_TAG + out.tobytes()
 
 
 def decode(blob: bytes | None) -> npt.NDArray[np.uint32]:
     """Counts from `encode`; zeros for None."""
-    if not blob:
-        return np.zeros(N_BINS, dtype=np.uint32)
-    return np.frombuffer(zlib.decompress(blob), dtype="<u4").astype(np.uint32)
+    return decode_sum([blob] if blob else []).astype(np.uint32)
+
+
+def decode_sum(blobs: Sequence[bytes | None]) -> npt.NDArray[np.int64]:
+    """The summed counts of many blobs, decoded in one pass (periods of many days and stores)."""
+    parts = []
+    for blob in blobs:
+        if not blob:
+            continue
+        if blob[:1] == _SPARSE_TAG:
+            parts.append(blob[1:])
+        else:  # the first, dense zlib encoding
+            dense = np.frombuffer(zlib.decompress(blob), dtype="<u4")
+            parts.append(encode(dense.astype(np.uint32))[1:])
+    if not parts:
+        return np.zeros(N_BINS, dtype=np.int64)
+    entries = np.frombuffer(b"".join(parts), dtype=_SPARSE)
+    return np.bincount(entries["bin"], weights=entries["n"], minlength=N_BINS).astype(np.int64)
 
 
 def median(hist: npt.NDArray[np.uint32] | npt.NDArray[np.int64]) -> float | None:

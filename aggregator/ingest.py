@@ -11,24 +11,28 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 import numpy as np
+from pydantic import TypeAdapter, ValidationError
 
 from aggregator import histogram
 from aggregator.registry import Registry
-from aggregator.storage import SqliteStorage
-from aggregator.timebuckets import hour_key, hour_start_utc, local_day, zone
+from aggregator.storage.base import Row, StorageBackend
+from aggregator.timebuckets import hour_key, hour_start_utc, local_day, ts_key, zone
 from edge.events import (
     MAX_PAYLOAD_BYTES,
     SCHEMA_V1,
     CarEntry,
     ContractError,
     Envelope,
+    Event,
     Heartbeat,
     Heat,
     Reception,
@@ -37,19 +41,20 @@ from edge.events import (
     VisitStarted,
     ZoneDwell,
     check_topic_matches,
-    format_ts,
+    describe_validation_error,
     parse_event,
     parse_topic,
 )
 
 log = logging.getLogger(__name__)
 
+_EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+
 QUARANTINE_HEAD_BYTES = 4096
 """How much of a rejected payload is kept (the rest is counted, not stored)."""
 
 
-@dataclass(frozen=True)
-class Message:
+class Message(NamedTuple):
     """One received payload: the topic it came on, its bytes, when it arrived, and from where."""
 
     topic: str
@@ -83,38 +88,45 @@ class RejectedError(Exception):
 
 
 def validate(topic: str, payload: bytes) -> Envelope:
-    """The contract event in `payload`, checked against its topic; `RejectedError` says why not."""
+    """The contract event in `payload`, checked against its topic; `RejectedError` says why not.
+
+    The common case (a valid payload) is parsed once, straight from bytes; only a failure is parsed
+    again, step by step, to name its category."""
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise RejectedError(
             "oversize", f"payload is {len(payload)} bytes, over the {MAX_PAYLOAD_BYTES}-byte limit"
         )
     try:
+        event: Envelope = _EVENT_ADAPTER.validate_json(payload, strict=True)
+    except ValidationError as exc:
+        raise _classify(payload, exc) from exc
+    try:
         parse_topic(topic)
     except ContractError as exc:
         raise RejectedError("bad_topic", str(exc)) from exc
-    try:
-        text = payload.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise RejectedError("not_utf8", f"payload is not UTF-8: {exc}") from exc
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise RejectedError("not_json", f"payload is not JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise RejectedError("not_json", f"payload must be a JSON object, got {type(data).__name__}")
-    if data.get("schema") != SCHEMA_V1:
-        raise RejectedError(
-            "schema", f"schema: unknown schema version {data.get('schema')!r}, expected {SCHEMA_V1!r}"
-        )
-    try:
-        event = parse_event(text)
-    except ContractError as exc:
-        raise RejectedError("invalid", str(exc)) from exc
     try:
         check_topic_matches(topic, event)
     except ContractError as exc:
         raise RejectedError("topic_mismatch", str(exc)) from exc
     return event
+
+
+def _classify(payload: bytes, exc: ValidationError) -> RejectedError:
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as err:
+        return RejectedError("not_utf8", f"payload is not UTF-8: {err}")
+    try:
+        data = json.loads(text)
+    except ValueError as err:
+        return RejectedError("not_json", f"payload is not JSON: {err}")
+    if not isinstance(data, dict):
+        return RejectedError("not_json", f"payload must be a JSON object, got {type(data).__name__}")
+    if data.get("schema") != SCHEMA_V1:
+        return RejectedError(
+            "schema", f"schema: unknown schema version {data.get('schema')!r}, expected {SCHEMA_V1!r}"
+        )
+    return RejectedError("invalid", describe_validation_error(exc))
 
 
 @dataclass(frozen=True)
@@ -126,8 +138,15 @@ class _StoreSettings:
 class Ingestor:
     """Writes validated events into a storage backend and keeps the rollups current."""
 
-    def __init__(self, storage: SqliteStorage) -> None:
+    def __init__(self, storage: StorageBackend, refresh_interval_s: float = 0.0) -> None:
+        """`refresh_interval_s`: 0 refreshes the touched store-days' rollups in every batch; more batches
+        them (a live MQTT ingester uses about a second), with the pending store-days kept in storage so a
+        restart refreshes what was left."""
         self.storage = storage
+        self.refresh_interval_s = refresh_interval_s
+        self._last_refresh = 0.0
+        self.pending = False
+        """True while some store-days wait for a refresh (call `refresh_pending` when idle)."""
         self.totals = BatchResult()
         self._settings: dict[str, _StoreSettings] = {}
         self._load_settings()
@@ -135,6 +154,7 @@ class Ingestor:
     # -- registry -------------------------------------------------------------------------------------
 
     def _load_settings(self) -> None:
+        self._registry_version = self.storage.registry_version()
         self._settings = {
             str(r[0]): _StoreSettings(zone(str(r[4])), float(r[7])) for r in self.storage.store_rows()
         }
@@ -183,6 +203,7 @@ class Ingestor:
 
     def rebuild(self, store_id: str) -> None:
         """Recompute every rollup of a store from its stored raw events."""
+        self._last_refresh = 0.0
         with self.storage.transaction():
             self.storage.delete_derived(store_id)
             batch = _Batch()
@@ -199,11 +220,14 @@ class Ingestor:
         result = BatchResult()
         batch = _Batch()
         quarantine: list[tuple[object, ...]] = []
+        if self.storage.registry_version() != self._registry_version:
+            self._load_settings()  # another process loaded the registry
         with self.storage.transaction():
+            valid: list[tuple[Envelope, Message, str]] = []
             for msg in messages:
-                received = format_ts(msg.received_at)
+                received = ts_key(msg.received_at)
                 try:
-                    event = validate(msg.topic, msg.payload)
+                    valid.append((validate(msg.topic, msg.payload), msg, received))
                 except RejectedError as rej:
                     quarantine.append(
                         (
@@ -218,23 +242,30 @@ class Ingestor:
                     )
                     result.quarantined += 1
                     result.reasons[rej.code] = result.reasons.get(rej.code, 0) + 1
-                    continue
-                row = (
-                    event.event_id,
-                    event.store_id,
-                    event.node_id,
-                    event.seq,
-                    getattr(event, "type", "?"),
-                    format_ts(event.ts),
-                    received,
-                    msg.payload.decode("utf-8"),
-                )
-                if not self.storage.insert_event(row):
+            # event_id is the idempotency key: one lookup for the batch, then only new events go on.
+            seen = self.storage.known_event_ids([e.event_id for e, _, _ in valid])
+            raw: list[Row] = []
+            for event, msg, received in valid:
+                if event.event_id in seen:
                     result.duplicates += 1
                     continue
+                seen.add(event.event_id)
+                raw.append(
+                    (
+                        event.event_id,
+                        event.store_id,
+                        event.node_id,
+                        event.seq,
+                        getattr(event, "type", "?"),
+                        ts_key(event.ts),
+                        received,
+                        msg.payload.decode("utf-8"),
+                    )
+                )
                 result.stored += 1
                 self._apply(event, batch)
                 batch.touch_node(event, received)
+            self.storage.insert_events(raw)
             if quarantine:
                 self.storage.insert_quarantine(quarantine)
             self._flush(batch, seq=True)
@@ -267,7 +298,7 @@ class Ingestor:
                     self.storage.insert_quarantine(
                         [
                             (
-                                format_ts(msg.received_at),
+                                ts_key(msg.received_at),
                                 msg.source,
                                 msg.topic[:1024],
                                 "internal",
@@ -302,90 +333,85 @@ class Ingestor:
     # -- applying one event ---------------------------------------------------------------------------
 
     def _apply(self, event: Envelope, batch: _Batch) -> None:
-        st = self.storage
+        """Turn one new event into rows for the batch's bulk writes (no I/O here)."""
         s = self.settings(event.store_id)
         store = event.store_id
         if isinstance(event, VisitStarted):
-            old_day = st.visit_day(store, event.visitor_id)
-            day = local_day(event.ts, s.tz).isoformat()
-            st.upsert_visit_start(
-                store,
-                event.visitor_id,
-                event.node_id,
-                format_ts(event.ts),
-                event.door_id,
-                day,
-                hour_key(event.ts, s.tz),
+            batch.visit_starts.append(
+                (
+                    store,
+                    event.visitor_id,
+                    event.node_id,
+                    ts_key(event.ts),
+                    event.door_id,
+                    local_day(event.ts, s.tz).isoformat(),
+                    hour_key(event.ts, s.tz),
+                )
             )
-            batch.dirty_days.update({(store, day), (store, old_day)} if old_day else {(store, day)})
         elif isinstance(event, VisitEnded):
-            old_day = st.visit_day(store, event.visitor_id)
-            day = local_day(event.started_at, s.tz).isoformat()
-            st.upsert_visit_end(
-                store,
-                event.visitor_id,
-                event.node_id,
-                started_at=format_ts(event.started_at),
-                ended_at=format_ts(event.ts),
-                duration_s=event.duration_s,
-                door_id=event.door_id,
-                end_reason=event.end_reason,
-                browsed=event.browsed,
-                entered_car=event.entered_car,
-                received=event.received,
-                day=day,
-                hour_key=hour_key(event.started_at, s.tz),
+            batch.visit_ends.append(
+                (
+                    store,
+                    event.visitor_id,
+                    event.node_id,
+                    ts_key(event.started_at),
+                    ts_key(event.ts),
+                    event.duration_s,
+                    event.door_id,
+                    event.end_reason,
+                    int(event.browsed),
+                    int(event.entered_car),
+                    int(event.received),
+                    local_day(event.started_at, s.tz).isoformat(),
+                    hour_key(event.started_at, s.tz),
+                )
             )
-            batch.dirty_days.add((store, old_day or day))
         elif isinstance(event, ZoneDwell):
-            day = local_day(event.entered_at, s.tz).isoformat()
-            total = st.insert_dwell(
+            batch.dwells.append(
                 (
                     event.event_id,
                     store,
                     event.visitor_id,
                     event.zone_id,
-                    format_ts(event.entered_at),
-                    format_ts(event.exited_at),
+                    ts_key(event.entered_at),
+                    ts_key(event.exited_at),
                     event.dwell_s,
-                    day,
+                    local_day(event.entered_at, s.tz).isoformat(),
                 )
             )
-            batch.dirty_days.add((store, day))
-            if total >= s.browse_min_s:
-                st.flag_visit(store, event.visitor_id, event.node_id, "browsed")
-                self._dirty_visit(store, event.visitor_id, batch)
+            key = (store, event.visitor_id, event.node_id)
+            if event.dwell_s >= s.browse_min_s:
+                batch.flags["browsed"].append(key)
+            else:
+                # Several short stays may add up to a browse: checked once the batch's dwells are stored.
+                batch.short_dwells.append((*key, event.zone_id, s.browse_min_s))
         elif isinstance(event, CarEntry):
-            day = local_day(event.entered_at, s.tz).isoformat()
-            st.insert_car_entry(
+            batch.car_entries.append(
                 (
                     event.event_id,
                     store,
                     event.visitor_id,
                     event.car_id,
-                    format_ts(event.entered_at),
-                    format_ts(event.exited_at),
+                    ts_key(event.entered_at),
+                    ts_key(event.exited_at),
                     event.inside_s,
-                    day,
+                    local_day(event.entered_at, s.tz).isoformat(),
                 )
             )
-            batch.dirty_days.add((store, day))
-            st.flag_visit(store, event.visitor_id, event.node_id, "entered_car")
-            self._dirty_visit(store, event.visitor_id, batch)
+            batch.flags["entered_car"].append((store, event.visitor_id, event.node_id))
         elif isinstance(event, Reception):
-            st.flag_visit(store, event.visitor_id, event.node_id, "received")
-            self._dirty_visit(store, event.visitor_id, batch)
+            batch.flags["received"].append((store, event.visitor_id, event.node_id))
         elif isinstance(event, Heat):
             day = local_day(event.minute, s.tz).isoformat()
             hour_start = hour_start_utc(event.minute, s.tz)
-            hkey = format_ts(hour_start)
+            hkey = ts_key(hour_start)
             day_cells = batch.heat_day[(store, day, event.cell_m)]
             hour_cells = batch.heat_hour[(store, hkey, day, event.cell_m)]
             for ix, iy, ps in event.cells:
                 day_cells[(ix, iy)] += ps
                 hour_cells[(ix, iy)] += ps
-            st.set_occupancy_minute(store, format_ts(event.minute), event.node_id, event.occupancy_max)
-            batch.dirty_hours.add((store, hkey, format_ts(hour_start + timedelta(hours=1)), day))
+            batch.occupancy.append((store, ts_key(event.minute), event.node_id, event.occupancy_max))
+            batch.dirty_hours.add((store, hkey, ts_key(hour_start + timedelta(hours=1)), day))
         elif isinstance(event, Heartbeat):
             batch.heartbeats.append(event)
         elif isinstance(event, Status):
@@ -393,50 +419,68 @@ class Ingestor:
         if not isinstance(event, Status):
             batch.seqs[(store, event.node_id)].append(event.seq)
 
-    def _dirty_visit(self, store: str, visitor_id: str, batch: _Batch) -> None:
-        day = self.storage.visit_day(store, visitor_id)
-        if day:
-            batch.dirty_days.add((store, day))
-
     # -- flushing a batch -----------------------------------------------------------------------------
 
     def _flush(self, batch: _Batch, *, seq: bool) -> None:
         st = self.storage
+        # Visit writes commute (flags are OR-ed, a start stays authoritative), so bulk order is free.
+        st.upsert_visit_starts(batch.visit_starts)
+        st.upsert_visit_ends(batch.visit_ends)
+        st.insert_dwells(batch.dwells)
+        st.insert_car_entries(batch.car_entries)
+        for store, visitor, node, zone_id, enough_s in batch.short_dwells:
+            if st.dwell_total(store, visitor, zone_id) >= enough_s:
+                batch.flags["browsed"].append((store, visitor, node))
+        for flag, keys in batch.flags.items():
+            st.flag_visits(flag, keys)
+        for row in batch.occupancy:
+            st.set_occupancy_minute(*row)
         for (store, node), (seen, ts) in batch.nodes.items():
             st.touch_node(store, node, seen, ts)
         for hb in batch.heartbeats:
-            st.set_node_heartbeat(
-                hb.store_id, hb.node_id, format_ts(hb.ts), hb.model_dump_json(by_alias=True)
-            )
+            st.set_node_heartbeat(hb.store_id, hb.node_id, ts_key(hb.ts), hb.model_dump_json(by_alias=True))
         for status in batch.statuses:
-            st.set_node_status(status.store_id, status.node_id, format_ts(status.ts), status.status)
+            st.set_node_status(status.store_id, status.node_id, ts_key(status.ts), status.status)
         for (store, day, cell_m), cells in batch.heat_day.items():
             st.add_heat("heat_day", (store, day), day, cell_m, cells)
         for (store, hkey, day, cell_m), cells in batch.heat_hour.items():
             st.add_heat("heat_hour", (store, hkey), day, cell_m, cells)
         for store, hkey, hend, day in batch.dirty_hours:
             st.refresh_hour_occupancy(store, hkey, hend, day)
-        for store, day in sorted(batch.dirty_days):
-            self._refresh_day(store, day)
+        # The store-days this batch touched were marked by storage triggers (migration 2).
+        now = time.monotonic()
+        if now - self._last_refresh >= self.refresh_interval_s:
+            self._refresh_pending()
+            self._last_refresh = now
+            self.pending = False
+        else:
+            self.pending = True
         if seq:
             for (store, node), seqs in batch.seqs.items():
                 ranges = merge_ranges(st.seq_ranges(store, node), seqs)
                 st.write_seq_ranges(store, node, ranges)
 
+    def refresh_pending(self) -> int:
+        """Refresh every store-day waiting for it; returns how many."""
+        with self.storage.transaction():
+            n = self._refresh_pending()
+        self._last_refresh = time.monotonic()
+        self.pending = False
+        return n
+
+    def _refresh_pending(self) -> int:
+        days = self.storage.take_dirty()
+        for store, day in days:
+            self._refresh_day(store, day)
+        return len(days)
+
     def _refresh_day(self, store: str, day: str) -> None:
         """Recompute a store-day's funnel, hourly visitors and per-car figures from the stored facts."""
         st = self.storage
         s = self.settings(store)
-        visits = st.day_visits(store, day)
-        visitors = len(visits)
-        browsers = sum(1 for v in visits if v[0])
-        entrants = sum(1 for v in visits if v[1])
-        receptions = sum(1 for v in visits if v[2])
-        durations = [float(v[4]) for v in visits if v[3] and v[4] is not None]
-        by_hour: dict[str, int] = defaultdict(int)
-        for v in visits:
-            if v[5]:
-                by_hour[str(v[5])] += 1
+        visitors, browsers, entrants, receptions = st.day_visit_counts(store, day)
+        durations = st.day_visit_durations(store, day)
+        by_hour = st.day_visitors_by_hour(store, day)
         dwell_rows = st.day_dwell_totals(store, day)
         per_car: dict[str, list[float]] = defaultdict(list)
         zone_s: dict[str, float] = defaultdict(float)
@@ -474,7 +518,7 @@ class Ingestor:
                 sum(1 for n in by_hour.values() if n > 0),
             )
         )
-        st.write_hourly_visitors(store, day, dict(by_hour))
+        st.write_hourly_visitors(store, day, by_hour)
         st.write_car_daily(store, day, car_rows)
 
 
@@ -482,7 +526,6 @@ class Ingestor:
 class _Batch:
     """What one batch touched, so the flush refreshes exactly that."""
 
-    dirty_days: set[tuple[str, str]] = field(default_factory=set)
     dirty_hours: set[tuple[str, str, str, str]] = field(default_factory=set)
     heat_day: defaultdict[tuple[str, str, float], defaultdict[tuple[int, int], float]] = field(
         default_factory=lambda: defaultdict(lambda: defaultdict(float))
@@ -490,6 +533,13 @@ class _Batch:
     heat_hour: defaultdict[tuple[str, str, str, float], defaultdict[tuple[int, int], float]] = field(
         default_factory=lambda: defaultdict(lambda: defaultdict(float))
     )
+    visit_starts: list[Row] = field(default_factory=list)
+    visit_ends: list[Row] = field(default_factory=list)
+    dwells: list[Row] = field(default_factory=list)
+    short_dwells: list[tuple[str, str, str, str, float]] = field(default_factory=list)
+    car_entries: list[Row] = field(default_factory=list)
+    flags: defaultdict[str, list[Row]] = field(default_factory=lambda: defaultdict(list))
+    occupancy: list[tuple[str, str, str, int]] = field(default_factory=list)
     heartbeats: list[Heartbeat] = field(default_factory=list)
     statuses: list[Status] = field(default_factory=list)
     seqs: defaultdict[tuple[str, str], list[int]] = field(default_factory=lambda: defaultdict(list))
@@ -497,7 +547,7 @@ class _Batch:
 
     def touch_node(self, event: Envelope, received: str) -> None:
         key = (event.store_id, event.node_id)
-        ts = format_ts(event.ts)
+        ts = ts_key(event.ts)
         old = self.nodes.get(key)
         self.nodes[key] = (max(old[0], received), max(old[1], ts)) if old else (received, ts)
 

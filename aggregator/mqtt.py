@@ -5,15 +5,21 @@ split the load; a plain subscription on MQTT 3.1.1. QoS 1 with a persistent sess
 aggregator gets what the broker queued meanwhile. The network thread only enqueues; one writer thread
 validates and stores in batches (one transaction each), which is what makes 10,000+ events/s possible.
 A full queue blocks the network thread, which pushes back on the broker instead of dropping.
+
+Acknowledgement after commit (default): a QoS 1 message is acknowledged to the broker only once its batch
+is committed (or quarantined), so a crash between receipt and storage makes the broker deliver it again
+instead of losing it; the event_id makes that redelivery harmless. On MQTT 5 the aggregator allows
+`receive_maximum` unacknowledged messages; an MQTT 3.1.1 broker applies its own in-flight limit (Mosquitto's
+`max_inflight_messages`, 20 by default), which then bounds the batch size.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import ssl
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -64,8 +70,9 @@ class MqttIngestService:
         username: str | None = None,
         password: str | None = None,
         batch_max: int = 5000,
-        queue_max: int = 100_000,
         session_expiry_s: int = 3600,
+        ack_after_commit: bool = True,
+        receive_maximum: int = 20_000,
     ) -> None:
         self.ingestor = ingestor
         self.address = BrokerAddress.parse(broker_url)
@@ -73,17 +80,24 @@ class MqttIngestService:
         self.topic_filter = subscription(share_group if protocol == "5" else None)
         self.batch_max = batch_max
         self.session_expiry_s = session_expiry_s
+        self.ack_after_commit = ack_after_commit
+        self.receive_maximum = receive_maximum
         self.received = 0
         self.totals = BatchResult()
         self.connected = threading.Event()
         self.subscribed = threading.Event()
-        self._queue: queue.Queue[Message] = queue.Queue(maxsize=queue_max)
+        # The network thread only appends (topic bytes, payload, receipt time, mid, qos); the writer pops.
+        # Bounded by the broker: at most `receive_maximum` (MQTT 5) or the broker's in-flight limit
+        # (3.1.1) messages are unacknowledged, and they are acknowledged only once stored.
+        self._inbox: deque[tuple[bytes, bytes | bytearray, float, int, int]] = deque()
+        self._wakeup = threading.Event()
         self._stop = threading.Event()
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
             protocol=mqtt.MQTTv5 if protocol == "5" else mqtt.MQTTv311,
             clean_session=None if protocol == "5" else False,
+            manual_ack=ack_after_commit,
         )
         if username:
             self._client.username_pw_set(username, password)
@@ -121,11 +135,10 @@ class MqttIngestService:
             log.warning("disconnected from the broker (%s); reconnecting", reason)
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        try:
-            topic = msg.topic
-        except UnicodeDecodeError:
-            topic = bytes(msg._topic).decode("utf-8", errors="replace")
-        self._queue.put(Message(topic, bytes(msg.payload), datetime.now(UTC), "mqtt"))
+        # Kept minimal: this runs on the network thread for every message.
+        self._inbox.append((msg._topic, msg.payload, time.time(), msg.mid, msg.qos))
+        if not self._wakeup.is_set():
+            self._wakeup.set()
 
     # -- running --------------------------------------------------------------------------------------
 
@@ -134,6 +147,7 @@ class MqttIngestService:
         if self.protocol == "5":
             props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             props.SessionExpiryInterval = self.session_expiry_s
+            props.ReceiveMaximum = self.receive_maximum
             self._client.connect_async(
                 self.address.host, self.address.port, keepalive=30, clean_start=False, properties=props
             )
@@ -149,10 +163,11 @@ class MqttIngestService:
         self.start()
         try:
             self.run_writer(stats_every_s)
+            self._drain()
         finally:
             self._client.disconnect()
             self._client.loop_stop()
-            self._drain()
+            self.ingestor.refresh_pending()
         return self.totals
 
     def run_writer(self, stats_every_s: float = 10.0) -> None:
@@ -161,6 +176,8 @@ class MqttIngestService:
             batch = self._take(timeout_s=0.2)
             if batch:
                 self._ingest(batch)
+            elif self.ingestor.pending:
+                self.ingestor.refresh_pending()
             if time.monotonic() - last_stats >= stats_every_s:
                 last_stats = time.monotonic()
                 t = self.totals
@@ -170,26 +187,32 @@ class MqttIngestService:
                     t.stored,
                     t.duplicates,
                     t.quarantined,
-                    self._queue.qsize(),
+                    len(self._inbox),
                 )
 
-    def _take(self, timeout_s: float) -> list[Message]:
-        try:
-            first = self._queue.get(timeout=timeout_s)
-        except queue.Empty:
-            return []
-        batch = [first]
-        while len(batch) < self.batch_max:
-            try:
-                batch.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
+    def _take(self, timeout_s: float) -> list[tuple[Message, int, int]]:
+        if not self._inbox and timeout_s > 0:
+            self._wakeup.clear()
+            if not self._inbox:
+                self._wakeup.wait(timeout_s)
+        batch = []
+        inbox = self._inbox
+        for _ in range(min(len(inbox), self.batch_max)):
+            topic, payload, received, mid, qos = inbox.popleft()
+            text = topic.decode("utf-8", errors="replace")  # an invalid topic is quarantined as such
+            body = payload if isinstance(payload, bytes) else bytes(payload)
+            batch.append((Message(text, body, datetime.fromtimestamp(received, UTC), "mqtt"), mid, qos))
         return batch
 
     def _drain(self) -> None:
         while batch := self._take(timeout_s=0.0):
             self._ingest(batch)
 
-    def _ingest(self, batch: list[Message]) -> None:
+    def _ingest(self, batch: list[tuple[Message, int, int]]) -> None:
         self.received += len(batch)
-        self.totals.add(self.ingestor.ingest_safe(batch))
+        self.totals.add(self.ingestor.ingest_safe([m for m, _, _ in batch]))
+        if self.ack_after_commit:
+            # Committed (stored or quarantined): now the broker may forget them. In receipt order.
+            for _, mid, qos in batch:
+                if qos > 0:
+                    self._client.ack(mid, qos)

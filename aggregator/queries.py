@@ -26,9 +26,10 @@ import numpy.typing as npt
 
 from aggregator import health as health_math
 from aggregator import histogram
+from aggregator.heatgrid import decode_grid
 from aggregator.registry import DIMENSIONS, Dimension
 from aggregator.storage import SqliteStorage
-from aggregator.storage.sqlite import Row, decode_grid
+from aggregator.storage.base import Row, StorageBackend
 from aggregator.timebuckets import day_span_utc, hours_of_day, zone
 from edge.events import format_ts
 
@@ -355,20 +356,8 @@ class _PeriodAcc:
     active_hours: int = 0
     days_with_median: int = 0
     single_median: float | None = None
-    hist: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(histogram.N_BINS, dtype=np.int64))
-
-    def add(self, row: Row) -> None:
-        self.visitors += int(row[2])
-        self.browsers += int(row[3])
-        self.entrants += int(row[4])
-        self.receptions += int(row[5])
-        self.open_days += int(row[2]) > 0
-        self.car_zone_s += float(row[10])
-        self.active_hours += int(row[11])
-        if int(row[6]) > 0:
-            self.days_with_median += 1
-            self.single_median = None if row[8] is None else float(row[8])
-            self.hist += histogram.decode(row[9])
+    hists: list[bytes] = field(default_factory=list)
+    median_cache: float | None = None
 
     def median(self) -> float | None:
         # One day: its exact median; several: read from the summed duration histograms.
@@ -376,7 +365,9 @@ class _PeriodAcc:
             return None
         if self.days_with_median == 1:
             return self.single_median
-        return histogram.median(self.hist)
+        if self.median_cache is None:
+            self.median_cache = histogram.median(histogram.decode_sum(self.hists))
+        return self.median_cache
 
     def figures(self) -> PeriodFigures:
         return PeriodFigures(
@@ -402,13 +393,21 @@ class Queries:
 
     OPEN_VISIT_WINDOW = timedelta(hours=12)
 
-    def __init__(self, storage: SqliteStorage) -> None:
+    PERIOD_CACHE_SIZE = 32
+
+    def __init__(self, storage: StorageBackend, cache_periods: bool = True) -> None:
+        """`cache_periods`: keep recent multi-store period figures (league, health) until the database
+        changes (any commit by any writer clears them): re-rendering the same period is then cheap."""
         self.storage = storage
+        self.cache_periods = cache_periods
+        self._registry_cache: tuple[int, dict[str, StoreInfo]] | None = None
+        self._period_cache: dict[tuple[tuple[str, ...] | None, date, date], dict[str, _PeriodAcc]] = {}
+        self._period_cache_version = -1
 
     @classmethod
-    def open(cls, db_path: str | Path) -> Self:
+    def open(cls, db_path: str | Path, cache_periods: bool = True) -> Self:
         """Open an existing database read-only."""
-        return cls(SqliteStorage(db_path, readonly=True))
+        return cls(SqliteStorage(db_path, readonly=True), cache_periods=cache_periods)
 
     def close(self) -> None:
         self.storage.close()
@@ -421,25 +420,35 @@ class Queries:
 
     # -- registry -------------------------------------------------------------------------------------
 
+    def _registry(self) -> dict[str, StoreInfo]:
+        # The registry changes rarely: re-read it only when its version counter moved.
+        version = self.storage.registry_version()
+        if self._registry_cache is None or self._registry_cache[0] != version:
+            infos = {str(r[0]): _store_info(r) for r in self.storage.store_rows()}
+            self._registry_cache = (version, infos)
+        return self._registry_cache[1]
+
     def stores(self, brand: str | None = None, region: str | None = None) -> list[StoreInfo]:
         """Registered stores (and stores seen in events but not registered, brand ''), optionally filtered."""
-        out = []
-        registered = set()
-        for r in self.storage.store_rows():
-            registered.add(str(r[0]))
-            info = _store_info(r)
-            if (brand is None or info.brand == brand) and (region is None or info.region == region):
-                out.append(info)
+        registry = self._registry()
+        out = [
+            s
+            for s in registry.values()
+            if (brand is None or s.brand == brand) and (region is None or s.region == region)
+        ]
         if brand is None and region is None:
             for store_id in self.storage.store_ids_with_data():
-                if store_id not in registered:
+                if store_id not in registry:
                     out.append(StoreInfo(store_id, store_id, "", "", "UTC", None, (), registered=False))
         return sorted(out, key=lambda s: s.store_id)
 
     def store(self, store_id: str) -> StoreInfo:
-        for s in self.stores():
-            if s.store_id == store_id:
-                return s
+        """One store; `KeyError` if it is neither registered nor seen in events."""
+        found = self._registry().get(store_id)
+        if found is not None:
+            return found
+        if store_id in self.storage.store_ids_with_data():
+            return StoreInfo(store_id, store_id, "", "", "UTC", None, (), registered=False)
         raise KeyError(f"unknown store {store_id!r}")
 
     def _store_or_none(self, store_id: str) -> StoreInfo | None:
@@ -510,23 +519,26 @@ class Queries:
         first."""
         info = self._store_or_none(store_id)
         names = {c.id: c.model_name for c in info.cars} if info else {}
-        acc: dict[str, list[Any]] = {
-            car: [0, 0.0, np.zeros(histogram.N_BINS, np.int64), 0, 0, None] for car in names
-        }
+        acc: dict[str, list[Any]] = {car: [0, 0.0, [], 0, 0, None] for car in names}
         for car_id, browsers, total, med, hist, entries in self.storage.car_daily_rows(
             store_id, start.isoformat(), end.isoformat()
         ):
-            a = acc.setdefault(str(car_id), [0, 0.0, np.zeros(histogram.N_BINS, np.int64), 0, 0, None])
+            a = acc.setdefault(str(car_id), [0, 0.0, [], 0, 0, None])
             a[0] += int(browsers)
             a[1] += float(total)
-            a[2] += histogram.decode(hist)
+            if hist:
+                a[2].append(hist)
             a[3] += int(entries)
             if int(browsers):
                 a[4] += 1
                 a[5] = med
         out = []
         for car_id, (browsers, total, hist, entries, days, med) in acc.items():
-            median = (None if med is None else float(med)) if days == 1 else histogram.median(hist)
+            median = (
+                (None if med is None else float(med))
+                if days == 1
+                else histogram.median(histogram.decode_sum(hist))
+            )
             out.append(CarStats(car_id, names.get(car_id), browsers, total, median, entries))
         return sorted(out, key=lambda c: (-c.browsers, -c.dwell_total_s, c.car_id))
 
@@ -591,9 +603,41 @@ class Queries:
         return out
 
     def _period(self, store_ids: Sequence[str] | None, start: date, end: date) -> dict[str, _PeriodAcc]:
-        acc: dict[str, _PeriodAcc] = defaultdict(_PeriodAcc)
-        for r in self.storage.daily_rows(store_ids, start.isoformat(), end.isoformat()):
-            acc[str(r[0])].add(r)
+        """Per store, the period's sums and duration histograms (cached while the database is unchanged)."""
+        if not self.cache_periods or (store_ids is not None and len(store_ids) <= 1):
+            return self._read_period(store_ids, start, end)
+        version = self.storage.data_version()
+        if version != self._period_cache_version:
+            self._period_cache.clear()
+            self._period_cache_version = version
+        key = (None if store_ids is None else tuple(store_ids), start, end)
+        found = self._period_cache.get(key)
+        if found is None:
+            if len(self._period_cache) >= self.PERIOD_CACHE_SIZE:
+                self._period_cache.pop(next(iter(self._period_cache)))
+            found = self._period_cache[key] = self._read_period(store_ids, start, end)
+        return found
+
+    def _read_period(self, store_ids: Sequence[str] | None, start: date, end: date) -> dict[str, _PeriodAcc]:
+        """Per store, the period's sums (summed in SQL) and its days' duration histograms."""
+        a, b = start.isoformat(), end.isoformat()
+        acc: dict[str, _PeriodAcc] = {}
+        for r in self.storage.period_sums(store_ids, a, b):
+            acc[str(r[0])] = _PeriodAcc(
+                visitors=int(r[1]),
+                browsers=int(r[2]),
+                entrants=int(r[3]),
+                receptions=int(r[4]),
+                open_days=int(r[5]),
+                car_zone_s=float(r[6]),
+                active_hours=int(r[7]),
+                days_with_median=int(r[8]),
+                single_median=None if r[9] is None else float(r[9]),
+            )
+        if any(x.days_with_median > 1 for x in acc.values()):
+            for store_id, blob in self.storage.period_visit_hists(store_ids, a, b):
+                if blob and str(store_id) in acc:
+                    acc[str(store_id)].hists.append(blob)
         return acc
 
     def period(self, store_id: str, start: date, end: date) -> PeriodFigures:
@@ -609,10 +653,16 @@ class Queries:
             "heat": acc.car_zone_s / n_cars / acc.active_hours if n_cars and acc.active_hours else None,
         }
 
-    def _brand_health(self, brand_stores: Sequence[StoreInfo], start: date, end: date) -> dict[str, Health]:
+    def _brand_health(
+        self,
+        brand_stores: Sequence[StoreInfo],
+        start: date,
+        end: date,
+        accs: dict[str, _PeriodAcc] | None = None,
+    ) -> dict[str, Health]:
         """Health of every store of one brand (or one unregistered store alone) over the period."""
-        ids = [s.store_id for s in brand_stores]
-        accs = self._period(ids, start, end)
+        if accs is None:
+            accs = self._period([s.store_id for s in brand_stores], start, end)
         values = {
             s.store_id: self._dimension_values(accs[s.store_id], len(s.cars))
             for s in brand_stores
@@ -661,13 +711,14 @@ class Queries:
         for s in self.stores(brand=brand) if brand is not None else self.stores():
             if s.registered:
                 brands[s.brand].append(s)
+        # One read of the period's daily rows serves every brand's comparison and the figures shown.
+        accs = self._period(None if brand is None else [s.store_id for s in brands[brand]], start, end)
         healths: dict[str, Health] = {}
         for peers in brands.values():
-            healths.update(self._brand_health(peers, start, end))
+            healths.update(self._brand_health(peers, start, end, accs))
         for s in shown:
             if not s.registered:
-                healths.update(self._brand_health([s], start, end))
-        accs = self._period([s.store_id for s in shown], start, end)
+                healths.update(self._brand_health([s], start, end, accs))
         rows = [
             (
                 s,

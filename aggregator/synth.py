@@ -17,9 +17,9 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 
 from aggregator import histogram
+from aggregator.heatgrid import encode_grid
 from aggregator.registry import CarEntry as RegistryCar
-from aggregator.storage import SqliteStorage
-from aggregator.storage.sqlite import Row, encode_grid
+from aggregator.storage.base import Row, StorageBackend
 from aggregator.timebuckets import day_span_utc, hours_of_day, zone
 from edge.events import (
     CarEntry,
@@ -31,6 +31,7 @@ from edge.events import (
     VisitEnded,
     VisitStarted,
     ZoneDwell,
+    format_ts,
 )
 
 
@@ -202,17 +203,18 @@ def _days(start: date, n_days: int) -> Iterator[date]:
 
 
 def fill_rollups(
-    storage: SqliteStorage,
+    storage: StorageBackend,
     n_stores: int = 500,
     start: date = date(2025, 1, 1),
     n_days: int = 365,
     seed: int = 7,
-    heat: bool = True,
+    heat_days: int = 35,
 ) -> int:
     """Write registry, daily, hourly, per-car and daily heat rollups for `n_stores` x `n_days`.
 
-    Figures are plausible (tens of visitors a day, weekly rhythm, per-store attractiveness) but random.
-    Returns the number of store-days written.
+    Figures are plausible (tens of visitors a day, a weekly rhythm, per-store strength) but random; heat
+    grids are written for the last `heat_days` days only (they dominate the file size). Vectorised per
+    store, so 500 stores x 365 days take a few minutes. Returns the number of store-days written.
     """
     rng = np.random.default_rng(seed)
     stores = synthetic_registry_rows(n_stores)
@@ -221,94 +223,82 @@ def fill_rollups(
             storage.write_brand(f"b{b}", f"Brand {b}", {})
         for row in stores:
             storage.write_store(row)
-    base_grid = rng.gamma(1.0, 1.0, size=(96, 144)).astype(np.float32)
-    written = 0
+    days = [start + timedelta(days=i) for i in range(n_days)]
+    day_keys = [d.isoformat() for d in days]
+    weekend = np.array([d.weekday() >= 5 for d in days])
+    # Sparse, aisle-like heat grids (36 x 24 m at 0.25 m), a few variants reused across days.
+    heat_variants = []
+    for _ in range(8):
+        mask = rng.random((96, 144)) < 0.3
+        grid = np.where(mask, np.round(rng.gamma(1.0, 20.0, size=(96, 144)), 1), 0).astype(np.float32)
+        heat_variants.append((float(grid.sum()), encode_grid(grid)))
+    dwell_hists = [
+        histogram.encode(histogram.histogram((rng.gamma(2.0, 20.0, size=30) + 10).tolist()))
+        for _ in range(16)
+    ]
+    p_duration = np.bincount(histogram.bin_of(rng.gamma(2.0, 300.0, size=20_000)), minlength=histogram.N_BINS)
+    p_duration = p_duration / p_duration.sum()
+    last_seen = format_ts(datetime.combine(start + timedelta(days=n_days), datetime.min.time(), UTC))
     for row in stores:
         store_id = str(row[0])
         tz = zone(str(row[4]))
         strength = rng.uniform(0.5, 1.5)
+        visitors = rng.poisson(40 * strength * np.where(weekend, 1.6, 1.0))
+        browsers = rng.binomial(visitors, 0.7)
+        entrants = rng.binomial(browsers, 0.25)
+        receptions = rng.binomial(visitors, 0.6)
+        hists = np.stack([rng.multinomial(int(v), p_duration) for v in visitors])
+        per_hour = np.stack([rng.multinomial(int(v), [1 / 11] * 11) for v in visitors])
+        per_car = np.stack([rng.multinomial(int(b), [1 / 6] * 6) for b in browsers])
+        zone_s = browsers * rng.uniform(30, 90, size=n_days)
         daily, hourly, cars, heats = [], [], [], []
-        for day in _days(start, n_days):
-            weekend = day.weekday() >= 5
-            visitors = int(rng.poisson(40 * strength * (1.6 if weekend else 1.0)))
-            browsers = int(rng.binomial(visitors, 0.7))
-            entrants = int(rng.binomial(browsers, 0.25))
-            receptions = int(rng.binomial(visitors, 0.6))
-            durations = rng.gamma(2.0, 300.0, size=visitors)
-            hist = histogram.histogram(durations.tolist())
-            med = float(np.median(durations)) if visitors else None
-            car_zone_s = float(browsers * rng.uniform(30, 90))
-            hours = hours_of_day(day, tz)[10:21]
-            per_hour = (
-                rng.multinomial(visitors, [1 / len(hours)] * len(hours)) if visitors else [0] * len(hours)
-            )
-            active = 0
-            for h, n in zip(hours, per_hour, strict=True):
-                hourly.append((store_id, h.key, day.isoformat(), int(n), int(n // 2)))
-                active += int(n) > 0
+        for i, key in enumerate(day_keys):
+            v = int(visitors[i])
+            med = histogram.median(hists[i])
             daily.append(
                 (
                     store_id,
-                    day.isoformat(),
-                    visitors,
-                    browsers,
-                    entrants,
-                    receptions,
-                    visitors,
-                    float(durations.sum()),
+                    key,
+                    v,
+                    int(browsers[i]),
+                    int(entrants[i]),
+                    int(receptions[i]),
+                    v,
+                    float(v * 600.0),
                     med,
-                    histogram.encode(hist),
-                    car_zone_s,
-                    active,
+                    histogram.encode(hists[i].astype(np.uint32)),
+                    float(zone_s[i]),
+                    int((per_hour[i] > 0).sum()),
                 )
             )
-            split = rng.multinomial(browsers, [1 / 6] * 6) if browsers else [0] * 6
-            for c, nb in enumerate(split):
-                dw = rng.gamma(2.0, 20.0, size=int(nb)) + 10
+            for h, n in zip(hours_of_day(days[i], tz)[10:21], per_hour[i], strict=True):
+                hourly.append((store_id, h.key, key, int(n), int(n) // 2))
+            for c in range(6):
+                nb = int(per_car[i, c])
                 cars.append(
                     (
                         store_id,
-                        day.isoformat(),
+                        key,
                         f"car-{c:02d}",
-                        int(nb),
-                        float(dw.sum()),
-                        float(np.median(dw)) if nb else None,
-                        histogram.encode(histogram.histogram(dw.tolist())),
-                        int(rng.binomial(int(nb), 0.25)),
+                        nb,
+                        float(nb * 35.0),
+                        30.0 if nb else None,
+                        dwell_hists[(i + c) % 16],
+                        nb // 4,
                     )
                 )
-            if heat:
-                g = base_grid * np.float32(visitors / 40.0)
-                heats.append((store_id, day.isoformat(), 0.25, 144, 96, float(g.sum()), encode_grid(g)))
-            written += 1
+            if i >= n_days - heat_days:
+                total, blob = heat_variants[(i + len(store_id)) % 8]
+                heats.append((store_id, key, 0.25, 144, 96, total, blob))
         with storage.transaction():
-            storage.executemany("INSERT OR REPLACE INTO daily_store VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", daily)
-            storage.executemany(
-                "INSERT OR REPLACE INTO hourly_store (store_id, hour_key, day, visitors, occupancy_max) "
-                "VALUES (?,?,?,?,?)",
-                hourly,
+            storage.bulk_write_rollups(
+                daily=daily,
+                hourly=hourly,
+                car_daily=cars,
+                heat_day=heats,
+                nodes=[(store_id, "node-a", last_seen)],
             )
-            storage.executemany("INSERT OR REPLACE INTO car_daily VALUES (?,?,?,?,?,?,?,?)", cars)
-            storage.executemany("INSERT OR REPLACE INTO heat_day VALUES (?,?,?,?,?,?,?)", heats)
-            storage.executemany(
-                "INSERT OR REPLACE INTO nodes "
-                "(store_id, node_id, status, status_at, last_seen_at, last_event_ts) "
-                "VALUES (?, 'node-a', 'online', ?, ?, ?)",
-                [
-                    (
-                        store_id,
-                        *(
-                            [
-                                datetime.combine(
-                                    start + timedelta(days=n_days), datetime.min.time(), UTC
-                                ).isoformat()
-                            ]
-                            * 3
-                        ),
-                    )
-                ],
-            )
-    return written
+    return n_stores * n_days
 
 
 def stamper_for(store_id: str, node_id: str = "node-a", seed: int = 1) -> EventStamper:

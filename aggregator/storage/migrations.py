@@ -102,4 +102,29 @@ MIGRATIONS: tuple[Migration, ...] = (
                 cars TEXT NOT NULL)""",
         ),
     ),
+    Migration(
+        2,
+        "store-days whose rollups wait for a refresh",
+        (
+            "CREATE TABLE dirty_days (store_id TEXT NOT NULL, day TEXT NOT NULL, "
+            "PRIMARY KEY (store_id, day)) WITHOUT ROWID",
+            # Every write to a visit, dwell or car entry marks its store-day (old and new) for a refresh.
+            # (NOT EXISTS rather than OR IGNORE: an outer statement's conflict policy overrides a trigger's.)
+            """CREATE TRIGGER visits_ins AFTER INSERT ON visits WHEN new.day IS NOT NULL BEGIN
+                INSERT INTO dirty_days SELECT new.store_id, new.day WHERE NOT EXISTS
+                    (SELECT 1 FROM dirty_days WHERE store_id = new.store_id AND day = new.day); END""",
+            """CREATE TRIGGER visits_upd AFTER UPDATE ON visits BEGIN
+                INSERT INTO dirty_days SELECT new.store_id, new.day WHERE new.day IS NOT NULL AND NOT EXISTS
+                    (SELECT 1 FROM dirty_days WHERE store_id = new.store_id AND day = new.day);
+                INSERT INTO dirty_days SELECT old.store_id, old.day
+                    WHERE old.day IS NOT NULL AND old.day IS NOT new.day AND NOT EXISTS
+                    (SELECT 1 FROM dirty_days WHERE store_id = old.store_id AND day = old.day); END""",
+            """CREATE TRIGGER dwells_ins AFTER INSERT ON dwells BEGIN
+                INSERT INTO dirty_days SELECT new.store_id, new.day WHERE NOT EXISTS
+                    (SELECT 1 FROM dirty_days WHERE store_id = new.store_id AND day = new.day); END""",
+            """CREATE TRIGGER car_entries_ins AFTER INSERT ON car_entries BEGIN
+                INSERT INTO dirty_days SELECT new.store_id, new.day WHERE NOT EXISTS
+                    (SELECT 1 FROM dirty_days WHERE store_id = new.store_id AND day = new.day); END""",
+        ),
+    ),
 )

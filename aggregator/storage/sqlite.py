@@ -9,30 +9,19 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import sqlite_utils
 
+from aggregator.heatgrid import decode_grid, encode_grid
+from aggregator.storage.base import Row
 from aggregator.storage.migrations import MIGRATIONS
 
 log = logging.getLogger(__name__)
-
-Row = tuple[Any, ...]
-
-
-def encode_grid(grid: npt.NDArray[np.float32]) -> bytes:
-    return zlib.compress(np.ascontiguousarray(grid, dtype="<f4").tobytes(), 1)
-
-
-def decode_grid(blob: bytes, nx: int, ny: int) -> npt.NDArray[np.float32]:
-    return np.frombuffer(zlib.decompress(blob), dtype="<f4").reshape(ny, nx).astype(np.float32)
 
 
 class SqliteStorage:
@@ -60,6 +49,10 @@ class SqliteStorage:
         self.conn.close()
 
     # -- schema --------------------------------------------------------------------------------------
+
+    def data_version(self) -> int:
+        """Changes whenever another connection commits (SQLite's `PRAGMA data_version`)."""
+        return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
 
     def schema_version(self) -> int:
         if "schema_migrations" not in self.db.table_names():
@@ -104,6 +97,22 @@ class SqliteStorage:
         """(event_id, store_id, node_id, seq, type, ts, received_at, payload); False if already stored."""
         cur = self.conn.execute("INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
         return cur.rowcount == 1
+
+    def known_event_ids(self, event_ids: Sequence[str]) -> set[str]:
+        """Which of these event ids are already stored."""
+        found: set[str] = set()
+        for i in range(0, len(event_ids), 900):
+            chunk = event_ids[i : i + 900]
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                r[0]
+                for r in self.conn.execute(f"SELECT event_id FROM events WHERE event_id IN ({marks})", chunk)
+            )
+        return found
+
+    def insert_events(self, rows: Sequence[Row]) -> None:
+        """Rows as for `insert_event`, known to be new."""
+        self.conn.executemany("INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
     def insert_quarantine(self, rows: Sequence[Row]) -> None:
         """(received_at, source, topic, reason_code, reason, payload_size, payload_head) each."""
@@ -157,45 +166,23 @@ class SqliteStorage:
         ).fetchone()
         return None if row is None else row[0]
 
-    def upsert_visit_start(
-        self,
-        store_id: str,
-        visitor_id: str,
-        node_id: str,
-        started_at: str,
-        door_id: str,
-        day: str,
-        hour_key: str,
-    ) -> None:
-        self.conn.execute(
+    def upsert_visit_starts(self, rows: Sequence[Row]) -> None:
+        """(store_id, visitor_id, node_id, started_at, door_id, day, hour_key) per visit start."""
+        self.conn.executemany(
             "INSERT INTO visits "
             "(store_id, visitor_id, node_id, has_start, started_at, door_in, day, hour_key) "
             "VALUES (?, ?, ?, 1, ?, ?, ?, ?) "
             "ON CONFLICT (store_id, visitor_id) DO UPDATE SET has_start = 1, "
             "started_at = excluded.started_at, door_in = excluded.door_in, day = excluded.day, "
             "hour_key = excluded.hour_key",
-            (store_id, visitor_id, node_id, started_at, door_id, day, hour_key),
+            rows,
         )
 
-    def upsert_visit_end(
-        self,
-        store_id: str,
-        visitor_id: str,
-        node_id: str,
-        *,
-        started_at: str,
-        ended_at: str,
-        duration_s: float,
-        door_id: str | None,
-        end_reason: str,
-        browsed: bool,
-        entered_car: bool,
-        received: bool,
-        day: str,
-        hour_key: str,
-    ) -> None:
-        # The visit's start event, when present, is authoritative for its day and hour.
-        self.conn.execute(
+    def upsert_visit_ends(self, rows: Sequence[Row]) -> None:
+        """(store_id, visitor_id, node_id, started_at, ended_at, duration_s, door_id, end_reason, browsed,
+        entered_car, received, day, hour_key) per visit end. The visit's start event, when stored, stays
+        authoritative for its day and hour, so the order of start and end does not matter."""
+        self.conn.executemany(
             "INSERT INTO visits (store_id, visitor_id, node_id, has_end, started_at, ended_at, duration_s, "
             "door_out, end_reason, browsed, entered_car, received, day, hour_key) "
             "VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -207,55 +194,69 @@ class SqliteStorage:
             "started_at = CASE WHEN has_start THEN started_at ELSE excluded.started_at END, "
             "day = CASE WHEN has_start THEN day ELSE excluded.day END, "
             "hour_key = CASE WHEN has_start THEN hour_key ELSE excluded.hour_key END",
-            (
-                store_id,
-                visitor_id,
-                node_id,
-                started_at,
-                ended_at,
-                duration_s,
-                door_id,
-                end_reason,
-                int(browsed),
-                int(entered_car),
-                int(received),
-                day,
-                hour_key,
-            ),
+            rows,
         )
 
-    def flag_visit(self, store_id: str, visitor_id: str, node_id: str, flag: str) -> None:
+    def flag_visits(self, flag: str, rows: Sequence[Row]) -> None:
+        """Set `flag` (browsed, entered_car or received) on visits, each (store_id, visitor_id, node_id)."""
         if flag not in ("browsed", "entered_car", "received"):
             raise ValueError(f"unknown visit flag {flag!r}")
-        self.conn.execute(
+        self.conn.executemany(
             f"INSERT INTO visits (store_id, visitor_id, node_id, {flag}) VALUES (?, ?, ?, 1) "
-            f"ON CONFLICT (store_id, visitor_id) DO UPDATE SET {flag} = 1",
-            (store_id, visitor_id, node_id),
+            f"ON CONFLICT (store_id, visitor_id) DO UPDATE SET {flag} = 1 WHERE {flag} = 0",
+            rows,
         )
 
-    def insert_dwell(self, row: Row) -> float:
-        """(event_id, store_id, visitor_id, zone_id, entered_at, exited_at, dwell_s, day); returns the
-        visitor's total dwell in that zone so far, seconds."""
-        self.conn.execute("INSERT OR IGNORE INTO dwells VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+    def insert_dwells(self, rows: Sequence[Row]) -> None:
+        """(event_id, store_id, visitor_id, zone_id, entered_at, exited_at, dwell_s, day) each."""
+        self.conn.executemany("INSERT OR IGNORE INTO dwells VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def dwell_total(self, store_id: str, visitor_id: str, zone_id: str) -> float:
+        """A visitor's total dwell in one car's zone so far, seconds."""
         total = self.conn.execute(
             "SELECT sum(dwell_s) FROM dwells WHERE store_id = ? AND visitor_id = ? AND zone_id = ?",
-            (row[1], row[2], row[3]),
+            (store_id, visitor_id, zone_id),
         ).fetchone()[0]
         return float(total or 0.0)
 
-    def insert_car_entry(self, row: Row) -> None:
-        """(event_id, store_id, visitor_id, car_id, entered_at, exited_at, inside_s, day)."""
-        self.conn.execute("INSERT OR IGNORE INTO car_entries VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+    def insert_car_entries(self, rows: Sequence[Row]) -> None:
+        """(event_id, store_id, visitor_id, car_id, entered_at, exited_at, inside_s, day) each."""
+        self.conn.executemany("INSERT OR IGNORE INTO car_entries VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
     # -- rollup refresh -------------------------------------------------------------------------------
 
-    def day_visits(self, store_id: str, day: str) -> list[Row]:
-        """(browsed, entered_car, received, has_end, duration_s, hour_key) of the day's counted visits."""
-        return self.conn.execute(
-            "SELECT browsed, entered_car, received, has_end, duration_s, hour_key FROM visits "
-            "WHERE store_id = ? AND day = ? AND (has_start = 1 OR has_end = 1)",
+    def take_dirty(self) -> list[tuple[str, str]]:
+        """Every store-day waiting for a refresh, removed from the list (call inside the refreshing
+        transaction)."""
+        rows = self.conn.execute("SELECT store_id, day FROM dirty_days ORDER BY store_id, day").fetchall()
+        self.conn.execute("DELETE FROM dirty_days")
+        return [(str(a), str(b)) for a, b in rows]
+
+    def day_visit_counts(self, store_id: str, day: str) -> tuple[int, int, int, int]:
+        """(visitors, browsers, entrants, receptions) of the day's counted visits."""
+        row = self.conn.execute(
+            "SELECT count(*), coalesce(sum(browsed), 0), coalesce(sum(entered_car), 0), "
+            "coalesce(sum(received), 0) "
+            "FROM visits WHERE store_id = ? AND day = ? AND (has_start = 1 OR has_end = 1)",
             (store_id, day),
-        ).fetchall()
+        ).fetchone()
+        return int(row[0]), int(row[1]), int(row[2]), int(row[3])
+
+    def day_visit_durations(self, store_id: str, day: str) -> list[float]:
+        rows = self.conn.execute(
+            "SELECT duration_s FROM visits WHERE store_id = ? AND day = ? AND has_end = 1 "
+            "AND duration_s IS NOT NULL",
+            (store_id, day),
+        )
+        return [float(r[0]) for r in rows]
+
+    def day_visitors_by_hour(self, store_id: str, day: str) -> dict[str, int]:
+        rows = self.conn.execute(
+            "SELECT hour_key, count(*) FROM visits WHERE store_id = ? AND day = ? "
+            "AND (has_start = 1 OR has_end = 1) AND hour_key IS NOT NULL GROUP BY hour_key",
+            (store_id, day),
+        )
+        return {str(k): int(n) for k, n in rows}
 
     def day_dwell_totals(self, store_id: str, day: str) -> list[Row]:
         """(zone_id, visitor_id, dwell_s summed) for the day."""
@@ -430,10 +431,17 @@ class SqliteStorage:
             "INSERT OR REPLACE INTO brands VALUES (?, ?, ?)",
             (brand_id, name, json.dumps(weights, sort_keys=True)),
         )
+        self.add_counters({"registry.version": 1})
 
     def write_store(self, row: Row) -> None:
         """(store_id, name, brand, region, timezone, floor_w_m, floor_h_m, browse_min_s, cars_json)."""
         self.conn.execute("INSERT OR REPLACE INTO stores VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+        self.add_counters({"registry.version": 1})
+
+    def registry_version(self) -> int:
+        """Bumped by every registry write (readers cache the registry on it)."""
+        row = self.conn.execute("SELECT value FROM counters WHERE name = 'registry.version'").fetchone()
+        return 0 if row is None else int(row[0])
 
     def store_rows(self) -> list[Row]:
         return self.conn.execute(
@@ -472,8 +480,11 @@ class SqliteStorage:
             "visit_s_total, median_visit_s, visit_hist, car_zone_s, active_hours FROM daily_store "
         )
         if store_ids is None:
+            # Seek each store's day range through the primary key: far cheaper than the day index and a sort.
             return self.conn.execute(
-                sql + "WHERE day BETWEEN ? AND ? ORDER BY store_id, day", (start, end)
+                sql + "WHERE store_id IN (SELECT store_id FROM stores UNION SELECT store_id FROM nodes) "
+                "AND day BETWEEN ? AND ? ORDER BY store_id, day",
+                (start, end),
             ).fetchall()
         if len(store_ids) == 1:
             return self.conn.execute(
@@ -485,14 +496,31 @@ class SqliteStorage:
             (*store_ids, start, end),
         ).fetchall()
 
-    def daily_sums(self, start: str, end: str) -> list[Row]:
-        """Per store over [start, end]: (store_id, visitors, browsers, entrants, receptions, open_days,
-        car_zone_s, active_hours)."""
+    def _stores_clause(self, store_ids: Sequence[str] | None) -> tuple[str, tuple[str, ...]]:
+        # Seek each store's day range through the primary key (store_id, day).
+        if store_ids is None:
+            return "store_id IN (SELECT store_id FROM stores UNION SELECT store_id FROM nodes)", ()
+        return f"store_id IN ({','.join('?' * len(store_ids))})", tuple(store_ids)
+
+    def period_sums(self, store_ids: Sequence[str] | None, start: str, end: str) -> list[Row]:
+        """Per store over days [start, end]: (store_id, visitors, browsers, entrants, receptions, open_days,
+        car_zone_s, active_hours, days_with_ended_visits, median_visit_s of such a day)."""
+        where, params = self._stores_clause(store_ids)
         return self.conn.execute(
             "SELECT store_id, sum(visitors), sum(car_browsers), sum(car_entrants), sum(receptions), "
-            "sum(visitors > 0), sum(car_zone_s), sum(active_hours) FROM daily_store "
-            "WHERE day BETWEEN ? AND ? GROUP BY store_id",
-            (start, end),
+            "sum(visitors > 0), sum(car_zone_s), sum(active_hours), sum(visits_ended > 0), "
+            "max(CASE WHEN visits_ended > 0 THEN median_visit_s END) "
+            f"FROM daily_store WHERE {where} AND day BETWEEN ? AND ? GROUP BY store_id",
+            (*params, start, end),
+        ).fetchall()
+
+    def period_visit_hists(self, store_ids: Sequence[str] | None, start: str, end: str) -> list[Row]:
+        """(store_id, visit duration histogram) of each day in [start, end] with ended visits."""
+        where, params = self._stores_clause(store_ids)
+        return self.conn.execute(
+            f"SELECT store_id, visit_hist FROM daily_store WHERE {where} AND day BETWEEN ? AND ? "
+            "AND visits_ended > 0",
+            (*params, start, end),
         ).fetchall()
 
     def hourly_rows(self, store_id: str, day: str) -> list[Row]:
@@ -549,6 +577,32 @@ class SqliteStorage:
             "SELECT store_id, max(last_seen_at), max(last_event_ts) FROM nodes GROUP BY store_id"
         ).fetchall()
 
-    def executemany(self, sql: str, rows: Iterable[Row]) -> None:
-        """Bulk writes for data generators (synthetic benches)."""
-        self.conn.executemany(sql, rows)
+    def bulk_write_rollups(
+        self,
+        *,
+        daily: Sequence[Row] = (),
+        hourly: Sequence[Row] = (),
+        car_daily: Sequence[Row] = (),
+        heat_day: Sequence[Row] = (),
+        nodes: Sequence[Row] = (),
+    ) -> None:
+        """Write rollup rows directly (data generators for load tests; no raw events behind them).
+
+        daily: as `write_daily`; hourly: (store_id, hour_key, day, visitors, occupancy_max); car_daily:
+        (store_id, day, car_id, browsers, dwell_total_s, dwell_median_s, dwell_hist, entries); heat_day:
+        (store_id, day, cell_m, nx, ny, person_s, grid); nodes: (store_id, node_id, last_seen_at)."""
+        c = self.conn
+        c.executemany("INSERT OR REPLACE INTO daily_store VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", daily)
+        c.executemany(
+            "INSERT OR REPLACE INTO hourly_store (store_id, hour_key, day, visitors, occupancy_max) "
+            "VALUES (?,?,?,?,?)",
+            hourly,
+        )
+        c.executemany("INSERT OR REPLACE INTO car_daily VALUES (?,?,?,?,?,?,?,?)", car_daily)
+        c.executemany("INSERT OR REPLACE INTO heat_day VALUES (?,?,?,?,?,?,?)", heat_day)
+        c.executemany(
+            "INSERT OR REPLACE INTO nodes "
+            "(store_id, node_id, status, status_at, last_seen_at, last_event_ts) "
+            "VALUES (?, ?, 'online', ?3, ?3, ?3)",
+            nodes,
+        )

@@ -102,3 +102,25 @@ def test_health_against_brand_top_and_average(tmp_path: Path) -> None:
     assert {r.store.store_id: r.health for r in east} == {
         r.store.store_id: r.health for r in league if r.store.store_id in ("s0", "s1")
     }
+
+
+def test_cached_league_sees_new_data(tmp_path: Path) -> None:
+    db = tmp_path / "agg.sqlite"
+    ing = Ingestor(SqliteStorage(db))
+    ing.load_registry(
+        parse_registry({"stores": [_store("s0", "aurora", "east"), _store("s1", "aurora", "east")]})
+    )
+
+    def day_of(store: str, visitors: int, seed: int) -> None:
+        plans = funnel_day_plans(local_midnight_utc(DAY, TZ), visitors, 0, 0, 0, seed=seed)
+        stamper = stamper_for(store, seed=seed)
+        events = [x for p in plans for x in visit_events(stamper, p)]
+        ing.ingest([Message(topic_for(x), to_json(x), datetime.now(UTC)) for x in events])
+
+    day_of("s0", 3, 1)
+    with Queries.open(db) as q:
+        first = {r.store.store_id: r.figures.visitors for r in q.league(DAY, DAY)}
+        assert q.league(DAY, DAY)[0].figures == q.league(DAY, DAY)[0].figures  # served from the cache
+        day_of("s1", 4, 2)  # another connection commits: the cache must not hide it
+        second = {r.store.store_id: r.figures.visitors for r in q.league(DAY, DAY)}
+    assert first == {"s0": 3, "s1": 0} and second == {"s0": 3, "s1": 4}

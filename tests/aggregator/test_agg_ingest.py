@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from aggregator.ingest import Ingestor, Message, merge_ranges
 from aggregator.queries import Queries
 from aggregator.registry import RegistryError, load_registry, parse_registry
 from aggregator.storage import SqliteStorage
-from aggregator.synth import VisitPlan, heat_event, stamper_for, visit_events
+from aggregator.synth import VisitPlan, funnel_day_plans, heat_event, stamper_for, visit_events
 from edge.events import MAX_PAYLOAD_BYTES, CameraHealth, Envelope, Heartbeat, Status, to_json, topic_for
 
 STORE = "sh-pudong-01"
@@ -238,3 +241,46 @@ def test_registry_reads_node_configs(tmp_path: Path) -> None:
     )
     with pytest.raises(RegistryError, match="colour"):
         load_registry(reg)
+
+
+# -- order independence ---------------------------------------------------------------------------------
+
+_DAY_EVENTS = [
+    e
+    for i, p in enumerate(
+        funnel_day_plans(
+            datetime(2026, 11, 22, 16, 0, tzinfo=UTC),
+            8,
+            6,
+            2,
+            3,
+            cars=("car-01", "car-02"),
+            seed=11,
+            open_hours=(6, 9),
+        )
+    )
+    for e in visit_events(stamper_for(STORE, seed=20 + i), p)
+]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(order=st.permutations(list(range(len(_DAY_EVENTS)))), cuts=st.lists(st.integers(1, 60), max_size=4))
+def test_any_arrival_order_and_batching_gives_the_same_rollups(
+    tmp_path_factory: pytest.TempPathFactory, order: list[int], cuts: list[int]
+) -> None:
+    db = tmp_path_factory.mktemp("order") / "agg.sqlite"
+    ing = Ingestor(SqliteStorage(db))
+    ing.load_registry(parse_registry(registry()))
+    shuffled = [_DAY_EVENTS[i] for i in order]
+    bounds = sorted({0, len(shuffled), *(c for c in cuts if c < len(shuffled))})
+    for a, b in itertools.pairwise(bounds):
+        ing.ingest(msgs(shuffled[a:b]))
+    with Queries.open(db) as q:
+        f = q.funnel(STORE, date(2026, 11, 23))
+        hours = [h.visitors for h in q.hourly_traffic(STORE, date(2026, 11, 23))]
+        cars = [
+            (c.car_id, c.browsers, c.entries)
+            for c in q.car_ranking(STORE, date(2026, 11, 23), date(2026, 11, 23))
+        ]
+    assert (f.visitors, f.car_browsers, f.car_entrants, f.receptions) == (8, 6, 2, 3)
+    assert sum(hours) == 8 and sorted(cars) == [("car-01", 3, 1), ("car-02", 3, 1)]

@@ -47,7 +47,9 @@ def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         pytest.fail("mosquitto is not installed")
     port = _free_port()
     conf = tmp_path_factory.mktemp("mosquitto") / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\n", encoding="utf-8")
+    conf.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\n", encoding="utf-8"
+    )
     proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 10
@@ -106,7 +108,11 @@ def wait_for(cond: Callable[[], bool], timeout_s: float = 10.0) -> None:
 
 def events_for(store: str, n_visits: int, seed: int = 1) -> list[Envelope]:
     stamper = stamper_for(store, seed=seed)
-    return [e for i in range(n_visits) for e in visit_events(stamper, VisitPlan(NOW.replace(minute=i % 60), 120.0))]
+    return [
+        e
+        for i in range(n_visits)
+        for e in visit_events(stamper, VisitPlan(NOW.replace(minute=i % 60), 120.0))
+    ]
 
 
 def test_shared_subscription_splits_the_load_without_double_counting(own_broker: str, tmp_path: Path) -> None:
@@ -178,7 +184,9 @@ def test_machine_broker_end_to_end(mqtt_broker: tuple[str, int], tmp_path: Path)
 
 # -- any bytes on any topic ----------------------------------------------------------------------------
 
-_SEGMENT = st.text(alphabet=st.characters(blacklist_characters="/+#\x00", blacklist_categories=("Cs", "Cc")), max_size=12)
+_SEGMENT = st.text(
+    alphabet=st.characters(blacklist_characters="/+#\x00", blacklist_categories=("Cs", "Cc")), max_size=12
+)
 _VALID_EVENT = to_json(events_for("st-fuzz", 1)[0])
 
 
@@ -191,7 +199,9 @@ def _mutations(data: bytes) -> st.SearchStrategy[bytes]:
         d[key] = value
         return json.dumps(d).encode()
 
-    values = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=20), st.just([1, 2]))
+    values = st.one_of(
+        st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=20), st.just([1, 2])
+    )
     return st.builds(mutate, st.sampled_from(keys), values)
 
 
@@ -203,7 +213,9 @@ TOPICS = st.one_of(
         st.one_of(st.sampled_from(KINDS), _SEGMENT),
     ),
     st.text(
-        alphabet=st.characters(blacklist_characters="+#\x00", blacklist_categories=("Cs", "Cc")), min_size=1, max_size=40
+        alphabet=st.characters(blacklist_characters="+#\x00", blacklist_categories=("Cs", "Cc")),
+        min_size=1,
+        max_size=40,
     ).filter(lambda t: not t.startswith("$")),
 )
 PAYLOADS = st.one_of(
@@ -220,7 +232,9 @@ def _subscribed_to(topic: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def fuzz_target(own_broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Running, Publisher, Path]]:
+def fuzz_target(
+    own_broker: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Running, Publisher, Path]]:
     db = tmp_path_factory.mktemp("fuzz") / "agg.sqlite"
     run = Running(db, own_broker, share_group="fuzz", client_id="agg-fuzz")
     pub = Publisher(own_broker)
@@ -239,7 +253,9 @@ def test_any_bytes_on_any_topic_are_stored_or_quarantined(
     pub.publish(topic, payload)
     if _subscribed_to(topic):
         wait_for(lambda: run.service.received == before + 1)
-        wait_for(lambda: (t := run.service.totals).stored + t.duplicates + t.quarantined == run.service.received)
+        wait_for(
+            lambda: (t := run.service.totals).stored + t.duplicates + t.quarantined == run.service.received
+        )
     assert run.thread.is_alive()
 
 
@@ -259,3 +275,31 @@ def _stored(db: Path, event_id: str) -> bool:
         return s.conn.execute("SELECT 1 FROM events WHERE event_id = ?", (event_id,)).fetchone() is not None
     finally:
         s.close()
+
+
+def test_messages_are_acknowledged_only_after_commit(own_broker: str, tmp_path: Path) -> None:
+    """A crash between receipt and storage loses nothing: the broker redelivers what was not acknowledged."""
+    db = tmp_path / "agg.sqlite"
+    client_id = f"agg-crash-{uuid.uuid4().hex[:6]}"
+    crashed = MqttIngestService(
+        Ingestor(SqliteStorage(db)), own_broker, share_group=None, client_id=client_id
+    )
+    crashed.start()  # network thread only: messages are received and queued, never stored
+    assert crashed.subscribed.wait(10)
+    pub = Publisher(own_broker)
+    events = events_for("st-crash", 5)
+    try:
+        for e in events:
+            pub.publish(topic_for(e), to_json(e))
+        wait_for(lambda: len(crashed._inbox) == len(events))
+        crashed._client.disconnect()
+        crashed._client.loop_stop()
+        again = Running(db, own_broker, share_group=None, client_id=client_id)
+        try:
+            wait_for(lambda: again.service.totals.stored == len(events))
+        finally:
+            again.stop()
+    finally:
+        pub.close()
+    with Queries.open(db) as q:
+        assert q.funnel("st-crash", date(2026, 11, 23)).visitors == 5
