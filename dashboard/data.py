@@ -32,23 +32,30 @@ from dashboard.auth import AccessDeniedError, User
 Fetch = Callable[[str, tuple[Any, ...]], Any]
 """(Queries method name, positional arguments) -> result; may serve from a cache."""
 
-_local = threading.local()
+_opened: dict[str, tuple[Queries, threading.Lock]] = {}
+_opening = threading.Lock()
 
 
-def open_queries(db: Path | str) -> Queries:
-    """A read-only `Queries` for this thread (SQLite connections are not shared between threads)."""
-    opened: dict[str, Queries] = _local.__dict__.setdefault("queries", {})
+def open_queries(db: Path | str) -> tuple[Queries, threading.Lock]:
+    """The process's read-only `Queries` on `db` and the lock that serialises its use.
+
+    One connection per database for every session: Streamlit runs each rerun on a fresh thread, so a
+    per-thread connection would be reopened (and its registry cache lost) on every click.
+    """
     key = str(db)
-    if key not in opened:
-        opened[key] = Queries.open(key)
-    return opened[key]
+    with _opening:
+        if key not in _opened:
+            _opened[key] = (Queries.open(key), threading.Lock())
+        return _opened[key]
 
 
 def direct_fetch(db: Path | str) -> Fetch:
     """A fetch that always asks the database."""
 
     def fetch(method: str, args: tuple[Any, ...]) -> Any:
-        return getattr(open_queries(db), method)(*args)
+        queries, lock = open_queries(db)
+        with lock:
+            return getattr(queries, method)(*args)
 
     return fetch
 

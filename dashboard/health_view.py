@@ -1,8 +1,10 @@
-"""The health score as shown: radar series (0-100) and the per-dimension table, from `Health`."""
+"""The health score as shown: radar (0-100) against brand TOP and average, and the per-dimension table."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+import streamlit as st
 
 from aggregator.queries import Health
 from dashboard import charts
@@ -54,3 +56,23 @@ def dimension_rows(lang: Lang, health: Health) -> dict[str, list[str]]:
         t(lang, "health.avg"): [dimension_value(d.name, d.brand_average) for d in dims],
         t(lang, "health.score"): ["–" if d.score is None else f"{d.score:.1f}" for d in dims],
     }
+
+
+def render_health(lang: Lang, health: Health, store_name: str) -> None:
+    """Health score, radar and table of one store for one period."""
+    st.subheader(t(lang, "health.title", store=store_name))
+    if health.score is None:
+        st.info(t(lang, "health.none"))
+        return
+    left, right = st.columns([1, 1])
+    with left:
+        st.metric(t(lang, "m.health"), f"{health.score:.1f}")
+        st.altair_chart(
+            charts.radar_chart(
+                [t(lang, f"dim.{d.name}") for d in health.dimensions], radar_series(lang, health)
+            ),
+            key="chart_radar",
+        )
+    with right:
+        st.table(dimension_rows(lang, health), hide_index=True)
+        st.caption(t(lang, "health.caption", stores=health.brand_stores))

@@ -17,7 +17,7 @@ from typing import Any
 import streamlit as st
 
 from dashboard.auth import User, UsersFileError, authenticate, load_users
-from dashboard.data import Fetch, ScopedData, open_queries
+from dashboard.data import Fetch, ScopedData, direct_fetch
 from dashboard.i18n import LANGUAGES, Lang, as_lang, t
 from dashboard.settings import Settings, SettingsError
 from dashboard.views import hq, installer, store
@@ -68,7 +68,7 @@ def _throttle() -> _Throttle:
 @st.cache_data(ttl=60, max_entries=5000, show_spinner=False)
 def _cached_fetch(db: str, method: str, args: tuple[Any, ...]) -> Any:
     # Shared by every session: checks happen in ScopedData before a call reaches this cache.
-    return getattr(open_queries(db), method)(*args)
+    return direct_fetch(db)(method, args)
 
 
 def _fetch(db: Path) -> Fetch:

@@ -8,13 +8,12 @@ from typing import Any
 
 import streamlit as st
 
-from aggregator.queries import Health, LeagueRow
+from aggregator.queries import LeagueRow
 from dashboard import charts
 from dashboard import format as fmt
-from dashboard.health_view import dimension_rows, radar_series
+from dashboard.health_view import render_health
 from dashboard.i18n import Lang, t
 from dashboard.views.common import ViewContext, pick_period
-from dashboard.views.store import PLOTLY_CONFIG
 
 SILENT_AFTER = timedelta(hours=2)
 ALL = "__all__"
@@ -97,27 +96,6 @@ def _filters(ctx: ViewContext) -> tuple[str | None, str | None, date, date]:
     return (None if brand == ALL else brand), (None if region == ALL else region), start, end
 
 
-def _render_health(ctx: ViewContext, health: Health, store_name: str) -> None:
-    lang = ctx.lang
-    st.subheader(t(lang, "health.title", store=store_name))
-    if health.score is None:
-        st.info(t(lang, "health.none"))
-        return
-    left, right = st.columns([1, 1])
-    with left:
-        st.metric(t(lang, "m.health"), f"{health.score:.1f}")
-        st.plotly_chart(
-            charts.radar_figure(
-                [t(lang, f"dim.{d.name}") for d in health.dimensions],
-                radar_series(lang, health),
-            ),
-            config=PLOTLY_CONFIG,
-            key="chart_radar",
-        )
-    with right:
-        st.table(dimension_rows(lang, health), hide_index=True)
-
-
 def _render_trends(
     ctx: ViewContext, store_ids: list[str], names: dict[str, str], start: date, end: date
 ) -> None:
@@ -145,7 +123,8 @@ def _render_trends(
     if not dates:
         st.info(t(lang, "empty"))
         return
-    st.plotly_chart(charts.trend_figure(dates, series), config=PLOTLY_CONFIG, key="chart_trends")
+    label = t(lang, f"m.{figure}") + (" (%)" if "rate" in figure else "")
+    st.altair_chart(charts.trend_chart(dates, series, value_label=label), key="chart_trends")
 
 
 def _render_silent(ctx: ViewContext) -> None:
@@ -187,9 +166,9 @@ def render(ctx: ViewContext) -> None:
     chosen = st.selectbox(
         t(lang, "pick.store"), ids, format_func=lambda s: f"{names[s]} ({s})", key="hq_store"
     )
-    _render_health(ctx, ctx.data.health(chosen, start, end), names[chosen])
+    render_health(ctx.lang, ctx.data.health(chosen, start, end), names[chosen])
     compare = st.multiselect(
-        t(lang, "hq.store"),
+        t(lang, "hq.compare"),
         ids,
         default=ids[: min(3, len(ids))],
         format_func=lambda s: names[s],

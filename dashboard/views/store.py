@@ -15,11 +15,11 @@ import streamlit as st
 from aggregator.queries import Funnel, StoreInfo
 from dashboard import charts
 from dashboard import format as fmt
+from dashboard.health_view import render_health
 from dashboard.i18n import Lang, t
 from dashboard.views.common import ViewContext, pick_day, pick_period, pick_store, store_today
 
 OCCUPANCY_FRESH = timedelta(minutes=5)
-PLOTLY_CONFIG = {"displayModeBar": False, "responsive": True}
 
 # (i18n key, attribute of FunnelFigures / FunnelChange, is a rate)
 FUNNEL_FIGURES: tuple[tuple[str, str, bool], ...] = (
@@ -43,8 +43,13 @@ def _change_line(lang: Lang, ratio: float | None, label_key: str) -> str:
 
 def render_funnel(lang: Lang, funnel: Funnel) -> None:
     st.subheader(t(lang, "store.funnel"))
-    columns = st.columns(len(FUNNEL_FIGURES))
-    for column, (key, attr, is_rate) in zip(columns, FUNNEL_FIGURES, strict=True):
+    # Counts on one row, rates on the next: three cards a row stay readable on a tablet.
+    cards = [
+        (column, figure)
+        for row in (FUNNEL_FIGURES[:3], FUNNEL_FIGURES[3:])
+        for column, figure in zip(st.columns(3), row, strict=True)
+    ]
+    for column, (key, attr, is_rate) in cards:
         value = getattr(funnel.today, attr)
         with column, st.container(border=True, key=f"metric_{attr}"):
             st.metric(t(lang, key), fmt.pct(value) if is_rate else fmt.count(value))
@@ -62,15 +67,16 @@ def _render_hourly(ctx: ViewContext, store: StoreInfo, day: date) -> None:
     if not hours:
         st.info(t(lang, "empty"))
         return
-    fig = charts.hourly_figure(
+    chart = charts.hourly_chart(
         [h.local_hour for h in hours],
         [h.visitors for h in hours],
-        [h.last_week_visitors or 0 for h in hours],
+        [h.last_week_visitors for h in hours],
         this_label=t(lang, "store.hourly_today"),
         last_week_label=t(lang, "store.hourly_last_week"),
         hour_label=t(lang, "store.hour"),
+        visitors_label=t(lang, "m.visitors"),
     )
-    st.plotly_chart(fig, config=PLOTLY_CONFIG, key="chart_hourly")
+    st.altair_chart(chart, key="chart_hourly")
 
 
 def _render_heatmap(ctx: ViewContext, store: StoreInfo, start: date, end: date) -> None:
@@ -83,10 +89,14 @@ def _render_heatmap(ctx: ViewContext, store: StoreInfo, start: date, end: date) 
     if heat.grid.size == 0:
         return
     cars = [charts.CarOutline(c.id, c.model_name, c.interior_zone_m, c.browse_zone_m) for c in store.cars]
-    fig = charts.heatmap_figure(
-        heat.grid.astype(np.float64), heat.cell_m, heat.floor_size_m, cars, colorbar_title="person·s"
+    spec = charts.heatmap_spec(
+        heat.grid.astype(np.float64),
+        heat.cell_m,
+        heat.floor_size_m,
+        cars,
+        colour_title=t(lang, "store.person_s"),
     )
-    st.plotly_chart(fig, config=PLOTLY_CONFIG, key="chart_heatmap")
+    st.vega_lite_chart(spec, key="chart_heatmap", width="content")
 
 
 def _render_cars(ctx: ViewContext, store: StoreInfo, start: date, end: date) -> None:
@@ -98,15 +108,15 @@ def _render_cars(ctx: ViewContext, store: StoreInfo, start: date, end: date) -> 
         st.info(t(lang, "empty"))
         return
     labels = [c.model_name or c.car_id for c in ranking]
-    st.plotly_chart(
-        charts.car_ranking_figure(
+    chart_col, table_col = st.columns([2, 3])
+    chart_col.altair_chart(
+        charts.car_ranking_chart(
             labels,
             [c.browsers for c in ranking],
             [c.entries for c in ranking],
             browsers_label=t(lang, "car.browsers"),
             entries_label=t(lang, "car.entries"),
         ),
-        config=PLOTLY_CONFIG,
         key="chart_cars",
     )
     table = {
@@ -120,7 +130,7 @@ def _render_cars(ctx: ViewContext, store: StoreInfo, start: date, end: date) -> 
         t(lang, "car.entries"): [c.entries for c in ranking],
         t(lang, "car.ignored"): ["⚠" if c.browsers == 0 else "" for c in ranking],
     }
-    st.table(table, hide_index=True)
+    table_col.table(table, hide_index=True)
 
 
 def render(ctx: ViewContext) -> None:
@@ -152,8 +162,6 @@ def render(ctx: ViewContext) -> None:
     render_funnel(lang, ctx.data.funnel(store.store_id, day))
     _render_hourly(ctx, store, day)
     st.caption(t(lang, "store.period_summary", start=start.isoformat(), end=end.isoformat()))
-    left, right = st.columns([3, 2])
-    with left:
-        _render_heatmap(ctx, store, start, end)
-    with right:
-        _render_cars(ctx, store, start, end)
+    _render_heatmap(ctx, store, start, end)
+    _render_cars(ctx, store, start, end)
+    render_health(lang, ctx.data.health(store.store_id, start, end), store.name)

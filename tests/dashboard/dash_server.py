@@ -80,8 +80,8 @@ def wait_idle(page: Any, timeout_ms: int = 20_000) -> None:
             if (!app || app.getAttribute('data-test-script-state') === 'running') return false;
             const busy = '[data-testid="stSkeleton"], [data-testid="stStatusWidget"]';
             if (document.querySelector(busy)) return false;
-            const charts = document.querySelectorAll('[data-testid="stPlotlyChart"]');
-            for (const c of charts) { if (!c.querySelector('.main-svg')) return false; }
+            const charts = document.querySelectorAll('[data-testid="stVegaLiteChart"]');
+            for (const c of charts) { if (!c.querySelector('canvas, svg')) return false; }
             return true;
         }""",
         timeout=timeout_ms,

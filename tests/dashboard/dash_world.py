@@ -279,3 +279,29 @@ def write_users(path: Path) -> Path:
     entries = [{**u, "password_hash": hash_password(PASSWORD, n=2**10)} for u in USERS]
     path.write_text(users_yaml(entries), encoding="utf-8")
     return path
+
+
+def fresh_heartbeats(path: Path, now_utc: datetime | None = None) -> None:
+    """Send this moment's heartbeats of the two live nodes (sh-01 healthy, bj-02 troubled), as nodes do
+    every 30 s, so liveness checks do not depend on how long ago the database was built."""
+    now_utc = now_utc or datetime.now(UTC)
+    storage = SqliteStorage(path)
+    nodes = {n[0]: n[9] for n in storage.node_rows(["sh-01", "bj-02"])}
+    ingestor = Ingestor(storage)
+    events = [
+        _heartbeat(EventStamper("sh-01", "node-a", IdSource(), int(nodes["sh-01"]) + 1), now_utc),
+        _heartbeat(
+            EventStamper("bj-02", "node-a", IdSource(), int(nodes["bj-02"]) + 1),
+            now_utc,
+            state="stalled",
+            quality="poor",
+            fps=0.0,
+            outbox=2500,
+            calib=0.45,
+        ),
+    ]
+    result = ingestor.ingest(
+        [Message(topic_for(e), to_json(e), now_utc, source="test-world") for e in events]
+    )
+    assert result.stored == 2, result
+    storage.close()

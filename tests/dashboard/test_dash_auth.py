@@ -201,3 +201,9 @@ def test_streamlit_argv_is_headless_without_usage_stats() -> None:
     assert "--browser.gatherUsageStats=false" in argv
     assert "--server.port=8765" in argv
     assert argv[argv.index("run") + 1].endswith("dashboard/app.py")
+
+
+def test_example_users_file_is_valid() -> None:
+    users = load_users(Path(__file__).resolve().parents[2] / "examples" / "dashboard-users.yaml")
+    assert {u.role for u in users.values()} == {"store_manager", "brand_hq", "installer"}
+    assert all(authenticate(users, name, "change-me-now") is not None for name in users)

@@ -1,10 +1,14 @@
-"""What the installer view puts first: node problems and their severity; figure formatting."""
+"""Pure parts of the dashboard: node attention rules, figure formatting, chart data."""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
+import pytest
+
 from dashboard.attention import CameraState, node_issues, worst
+from dashboard.charts import heat_cells, radar_chart
 from dashboard.format import change, pct, seconds
 
 
@@ -86,3 +90,26 @@ def test_domain_example_formatting() -> None:
     assert change(None) is None and change(math.inf) is None
     assert pct(None) == "–"
     assert seconds(45) == "45 s" and seconds(725) == "12 min 5 s" and seconds(3780) == "1 h 3 min"
+
+
+def test_heat_cells_merge_large_grids_and_keep_the_total() -> None:
+    rng = np.random.default_rng(3)
+    grid = rng.gamma(1.0, 1.0, size=(96, 144)) * (rng.random((96, 144)) > 0.3)
+    rows, edge = heat_cells(grid, 0.25, max_cells=4000)
+    assert edge == 0.5 and len(rows) <= 4000
+    assert sum(r["person_s"] for r in rows) == pytest.approx(grid.sum(), rel=1e-3)
+    small = np.zeros((8, 8))
+    small[2, 5] = 30.0
+    rows, edge = heat_cells(small, 0.25)
+    assert edge == 0.25
+    assert rows == [{"x": 1.25, "x2": 1.5, "y": 0.5, "y2": 0.75, "person_s": 30.0}]
+
+
+def test_radar_puts_brand_top_at_100() -> None:
+    spec = radar_chart(
+        ["a", "b", "c"], [("top", [100, 100, 100], "#000"), ("store", [50, 100, 0], "#111")]
+    ).to_dict()
+    lines = spec["layer"][-1]["data"]["values"]
+    store = [r for r in lines if r["series"] == "store"]
+    assert [r["score"] for r in store] == [50.0, 100.0, 0.0, 50.0]  # closed polygon
+    assert store[0]["x"] == pytest.approx(0.0) and store[0]["y"] == pytest.approx(50.0)
