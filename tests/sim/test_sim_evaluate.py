@@ -65,7 +65,7 @@ def saturday_peak_json() -> dict:  # type: ignore[type-arg]
         "--seed",
         "1",
         "--duration",
-        "900",
+        "300",
         "--format",
         "json",
     ]
