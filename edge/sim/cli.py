@@ -11,7 +11,7 @@ import numpy as np
 
 from edge.config import ConfigError, NodeConfig, load_config
 from edge.events import EventStamper, IdSource, to_json
-from edge.sim.evaluate import METRICS, PipelineUnavailableError, default_config, evaluate, format_text
+from edge.sim.evaluate import PipelineUnavailableError, default_config, evaluate, format_text
 from edge.sim.scenarios import LIBRARY, SCENARIOS, UnknownScenarioError, get_scenario
 from edge.sim.source import SimulatedNode
 from edge.sim.truth import compute_truth
@@ -170,4 +170,4 @@ def evaluate_cmd(
         click.echo(json.dumps(payload[0] if not run_all else {"scenarios": payload}, indent=2))
 
 
-__all__ = ["METRICS", "sim"]
+__all__ = ["sim"]
