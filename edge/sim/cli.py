@@ -55,7 +55,9 @@ def scenarios() -> None:
     "--config", "config_file", type=click.Path(path_type=Path), help="Node config (default: sim store)."
 )
 @click.option("--duration", type=float, help="Arrivals window in seconds (default: the scenario's).")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("sim-out"), show_default=True)
+@click.option(
+    "--out", "out_dir", type=click.Path(path_type=Path), default=Path("var/sim-out"), show_default=True
+)
 @click.option("--detections/--no-detections", default=True, show_default=True, help="Also write detections.")
 def run(
     scenario_name: str,
