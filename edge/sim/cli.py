@@ -11,7 +11,7 @@ import numpy as np
 
 from edge.config import ConfigError, NodeConfig, load_config
 from edge.events import EventStamper, IdSource, to_json
-from edge.sim.evaluate import METRICS, PipelineUnavailableError, default_config, evaluate, format_text
+from edge.sim.evaluate import PipelineUnavailableError, default_config, evaluate, format_text
 from edge.sim.scenarios import LIBRARY, SCENARIOS, UnknownScenarioError, get_scenario
 from edge.sim.source import SimulatedNode
 from edge.sim.truth import compute_truth
@@ -55,7 +55,9 @@ def scenarios() -> None:
     "--config", "config_file", type=click.Path(path_type=Path), help="Node config (default: sim store)."
 )
 @click.option("--duration", type=float, help="Arrivals window in seconds (default: the scenario's).")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("sim-out"), show_default=True)
+@click.option(
+    "--out", "out_dir", type=click.Path(path_type=Path), default=Path("var/sim-out"), show_default=True
+)
 @click.option("--detections/--no-detections", default=True, show_default=True, help="Also write detections.")
 def run(
     scenario_name: str,
@@ -170,4 +172,4 @@ def evaluate_cmd(
         click.echo(json.dumps(payload[0] if not run_all else {"scenarios": payload}, indent=2))
 
 
-__all__ = ["METRICS", "sim"]
+__all__ = ["sim"]

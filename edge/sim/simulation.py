@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.config import NodeConfig
-from edge.sim.behaviour import GroupScript, Person, StaffMember, visitor_rate_per_h
+from edge.sim.behaviour import Consult, GroupScript, Person, StaffMember, visitor_rate_per_h
 from edge.sim.scenarios import Scenario
 from edge.sim.world import Vec, World
 
@@ -102,7 +102,7 @@ class Simulation:
         """Script every group arriving before `t_s` (and the staff's day up to then)."""
         with self._lock:
             horizon = min(t_s, self.scenario.duration_s)
-            consults = []
+            consults: list[Consult] = []
             group_rate_max = _MAX_RATE_PER_H / self._mean_size / 3600.0
             while True:
                 # Thinning: candidate arrivals at the maximum rate, kept with probability rate / max.
@@ -125,10 +125,8 @@ class Simulation:
             self._built_to_s = max(self._built_to_s, t_s)
             self._people_cache = None
 
-    def _assign(self, consult: object) -> None:
-        from edge.sim.behaviour import Consult
-
-        assert isinstance(consult, Consult)
+    def _assign(self, consult: Consult) -> None:
+        """Send a free floor staff member to the group (none free: the group is not received)."""
         floor_staff = [s for s in self._staff if s.floor_role] or self._staff
         free = [(s, s.travel_s(self.world, consult.spot_m)) for s in floor_staff]
         free = [(s, travel) for s, travel in free if s.builder.now <= consult.t0_s - travel]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -214,11 +213,6 @@ def open_sim_source(
         "sim camera %s: scenario %s, seed %d, t0 %s", camera.id, parsed.scenario, parsed.seed, node.start_utc
     )
     return SimSource(camera, node, realtime=realtime)
-
-
-def scenario_seed(name: str, seed: int) -> int:
-    """A stable integer for (scenario, seed), for seeding things derived from both."""
-    return zlib.crc32(f"{name}:{seed}".encode())
 
 
 __all__ = [

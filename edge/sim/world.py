@@ -281,19 +281,6 @@ def _door(
     return SimDoor(id=door_id, a_m=a, b_m=b, inward=normal, along=along, hysteresis_m=hyst)
 
 
-def crosses_segment(door: SimDoor, p_m: Vec, q_m: Vec) -> int:
-    """+1 if the step p -> q crosses the door line inward within its ends, -1 outward, 0 otherwise."""
-    sp, sq = float(door.side_m(p_m[None])[0]), float(door.side_m(q_m[None])[0])
-    if (sp > 0) == (sq > 0) or sp == sq:
-        return 0
-    t = sp / (sp - sq)
-    hit = p_m + (q_m - p_m) * t
-    pos = float(door.along_m(hit[None])[0])
-    if not 0 <= pos <= door.width_m:
-        return 0
-    return 1 if sq > 0 else -1
-
-
 __all__ = [
     "OBSTACLE_CLEARANCE_M",
     "SimCar",
@@ -301,5 +288,4 @@ __all__ = [
     "Vec",
     "World",
     "WorldError",
-    "crosses_segment",
 ]

@@ -65,7 +65,7 @@ def saturday_peak_json() -> dict:  # type: ignore[type-arg]
         "--seed",
         "1",
         "--duration",
-        "900",
+        "300",
         "--format",
         "json",
     ]
@@ -97,3 +97,31 @@ def test_pipeline_counts_stay_close_to_the_truth(saturday_peak_json: dict) -> No
 def test_evaluate_rejects_unknown_scenarios() -> None:
     result = CliRunner().invoke(main, ["sim", "evaluate", "--scenario", "nope"])
     assert result.exit_code != 0 and "unknown scenario" in result.output
+
+
+def test_sim_run_writes_truth_trajectories_and_detections(tmp_path: Path) -> None:
+    argv = [
+        "sim",
+        "run",
+        "--scenario",
+        "groups-at-door",
+        "--seed",
+        "3",
+        "--duration",
+        "300",
+        "--out",
+        str(tmp_path),
+    ]
+    result = CliRunner().invoke(main, argv)
+    assert result.exit_code == 0, result.output
+    truth = json.loads((tmp_path / "truth.json").read_text())
+    events = [parse_event(line) for line in (tmp_path / "truth-events.jsonl").read_bytes().splitlines()]
+    assert truth["visitors"] == sum(e.type == "visit.started" for e in events) > 0  # type: ignore[attr-defined]
+    header, *rows = (tmp_path / "trajectories.csv").read_text().splitlines()
+    assert header == "t_s,person,role,x_m,y_m,seated" and {r.split(",")[2] for r in rows} == {
+        "visitor",
+        "staff",
+    }
+    for cam in CONFIG.cameras:
+        lines = (tmp_path / f"det-{cam.id}.txt").read_text().splitlines()
+        assert lines and all(len(line.split(",")) == 10 for line in lines)
