@@ -29,7 +29,7 @@ import numpy as np
 
 from vision_models.detector import OnnxDetector, load_detector
 from vision_models.evaluation import AccuracyReport, evaluate, load_mot_ground_truth
-from vision_models.registry import resolve
+from vision_models.registry import find_file, get_entry, resolve
 from vision_models.video import read_frames
 
 REPO = Path(__file__).resolve().parent.parent
@@ -76,6 +76,39 @@ def measure_speed(detector: OnnxDetector, frames: list[np.ndarray]) -> Speed:
     return Speed(statistics.median(pre), statistics.median(infer), statistics.median(post), min(total))
 
 
+def measure_cpu_cost(detector: OnnxDetector, frames: list[np.ndarray]) -> tuple[float, float, float]:
+    """Median CPU ms per frame of each stage on a 1-thread session (inference runs in the calling thread).
+
+    Thread CPU time does not count time spent waiting for a core, so on a shared, loaded machine it shows
+    what each stage costs where wall times mostly show the load.
+    """
+    assert detector.session.get_session_options().intra_op_num_threads == 1
+    pre, infer, post = [], [], []
+    for index, frame in enumerate(frames):
+        t0 = time.thread_time()
+        blob, boxes = detector.preprocess([frame], reuse_buffer=True)
+        t1 = time.thread_time()
+        outputs = detector.session.run(None, {detector.entry.input_name: blob})
+        t2 = time.thread_time()
+        detector._postprocess(outputs, 0, boxes[0])
+        t3 = time.thread_time()
+        if index >= 10:
+            pre.append((t1 - t0) * 1e3)
+            infer.append((t2 - t1) * 1e3)
+            post.append((t3 - t2) * 1e3)
+    return statistics.median(pre), statistics.median(infer), statistics.median(post)
+
+
+def cpu_cost_table(frames: list[np.ndarray], configs: list[tuple[str, tuple[int, int] | None]]) -> None:
+    print("\n| model | input | CPU ms/frame on 1 thread: pre / infer / post | (pre+post)/infer |")
+    print("|---|---|---|---|")
+    for model_id, size in configs:
+        detector = load_detector(model_id, input_size_wh=size, score_threshold=0.3, threads=1)
+        pre, infer, post = measure_cpu_cost(detector, frames)
+        w, h = detector.input_size_wh
+        print(f"| {model_id} | {w}x{h} | {pre:.2f} / {infer:.2f} / {post:.2f} | {(pre + post) / infer:.1%} |")
+
+
 def accuracy(detector: OnnxDetector, frames: list[np.ndarray], truth: dict) -> AccuracyReport:  # type: ignore[type-arg]
     detections = {i: detector.detect(f) for i, f in enumerate(frames, start=1)}
     return evaluate(detections, truth, score_threshold=0.3)
@@ -120,7 +153,14 @@ def main() -> None:
     parser.add_argument("--process-runs", type=int, default=3)
     parser.add_argument("--skip-int8", action="store_true")
     parser.add_argument("--skip-process", action="store_true")
+    parser.add_argument("--only-cpu-cost", action="store_true", help="Only the per-stage CPU cost table.")
     args = parser.parse_args()
+    if args.only_cpu_cost:
+        present = [(m, size) for m, size in INT8_CONFIGS if find_file(get_entry(m)) is not None]
+        cpu_cost_table(
+            [f for i, f in enumerate(read_frames(VIDEO)) if i < args.timing_frames], CONFIGS + present
+        )
+        return
 
     load = os.getloadavg()
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
