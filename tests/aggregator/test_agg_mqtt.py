@@ -376,3 +376,45 @@ def test_explicit_mqtt5_does_not_fall_back(own_broker: str, tmp_path: Path) -> N
         thread.join(10)
         proxy.close()
     assert not thread.is_alive()
+
+
+def test_cli_run_falls_back_to_311_by_itself(own_broker: str, tmp_path: Path) -> None:
+    """`showroom aggregator run` (no --protocol) against a broker that refuses MQTT 5 still ingests."""
+    proxy = _mqtt311_only_proxy(own_broker)
+    db = tmp_path / "agg.sqlite"
+    showroom = Path(sys.executable).parent / "showroom"
+    cmd = [str(showroom), "aggregator", "run", "--broker", f"mqtt://127.0.0.1:{proxy.port}", "--db", str(db)]
+    proc = subprocess.Popen(
+        [*cmd, "--client-id", f"aggcli-{uuid.uuid4().hex[:6]}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    pub = Publisher(own_broker)
+    events = events_for("st-cli311", 2)
+    try:
+        wait_for(lambda: proxy.passed >= 1 or proc.poll() is not None, timeout_s=20)
+        assert proc.poll() is None, proc.communicate()
+        # The plain subscription follows the 3.1.1 CONNACK: publish until stored (repeats are duplicates).
+        deadline = time.monotonic() + 20
+        while _stored_count(db) < len(events) and time.monotonic() < deadline:
+            for e in events:
+                pub.publish(topic_for(e), to_json(e))
+            time.sleep(0.3)
+        assert _stored_count(db) == len(events)
+    finally:
+        pub.close()
+        proc.send_signal(2)
+        out, err = proc.communicate(timeout=20)
+        proxy.close()
+    assert proxy.refused_v5 >= 1
+    assert "falling back to MQTT 3.1.1" in err
+    assert f"stored {len(events)}," in out
+
+
+def _stored_count(db: Path) -> int:
+    try:
+        with Queries.open(db) as q:
+            return int(q.counters().get("stored", 0))
+    except Exception:  # the database is still being created
+        return 0
