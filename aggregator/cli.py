@@ -82,7 +82,13 @@ def stores_list(db_path: Path) -> None:
 @aggregator_group.command("run")
 @click.option("--broker", "broker_url", required=True, help="mqtt://host:port or mqtts://host:port")
 @DB_OPTION
-@click.option("--protocol", type=click.Choice(["5", "3.1.1"]), default="5", show_default=True)
+@click.option(
+    "--protocol",
+    type=click.Choice(["auto", "5", "3.1.1"]),
+    default="auto",
+    show_default=True,
+    help="auto: MQTT 5 (shared subscription), falling back to 3.1.1 (plain) if the broker refuses it.",
+)
 @click.option("--share-group", default="showroom-aggregator", show_default=True, help="MQTT 5 shared group.")
 @click.option("--client-id", default="showroom-aggregator", show_default=True)
 @click.option("--username", default=None, help="Broker user name.")
@@ -104,7 +110,7 @@ def run(
     service = MqttIngestService(
         Ingestor(SqliteStorage(db_path), refresh_interval_s=1.0),
         broker_url,
-        protocol="5" if protocol == "5" else "3.1.1",
+        protocol="5" if protocol == "5" else "3.1.1" if protocol == "3.1.1" else "auto",
         share_group=share_group,
         client_id=client_id,
         username=username,

@@ -1,10 +1,13 @@
 """The MQTT side of the aggregator: subscribe to every store's topics and feed the ingester in batches.
 
 MQTT 5 with a shared subscription (`$share/{group}/showroom/v1/+/+/+`), so several aggregator processes
-split the load; a plain subscription on MQTT 3.1.1. QoS 1 with a persistent session, so a restarted
-aggregator gets what the broker queued meanwhile. The network thread only enqueues; one writer thread
-validates and stores in batches (one transaction each), which is what makes 10,000+ events/s possible.
-A full queue blocks the network thread, which pushes back on the broker instead of dropping.
+split the load; a plain subscription on MQTT 3.1.1. With `protocol="auto"` (the CLI default) MQTT 5 is
+tried first and a broker that refuses it (a CONNACK "unsupported/unacceptable protocol version", or the
+connection closed before any CONNACK three times in a row: the node publisher's rule,
+`edge.node.mqtt.refuses_mqtt5`) is reconnected with MQTT 3.1.1 and a plain subscription, and the choice
+kept. QoS 1 with a persistent session, so a restarted aggregator gets what the broker queued meanwhile.
+The network thread only enqueues; one writer thread validates and stores in batches (one transaction
+each). The inbox is bounded by the broker (acknowledgement after commit), not by dropping.
 
 Acknowledgement after commit (default): a QoS 1 message is acknowledged to the broker only once its batch
 is committed (or quarantined), so a crash between receipt and storage makes the broker deliver it again
@@ -32,10 +35,11 @@ from paho.mqtt.properties import Properties
 
 from aggregator.ingest import BatchResult, Ingestor, Message
 from edge.events import subscription
+from edge.node.mqtt import CLOSES_BEFORE_CONNACK_TO_FALL_BACK, refuses_mqtt5
 
 log = logging.getLogger(__name__)
 
-Protocol = Literal["5", "3.1.1"]
+Protocol = Literal["auto", "5", "3.1.1"]
 
 
 @dataclass(frozen=True)
@@ -64,7 +68,7 @@ class MqttIngestService:
         ingestor: Ingestor,
         broker_url: str,
         *,
-        protocol: Protocol = "5",
+        protocol: Protocol = "auto",
         share_group: str | None = "showroom-aggregator",
         client_id: str = "showroom-aggregator",
         username: str | None = None,
@@ -76,8 +80,14 @@ class MqttIngestService:
     ) -> None:
         self.ingestor = ingestor
         self.address = BrokerAddress.parse(broker_url)
-        self.protocol = protocol
-        self.topic_filter = subscription(share_group if protocol == "5" else None)
+        self.auto_protocol = protocol == "auto"
+        self.protocol: Literal["5", "3.1.1"] = "3.1.1" if protocol == "3.1.1" else "5"
+        """The protocol in use: "5" until a broker refuses it under `auto`."""
+        self.share_group = share_group
+        self.topic_filter = subscription(share_group if self.protocol == "5" else None)
+        self.client_id = client_id
+        self.username = username
+        self.password = password
         self.batch_max = batch_max
         self.session_expiry_s = session_expiry_s
         self.ack_after_commit = ack_after_commit
@@ -92,31 +102,47 @@ class MqttIngestService:
         self._inbox: deque[tuple[bytes, bytes | bytearray, float, int, int]] = deque()
         self._wakeup = threading.Event()
         self._stop = threading.Event()
-        self._client = mqtt.Client(
+        self._fall_back = threading.Event()
+        self._got_connack = False
+        self._closed_before_connack = 0
+        self._client = self._make_client()
+
+    def _make_client(self) -> mqtt.Client:
+        v5 = self.protocol == "5"
+        client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=client_id,
-            protocol=mqtt.MQTTv5 if protocol == "5" else mqtt.MQTTv311,
-            clean_session=None if protocol == "5" else False,
-            manual_ack=ack_after_commit,
+            client_id=self.client_id,
+            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+            clean_session=None if v5 else False,
+            manual_ack=self.ack_after_commit,
         )
-        if username:
-            self._client.username_pw_set(username, password)
+        if self.username:
+            client.username_pw_set(self.username, self.password)
         if self.address.tls:
-            self._client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
-        self._client.on_connect = self._on_connect
-        self._client.on_disconnect = self._on_disconnect
-        self._client.on_message = self._on_message
-        self._client.on_subscribe = self._on_subscribe
-        self._client.reconnect_delay_set(1, 30)
+            client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
+        client.reconnect_delay_set(1, 30)
+        return client
 
     # -- paho callbacks (network thread) --------------------------------------------------------------
 
     def _on_connect(self, client: mqtt.Client, _u: Any, _flags: Any, reason: Any, _props: Any) -> None:
+        self._got_connack = True
         if reason.is_failure:
+            if self.auto_protocol and self.protocol == "5" and refuses_mqtt5(reason):
+                self._fall_back.set()
             log.error("broker refused the connection: %s", reason)
             return
+        self._closed_before_connack = 0
         log.info(
-            "connected to %s:%d, subscribing to %s", self.address.host, self.address.port, self.topic_filter
+            "connected to %s:%d (MQTT %s), subscribing to %s",
+            self.address.host,
+            self.address.port,
+            self.protocol,
+            self.topic_filter,
         )
         self.connected.set()
         client.subscribe(self.topic_filter, qos=1)
@@ -129,6 +155,12 @@ class MqttIngestService:
         self.subscribed.set()
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _flags: Any, reason: Any, _props: Any) -> None:
+        if not self._got_connack and self.auto_protocol and self.protocol == "5":
+            # Closed before any CONNACK: how some MQTT 3.1.1-only brokers answer a version 5 CONNECT.
+            self._closed_before_connack += 1
+            if self._closed_before_connack >= CLOSES_BEFORE_CONNACK_TO_FALL_BACK:
+                self._fall_back.set()
+        self._got_connack = False
         self.connected.clear()
         self.subscribed.clear()
         if not self._stop.is_set():
@@ -173,6 +205,8 @@ class MqttIngestService:
     def run_writer(self, stats_every_s: float = 10.0) -> None:
         last_stats = time.monotonic()
         while not self._stop.is_set():
+            if self._fall_back.is_set():
+                self._use_mqtt311()
             batch = self._take(timeout_s=0.2)
             if batch:
                 self._ingest(batch)
@@ -189,6 +223,23 @@ class MqttIngestService:
                     t.quarantined,
                     len(self._inbox),
                 )
+
+    def _use_mqtt311(self) -> None:
+        """The broker refused MQTT 5: a new MQTT 3.1.1 client with a plain subscription (nothing was
+        received on the refused one, so no acknowledgement is owed to it)."""
+        self._fall_back.clear()
+        log.warning(
+            "broker %s:%d does not speak MQTT 5; falling back to MQTT 3.1.1 with a plain subscription",
+            self.address.host,
+            self.address.port,
+        )
+        old = self._client
+        old.loop_stop()
+        old.disconnect()
+        self.protocol = "3.1.1"
+        self.topic_filter = subscription(None)
+        self._client = self._make_client()
+        self.start()
 
     def _take(self, timeout_s: float) -> list[tuple[Message, int, int]]:
         if not self._inbox and timeout_s > 0:

@@ -38,6 +38,14 @@ log = logging.getLogger(__name__)
 
 _UNSUPPORTED_PROTOCOL = 132  # MQTT 5 CONNACK "Unsupported Protocol Version" (0x84)
 _V311_REFUSED_PROTOCOL = 1  # MQTT 3.1.1 CONNACK "unacceptable protocol version"
+CLOSES_BEFORE_CONNACK_TO_FALL_BACK = 3
+"""MQTT 5 CONNECTs closed before any CONNACK, in a row, that make a client fall back to MQTT 3.1.1 (some
+3.1.1-only brokers answer that way; one or two may just be a broker restarting during the handshake)."""
+
+
+def refuses_mqtt5(reason: ReasonCode) -> bool:
+    """True when a CONNACK refusal means "this broker does not speak MQTT 5" (retry with MQTT 3.1.1)."""
+    return reason.value in (_UNSUPPORTED_PROTOCOL, _V311_REFUSED_PROTOCOL)
 
 
 @dataclass(frozen=True)
@@ -163,7 +171,7 @@ class MqttPublisher:
     ) -> None:
         self._got_connack = True
         if reason.is_failure:
-            if reason.value in (_UNSUPPORTED_PROTOCOL, _V311_REFUSED_PROTOCOL):
+            if refuses_mqtt5(reason):
                 self._fallback.set()
             log.error("broker %s refused the connection: %s", self.broker.url, reason)
             return
@@ -194,7 +202,7 @@ class MqttPublisher:
             # Closed before any CONNACK: how some MQTT 3.1.1-only brokers answer a version 5 CONNECT.
             # Three in a row, so that a broker restarting during a handshake does not cause it.
             self._closed_before_connack += 1
-            if self._closed_before_connack >= 3:
+            if self._closed_before_connack >= CLOSES_BEFORE_CONNACK_TO_FALL_BACK:
                 self._fallback.set()
         self._got_connack = False
 

@@ -10,12 +10,14 @@ import json
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -317,3 +319,102 @@ def test_messages_are_acknowledged_only_after_commit(own_broker: str, tmp_path: 
         pub.close()
     with Queries.open(db) as q:
         assert q.funnel("st-crash", date(2026, 11, 23)).visitors == 5
+
+
+def _mqtt311_only_proxy(broker_url: str) -> Any:
+    """The node tests' stand-in for an MQTT 3.1.1-only broker, in front of `broker_url`'s Mosquitto."""
+    sys.path.insert(0, str(Path(__file__).parents[1] / "edge"))
+    try:
+        from node_testkit import Mqtt311OnlyProxy
+    finally:
+        sys.path.pop(0)
+    return Mqtt311OnlyProxy(int(broker_url.rsplit(":", 1)[1]))
+
+
+def test_auto_protocol_falls_back_to_311_when_the_broker_refuses_mqtt5(
+    own_broker: str, tmp_path: Path
+) -> None:
+    proxy = _mqtt311_only_proxy(own_broker)
+    db = tmp_path / "agg.sqlite"
+    try:
+        run = Running(db, f"mqtt://127.0.0.1:{proxy.port}", client_id=f"aggauto-{uuid.uuid4().hex[:6]}")
+        assert run.service.auto_protocol  # the default
+        assert proxy.refused_v5 >= 1 and proxy.passed >= 1
+        assert run.service.protocol == "3.1.1"
+        assert run.service.topic_filter == "showroom/v1/+/+/+"  # plain: no shared subscriptions on 3.1.1
+        pub = Publisher(own_broker)
+        try:
+            events = events_for("st-auto", 3)
+            for e in events:
+                pub.publish(topic_for(e), to_json(e))
+            wait_for(lambda: run.service.totals.stored == len(events))
+        finally:
+            pub.close()
+            run.stop()
+    finally:
+        proxy.close()
+    with Queries.open(db) as q:
+        assert q.counters()["stored"] == len(events)
+
+
+def test_explicit_mqtt5_does_not_fall_back(own_broker: str, tmp_path: Path) -> None:
+    proxy = _mqtt311_only_proxy(own_broker)
+    service = MqttIngestService(
+        Ingestor(SqliteStorage(tmp_path / "agg.sqlite")),
+        f"mqtt://127.0.0.1:{proxy.port}",
+        protocol="5",
+        client_id=f"agg5-{uuid.uuid4().hex[:6]}",
+    )
+    thread = threading.Thread(target=service.run, kwargs={"stats_every_s": 3600}, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: proxy.refused_v5 >= 1)
+        assert not service.subscribed.wait(1.5)
+        assert service.protocol == "5" and proxy.passed == 0
+    finally:
+        service.stop()
+        thread.join(10)
+        proxy.close()
+    assert not thread.is_alive()
+
+
+def test_cli_run_falls_back_to_311_by_itself(own_broker: str, tmp_path: Path) -> None:
+    """`showroom aggregator run` (no --protocol) against a broker that refuses MQTT 5 still ingests."""
+    proxy = _mqtt311_only_proxy(own_broker)
+    db = tmp_path / "agg.sqlite"
+    showroom = Path(sys.executable).parent / "showroom"
+    cmd = [str(showroom), "aggregator", "run", "--broker", f"mqtt://127.0.0.1:{proxy.port}", "--db", str(db)]
+    proc = subprocess.Popen(
+        [*cmd, "--client-id", f"aggcli-{uuid.uuid4().hex[:6]}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    pub = Publisher(own_broker)
+    events = events_for("st-cli311", 2)
+    try:
+        wait_for(lambda: proxy.passed >= 1 or proc.poll() is not None, timeout_s=20)
+        assert proc.poll() is None, proc.communicate()
+        # The plain subscription follows the 3.1.1 CONNACK: publish until stored (repeats are duplicates).
+        deadline = time.monotonic() + 20
+        while _stored_count(db) < len(events) and time.monotonic() < deadline:
+            for e in events:
+                pub.publish(topic_for(e), to_json(e))
+            time.sleep(0.3)
+        assert _stored_count(db) == len(events)
+    finally:
+        pub.close()
+        proc.send_signal(2)
+        out, err = proc.communicate(timeout=20)
+        proxy.close()
+    assert proxy.refused_v5 >= 1
+    assert "falling back to MQTT 3.1.1" in err
+    assert f"stored {len(events)}," in out
+
+
+def _stored_count(db: Path) -> int:
+    try:
+        with Queries.open(db) as q:
+            return int(q.counters().get("stored", 0))
+    except Exception:  # the database is still being created
+        return 0
