@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-dev
 SHOWROOM_MODEL_DIR ?= $(abspath ../shared/models)
 export SHOWROOM_MODEL_DIR
 
-.PHONY: test lint format bench clean
+.PHONY: test lint format bench clean demo
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ bench: $(STAMP)
 	$(PY) -m pip install -q -e '.[dev,postgres,bench]'
 	$(PY) -m pip install -q --no-deps 'norfair==2.1.1'
 	@for f in bench/bench_*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+
+# The whole product on this machine: broker, simulated stores' nodes, aggregator, dashboard (Ctrl-C stops).
+demo: $(STAMP)
+	$(VENV)/bin/showroom demo $(DEMO_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -119,4 +119,11 @@ def _add_offline_commands() -> None:
     edge_group.add_command(track_command)
 
 
+def _register_node_commands() -> None:
+    from edge.node.cli import run_command
+
+    edge_group.add_command(run_command)
+
+
 _add_offline_commands()
+_register_node_commands()

@@ -168,6 +168,12 @@ class CameraConfig(_Model):
     anchor: Literal["bottom_center", "center"] = Field(
         "bottom_center", description="bottom_center for oblique views (feet), center for top-down views."
     )
+    reference_image: Path | None = Field(
+        None,
+        description="Commissioning view of the empty floor (stays on the box): a frame that no longer "
+        "resembles it means the camera was moved. Absent: the first good frame after start is used; "
+        "a path to a missing file: the first good frame is saved there.",
+    )
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -110,6 +110,8 @@ VisitorId = Annotated[
     ),
 ]
 Seconds = Annotated[float, Field(ge=0, le=7 * 24 * 3600, allow_inf_nan=False)]
+LongSeconds = Annotated[float, Field(ge=0, le=10 * 365 * 24 * 3600, allow_inf_nan=False)]
+"""Durations of the appliance itself (uptime, backlog age), which outlast any visit."""
 Ratio = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 
 
@@ -345,11 +347,14 @@ class Heartbeat(Envelope):
     type: Literal["heartbeat"] = "heartbeat"
     cameras: list[CameraHealth] = Field(max_length=64)
     outbox_depth: int = Field(ge=0)
-    oldest_unsent_age_s: Seconds | None = None
+    oldest_unsent_age_s: LongSeconds | None = None
+    outbox_evicted: int = Field(
+        0, ge=0, description="Payloads the outbox dropped, ever, to stay within its disk budget (seq gaps)."
+    )
     model_id: str = Field(max_length=100)
     model_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
     software_version: str = Field(max_length=50)
-    uptime_s: Seconds
+    uptime_s: LongSeconds
     cpu_percent: float | None = Field(None, ge=0, le=100 * 256)
     memory_mb: float | None = Field(None, ge=0)
     temperature_c: float | None = Field(None, ge=-50, le=150)

@@ -134,6 +134,9 @@ def detect(
     from vision_models.detector import load_detector
     from vision_models.video import VideoError, detect_video, video_frame_count
 
+    if not video.is_file():
+        _fail(VideoError(f"video file not found: {video}"))
+        return
     try:
         detector = load_detector(
             model_id,
@@ -145,12 +148,12 @@ def detect(
     except ModelError as exc:
         _fail(exc)
         return
-    total = video_frame_count(video) if video.is_file() else 0
+    total = video_frame_count(video)
     try:
         with (
             out_path.open("w", encoding="utf-8") as out,
-            click.progressbar(  # type: ignore[var-annotated]
-                length=total or None, label=f"detect {video.name}", file=sys.stderr, hidden=not progress
+            click.progressbar(
+                length=total, label=f"detect {video.name}", file=sys.stderr, hidden=not progress
             ) as bar,
         ):
             summary = detect_video(detector, video, out, on_frame=lambda _n: bar.update(1))

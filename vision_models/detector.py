@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 UInt8Image = npt.NDArray[np.uint8]
 FloatArray = npt.NDArray[np.float32]
 
+# Frames per network call in `detect_batch` (models with a dynamic batch axis); bounds input memory.
+MAX_BATCH = 8
+
 PROVIDERS: dict[str, str] = {
     "cpu": "CPUExecutionProvider",
     "cuda": "CUDAExecutionProvider",
@@ -184,11 +187,18 @@ class OnnxDetector:
         self.score_threshold = float(score_threshold)
         self.session = session
         self.stats = DetectorStats()
+        self.max_batch = MAX_BATCH
         self.last_timings = StageTimings(0.0, 0.0, 0.0, 0)
-        self._canvas = np.full((size_wh[1], size_wh[0], 3), entry.preprocess.pad_value, np.uint8)
-        self._mean = tuple(float(m) for m in entry.preprocess.mean_bgr)
-        self._inv_std = tuple(1.0 / float(s) for s in entry.preprocess.std_bgr)
-        self._normalise = self._mean != (0.0, 0.0, 0.0) or self._inv_std != (1.0, 1.0, 1.0)
+        # Normalisation as one 256-entry float table per channel: a table lookup per pixel is cheaper than
+        # subtract-and-scale, and writes each channel plane straight into the NCHW input.
+        pre = entry.preprocess
+        levels = np.arange(256, dtype=np.float32)
+        self._luts = [
+            ((levels - np.float32(pre.mean_bgr[c])) / np.float32(pre.std_bgr[c])).reshape(1, 256)
+            for c in range(3)
+        ]
+        self._pad = [float(lut[0, pre.pad_value]) for lut in self._luts]
+        self._buffer: FloatArray | None = None
         self._yolox_grid = (
             _yolox_grid(size_wh, entry.postprocess.strides) if entry.family == "yolox" else None
         )
@@ -223,10 +233,10 @@ class OnnxDetector:
         pre_ms = infer_ms = post_ms = 0.0
         t1 = t0
         if usable:
-            step = len(usable) if self.entry.dynamic_batch else 1
+            step = min(len(usable), self.max_batch) if self.entry.dynamic_batch else 1
             for start in range(0, len(usable), step):
                 chunk = usable[start : start + step]
-                blob, boxes = self.preprocess([image for _, image in chunk])
+                blob, boxes = self.preprocess([image for _, image in chunk], reuse_buffer=True)
                 t1 = time.perf_counter()
                 outputs = self.session.run(None, {self.entry.input_name: blob})
                 t2 = time.perf_counter()
@@ -245,32 +255,39 @@ class OnnxDetector:
 
     # -- stages -----------------------------------------------------------------------------------------
 
-    def preprocess(self, images: list[UInt8Image]) -> tuple[FloatArray, list[Letterbox]]:
-        """Letterbox each image into the input size and normalise into one NCHW float32 batch."""
+    def preprocess(
+        self, images: list[UInt8Image], *, reuse_buffer: bool = False
+    ) -> tuple[FloatArray, list[Letterbox]]:
+        """Letterbox each image into the input size and normalise into one NCHW float32 batch.
+
+        With `reuse_buffer` the batch is written into a buffer kept by the detector (no allocation and no
+        page faults per frame); it is then valid only until the next call.
+        """
         in_w, in_h = self.input_size_wh
-        blob = np.empty((len(images), 3, in_h, in_w), np.float32)
+        shape = (len(images), 3, in_h, in_w)
+        if not reuse_buffer:
+            blob = np.empty(shape, np.float32)
+        elif self._buffer is not None and self._buffer.shape == shape:
+            blob = self._buffer
+        else:
+            blob = self._buffer = np.empty(shape, np.float32)
         boxes: list[Letterbox] = []
         for b, image in enumerate(images):
             h, w = image.shape[:2]
             scale = min(in_w / w, in_h / h)
             new_w = min(in_w, max(1, round(w * scale)))
             new_h = min(in_h, max(1, round(h * scale)))
-            canvas = self._canvas
-            if (new_w, new_h) == (w, h):
-                canvas[:h, :w] = image
-            else:
-                canvas[:new_h, :new_w] = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-            # Bottom/right padding keeps the pad value set once at construction, except where a previous,
-            # larger image wrote pixels: reset only that strip.
-            canvas[new_h:, :] = self.entry.preprocess.pad_value
-            canvas[:new_h, new_w:] = self.entry.preprocess.pad_value
-            for c in range(3):
-                plane = blob[b, c]
-                if self._normalise:
-                    np.subtract(canvas[:, :, c], self._mean[c], out=plane, dtype=np.float32)
-                    plane *= self._inv_std[c]
-                else:
-                    plane[...] = canvas[:, :, c]
+            if (new_w, new_h) != (w, h):
+                image = np.asarray(
+                    cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR), np.uint8
+                )
+            for c, channel in enumerate(cv2.split(image)):
+                region = blob[b, c, :new_h, :new_w]
+                written = cv2.LUT(channel, self._luts[c], dst=region)
+                if not np.shares_memory(written, region):  # OpenCV could not write in place
+                    region[...] = written
+                blob[b, c, new_h:, :] = self._pad[c]  # letterbox padding at the bottom and right
+                blob[b, c, :new_h, new_w:] = self._pad[c]
             boxes.append(Letterbox(scale_xy=(new_w / w, new_h / h), resolution_wh=(w, h)))
         return blob, boxes
 

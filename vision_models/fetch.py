@@ -12,6 +12,7 @@ from pathlib import Path
 
 from vision_models.registry import (
     MODEL_DIR_ENV,
+    ModelEntry,
     ModelError,
     ProgressCallback,
     VerifiedModel,
@@ -46,7 +47,17 @@ def fetch(
         FetchError: offline, HTTP error, or archive without the model file.
         ChecksumError: the download is not a file the registry accepts.
     """
-    entry = get_entry(model_id)
+    return fetch_entry(get_entry(model_id), dest_dir=dest_dir, progress=progress, timeout_s=timeout_s)
+
+
+def fetch_entry(
+    entry: ModelEntry,
+    *,
+    dest_dir: Path | None = None,
+    progress: ProgressCallback | None = None,
+    timeout_s: float = 30.0,
+) -> VerifiedModel:
+    """`fetch` for a registry entry object (see `fetch`)."""
     if not entry.url:
         raise FetchError(
             f"{entry.id} has no download URL; run `showroom models quantize {entry.quantised_from}`"

@@ -1,0 +1,220 @@
+"""`showroom aggregator ...`: load the stores registry, run the MQTT ingester, backfill, report, export,
+serve the HTTP API."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+from datetime import date
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from aggregator.ingest import Ingestor
+from aggregator.queries import Queries
+from aggregator.registry import RegistryError, load_registry
+from aggregator.storage import SqliteStorage
+
+log = logging.getLogger(__name__)
+
+DB_OPTION = click.option(
+    "--db", "db_path", type=click.Path(path_type=Path), required=True, help="Aggregator SQLite database file."
+)
+
+
+def _date(_ctx: click.Context, _param: click.Parameter, value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r} is not a YYYY-MM-DD date") from exc
+
+
+def _queries(db_path: Path) -> Queries:
+    try:
+        return Queries.open(db_path)
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@click.group("aggregator")
+def aggregator_group() -> None:
+    """The central aggregator: MQTT ingest, storage, rollups, reports and the HTTP API."""
+
+
+@aggregator_group.group("stores")
+def stores_group() -> None:
+    """The stores registry (brands, regions, time zones, floors, display cars)."""
+
+
+@stores_group.command("load")
+@click.argument("registry_file", type=click.Path(path_type=Path))
+@DB_OPTION
+def stores_load(registry_file: Path, db_path: Path) -> None:
+    """Load (or update) the registry from a YAML file; rebuilds stores whose time zone changed."""
+    try:
+        registry = load_registry(registry_file)
+    except RegistryError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    ing = Ingestor(SqliteStorage(db_path))
+    rebuilt = ing.load_registry(registry)
+    click.echo(
+        f"loaded {len(registry.stores)} store(s), {len(registry.brands)} brand(s)"
+        + (f"; rebuilt {', '.join(rebuilt)}" if rebuilt else "")
+    )
+
+
+@stores_group.command("list")
+@DB_OPTION
+def stores_list(db_path: Path) -> None:
+    """List the stores."""
+    with _queries(db_path) as q:
+        for s in q.stores():
+            click.echo(f"{s.store_id}\t{s.brand}\t{s.region}\t{s.timezone}\t{len(s.cars)} car(s)\t{s.name}")
+
+
+@aggregator_group.command("run")
+@click.option("--broker", "broker_url", required=True, help="mqtt://host:port or mqtts://host:port")
+@DB_OPTION
+@click.option("--protocol", type=click.Choice(["5", "3.1.1"]), default="5", show_default=True)
+@click.option("--share-group", default="showroom-aggregator", show_default=True, help="MQTT 5 shared group.")
+@click.option("--client-id", default="showroom-aggregator", show_default=True)
+@click.option("--username", default=None, help="Broker user name.")
+@click.option(
+    "--password-env", default="SHOWROOM_MQTT_PASSWORD", show_default=True, help="Env var with the password."
+)
+def run(
+    broker_url: str,
+    db_path: Path,
+    protocol: str,
+    share_group: str,
+    client_id: str,
+    username: str | None,
+    password_env: str,
+) -> None:
+    """Subscribe to every store's topics and ingest until SIGINT/SIGTERM."""
+    from aggregator.mqtt import MqttIngestService
+
+    service = MqttIngestService(
+        Ingestor(SqliteStorage(db_path), refresh_interval_s=1.0),
+        broker_url,
+        protocol="5" if protocol == "5" else "3.1.1",
+        share_group=share_group,
+        client_id=client_id,
+        username=username,
+        password=os.environ.get(password_env),
+    )
+
+    def _stop(_sig: int, _frame: FrameType | None) -> None:
+        service.stop()
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    totals = service.run()
+    click.echo(
+        f"stopped: received {service.received}, stored {totals.stored}, duplicates {totals.duplicates}, "
+        f"quarantined {totals.quarantined}"
+    )
+
+
+@aggregator_group.command("ingest")
+@click.argument("events_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@DB_OPTION
+def ingest(events_file: Path, db_path: Path) -> None:
+    """Backfill or replay a JSON-lines file (bare payloads, or {"topic", "payload"} lines); same validation
+    and quarantine as MQTT. Replaying a file twice stores nothing new."""
+    ing = Ingestor(SqliteStorage(db_path))
+    with events_file.open("rb") as fh:
+        result = ing.ingest_lines(fh, source=f"file:{events_file.name}")
+    click.echo(
+        f"stored {result.stored}, duplicates {result.duplicates}, quarantined {result.quarantined}"
+        + (
+            f" ({', '.join(f'{k}: {v}' for k, v in sorted(result.reasons.items()))})"
+            if result.reasons
+            else ""
+        )
+    )
+
+
+@aggregator_group.command("report")
+@DB_OPTION
+@click.option("--store", "store_id", required=True)
+@click.option("--date", "day", required=True, callback=_date, help="Store-local day, YYYY-MM-DD.")
+@click.option("--format", "fmt", type=click.Choice(["json", "table"]), default="table", show_default=True)
+@click.option("--health-days", type=click.IntRange(1, 400), default=30, show_default=True)
+def report(db_path: Path, store_id: str, day: date, fmt: str, health_days: int) -> None:
+    """The day's funnel with day-over-day and week-over-week, the per-car table and health vs the brand."""
+    from aggregator.report import report_data, report_text
+
+    with _queries(db_path) as q:
+        if fmt == "json":
+            click.echo(json.dumps(report_data(q, store_id, day, health_days), indent=2, ensure_ascii=False))
+        else:
+            click.echo(report_text(q, store_id, day, health_days))
+
+
+@aggregator_group.command("export")
+@DB_OPTION
+@click.option("--start", required=True, callback=_date)
+@click.option("--end", required=True, callback=_date)
+@click.option(
+    "--out", type=click.Path(path_type=Path), required=True, help="File ending in .csv or .parquet."
+)
+@click.option("--store", "store_ids", multiple=True, help="Only these stores (repeatable).")
+def export(db_path: Path, start: date, end: date, out: Path, store_ids: tuple[str, ...]) -> None:
+    """Daily store metrics (one row per store and local day) as CSV or Parquet."""
+    from aggregator.export import export_daily
+
+    with _queries(db_path) as q:
+        n = export_daily(q, start, end, out, list(store_ids) or None)
+    click.echo(f"wrote {n} row(s) to {out}")
+
+
+@aggregator_group.command("quarantine")
+@DB_OPTION
+@click.option("--limit", default=20, show_default=True)
+def quarantine(db_path: Path, limit: int) -> None:
+    """Counts per reason and the latest quarantined payloads."""
+    with _queries(db_path) as q:
+        counters = q.counters()
+        click.echo(
+            json.dumps({k: v for k, v in counters.items() if k.startswith("quarantined")}, sort_keys=True)
+        )
+        for p in q.quarantine(limit):
+            click.echo(f"{p.received_at.isoformat()}  {p.reason_code:<14} {p.topic!r}  {p.reason[:120]}")
+
+
+@aggregator_group.command("serve")
+@DB_OPTION
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8780, show_default=True)
+@click.option(
+    "--token-env", default="SHOWROOM_API_TOKENS", show_default=True, help="Env var: comma-separated tokens."
+)
+@click.option(
+    "--token-file", type=click.Path(exists=True, path_type=Path), help="File with one token per line."
+)
+def serve(db_path: Path, host: str, port: int, token_env: str, token_file: Path | None) -> None:
+    """Serve the read-only HTTP JSON API (OpenAPI at /openapi.json)."""
+    from aggregator.api import ApiServer
+
+    tokens = [t.strip() for t in os.environ.get(token_env, "").split(",") if t.strip()]
+    if token_file is not None:
+        tokens += [t.strip() for t in token_file.read_text(encoding="utf-8").splitlines() if t.strip()]
+    try:
+        server = ApiServer((host, port), db_path, tokens)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    click.echo(f"serving http://{host}:{server.server_port}/openapi.json")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()

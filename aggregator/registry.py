@@ -1,0 +1,207 @@
+"""The stores registry: which stores exist, their brand, region, time zone, floor and display cars.
+
+One YAML file, validated strictly (unknown keys rejected, errors name the key path). A store either
+states its time zone, floor size and cars itself, or references its edge nodes' config files
+(`node_configs`), from which they are read; anything stated in the registry wins. Example::
+
+    brands:
+      - id: aurora
+        name: Aurora Motors
+        health_weights: {traffic: 2, reception: 1}   # dimensions left out weigh 1
+    stores:
+      - store_id: sh-pudong-01
+        name: Pudong Flagship
+        brand: aurora
+        region: east
+        node_configs: [showroom-shanghai-01.yaml]     # relative to this file
+      - store_id: bj-chaoyang-02
+        name: Chaoyang Mall Pop-up
+        brand: aurora
+        region: north
+        timezone: Asia/Shanghai
+        floor_size_m: [20, 12]
+        cars:
+          - {id: car-01, model_name: City EV, browse_zone_m: [[2, 2], [8, 2], [8, 6], [2, 6]]}
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from edge.events import ID_PATTERN
+
+Identifier = Annotated[str, Field(pattern=ID_PATTERN, description="Lower-case id: a-z, 0-9, '-', '_'.")]
+XY = tuple[Annotated[float, Field(allow_inf_nan=False)], Annotated[float, Field(allow_inf_nan=False)]]
+Dimension = Literal["traffic", "activity", "attractiveness", "car_entry", "reception", "heat"]
+DIMENSIONS: tuple[Dimension, ...] = (
+    "traffic",
+    "activity",
+    "attractiveness",
+    "car_entry",
+    "reception",
+    "heat",
+)
+
+
+class RegistryError(ValueError):
+    """A registry file that cannot be used; names each problem's key path."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CarEntry(_Model):
+    id: Identifier
+    model_name: str = Field(min_length=1, max_length=100, description="Shown on screens.")
+    browse_zone_m: list[XY] = Field(default_factory=list, description="Browse zone polygon, metres.")
+    interior_zone_m: list[XY] = Field(
+        default_factory=list, description="Interior (footprint) polygon, metres."
+    )
+
+
+class BrandEntry(_Model):
+    id: Identifier
+    name: str = Field(min_length=1, max_length=200)
+    health_weights: dict[Dimension, Annotated[float, Field(ge=0, le=1000)]] = Field(
+        default_factory=dict, description="Weight per health dimension; dimensions left out weigh 1."
+    )
+
+    def weights(self) -> dict[Dimension, float]:
+        return {d: float(self.health_weights.get(d, 1.0)) for d in DIMENSIONS}
+
+
+class StoreEntry(_Model):
+    store_id: Identifier
+    name: str = Field(min_length=1, max_length=200)
+    brand: Identifier
+    region: str = Field(min_length=1, max_length=100)
+    timezone: str | None = Field(None, description="IANA zone; read from node_configs when absent.")
+    floor_size_m: (
+        tuple[Annotated[float, Field(gt=0, le=1000)], Annotated[float, Field(gt=0, le=1000)]] | None
+    ) = None
+    browse_min_s: float = Field(10.0, gt=0, le=3600, description="Dwell that makes a car browser.")
+    cars: list[CarEntry] | None = Field(None, description="Display cars; read from node_configs when absent.")
+    node_configs: list[Path] = Field(default_factory=list, description="Edge node config files of the store.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                zoneinfo.ZoneInfo(v)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+                raise ValueError(f"unknown time zone {v!r}") from exc
+        return v
+
+
+class RegistryFile(_Model):
+    brands: list[BrandEntry] = Field(default_factory=list)
+    stores: list[StoreEntry] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self) -> RegistryFile:
+        seen: set[str] = set()
+        for s in self.stores:
+            if s.store_id in seen:
+                raise ValueError(f"store_id {s.store_id!r} appears twice")
+            seen.add(s.store_id)
+        return self
+
+
+class StoreRecord(BaseModel):
+    """A store as the aggregator keeps it: everything resolved, nothing optional that queries need."""
+
+    model_config = ConfigDict(frozen=True)
+
+    store_id: str
+    name: str
+    brand: str
+    region: str
+    timezone: str
+    floor_size_m: tuple[float, float] | None
+    browse_min_s: float
+    cars: tuple[CarEntry, ...]
+
+
+class Registry(BaseModel):
+    """Resolved brands and stores, ready to be written to storage."""
+
+    model_config = ConfigDict(frozen=True)
+
+    brands: tuple[BrandEntry, ...]
+    stores: tuple[StoreRecord, ...]
+
+
+def _resolve(entry: StoreEntry, base: Path, where: str) -> StoreRecord:
+    timezone, floor, cars = entry.timezone, entry.floor_size_m, entry.cars
+    node_cars: list[CarEntry] = []
+    for rel in entry.node_configs:
+        # Node configs are the installer's source of truth for floor and cars; read them validated.
+        from edge.config import ConfigError, load_config
+
+        path = rel if rel.is_absolute() else base / rel
+        try:
+            cfg = load_config(path)
+        except ConfigError as exc:
+            raise RegistryError(f"{where}.node_configs: {exc}") from exc
+        if cfg.store_id != entry.store_id:
+            raise RegistryError(
+                f"{where}.node_configs: {path} is for store {cfg.store_id!r}, not {entry.store_id!r}"
+            )
+        timezone = timezone or cfg.timezone
+        floor = floor or (float(cfg.floor.size_m[0]), float(cfg.floor.size_m[1]))
+        node_cars.extend(
+            CarEntry(
+                id=c.id,
+                model_name=c.model_name,
+                browse_zone_m=[tuple(p) for p in c.browse_zone_m],
+                interior_zone_m=[tuple(p) for p in c.interior_zone_m],
+            )
+            for c in cfg.cars
+        )
+    if timezone is None:
+        raise RegistryError(f"{where}.timezone: missing (state it or reference a node config)")
+    if cars is None:
+        unique: dict[str, CarEntry] = {}
+        for car in node_cars:
+            unique.setdefault(car.id, car)
+        cars = list(unique.values())
+    return StoreRecord(
+        store_id=entry.store_id,
+        name=entry.name,
+        brand=entry.brand,
+        region=entry.region,
+        timezone=timezone,
+        floor_size_m=floor,
+        browse_min_s=entry.browse_min_s,
+        cars=tuple(cars),
+    )
+
+
+def parse_registry(data: Any, base: Path = Path(), source: str = "<registry>") -> Registry:
+    """Validate registry data (already loaded from YAML); `RegistryError` names each problem."""
+    try:
+        raw = RegistryFile.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors()
+        )
+        raise RegistryError(f"{source}: {problems}") from exc
+    stores = tuple(_resolve(s, base, f"{source}: stores[{i}]") for i, s in enumerate(raw.stores))
+    return Registry(brands=tuple(raw.brands), stores=stores)
+
+
+def load_registry(path: str | Path) -> Registry:
+    """Read and validate a registry YAML file."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise RegistryError(f"{path}: cannot read: {exc}") from exc
+    return parse_registry(data, path.parent, str(path))

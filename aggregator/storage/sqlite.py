@@ -1,0 +1,608 @@
+"""SQLite storage (through sqlite-utils): every SQL statement of the aggregator lives here.
+
+WAL mode, so the dashboard and the HTTP API read while the ingester writes. Callers (ingest, queries)
+use the methods of `SqliteStorage` only, so another backend implements the same methods.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import sqlite_utils
+
+from aggregator.heatgrid import decode_grid, encode_grid
+from aggregator.storage.base import Row
+from aggregator.storage.migrations import MIGRATIONS
+
+log = logging.getLogger(__name__)
+
+
+class SqliteStorage:
+    """One SQLite database file. `readonly=True` opens it for queries only (no migrations, no writes)."""
+
+    def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
+        self.path = Path(path)
+        if readonly:
+            if not self.path.exists():
+                raise FileNotFoundError(f"database {self.path} does not exist")
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self.db = sqlite_utils.Database(conn)
+        self.conn = conn
+        self.readonly = readonly
+        conn.execute("PRAGMA busy_timeout = 10000")
+        if not readonly:
+            self.db.enable_wal()
+            conn.execute("PRAGMA synchronous = NORMAL")
+            self.migrate()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- schema --------------------------------------------------------------------------------------
+
+    def data_version(self) -> int:
+        """Changes whenever another connection commits (SQLite's `PRAGMA data_version`)."""
+        return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def schema_version(self) -> int:
+        if "schema_migrations" not in self.db.table_names():
+            return 0
+        row = self.conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
+        return int(row[0] or 0)
+
+    def migrate(self) -> int:
+        """Apply pending migrations; returns the schema version now in place."""
+        self.conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations "
+            "(version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TEXT NOT NULL)"
+        )
+        current = self.schema_version()
+        for m in MIGRATIONS:
+            if m.version <= current:
+                continue
+            with self.transaction():
+                for stmt in m.statements:
+                    self.conn.execute(stmt)
+                self.conn.execute(
+                    "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                    (m.version, m.description, datetime.now(UTC).isoformat()),
+                )
+            log.info("applied migration %d: %s", m.version, m.description)
+            current = m.version
+        return current
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # -- raw events and quarantine --------------------------------------------------------------------
+
+    def insert_event(self, row: Row) -> bool:
+        """(event_id, store_id, node_id, seq, type, ts, received_at, payload); False if already stored."""
+        cur = self.conn.execute("INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+        return cur.rowcount == 1
+
+    def known_event_ids(self, event_ids: Sequence[str]) -> set[str]:
+        """Which of these event ids are already stored."""
+        found: set[str] = set()
+        for i in range(0, len(event_ids), 900):
+            chunk = event_ids[i : i + 900]
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                r[0]
+                for r in self.conn.execute(f"SELECT event_id FROM events WHERE event_id IN ({marks})", chunk)
+            )
+        return found
+
+    def insert_events(self, rows: Sequence[Row]) -> None:
+        """Rows as for `insert_event`, known to be new."""
+        self.conn.executemany("INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def insert_quarantine(self, rows: Sequence[Row]) -> None:
+        """(received_at, source, topic, reason_code, reason, payload_size, payload_head) each."""
+        self.conn.executemany(
+            "INSERT INTO quarantine (received_at, source, topic, reason_code, reason, payload_size, "
+            "payload_head) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+
+    def add_counters(self, counts: dict[str, int]) -> None:
+        self.conn.executemany(
+            "INSERT INTO counters VALUES (?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+            [(k, v) for k, v in counts.items() if v],
+        )
+
+    def counters(self) -> dict[str, int]:
+        return {str(k): int(v) for k, v in self.conn.execute("SELECT name, value FROM counters")}
+
+    def quarantine_rows(self, limit: int = 100) -> list[Row]:
+        return self.conn.execute(
+            "SELECT id, received_at, source, topic, reason_code, reason, payload_size, payload_head "
+            "FROM quarantine ORDER BY id DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+
+    def quarantine_counts(self) -> dict[str, int]:
+        rows = self.conn.execute("SELECT reason_code, count(*) FROM quarantine GROUP BY reason_code")
+        return {str(k): int(v) for k, v in rows}
+
+    def raw_events(self, store_id: str | None = None) -> Iterator[Row]:
+        """(topic-less) stored payloads in time order: (event_id, type, payload, received_at)."""
+        if store_id is None:
+            yield from self.conn.execute(
+                "SELECT event_id, type, payload, received_at FROM events ORDER BY ts"
+            )
+        else:
+            yield from self.conn.execute(
+                "SELECT event_id, type, payload, received_at FROM events WHERE store_id = ? ORDER BY ts",
+                (store_id,),
+            )
+
+    def count_events(self) -> int:
+        return int(self.conn.execute("SELECT count(*) FROM events").fetchone()[0])
+
+    # -- visits and per-visitor facts ------------------------------------------------------------------
+
+    def visit_day(self, store_id: str, visitor_id: str) -> str | None:
+        row = self.conn.execute(
+            "SELECT day FROM visits WHERE store_id = ? AND visitor_id = ?", (store_id, visitor_id)
+        ).fetchone()
+        return None if row is None else row[0]
+
+    def upsert_visit_starts(self, rows: Sequence[Row]) -> None:
+        """(store_id, visitor_id, node_id, started_at, door_id, day, hour_key) per visit start."""
+        self.conn.executemany(
+            "INSERT INTO visits "
+            "(store_id, visitor_id, node_id, has_start, started_at, door_in, day, hour_key) "
+            "VALUES (?, ?, ?, 1, ?, ?, ?, ?) "
+            "ON CONFLICT (store_id, visitor_id) DO UPDATE SET has_start = 1, "
+            "started_at = excluded.started_at, door_in = excluded.door_in, day = excluded.day, "
+            "hour_key = excluded.hour_key",
+            rows,
+        )
+
+    def upsert_visit_ends(self, rows: Sequence[Row]) -> None:
+        """(store_id, visitor_id, node_id, started_at, ended_at, duration_s, door_id, end_reason, browsed,
+        entered_car, received, day, hour_key) per visit end. The visit's start event, when stored, stays
+        authoritative for its day and hour, so the order of start and end does not matter."""
+        self.conn.executemany(
+            "INSERT INTO visits (store_id, visitor_id, node_id, has_end, started_at, ended_at, duration_s, "
+            "door_out, end_reason, browsed, entered_car, received, day, hour_key) "
+            "VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (store_id, visitor_id) DO UPDATE SET "
+            "has_end = 1, ended_at = excluded.ended_at, duration_s = excluded.duration_s, "
+            "door_out = excluded.door_out, end_reason = excluded.end_reason, "
+            "browsed = max(browsed, excluded.browsed), entered_car = max(entered_car, excluded.entered_car), "
+            "received = max(received, excluded.received), "
+            "started_at = CASE WHEN has_start THEN started_at ELSE excluded.started_at END, "
+            "day = CASE WHEN has_start THEN day ELSE excluded.day END, "
+            "hour_key = CASE WHEN has_start THEN hour_key ELSE excluded.hour_key END",
+            rows,
+        )
+
+    def flag_visits(self, flag: str, rows: Sequence[Row]) -> None:
+        """Set `flag` (browsed, entered_car or received) on visits, each (store_id, visitor_id, node_id)."""
+        if flag not in ("browsed", "entered_car", "received"):
+            raise ValueError(f"unknown visit flag {flag!r}")
+        self.conn.executemany(
+            f"INSERT INTO visits (store_id, visitor_id, node_id, {flag}) VALUES (?, ?, ?, 1) "
+            f"ON CONFLICT (store_id, visitor_id) DO UPDATE SET {flag} = 1 WHERE {flag} = 0",
+            rows,
+        )
+
+    def insert_dwells(self, rows: Sequence[Row]) -> None:
+        """(event_id, store_id, visitor_id, zone_id, entered_at, exited_at, dwell_s, day) each."""
+        self.conn.executemany("INSERT OR IGNORE INTO dwells VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def dwell_total(self, store_id: str, visitor_id: str, zone_id: str) -> float:
+        """A visitor's total dwell in one car's zone so far, seconds."""
+        total = self.conn.execute(
+            "SELECT sum(dwell_s) FROM dwells WHERE store_id = ? AND visitor_id = ? AND zone_id = ?",
+            (store_id, visitor_id, zone_id),
+        ).fetchone()[0]
+        return float(total or 0.0)
+
+    def insert_car_entries(self, rows: Sequence[Row]) -> None:
+        """(event_id, store_id, visitor_id, car_id, entered_at, exited_at, inside_s, day) each."""
+        self.conn.executemany("INSERT OR IGNORE INTO car_entries VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+    # -- rollup refresh -------------------------------------------------------------------------------
+
+    def take_dirty(self) -> list[tuple[str, str]]:
+        """Every store-day waiting for a refresh, removed from the list (call inside the refreshing
+        transaction)."""
+        rows = self.conn.execute("SELECT store_id, day FROM dirty_days ORDER BY store_id, day").fetchall()
+        self.conn.execute("DELETE FROM dirty_days")
+        return [(str(a), str(b)) for a, b in rows]
+
+    def day_visit_counts(self, store_id: str, day: str) -> tuple[int, int, int, int]:
+        """(visitors, browsers, entrants, receptions) of the day's counted visits."""
+        row = self.conn.execute(
+            "SELECT count(*), coalesce(sum(browsed), 0), coalesce(sum(entered_car), 0), "
+            "coalesce(sum(received), 0) "
+            "FROM visits WHERE store_id = ? AND day = ? AND (has_start = 1 OR has_end = 1)",
+            (store_id, day),
+        ).fetchone()
+        return int(row[0]), int(row[1]), int(row[2]), int(row[3])
+
+    def day_visit_durations(self, store_id: str, day: str) -> list[float]:
+        rows = self.conn.execute(
+            "SELECT duration_s FROM visits WHERE store_id = ? AND day = ? AND has_end = 1 "
+            "AND duration_s IS NOT NULL",
+            (store_id, day),
+        )
+        return [float(r[0]) for r in rows]
+
+    def day_visitors_by_hour(self, store_id: str, day: str) -> dict[str, int]:
+        rows = self.conn.execute(
+            "SELECT hour_key, count(*) FROM visits WHERE store_id = ? AND day = ? "
+            "AND (has_start = 1 OR has_end = 1) AND hour_key IS NOT NULL GROUP BY hour_key",
+            (store_id, day),
+        )
+        return {str(k): int(n) for k, n in rows}
+
+    def day_dwell_totals(self, store_id: str, day: str) -> list[Row]:
+        """(zone_id, visitor_id, dwell_s summed) for the day."""
+        return self.conn.execute(
+            "SELECT zone_id, visitor_id, sum(dwell_s) FROM dwells WHERE store_id = ? AND day = ? "
+            "GROUP BY zone_id, visitor_id",
+            (store_id, day),
+        ).fetchall()
+
+    def day_car_entries(self, store_id: str, day: str) -> list[Row]:
+        return self.conn.execute(
+            "SELECT car_id, count(*) FROM car_entries WHERE store_id = ? AND day = ? GROUP BY car_id",
+            (store_id, day),
+        ).fetchall()
+
+    def write_daily(self, row: Row) -> None:
+        """(store_id, day, visitors, car_browsers, car_entrants, receptions, visits_ended, visit_s_total,
+        median_visit_s, visit_hist, car_zone_s, active_hours)."""
+        self.conn.execute(
+            "INSERT OR REPLACE INTO daily_store VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row
+        )
+
+    def write_hourly_visitors(self, store_id: str, day: str, visitors_by_hour: dict[str, int]) -> None:
+        self.conn.execute(
+            "UPDATE hourly_store SET visitors = 0 WHERE store_id = ? AND day = ?", (store_id, day)
+        )
+        self.conn.executemany(
+            "INSERT INTO hourly_store (store_id, hour_key, day, visitors) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (store_id, hour_key) DO UPDATE SET visitors = excluded.visitors",
+            [(store_id, h, day, n) for h, n in visitors_by_hour.items()],
+        )
+
+    def write_car_daily(self, store_id: str, day: str, rows: Sequence[Row]) -> None:
+        """rows: (car_id, browsers, dwell_total_s, dwell_median_s, dwell_hist, entries)."""
+        self.conn.execute("DELETE FROM car_daily WHERE store_id = ? AND day = ?", (store_id, day))
+        self.conn.executemany(
+            "INSERT INTO car_daily VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [(store_id, day, *r) for r in rows]
+        )
+
+    # -- heat and occupancy ---------------------------------------------------------------------------
+
+    def add_heat(
+        self,
+        table: str,
+        key: Row,
+        day: str,
+        cell_m: float,
+        cells: dict[tuple[int, int], float],
+    ) -> None:
+        """Add person-seconds to a day grid (`key`: store_id, day) or an hour grid (store_id, hour_key)."""
+        if table == "heat_day":
+            where, params = "store_id = ? AND day = ? AND cell_m = ?", (*key, cell_m)
+        elif table == "heat_hour":
+            where, params = "store_id = ? AND hour_key = ? AND cell_m = ?", (*key, cell_m)
+        else:
+            raise ValueError(f"unknown heat table {table!r}")
+        row = self.conn.execute(f"SELECT nx, ny, grid FROM {table} WHERE {where}", params).fetchone()
+        ix = np.fromiter((c[0] for c in cells), dtype=np.int64, count=len(cells))
+        iy = np.fromiter((c[1] for c in cells), dtype=np.int64, count=len(cells))
+        ps = np.fromiter(cells.values(), dtype=np.float64, count=len(cells))
+        nx = int(ix.max()) + 1 if len(ix) else 0
+        ny = int(iy.max()) + 1 if len(iy) else 0
+        if row is not None:
+            old = decode_grid(row[2], int(row[0]), int(row[1]))
+            nx, ny = max(nx, old.shape[1]), max(ny, old.shape[0])
+            grid = np.zeros((ny, nx), dtype=np.float64)
+            grid[: old.shape[0], : old.shape[1]] = old
+        else:
+            grid = np.zeros((ny, nx), dtype=np.float64)
+        np.add.at(grid, (iy, ix), ps)
+        g32 = grid.astype(np.float32)
+        total = float(grid.sum())
+        if table == "heat_day":
+            self.conn.execute(
+                "INSERT OR REPLACE INTO heat_day VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (key[0], key[1], cell_m, nx, ny, total, encode_grid(g32)),
+            )
+        else:
+            self.conn.execute(
+                "INSERT OR REPLACE INTO heat_hour VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (key[0], key[1], day, cell_m, nx, ny, total, encode_grid(g32)),
+            )
+
+    def set_occupancy_minute(self, store_id: str, minute: str, node_id: str, occupancy: int) -> None:
+        self.conn.execute(
+            "INSERT INTO occupancy_minute VALUES (?, ?, ?, ?) ON CONFLICT (store_id, minute, node_id) "
+            "DO UPDATE SET occupancy_max = max(occupancy_max, excluded.occupancy_max)",
+            (store_id, minute, node_id, occupancy),
+        )
+
+    def refresh_hour_occupancy(self, store_id: str, hour_key: str, hour_end: str, day: str) -> None:
+        """Occupancy of an hour: the most visitors on the floor in any minute, summed over the nodes."""
+        row = self.conn.execute(
+            "SELECT max(s) FROM (SELECT sum(occupancy_max) AS s FROM occupancy_minute "
+            "WHERE store_id = ? AND minute >= ? AND minute < ? GROUP BY minute)",
+            (store_id, hour_key, hour_end),
+        ).fetchone()
+        self.conn.execute(
+            "INSERT INTO hourly_store (store_id, hour_key, day, occupancy_max) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (store_id, hour_key) DO UPDATE SET occupancy_max = excluded.occupancy_max",
+            (store_id, hour_key, day, row[0]),
+        )
+
+    # -- nodes ----------------------------------------------------------------------------------------
+
+    def touch_node(self, store_id: str, node_id: str, last_seen_at: str, last_event_ts: str) -> None:
+        self.conn.execute(
+            "INSERT INTO nodes (store_id, node_id, last_seen_at, last_event_ts) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (store_id, node_id) DO UPDATE SET "
+            "last_seen_at = max(coalesce(last_seen_at, ''), excluded.last_seen_at), "
+            "last_event_ts = max(coalesce(last_event_ts, ''), excluded.last_event_ts)",
+            (store_id, node_id, last_seen_at, last_event_ts),
+        )
+
+    def set_node_heartbeat(self, store_id: str, node_id: str, ts: str, heartbeat_json: str) -> None:
+        self.conn.execute(
+            "UPDATE nodes SET last_heartbeat_at = ?, heartbeat = ? WHERE store_id = ? AND node_id = ? "
+            "AND coalesce(last_heartbeat_at, '') <= ?",
+            (ts, heartbeat_json, store_id, node_id, ts),
+        )
+
+    def set_node_status(self, store_id: str, node_id: str, ts: str, status: str) -> None:
+        self.conn.execute(
+            "UPDATE nodes SET status = ?, status_at = ? WHERE store_id = ? AND node_id = ? "
+            "AND coalesce(status_at, '') <= ?",
+            (status, ts, store_id, node_id, ts),
+        )
+
+    def seq_ranges(self, store_id: str, node_id: str) -> list[tuple[int, int]]:
+        rows = self.conn.execute(
+            "SELECT lo, hi FROM node_seq_ranges WHERE store_id = ? AND node_id = ? ORDER BY lo",
+            (store_id, node_id),
+        )
+        return [(int(a), int(b)) for a, b in rows]
+
+    def write_seq_ranges(self, store_id: str, node_id: str, ranges: Sequence[tuple[int, int]]) -> None:
+        self.conn.execute(
+            "DELETE FROM node_seq_ranges WHERE store_id = ? AND node_id = ?", (store_id, node_id)
+        )
+        self.conn.executemany(
+            "INSERT INTO node_seq_ranges VALUES (?, ?, ?, ?)",
+            [(store_id, node_id, lo, hi) for lo, hi in ranges],
+        )
+        received = sum(hi - lo + 1 for lo, hi in ranges)
+        lo = ranges[0][0] if ranges else None
+        hi = ranges[-1][1] if ranges else None
+        missing = (hi - lo + 1 - received) if ranges and lo is not None and hi is not None else 0
+        self.conn.execute(
+            "UPDATE nodes SET seq_min = ?, seq_max = ?, seq_received = ?, seq_missing = ? "
+            "WHERE store_id = ? AND node_id = ?",
+            (lo, hi, received, missing, store_id, node_id),
+        )
+
+    def node_rows(self, store_ids: Sequence[str] | None = None) -> list[Row]:
+        """(store_id, node_id, status, status_at, last_seen_at, last_event_ts, last_heartbeat_at, heartbeat,
+        seq_min, seq_max, seq_received, seq_missing)."""
+        sql = (
+            "SELECT store_id, node_id, status, status_at, last_seen_at, last_event_ts, last_heartbeat_at, "
+            "heartbeat, seq_min, seq_max, seq_received, seq_missing FROM nodes"
+        )
+        if store_ids is None:
+            return self.conn.execute(sql + " ORDER BY store_id, node_id").fetchall()
+        marks = ",".join("?" * len(store_ids))
+        return self.conn.execute(
+            sql + f" WHERE store_id IN ({marks}) ORDER BY store_id, node_id", tuple(store_ids)
+        ).fetchall()
+
+    # -- registry -------------------------------------------------------------------------------------
+
+    def write_brand(self, brand_id: str, name: str, weights: dict[str, float]) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO brands VALUES (?, ?, ?)",
+            (brand_id, name, json.dumps(weights, sort_keys=True)),
+        )
+        self.add_counters({"registry.version": 1})
+
+    def write_store(self, row: Row) -> None:
+        """(store_id, name, brand, region, timezone, floor_w_m, floor_h_m, browse_min_s, cars_json)."""
+        self.conn.execute("INSERT OR REPLACE INTO stores VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+        self.add_counters({"registry.version": 1})
+
+    def registry_version(self) -> int:
+        """Bumped by every registry write (readers cache the registry on it)."""
+        row = self.conn.execute("SELECT value FROM counters WHERE name = 'registry.version'").fetchone()
+        return 0 if row is None else int(row[0])
+
+    def store_rows(self) -> list[Row]:
+        return self.conn.execute(
+            "SELECT store_id, name, brand, region, timezone, floor_w_m, floor_h_m, browse_min_s, cars "
+            "FROM stores ORDER BY store_id"
+        ).fetchall()
+
+    def brand_rows(self) -> list[Row]:
+        return self.conn.execute("SELECT brand_id, name, weights FROM brands ORDER BY brand_id").fetchall()
+
+    def store_ids_with_data(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT DISTINCT store_id FROM nodes ORDER BY store_id")]
+
+    def delete_derived(self, store_id: str) -> None:
+        """Forget everything derived from a store's raw events (before rebuilding it)."""
+        for table in (
+            "visits",
+            "dwells",
+            "car_entries",
+            "daily_store",
+            "hourly_store",
+            "car_daily",
+            "heat_day",
+            "heat_hour",
+            "occupancy_minute",
+        ):
+            self.conn.execute(f"DELETE FROM {table} WHERE store_id = ?", (store_id,))
+
+    # -- reads for queries ----------------------------------------------------------------------------
+
+    def daily_rows(self, store_ids: Sequence[str] | None, start: str, end: str) -> list[Row]:
+        """(store_id, day, visitors, car_browsers, car_entrants, receptions, visits_ended, visit_s_total,
+        median_visit_s, visit_hist, car_zone_s, active_hours) for days in [start, end]."""
+        sql = (
+            "SELECT store_id, day, visitors, car_browsers, car_entrants, receptions, visits_ended, "
+            "visit_s_total, median_visit_s, visit_hist, car_zone_s, active_hours FROM daily_store "
+        )
+        if store_ids is None:
+            # Seek each store's day range through the primary key: far cheaper than the day index and a sort.
+            return self.conn.execute(
+                sql + "WHERE store_id IN (SELECT store_id FROM stores UNION SELECT store_id FROM nodes) "
+                "AND day BETWEEN ? AND ? ORDER BY store_id, day",
+                (start, end),
+            ).fetchall()
+        if len(store_ids) == 1:
+            return self.conn.execute(
+                sql + "WHERE store_id = ? AND day BETWEEN ? AND ? ORDER BY day", (store_ids[0], start, end)
+            ).fetchall()
+        marks = ",".join("?" * len(store_ids))
+        return self.conn.execute(
+            sql + f"WHERE store_id IN ({marks}) AND day BETWEEN ? AND ? ORDER BY store_id, day",
+            (*store_ids, start, end),
+        ).fetchall()
+
+    def _stores_clause(self, store_ids: Sequence[str] | None) -> tuple[str, tuple[str, ...]]:
+        # Seek each store's day range through the primary key (store_id, day).
+        if store_ids is None:
+            return "store_id IN (SELECT store_id FROM stores UNION SELECT store_id FROM nodes)", ()
+        return f"store_id IN ({','.join('?' * len(store_ids))})", tuple(store_ids)
+
+    def period_sums(self, store_ids: Sequence[str] | None, start: str, end: str) -> list[Row]:
+        """Per store over days [start, end]: (store_id, visitors, browsers, entrants, receptions, open_days,
+        car_zone_s, active_hours, days_with_ended_visits, median_visit_s of such a day)."""
+        where, params = self._stores_clause(store_ids)
+        return self.conn.execute(
+            "SELECT store_id, sum(visitors), sum(car_browsers), sum(car_entrants), sum(receptions), "
+            "sum(visitors > 0), sum(car_zone_s), sum(active_hours), sum(visits_ended > 0), "
+            "max(CASE WHEN visits_ended > 0 THEN median_visit_s END) "
+            f"FROM daily_store WHERE {where} AND day BETWEEN ? AND ? GROUP BY store_id",
+            (*params, start, end),
+        ).fetchall()
+
+    def period_visit_hists(self, store_ids: Sequence[str] | None, start: str, end: str) -> list[Row]:
+        """(store_id, visit duration histogram) of each day in [start, end] with ended visits."""
+        where, params = self._stores_clause(store_ids)
+        return self.conn.execute(
+            f"SELECT store_id, visit_hist FROM daily_store WHERE {where} AND day BETWEEN ? AND ? "
+            "AND visits_ended > 0",
+            (*params, start, end),
+        ).fetchall()
+
+    def hourly_rows(self, store_id: str, day: str) -> list[Row]:
+        """(hour_key, visitors, occupancy_max) of a local day."""
+        return self.conn.execute(
+            "SELECT hour_key, visitors, occupancy_max FROM hourly_store WHERE store_id = ? AND day = ?",
+            (store_id, day),
+        ).fetchall()
+
+    def car_daily_rows(self, store_id: str, start: str, end: str) -> list[Row]:
+        """(car_id, browsers, dwell_total_s, dwell_median_s, dwell_hist, entries) per day in [start, end]."""
+        return self.conn.execute(
+            "SELECT car_id, browsers, dwell_total_s, dwell_median_s, dwell_hist, entries FROM car_daily "
+            "WHERE store_id = ? AND day BETWEEN ? AND ?",
+            (store_id, start, end),
+        ).fetchall()
+
+    def heat_day_rows(self, store_id: str, start: str, end: str) -> list[Row]:
+        """(cell_m, nx, ny, grid) of each day in [start, end]."""
+        return self.conn.execute(
+            "SELECT cell_m, nx, ny, grid FROM heat_day WHERE store_id = ? AND day BETWEEN ? AND ?",
+            (store_id, start, end),
+        ).fetchall()
+
+    def heat_hour_rows(self, store_id: str, start_key: str, end_key: str) -> list[Row]:
+        """(cell_m, nx, ny, grid) of each hour bucket starting in [start_key, end_key)."""
+        return self.conn.execute(
+            "SELECT cell_m, nx, ny, grid FROM heat_hour "
+            "WHERE store_id = ? AND hour_key >= ? AND hour_key < ?",
+            (store_id, start_key, end_key),
+        ).fetchall()
+
+    def open_visits(self, store_id: str, since: str, until: str) -> int:
+        """Visits started in [since, until] that have not ended."""
+        row = self.conn.execute(
+            "SELECT count(*) FROM visits WHERE store_id = ? AND has_start = 1 AND has_end = 0 "
+            "AND started_at >= ? AND started_at <= ?",
+            (store_id, since, until),
+        ).fetchone()
+        return int(row[0])
+
+    def latest_occupancy(self, store_id: str) -> Row | None:
+        """(minute, occupancy summed over nodes) of the latest minute with heat."""
+        row: Row | None = self.conn.execute(
+            "SELECT minute, sum(occupancy_max) FROM occupancy_minute WHERE store_id = ? "
+            "GROUP BY minute ORDER BY minute DESC LIMIT 1",
+            (store_id,),
+        ).fetchone()
+        return row
+
+    def last_event_per_store(self) -> list[Row]:
+        """(store_id, latest received_at, latest event ts) over the store's nodes."""
+        return self.conn.execute(
+            "SELECT store_id, max(last_seen_at), max(last_event_ts) FROM nodes GROUP BY store_id"
+        ).fetchall()
+
+    def bulk_write_rollups(
+        self,
+        *,
+        daily: Sequence[Row] = (),
+        hourly: Sequence[Row] = (),
+        car_daily: Sequence[Row] = (),
+        heat_day: Sequence[Row] = (),
+        nodes: Sequence[Row] = (),
+    ) -> None:
+        """Write rollup rows directly (data generators for load tests; no raw events behind them).
+
+        daily: as `write_daily`; hourly: (store_id, hour_key, day, visitors, occupancy_max); car_daily:
+        (store_id, day, car_id, browsers, dwell_total_s, dwell_median_s, dwell_hist, entries); heat_day:
+        (store_id, day, cell_m, nx, ny, person_s, grid); nodes: (store_id, node_id, last_seen_at)."""
+        c = self.conn
+        c.executemany("INSERT OR REPLACE INTO daily_store VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", daily)
+        c.executemany(
+            "INSERT OR REPLACE INTO hourly_store (store_id, hour_key, day, visitors, occupancy_max) "
+            "VALUES (?,?,?,?,?)",
+            hourly,
+        )
+        c.executemany("INSERT OR REPLACE INTO car_daily VALUES (?,?,?,?,?,?,?,?)", car_daily)
+        c.executemany("INSERT OR REPLACE INTO heat_day VALUES (?,?,?,?,?,?,?)", heat_day)
+        c.executemany(
+            "INSERT OR REPLACE INTO nodes "
+            "(store_id, node_id, status, status_at, last_seen_at, last_event_ts) "
+            "VALUES (?, ?, 'online', ?3, ?3, ?3)",
+            nodes,
+        )

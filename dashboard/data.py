@@ -1,0 +1,160 @@
+"""The dashboard's only door to the data: the aggregator's query layer, scoped to the logged-in user.
+
+`ScopedData` wraps `aggregator.queries.Queries` and checks, on every call, that the user's role and
+assignment allow it: a store manager gets their own stores only, brand HQ the stores of their brands,
+an installer node health only. Views never hold a `Queries` object, so no view can forget a check.
+Results may come from a cache (`fetch`), but the check always runs first.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from aggregator.queries import (
+    DailyMetrics,
+    Funnel,
+    Health,
+    Heatmap,
+    HourTraffic,
+    LeagueRow,
+    NodeHealth,
+    Occupancy,
+    Queries,
+    SilentStore,
+    StoreInfo,
+)
+from dashboard.auth import AccessDeniedError, User
+
+Fetch = Callable[[str, tuple[Any, ...]], Any]
+"""(Queries method name, positional arguments) -> result; may serve from a cache."""
+
+_opened: dict[str, tuple[Queries, threading.Lock]] = {}
+_opening = threading.Lock()
+
+
+def open_queries(db: Path | str) -> tuple[Queries, threading.Lock]:
+    """The process's read-only `Queries` on `db` and the lock that serialises its use.
+
+    One connection per database for every session: Streamlit runs each rerun on a fresh thread, so a
+    per-thread connection would be reopened (and its registry cache lost) on every click.
+    """
+    key = str(db)
+    with _opening:
+        if key not in _opened:
+            _opened[key] = (Queries.open(key), threading.Lock())
+        return _opened[key]
+
+
+def direct_fetch(db: Path | str) -> Fetch:
+    """A fetch that always asks the database."""
+
+    def fetch(method: str, args: tuple[Any, ...]) -> Any:
+        queries, lock = open_queries(db)
+        with lock:
+            return getattr(queries, method)(*args)
+
+    return fetch
+
+
+class ScopedData:
+    """The aggregator's queries, restricted to what `user` may see. Every method checks first."""
+
+    def __init__(self, fetch: Fetch, user: User) -> None:
+        self._fetch = fetch
+        self.user = user
+
+    # -- scope ----------------------------------------------------------------------------------------
+
+    def stores(self) -> list[StoreInfo]:
+        """The stores this user may see, sorted by id."""
+        every: list[StoreInfo] = self._fetch("stores", ())
+        return [s for s in every if self.user.can_see_store(s.store_id, s.brand or None)]
+
+    def store(self, store_id: str) -> StoreInfo:
+        """One store the user may see; AccessDeniedError otherwise (also for ids that do not exist)."""
+        for s in self.stores():
+            if s.store_id == store_id:
+                return s
+        raise AccessDeniedError(f"user {self.user.username!r} may not see store {store_id!r}")
+
+    def _figures_of(self, store_id: str) -> StoreInfo:
+        if not self.user.sees_visitor_figures:
+            raise AccessDeniedError(f"role {self.user.role!r} does not see visitor figures")
+        return self.store(store_id)
+
+    # -- one store ------------------------------------------------------------------------------------
+
+    def funnel(self, store_id: str, day: date) -> Funnel:
+        self._figures_of(store_id)
+        result: Funnel = self._fetch("funnel", (store_id, day))
+        return result
+
+    def hourly_traffic(self, store_id: str, day: date) -> list[HourTraffic]:
+        self._figures_of(store_id)
+        result: list[HourTraffic] = self._fetch("hourly_traffic", (store_id, day))
+        return result
+
+    def heatmap(self, store_id: str, start: date, end: date) -> Heatmap:
+        self._figures_of(store_id)
+        result: Heatmap = self._fetch("heatmap", (store_id, start, end))
+        return result
+
+    def car_ranking(self, store_id: str, start: date, end: date) -> list[Any]:
+        self._figures_of(store_id)
+        result: list[Any] = self._fetch("car_ranking", (store_id, start, end))
+        return result
+
+    def occupancy_now(self, store_id: str, now: datetime) -> Occupancy:
+        self._figures_of(store_id)
+        result: Occupancy = self._fetch("occupancy_now", (store_id, now))
+        return result
+
+    def daily_series(self, store_id: str, start: date, end: date) -> list[DailyMetrics]:
+        self._figures_of(store_id)
+        result: list[DailyMetrics] = self._fetch("daily_series", (store_id, start, end))
+        return result
+
+    def health(self, store_id: str, start: date, end: date) -> Health:
+        self._figures_of(store_id)
+        result: Health = self._fetch("health", (store_id, start, end))
+        return result
+
+    # -- many stores ----------------------------------------------------------------------------------
+
+    def league(
+        self, start: date, end: date, brand: str | None = None, region: str | None = None
+    ) -> list[LeagueRow]:
+        """League rows of the visible stores only, re-ranked within what the user sees."""
+        if self.user.role != "brand_hq":
+            raise AccessDeniedError(f"role {self.user.role!r} has no league table")
+        if brand is not None and brand not in self.user.brands:
+            raise AccessDeniedError(f"user {self.user.username!r} may not see brand {brand!r}")
+        brands = [brand] if brand is not None else sorted(self.user.brands)
+        rows: list[LeagueRow] = []
+        for b in brands:
+            rows.extend(self._fetch("league", (start, end, b, region)))
+        rows = [r for r in rows if self.user.can_see_store(r.store.store_id, r.store.brand or None)]
+        rows.sort(key=lambda r: (r.health is None, -(r.health or 0.0), r.store.store_id))
+        return [LeagueRow(i + 1, r.store, r.figures, r.health) for i, r in enumerate(rows)]
+
+    def silent_stores(self, now: datetime, after: timedelta) -> list[SilentStore]:
+        visible = {s.store_id for s in self.stores()}
+        every: list[SilentStore] = self._fetch("silent_stores", (now, after))
+        return [s for s in every if s.store_id in visible]
+
+    def nodes(self, store_ids: Sequence[str] | None = None, now: datetime | None = None) -> list[NodeHealth]:
+        """Node health of the visible stores (of `store_ids` among them when given)."""
+        visible = [s.store_id for s in self.stores()]
+        if store_ids is not None:
+            for store_id in store_ids:
+                if store_id not in visible:
+                    raise AccessDeniedError(f"user {self.user.username!r} may not see store {store_id!r}")
+            visible = list(store_ids)
+        if not visible:
+            return []
+        result: list[NodeHealth] = self._fetch("nodes", (tuple(visible), now or datetime.now(UTC)))
+        return result

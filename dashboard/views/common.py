@@ -1,0 +1,108 @@
+"""What every view shares: its context, the store, day and period pickers (URL-backed, access-checked)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import streamlit as st
+
+from aggregator.queries import StoreInfo
+from dashboard.auth import User
+from dashboard.data import ScopedData
+from dashboard.i18n import Lang, t
+
+PERIODS = ("day", "week", "month", "custom")
+PERIOD_DAYS = {"day": 1, "week": 7, "month": 30}
+
+
+@dataclass(frozen=True)
+class ViewContext:
+    user: User
+    lang: Lang
+    data: ScopedData
+
+
+def _set_param(name: str, value: str) -> None:
+    if st.query_params.get(name) != value:
+        st.query_params[name] = value
+
+
+def pick_store(ctx: ViewContext, container: object = st.sidebar) -> StoreInfo | None:
+    """The store to show: the URL's `store` if the user may see it, else their first store.
+
+    A `store` in the URL that the user may not see is refused outright (an error, nothing else), so
+    tampering with the URL never falls back to showing something silently.
+    """
+    stores = ctx.data.stores()
+    requested = st.query_params.get("store")
+    ids = [s.store_id for s in stores]
+    if requested is not None and requested not in ids:
+        st.error(t(ctx.lang, "access.denied_store", store=requested))
+        return None
+    if not stores:
+        st.warning(t(ctx.lang, "access.no_stores"))
+        return None
+    by_id = {s.store_id: s for s in stores}
+    chosen: str = container.selectbox(  # type: ignore[attr-defined]
+        t(ctx.lang, "pick.store"),
+        options=ids,
+        index=ids.index(requested) if requested in ids else 0,
+        format_func=lambda sid: f"{by_id[sid].name} ({sid})",
+        key="pick_store",
+    )
+    _set_param("store", chosen)
+    return by_id[chosen]
+
+
+def store_today(store: StoreInfo) -> date:
+    """Today's date in the store's own time zone."""
+    return datetime.now(ZoneInfo(store.timezone)).date()
+
+
+def pick_day(ctx: ViewContext, today: date, container: object = st.sidebar) -> date:
+    """The day to show (URL `date`, else today in the store's time zone)."""
+    requested = st.query_params.get("date")
+    try:
+        initial = date.fromisoformat(requested) if requested else today
+    except ValueError:
+        initial = today
+    initial = min(initial, today)
+    chosen = container.date_input(  # type: ignore[attr-defined]
+        t(ctx.lang, "pick.date"), value=initial, max_value=today, key="pick_date", format="YYYY-MM-DD"
+    )
+    day = chosen if isinstance(chosen, date) else initial
+    _set_param("date", day.isoformat())
+    return day
+
+
+def pick_period(
+    ctx: ViewContext, end_day: date, key: str, container: object = st.sidebar
+) -> tuple[date, date]:
+    """A period ending on `end_day`: the day, the last 7 or 30 days, or a custom range."""
+    requested = st.query_params.get("period")
+    initial = requested if requested in PERIODS else "week"
+    kind = container.segmented_control(  # type: ignore[attr-defined]
+        t(ctx.lang, "pick.period"),
+        options=list(PERIODS),
+        default=initial,
+        format_func=lambda p: t(ctx.lang, f"period.{p}"),
+        key=f"{key}_period",
+        required=True,
+    )
+    kind = kind if kind in PERIODS else initial
+    _set_param("period", kind)
+    if kind != "custom":
+        return end_day - timedelta(days=PERIOD_DAYS[kind] - 1), end_day
+    picked = container.date_input(  # type: ignore[attr-defined]
+        t(ctx.lang, "pick.period"),
+        value=(end_day - timedelta(days=13), end_day),
+        max_value=end_day,
+        key=f"{key}_range",
+        format="YYYY-MM-DD",
+    )
+    if isinstance(picked, tuple) and len(picked) == 2:
+        start, end = picked
+        return start, end
+    return end_day, end_day

@@ -1,0 +1,179 @@
+"""Brand HQ view: league table with filters and sorting, health radar against brand TOP and average,
+daily trends, and stores whose data went silent."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import streamlit as st
+
+from aggregator.queries import LeagueRow
+from dashboard import charts
+from dashboard import format as fmt
+from dashboard.health_view import render_health
+from dashboard.i18n import Lang, t
+from dashboard.views.common import ViewContext, pick_period
+
+SILENT_AFTER = timedelta(hours=2)
+ALL = "__all__"
+# Sort keys of the league table: (i18n key, value of a row; None sorts last).
+SORTS: dict[str, tuple[str, str]] = {
+    "health": ("m.health", "health"),
+    "visitors": ("m.visitors", "visitors"),
+    "browse_rate": ("m.browse_rate", "browse_rate"),
+    "car_entry_rate": ("m.car_entry_rate", "car_entry_rate"),
+    "reception_rate": ("m.reception_rate", "reception_rate"),
+}
+TREND_FIGURES = (
+    "visitors",
+    "car_browsers",
+    "car_entrants",
+    "browse_rate",
+    "car_entry_rate",
+    "reception_rate",
+)
+
+
+def _sort_value(row: LeagueRow, sort: str) -> float | None:
+    if sort == "health":
+        return row.health
+    value = getattr(row.figures, SORTS[sort][1])
+    return None if value is None else float(value)
+
+
+def league_frame(lang: Lang, rows: list[LeagueRow], sort: str) -> dict[str, list[Any]]:
+    """The league table as shown: best first by `sort`, rates as percentages, health to one decimal."""
+    ordered = sorted(rows, key=lambda r: (_sort_value(r, sort) is None, -(_sort_value(r, sort) or 0.0)))
+    return {
+        "#": list(range(1, len(ordered) + 1)),
+        t(lang, "hq.store"): [r.store.store_id for r in ordered],
+        t(lang, "hq.name"): [r.store.name for r in ordered],
+        t(lang, "hq.brand"): [r.store.brand for r in ordered],
+        t(lang, "hq.region"): [r.store.region for r in ordered],
+        t(lang, "m.visitors"): [r.figures.visitors for r in ordered],
+        t(lang, "m.car_browsers"): [r.figures.car_browsers for r in ordered],
+        t(lang, "m.car_entrants"): [r.figures.car_entrants for r in ordered],
+        t(lang, "m.browse_rate"): [fmt.pct(r.figures.browse_rate) for r in ordered],
+        t(lang, "m.car_entry_rate"): [fmt.pct(r.figures.car_entry_rate) for r in ordered],
+        t(lang, "m.reception_rate"): [fmt.pct(r.figures.reception_rate) for r in ordered],
+        t(lang, "m.median_visit"): [fmt.seconds(r.figures.median_visit_s) for r in ordered],
+        t(lang, "m.health"): [None if r.health is None else round(r.health, 1) for r in ordered],
+    }
+
+
+def _filters(ctx: ViewContext) -> tuple[str | None, str | None, date, date]:
+    lang = ctx.lang
+    stores = ctx.data.stores()
+    brands = sorted(ctx.user.brands)
+    regions = sorted({s.region for s in stores if s.region})
+    latest = max((datetime.now(UTC).date(),), default=datetime.now(UTC).date())
+    with st.sidebar:
+        brand = st.selectbox(
+            t(lang, "hq.brand"),
+            [ALL, *brands] if len(brands) > 1 else brands,
+            format_func=lambda b: t(lang, "hq.all") if b == ALL else b,
+            key="hq_brand",
+        )
+        region = st.selectbox(
+            t(lang, "hq.region"),
+            [ALL, *regions],
+            format_func=lambda r: t(lang, "hq.all") if r == ALL else r,
+            key="hq_region",
+        )
+        requested = st.query_params.get("date")
+        try:
+            end_initial = date.fromisoformat(requested) if requested else latest
+        except ValueError:
+            end_initial = latest
+        end_day = st.date_input(
+            t(lang, "pick.period_end"), value=min(end_initial, latest), max_value=latest, key="hq_end"
+        )
+        end_day = end_day if isinstance(end_day, date) else latest
+        if st.query_params.get("date") != end_day.isoformat():
+            st.query_params["date"] = end_day.isoformat()
+        start, end = pick_period(ctx, end_day, key="hq")
+    return (None if brand == ALL else brand), (None if region == ALL else region), start, end
+
+
+def _render_trends(
+    ctx: ViewContext, store_ids: list[str], names: dict[str, str], start: date, end: date
+) -> None:
+    lang = ctx.lang
+    st.subheader(t(lang, "hq.trends"))
+    figure = st.segmented_control(
+        t(lang, "hq.trend_metric"),
+        options=list(TREND_FIGURES),
+        default="visitors",
+        format_func=lambda f: t(lang, f"m.{f}"),
+        key="hq_trend_metric",
+        required=True,
+    )
+    figure = figure or "visitors"
+    dates: list[date] = []
+    series: list[tuple[str, list[float | None]]] = []
+    for store_id in store_ids:
+        days = ctx.data.daily_series(store_id, start, end)
+        dates = [d.day for d in days]
+        values: list[float | None] = []
+        for d in days:
+            v = getattr(d.figures, figure) if d.has_data else None
+            values.append(None if v is None else float(v) * (100 if "rate" in figure else 1))
+        series.append((names.get(store_id, store_id), values))
+    if not dates:
+        st.info(t(lang, "empty"))
+        return
+    label = t(lang, f"m.{figure}") + (" (%)" if "rate" in figure else "")
+    st.altair_chart(charts.trend_chart(dates, series, value_label=label), key="chart_trends")
+
+
+def _render_silent(ctx: ViewContext) -> None:
+    lang = ctx.lang
+    st.subheader(t(lang, "hq.silent"))
+    silent = ctx.data.silent_stores(datetime.now(UTC), SILENT_AFTER)
+    if not silent:
+        st.success(t(lang, "hq.silent_none"))
+        return
+    st.table(
+        {
+            t(lang, "hq.store"): [s.store_id for s in silent],
+            t(lang, "hq.name"): [s.name or "" for s in silent],
+            t(lang, "hq.silent_since"): [fmt.timestamp(s.last_seen_at) for s in silent],
+            t(lang, "hq.reason"): [t(lang, "hq.reason_silent") for _ in silent],
+        },
+        hide_index=True,
+    )
+
+
+def render(ctx: ViewContext) -> None:
+    lang = ctx.lang
+    brand, region, start, end = _filters(ctx)
+    st.title(t(lang, "hq.title"))
+    st.caption(t(lang, "store.period_summary", start=start.isoformat(), end=end.isoformat()))
+
+    rows = ctx.data.league(start, end, brand=brand, region=region)
+    st.subheader(t(lang, "hq.league"))
+    sort = st.selectbox(
+        t(lang, "hq.sort"), list(SORTS), format_func=lambda s: t(lang, SORTS[s][0]), key="hq_sort"
+    )
+    st.caption(t(lang, "hq.stores_count", count=len(rows)))
+    st.dataframe(league_frame(lang, rows, sort), hide_index=True, key="table_league")
+
+    if not rows:
+        return
+    names = {r.store.store_id: r.store.name for r in rows}
+    ids = [r.store.store_id for r in rows]
+    chosen = st.selectbox(
+        t(lang, "pick.store"), ids, format_func=lambda s: f"{names[s]} ({s})", key="hq_store"
+    )
+    render_health(ctx.lang, ctx.data.health(chosen, start, end), names[chosen])
+    compare = st.multiselect(
+        t(lang, "hq.compare"),
+        ids,
+        default=ids[: min(3, len(ids))],
+        format_func=lambda s: names[s],
+        max_selections=8,
+        key="hq_trend_stores",
+    )
+    _render_trends(ctx, list(compare), names, start, end)
+    _render_silent(ctx)

@@ -1,0 +1,356 @@
+"""The MQTT publisher: drains the outbox to the broker with QoS 1, deleting only what was acknowledged.
+
+paho-mqtt 2 in its threaded mode. MQTT 5 first; a broker that answers "unsupported protocol version" (or
+closes the connection before any CONNACK, as some 3.1.1-only brokers do) is retried with MQTT 3.1.1 and
+the choice is kept. Username, password and TLS come from the node's `BrokerConfig`.
+
+Status: on every connect the node publishes a retained `online` status; the MQTT last will, fixed when the
+client is made, is a retained `offline`, so a node that dies or loses its network shows offline. A clean
+stop publishes `offline` itself and then disconnects (a clean disconnect does not fire the will).
+
+Delivery: a row is published, remembered in flight by its message id, and deleted from the outbox when its
+PUBACK arrives. paho re-sends in-flight messages after a reconnect; a message still unacknowledged after
+`resend_after_s` while connected is published again from the outbox. The result is at-least-once: a
+duplicate is possible (a PUBACK lost with the connection), a loss is not; the aggregator stores each
+`event_id` once.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import ssl
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.reasoncodes import ReasonCode
+
+from edge.config import BrokerConfig
+from edge.events import Status, new_event_id, to_json, topic
+from edge.node.outbox import Outbox
+
+log = logging.getLogger(__name__)
+
+_UNSUPPORTED_PROTOCOL = 132  # MQTT 5 CONNACK "Unsupported Protocol Version" (0x84)
+_V311_REFUSED_PROTOCOL = 1  # MQTT 3.1.1 CONNACK "unacceptable protocol version"
+
+
+@dataclass(frozen=True)
+class PublisherStats:
+    connected: bool
+    protocol: str
+    connects: int
+    disconnects: int
+    published: int
+    acked: int
+    refused: int
+    in_flight: int
+
+
+class MqttPublisher:
+    """Publishes the outbox's rows in `seq` order and the node's retained status.
+
+    Args:
+        broker: URL, credentials, TLS and keepalive.
+        outbox: the durable outbox to drain.
+        store_id, node_id: the node's ids (topics and status payloads).
+        max_in_flight: unacknowledged QoS 1 messages at once.
+        resend_after_s: re-publish a message whose PUBACK has not come this long after it was sent.
+        url: overrides `broker.url` (the CLI's --broker).
+    """
+
+    def __init__(
+        self,
+        broker: BrokerConfig,
+        outbox: Outbox,
+        *,
+        store_id: str,
+        node_id: str,
+        max_in_flight: int = 20,
+        resend_after_s: float = 30.0,
+        url: str | None = None,
+    ) -> None:
+        self.broker = broker if url is None else broker.model_copy(update={"url": url})
+        BrokerConfig.model_validate(self.broker.model_dump())  # a bad --broker URL fails here, not later
+        self.outbox = outbox
+        self.store_id = store_id
+        self.node_id = node_id
+        self.status_topic = topic(store_id, node_id, "status")
+        self.max_in_flight = max_in_flight
+        self.resend_after_s = resend_after_s
+        self.client_id = self.broker.client_id or f"showroom-{store_id}-{node_id}"[:64]
+        self._password = self.broker.password()
+        self._protocol = MQTTProtocolVersion.MQTTv5
+        self._client: paho.Client | None = None
+        self._connected = threading.Event()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._acks: queue.SimpleQueue[tuple[int, bool]] = queue.SimpleQueue()
+        self._in_flight: dict[int, tuple[int, float]] = {}  # mid -> (seq, sent at, monotonic)
+        self._early_acks: dict[int, bool] = {}
+        self._got_connack = False
+        self._closed_before_connack = 0
+        self._fallback = threading.Event()
+        self._connects = 0
+        self._disconnects = 0
+        self._published = 0
+        self._acked = 0
+        self._refused = 0
+
+    # ------------------------------------------------------------------------------------------------
+    # Client set-up
+    # ------------------------------------------------------------------------------------------------
+
+    def _status(self, status: Literal["online", "offline"]) -> Status:
+        seq = max(self.outbox.next_seq - 1, 0)
+        now = datetime.now(UTC)
+        return Status(
+            event_id=new_event_id(now),
+            seq=seq,
+            store_id=self.store_id,
+            node_id=self.node_id,
+            ts=now,
+            status=status,
+        )
+
+    def _make_client(self) -> paho.Client:
+        client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            protocol=self._protocol,
+            reconnect_on_failure=True,
+        )
+        if self.broker.username is not None:
+            client.username_pw_set(self.broker.username, self._password)
+        if self.broker.uses_tls:
+            tls = self.broker.tls
+            client.tls_set(
+                ca_certs=str(tls.ca_file) if tls and tls.ca_file else None,
+                certfile=str(tls.cert_file) if tls and tls.cert_file else None,
+                keyfile=str(tls.key_file) if tls and tls.key_file else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+            )
+            if tls and tls.insecure_skip_verify:
+                client.tls_insecure_set(True)
+        client.will_set(self.status_topic, to_json(self._status("offline")), qos=1, retain=True)
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.max_inflight_messages_set(self.max_in_flight)
+        client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        return client
+
+    def _start_client(self) -> None:
+        host, port = self.broker.host_port
+        self._got_connack = False
+        self._client = self._make_client()
+        self._client.connect_async(host, port, keepalive=self.broker.keepalive_s)
+        self._client.loop_start()
+
+    # ------------------------------------------------------------------------------------------------
+    # paho callbacks (network thread): record, never block
+    # ------------------------------------------------------------------------------------------------
+
+    def _on_connect(
+        self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, properties: Any
+    ) -> None:
+        self._got_connack = True
+        if reason.is_failure:
+            if reason.value in (_UNSUPPORTED_PROTOCOL, _V311_REFUSED_PROTOCOL):
+                self._fallback.set()
+            log.error("broker %s refused the connection: %s", self.broker.url, reason)
+            return
+        self._connects += 1
+        self._closed_before_connack = 0
+        log.info(
+            "connected to %s (%s)",
+            self.broker.url,
+            "MQTT 5" if self._protocol == MQTTProtocolVersion.MQTTv5 else "MQTT 3.1.1",
+        )
+        client.publish(self.status_topic, to_json(self._status("online")), qos=1, retain=True)
+        self._connected.set()
+        self._wake.set()
+
+    def _on_connect_fail(self, client: paho.Client, userdata: Any) -> None:
+        log.warning("cannot reach broker %s; retrying", self.broker.url)
+
+    def _on_disconnect(
+        self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, properties: Any
+    ) -> None:
+        was_connected = self._connected.is_set()
+        self._connected.clear()
+        if was_connected:
+            self._disconnects += 1
+            if not self._stopping.is_set():
+                log.warning("lost broker %s (%s); reconnecting", self.broker.url, reason)
+        elif not self._got_connack and self._protocol == MQTTProtocolVersion.MQTTv5:
+            # Closed before any CONNACK: how some MQTT 3.1.1-only brokers answer a version 5 CONNECT.
+            # Three in a row, so that a broker restarting during a handshake does not cause it.
+            self._closed_before_connack += 1
+            if self._closed_before_connack >= 3:
+                self._fallback.set()
+        self._got_connack = False
+
+    def _on_publish(
+        self, client: paho.Client, userdata: Any, mid: int, reason: ReasonCode, properties: Any
+    ) -> None:
+        self._acks.put((mid, not reason.is_failure))
+        self._wake.set()
+
+    # ------------------------------------------------------------------------------------------------
+    # The drain loop (its own thread: the only one touching the in-flight table)
+    # ------------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect in the background and start draining; returns at once."""
+        if self._thread is not None:
+            raise RuntimeError("publisher already started")
+        self._start_client()
+        self._thread = threading.Thread(target=self._run, name="mqtt-publisher", daemon=True)
+        self._thread.start()
+
+    def notify(self) -> None:
+        """New rows are in the outbox: publish them now rather than at the next poll."""
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.wait(0.2)
+            self._wake.clear()
+            try:
+                self._maybe_fall_back()
+                self._handle_acks()
+                if self._connected.is_set():
+                    self._requeue_stale()
+                    self._publish_pending()
+            except Exception:
+                # The publisher must outlive any one bad round; the rows stay in the outbox.
+                log.exception("publisher round failed; retrying")
+                time.sleep(1.0)
+        self._handle_acks()
+
+    def _maybe_fall_back(self) -> None:
+        if not self._fallback.is_set() or self._protocol != MQTTProtocolVersion.MQTTv5:
+            return
+        log.warning("broker %s does not speak MQTT 5; falling back to MQTT 3.1.1", self.broker.url)
+        self._fallback.clear()
+        old = self._client
+        self._protocol = MQTTProtocolVersion.MQTTv311
+        if old is not None:
+            old.loop_stop()
+            old.disconnect()
+        self._in_flight.clear()
+        self._early_acks.clear()
+        self._start_client()
+
+    def _handle_acks(self) -> None:
+        while True:
+            try:
+                mid, ok = self._acks.get_nowait()
+            except queue.Empty:
+                break
+            self._early_acks[mid] = ok
+        for mid in list(self._early_acks):
+            if mid not in self._in_flight:
+                continue
+            ok = self._early_acks.pop(mid)
+            seq, _ = self._in_flight.pop(mid)
+            if ok:
+                self.outbox.ack(seq)
+                self._acked += 1
+            else:
+                # The broker refused it (e.g. not authorised): keep it, it is retried after resend_after_s.
+                self._refused += 1
+                log.error("broker refused seq %d; kept in the outbox", seq)
+        # Acks for ids not in flight (the status messages) are dropped after a while.
+        if len(self._early_acks) > 1000:
+            self._early_acks.clear()
+
+    def _requeue_stale(self) -> None:
+        now = time.monotonic()
+        for mid, (seq, sent_at) in list(self._in_flight.items()):
+            if now - sent_at > self.resend_after_s:
+                log.warning("seq %d unacknowledged for %.0f s; publishing it again", seq, now - sent_at)
+                del self._in_flight[mid]
+
+    def _publish_pending(self) -> None:
+        client = self._client
+        room = self.max_in_flight - len(self._in_flight)
+        if client is None or room <= 0:
+            return
+        in_flight_seqs = {seq for seq, _ in self._in_flight.values()}
+        for row in self.outbox.pending(limit=room, exclude=in_flight_seqs):
+            info = client.publish(row.topic, row.payload, qos=1)
+            if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                # Not connected any more: paho keeps QoS 1 messages it queued, but this one it refused.
+                if info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN:
+                    self._in_flight[info.mid] = (row.seq, time.monotonic())
+                    self._published += 1
+                break
+            self._in_flight[info.mid] = (row.seq, time.monotonic())
+            self._published += 1
+
+    # ------------------------------------------------------------------------------------------------
+    # Observability and shutdown
+    # ------------------------------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def wait_connected(self, timeout_s: float) -> bool:
+        return self._connected.wait(timeout_s)
+
+    def wait_drained(self, timeout_s: float) -> bool:
+        """Block until the outbox is empty (everything acknowledged) or `timeout_s` passes."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.outbox.depth() == 0:
+                return True
+            self._wake.set()
+            time.sleep(0.05)
+        return self.outbox.depth() == 0
+
+    def stats(self) -> PublisherStats:
+        return PublisherStats(
+            connected=self.connected,
+            protocol="5" if self._protocol == MQTTProtocolVersion.MQTTv5 else "3.1.1",
+            connects=self._connects,
+            disconnects=self._disconnects,
+            published=self._published,
+            acked=self._acked,
+            refused=self._refused,
+            in_flight=len(self._in_flight),
+        )
+
+    def stop(self, *, drain_timeout_s: float = 5.0, publish_offline: bool = True) -> None:
+        """Drain what can be drained, publish the retained `offline`, disconnect cleanly.
+
+        Whatever is not acknowledged by then stays in the outbox for the next start.
+        """
+        if self._thread is None:
+            return
+        if self.connected and drain_timeout_s > 0:
+            self.wait_drained(drain_timeout_s)
+        self._stopping.set()
+        self._wake.set()
+        self._thread.join(timeout=5.0)
+        client = self._client
+        if client is not None:
+            if publish_offline and self.connected:
+                info = client.publish(self.status_topic, to_json(self._status("offline")), qos=1, retain=True)
+                try:
+                    info.wait_for_publish(timeout=3.0)
+                except (RuntimeError, ValueError) as exc:
+                    log.warning("offline status not confirmed: %s", exc)
+            client.disconnect()
+            client.loop_stop()
+        self._thread = None
+        log.info("publisher stopped: %s", self.stats())

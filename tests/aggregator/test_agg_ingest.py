@@ -1,0 +1,286 @@
+"""Ingest: quarantine reasons, late and out-of-order events, sequence gaps, nodes, registry rebuilds."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from aggregator.ingest import Ingestor, Message, merge_ranges
+from aggregator.queries import Queries
+from aggregator.registry import RegistryError, load_registry, parse_registry
+from aggregator.storage import SqliteStorage
+from aggregator.synth import VisitPlan, funnel_day_plans, heat_event, stamper_for, visit_events
+from edge.events import MAX_PAYLOAD_BYTES, CameraHealth, Envelope, Heartbeat, Status, to_json, topic_for
+
+STORE = "sh-pudong-01"
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def registry(tz: str = "Asia/Shanghai") -> dict[str, object]:
+    return {
+        "brands": [{"id": "aurora", "name": "Aurora"}],
+        "stores": [
+            {"store_id": STORE, "name": "Pudong", "brand": "aurora", "region": "east", "timezone": tz}
+        ],
+    }
+
+
+def msgs(events: list[Envelope], received_at: datetime = NOW) -> list[Message]:
+    return [Message(topic_for(e), to_json(e), received_at) for e in events]
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "agg.sqlite"
+
+
+@pytest.fixture
+def ing(db: Path) -> Ingestor:
+    i = Ingestor(SqliteStorage(db))
+    i.load_registry(parse_registry(registry()))
+    return i
+
+
+def good_event() -> Envelope:
+    return visit_events(stamper_for(STORE), VisitPlan(NOW, 300.0))[0]
+
+
+@pytest.mark.parametrize(
+    ("topic", "payload", "code"),
+    [
+        ("showroom/v1/sh-pudong-01/node-a/events", b"{not json", "not_json"),
+        ("showroom/v1/sh-pudong-01/node-a/events", b"[1, 2]", "not_json"),
+        ("showroom/v1/sh-pudong-01/node-a/events", b"\xff\xfe\x00", "not_utf8"),
+        ("showroom/v1/sh-pudong-01/node-a/events", b'{"schema": "showroom.v2"}', "schema"),
+        ("showroom/v1/sh-pudong-01/node-a/events", b"x" * (MAX_PAYLOAD_BYTES + 1), "oversize"),
+        ("showroom/v1/other-store/node-a/events", None, "topic_mismatch"),
+        ("showroom/v1/sh-pudong-01/node-a/heat", None, "topic_mismatch"),
+        ("random/topic", None, "bad_topic"),
+    ],
+)
+def test_everything_that_fails_is_quarantined_with_its_reason(
+    ing: Ingestor, db: Path, topic: str, payload: bytes | None, code: str
+) -> None:
+    body = payload if payload is not None else to_json(good_event())
+    result = ing.ingest([Message(topic, body, NOW)])
+    assert (result.stored, result.quarantined, result.reasons) == (0, 1, {code: 1})
+    with Queries.open(db) as q:
+        [row] = q.quarantine()
+        counters = q.counters()
+    assert row.topic == topic and row.reason_code == code and row.reason
+    assert row.payload_size == len(body) and row.payload_head == body[:4096]
+    assert counters["quarantined"] == 1 and counters[f"quarantined.{code}"] == 1
+
+
+def test_wrong_types_are_quarantined_naming_the_field(ing: Ingestor, db: Path) -> None:
+    e = good_event()
+    data = json.loads(to_json(e))
+    data["seq"] = "7"
+    result = ing.ingest([Message(topic_for(e), json.dumps(data).encode(), NOW)])
+    assert result.reasons == {"invalid": 1}
+    with Queries.open(db) as q:
+        assert "seq" in q.quarantine()[0].reason
+
+
+def test_day_late_and_out_of_order_events_land_in_their_day_and_hour(ing: Ingestor, db: Path) -> None:
+    # Shanghai is UTC+8: 2026-11-22 15:30 UTC is 23:30 local on the 22nd.
+    stamper = stamper_for(STORE)
+    late_visit = visit_events(
+        stamper, VisitPlan(datetime(2026, 11, 22, 15, 30, tzinfo=UTC), 1200.0, "car-01", 20.0)
+    )
+    today_visit = visit_events(stamper, VisitPlan(datetime(2026, 11, 23, 2, 0, tzinfo=UTC), 600.0))
+    ing.ingest(msgs(today_visit))
+    # The day-late visit arrives a day later, its end before its start.
+    ing.ingest(msgs(list(reversed(late_visit)), received_at=NOW + timedelta(days=1)))
+    with Queries.open(db) as q:
+        d22 = q.funnel(STORE, date(2026, 11, 22))
+        d23 = q.funnel(STORE, date(2026, 11, 23))
+        hours22 = {h.local_hour: h.visitors for h in q.hourly_traffic(STORE, date(2026, 11, 22))}
+        hours23 = {h.local_hour: h.visitors for h in q.hourly_traffic(STORE, date(2026, 11, 23))}
+        cars = q.car_ranking(STORE, date(2026, 11, 22), date(2026, 11, 22))
+    assert (d22.visitors, d22.car_browsers) == (1, 1)
+    assert d22.median_visit_s == pytest.approx(1200.0)
+    assert (d23.visitors, d23.car_browsers) == (1, 0)
+    assert hours22[23] == 1 and sum(hours22.values()) == 1
+    assert hours23[10] == 1 and sum(hours23.values()) == 1
+    assert [(c.car_id, c.browsers) for c in cars] == [("car-01", 1)]
+
+
+def test_visit_counted_from_its_end_when_the_start_was_lost(ing: Ingestor, db: Path) -> None:
+    events = visit_events(stamper_for(STORE), VisitPlan(NOW, 300.0, received=True))
+    ing.ingest(msgs(events[1:]))
+    with Queries.open(db) as q:
+        f = q.funnel(STORE, date(2026, 11, 23))
+        assert (f.visitors, f.receptions) == (1, 1)
+        [node] = q.nodes(now=NOW)
+        assert node.seq_missing == 0 and node.seq_received == len(events) - 1  # seq 0 was never seen
+
+
+def test_sequence_gaps_are_detected_and_closed_by_late_arrivals(ing: Ingestor, db: Path) -> None:
+    stamper = stamper_for(STORE)
+    events = [e for i in range(5) for e in visit_events(stamper, VisitPlan(NOW + timedelta(minutes=i), 60.0))]
+    assert [e.seq for e in events] == list(range(10))
+    ing.ingest(msgs([e for e in events if e.seq not in (3, 4, 7)]))
+    with Queries.open(db) as q:
+        [node] = q.nodes(now=NOW)
+        assert (node.seq_missing, node.seq_max) == (3, 9)
+        assert q.seq_gaps(STORE, "node-a") == [(3, 4), (7, 7)]
+    ing.ingest(msgs([e for e in events if e.seq in (3, 4, 7)]))
+    with Queries.open(db) as q:
+        assert q.nodes(now=NOW)[0].seq_missing == 0 and q.seq_gaps(STORE, "node-a") == []
+
+
+def test_merge_ranges() -> None:
+    assert merge_ranges([(0, 4), (8, 9)], [5, 7, 12]) == [(0, 5), (7, 9), (12, 12)]
+    assert merge_ranges([], [3, 1, 2, 2]) == [(1, 3)]
+
+
+def test_node_heartbeat_status_and_offline(ing: Ingestor, db: Path) -> None:
+    stamper = stamper_for(STORE)
+    cam = CameraHealth(
+        camera_id="cam-west",
+        fps=4.9,
+        target_fps=5,
+        inference_ms=31.5,
+        dropped_frames=2,
+        reconnects=0,
+        quality="fair",
+    )
+    hb = stamper.stamp(
+        Heartbeat,
+        NOW,
+        cameras=[cam],
+        outbox_depth=12,
+        oldest_unsent_age_s=3.5,
+        model_id="rtmdet-nano-person",
+        software_version="0.1.0",
+        uptime_s=3600.0,
+        calibration_error_m={"cam-west": 0.08},
+    )
+    older = stamper.stamp(
+        Heartbeat,
+        NOW - timedelta(minutes=5),
+        cameras=[],
+        outbox_depth=99,
+        model_id="m",
+        software_version="0",
+        uptime_s=1,
+    )
+    online = stamper.stamp(Status, NOW - timedelta(minutes=1), status="online")
+    ing.ingest(msgs([hb, older, online], received_at=NOW))
+    with Queries.open(db) as q:
+        [n] = q.nodes(now=NOW + timedelta(seconds=30))
+        assert n.online and n.status == "online" and n.outbox_depth == 12
+        assert n.cameras[0].camera_id == "cam-west" and n.cameras[0].inference_ms == pytest.approx(31.5)
+        assert n.calibration_error_m == {"cam-west": pytest.approx(0.08)}
+        assert not q.nodes(now=NOW + timedelta(minutes=5))[0].online  # silent for too long
+        assert [s.store_id for s in q.silent_stores(NOW + timedelta(hours=2), timedelta(hours=1))] == [STORE]
+        assert q.silent_stores(NOW + timedelta(minutes=2), timedelta(hours=1)) == []
+    ing.ingest(msgs([stamper.stamp(Status, NOW + timedelta(seconds=10), status="offline")]))
+    with Queries.open(db) as q:
+        n = q.nodes(now=NOW + timedelta(seconds=20))[0]
+        assert n.status == "offline" and not n.online
+
+
+def test_heat_and_occupancy(ing: Ingestor, db: Path) -> None:
+    a, b = stamper_for(STORE, "node-a", 1), stamper_for(STORE, "node-b", 2)
+    minute = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # 10:00 local
+    events = [
+        heat_event(a, minute, [(0, 0, 30.0), (3, 2, 60.0)], 2),
+        heat_event(a, minute + timedelta(minutes=1), [(3, 2, 15.0)], 1),
+        heat_event(b, minute, [(100, 50, 45.0)], 3),
+    ]
+    ing.ingest(msgs(events))
+    ing.ingest(msgs(events))  # redelivery adds nothing
+    with Queries.open(db) as q:
+        h = q.heatmap(STORE, date(2026, 11, 23), date(2026, 11, 23))
+        hh = q.heatmap_hours(STORE, minute, minute + timedelta(hours=1))
+        hours = {x.local_hour: x for x in q.hourly_traffic(STORE, date(2026, 11, 23))}
+        occ = q.occupancy_now(STORE, now=minute + timedelta(minutes=2))
+    assert h.cell_m == 0.25 and h.grid.shape == (51, 101)
+    assert h.grid[2, 3] == pytest.approx(75.0) and h.grid[0, 0] == pytest.approx(30.0)
+    assert h.total_person_s == pytest.approx(150.0) and hh.total_person_s == pytest.approx(150.0)
+    assert hours[10].occupancy_max == 5  # node-a 2 + node-b 3 in the same minute
+    assert occ.floor_occupancy == 1 and occ.floor_minute == minute + timedelta(minutes=1)
+
+
+def test_registry_time_zone_change_rebuilds_rollups(ing: Ingestor, db: Path) -> None:
+    # 2026-11-23 02:00 UTC is the 23rd in Shanghai but the 22nd in New York.
+    ing.ingest(
+        msgs(visit_events(stamper_for(STORE), VisitPlan(datetime(2026, 11, 23, 2, 0, tzinfo=UTC), 60.0)))
+    )
+    with Queries.open(db) as q:
+        assert q.funnel(STORE, date(2026, 11, 23)).visitors == 1
+    assert ing.load_registry(parse_registry(registry("America/New_York"))) == [STORE]
+    with Queries.open(db) as q:
+        assert q.funnel(STORE, date(2026, 11, 23)).visitors == 0
+        assert q.funnel(STORE, date(2026, 11, 22)).visitors == 1
+
+
+def test_registry_reads_node_configs(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "showroom-shanghai-01.yaml"
+    reg = tmp_path / "stores.yaml"
+    reg.write_text(
+        f"stores:\n  - {{store_id: sh-pudong-01, name: Pudong, brand: aurora, region: east, "
+        f"node_configs: ['{example}']}}\n",
+        encoding="utf-8",
+    )
+    [store] = load_registry(reg).stores
+    assert store.timezone == "Asia/Shanghai" and store.floor_size_m == (36.0, 24.0) and len(store.cars) == 6
+    reg.write_text("stores:\n  - {store_id: x, name: X, brand: b, region: r}\n", encoding="utf-8")
+    with pytest.raises(RegistryError, match="timezone"):
+        load_registry(reg)
+    reg.write_text(
+        "stores:\n  - {store_id: x, name: X, brand: b, region: r, colour: red}\n", encoding="utf-8"
+    )
+    with pytest.raises(RegistryError, match="colour"):
+        load_registry(reg)
+
+
+# -- order independence ---------------------------------------------------------------------------------
+
+_DAY_EVENTS = [
+    e
+    for i, p in enumerate(
+        funnel_day_plans(
+            datetime(2026, 11, 22, 16, 0, tzinfo=UTC),
+            8,
+            6,
+            2,
+            3,
+            cars=("car-01", "car-02"),
+            seed=11,
+            open_hours=(6, 9),
+        )
+    )
+    for e in visit_events(stamper_for(STORE, seed=20 + i), p)
+]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(order=st.permutations(list(range(len(_DAY_EVENTS)))), cuts=st.lists(st.integers(1, 60), max_size=4))
+def test_any_arrival_order_and_batching_gives_the_same_rollups(
+    tmp_path_factory: pytest.TempPathFactory, order: list[int], cuts: list[int]
+) -> None:
+    db = tmp_path_factory.mktemp("order") / "agg.sqlite"
+    ing = Ingestor(SqliteStorage(db))
+    ing.load_registry(parse_registry(registry()))
+    shuffled = [_DAY_EVENTS[i] for i in order]
+    bounds = sorted({0, len(shuffled), *(c for c in cuts if c < len(shuffled))})
+    for a, b in itertools.pairwise(bounds):
+        ing.ingest(msgs(shuffled[a:b]))
+    with Queries.open(db) as q:
+        f = q.funnel(STORE, date(2026, 11, 23))
+        hours = [h.visitors for h in q.hourly_traffic(STORE, date(2026, 11, 23))]
+        cars = [
+            (c.car_id, c.browsers, c.entries)
+            for c in q.car_ranking(STORE, date(2026, 11, 23), date(2026, 11, 23))
+        ]
+    assert (f.visitors, f.car_browsers, f.car_entrants, f.receptions) == (8, 6, 2, 3)
+    assert sum(hours) == 8 and sorted(cars) == [("car-01", 3, 1), ("car-02", 3, 1)]

@@ -1,0 +1,369 @@
+"""Page logic with Streamlit's AppTest, on a database filled by the aggregator's ingest from known events.
+
+Every figure a page shows is compared with what `aggregator.queries.Queries` returns for the same
+store and day; every role is checked against URLs that ask for more than it may see.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import dash_world as world
+import pyarrow.ipc
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from aggregator.queries import Queries
+from dashboard import format as fmt
+from dashboard.auth import AccessDeniedError, load_users
+from dashboard.data import ScopedData, direct_fetch
+from dashboard.settings import ENV_DB, ENV_USERS
+
+APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
+DAY = world.DAY.isoformat()
+
+
+@pytest.fixture(scope="module")
+def world_files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
+    base = tmp_path_factory.mktemp("dash_world")
+    db = world.build_db(base / "aggregator.sqlite")
+    users = world.write_users(base / "users.yaml")
+    saved = {k: os.environ.get(k) for k in (ENV_DB, ENV_USERS)}
+    os.environ[ENV_DB], os.environ[ENV_USERS] = str(db), str(users)
+    yield db, users
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="module")
+def queries(world_files: tuple[Path, Path]) -> Iterator[Queries]:
+    q = Queries.open(world_files[0])
+    yield q
+    q.close()
+
+
+def _app(**params: str) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=30)
+    for key, value in params.items():
+        at.query_params[key] = value
+    return at
+
+
+def _login(at: AppTest, username: str, password: str = world.PASSWORD) -> AppTest:
+    at.run()
+    at.text_input(key="login_username").input(username)
+    at.text_input(key="login_password").input(password)
+    at.button[0].click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def _charts(at: AppTest) -> list[dict[str, Any]]:
+    """The Vega-Lite specs of the page's charts, in page order."""
+
+    def walk(node: Any) -> Iterator[Any]:
+        yield node
+        for child in getattr(node, "children", {}).values():
+            yield from walk(child)
+
+    specs = []
+    for element in walk(at._tree):
+        if getattr(element, "type", "") != "vega_lite_chart":
+            continue
+        spec = json.loads(element.proto.spec)
+        if "data" not in spec and element.proto.data.data:
+            # Streamlit sends a single chart's rows separately, as Arrow.
+            rows = pyarrow.ipc.open_stream(element.proto.data.data).read_all().to_pylist()
+            spec["data"] = {"values": rows}
+        specs.append(spec)
+    return specs
+
+
+def _texts(at: AppTest) -> str:
+    parts = [e.value for e in (*at.markdown, *at.caption, *at.error, *at.warning, *at.success, *at.info)]
+    return "\n".join(str(p) for p in parts)
+
+
+# -- before log-in --------------------------------------------------------------------------------
+
+
+def test_nothing_before_login(world_files: tuple[Path, Path]) -> None:
+    at = _app(view="store", store="sh-01", date=DAY)
+    at.run()
+    assert not at.exception
+    assert [b.label for b in at.button] == ["Log in"]
+    assert len(at.metric) == 0 and len(at.dataframe) == 0 and len(at.table) == 0
+    assert "Pudong" not in _texts(at)
+
+
+def test_wrong_password_shows_nothing(world_files: tuple[Path, Path]) -> None:
+    at = _login(_app(store="sh-01", date=DAY), "li.wei", "not-the-password")
+    assert [e.value for e in at.error] == ["Unknown username or wrong password."]
+    assert len(at.metric) == 0
+    assert "username" not in at.session_state
+
+
+def test_repeated_failures_lock_the_username(world_files: tuple[Path, Path]) -> None:
+    at = _app()
+    at.run()
+    try:
+        for _ in range(5):
+            at.text_input(key="login_username").input("hq.nova")
+            at.text_input(key="login_password").input("wrong-password")
+            at.button[0].click()
+            at.run()
+        at.text_input(key="login_password").input(world.PASSWORD)
+        at.button[0].click()
+        at.run()
+        assert "Too many failed attempts" in at.error[0].value
+        assert len(at.metric) == 0 and "username" not in at.session_state
+    finally:
+        st.cache_resource.clear()  # the lock is process-wide: release it for the other tests
+
+
+def test_brand_hq_of_other_brand_sees_its_silent_store(world_files: tuple[Path, Path]) -> None:
+    # hq.nova prefers Chinese: the page opens in Chinese after log-in.
+    at = _login(_app(date=DAY), "hq.nova")
+    silent = at.table[-1].value
+    assert silent["门店"].tolist() == ["gz-03"]
+    assert silent["原因"].tolist() == ["数据中断"]
+    assert list(at.dataframe[0].value["门店"]) == ["gz-03"]
+
+
+# -- store manager --------------------------------------------------------------------------------
+
+
+def test_store_manager_figures_equal_the_aggregator(queries: Queries) -> None:
+    at = _login(_app(date=DAY), "li.wei")
+    funnel = queries.funnel("sh-01", world.DAY)
+    shown = _metrics(at)
+    assert shown["Visitors"] == "59" == fmt.count(funnel.today.visitors)
+    assert shown["Car browsers"] == "46" == fmt.count(funnel.today.car_browsers)
+    assert shown["Car entrants"] == "11" == fmt.count(funnel.today.car_entrants)
+    assert shown["Browse rate"] == "77.97%" == fmt.pct(funnel.today.browse_rate)
+    assert shown["Car-entry rate"] == "23.91%" == fmt.pct(funnel.today.car_entry_rate)
+    assert shown["Reception rate"] == fmt.pct(funnel.today.reception_rate)
+    text = _texts(at)
+    for attr in ("visitors", "car_browsers", "car_entrants"):
+        assert f"{fmt.change(getattr(funnel.dod, attr))}] :gray[day-over-day]" in text
+        assert f"{fmt.change(getattr(funnel.wow, attr))}] :gray[week-over-week]" in text
+    assert "+68.57%" in text and "+39.39%" in text and "+57.14%" in text
+    assert at.title[0].value == f"Pudong Flagship — {DAY}"
+    assert at.query_params["store"] == "sh-01"
+
+
+def test_store_manager_car_ranking_equals_the_aggregator(queries: Queries) -> None:
+    at = _login(_app(date=DAY, period="day"), "li.wei")
+    cars = queries.car_ranking("sh-01", world.DAY, world.DAY)
+    table = at.table[0].value
+    assert list(table["Car"]) == [c.car_id for c in cars] == ["car-01", "car-02", "car-03"]
+    assert list(table["Browsers"]) == [c.browsers for c in cars] == [30, 16, 0]
+    assert list(table["Entries"]) == [c.entries for c in cars]
+    assert list(table["Ignored"]) == ["", "", "⚠"]
+    hourly, heatmap, ranking, radar = _charts(at)
+    hours = queries.hourly_traffic("sh-01", world.DAY)
+    bars = hourly["layer"][0]["data"]["values"]
+    assert [(r["hour"], r["visitors"]) for r in bars] == [(h.local_hour, h.visitors) for h in hours]
+    # The heatmap: the grid's cells (same total person-seconds) under each car's outline and model name.
+    layers = heatmap["layer"]
+    assert layers[1]["mark"] == {"type": "rect"}
+    cells = layers[1]["data"]["values"]
+    heat = queries.heatmap("sh-01", world.DAY, world.DAY)
+    assert sum(c["person_s"] for c in cells) == pytest.approx(heat.total_person_s)
+    labels = {r["label"] for r in layers[-1]["data"]["values"]}
+    assert labels == {c["model_name"] for c in world.CARS}
+    outlines = {r["group"] for r in layers[-2]["data"]["values"]}
+    assert outlines == {"car-01", "car-02", "car-03"}
+    assert {r["car"] for r in ranking["data"]["values"]} == {c.model_name for c in cars}
+    # The store's own health for the period, against its brand.
+    health = queries.health("sh-01", world.DAY, world.DAY)
+    assert health.score is not None
+    assert _metrics(at)["Health score"] == f"{health.score:.1f}"
+    assert list(at.table[1].value["Score"]) == [f"{d.score:.1f}" for d in health.dimensions]
+    store_line = [r for r in radar["layer"][-1]["data"]["values"] if r["series"] == "This store"]
+    assert [r["score"] for r in store_line][:-1] == [round(d.score or 0.0, 1) for d in health.dimensions]
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"store": "bj-02"}, "You do not have access to store bj-02."),
+        ({"store": "gz-03", "view": "store"}, "You do not have access to store gz-03."),
+        ({"store": "no-such-store"}, "You do not have access to store no-such-store."),
+        ({"view": "hq"}, "This view is not available to your role."),
+        ({"view": "installer"}, "This view is not available to your role."),
+    ],
+)
+def test_store_manager_cannot_reach_more_by_url(params: dict[str, str], message: str) -> None:
+    at = _login(_app(date=DAY, **params), "li.wei")
+    assert [e.value for e in at.error] == [message]
+    assert len(at.metric) == 0 and len(at.table) == 0 and len(at.dataframe) == 0
+    assert not _charts(at)
+
+
+def test_session_cannot_be_switched_to_another_store(world_files: tuple[Path, Path]) -> None:
+    at = _login(_app(date=DAY), "li.wei")
+    assert at.selectbox(key="pick_store").options == ["Pudong Flagship (sh-01)"]
+    at.query_params["store"] = "bj-02"
+    at.run()
+    assert [e.value for e in at.error] == ["You do not have access to store bj-02."]
+    assert len(at.metric) == 0
+
+
+def test_switch_to_chinese(queries: Queries) -> None:
+    at = _login(_app(date=DAY), "li.wei")
+    at.session_state["lang"] = "zh"
+    at.run()
+    shown = _metrics(at)
+    assert shown["进店人数"] == "59"
+    assert shown["浏览率"] == "77.97%"
+    assert "日环比" in _texts(at)
+    assert at.sidebar.button[0].label == "退出登录"
+
+
+def test_logout_returns_to_login(world_files: tuple[Path, Path]) -> None:
+    at = _login(_app(date=DAY), "li.wei")
+    at.button(key="logout").click()
+    at.run()
+    assert len(at.metric) == 0
+    assert [b.label for b in at.button] == ["Log in"]
+
+
+# -- brand HQ -------------------------------------------------------------------------------------
+
+
+def test_brand_hq_league_and_health_equal_the_aggregator(queries: Queries) -> None:
+    at = _login(_app(date=DAY, period="day"), "hq.aurora")
+    league = queries.league(world.DAY, world.DAY, brand="aurora")
+    frame = at.dataframe[0].value
+    assert list(frame["Store"]) == [r.store.store_id for r in league] == ["sh-01", "bj-02"]
+    assert list(frame["Visitors"]) == [r.figures.visitors for r in league] == [59, 20]
+    assert list(frame["Browse rate"]) == [fmt.pct(r.figures.browse_rate) for r in league]
+    assert list(frame["Health score"]) == [round(r.health, 1) for r in league if r.health is not None]
+
+    health = queries.health("sh-01", world.DAY, world.DAY)
+    assert health.score is not None
+    assert _metrics(at)["Health score"] == f"{health.score:.1f}"
+    dims = at.table[0].value
+    assert list(dims["Dimension"]) == [
+        "Traffic acquisition",
+        "Store activity",
+        "Store attractiveness",
+        "Car-entry rate",
+        "Reception rate",
+        "Store heat",
+    ]
+    assert list(dims["Score"]) == [f"{d.score:.1f}" for d in health.dimensions]
+    assert dims["This store"][1] == fmt.pct(health.dimensions[1].value)
+    assert dims["Brand TOP"][1] == fmt.pct(health.dimensions[1].brand_top)
+
+
+def test_brand_hq_sort_and_region_filter(queries: Queries) -> None:
+    at = _login(_app(date=DAY, period="day"), "hq.aurora")
+    at.selectbox(key="hq_sort").select("visitors")
+    at.run()
+    assert list(at.dataframe[0].value["Visitors"]) == [59, 20]
+    at.selectbox(key="hq_region").select("north")
+    at.run()
+    assert list(at.dataframe[0].value["Store"]) == ["bj-02"]
+
+
+def test_brand_hq_sees_silent_store_only_of_own_brand(queries: Queries) -> None:
+    # gz-03 (brand nova) is silent, but aurora HQ must not learn about it.
+    silent = queries.silent_stores(datetime.now(UTC), timedelta(hours=2))
+    assert [s.store_id for s in silent] == ["gz-03"]
+    at = _login(_app(date=DAY), "hq.aurora")
+    assert "gz-03" not in _texts(at)
+    assert "Every store is reporting." in _texts(at)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"view": "store", "store": "gz-03"}, "You do not have access to store gz-03."),
+        ({"view": "installer"}, "This view is not available to your role."),
+    ],
+)
+def test_brand_hq_cannot_reach_other_brands(params: dict[str, str], message: str) -> None:
+    at = _login(_app(date=DAY, **params), "hq.aurora")
+    assert [e.value for e in at.error] == [message]
+    assert len(at.metric) == 0
+
+
+def test_brand_hq_store_view_of_own_brand(queries: Queries) -> None:
+    at = _login(_app(date=DAY, view="store", store="bj-02"), "hq.aurora")
+    assert _metrics(at)["Visitors"] == fmt.count(queries.funnel("bj-02", world.DAY).today.visitors) == "20"
+
+
+# -- installer ------------------------------------------------------------------------------------
+
+
+def test_installer_sees_nodes_worst_first_and_no_visitor_figures(
+    queries: Queries, world_files: tuple[Path, Path]
+) -> None:
+    world.fresh_heartbeats(world_files[0])
+    at = _login(_app(), "tech")
+    assert len(at.metric) == 0
+    attention = [e.value for e in at.error] + [w.value for w in at.warning]
+    assert attention[0].startswith("**bj-02 / node-a**") or attention[0].startswith("**gz-03 / node-a**")
+    joined = "\n".join(attention)
+    assert "camera cam-a stalled" in joined
+    assert "outbox backlog 2500" in joined
+    assert "3 missing events" in joined
+    assert "sh-01" not in joined  # healthy node: not in the attention list
+    nodes = at.dataframe[0].value
+    assert sorted(nodes["Store"]) == sorted(n.store_id for n in queries.nodes())
+    gz = list(nodes["Store"]).index("gz-03")
+    assert list(nodes["Sequence gaps"])[gz] == 3
+    assert list(nodes["Status"])[gz] == "offline"
+
+
+@pytest.mark.parametrize("view", ["store", "hq"])
+def test_installer_cannot_open_visitor_views(view: str) -> None:
+    at = _login(_app(view=view, store="sh-01", date=DAY), "tech")
+    assert [e.value for e in at.error] == ["This view is not available to your role."]
+    assert len(at.metric) == 0
+
+
+# -- the scope itself, without the UI -------------------------------------------------------------
+
+
+def test_scoped_data_refuses_outside_scope(world_files: tuple[Path, Path]) -> None:
+    db, users_file = world_files
+    users = load_users(users_file)
+    fetch = direct_fetch(db)
+    manager = ScopedData(fetch, users["li.wei"])
+    hq = ScopedData(fetch, users["hq.aurora"])
+    installer = ScopedData(fetch, users["tech"])
+
+    assert [s.store_id for s in manager.stores()] == ["sh-01"]
+    assert manager.funnel("sh-01", world.DAY).today.visitors == 59
+    for call in (
+        lambda: manager.funnel("bj-02", world.DAY),
+        lambda: manager.heatmap("gz-03", world.DAY, world.DAY),
+        lambda: manager.nodes(["bj-02"]),
+        lambda: manager.league(world.DAY, world.DAY),
+        lambda: hq.funnel("gz-03", world.DAY),
+        lambda: hq.league(world.DAY, world.DAY, brand="nova"),
+        lambda: installer.funnel("sh-01", world.DAY),
+        lambda: installer.car_ranking("sh-01", world.DAY, world.DAY),
+    ):
+        with pytest.raises(AccessDeniedError):
+            call()
+    assert [s.store_id for s in hq.stores()] == ["bj-02", "sh-01"]
+    assert {n.store_id for n in installer.nodes()} == {"sh-01", "bj-02", "gz-03"}
+    assert {n.store_id for n in manager.nodes()} == {"sh-01"}

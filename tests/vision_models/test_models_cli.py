@@ -1,0 +1,91 @@
+"""`showroom models`: list, detect (MOTChallenge rows), and clear errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from edge.cli import main
+from vision_models.video import read_frames
+
+SHOWROOM = Path(sys.executable).with_name("showroom")
+CLIP_FRAMES = 12
+
+
+@pytest.fixture(scope="module")
+def short_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first frames of PETS09-S2L1 re-encoded as a short MJPG clip."""
+    video = Path(__file__).resolve().parents[3] / "shared" / "data" / "pets09_s2l1" / "vtest_480x360.avi"
+    out = tmp_path_factory.mktemp("clip") / "clip.avi"
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter.fourcc(*"MJPG"), 7.0, (480, 360))
+    for i, frame in enumerate(read_frames(video)):
+        if i == CLIP_FRAMES:
+            break
+        writer.write(frame)
+    writer.release()
+    return out
+
+
+def test_list_shows_each_model_presence_and_licence(model_dir: Path) -> None:
+    result = CliRunner().invoke(main, ["models", "list"])
+    assert result.exit_code == 0, result.output
+    assert "rtmdet-nano-person (default): verified" in result.output
+    assert "yolox-nano: verified" in result.output
+    assert "licence Apache-2.0" in result.output
+    assert str(model_dir) in result.output
+
+
+def test_list_flags_a_missing_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHOWROOM_MODEL_DIR", str(tmp_path))
+    monkeypatch.setenv("SHOWROOM_CACHE_DIR", str(tmp_path / "cache"))
+    result = CliRunner().invoke(main, ["models", "list"])
+    assert result.exit_code == 0
+    assert "yolox-nano: missing" in result.output
+
+
+@pytest.mark.parametrize(("model", "size"), [("rtmdet-nano-person", "480x384"), ("yolox-nano", None)])
+def test_detect_writes_valid_mot_rows(short_clip: Path, tmp_path: Path, model: str, size: str | None) -> None:
+    out = tmp_path / "det.txt"
+    args = ["models", "detect", str(short_clip), "--model", model, "--out", str(out), "--no-progress"]
+    if size:
+        args += ["--input-size", size]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    rows = np.loadtxt(out, delimiter=",", ndmin=2)
+    assert rows.shape[1] == 10
+    frames = rows[:, 0].astype(int)
+    assert frames.min() == 1 and frames.max() == CLIP_FRAMES and np.all(np.diff(frames) >= 0)
+    assert np.all(rows[:, 1] == -1) and np.all(rows[:, 7:] == -1)
+    x, y, w, h, score = rows[:, 2], rows[:, 3], rows[:, 4], rows[:, 5], rows[:, 6]
+    assert np.all(w > 0) and np.all(h > 0)
+    assert np.all(x >= 0) and np.all(y >= 0) and np.all(x + w <= 480.01) and np.all(y + h <= 360.01)
+    assert np.all((score >= 0.3) & (score <= 1))
+    assert len(rows) >= 3 * CLIP_FRAMES  # at least three people per frame in this scene
+    assert f"{CLIP_FRAMES} frames" in result.output
+
+
+def test_detect_errors_are_clear(short_clip: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    missing = runner.invoke(
+        main, ["models", "detect", str(tmp_path / "nope.avi"), "--out", str(tmp_path / "o")]
+    )
+    assert missing.exit_code == 1 and "video file not found" in missing.output
+    bad_model = runner.invoke(main, ["models", "detect", str(short_clip), "--model", "x", "--out", "o.txt"])
+    assert bad_model.exit_code == 1 and "unknown model id 'x'" in bad_model.output
+    bad_size = runner.invoke(main, ["models", "detect", str(short_clip), "--input-size", "big", "--out", "o"])
+    assert bad_size.exit_code == 2 and "WIDTHxHEIGHT" in bad_size.output
+
+
+def test_console_script_has_models_group() -> None:
+    result = subprocess.run(
+        [str(SHOWROOM), "models", "--help"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    for command in ("list", "fetch", "detect", "quantize"):
+        assert command in result.stdout

@@ -1,0 +1,180 @@
+"""Detection accuracy against MOTChallenge ground truth: precision, recall and AP at IoU 0.5.
+
+Matching follows the PASCAL VOC protocol: per frame, detections in decreasing score order take the
+unmatched ground-truth box of highest IoU >= the threshold (true positive) or count as false positives;
+a detection whose best match is a ground-truth row flagged "ignore" counts as neither. AP is the area under
+the all-point interpolated precision/recall curve over all frames pooled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from vision_models.detections import Detections
+
+FloatArray = npt.NDArray[np.float32]
+BoolArray = npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class FrameTruth:
+    """Ground-truth boxes of one frame: `xyxy` (N, 4) pixels and `ignore` (N,) flags."""
+
+    xyxy: FloatArray
+    ignore: BoolArray
+
+
+def load_mot_ground_truth(path: Path, *, scale: float = 1.0) -> dict[int, FrameTruth]:
+    """MOTChallenge ground truth `frame,id,x,y,w,h,flag,...` as boxes per frame, multiplied by `scale`.
+
+    Rows with flag 0 are kept as "ignore" regions. Frames without rows are absent from the result.
+    """
+    rows = np.loadtxt(path, delimiter=",", dtype=np.float64, ndmin=2)
+    if rows.shape[1] < 7:
+        raise ValueError(f"{path}: expected at least 7 comma-separated columns, got {rows.shape[1]}")
+    frames = rows[:, 0].astype(np.int64)
+    xyxy = np.concatenate([rows[:, 2:4], rows[:, 2:4] + rows[:, 4:6]], axis=1) * scale
+    ignore = rows[:, 6] == 0
+    truth: dict[int, FrameTruth] = {}
+    for frame in np.unique(frames):
+        sel = frames == frame
+        truth[int(frame)] = FrameTruth(xyxy[sel].astype(np.float32), ignore[sel])
+    return truth
+
+
+def load_mot_detections(path: Path) -> dict[int, tuple[FloatArray, FloatArray]]:
+    """MOTChallenge detection rows `frame,-1,x,y,w,h,score,...` as (xyxy, scores) per frame."""
+    rows = np.loadtxt(path, delimiter=",", dtype=np.float64, ndmin=2)
+    result: dict[int, tuple[FloatArray, FloatArray]] = {}
+    if rows.size == 0:
+        return result
+    frames = rows[:, 0].astype(np.int64)
+    xyxy = np.concatenate([rows[:, 2:4], rows[:, 2:4] + rows[:, 4:6]], axis=1).astype(np.float32)
+    scores = rows[:, 6].astype(np.float32)
+    for frame in np.unique(frames):
+        sel = frames == frame
+        result[int(frame)] = (xyxy[sel], scores[sel])
+    return result
+
+
+def iou_matrix(a: FloatArray, b: FloatArray) -> FloatArray:
+    """IoU of every box in `a` (N, 4) with every box in `b` (M, 4), xyxy; shape (N, M)."""
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.clip(rb - lt, 0, None).prod(axis=2)
+    area_a = (a[:, 2:] - a[:, :2]).prod(axis=1)
+    area_b = (b[:, 2:] - b[:, :2]).prod(axis=1)
+    union = area_a[:, None] + area_b[None, :] - inter
+    result: FloatArray = (inter / np.maximum(union, 1e-9)).astype(np.float32)
+    return result
+
+
+@dataclass(frozen=True)
+class AccuracyReport:
+    """Detection accuracy over a set of frames (precision/recall at `score_threshold`)."""
+
+    ap50: float
+    precision: float
+    recall: float
+    true_positives: int
+    false_positives: int
+    ground_truth: int
+    frames: int
+    score_threshold: float
+
+    def summary(self) -> str:
+        return (
+            f"AP50 {self.ap50:.3f}, precision {self.precision:.3f}, recall {self.recall:.3f} at score >= "
+            f"{self.score_threshold:g} ({self.true_positives} TP, {self.false_positives} FP, "
+            f"{self.ground_truth} GT, {self.frames} frames)"
+        )
+
+
+def _match_frame(xyxy: FloatArray, scores: FloatArray, truth: FrameTruth | None, iou: float) -> FloatArray:
+    """Per detection: 1 true positive, 0 false positive, -1 matched an ignored region (not counted)."""
+    outcome = np.zeros(len(scores), np.float32)
+    if truth is None or len(truth.xyxy) == 0 or len(scores) == 0:
+        return outcome
+    order = np.argsort(-scores, kind="stable")
+    ious = iou_matrix(xyxy[order], truth.xyxy)
+    taken = np.zeros(len(truth.xyxy), bool)
+    for rank, det in enumerate(order):
+        candidates = np.where(taken | truth.ignore, -1.0, ious[rank])
+        best = int(np.argmax(candidates))
+        if candidates[best] >= iou:
+            taken[best] = True
+            outcome[det] = 1.0
+        elif truth.ignore.any() and ious[rank][truth.ignore].max() >= iou:
+            outcome[det] = -1.0
+    return outcome
+
+
+def evaluate(
+    detections: dict[int, Detections] | dict[int, tuple[FloatArray, FloatArray]],
+    truth: dict[int, FrameTruth],
+    *,
+    frames: list[int] | None = None,
+    iou: float = 0.5,
+    score_threshold: float = 0.3,
+) -> AccuracyReport:
+    """Accuracy of `detections` (per frame number) against `truth` over `frames` (default: all of truth).
+
+    AP50 uses every detection given (run the detector with a low threshold for a full curve); precision and
+    recall count only detections with score >= `score_threshold`.
+    """
+    frame_list = sorted(truth) if frames is None else frames
+    all_scores: list[FloatArray] = []
+    all_outcomes: list[FloatArray] = []
+    n_truth = 0
+    for frame in frame_list:
+        item = detections.get(frame)
+        if item is None:
+            xyxy, scores = np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+        elif isinstance(item, Detections):
+            xyxy, scores = item.xyxy, item.confidence
+        else:
+            xyxy, scores = item
+        frame_truth = truth.get(frame)
+        if frame_truth is not None:
+            n_truth += int((~frame_truth.ignore).sum())
+        all_scores.append(scores)
+        all_outcomes.append(_match_frame(xyxy, scores, frame_truth, iou))
+    scores_all = np.concatenate(all_scores) if all_scores else np.zeros(0, np.float32)
+    outcome_all = np.concatenate(all_outcomes) if all_outcomes else np.zeros(0, np.float32)
+    counted = outcome_all >= 0
+    scores_all, tp_all = scores_all[counted], outcome_all[counted]
+    order = np.argsort(-scores_all, kind="stable")
+    tp_sorted = tp_all[order]
+    tp_cum = np.cumsum(tp_sorted)
+    fp_cum = np.cumsum(1.0 - tp_sorted)
+    recall_curve = tp_cum / max(n_truth, 1)
+    precision_curve = tp_cum / np.maximum(tp_cum + fp_cum, 1e-9)
+    ap = _average_precision(recall_curve, precision_curve)
+    at_threshold = scores_all >= score_threshold
+    tp = int(tp_all[at_threshold].sum())
+    fp = int(at_threshold.sum()) - tp
+    return AccuracyReport(
+        ap50=ap,
+        precision=tp / max(tp + fp, 1),
+        recall=tp / max(n_truth, 1),
+        true_positives=tp,
+        false_positives=fp,
+        ground_truth=n_truth,
+        frames=len(frame_list),
+        score_threshold=score_threshold,
+    )
+
+
+def _average_precision(recall: npt.NDArray[np.float64], precision: npt.NDArray[np.float64]) -> float:
+    """All-point interpolated AP (VOC 2010+): area under the monotone precision envelope."""
+    if recall.size == 0:
+        return 0.0
+    r = np.concatenate([[0.0], recall, [1.0]])
+    p = np.concatenate([[0.0], precision, [0.0]])
+    p = np.maximum.accumulate(p[::-1])[::-1]
+    changed = np.flatnonzero(r[1:] != r[:-1])
+    return float(np.sum((r[changed + 1] - r[changed]) * p[changed + 1]))
