@@ -12,7 +12,8 @@ recorded video replays to the same events. Definitions follow DOMAIN.md:
   one, and browse dwell runs on across it.
 - A visitor whose track ends inside a car's interior or at one of its door areas is parked "in" that car
   (sitting under the roof, invisible from the ceiling): the visit waits up to `in_car_max_s` without any
-  motion prediction, and a new track that starts at that car takes it over. Reappearing from the car after
+  motion prediction, and a new track that starts at that car takes it over (within `lost_after_s`, a track
+  elsewhere within reach may take it over too, as for any lost visitor). Reappearing from the car after
   vanishing into it through a door area is a car entry (DOMAIN.md); reappearing anywhere else is not.
 - A staff flag (staff-only area, or the uniform cue over `min_observations` frames) stops a visit from
   starting; it never ends a visit already started, so a wrong flag cannot create or destroy a visit.
@@ -55,11 +56,9 @@ ADOPT_SPEED_MPS = 1.0
 ADOPT_MAX_M = 12.0
 """A new track takes over a vanished visitor within 2.5 m + 1 m/s of absence (at most 12 m) of where they
 were last seen: a person walks on while hidden, but not across the store."""
-CAR_RELINK_M = 1.0
-"""A new track starting this close to a car's interior or door areas may be a person getting out of it."""
-PARKED_ELSEWHERE_S = 8.0
-"""A visitor parked in a car may still be taken over by a track elsewhere (normal reach) this soon after
-the last sighting: a short occlusion at the car, not someone sitting in it."""
+CAR_RELINK_M = 3.0
+"""A new track starting this close to a car's interior or door areas may be a person getting out of it
+(a track is confirmed some steps after the person shows up, and beside a car they are often hidden)."""
 HEIR_OVERLAP_S = 1.0
 """A track confirmed up to this long before a person's last sighting may still be them (confirmation lags
 the track's start by a few frames)."""
@@ -231,7 +230,7 @@ class ShowroomAnalytics:
                 ok = True
             else:
                 reach = min(ADOPT_MAX_M, ADOPT_BASE_M + ADOPT_SPEED_MPS * gap_s)
-                ok = dist <= reach and (visit.in_car is None or gap_s <= PARKED_ELSEWHERE_S)
+                ok = dist <= reach and gap_s <= self.thresholds.lost_after_s
             if ok and (best is None or (dist, 0, visit.visitor_id) < best):
                 best = (dist, 0, visit.visitor_id)
         for k, ghost in enumerate(self._staff_ghosts):
@@ -255,14 +254,15 @@ class ShowroomAnalytics:
         visit.in_car = None
 
     def _cars_near(self, xy: XY) -> set[str]:
-        """Cars whose interior or door areas are within `CAR_RELINK_M` of `xy`."""
+        """The car nearest to `xy` (by its interior and door areas) when within `CAR_RELINK_M`: the car a
+        person starting there may be getting out of (empty set when none is that close)."""
         point = Point(xy)
-        return {
-            car.car_id
-            for car in self.cars
-            if car.interior.polygon.distance(point) <= CAR_RELINK_M
-            or any(d.polygon.distance(point) <= CAR_RELINK_M for d in car.doors)
-        }
+        best: tuple[float, str] | None = None
+        for car in self.cars:
+            dist = min(z.polygon.distance(point) for z in [car.interior, *car.doors])
+            if dist <= CAR_RELINK_M and (best is None or (dist, car.car_id) < best):
+                best = (dist, car.car_id)
+        return set() if best is None else {best[1]}
 
     def _car_at(self, xy: XY) -> str | None:
         """The car whose interior or a door area holds `xy` (the first in configuration order), if any."""

@@ -112,3 +112,19 @@ def test_a_visitor_lost_in_a_car_is_given_up_after_in_car_max_s() -> None:
     assert ended.end_reason == "lost"
     assert scene.of_type("car.entry") == []  # 0.6 s seen on the seat before vanishing: not an entry
     assert len(scene.of_type("visit.started")) == 1
+
+
+def test_browse_dwell_runs_on_across_a_short_track_break() -> None:
+    scene = Scene()
+    spot = (3.0, 3.0)  # in car-1's browse zone, away from the car
+    first = [*line(OUT, DOOR_IN, 3), *line(DOOR_IN, spot, 6), *stay(spot, 6), *hidden(4), END]
+    second: list[Any] = [None] * (len(first) + round(2 * FPS))
+    second += [*stay((3.3, 3.2), 8), *line((3.3, 3.2), DOOR_IN, 6), *line(DOOR_IN, OUT, 3), OUT]
+    scene.play({1: first, 2: second})
+    (dwell,) = scene.of_type("zone.dwell")
+    # ~2.4 s walking in the zone, 6 s seen, 6 s unseen (4 s kept by the tracker, 2 s without a track),
+    # 8 s seen again, ~2 s walking out of the zone: one stay of ~24 s, not two short ones.
+    assert 23.0 <= dwell.dwell_s <= 26.0
+    assert len(scene.of_type("visit.started")) == 1
+    (ended,) = scene.of_type("visit.ended")
+    assert ended.end_reason == "door" and ended.browsed is True
