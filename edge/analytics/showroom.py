@@ -215,38 +215,40 @@ class ShowroomAnalytics:
         """A track the analytics have not seen: it may be a vanished visitor or staff member coming back.
 
         Candidates are visits whose track ended (within reach of where they were last seen, or parked in a
-        car this track starts at) and staff members whose track ended; the nearest one takes the track.
+        car this track starts at) and staff members whose track ended. A visitor parked in the car the track
+        starts at comes first; otherwise the nearest candidate takes the track.
         """
         if self._is_outside(track.first_xy_m):
             return
         at_cars = self._cars_near(track.first_xy_m)
-        best: tuple[float, int, str] | None = None
+        best: tuple[int, float, int, str] | None = None
         for visit in self.visits.values():
             if visit.track_id is not None:
                 continue
             gap_s = max(0.0, (track.last_seen_utc - visit.last_seen_utc).total_seconds())
             dist = math.dist(track.first_xy_m, visit.last_xy)
+            rank = 1
             if visit.in_car is not None and visit.in_car in at_cars:
-                ok = True
+                ok, rank = True, 0  # someone getting out of the car they vanished into comes first
             else:
                 reach = min(ADOPT_MAX_M, ADOPT_BASE_M + ADOPT_SPEED_MPS * gap_s)
                 ok = dist <= reach and gap_s <= self.thresholds.lost_after_s
-            if ok and (best is None or (dist, 0, visit.visitor_id) < best):
-                best = (dist, 0, visit.visitor_id)
+            if ok and (best is None or (rank, dist, 0, visit.visitor_id) < best):
+                best = (rank, dist, 0, visit.visitor_id)
         for k, ghost in enumerate(self._staff_ghosts):
             gap_s = max(0.0, (track.last_seen_utc - ghost.last_seen_utc).total_seconds())
             dist = math.dist(track.first_xy_m, ghost.last_xy)
             reach = min(ADOPT_MAX_M, ADOPT_BASE_M + ADOPT_SPEED_MPS * gap_s)
             near = gap_s <= self.thresholds.lost_after_s and dist <= reach
-            if near and (best is None or (dist, 1, str(k)) < best):
-                best = (dist, 1, str(k))
+            if near and (best is None or (1, dist, 1, str(k)) < best):
+                best = (1, dist, 1, str(k))
         if best is None:
             return
-        if best[1] == 1:
+        if best[2] == 1:
             self._staff.add(track.track_id)
-            del self._staff_ghosts[int(best[2])]
+            del self._staff_ghosts[int(best[3])]
             return
-        visit = self.visits[best[2]]
+        visit = self.visits[best[3]]
         visit.track_id = track.track_id
         self._visit_of_track[track.track_id] = visit.visitor_id
         if visit.in_car is not None and visit.in_car in at_cars:
