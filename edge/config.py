@@ -286,6 +286,12 @@ class Thresholds(_Model):
     lost_after_s: float = Field(
         60.0, gt=0, le=3600, description="A visitor unseen this long away from the door has left for good."
     )
+    in_car_max_s: float = Field(
+        900.0,
+        gt=0,
+        le=7200,
+        description="How long a visitor who vanished into a display car (seated) is waited for.",
+    )
     visit_confirm_s: float = Field(
         2.0,
         ge=0,

@@ -7,9 +7,14 @@ recorded video replays to the same events. Definitions follow DOMAIN.md:
   within `visit_confirm_s` (then `visit.started` is sent, stamped with the crossing time). It ends at an
   outward crossing (`door`), when the person has been unseen for `lost_after_s` (`lost`, stamped with the
   last sighting), or when the node stops (`shutdown`).
-- When the tracker gives up on a visitor's track (hidden too long, e.g. sitting in a car), the visit is kept
-  and a new track that appears inside near where they vanished takes it over: a track break neither ends a
-  visit nor starts a new one.
+- When the tracker gives up on a visitor's track (hidden too long), the visit is kept and a new track that
+  appears inside near where they vanished takes it over: a track break neither ends a visit nor starts a new
+  one, and browse dwell runs on across it.
+- A visitor whose track ends inside a car's interior or at one of its door areas is parked "in" that car
+  (sitting under the roof, invisible from the ceiling): the visit waits up to `in_car_max_s` without any
+  motion prediction, and a new track that starts at that car takes it over (within `lost_after_s`, a track
+  elsewhere within reach may take it over too, as for any lost visitor). Reappearing from the car after
+  vanishing into it through a door area is a car entry (DOMAIN.md); reappearing anywhere else is not.
 - A staff flag (staff-only area, or the uniform cue over `min_observations` frames) stops a visit from
   starting; it never ends a visit already started, so a wrong flag cannot create or destroy a visit.
 - Browse dwell, car entries and reception are per visit; heat is per minute for every non-staff track on the
@@ -23,6 +28,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
+
+from shapely.geometry import Point
 
 from edge.analytics.door import Direction, DoorCounter
 from edge.analytics.heat import HeatGrid
@@ -49,6 +56,9 @@ ADOPT_SPEED_MPS = 1.0
 ADOPT_MAX_M = 12.0
 """A new track takes over a vanished visitor within 2.5 m + 1 m/s of absence (at most 12 m) of where they
 were last seen: a person walks on while hidden, but not across the store."""
+CAR_RELINK_M = 3.0
+"""A new track starting this close to a car's interior or door areas may be a person getting out of it
+(a track is confirmed some steps after the person shows up, and beside a car they are often hidden)."""
 HEIR_OVERLAP_S = 1.0
 """A track confirmed up to this long before a person's last sighting may still be them (confirmation lags
 the track's start by a few frames)."""
@@ -69,6 +79,8 @@ class Visit:
     stays: dict[str, ZoneStay] = field(default_factory=dict)
     cars: dict[str, CarVisit] = field(default_factory=dict)
     reception: ReceptionStreak | None = None
+    in_car: str | None = None
+    """The car the visitor vanished into (their track ended there); None when not parked in a car."""
 
 
 @dataclass
@@ -200,31 +212,77 @@ class ShowroomAnalytics:
         return any(d.signed_distance_m(xy) < 0 and d.within_span(xy, margin_m=1.0) for d in self.doors)
 
     def _on_new_track(self, track: TrackState) -> None:
-        """A track the analytics have not seen: it may be a vanished visitor or staff member coming back."""
+        """A track the analytics have not seen: it may be a vanished visitor or staff member coming back.
+
+        Candidates are visits whose track ended (within reach of where they were last seen, or parked in a
+        car this track starts at) and staff members whose track ended. A visitor parked in the car the track
+        starts at comes first; otherwise the nearest candidate takes the track.
+        """
         if self._is_outside(track.first_xy_m):
             return
-        best: tuple[float, str] | None = None
+        at_cars = self._cars_near(track.first_xy_m)
+        best: tuple[int, float, int, str] | None = None
         for visit in self.visits.values():
             if visit.track_id is not None:
                 continue
             gap_s = max(0.0, (track.last_seen_utc - visit.last_seen_utc).total_seconds())
-            reach = min(ADOPT_MAX_M, ADOPT_BASE_M + ADOPT_SPEED_MPS * gap_s)
             dist = math.dist(track.first_xy_m, visit.last_xy)
-            if dist <= reach and (best is None or (dist, visit.visitor_id) < best):
-                best = (dist, visit.visitor_id)
-        if best is not None:
-            visit = self.visits[best[1]]
-            visit.track_id = track.track_id
-            self._visit_of_track[track.track_id] = visit.visitor_id
-            return
-        for ghost in list(self._staff_ghosts):
+            rank = 1
+            if visit.in_car is not None and visit.in_car in at_cars:
+                ok, rank = True, 0  # someone getting out of the car they vanished into comes first
+            else:
+                reach = min(ADOPT_MAX_M, ADOPT_BASE_M + ADOPT_SPEED_MPS * gap_s)
+                ok = dist <= reach and gap_s <= self.thresholds.lost_after_s
+            if ok and (best is None or (rank, dist, 0, visit.visitor_id) < best):
+                best = (rank, dist, 0, visit.visitor_id)
+        for k, ghost in enumerate(self._staff_ghosts):
             gap_s = max(0.0, (track.last_seen_utc - ghost.last_seen_utc).total_seconds())
-            if gap_s <= self.thresholds.lost_after_s and math.dist(track.first_xy_m, ghost.last_xy) <= min(
-                ADOPT_MAX_M, ADOPT_BASE_M + ADOPT_SPEED_MPS * gap_s
-            ):
-                self._staff.add(track.track_id)
-                self._staff_ghosts.remove(ghost)
-                return
+            dist = math.dist(track.first_xy_m, ghost.last_xy)
+            reach = min(ADOPT_MAX_M, ADOPT_BASE_M + ADOPT_SPEED_MPS * gap_s)
+            near = gap_s <= self.thresholds.lost_after_s and dist <= reach
+            if near and (best is None or (1, dist, 1, str(k)) < best):
+                best = (1, dist, 1, str(k))
+        if best is None:
+            return
+        if best[2] == 1:
+            self._staff.add(track.track_id)
+            del self._staff_ghosts[int(best[3])]
+            return
+        visit = self.visits[best[3]]
+        visit.track_id = track.track_id
+        self._visit_of_track[track.track_id] = visit.visitor_id
+        if visit.in_car is not None and visit.in_car in at_cars:
+            self._reappeared_from_car(visit, visit.in_car)
+        visit.in_car = None
+
+    def _cars_near(self, xy: XY) -> set[str]:
+        """The car nearest to `xy` (by its interior and door areas) when within `CAR_RELINK_M`: the car a
+        person starting there may be getting out of (empty set when none is that close)."""
+        point = Point(xy)
+        best: tuple[float, str] | None = None
+        for car in self.cars:
+            dist = min(z.polygon.distance(point) for z in [car.interior, *car.doors])
+            if dist <= CAR_RELINK_M and (best is None or (dist, car.car_id) < best):
+                best = (dist, car.car_id)
+        return set() if best is None else {best[1]}
+
+    def _car_at(self, xy: XY) -> str | None:
+        """The car whose interior or a door area holds `xy` (the first in configuration order), if any."""
+        for car in self.cars:
+            if car.interior.contains(xy) or car.in_door_area(xy):
+                return car.car_id
+        return None
+
+    def _reappeared_from_car(self, visit: Visit, car_id: str) -> None:
+        """The visitor vanished into `car_id` and a track starts there again: they sat in it. The entry
+        runs from when they vanished; it is sent once they are seen outside its interior."""
+        state = visit.cars.setdefault(car_id, CarVisit())
+        if state.phase != "inside":
+            if not state.prev_in_door:
+                return  # vanished on the footprint without coming through a door area: not an entry
+            state.phase, state.entered_at = "inside", visit.last_seen_utc
+        state.last_inside = visit.last_seen_utc
+        state.vanished = True
 
     def _on_track_ended(self, track_id: int, alive: list[TrackState]) -> None:
         self._seen_tracks.discard(track_id)  # the tracker never reuses an id
@@ -245,6 +303,8 @@ class ShowroomAnalytics:
             if heir is not None:
                 visit.track_id = heir
                 self._visit_of_track[heir] = visitor_id
+            else:
+                visit.in_car = self._car_at(visit.last_xy)
         elif was_staff and last is not None:
             heir = self._heir(last[0], last[1], alive)
             if heir is not None:
@@ -367,7 +427,8 @@ class ShowroomAnalytics:
         for visit in list(self.visits.values()):
             if visit.track_id is not None:
                 continue
-            if (ts_utc - visit.last_seen_utc).total_seconds() >= self.thresholds.lost_after_s:
+            wait_s = self.thresholds.lost_after_s if visit.in_car is None else self.thresholds.in_car_max_s
+            if (ts_utc - visit.last_seen_utc).total_seconds() >= wait_s:
                 if visit.confirmed:
                     out += self._end_visit(visit, max(visit.last_seen_utc, visit.started_at), None, "lost")
                 else:
