@@ -95,6 +95,14 @@ def stores_list(db_path: Path) -> None:
 @click.option(
     "--password-env", default="SHOWROOM_MQTT_PASSWORD", show_default=True, help="Env var with the password."
 )
+@click.option(
+    "--writer",
+    type=click.Choice(["process", "thread"]),
+    default="process",
+    show_default=True,
+    help="process: validate and store in a child process, so receiving and storing use two cores; "
+    "thread: everything in this process (one-core machines).",
+)
 def run(
     broker_url: str,
     db_path: Path,
@@ -103,12 +111,16 @@ def run(
     client_id: str,
     username: str | None,
     password_env: str,
+    writer: str,
 ) -> None:
     """Subscribe to every store's topics and ingest until SIGINT/SIGTERM."""
     from aggregator.mqtt import MqttIngestService
+    from aggregator.writer import ProcessWriter, WriterDiedError
 
     service = MqttIngestService(
-        Ingestor(SqliteStorage(db_path), refresh_interval_s=1.0),
+        ProcessWriter(db_path, refresh_interval_s=1.0)
+        if writer == "process"
+        else Ingestor(SqliteStorage(db_path), refresh_interval_s=1.0),
         broker_url,
         protocol="5" if protocol == "5" else "3.1.1" if protocol == "3.1.1" else "auto",
         share_group=share_group,
@@ -122,7 +134,10 @@ def run(
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
-    totals = service.run()
+    try:
+        totals = service.run()
+    except WriterDiedError as exc:
+        raise click.ClickException(str(exc)) from exc
     click.echo(
         f"stopped: received {service.received}, stored {totals.stored}, duplicates {totals.duplicates}, "
         f"quarantined {totals.quarantined}"

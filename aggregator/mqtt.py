@@ -6,8 +6,11 @@ tried first and a broker that refuses it (a CONNACK "unsupported/unacceptable pr
 connection closed before any CONNACK three times in a row: the node publisher's rule,
 `edge.node.mqtt.refuses_mqtt5`) is reconnected with MQTT 3.1.1 and a plain subscription, and the choice
 kept. QoS 1 with a persistent session, so a restarted aggregator gets what the broker queued meanwhile.
-The network thread only enqueues; one writer thread validates and stores in batches (one transaction
-each). The inbox is bounded by the broker (acknowledgement after commit), not by dropping.
+The network thread only enqueues; the dispatching thread hands batches to a writer
+(`aggregator.writer`) that validates and stores each in one transaction: in a child process that owns the
+database (`ProcessWriter`, what `showroom aggregator run` uses, so receiving and storing run on two cores)
+or on the dispatching thread itself (`InlineWriter`, what passing an `Ingestor` gives). The inbox is bounded
+by the broker (acknowledgement after commit), not by dropping.
 
 Acknowledgement after commit (default): a QoS 1 message is acknowledged to the broker only once its batch
 is committed (or quarantined), so a crash between receipt and storage makes the broker deliver it again
@@ -24,7 +27,6 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import urlparse
 
@@ -33,7 +35,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from aggregator.ingest import BatchResult, Ingestor, Message
+from aggregator.ingest import BatchResult, Ingestor
+from aggregator.writer import BatchWriter, InlineWriter, Raw
 from edge.events import subscription
 from edge.node.mqtt import CLOSES_BEFORE_CONNACK_TO_FALL_BACK, refuses_mqtt5
 
@@ -61,11 +64,15 @@ class BrokerAddress:
 
 
 class MqttIngestService:
-    """Subscribes, queues and ingests until `stop()`."""
+    """Subscribes, queues and ingests until `stop()`.
+
+    `writer` stores the batches: an `Ingestor` (run on the dispatching thread) or any `BatchWriter`, such
+    as a `ProcessWriter`. The service closes it when `run` returns.
+    """
 
     def __init__(
         self,
-        ingestor: Ingestor,
+        writer: Ingestor | BatchWriter,
         broker_url: str,
         *,
         protocol: Protocol = "auto",
@@ -78,7 +85,7 @@ class MqttIngestService:
         ack_after_commit: bool = True,
         receive_maximum: int = 20_000,
     ) -> None:
-        self.ingestor = ingestor
+        self.writer: BatchWriter = InlineWriter(writer) if isinstance(writer, Ingestor) else writer
         self.address = BrokerAddress.parse(broker_url)
         self.auto_protocol = protocol == "auto"
         self.protocol: Literal["5", "3.1.1"] = "3.1.1" if protocol == "3.1.1" else "5"
@@ -99,7 +106,9 @@ class MqttIngestService:
         # The network thread only appends (topic bytes, payload, receipt time, mid, qos); the writer pops.
         # Bounded by the broker: at most `receive_maximum` (MQTT 5) or the broker's in-flight limit
         # (3.1.1) messages are unacknowledged, and they are acknowledged only once stored.
-        self._inbox: deque[tuple[bytes, bytes | bytearray, float, int, int]] = deque()
+        self._inbox: deque[tuple[bytes, bytes, float, int, int]] = deque()
+        # Batches handed to the writer and not yet committed: their (mid, qos) to acknowledge, in order.
+        self._in_flight: deque[list[tuple[int, int]]] = deque()
         self._wakeup = threading.Event()
         self._stop = threading.Event()
         self._fall_back = threading.Event()
@@ -168,7 +177,7 @@ class MqttIngestService:
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         # Kept minimal: this runs on the network thread for every message.
-        self._inbox.append((msg._topic, msg.payload, time.time(), msg.mid, msg.qos))
+        self._inbox.append((msg._topic, bytes(msg.payload), time.time(), msg.mid, msg.qos))
         if not self._wakeup.is_set():
             self._wakeup.set()
 
@@ -199,7 +208,7 @@ class MqttIngestService:
         finally:
             self._client.disconnect()
             self._client.loop_stop()
-            self.ingestor.refresh_pending()
+            self.writer.close()
         return self.totals
 
     def run_writer(self, stats_every_s: float = 10.0) -> None:
@@ -207,11 +216,15 @@ class MqttIngestService:
         while not self._stop.is_set():
             if self._fall_back.is_set():
                 self._use_mqtt311()
-            batch = self._take(timeout_s=0.2)
+            batch = self._take(timeout_s=0.0 if self._in_flight else 0.2)
             if batch:
-                self._ingest(batch)
-            elif self.ingestor.pending:
-                self.ingestor.refresh_pending()
+                self._submit(batch)
+                if len(self._in_flight) >= self.writer.depth:
+                    self._settle(timeout_s=None)
+            elif self._in_flight:
+                self._settle(timeout_s=0.02)
+            else:
+                self.writer.idle()
             if time.monotonic() - last_stats >= stats_every_s:
                 last_stats = time.monotonic()
                 t = self.totals
@@ -241,29 +254,37 @@ class MqttIngestService:
         self._client = self._make_client()
         self.start()
 
-    def _take(self, timeout_s: float) -> list[tuple[Message, int, int]]:
+    def _take(self, timeout_s: float) -> list[tuple[bytes, bytes, float, int, int]]:
         if not self._inbox and timeout_s > 0:
             self._wakeup.clear()
             if not self._inbox:
                 self._wakeup.wait(timeout_s)
-        batch = []
         inbox = self._inbox
-        for _ in range(min(len(inbox), self.batch_max)):
-            topic, payload, received, mid, qos = inbox.popleft()
-            text = topic.decode("utf-8", errors="replace")  # an invalid topic is quarantined as such
-            body = payload if isinstance(payload, bytes) else bytes(payload)
-            batch.append((Message(text, body, datetime.fromtimestamp(received, UTC), "mqtt"), mid, qos))
-        return batch
+        return [inbox.popleft() for _ in range(min(len(inbox), self.batch_max))]
 
     def _drain(self) -> None:
         while batch := self._take(timeout_s=0.0):
-            self._ingest(batch)
+            self._submit(batch)
+            if len(self._in_flight) >= self.writer.depth:
+                self._settle(timeout_s=None)
+        while self._in_flight:
+            self._settle(timeout_s=None)
 
-    def _ingest(self, batch: list[tuple[Message, int, int]]) -> None:
+    def _submit(self, batch: list[tuple[bytes, bytes, float, int, int]]) -> None:
+        raw: list[Raw] = [(topic, payload, received) for topic, payload, received, _, _ in batch]
+        self.writer.submit(raw)
+        self._in_flight.append([(mid, qos) for _, _, _, mid, qos in batch])
         self.received += len(batch)
-        self.totals.add(self.ingestor.ingest_safe([m for m, _, _ in batch]))
+
+    def _settle(self, timeout_s: float | None) -> None:
+        """Take the oldest batch's result (waiting up to `timeout_s`) and acknowledge its messages."""
+        result = self.writer.result(timeout_s)
+        if result is None:
+            return
+        acks = self._in_flight.popleft()
+        self.totals.add(result)
         if self.ack_after_commit:
             # Committed (stored or quarantined): now the broker may forget them. In receipt order.
-            for _, mid, qos in batch:
+            for mid, qos in acks:
                 if qos > 0:
                     self._client.ack(mid, qos)

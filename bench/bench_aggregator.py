@@ -5,7 +5,9 @@
 1. Ingest: a private Mosquitto; a publisher process sends N contract events (QoS 1, 200 stores' topics)
    while the subscriber's persistent session is offline, so the broker holds a backlog; then the
    subscriber connects and drains it. First a bare paho subscriber (MQTT 5, QoS 1, counting only), then
-   the aggregator (`MqttIngestService`, validating and storing into a fresh SQLite file) on the same N.
+   the aggregator (`MqttIngestService`, validating and storing into a fresh SQLite file) on the same N,
+   as `showroom aggregator run` runs it (`ProcessWriter`: storing in a child process) and with
+   `--writer thread` (`InlineWriter`: one process), and k aggregators of the latter kind in one shared group.
    Rates are N / (first message -> last message) for the bare subscriber and N / (first message -> last
    stored) for the aggregator: both include the broker and paho, neither competes with the publisher.
 2. Queries: `aggregator.synth.fill_rollups` writes 500 stores x 365 days of rollups; each dashboard query
@@ -43,6 +45,7 @@ from aggregator.mqtt import MqttIngestService
 from aggregator.queries import Queries
 from aggregator.storage import SqliteStorage
 from aggregator.synth import VisitPlan, fill_rollups, stamper_for, visit_events
+from aggregator.writer import ProcessWriter
 from edge.events import subscription, to_json, topic_for
 
 
@@ -166,27 +169,41 @@ def bare_rate(port: int, messages: list[tuple[str, bytes]]) -> tuple[float, floa
     return n / (times[-1] - times[0]), pub_rate, cpu / n
 
 
-def _service(port: int, db: Path) -> MqttIngestService:
+def _service(port: int, db: Path, writer: str) -> MqttIngestService:
     return MqttIngestService(
-        Ingestor(SqliteStorage(db), refresh_interval_s=1.0),
+        ProcessWriter(db, refresh_interval_s=1.0)
+        if writer == "process"
+        else Ingestor(SqliteStorage(db), refresh_interval_s=1.0),
         f"mqtt://127.0.0.1:{port}",
         share_group=None,
         client_id="bench-agg",
     )
 
 
-def aggregator_rate(port: int, messages: list[tuple[str, bytes]], db: Path) -> tuple[float, int, float]:
+def _process_cpu_s(pid: int | None) -> float:
+    """User + system CPU seconds of a live process (Linux /proc)."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def aggregator_rate(
+    port: int, messages: list[tuple[str, bytes]], db: Path, writer: str
+) -> tuple[float, int, float]:
     """The aggregator draining the same backlog into SQLite: first message received to last one stored
-    (events/s, events stored, CPU seconds of this process per event: network thread and writer)."""
+    (events/s, events stored, CPU seconds per event of this process and the writer process if any)."""
     n = len(messages)
-    first = _service(port, db)  # subscribes, leaves a persistent session
+    first = _service(port, db, writer)  # subscribes, leaves a persistent session
     thread = threading.Thread(target=first.run, kwargs={"stats_every_s": 3600}, daemon=True)
     thread.start()
     first.subscribed.wait(10)
     first.stop()
     thread.join(30)
     publish_in_process(port, messages)
-    service = _service(port, db)
+    service = _service(port, db, writer)
+    child = service.writer.pid if isinstance(service.writer, ProcessWriter) else None
+    child_cpu0 = _process_cpu_s(child)
     started: list[float] = []
     orig = service._on_message
 
@@ -205,7 +222,7 @@ def aggregator_rate(port: int, messages: list[tuple[str, bytes]], db: Path) -> t
             raise RuntimeError(f"aggregator stored {service.totals.stored} of {n}")
         time.sleep(0.002)
     end = time.perf_counter()
-    cpu = time.process_time() - cpu0
+    cpu = time.process_time() - cpu0 + _process_cpu_s(child) - child_cpu0
     service.stop()
     thread.join(30)
     return n / (end - started[0]), service.totals.stored, cpu / n
@@ -227,7 +244,7 @@ def _worker(port: int, db: str, client_id: str, ready: Any, stop: Any) -> None:
     service._drain()
     service._client.disconnect()
     service._client.loop_stop()
-    service.ingestor.refresh_pending()
+    service.writer.close()
 
 
 def aggregators_rate(port: int, messages: list[tuple[str, bytes]], db: Path, k: int) -> tuple[float, int]:
@@ -294,7 +311,8 @@ def bench_ingest(n: int, processes: int = 2) -> dict[str, float]:
         proc, port = start_broker(Path(tmp))
         try:
             bare, pub, bare_cpu = bare_rate(port, messages)
-            agg, stored, agg_cpu = aggregator_rate(port, messages, Path(tmp) / "agg.sqlite")
+            agg, stored, agg_cpu = aggregator_rate(port, messages, Path(tmp) / "agg.sqlite", "process")
+            one, one_stored, one_cpu = aggregator_rate(port, messages, Path(tmp) / "one.sqlite", "thread")
             if processes > 1:
                 multi, multi_stored = aggregators_rate(port, messages, Path(tmp) / "multi.sqlite", processes)
             else:
@@ -303,12 +321,16 @@ def bench_ingest(n: int, processes: int = 2) -> dict[str, float]:
             proc.terminate()
             proc.wait(5)
     assert stored == n, f"stored {stored} of {n}"
+    assert one_stored == n, f"thread writer stored {one_stored} of {n}"
     assert multi_stored == n, f"{processes} processes stored {multi_stored} of {n}"
     return {
         "direct_per_s": direct,
         "direct_cpu_us": direct_cpu * 1e6,
         "bare_cpu_us": bare_cpu * 1e6,
         "aggregator_cpu_us": agg_cpu * 1e6,
+        "thread_per_s": one,
+        "thread_ratio": one / bare,
+        "thread_cpu_us": one_cpu * 1e6,
         "processes": processes,
         "multi_per_s": multi,
         "multi_ratio": multi / bare,
@@ -384,12 +406,14 @@ def main() -> None:
         print(
             f"ingest {r['events']} events: aggregator {r['aggregator_per_s']:,.0f}/s, bare paho "
             f"{r['bare_per_s']:,.0f}/s, ratio {r['ratio']:.2f} (publisher {r['publisher_per_s']:,.0f}/s); "
+            f"--writer thread {r['thread_per_s']:,.0f}/s, ratio {r['thread_ratio']:.2f}; "
             f"{r['processes']:.0f} aggregators in one shared group {r['multi_per_s']:,.0f}/s, "
             f"ratio {r['multi_ratio']:.2f}; pipeline without broker {r['direct_per_s']:,.0f}/s",
             flush=True,
         )
         print(
-            f"CPU per event (time.process_time): aggregator {r['aggregator_cpu_us']:.0f} us, bare paho "
+            f"CPU per event: aggregator {r['aggregator_cpu_us']:.0f} us (both processes), --writer thread "
+            f"{r['thread_cpu_us']:.0f} us, bare paho "
             f"{r['bare_cpu_us']:.0f} us (CPU ratio {r['bare_cpu_us'] / r['aggregator_cpu_us']:.2f}), "
             f"pipeline without broker {r['direct_cpu_us']:.0f} us; load average {os.getloadavg()}",
             flush=True,

@@ -7,7 +7,9 @@ interfere with exact counts); one runs against the machine's broker on 127.0.0.1
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -30,6 +32,7 @@ from aggregator.mqtt import MqttIngestService
 from aggregator.queries import Queries
 from aggregator.storage import SqliteStorage
 from aggregator.synth import VisitPlan, stamper_for, visit_events
+from aggregator.writer import ProcessWriter, WriterDiedError
 from edge.events import KINDS, Envelope, to_json, topic_for
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
@@ -97,17 +100,26 @@ class Publisher:
 
 
 class Running:
-    """An MqttIngestService on its own thread."""
+    """An MqttIngestService on its own thread; `process=True` stores through a `ProcessWriter` (as
+    `showroom aggregator run` does), else on the service's own thread. `error` is what `run` raised."""
 
-    def __init__(self, db: Path, url: str, **kw: object) -> None:
-        self.service = MqttIngestService(Ingestor(SqliteStorage(db)), url, **kw)  # type: ignore[arg-type]
-        self.thread = threading.Thread(target=self.service.run, kwargs={"stats_every_s": 3600}, daemon=True)
+    def __init__(self, db: Path, url: str, *, process: bool = False, **kw: object) -> None:
+        writer = ProcessWriter(db) if process else Ingestor(SqliteStorage(db))
+        self.service = MqttIngestService(writer, url, **kw)  # type: ignore[arg-type]
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
         assert self.service.subscribed.wait(10), "no subscription acknowledged"
 
+    def _run(self) -> None:
+        try:
+            self.service.run(stats_every_s=3600)
+        except BaseException as exc:
+            self.error = exc
+
     def stop(self) -> None:
         self.service.stop()
-        self.thread.join(10)
+        self.thread.join(30)
         assert not self.thread.is_alive()
 
 
@@ -130,11 +142,12 @@ def events_for(store: str, n_visits: int, seed: int = 1) -> list[Envelope]:
 
 
 def test_shared_subscription_splits_the_load_without_double_counting(own_broker: str, tmp_path: Path) -> None:
+    """Two aggregators in one group on one database, one storing in its own thread, one in a child process."""
     db = tmp_path / "agg.sqlite"
     SqliteStorage(db).close()
     group = f"g{uuid.uuid4().hex[:6]}"
     a = Running(db, own_broker, share_group=group, client_id=f"agg-a-{group}")
-    b = Running(db, own_broker, share_group=group, client_id=f"agg-b-{group}")
+    b = Running(db, own_broker, process=True, share_group=group, client_id=f"agg-b-{group}")
     pub = Publisher(own_broker)
     try:
         events = events_for("st-shared", 100)
@@ -321,6 +334,74 @@ def test_messages_are_acknowledged_only_after_commit(own_broker: str, tmp_path: 
         assert q.funnel("st-crash", date(2026, 11, 23)).visitors == 5
 
 
+def test_process_writer_stores_once_and_quarantines(own_broker: str, tmp_path: Path) -> None:
+    """Through the child process: every event stored once, redeliveries counted as duplicates, garbage
+    quarantined with its reason, and the child stops cleanly with the service."""
+    db = tmp_path / "agg.sqlite"
+    run = Running(db, own_broker, process=True, share_group=None, client_id=f"aggp-{uuid.uuid4().hex[:6]}")
+    writer = run.service.writer
+    assert isinstance(writer, ProcessWriter) and writer.pid != os.getpid()
+    pub = Publisher(own_broker)
+    events = events_for("st-proc", 20)
+    try:
+        for e in events:
+            pub.publish(topic_for(e), to_json(e))
+        for e in events[:3]:
+            pub.publish(topic_for(e), to_json(e))
+        pub.publish("showroom/v1/st-proc/node-a/events", b"not json")
+        wait_for(lambda: run.service.totals.stored + run.service.totals.duplicates == len(events) + 3)
+        wait_for(lambda: run.service.totals.quarantined == 1)
+    finally:
+        pub.close()
+        run.stop()
+    assert run.error is None
+    assert writer._process.exitcode == 0
+    t = run.service.totals
+    assert (t.stored, t.duplicates, t.quarantined) == (len(events), 3, 1)
+    with Queries.open(db) as q:
+        assert q.funnel("st-proc", date(2026, 11, 23)).visitors == 20  # rollups refreshed by the child
+        assert [p.reason_code for p in q.quarantine(10)] == ["not_json"]
+
+
+def test_killed_writer_process_loses_nothing(own_broker: str, tmp_path: Path) -> None:
+    """The writer process dies: the service stops with an error naming it, nothing it held was
+    acknowledged, and the next session stores every event exactly once."""
+    db = tmp_path / "agg.sqlite"
+    client_id = f"aggk-{uuid.uuid4().hex[:6]}"
+    run = Running(db, own_broker, process=True, share_group=None, client_id=client_id)
+    pub = Publisher(own_broker)
+    before, after = events_for("st-kill", 5), events_for("st-kill2", 12, seed=2)  # other event ids
+    try:
+        for e in before:
+            pub.publish(topic_for(e), to_json(e))
+        wait_for(lambda: run.service.totals.stored == len(before))
+        writer = run.service.writer
+        assert isinstance(writer, ProcessWriter) and writer.pid is not None
+        os.kill(writer.pid, signal.SIGKILL)
+        for e in after:
+            pub.publish(topic_for(e), to_json(e))
+        run.thread.join(20)
+        assert not run.thread.is_alive()
+        assert isinstance(run.error, WriterDiedError), run.error
+        assert f"pid {writer.pid}" in str(run.error) and "exited with code -9" in str(run.error)
+        again = Running(db, own_broker, process=True, share_group=None, client_id=client_id)
+        try:
+            wait_for(lambda: again.service.totals.stored == len(after))
+            time.sleep(0.3)
+        finally:
+            again.stop()
+    finally:
+        pub.close()
+    assert again.service.totals.duplicates == 0  # what was stored before the kill had been acknowledged
+    with Queries.open(db) as q:
+        assert q.counters()["stored"] == len(before) + len(after)
+
+
+def test_process_writer_names_a_database_it_cannot_open(tmp_path: Path) -> None:
+    with pytest.raises(WriterDiedError, match=f"could not open the database {tmp_path}: .*unable to open"):
+        ProcessWriter(tmp_path)  # a directory, not a database file
+
+
 def _mqtt311_only_proxy(broker_url: str) -> Any:
     """The node tests' stand-in for an MQTT 3.1.1-only broker, in front of `broker_url`'s Mosquitto."""
     sys.path.insert(0, str(Path(__file__).parents[1] / "edge"))
@@ -379,7 +460,8 @@ def test_explicit_mqtt5_does_not_fall_back(own_broker: str, tmp_path: Path) -> N
 
 
 def test_cli_run_falls_back_to_311_by_itself(own_broker: str, tmp_path: Path) -> None:
-    """`showroom aggregator run` (no --protocol) against a broker that refuses MQTT 5 still ingests."""
+    """`showroom aggregator run` (no --protocol) against a broker that refuses MQTT 5 still ingests; a
+    Ctrl-C to its whole process group (its writer process included) stops it with everything stored."""
     proxy = _mqtt311_only_proxy(own_broker)
     db = tmp_path / "agg.sqlite"
     showroom = Path(sys.executable).parent / "showroom"
@@ -389,6 +471,7 @@ def test_cli_run_falls_back_to_311_by_itself(own_broker: str, tmp_path: Path) ->
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,
     )
     pub = Publisher(own_broker)
     events = events_for("st-cli311", 2)
@@ -404,11 +487,12 @@ def test_cli_run_falls_back_to_311_by_itself(own_broker: str, tmp_path: Path) ->
         assert _stored_count(db) == len(events)
     finally:
         pub.close()
-        proc.send_signal(2)
+        os.killpg(proc.pid, signal.SIGINT)
         out, err = proc.communicate(timeout=20)
         proxy.close()
     assert proxy.refused_v5 >= 1
     assert "falling back to MQTT 3.1.1" in err
+    assert proc.returncode == 0, err
     assert f"stored {len(events)}," in out
 
 
