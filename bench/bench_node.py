@@ -38,6 +38,7 @@ import yaml
 
 from edge.config import parse_config
 from edge.node.runtime import NodeRuntime, RuntimeOptions, default_detector
+from vision_models.registry import MODELS
 
 REPO = Path(__file__).resolve().parents[1]
 PETS = REPO.parent / "shared" / "data" / "pets09_s2l1" / "vtest_480x360.avi"
@@ -66,7 +67,9 @@ def make_720p_clip(folder: Path, camera_fps: float = 5.0) -> Path:
     return out
 
 
-def node_config(folder: Path, clip: Path, n: int, threads: int = 2) -> Any:
+def node_config(
+    folder: Path, clip: Path, n: int, threads: int = 2, input_size_wh: tuple[int, int] | None = None
+) -> Any:
     data = yaml.safe_load((REPO / "examples" / "pets09.yaml").read_text())
     template = data["cameras"][0]
     scale = (1280 / 480, 720 / 360)
@@ -94,7 +97,7 @@ def node_config(folder: Path, clip: Path, n: int, threads: int = 2) -> Any:
             "cameras": cameras,
             "broker": {"url": "mqtt://127.0.0.1:1883"},
             "outbox": {"path": str(folder / f"outbox-{n}.sqlite"), "max_mb": 100},
-            "detector": {"model": "rtmdet-nano-person", "threads": threads},
+            "detector": {"model": "rtmdet-nano-person", "threads": threads, "input_size_wh": input_size_wh},
         }
     )
     return parse_config(data)
@@ -124,8 +127,16 @@ class DetectorProbe:
         return detector
 
 
-def run_one(folder: Path, clip: Path, n: int, seconds: float, warmup: float, threads: int) -> dict[str, Any]:
-    config = node_config(folder, clip, n, threads)
+def run_one(
+    folder: Path,
+    clip: Path,
+    n: int,
+    seconds: float,
+    warmup: float,
+    threads: int,
+    input_size_wh: tuple[int, int] | None = None,
+) -> dict[str, Any]:
+    config = node_config(folder, clip, n, threads, input_size_wh)
     probe = DetectorProbe()
     runtime = NodeRuntime(
         config, options=RuntimeOptions(heartbeat_s=30.0, max_batch=8), detector_factory=probe
@@ -199,19 +210,22 @@ def main() -> None:
     parser.add_argument(
         "--threads", type=int, default=2, help="ONNX Runtime intra-op threads (config default 2)"
     )
+    parser.add_argument("--input-size", default=None, help="Network input WxH; default: the model's default.")
     args = parser.parse_args()
+    size = tuple(int(v) for v in args.input_size.split("x")) if args.input_size else None
+    size = size or MODELS["rtmdet-nano-person"].input_size_wh
     counts = [int(c) for c in args.cameras.split(",")]
     with tempfile.TemporaryDirectory(prefix="bench-node-") as tmp:
         folder = Path(tmp)
         clip = make_720p_clip(folder)
         rows = []
         for n in counts:
-            row = run_one(folder, clip, n, args.seconds, args.warmup, args.threads)
+            row = run_one(folder, clip, n, args.seconds, args.warmup, args.threads, (size[0], size[1]))
             rows.append(row)
             print(row, flush=True)
     load = os.getloadavg()
     print(f"\nload average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores")
-    print(f"detector: rtmdet-nano-person at its default input 480x384, {args.threads} ONNX Runtime thread(s)")
+    print(f"detector: rtmdet-nano-person at {size[0]}x{size[1]}, {args.threads} ONNX Runtime thread(s)")
     print(
         "\n| cameras | offered fps | analysed fps | dropped | mean batch | node CPU | of which inference |"
         " everything else | node CPU per frame | fps 2 idle cores could carry | network wall/frame |"

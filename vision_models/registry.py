@@ -88,7 +88,8 @@ class ModelEntry:
         sha256: accepted sha256 values of the ONNX file (several when equivalent exports exist).
         licence: licence of the weights.
         provenance: where the accepted files were checked to come from, and how sure that is.
-        input_size_wh: native network input (width, height).
+        input_size_wh: default network input (width, height): the fixed size of a fixed-size model; for a
+            dynamic one, the size chosen from the accuracy/speed measurements in BENCHMARKS.md.
         dynamic_input: whether the network accepts other input sizes (multiples of `size_multiple`).
         size_multiple: input width and height must be multiples of this.
         classes: class names of the network's output, in index order.
@@ -159,7 +160,9 @@ RTMDET_NANO_PERSON = ModelEntry(
         "(rtmdet_nano_8xb32-100e_coco-obj365-person-05d8511e, OpenMMLab ONNX SDK zip); the accepted file "
         "has not been matched byte-for-byte with the official archive"
     ),
-    input_size_wh=(480, 384),
+    # 544x416, not 480x384: AP50 0.935 against 0.927 on PETS09-S2L1 for ~14% more inference CPU
+    # (BENCHMARKS.md, "Detection"); 480x384 stays a good choice for boxes short of CPU.
+    input_size_wh=(544, 416),
     dynamic_input=True,
     dynamic_batch=True,
     classes=("person",),
