@@ -89,3 +89,27 @@ def test_console_script_has_models_group() -> None:
     assert result.returncode == 0, result.stderr
     for command in ("list", "fetch", "detect", "quantize"):
         assert command in result.stdout
+
+
+def test_quantize_then_detect_with_the_int8_variant(
+    short_clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """End to end: `models quantize` writes a verified INT8 variant into the cache; `models list` shows it
+    and `models detect --model ID-int8` finds people with it."""
+    monkeypatch.setenv("SHOWROOM_CACHE_DIR", str(tmp_path / "cache"))
+    runner = CliRunner()
+    made = runner.invoke(
+        main, ["models", "quantize", "rtmdet-nano-person", "--calibration", str(short_clip), "--frames", "4"]
+    )
+    assert made.exit_code == 0, made.output
+    int8_file = tmp_path / "cache" / "models" / "rtmdet_nano_person_int8.onnx"
+    assert int8_file.is_file() and f"rtmdet-nano-person-int8: {int8_file}" in made.output
+    listed = runner.invoke(main, ["models", "list"])
+    assert "rtmdet-nano-person-int8: verified" in listed.output, listed.output
+    out = tmp_path / "det.txt"
+    args = ["--model", "rtmdet-nano-person-int8", "--out", str(out), "--no-progress"]
+    detected = runner.invoke(main, ["models", "detect", str(short_clip), *args])
+    assert detected.exit_code == 0, detected.output
+    rows = np.loadtxt(out, delimiter=",", ndmin=2)
+    assert set(rows[:, 0].astype(int)) == set(range(1, CLIP_FRAMES + 1))
+    assert len(rows) >= 3 * CLIP_FRAMES  # at least three people per frame, as with the float model
