@@ -349,3 +349,52 @@ def make_tls_files(folder: Path) -> tuple[Path, Path, Path]:
     for path in (key, cert, ca):
         path.chmod(0o644)
     return ca, cert, key
+
+
+RTSP_PACKAGES = (
+    "python3-gst-1.0 gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-ugly gstreamer1.0-plugins-good"
+)
+
+
+class RtspCamera:
+    """A live H.264 RTSP camera (GStreamer's RTSP server in a system-Python child process, see
+    rtsp_camera.py) at `url`; `stop()` takes it off the network, `start()` brings it back on the same port."""
+
+    def __init__(self, width: int = 640, height: int = 360, fps: int = 10) -> None:
+        self.python = "/usr/bin/python3"
+        check = subprocess.run(
+            [self.python, "-c", "import gi; gi.require_version('GstRtspServer', '1.0')"],
+            capture_output=True,
+            check=False,
+        )
+        if check.returncode != 0:
+            message = f"GStreamer's RTSP server is not installed (Debian: {RTSP_PACKAGES})"
+            if os.environ.get("SHOWROOM_REQUIRE_SERVICES") == "1":
+                pytest.fail(message + " and SHOWROOM_REQUIRE_SERVICES=1", pytrace=False)
+            pytest.skip(message)
+        self.args = [str(width), str(height), str(fps)]
+        self.port = free_port()
+        self.url = f"rtsp://127.0.0.1:{self.port}/live"
+        self.proc: subprocess.Popen[str] | None = None
+        self.start()
+
+    def start(self) -> None:
+        script = Path(__file__).with_name("rtsp_camera.py")
+        self.proc = subprocess.Popen(
+            [self.python, str(script), str(self.port), *self.args], stdout=subprocess.PIPE, text=True
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().strip()
+        assert line == "ready", f"RTSP camera did not start: {line!r}, exit code {self.proc.poll()}"
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(5)
+            self.proc = None
+
+    def __enter__(self) -> RtspCamera:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from node_testkit import RtspCamera
 
 from edge.config import CameraConfig
 from edge.node.sources import (
@@ -264,3 +265,63 @@ def test_ssim_is_one_for_identical_and_low_for_unrelated_images(pets_dir: Path) 
     noise = np.random.default_rng(1).uniform(0, 255, a.shape).astype(np.float32)
     assert ssim(a, a) == pytest.approx(1.0, abs=1e-4)
     assert ssim(a, noise) < 0.2
+
+
+def _wait(cond: object, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if cond():  # type: ignore[operator]
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_rtsp_camera_is_read_live_at_its_fps_and_calibrated_size() -> None:
+    """A real RTSP H.264 stream (10 fps, 640x360) read at the camera's 5 fps, brought to 480x270."""
+    with RtspCamera(640, 360, 10) as cam:
+        camera = CameraConfig(id="door", source=cam.url, fps=5, resolution_wh=(480, 270))
+        source = OpenCvSource(camera, open_timeout_s=10)
+        frames: list[CameraFrame] = []
+        started = None
+        for frame in source.frames():
+            frames.append(frame)
+            started = started or time.monotonic()
+            if time.monotonic() - started >= 3.0:
+                break
+        source.close()
+    assert all(f.image_bgr is not None and f.image_bgr.shape == (270, 480, 3) for f in frames)
+    assert 12 <= len(frames) - 1 <= 17, len(frames)  # 5 fps over 3 s, not the stream's 10
+    gaps = [(b.ts_utc - a.ts_utc).total_seconds() for a, b in itertools.pairwise(frames)]
+    assert min(gaps) >= 0.15 and [f.index for f in frames] == list(range(len(frames)))
+    assert float(np.std(frames[-1].image_bgr)) > 10  # a picture, not a blank frame
+
+
+def test_rtsp_camera_that_drops_off_the_network_is_reconnected() -> None:
+    with RtspCamera(640, 360, 10) as cam:
+        camera = CameraConfig(id="door", source=cam.url, fps=5)
+        monitor = CameraMonitor(camera)
+        reader = CameraReader(
+            camera,
+            lambda c: OpenCvSource(c, open_timeout_s=3, read_timeout_s=2),
+            FrameQueue(),
+            monitor,
+            backoff=Backoff(0.2, 0.5),
+        )
+        reader.start()
+        try:
+            assert _wait(lambda: monitor.snapshot().frames_total >= 10, 20), monitor.snapshot()
+            assert monitor.snapshot().state == "ok"
+            cam.stop()
+            assert _wait(lambda: monitor.snapshot().state == "connecting", 20), monitor.snapshot()
+            lost = monitor.snapshot()
+            assert lost.reconnects >= 1 and lost.quality == "unusable"
+            assert "stopped delivering frames" in (lost.detail or "") or "cannot open" in (lost.detail or "")
+            frames_then = lost.frames_total
+            cam.start()
+            assert _wait(lambda: monitor.snapshot().frames_total >= frames_then + 10, 30), monitor.snapshot()
+        finally:
+            reader.stop()
+            assert reader.join(10)
+    back = monitor.snapshot()
+    assert back.state == "ok" and back.frames_total >= frames_then + 10, back
+    print(f"\nRTSP reconnect: {back.reconnects} reconnects, quality {back.quality}, detail {back.detail!r}")
