@@ -8,16 +8,18 @@ import logging
 import os
 import signal
 import sys
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 
 import click
 
+from aggregator.audit import STALE_AFTER, AuditError, record_audit
 from aggregator.ingest import Ingestor
 from aggregator.queries import Queries
 from aggregator.registry import RegistryError, load_registry
 from aggregator.storage import SqliteStorage
+from aggregator.timebuckets import zone
 
 log = logging.getLogger(__name__)
 
@@ -234,6 +236,91 @@ def nodes(db_path: Path, store_ids: tuple[str, ...], silent_after_min: int) -> N
         for s in q.silent_stores(now, timedelta(minutes=silent_after_min)):
             when = f"{s.silent_s / 3600:.1f} h" if s.silent_s is not None else "never reported"
             click.echo(f"silent: {s.store_id} ({s.name or '-'}): {when}")
+
+
+@aggregator_group.group("audit")
+def audit_group() -> None:
+    """Door-count accuracy audits: record a person's count of a recorded sample, list past audits."""
+
+
+def _instant(value: str, name: str, timezone: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise click.BadParameter(
+            f"{value!r} is not an ISO 8601 time such as 2026-11-21T14:00", param_hint=name
+        ) from exc
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=zone(timezone))
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+@audit_group.command("record")
+@DB_OPTION
+@click.option("--store", "store_id", required=True)
+@click.option(
+    "--start", required=True, help="Sample start, ISO 8601; without an offset: the store's local time."
+)
+@click.option("--end", required=True, help="Sample end (exclusive), same form.")
+@click.option("--manual-in", type=int, required=True, help="People the auditor saw come in.")
+@click.option("--manual-out", type=int, default=None, help="People the auditor saw go out (optional).")
+@click.option("--auditor", required=True, help="Who counted.")
+@click.option("--note", default="", help="Free text: which recording, anything unusual.")
+def audit_record(
+    db_path: Path,
+    store_id: str,
+    start: str,
+    end: str,
+    manual_in: int,
+    manual_out: int | None,
+    auditor: str,
+    note: str,
+) -> None:
+    """Compare a manual door count of a recorded sample with the system's count of the same window."""
+    storage = SqliteStorage(db_path)
+    try:
+        tz = {str(r[0]): str(r[4]) for r in storage.store_rows()}.get(store_id, "UTC")
+        t0, t1 = _instant(start, "--start", tz), _instant(end, "--end", tz)
+        audit = record_audit(storage, store_id, t0, t1, manual_in, manual_out, auditor=auditor, note=note)
+    except AuditError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        storage.close()
+    line = (
+        f"audit {audit.audit_id} of {store_id}, {t0.isoformat()} to {t1.isoformat()}: "
+        f"in: manual {manual_in}, system {audit.system_in} ({_pct(audit.accuracy_in)})"
+    )
+    if audit.manual_out is not None:
+        line += f"; out: manual {audit.manual_out}, system {audit.system_out} ({_pct(audit.accuracy_out)})"
+    click.echo(line + f"; accuracy {_pct(audit.accuracy)}")
+
+
+@audit_group.command("list")
+@DB_OPTION
+@click.option("--store", "store_id", default=None, help="Only this store.")
+@click.option("--stale-after-days", type=int, default=STALE_AFTER.days, show_default=True)
+def audit_list(db_path: Path, store_id: str | None, stale_after_days: int) -> None:
+    """Every store's last audit (stale ones first), or every audit of one store."""
+    with _queries(db_path) as q:
+        if store_id is not None:
+            for a in q.audits(store_id):
+                out = "-" if a.manual_out is None else f"{a.manual_out}/{a.system_out}"
+                click.echo(
+                    f"{a.audit_id}\t{a.start.isoformat()}\t{a.end.isoformat()}"
+                    f"\tin {a.manual_in}/{a.system_in}\tout {out}\t{_pct(a.accuracy)}\t{a.auditor}\t{a.note}"
+                )
+            return
+        for st in q.audit_status(datetime.now(UTC), timedelta(days=stale_after_days)):
+            last = st.last
+            state = "STALE" if st.stale else "ok"
+            when = (
+                "never audited"
+                if last is None
+                else f"last {last.end.date().isoformat()} {_pct(last.accuracy)}"
+            )
+            click.echo(f"{st.store_id}\t{state}\t{when}")
 
 
 @aggregator_group.command("serve")

@@ -26,6 +26,7 @@ import numpy.typing as npt
 
 from aggregator import health as health_math
 from aggregator import histogram
+from aggregator.audit import STALE_AFTER, Audit, audit_of
 from aggregator.heatgrid import decode_grid
 from aggregator.registry import DIMENSIONS, Dimension
 from aggregator.storage import SqliteStorage
@@ -280,6 +281,17 @@ class SilentStore:
     last_seen_at: datetime | None
     silent_s: float | None
     """Seconds since the last payload; None when nothing was ever received."""
+
+
+@dataclass(frozen=True)
+class AuditStatus:
+    """A store's standing on door-count audits: its last audit (None: never audited) and whether that is
+    older than the policy allows."""
+
+    store_id: str
+    name: str | None
+    last: Audit | None
+    stale: bool
 
 
 @dataclass(frozen=True)
@@ -806,6 +818,33 @@ class Queries:
             elif now - seen > after:
                 out.append(SilentStore(store_id, names.get(store_id), seen, (now - seen).total_seconds()))
         return sorted(out, key=lambda s: (s.silent_s is not None, -(s.silent_s or 0.0)))
+
+    # -- accuracy audits -------------------------------------------------------------------------------
+
+    def audits(self, store_id: str | None = None, limit: int = 100) -> list[Audit]:
+        """Recorded door-count audits, the latest sample first (of one store when given)."""
+        return [audit_of(r) for r in self.storage.audit_rows(store_id, limit)]
+
+    def audit_status(self, now: datetime, stale_after: timedelta = STALE_AFTER) -> list[AuditStatus]:
+        """Every store's last audit; stale when there is none or its sample ended more than `stale_after`
+        before `now`. Stale stores first (never audited, then oldest), then the rest by store id."""
+        last: dict[str, Audit] = {}
+        for audit in self.audits(limit=1_000_000):
+            last.setdefault(audit.store_id, audit)
+        names = {s.store_id: s.name for s in self.stores()}
+        out = [
+            AuditStatus(
+                store_id,
+                names.get(store_id),
+                last.get(store_id),
+                store_id not in last or now - last[store_id].end > stale_after,
+            )
+            for store_id in sorted(set(names) | set(last) | set(self.storage.store_ids_with_data()))
+        ]
+        return sorted(
+            out,
+            key=lambda a: (not a.stale, a.last is not None, a.last.end if a.last else now, a.store_id),
+        )
 
     # -- ingest bookkeeping ---------------------------------------------------------------------------
 

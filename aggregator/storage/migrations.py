@@ -127,4 +127,19 @@ MIGRATIONS: tuple[Migration, ...] = (
                     (SELECT 1 FROM dirty_days WHERE store_id = new.store_id AND day = new.day); END""",
         ),
     ),
+    Migration(
+        3,
+        "door-count accuracy audits",
+        (
+            # A person's count of a recorded sample beside what the system counted in the same window.
+            """CREATE TABLE audits (
+                id INTEGER PRIMARY KEY, store_id TEXT NOT NULL, start_ts TEXT NOT NULL, end_ts TEXT NOT NULL,
+                manual_in INTEGER NOT NULL, system_in INTEGER NOT NULL,
+                manual_out INTEGER, system_out INTEGER,
+                auditor TEXT NOT NULL, note TEXT NOT NULL, recorded_at TEXT NOT NULL)""",
+            "CREATE INDEX audits_store ON audits (store_id, end_ts)",
+            # Visit starts by time, for door counts over an arbitrary window.
+            "CREATE INDEX visits_started ON visits (store_id, started_at)",
+        ),
+    ),
 )

@@ -579,6 +579,41 @@ class SqliteStorage:
             "SELECT store_id, max(last_seen_at), max(last_event_ts) FROM nodes GROUP BY store_id"
         ).fetchall()
 
+    # -- accuracy audits -----------------------------------------------------------------------------
+
+    def door_counts(self, store_id: str, start: str, end: str) -> tuple[int, int]:
+        """(inward, outward) door crossings in [start, end): visits started, and visits ended by a door."""
+        inward = self.conn.execute(
+            "SELECT count(*) FROM visits WHERE store_id = ? AND started_at >= ? AND started_at < ?",
+            (store_id, start, end),
+        ).fetchone()[0]
+        outward = self.conn.execute(
+            "SELECT count(*) FROM visits WHERE store_id = ? AND has_end = 1 AND door_out IS NOT NULL "
+            "AND ended_at >= ? AND ended_at < ?",
+            (store_id, start, end),
+        ).fetchone()[0]
+        return int(inward), int(outward)
+
+    def insert_audit(self, row: Row) -> int:
+        """(store_id, start_ts, end_ts, manual_in, system_in, manual_out, system_out, auditor, note,
+        recorded_at); returns the audit's id."""
+        cur = self.conn.execute(
+            "INSERT INTO audits (store_id, start_ts, end_ts, manual_in, system_in, manual_out, system_out, "
+            "auditor, note, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            row,
+        )
+        return int(cur.lastrowid or 0)
+
+    def audit_rows(self, store_id: str | None = None, limit: int = 1000) -> list[Row]:
+        """Audits, the latest sample first: (id, store_id, start_ts, end_ts, manual_in, system_in,
+        manual_out, system_out, auditor, note, recorded_at)."""
+        where, args = ("WHERE store_id = ? ", (store_id,)) if store_id is not None else ("", ())
+        return self.conn.execute(
+            "SELECT id, store_id, start_ts, end_ts, manual_in, system_in, manual_out, system_out, auditor, "
+            f"note, recorded_at FROM audits {where}ORDER BY end_ts DESC, id DESC LIMIT ?",
+            (*args, limit),
+        ).fetchall()
+
     def bulk_write_rollups(
         self,
         *,
