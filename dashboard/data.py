@@ -14,7 +14,9 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from aggregator.audit import Audit
 from aggregator.queries import (
+    AuditStatus,
     DailyMetrics,
     Funnel,
     Health,
@@ -145,6 +147,18 @@ class ScopedData:
         visible = {s.store_id for s in self.stores()}
         every: list[SilentStore] = self._fetch("silent_stores", (now, after))
         return [s for s in every if s.store_id in visible]
+
+    def audit_status(self, now: datetime) -> list[AuditStatus]:
+        """Door-count audit standing of the visible stores, stale ones first."""
+        visible = {s.store_id for s in self.stores()}
+        every: list[AuditStatus] = self._fetch("audit_status", (now,))
+        return [a for a in every if a.store_id in visible]
+
+    def last_audit(self, store_id: str) -> Audit | None:
+        """The store's latest door-count audit (None: never audited)."""
+        self.store(store_id)
+        audits: list[Audit] = self._fetch("audits", (store_id, 1))
+        return audits[0] if audits else None
 
     def nodes(self, store_ids: Sequence[str] | None = None, now: datetime | None = None) -> list[NodeHealth]:
         """Node health of the visible stores (of `store_ids` among them when given)."""

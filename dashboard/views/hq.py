@@ -1,5 +1,5 @@
 """Brand HQ view: league table with filters and sorting, health radar against brand TOP and average,
-daily trends, and stores whose data went silent."""
+daily trends, stores whose door-count audit is missing or stale, and stores whose data went silent."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 import streamlit as st
 
+from aggregator.audit import STALE_AFTER
 from aggregator.queries import LeagueRow
 from dashboard import charts
 from dashboard import format as fmt
@@ -127,6 +128,33 @@ def _render_trends(
     st.altair_chart(charts.trend_chart(dates, series, value_label=label), key="chart_trends")
 
 
+def _render_audits(ctx: ViewContext) -> None:
+    """Stores whose door count was never audited, or not within `STALE_AFTER`."""
+    lang, days = ctx.lang, STALE_AFTER.days
+    st.subheader(t(lang, "hq.audits"))
+    stale = [a for a in ctx.data.audit_status(datetime.now(UTC)) if a.stale]
+    if not stale:
+        st.success(t(lang, "hq.audits_none", days=days))
+        return
+    st.table(
+        {
+            t(lang, "hq.store"): [a.store_id for a in stale],
+            t(lang, "hq.name"): [a.name or "" for a in stale],
+            t(lang, "hq.audit_last"): [
+                "" if a.last is None else a.last.end.date().isoformat() for a in stale
+            ],
+            t(lang, "hq.audit_accuracy"): ["" if a.last is None else fmt.pct(a.last.accuracy) for a in stale],
+            t(lang, "hq.reason"): [
+                t(lang, "hq.reason_never_audited")
+                if a.last is None
+                else t(lang, "hq.reason_audit_stale", days=days)
+                for a in stale
+            ],
+        },
+        hide_index=True,
+    )
+
+
 def _render_silent(ctx: ViewContext) -> None:
     lang = ctx.lang
     st.subheader(t(lang, "hq.silent"))
@@ -176,4 +204,5 @@ def render(ctx: ViewContext) -> None:
         key="hq_trend_stores",
     )
     _render_trends(ctx, list(compare), names, start, end)
+    _render_audits(ctx)
     _render_silent(ctx)

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import streamlit as st
 
+from aggregator.audit import STALE_AFTER
 from aggregator.queries import Funnel, StoreInfo
 from dashboard import charts
 from dashboard import format as fmt
@@ -58,6 +59,25 @@ def render_funnel(lang: Lang, funnel: Funnel) -> None:
                 + "  \n"
                 + _change_line(lang, getattr(funnel.wow, attr), "store.vs_last_week")
             )
+
+
+def _render_audit(ctx: ViewContext, store: StoreInfo) -> None:
+    """How far the door counts can be trusted: the last audit's accuracy, or that there is none."""
+    lang = ctx.lang
+    audit = ctx.data.last_audit(store.store_id)
+    if audit is None:
+        st.caption(t(lang, "store.audit_never"))
+        return
+    line = t(
+        lang,
+        "store.audit",
+        accuracy=fmt.pct(audit.accuracy),
+        day=audit.end.astimezone(ZoneInfo(store.timezone)).date().isoformat(),
+        auditor=audit.auditor,
+    )
+    if datetime.now(UTC) - audit.end > STALE_AFTER:
+        line += " " + t(lang, "store.audit_stale", days=STALE_AFTER.days)
+    st.caption(line)
 
 
 def _render_hourly(ctx: ViewContext, store: StoreInfo, day: date) -> None:
@@ -160,6 +180,7 @@ def render(ctx: ViewContext) -> None:
         )
 
     render_funnel(lang, ctx.data.funnel(store.store_id, day))
+    _render_audit(ctx, store)
     _render_hourly(ctx, store, day)
     st.caption(t(lang, "store.period_summary", start=start.isoformat(), end=end.isoformat()))
     _render_heatmap(ctx, store, start, end)

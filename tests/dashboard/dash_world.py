@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from aggregator.audit import record_audit
 from aggregator.ingest import Ingestor, Message
 from aggregator.registry import parse_registry
 from aggregator.storage import SqliteStorage
@@ -117,6 +118,8 @@ PLANS: dict[tuple[str, date], DayPlan] = {
     ("gz-03", DAY): DayPlan(30, 15, 5, 18),
     ("gz-03", DAY - timedelta(days=1)): DayPlan(28, 14, 4, 16),
 }
+
+AUDIT_SH01_MANUAL_IN = 10  # the system counted 9 visitors from 10:00 to 11:00 (one every 7 minutes)
 
 USERS = [
     {"username": "li.wei", "name": "李伟", "role": "store_manager", "stores": ["sh-01"], "language": "en"},
@@ -274,6 +277,19 @@ def build_db(path: Path, now_utc: datetime | None = None) -> Path:
     ]
     result = ingestor.ingest(messages)
     assert result.quarantined == 0 and result.stored == len(messages), result
+    # Door-count audits: sh-01 audited on DAY (10:00-11:00 local: the auditor counted one more than the
+    # system), bj-02 last audited 120 days before DAY (stale), gz-03 never.
+    record_audit(
+        storage,
+        "sh-01",
+        _local(DAY, 10),
+        _local(DAY, 11),
+        AUDIT_SH01_MANUAL_IN,
+        auditor="Zhang Min",
+        now=now_utc,
+    )
+    old = DAY - timedelta(days=120)
+    record_audit(storage, "bj-02", _local(old, 10), _local(old, 11), 20, auditor="Zhang Min", now=now_utc)
     storage.close()
     return path
 

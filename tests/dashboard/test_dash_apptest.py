@@ -380,3 +380,37 @@ def test_unreadable_database_is_reported_not_crashed(world_files: tuple[Path, Pa
         assert len(at.metric) == 0
     finally:
         os.environ[ENV_DB] = str(world_files[0])
+
+
+# -- door-count audits ----------------------------------------------------------------------------
+
+
+def test_store_manager_sees_how_accurate_the_last_audit_found_the_counts(queries: Queries) -> None:
+    last = queries.audits("sh-01")[0]
+    assert (last.manual_in, last.system_in) == (world.AUDIT_SH01_MANUAL_IN, 9)  # one visit every 7 minutes
+    at = _login(_app(date=DAY), "li.wei")
+    expected = (
+        f"Door counts were {fmt.pct(last.accuracy)} accurate at the last audit ({DAY}, counted by Zhang Min)."
+    )
+    assert expected in [c.value for c in at.caption]
+    assert fmt.pct(last.accuracy) == "90.00%"
+
+
+def test_brand_hq_sees_stores_whose_audit_is_stale_or_missing(queries: Queries) -> None:
+    at = _login(_app(date=DAY, period="day"), "hq.aurora")
+    audits = _table_with(at, "Last audit")
+    assert audits["Store"].tolist() == ["bj-02"]  # sh-01 was audited on DAY; gz-03 is another brand's
+    assert audits["Reason"].tolist() == ["audit older than 90 days"]
+    bj = queries.audits("bj-02")[0]
+    assert audits["Last audit"].tolist() == [bj.end.date().isoformat()]
+    assert audits["Accuracy then"].tolist() == [fmt.pct(bj.accuracy)]
+    nova = _login(_app(date=DAY), "hq.nova")
+    assert _table_with(nova, "上次审核")["门店"].tolist() == ["gz-03"]
+    assert _table_with(nova, "上次审核")["原因"].tolist() == ["从未审核"]
+
+
+def _table_with(at: AppTest, column: str) -> Any:
+    """The one table of the page that has `column`."""
+    found = [tb.value for tb in at.table if column in tb.value.columns]
+    assert len(found) == 1, [tb.value.columns.tolist() for tb in at.table]
+    return found[0]
