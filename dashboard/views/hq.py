@@ -17,6 +17,7 @@ from dashboard.i18n import Lang, t
 from dashboard.views.common import ViewContext, pick_period
 
 SILENT_AFTER = timedelta(hours=2)
+AUDITS_SHOWN = 10
 ALL = "__all__"
 # Sort keys of the league table: (i18n key, value of a row; None sorts last).
 SORTS: dict[str, tuple[str, str]] = {
@@ -132,10 +133,15 @@ def _render_audits(ctx: ViewContext) -> None:
     """Stores whose door count was never audited, or not within `STALE_AFTER`."""
     lang, days = ctx.lang, STALE_AFTER.days
     st.subheader(t(lang, "hq.audits"))
-    stale = [a for a in ctx.data.audit_status(datetime.now(UTC)) if a.stale]
-    if not stale:
+    every = [a for a in ctx.data.audit_status(datetime.now(UTC)) if a.stale]
+    if not every:
         st.success(t(lang, "hq.audits_none", days=days))
         return
+    never = sum(1 for a in every if a.last is None)
+    st.caption(
+        t(lang, "hq.audits_due", never=never, stale=len(every) - never, shown=min(len(every), AUDITS_SHOWN))
+    )
+    stale = every[:AUDITS_SHOWN]  # never audited first, then the oldest audits
     st.table(
         {
             t(lang, "hq.store"): [a.store_id for a in stale],

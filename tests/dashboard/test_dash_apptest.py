@@ -399,6 +399,8 @@ def test_store_manager_sees_how_accurate_the_last_audit_found_the_counts(queries
 def test_brand_hq_sees_stores_whose_audit_is_stale_or_missing(queries: Queries) -> None:
     at = _login(_app(date=DAY, period="day"), "hq.aurora")
     audits = _table_with(at, "Last audit")
+    due = "0 stores never audited, 1 with an out-of-date audit; the first 1:"
+    assert due in [c.value for c in at.caption]
     assert audits["Store"].tolist() == ["bj-02"]  # sh-01 was audited on DAY; gz-03 is another brand's
     assert audits["Reason"].tolist() == ["audit older than 90 days"]
     bj = queries.audits("bj-02")[0]
