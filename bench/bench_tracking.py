@@ -2,8 +2,9 @@
 
     .venv/bin/python bench/bench_tracking.py [--json bench/results/tracking.json]
 
-1. Detections: the project's default detector (RTMDet-nano, 480x384 input, score >= 0.1) on every frame of
-   the clip, computed once and cached (bench/.cache). Every tracker below gets exactly these detections.
+1. Detections: RTMDet-nano (480x384 input by default, the size of the peers' reference figures;
+   `--input-size 544x416` for the product's default since 2026-11-23; score >= 0.1) on every frame of the
+   clip, computed once and cached (bench/.cache). Every tracker below gets exactly these detections.
 2. Ours: `EdgePipeline` with examples/pets09.yaml (floor calibration, door line at x = 384 of 768).
    Peers: supervision ByteTrack, the `trackers` package (SORT, ByteTrack, OC-SORT, BoT-SORT), norfair; each
    with its defaults and frame_rate = 7 (the sequence's rate).
@@ -261,8 +262,13 @@ def _timing_once(frames: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", type=Path, help="Also write the results here.")
+    parser.add_argument(
+        "--input-size", default="480x384", help="Detector input WxH for every tracker (peers: 480x384)."
+    )
     args = parser.parse_args()
-    dets = pets_detections()
+    w, h = (int(v) for v in args.input_size.split("x"))
+    dets = pets_detections((w, h))
+    print(f"detections: RTMDet-nano at {w}x{h}, score >= 0.1, {sum(len(d) for d in dets)} boxes", flush=True)
     n = len(dets)
     results: dict[str, dict[str, float]] = {}
 
