@@ -16,7 +16,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -104,6 +104,11 @@ ROUTES: list[tuple[re.Pattern[str], Handler]] = [
         lambda q, p, a: q.heatmap(_known_store(q, p["store"]), *_period(a)),
     ),
     (
+        re.compile(r"^/v1/stores/(?P<store>[a-z0-9_-]+)/audits$"),
+        lambda q, p, _a: q.audits(_known_store(q, p["store"])),
+    ),
+    (re.compile(r"^/v1/audits$"), lambda q, _p, _a: q.audit_status(datetime.now(UTC))),
+    (
         re.compile(r"^/v1/league$"),
         lambda q, _p, a: q.league(*_period(a), brand=_opt(a, "brand"), region=_opt(a, "region")),
     ),
@@ -156,6 +161,10 @@ def openapi() -> dict[str, Any]:
                 "Health score against the brand's TOP and average", [store, *period]
             ),
             "/v1/stores/{store_id}/heatmap": op("Person-seconds per floor cell", [store, *period]),
+            "/v1/stores/{store_id}/audits": op(
+                "Door-count audits: manual and system counts, accuracy; the latest sample first", [store]
+            ),
+            "/v1/audits": op("Every store's last door-count audit, stale or never-audited stores first", []),
             "/v1/league": op("Stores ranked by health with period figures", [*period, *filt]),
             "/v1/nodes": op("Edge node health", [_param("store", False, "Store id (repeatable)")]),
             "/v1/daily-metrics": op(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import ClassVar
 
 from aggregator.storage.base import Row, StorageBackend
 from aggregator.timebuckets import ts_key
@@ -39,6 +40,9 @@ class Audit:
     auditor: str
     note: str
     recorded_at: datetime
+
+    json_properties: ClassVar[tuple[str, ...]] = ("accuracy_in", "accuracy_out", "accuracy")
+    """Derived figures that JSON output carries beside the fields (`aggregator.serialize.jsonable`)."""
 
     @property
     def accuracy_in(self) -> float | None:

@@ -18,6 +18,8 @@ def jsonable(value: Any) -> Any:
         out = {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
         if hasattr(value, "total_person_s"):
             out["total_person_s"] = jsonable(value.total_person_s)
+        for name in getattr(value, "json_properties", ()):
+            out[name] = jsonable(getattr(value, name))
         return out
     if isinstance(value, datetime):
         return format_ts(value)

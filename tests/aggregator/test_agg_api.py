@@ -7,12 +7,13 @@ import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from aggregator.api import ApiServer
+from aggregator.audit import record_audit
 from aggregator.ingest import Ingestor, Message
 from aggregator.registry import parse_registry
 from aggregator.storage import SqliteStorage
@@ -20,6 +21,7 @@ from aggregator.synth import funnel_day_plans, local_midnight_utc, stamper_for, 
 from edge.events import to_json, topic_for
 
 TOKEN = "t0ken-for-tests-0123456789"
+AUDIT_START = datetime(2026, 11, 21, 16, 0, tzinfo=UTC)
 STORE = "sh-pudong-01"
 
 
@@ -50,6 +52,8 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             for e in visit_events(stamper, p)
         ]
         ing.ingest([Message(topic_for(e), to_json(e), datetime.now(UTC)) for e in events])
+    # The whole local day of 22 November (00:00-24:00 Shanghai), counted by hand as 36 coming in.
+    record_audit(ing.storage, STORE, AUDIT_START, AUDIT_START + timedelta(days=1), 36, auditor="Li Wei")
     server = ApiServer(("127.0.0.1", 0), db, [TOKEN])
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -83,7 +87,7 @@ def test_openapi_describes_every_route(api: str) -> None:
     status, doc = get(f"{api}/openapi.json", token=None)
     assert status == 200 and doc["openapi"].startswith("3.1")
     assert "/v1/stores/{store_id}/funnel" in doc["paths"] and doc["components"]["securitySchemes"]["bearer"]
-    assert len(doc["paths"]) == 10
+    assert len(doc["paths"]) == 12
 
 
 def test_funnel_and_errors(api: str) -> None:
@@ -107,3 +111,17 @@ def test_daily_metrics_csv(api: str) -> None:
     lines = text.strip().splitlines()
     assert status == 200 and lines[0].startswith("store_id,brand,region,day,visitors")
     assert [line.split(",")[4] for line in lines[1:]] == ["35", "59"]
+
+
+def test_audits_with_their_accuracy(api: str) -> None:
+    status, audits = get(f"{api}/v1/stores/{STORE}/audits")
+    assert status == 200 and len(audits) == 1
+    a = audits[0]
+    assert (a["manual_in"], a["system_in"], a["manual_out"], a["auditor"]) == (36, 35, None, "Li Wei")
+    assert a["start"] == "2026-11-21T16:00:00.000Z" and a["accuracy"] == round(1 - 1 / 36, 6)
+    assert a["accuracy_in"] == a["accuracy"] and a["accuracy_out"] is None
+    status, every = get(f"{api}/v1/audits")
+    assert status == 200 and [(s["store_id"], s["last"]["audit_id"]) for s in every] == [
+        (STORE, a["audit_id"])
+    ]
+    assert get(f"{api}/v1/stores/nope/audits")[0] == 404
