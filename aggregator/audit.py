@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 
 from aggregator.storage.base import Row, StorageBackend
-from aggregator.timebuckets import ts_key
+from aggregator.timebuckets import parse_ts_key, ts_key
 
 STALE_AFTER = timedelta(days=90)
 """How old a store's last audit may be before the dashboard asks for a new one (quarterly)."""
@@ -43,6 +43,10 @@ class Audit:
 
     json_properties: ClassVar[tuple[str, ...]] = ("accuracy_in", "accuracy_out", "accuracy")
     """Derived figures that JSON output carries beside the fields (`aggregator.serialize.jsonable`)."""
+
+    def is_stale(self, now: datetime, stale_after: timedelta = STALE_AFTER) -> bool:
+        """Whether the audited sample ended more than `stale_after` before `now`."""
+        return now - self.end > stale_after
 
     @property
     def accuracy_in(self) -> float | None:
@@ -135,17 +139,13 @@ def audit_of(r: Row) -> Audit:
     return Audit(
         int(r[0]),
         str(r[1]),
-        _parse(str(r[2])),
-        _parse(str(r[3])),
+        parse_ts_key(str(r[2])),
+        parse_ts_key(str(r[3])),
         int(r[4]),
         int(r[5]),
         None if r[6] is None else int(r[6]),
         None if r[7] is None else int(r[7]),
         str(r[8]),
         str(r[9]),
-        _parse(str(r[10])),
+        parse_ts_key(str(r[10])),
     )
-
-
-def _parse(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))

@@ -219,8 +219,6 @@ class MqttIngestService:
             batch = self._take(timeout_s=0.0 if self._in_flight else 0.2)
             if batch:
                 self._submit(batch)
-                if len(self._in_flight) >= self.writer.depth:
-                    self._settle(timeout_s=None)
             elif self._in_flight:
                 self._settle(timeout_s=0.02)
             else:
@@ -265,16 +263,17 @@ class MqttIngestService:
     def _drain(self) -> None:
         while batch := self._take(timeout_s=0.0):
             self._submit(batch)
-            if len(self._in_flight) >= self.writer.depth:
-                self._settle(timeout_s=None)
         while self._in_flight:
             self._settle(timeout_s=None)
 
     def _submit(self, batch: list[tuple[bytes, bytes, float, int, int]]) -> None:
+        """Hand a batch to the writer; with the writer's `depth` batches in flight, wait for the oldest."""
         raw: list[Raw] = [(topic, payload, received) for topic, payload, received, _, _ in batch]
         self.writer.submit(raw)
         self._in_flight.append([(mid, qos) for _, _, _, mid, qos in batch])
         self.received += len(batch)
+        if len(self._in_flight) >= self.writer.depth:
+            self._settle(timeout_s=None)
 
     def _settle(self, timeout_s: float | None) -> None:
         """Take the oldest batch's result (waiting up to `timeout_s`) and acknowledge its messages."""

@@ -31,7 +31,7 @@ from aggregator.heatgrid import decode_grid
 from aggregator.registry import DIMENSIONS, Dimension
 from aggregator.storage import SqliteStorage
 from aggregator.storage.base import Row, StorageBackend
-from aggregator.timebuckets import day_span_utc, hours_of_day, zone
+from aggregator.timebuckets import day_span_utc, hours_of_day, parse_ts_key, zone
 from edge.events import format_ts
 
 DIMENSION_LABELS: dict[Dimension, str] = {
@@ -323,7 +323,7 @@ def change(now: float | None, then: float | None) -> float | None:
 
 
 def _dt(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return None if value is None else parse_ts_key(value)
 
 
 def _figures(row: Row | None) -> FunnelFigures:
@@ -837,7 +837,7 @@ class Queries:
                 store_id,
                 names.get(store_id),
                 last.get(store_id),
-                store_id not in last or now - last[store_id].end > stale_after,
+                store_id not in last or last[store_id].is_stale(now, stale_after),
             )
             for store_id in sorted(set(names) | set(last) | set(self.storage.store_ids_with_data()))
         ]

@@ -23,6 +23,11 @@ def ts_key(ts: datetime) -> str:
     return ts.isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
+def parse_ts_key(key: str) -> datetime:
+    """An instant from its stored form (`ts_key`, or any RFC 3339 time with `Z` or an offset)."""
+    return datetime.fromisoformat(key.replace("Z", "+00:00"))
+
+
 @lru_cache(maxsize=512)
 def zone(name: str) -> ZoneInfo:
     """The IANA time zone `name` (cached)."""

@@ -64,7 +64,7 @@ def to_messages(batch: list[Raw]) -> list[Message]:
     return [
         Message(
             topic.decode("utf-8", errors="replace"),
-            payload if type(payload) is bytes else bytes(payload),
+            payload,
             datetime.fromtimestamp(received, UTC),
             "mqtt",
         )

@@ -212,15 +212,17 @@ def main() -> None:
     )
     parser.add_argument("--input-size", default=None, help="Network input WxH; default: the model's default.")
     args = parser.parse_args()
-    size = tuple(int(v) for v in args.input_size.split("x")) if args.input_size else None
-    size = size or MODELS["rtmdet-nano-person"].input_size_wh
+    w, h = MODELS["rtmdet-nano-person"].input_size_wh
+    if args.input_size:
+        w, h = (int(v) for v in args.input_size.split("x"))
+    size = (w, h)
     counts = [int(c) for c in args.cameras.split(",")]
     with tempfile.TemporaryDirectory(prefix="bench-node-") as tmp:
         folder = Path(tmp)
         clip = make_720p_clip(folder)
         rows = []
         for n in counts:
-            row = run_one(folder, clip, n, args.seconds, args.warmup, args.threads, (size[0], size[1]))
+            row = run_one(folder, clip, n, args.seconds, args.warmup, args.threads, size)
             rows.append(row)
             print(row, flush=True)
     load = os.getloadavg()

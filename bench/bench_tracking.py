@@ -298,9 +298,7 @@ def main() -> None:
     for kind, label in (("bytetrack", "Ultralytics ByteTrack"), ("botsort", "Ultralytics BoT-SORT")):
         try:
             peers[label] = ultralytics_peer(kind)
-        except (
-            ImportError
-        ) as exc:  # needs torch: `pip install ultralytics` by hand (see pyproject's bench extra)
+        except ImportError as exc:  # needs torch, installed by hand (see the bench extra in pyproject)
             print(f"{label}: not run, not installed ({exc})", file=sys.stderr)
     for name, make in peers.items():
         # Each peer gets the same detections, filtered at 0.1 (all) and at 0.3 (the detector's usual

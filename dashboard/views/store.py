@@ -75,7 +75,7 @@ def _render_audit(ctx: ViewContext, store: StoreInfo) -> None:
         day=audit.end.astimezone(ZoneInfo(store.timezone)).date().isoformat(),
         auditor=audit.auditor,
     )
-    if datetime.now(UTC) - audit.end > STALE_AFTER:
+    if audit.is_stale(datetime.now(UTC)):
         line += " " + t(lang, "store.audit_stale", days=STALE_AFTER.days)
     st.caption(line)
 
