@@ -6,6 +6,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from aggregator.queries import CameraState
+
 Severity = Literal["critical", "warning"]
 SEVERITY_RANK: dict[str, int] = {"critical": 2, "warning": 1, "ok": 0}
 
@@ -14,16 +16,6 @@ STALE_HEARTBEAT_S = 3 * HEARTBEAT_EVERY_S  # three missed heartbeats
 LOW_FPS_RATIO = 0.8
 BACKLOG_WARNING = 1_000
 CALIBRATION_MAX_ERROR_M = 0.3  # NodeConfig's default `calibration.max_error_m`
-
-
-@dataclass(frozen=True)
-class CameraState:
-    camera_id: str
-    state: str
-    fps: float
-    target_fps: float
-    inference_ms: float
-    quality: str
 
 
 @dataclass(frozen=True)

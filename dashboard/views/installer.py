@@ -18,10 +18,7 @@ def node_issues(node: NodeHealth, now: datetime) -> list[attention.Issue]:
     return attention.node_issues(
         online=node.online,
         heartbeat_age_s=age,
-        cameras=[
-            attention.CameraState(c.camera_id, c.state, c.fps, c.target_fps, c.inference_ms, c.quality)
-            for c in node.cameras
-        ],
+        cameras=node.cameras,
         outbox_depth=node.outbox_depth,
         seq_missing=node.seq_missing,
         calibration_error_m=node.calibration_error_m,

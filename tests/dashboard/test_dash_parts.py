@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from dashboard.attention import CameraState, node_issues, worst
+from aggregator.queries import CameraState
+from dashboard.attention import node_issues, worst
 from dashboard.charts import heat_cells, radar_chart
 from dashboard.format import change, pct, seconds
 
@@ -18,7 +19,10 @@ def _cam(camera_id: str = "cam-a", **kw: object) -> CameraState:
         "fps": 5.0,
         "target_fps": 5.0,
         "inference_ms": 40.0,
+        "dropped_frames": 0,
+        "reconnects": 0,
         "quality": "excellent",
+        "detail": None,
     }
     base.update(kw)
     return CameraState(camera_id=camera_id, **base)  # type: ignore[arg-type]
