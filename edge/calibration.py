@@ -1,9 +1,10 @@
 """Camera-to-floor calibration: a robust image-to-floor homography per camera, and where each camera sees.
 
 Each camera's `Calibration` pairs >= 4 image points (pixels) with the same physical marks on the floor plan
-(metres). The homography is fitted robustly (RANSAC, or LMedS when few points), its mean reprojection error
-is measured in metres on the floor and checked against the calibration's `max_error_m`. Everything spatial in
-the configuration (doors, car zones, staff areas) must be seen by at least one calibrated camera; both rules
+(metres). The homography is fitted robustly (RANSAC, then least squares over the points that agree), its
+mean reprojection error is measured in metres on the floor and checked against the calibration's
+`max_error_m`, and a point left out of the fit is logged with how far off it is. Everything spatial in the
+configuration (doors, car zones, staff areas) must be seen by at least one calibrated camera; both rules
 are checked when the node starts, with errors naming the key path.
 """
 
@@ -103,17 +104,25 @@ def fit_homography(calibration: Calibration) -> tuple[FloatArray, float, npt.NDA
         h, _ = cv2.findHomography(src, dst, 0)
         mask = np.ones(n, dtype=bool)
     else:
-        method = cv2.RANSAC if n >= 8 else cv2.LMEDS
-        h, m = cv2.findHomography(src, dst, method, RANSAC_THRESHOLD_M)
+        # RANSAC for every n >= 5. LMedS is no use with few points: any 4 of 6 fit exactly, so the median
+        # residual is 0 whichever 4 it samples, and it can keep an ill-conditioned four and drop two good
+        # points (seen: 1.5 m off at a mark that fits to 1 mm by least squares).
+        h, m = cv2.findHomography(src, dst, cv2.RANSAC, RANSAC_THRESHOLD_M)
         mask = m.reshape(-1).astype(bool) if m is not None else np.zeros(n, dtype=bool)
+        if h is not None and mask.sum() >= 4:
+            # Least squares over the points that agree, then keep those the refined fit agrees with.
+            refined, _ = cv2.findHomography(src[mask], dst[mask], 0)
+            if refined is not None and np.isfinite(refined).all():
+                h = refined
+                agree = _residuals(h, src, dst) <= RANSAC_THRESHOLD_M
+                if agree.sum() >= mask.sum():
+                    mask = agree
     if h is None or not np.isfinite(h).all() or abs(np.linalg.det(h)) < 1e-12:
         raise CalibrationError("the points are degenerate (three or more collinear, or repeated)")
     if mask.sum() < 4:
         raise CalibrationError(f"only {int(mask.sum())} of {n} points agree with one another; need 4")
     homog = np.hstack([src, np.ones((n, 1))]) @ h.T
-    with np.errstate(divide="ignore", invalid="ignore"):
-        proj = homog[:, :2] / homog[:, 2:3]
-    errors = np.linalg.norm(proj - dst, axis=1)
+    errors = _residuals(h, src, dst)
     if not np.isfinite(errors[mask]).all():
         raise CalibrationError("a calibration point projects to the horizon; the points are inconsistent")
     # Keep a positive scale for points in front of the camera, so `to_floor` can tell them from points
@@ -121,6 +130,14 @@ def fit_homography(calibration: Calibration) -> tuple[FloatArray, float, npt.NDA
     if np.median(homog[mask, 2]) < 0:
         h = -h
     return h.astype(np.float64), float(errors[mask].mean()), mask
+
+
+def _residuals(h: npt.ArrayLike, src: FloatArray, dst: FloatArray) -> FloatArray:
+    """Distance on the floor (metres) between each image point projected through `h` and its floor mark."""
+    homog = np.hstack([src, np.ones((len(src), 1))]) @ np.asarray(h, dtype=np.float64).T
+    with np.errstate(divide="ignore", invalid="ignore"):
+        proj = homog[:, :2] / homog[:, 2:3]
+    return np.asarray(np.linalg.norm(proj - dst, axis=1), dtype=np.float64)
 
 
 def _view_polygon(homography: FloatArray, resolution_wh: tuple[int, int]) -> Polygon:
@@ -160,6 +177,20 @@ def calibrate_camera(camera: CameraConfig) -> FloorProjection:
             f"mean reprojection error {error_m:.3f} m exceeds max_error_m {camera.calibration.max_error_m} m;"
             " re-measure the floor marks"
         )
+    if not inliers.all():
+        src = np.asarray(camera.calibration.image_points_px, dtype=np.float64)
+        dst = np.asarray(camera.calibration.floor_points_m, dtype=np.float64)
+        off = _residuals(h, src, dst)
+        for k in np.flatnonzero(~inliers):
+            log.warning(
+                "camera %s: calibration point %d (image %s, floor %s) is %.2f m off the fit of the others;"
+                " it was left out (re-measure it)",
+                camera.id,
+                k,
+                camera.calibration.image_points_px[k],
+                camera.calibration.floor_points_m[k],
+                off[k],
+            )
     return FloorProjection(
         camera_id=camera.id,
         homography=h,

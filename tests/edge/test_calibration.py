@@ -44,6 +44,34 @@ def test_one_mismeasured_mark_is_rejected_and_the_error_stays_small() -> None:
     assert np.abs(project(h, probe) - project(H_TRUE, probe)).max() < 0.15
 
 
+def test_six_consistent_marks_are_all_kept_and_fitted() -> None:
+    """Installers give 5-7 marks. Any 4 of them fit exactly, so a median-residual fit (LMedS) may keep an
+    ill-conditioned four and throw good marks away; every consistent mark must stay in the fit."""
+    img = np.array(
+        [[74.5, 864.3], [1799.0, 1014.4], [1356.2, 226.6], [62.1, 226.6], [806.1, 368.8], [960.0, 418.0]]
+    )
+    floor = np.array([[16.5, 4.5], [26.5, 3.5], [29.5, 19.5], [5.0, 19.5], [20.0, 12.5], [22.0, 11.0]])
+    h, error_m, inliers = fit_homography(
+        Calibration(image_points_px=img.tolist(), floor_points_m=floor.tolist())
+    )
+    assert inliers.all()
+    assert error_m < 0.005
+    assert np.linalg.norm(project(h, img) - floor, axis=1).max() < 0.005
+
+
+def test_one_mismeasured_mark_among_six_is_left_out_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    img = image_points(6, seed=7)
+    floor = project(H_TRUE, img)
+    floor[2] += (0.9, 0.4)
+    cam = camera()
+    cam["calibration"] = {"image_points_px": img.tolist(), "floor_points_m": floor.tolist()}
+    with caplog.at_level("WARNING", logger="edge.calibration"):
+        projection = calibrate_camera(CameraConfig.model_validate(cam))
+    assert projection.inliers.tolist() == [True, True, False, True, True, True]
+    assert projection.error_m < 1e-3
+    assert "calibration point 2" in caplog.text and "0.98 m off" in caplog.text
+
+
 def test_collinear_points_are_refused() -> None:
     cal = Calibration(
         image_points_px=[[0, 0], [10, 10], [20, 20], [30, 30]],
