@@ -1,27 +1,29 @@
-"""Charts for the views, as Vega-Lite (Altair, which Streamlit already ships). Pure functions, no data access.
+"""Charts for the views, as Vega-Lite specs written as plain data. Pure functions, no data access.
 
-Vega-Lite rather than a heavier plotting library: a page's charts must draw within the page's 2 s budget
-on a tablet. Inputs are plain sequences already scoped and fetched by the view; labels arrive translated.
-The floor heatmap is one PNG layer (coloured on the server) under vector car outlines, so its cost does not
-grow with the number of floor cells.
+Charts are drawn on the server into SVG by the Vega project's own renderer (`to_svg`, vl-convert) and the
+browser shows a picture: starting Vega in the browser cost about 0.6 s for a page's first chart and 0.3 s
+for each further one on a 2-core box, which put a page of four charts past its 2 s budget. Text stays SVG
+text, so the browser's fonts draw Chinese labels. Inputs are plain sequences already scoped and fetched by
+the view; labels arrive translated. The floor heatmap is one PNG layer (coloured on the server) under
+vector car outlines, so its cost does not grow with the number of floor cells.
 """
 
 from __future__ import annotations
 
+import base64
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, cast
+from typing import Any
 
-import altair as alt
+import cv2
 import numpy as np
 import numpy.typing as npt
+import vl_convert
 
 # One palette for every chart so "this store" and "last week" look the same everywhere.
 BLUE, GREY, ORANGE, GREEN, RED = "#2563eb", "#9ca3af", "#f97316", "#16a34a", "#dc2626"
-MAX_HEAT_CELLS = 4_000
-"""Most rectangles a heatmap draws; finer grids are merged (0.25 m cells of a 36 x 24 m floor: 0.5 m)."""
 
 
 @dataclass(frozen=True)
@@ -34,12 +36,24 @@ class CarOutline:
     browse_m: Sequence[tuple[float, float]]
 
 
-ChartSpec = alt.Chart | alt.LayerChart
-"""What every function here returns: a top-level Altair chart for `st.altair_chart`."""
+ChartSpec = dict[str, Any]
+"""What every function here returns: a top-level Vega-Lite spec (plain data, so building one costs
+nothing: Altair took 70-130 ms to build a small chart)."""
+SCHEMA = "https://vega.github.io/schema/vega-lite/v5.json"
+LEGEND_ON_TOP = {"legend": {"orient": "top"}}
 
 
-def _values(rows: Sequence[dict[str, Any]]) -> alt.Data:
-    return alt.Data(values=list(rows))  # type: ignore[no-untyped-call]
+def _field(name: str, kind: str, **extra: Any) -> dict[str, Any]:
+    return {"field": name, "type": kind, **extra}
+
+
+WIDE_PX, NARROW_PX = 720, 420
+"""Widths of charts drawn on the server: a full-width chart and one beside a table."""
+
+
+def to_svg(spec: Mapping[str, Any]) -> str:
+    """The Vega-Lite `spec` drawn as an SVG document (text kept as text)."""
+    return str(vl_convert.vegalite_to_svg(dict(spec)))
 
 
 def hourly_chart(
@@ -61,18 +75,32 @@ def hourly_chart(
         for h, v in zip(hours, last_week, strict=True)
         if v is not None
     ]
-    colour = alt.Color(
-        "series:N", scale=alt.Scale(domain=[this_label, last_week_label], range=[BLUE, GREY]), title=None
+    colour = _field(
+        "series",
+        "nominal",
+        scale={"domain": [this_label, last_week_label], "range": [BLUE, GREY]},
+        title=None,
     )
     encoding = {
-        "x": alt.X("hour:O", title=hour_label, axis=alt.Axis(labelAngle=0)),
-        "y": alt.Y("visitors:Q", title=visitors_label),
+        "x": _field("hour", "ordinal", title=hour_label, axis={"labelAngle": 0}),
+        "y": _field("visitors", "quantitative", title=visitors_label),
         "color": colour,
-        "tooltip": ["series:N", "hour:O", "visitors:Q"],
+        "tooltip": [
+            _field("series", "nominal"),
+            _field("hour", "ordinal"),
+            _field("visitors", "quantitative"),
+        ],
     }
-    bars = alt.Chart(_values(this_rows)).mark_bar().encode(**encoding)
-    line = alt.Chart(_values(last_rows)).mark_line(point=True).encode(**encoding)
-    return cast(ChartSpec, (bars + line).properties(height=280).configure_legend(orient="top"))
+    return {
+        "$schema": SCHEMA,
+        "width": WIDE_PX,
+        "height": 280,
+        "config": LEGEND_ON_TOP,
+        "layer": [
+            {"data": {"values": this_rows}, "mark": {"type": "bar"}, "encoding": encoding},
+            {"data": {"values": last_rows}, "mark": {"type": "line", "point": True}, "encoding": encoding},
+        ],
+    }
 
 
 def car_ranking_chart(
@@ -88,49 +116,66 @@ def car_ranking_chart(
     for rank, (label, b, e) in enumerate(zip(labels, browsers, entries, strict=True)):
         rows.append({"car": label, "rank": rank, "figure": browsers_label, "value": b})
         rows.append({"car": label, "rank": rank, "figure": entries_label, "value": e})
-    return cast(
-        ChartSpec,
-        alt.Chart(_values(rows))
-        .mark_bar()
-        .encode(
-            y=alt.Y("car:N", sort=list(labels), title=None, axis=alt.Axis(labelLimit=160)),
-            yOffset="figure:N",
-            x=alt.X("value:Q", title=None),
-            color=alt.Color(
-                "figure:N",
-                scale=alt.Scale(domain=[browsers_label, entries_label], range=[BLUE, GREEN]),
+    return {
+        "$schema": SCHEMA,
+        "width": NARROW_PX,
+        "height": 60 * len(labels) + 40,
+        "config": LEGEND_ON_TOP,
+        "data": {"values": rows},
+        "mark": {"type": "bar"},
+        "encoding": {
+            "y": _field("car", "nominal", sort=list(labels), title=None, axis={"labelLimit": 160}),
+            "yOffset": _field("figure", "nominal"),
+            "x": _field("value", "quantitative", title=None),
+            "color": _field(
+                "figure",
+                "nominal",
+                scale={"domain": [browsers_label, entries_label], "range": [BLUE, GREEN]},
                 title=None,
             ),
-            tooltip=["car:N", "figure:N", "value:Q"],
-        )
-        .properties(height=60 * len(labels) + 40)
-        .configure_legend(orient="top"),
-    )
+            "tooltip": [
+                _field("car", "nominal"),
+                _field("figure", "nominal"),
+                _field("value", "quantitative"),
+            ],
+        },
+    }
 
 
-def heat_cells(
-    person_seconds: npt.NDArray[np.float64], cell_m: float, max_cells: int = MAX_HEAT_CELLS
-) -> tuple[list[dict[str, float]], float]:
-    """Non-empty cells as rectangles in metres, merged into coarser cells when the grid is large.
+HEAT_COLOURS = (
+    *("#ffffcc", "#ffeda0", "#fed976", "#feb24c", "#fd8d3c"),
+    *("#fc4e2a", "#e31a1c", "#bd0026", "#800026"),
+)
+"""Yellow-orange-red (ColorBrewer YlOrRd), from an empty cell's first person-second to the busiest cell."""
+HEAT_PX_PER_CELL_MAX = 8
+"""Cells are drawn as blocks of at most this many pixels a side (nearest-neighbour: no blurred edges)."""
 
-    Returns (rows with x, x2, y, y2, person_s; the cell edge drawn). Merging sums person-seconds, so the
-    total is unchanged; it keeps a page light on a tablet whatever the floor size.
+
+def heat_raster(person_seconds: npt.NDArray[np.float64], target_px: int = 900) -> tuple[bytes, float]:
+    """The grid coloured on the server as a PNG (RGBA, empty cells transparent) and the value of its
+    busiest cell, which is the top of the colour scale.
+
+    Pixel row 0 is grid row 0 (the plan's top edge). Colours run linearly in RGB through `HEAT_COLOURS`,
+    as the chart's legend does (`interpolate: rgb`), so the legend reads the cells exactly.
     """
     grid = np.nan_to_num(np.asarray(person_seconds, dtype=np.float64), nan=0.0)
+    grid = np.where(grid > 0, grid, 0.0)
     ny, nx = grid.shape
-    k = max(1, math.ceil(math.sqrt(nx * ny / max_cells)))
-    if k > 1:
-        padded = np.zeros((math.ceil(ny / k) * k, math.ceil(nx / k) * k))
-        padded[:ny, :nx] = grid
-        grid = padded.reshape(padded.shape[0] // k, k, padded.shape[1] // k, k).sum(axis=(1, 3))
-    edge = cell_m * k
-    iy, ix = np.nonzero(grid > 0)
-    rows = [
-        {"x": float(x * edge), "x2": float((x + 1) * edge), "y": float(y * edge), "y2": float((y + 1) * edge),
-         "person_s": round(float(grid[y, x]), 1)}
-        for y, x in zip(iy.tolist(), ix.tolist(), strict=True)
-    ]  # fmt: skip
-    return rows, edge
+    vmax = float(grid.max()) if grid.size else 0.0
+    stops = np.array([[int(c[i : i + 2], 16) for i in (1, 3, 5)] for c in HEAT_COLOURS], dtype=np.float64)
+    pos = grid / vmax * (len(stops) - 1) if vmax > 0 else np.zeros_like(grid)
+    i = np.clip(np.floor(pos).astype(int), 0, len(stops) - 2)
+    f = (pos - i)[..., None]
+    rgb = stops[i] * (1.0 - f) + stops[i + 1] * f
+    bgra = np.zeros((ny, nx, 4), dtype=np.uint8)
+    bgra[..., :3] = np.rint(rgb[..., ::-1]).astype(np.uint8)
+    bgra[..., 3] = np.where(grid > 0, 255, 0).astype(np.uint8)
+    k = max(1, min(HEAT_PX_PER_CELL_MAX, target_px // max(nx, 1)))
+    bgra = np.repeat(np.repeat(bgra, k, axis=0), k, axis=1)
+    ok, png = cv2.imencode(".png", bgra)
+    if not ok:  # pragma: no cover - encoding a uint8 BGRA array does not fail
+        raise ValueError("could not encode the heat raster as PNG")
+    return png.tobytes(), vmax
 
 
 def _polygon_rows(points: Sequence[tuple[float, float]], group: str) -> list[dict[str, Any]]:
@@ -151,8 +196,8 @@ def heatmap_spec(
     plan's top-left, axes in floor metres with y growing down the plan as in the node configuration.
 
     Each display car's footprint is outlined (solid) with its browse zone (dotted) and labelled with its
-    model name. Cells are rectangles in metres (see `heat_cells`). Written as a plain spec, not through
-    Altair, because validating thousands of cells there costs seconds per page.
+    model name. The cells are one image coloured on the server (`heat_raster`), with a legend of the same
+    colours: the chart costs the same whatever the floor's size or cell edge.
     """
     ny, nx = person_seconds.shape
     width_m = floor_size_m[0] if floor_size_m else nx * cell_m
@@ -166,7 +211,8 @@ def heatmap_spec(
         "title": "m",
     }
     order = {"field": "order", "type": "quantitative"}
-    cells, _ = heat_cells(person_seconds, cell_m)
+    png, vmax = heat_raster(person_seconds)
+    image_url = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
     interiors: list[dict[str, Any]] = []
     browses: list[dict[str, Any]] = []
     labels: list[dict[str, Any]] = []
@@ -191,25 +237,37 @@ def heatmap_spec(
             "encoding": {"x": x, "y": y},
         },
         {
-            "data": {"values": cells},
-            "mark": {"type": "rect"},
+            # The cells: one image spanning the grid (which may run past the floor's far edges).
+            "data": {"values": [{"x": 0.0, "y": 0.0, "url": image_url}]},
+            "mark": {
+                "type": "image",
+                "width": width_px * nx * cell_m / width_m,
+                "height": height_px * ny * cell_m / depth_m,
+                "align": "left",
+                "baseline": "top",
+                "aspect": False,
+                "clip": True,
+            },
+            "encoding": {"x": x, "y": y, "url": {"field": "url", "type": "nominal"}},
+        },
+        {
+            # The colour legend, read off the same colours as the image.
+            "data": {"values": [{"x": 0.0, "y": 0.0, "person_s": v} for v in (0.0, vmax)]},
+            "mark": {"type": "point", "opacity": 0},
             "encoding": {
                 "x": x,
-                "x2": {"field": "x2"},
                 "y": y,
-                "y2": {"field": "y2"},
                 "color": {
                     "field": "person_s",
                     "type": "quantitative",
-                    "scale": {"scheme": "yelloworangered"},
+                    "scale": {
+                        "domain": [vmax * k / (len(HEAT_COLOURS) - 1) for k in range(len(HEAT_COLOURS))],
+                        "range": list(HEAT_COLOURS),
+                        "interpolate": "rgb",
+                    },
                     "title": colour_title,
                     "legend": {"format": ",.0f"},
                 },
-                "tooltip": [
-                    {"field": "x", "type": "quantitative", "title": "x (m)"},
-                    {"field": "y", "type": "quantitative", "title": "y (m)"},
-                    {"field": "person_s", "type": "quantitative", "title": colour_title},
-                ],
             },
         },
         {
@@ -275,30 +333,52 @@ def radar_chart(dimensions: Sequence[str], series: Sequence[tuple[str, Sequence[
             data_rows.append(
                 {"x": px, "y": py, "order": k, "series": name, "score": round(float(scores[k % n]), 1)}
             )
-    scale = alt.Scale(domain=[-135, 135])
-    x, y = alt.X("x:Q", scale=scale, axis=None), alt.Y("y:Q", scale=scale, axis=None)
-    colour = alt.Color(
-        "series:N", scale=alt.Scale(domain=[s[0] for s in series], range=[s[2] for s in series]), title=None
+    scale = {"domain": [-135, 135]}
+    x, y = (
+        _field("x", "quantitative", scale=scale, axis=None),
+        _field("y", "quantitative", scale=scale, axis=None),
     )
-    grid = (
-        alt.Chart(_values(grid_rows))
-        .mark_line(color="#e5e7eb")
-        .encode(x=x, y=y, order="order:Q", detail="ring:N")
+    colour = _field(
+        "series",
+        "nominal",
+        scale={"domain": [s[0] for s in series], "range": [s[2] for s in series]},
+        title=None,
     )
-    spoke = alt.Chart(_values(spokes)).mark_rule(color="#e5e7eb").encode(x=x, y=y, x2="x2:Q", y2="y2:Q")
-    text = alt.Chart(_values(labels)).mark_text(fontSize=12, color="#374151").encode(x=x, y=y, text="label:N")
-    lines = (
-        alt.Chart(_values(data_rows))
-        .mark_line(point=True, strokeWidth=2)
-        .encode(x=x, y=y, order="order:Q", color=colour, tooltip=["series:N", "score:Q"])
-    )
-    return cast(
-        ChartSpec,
-        alt.layer(grid, spoke, text, lines)
-        .properties(width=380, height=380)
-        .configure_view(strokeWidth=0)
-        .configure_legend(orient="top"),
-    )
+    order = _field("order", "quantitative")
+    return {
+        "$schema": SCHEMA,
+        "width": 380,
+        "height": 380,
+        "config": {"view": {"strokeWidth": 0}, **LEGEND_ON_TOP},
+        "layer": [
+            {
+                "data": {"values": grid_rows},
+                "mark": {"type": "line", "color": "#e5e7eb"},
+                "encoding": {"x": x, "y": y, "order": order, "detail": _field("ring", "nominal")},
+            },
+            {
+                "data": {"values": spokes},
+                "mark": {"type": "rule", "color": "#e5e7eb"},
+                "encoding": {"x": x, "y": y, "x2": {"field": "x2"}, "y2": {"field": "y2"}},
+            },
+            {
+                "data": {"values": labels},
+                "mark": {"type": "text", "fontSize": 12, "color": "#374151"},
+                "encoding": {"x": x, "y": y, "text": _field("label", "nominal")},
+            },
+            {
+                "data": {"values": data_rows},
+                "mark": {"type": "line", "point": True, "strokeWidth": 2},
+                "encoding": {
+                    "x": x,
+                    "y": y,
+                    "order": order,
+                    "color": colour,
+                    "tooltip": [_field("series", "nominal"), _field("score", "quantitative")],
+                },
+            },
+        ],
+    }
 
 
 def trend_chart(
@@ -311,16 +391,21 @@ def trend_chart(
         for d, v in zip(dates, values, strict=True)
         if v is not None
     ]
-    return cast(
-        ChartSpec,
-        alt.Chart(_values(rows))
-        .mark_line(point=len(dates) <= 31)
-        .encode(
-            x=alt.X("day:T", title=None),
-            y=alt.Y("value:Q", title=value_label),
-            color=alt.Color("store:N", title=None),
-            tooltip=["store:N", "day:T", "value:Q"],
-        )
-        .properties(height=280)
-        .configure_legend(orient="top"),
-    )
+    return {
+        "$schema": SCHEMA,
+        "width": WIDE_PX,
+        "height": 280,
+        "config": LEGEND_ON_TOP,
+        "data": {"values": rows},
+        "mark": {"type": "line", "point": len(dates) <= 31},
+        "encoding": {
+            "x": _field("day", "temporal", title=None),
+            "y": _field("value", "quantitative", title=value_label),
+            "color": _field("store", "nominal", title=None),
+            "tooltip": [
+                _field("store", "nominal"),
+                _field("day", "temporal"),
+                _field("value", "quantitative"),
+            ],
+        },
+    }

@@ -68,13 +68,17 @@ class ScopedData:
     def __init__(self, fetch: Fetch, user: User) -> None:
         self._fetch = fetch
         self.user = user
+        self._stores: list[StoreInfo] | None = None
 
     # -- scope ----------------------------------------------------------------------------------------
 
     def stores(self) -> list[StoreInfo]:
-        """The stores this user may see, sorted by id."""
-        every: list[StoreInfo] = self._fetch("stores", ())
-        return [s for s in every if self.user.can_see_store(s.store_id, s.brand or None)]
+        """The stores this user may see, sorted by id (read once per instance: one per page run, and every
+        other method checks its store against this list)."""
+        if self._stores is None:
+            every: list[StoreInfo] = self._fetch("stores", ())
+            self._stores = [s for s in every if self.user.can_see_store(s.store_id, s.brand or None)]
+        return list(self._stores)
 
     def store(self, store_id: str) -> StoreInfo:
         """One store the user may see; AccessDeniedError otherwise (also for ids that do not exist)."""

@@ -10,6 +10,7 @@ from aggregator.queries import Health
 from dashboard import charts
 from dashboard import format as fmt
 from dashboard.i18n import Lang, t
+from dashboard.views.common import show_chart
 
 RATE_DIMENSIONS = {"activity", "car_entry", "reception"}
 
@@ -67,11 +68,12 @@ def render_health(lang: Lang, health: Health, store_name: str) -> None:
     left, right = st.columns([1, 1])
     with left:
         st.metric(t(lang, "m.health"), f"{health.score:.1f}")
-        st.altair_chart(
+        show_chart(
             charts.radar_chart(
                 [t(lang, f"dim.{d.name}") for d in health.dimensions], radar_series(lang, health)
             ),
-            key="chart_radar",
+            "chart_radar",
+            alt=t(lang, "health.title", store=store_name),
         )
     with right:
         st.table(dimension_rows(lang, health), hide_index=True)

@@ -18,12 +18,13 @@ from typing import Any
 
 import streamlit as st
 
+from dashboard import charts
 from dashboard.auth import AccessDeniedError, User, UsersFileError, authenticate, load_users
 from dashboard.data import Fetch, ScopedData, direct_fetch
 from dashboard.i18n import LANGUAGES, Lang, as_lang, t
 from dashboard.settings import Settings, SettingsError
 from dashboard.views import hq, installer, store
-from dashboard.views.common import ViewContext
+from dashboard.views.common import CHARTS_SHOWN, ViewContext
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,20 @@ class _Throttle:
             if self.failures[name] >= MAX_FAILURES:
                 self.locked_until[name] = time.monotonic() + LOCK_S
                 self.failures[name] = 0
+
+
+@st.cache_resource
+def _warm_chart_renderer() -> threading.Thread:
+    """Start the server-side chart renderer once per process, in the background while someone logs in:
+    its first drawing costs about a second (the JavaScript engine starting), later ones milliseconds."""
+    spec = {
+        "data": {"values": [{"x": 0}]},
+        "mark": "point",
+        "encoding": {"x": {"field": "x", "type": "quantitative"}},
+    }
+    thread = threading.Thread(target=charts.to_svg, args=(spec,), name="chart-renderer-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 @st.cache_resource
@@ -176,6 +191,8 @@ def run() -> None:
     except (SettingsError, UsersFileError, OSError) as exc:
         st.error(str(exc))
         return
+    _warm_chart_renderer()
+    st.session_state[CHARTS_SHOWN] = {}
     username = st.session_state.get("username")
     user = users.get(username) if isinstance(username, str) else None
     if user is None:

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import streamlit as st
 
 from aggregator.queries import StoreInfo
+from dashboard import charts
 from dashboard.auth import User
 from dashboard.data import ScopedData
 from dashboard.i18n import Lang, t
 
+CHARTS_SHOWN = "charts_shown"
+"""Session key: the Vega-Lite specs of the charts drawn in this rerun, by chart key (server side only)."""
 PERIODS = ("day", "week", "month", "custom")
 PERIOD_DAYS = {"day": 1, "week": 7, "month": 30}
 
@@ -22,6 +28,22 @@ class ViewContext:
     user: User
     lang: Lang
     data: ScopedData
+
+
+@st.cache_data(max_entries=500, show_spinner=False)
+def _svg(spec_json: str) -> str:
+    return charts.to_svg(json.loads(spec_json))
+
+
+def show_chart(spec: Mapping[str, Any], key: str, *, alt: str, container: object = st) -> None:
+    """Show a chart drawn on the server (`charts.to_svg`, cached per spec) as an SVG picture.
+
+    The spec is also kept for this rerun under `CHARTS_SHOWN` in the session, so what a page drew can be
+    checked against the aggregator's figures.
+    """
+    as_dict = dict(spec)
+    st.session_state.setdefault(CHARTS_SHOWN, {})[key] = as_dict
+    container.image(_svg(json.dumps(as_dict, sort_keys=True)), alt=alt)  # type: ignore[attr-defined]
 
 
 def _set_param(name: str, value: str) -> None:

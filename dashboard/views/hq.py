@@ -14,7 +14,7 @@ from dashboard import charts
 from dashboard import format as fmt
 from dashboard.health_view import render_health
 from dashboard.i18n import Lang, t
-from dashboard.views.common import ViewContext, pick_period
+from dashboard.views.common import ViewContext, pick_period, show_chart
 
 SILENT_AFTER = timedelta(hours=2)
 AUDITS_SHOWN = 10
@@ -126,7 +126,7 @@ def _render_trends(
         st.info(t(lang, "empty"))
         return
     label = t(lang, f"m.{figure}") + (" (%)" if "rate" in figure else "")
-    st.altair_chart(charts.trend_chart(dates, series, value_label=label), key="chart_trends")
+    show_chart(charts.trend_chart(dates, series, value_label=label), "chart_trends", alt=label)
 
 
 def _render_audits(ctx: ViewContext) -> None:

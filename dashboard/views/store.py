@@ -18,7 +18,7 @@ from dashboard import charts
 from dashboard import format as fmt
 from dashboard.health_view import render_health
 from dashboard.i18n import Lang, t
-from dashboard.views.common import ViewContext, pick_day, pick_period, pick_store, store_today
+from dashboard.views.common import ViewContext, pick_day, pick_period, pick_store, show_chart, store_today
 
 OCCUPANCY_FRESH = timedelta(minutes=5)
 
@@ -96,7 +96,7 @@ def _render_hourly(ctx: ViewContext, store: StoreInfo, day: date) -> None:
         hour_label=t(lang, "store.hour"),
         visitors_label=t(lang, "m.visitors"),
     )
-    st.altair_chart(chart, key="chart_hourly")
+    show_chart(chart, "chart_hourly", alt=t(lang, "store.hourly"))
 
 
 def _render_heatmap(ctx: ViewContext, store: StoreInfo, start: date, end: date) -> None:
@@ -116,7 +116,7 @@ def _render_heatmap(ctx: ViewContext, store: StoreInfo, start: date, end: date) 
         cars,
         colour_title=t(lang, "store.person_s"),
     )
-    st.vega_lite_chart(spec, key="chart_heatmap", width="content")
+    show_chart(spec, "chart_heatmap", alt=t(lang, "store.heatmap"))
 
 
 def _render_cars(ctx: ViewContext, store: StoreInfo, start: date, end: date) -> None:
@@ -129,7 +129,7 @@ def _render_cars(ctx: ViewContext, store: StoreInfo, start: date, end: date) -> 
         return
     labels = [c.model_name or c.car_id for c in ranking]
     chart_col, table_col = st.columns([2, 3])
-    chart_col.altair_chart(
+    show_chart(
         charts.car_ranking_chart(
             labels,
             [c.browsers for c in ranking],
@@ -137,7 +137,9 @@ def _render_cars(ctx: ViewContext, store: StoreInfo, start: date, end: date) -> 
             browsers_label=t(lang, "car.browsers"),
             entries_label=t(lang, "car.entries"),
         ),
-        key="chart_cars",
+        "chart_cars",
+        alt=t(lang, "store.cars"),
+        container=chart_col,
     )
     table = {
         t(lang, "car.id"): [c.car_id for c in ranking],

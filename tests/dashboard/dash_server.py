@@ -82,6 +82,8 @@ def wait_idle(page: Any, timeout_ms: int = 20_000) -> None:
             if (document.querySelector(busy)) return false;
             const charts = document.querySelectorAll('[data-testid="stVegaLiteChart"]');
             for (const c of charts) { if (!c.querySelector('canvas, svg')) return false; }
+            const images = document.querySelectorAll('[data-testid="stImage"] img');
+            for (const i of images) { if (!i.complete || i.naturalWidth === 0) return false; }
             return true;
         }""",
         timeout=timeout_ms,

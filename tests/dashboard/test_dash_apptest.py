@@ -6,15 +6,16 @@ store and day; every role is checked against URLs that ask for more than it may 
 
 from __future__ import annotations
 
-import json
+import base64
 import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import cv2
 import dash_world as world
-import pyarrow.ipc
+import numpy as np
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
@@ -24,6 +25,7 @@ from dashboard import format as fmt
 from dashboard.auth import AccessDeniedError, load_users
 from dashboard.data import ScopedData, direct_fetch
 from dashboard.settings import ENV_DB, ENV_USERS
+from dashboard.views.common import CHARTS_SHOWN
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 DAY = world.DAY.isoformat()
@@ -73,23 +75,18 @@ def _metrics(at: AppTest) -> dict[str, str]:
 
 
 def _charts(at: AppTest) -> list[dict[str, Any]]:
-    """The Vega-Lite specs of the page's charts, in page order."""
+    """The Vega-Lite specs of the charts this rerun drew, in page order; each is on the page as an image."""
 
     def walk(node: Any) -> Iterator[Any]:
         yield node
         for child in getattr(node, "children", {}).values():
             yield from walk(child)
 
-    specs = []
-    for element in walk(at._tree):
-        if getattr(element, "type", "") != "vega_lite_chart":
-            continue
-        spec = json.loads(element.proto.spec)
-        if "data" not in spec and element.proto.data.data:
-            # Streamlit sends a single chart's rows separately, as Arrow.
-            rows = pyarrow.ipc.open_stream(element.proto.data.data).read_all().to_pylist()
-            spec["data"] = {"values": rows}
-        specs.append(spec)
+    specs = list(at.session_state[CHARTS_SHOWN].values()) if CHARTS_SHOWN in at.session_state else []
+    images = [e for e in walk(at._tree) if getattr(e, "type", "") == "image"]
+    assert len(images) == len(specs)
+    for image in images:
+        assert image.proto.imgs[0].url.startswith("data:image/svg+xml;base64,")
     return specs
 
 
@@ -180,10 +177,14 @@ def test_store_manager_car_ranking_equals_the_aggregator(queries: Queries) -> No
     assert [(r["hour"], r["visitors"]) for r in bars] == [(h.local_hour, h.visitors) for h in hours]
     # The heatmap: the grid's cells (same total person-seconds) under each car's outline and model name.
     layers = heatmap["layer"]
-    assert layers[1]["mark"] == {"type": "rect"}
-    cells = layers[1]["data"]["values"]
+    assert layers[1]["mark"]["type"] == "image"
     heat = queries.heatmap("sh-01", world.DAY, world.DAY)
-    assert sum(c["person_s"] for c in cells) == pytest.approx(heat.total_person_s)
+    assert layers[2]["encoding"]["color"]["scale"]["domain"][-1] == pytest.approx(float(heat.grid.max()))
+    png = base64.b64decode(layers[1]["data"]["values"][0]["url"].split(",", 1)[1])
+    alpha = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)[..., 3]
+    k = alpha.shape[1] // heat.grid.shape[1]
+    assert alpha.shape == (heat.grid.shape[0] * k, heat.grid.shape[1] * k)
+    assert (alpha[k // 2 :: k, k // 2 :: k] > 0).tolist() == (heat.grid > 0).tolist()  # a cell per cell
     labels = {r["label"] for r in layers[-1]["data"]["values"]}
     assert labels == {c["model_name"] for c in world.CARS}
     outlines = {r["group"] for r in layers[-2]["data"]["values"]}

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
 import pytest
 
 from aggregator.queries import CameraState
 from dashboard.attention import node_issues, worst
-from dashboard.charts import heat_cells, radar_chart
+from dashboard.charts import (
+    HEAT_COLOURS,
+    HEAT_PX_PER_CELL_MAX,
+    CarOutline,
+    heat_raster,
+    heatmap_spec,
+    radar_chart,
+    to_svg,
+)
 from dashboard.format import change, pct, seconds
 
 
@@ -96,23 +105,48 @@ def test_domain_example_formatting() -> None:
     assert seconds(45) == "45 s" and seconds(725) == "12 min 5 s" and seconds(3780) == "1 h 3 min"
 
 
-def test_heat_cells_merge_large_grids_and_keep_the_total() -> None:
-    rng = np.random.default_rng(3)
-    grid = rng.gamma(1.0, 1.0, size=(96, 144)) * (rng.random((96, 144)) > 0.3)
-    rows, edge = heat_cells(grid, 0.25, max_cells=4000)
-    assert edge == 0.5 and len(rows) <= 4000
-    assert sum(r["person_s"] for r in rows) == pytest.approx(grid.sum(), rel=1e-3)
-    small = np.zeros((8, 8))
-    small[2, 5] = 30.0
-    rows, edge = heat_cells(small, 0.25)
-    assert edge == 0.25
-    assert rows == [{"x": 1.25, "x2": 1.5, "y": 0.5, "y2": 0.75, "person_s": 30.0}]
+def _rgb(hex_colour: str) -> list[int]:
+    return [int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)]
+
+
+def test_heat_raster_colours_each_cell_on_the_legend_scale_and_leaves_empty_cells_clear() -> None:
+    grid = np.zeros((20, 30))
+    grid[2, 5] = 30.0  # a quiet cell
+    grid[10, 20] = 240.0  # the busiest cell
+    grid[19, 29] = 120.0  # half way: the legend's middle stop
+    png, vmax = heat_raster(grid, target_px=300)
+    assert vmax == 240.0
+    rgba = cv2.cvtColor(cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGRA2RGBA)
+    k = min(HEAT_PX_PER_CELL_MAX, 300 // 30)
+    assert rgba.shape == (20 * k, 30 * k, 4)
+    cell = lambda iy, ix: rgba[iy * k + k // 2, ix * k + k // 2]  # noqa: E731
+    assert cell(10, 20).tolist() == [*_rgb(HEAT_COLOURS[-1]), 255]
+    assert cell(19, 29).tolist() == [*_rgb(HEAT_COLOURS[4]), 255]
+    assert cell(0, 0)[3] == 0 and cell(2, 6)[3] == 0  # no heat: transparent
+    quiet = cell(2, 5)  # 1/8 of the way: 1/8 * 8 stops = exactly the second colour
+    assert quiet.tolist() == [*_rgb(HEAT_COLOURS[1]), 255]
+    # Every opaque pixel belongs to a cell with heat.
+    assert int((rgba[..., 3] > 0).sum()) == 3 * k * k
+
+
+def test_heatmap_spec_draws_the_raster_under_the_cars_with_a_legend_up_to_the_busiest_cell() -> None:
+    grid = np.zeros((80, 120))
+    grid[40, 60] = 500.0
+    car = CarOutline(
+        "car-01", "Aurora 极光", [(3, 5), (7.8, 5), (7.8, 6.9), (3, 6.9)], [(1, 3), (9, 3), (9, 8), (1, 8)]
+    )
+    spec = heatmap_spec(grid, 0.25, (30.0, 20.0), [car], colour_title="person-s")
+    image, legend = spec["layer"][1], spec["layer"][2]
+    assert image["mark"]["type"] == "image" and image["data"]["values"][0]["url"].startswith("data:image/png")
+    assert legend["encoding"]["color"]["scale"]["domain"][-1] == 500.0
+    assert legend["encoding"]["color"]["scale"]["range"] == list(HEAT_COLOURS)
+    assert {r["label"] for r in spec["layer"][-1]["data"]["values"]} == {"Aurora 极光"}
+    svg = to_svg(spec)  # drawn on the server; the car's name stays text for the browser's fonts
+    assert svg.startswith("<svg") and "Aurora 极光" in svg and "data:image/png;base64," in svg
 
 
 def test_radar_puts_brand_top_at_100() -> None:
-    spec = radar_chart(
-        ["a", "b", "c"], [("top", [100, 100, 100], "#000"), ("store", [50, 100, 0], "#111")]
-    ).to_dict()
+    spec = radar_chart(["a", "b", "c"], [("top", [100, 100, 100], "#000"), ("store", [50, 100, 0], "#111")])
     lines = spec["layer"][-1]["data"]["values"]
     store = [r for r in lines if r["series"] == "store"]
     assert [r["score"] for r in store] == [50.0, 100.0, 0.0, 50.0]  # closed polygon
