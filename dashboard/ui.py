@@ -109,51 +109,55 @@ def _lang() -> Lang:
     return as_lang(st.session_state.get("lang"))
 
 
-def _language_picker(container: object = st) -> None:
+def _language_picker(container: object = st, key: str = "lang_choice") -> None:
+    """The language switch. The log-in form has its own (`key`): the page that follows a log-in is drawn
+    in the same run, with the sidebar's."""
+
     def _changed() -> None:
-        st.session_state["lang"] = st.session_state["lang_choice"]
+        st.session_state["lang"] = st.session_state[key]
 
     # Keep the widget in step with the session's language (set at log-in from the user's preference).
-    if st.session_state.get("lang_choice") != _lang():
-        st.session_state["lang_choice"] = _lang()
+    if st.session_state.get(key) != _lang():
+        st.session_state[key] = _lang()
     container.segmented_control(  # type: ignore[attr-defined]
         t(_lang(), "language"),
         options=list(LANGUAGES),
         format_func=lambda code: LANGUAGES[code],
-        key="lang_choice",
+        key=key,
         on_change=_changed,
         required=True,
     )
 
 
-def _login(users: dict[str, User]) -> None:
+def _login(users: dict[str, User]) -> User | None:
+    """The log-in form; the user once their password checks out, else None."""
     lang = _lang()
     _, middle, _ = st.columns([1, 2, 1])
     with middle:
         st.title(t(lang, "app.title"))
         st.caption(t(lang, "app.tagline"))
-        _language_picker()
+        _language_picker(key="lang_choice_login")
         with st.form("login", border=True):
             st.subheader(t(lang, "login.title"))
             username = st.text_input(t(lang, "login.username"), key="login_username")
             password = st.text_input(t(lang, "login.password"), type="password", key="login_password")
             submitted = st.form_submit_button(t(lang, "login.submit"), type="primary")
         if not submitted:
-            return
+            return None
         name = username.strip().lower()
         throttle = _throttle()
         wait = throttle.wait_s(name)
         if wait > 0:
             st.error(t(lang, "login.locked", seconds=int(wait) + 1))
-            return
+            return None
         user = authenticate(users, username, password)
         throttle.record(name, user is not None)
         if user is None:
             st.error(t(lang, "login.failed"))
-            return
+            return None
         st.session_state["username"] = user.username.lower()
         st.session_state.setdefault("lang", user.language)
-        st.rerun()
+        return user
 
 
 def _logout() -> None:
@@ -199,8 +203,14 @@ def run() -> None:
         # Nothing but the log-in form before log-in, whatever the URL asks for. A session whose user was
         # removed from the users file is logged out here.
         st.session_state.pop("username", None)
-        _login(users)
-        return
+        # The form sits in a slot that is cleared once the password checks out, and the page follows in
+        # the same run (no second run for the browser to wait for).
+        slot = st.empty()
+        with slot.container():
+            user = _login(users)
+        if user is None:
+            return
+        slot.empty()
 
     lang = _lang()
     with st.sidebar:

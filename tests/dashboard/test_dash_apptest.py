@@ -107,6 +107,15 @@ def test_nothing_before_login(world_files: tuple[Path, Path]) -> None:
     assert "Pudong" not in _texts(at)
 
 
+def test_the_page_replaces_the_log_in_form_in_the_same_run(world_files: tuple[Path, Path]) -> None:
+    at = _login(_app(date=DAY), "li.wei")
+    assert [x.value for x in at.title] == ["Pudong Flagship — 2026-11-20"]  # no "Showroom Vision" form title
+    assert "Log in" not in [b.label for b in at.button]
+    assert not [w for w in at.text_input if w.key in ("login_username", "login_password")]
+    at.run()  # and the next run (any click) shows the same page
+    assert [x.value for x in at.title] == ["Pudong Flagship — 2026-11-20"]
+
+
 def test_wrong_password_shows_nothing(world_files: tuple[Path, Path]) -> None:
     at = _login(_app(store="sh-01", date=DAY), "li.wei", "not-the-password")
     assert [e.value for e in at.error] == ["Unknown username or wrong password."]
