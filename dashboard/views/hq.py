@@ -142,7 +142,8 @@ def _render_audits(ctx: ViewContext) -> None:
         t(lang, "hq.audits_due", never=never, stale=len(every) - never, shown=min(len(every), AUDITS_SHOWN))
     )
     stale = every[:AUDITS_SHOWN]  # never audited first, then the oldest audits
-    st.table(
+    # Lists of stores are data frames: a plain table renders every cell as markdown in the browser.
+    st.dataframe(
         {
             t(lang, "hq.store"): [a.store_id for a in stale],
             t(lang, "hq.name"): [a.name or "" for a in stale],
@@ -158,6 +159,7 @@ def _render_audits(ctx: ViewContext) -> None:
             ],
         },
         hide_index=True,
+        key="table_audits",
     )
 
 
@@ -168,7 +170,7 @@ def _render_silent(ctx: ViewContext) -> None:
     if not silent:
         st.success(t(lang, "hq.silent_none"))
         return
-    st.table(
+    st.dataframe(
         {
             t(lang, "hq.store"): [s.store_id for s in silent],
             t(lang, "hq.name"): [s.name or "" for s in silent],
@@ -176,6 +178,7 @@ def _render_silent(ctx: ViewContext) -> None:
             t(lang, "hq.reason"): [t(lang, "hq.reason_silent") for _ in silent],
         },
         hide_index=True,
+        key="table_silent",
     )
 
 

@@ -144,7 +144,7 @@ def test_repeated_failures_lock_the_username(world_files: tuple[Path, Path]) -> 
 def test_brand_hq_of_other_brand_sees_its_silent_store(world_files: tuple[Path, Path]) -> None:
     # hq.nova prefers Chinese: the page opens in Chinese after log-in.
     at = _login(_app(date=DAY), "hq.nova")
-    silent = at.table[-1].value
+    silent = _table_with(at, "最后数据")
     assert silent["门店"].tolist() == ["gz-03"]
     assert silent["原因"].tolist() == ["数据中断"]
     assert list(at.dataframe[0].value["门店"]) == ["gz-03"]
@@ -422,7 +422,8 @@ def test_brand_hq_sees_stores_whose_audit_is_stale_or_missing(queries: Queries) 
 
 
 def _table_with(at: AppTest, column: str) -> Any:
-    """The one table of the page that has `column`."""
-    found = [tb.value for tb in at.table if column in tb.value.columns]
-    assert len(found) == 1, [tb.value.columns.tolist() for tb in at.table]
+    """The one table (or data frame) of the page that has `column`."""
+    tables = [*at.table, *at.dataframe]
+    found = [tb.value for tb in tables if column in tb.value.columns]
+    assert len(found) == 1, [tb.value.columns.tolist() for tb in tables]
     return found[0]
