@@ -18,6 +18,11 @@ The file looks like this (create hashes with ``showroom dashboard hash-password`
       - username: hq
         role: brand_hq
         brands: [aurora]
+        email: hq@aurora.example   # may also log in through the identity provider
+
+Where the deployment configures an OpenID Connect identity provider (Streamlit's ``[auth]`` secrets),
+people may log in there instead; the provider's verified e-mail picks their entry here, which still decides
+their role and scope. An entry with an ``email`` and no ``password_hash`` can log in only that way.
 """
 
 from __future__ import annotations
@@ -124,7 +129,15 @@ class _UserEntry(BaseModel):
     username: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$", description="Log-in name.")
     name: str | None = Field(None, max_length=100, description="Display name; the username when absent.")
     role: Role
-    password_hash: str = Field(description="From `showroom dashboard hash-password`; never the password.")
+    password_hash: str | None = Field(
+        None, description="From `showroom dashboard hash-password`; never the password."
+    )
+    email: str | None = Field(
+        None,
+        pattern=r"^[^@\s]+@[^@\s]+$",
+        max_length=254,
+        description="The identity provider's e-mail for this person (log-in through the provider).",
+    )
     stores: list[str] = Field(
         default_factory=list, description="Store ids (store_manager; installer: optional)."
     )
@@ -133,7 +146,10 @@ class _UserEntry(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> _UserEntry:
-        check_hash_format(self.password_hash)
+        if self.password_hash is None and self.email is None:
+            raise ValueError("needs a 'password_hash', an 'email' (identity provider log-in), or both")
+        if self.password_hash is not None:
+            check_hash_format(self.password_hash)
         if self.role == "store_manager" and not self.stores:
             raise ValueError("a store_manager needs at least one store in 'stores'")
         if self.role == "store_manager" and self.brands:
@@ -153,10 +169,15 @@ class _UsersFile(BaseModel):
     @model_validator(mode="after")
     def _unique(self) -> _UsersFile:
         seen: set[str] = set()
+        emails: set[str] = set()
         for user in self.users:
             if user.username.lower() in seen:
                 raise ValueError(f"username {user.username!r} appears twice")
             seen.add(user.username.lower())
+            if user.email is not None:
+                if user.email.lower() in emails:
+                    raise ValueError(f"email {user.email!r} appears twice")
+                emails.add(user.email.lower())
         return self
 
 
@@ -170,7 +191,8 @@ class User:
     stores: frozenset[str]
     brands: frozenset[str]
     language: str
-    password_hash: str
+    password_hash: str | None
+    email: str | None = None
 
     def can_see_store(self, store_id: str, brand: str | None) -> bool:
         """Whether this user may see visitor figures (or, for an installer, nodes) of a store."""
@@ -217,6 +239,7 @@ def load_users(path: Path) -> dict[str, User]:
             brands=frozenset(e.brands),
             language=e.language,
             password_hash=e.password_hash,
+            email=e.email,
         )
         for e in parsed.users
     }
@@ -225,10 +248,20 @@ def load_users(path: Path) -> dict[str, User]:
 def authenticate(users: Mapping[str, User], username: str, password: str) -> User | None:
     """The user when name and password match, else None (same work done for unknown names)."""
     user = users.get(username.strip().lower())
-    if user is None:
+    if user is None or user.password_hash is None:
         verify_password(password, _DUMMY_HASH)
         return None
     return user if verify_password(password, user.password_hash) else None
+
+
+def user_for_identity(users: Mapping[str, User], identity: Mapping[str, object]) -> User | None:
+    """The users-file entry of a person the identity provider vouched for: matched on the provider's
+    e-mail (case-insensitive); None when there is none, or the provider says the e-mail is unverified."""
+    email = identity.get("email")
+    if not isinstance(email, str) or not email or identity.get("email_verified") is False:
+        return None
+    wanted = email.strip().lower()
+    return next((u for u in users.values() if u.email is not None and u.email.lower() == wanted), None)
 
 
 def users_yaml(entries: Iterable[Mapping[str, object]]) -> str:

@@ -23,6 +23,10 @@ EN: dict[str, str] = {
     "login.submit": "Log in",
     "login.failed": "Unknown username or wrong password.",
     "login.locked": "Too many failed attempts. Try again in {seconds} s.",
+    "login.idp": "Log in with your company account",
+    "login.idp_unknown": "{email} has no access to this dashboard: ask your administrator to add it.",
+    "login.idp_missing": "Company-account log-in is configured but not installed on this server "
+    "(install showroom-vision[idp]). Log in with your password meanwhile.",
     "logout": "Log out",
     "language": "Language",
     "signed_in_as": "Signed in as {name} ({role})",
@@ -178,6 +182,10 @@ ZH: dict[str, str] = {
     "login.submit": "登录",
     "login.failed": "用户名或密码错误。",
     "login.locked": "失败次数过多，请 {seconds} 秒后再试。",
+    "login.idp": "使用公司账号登录",
+    "login.idp_unknown": "{email} 无权访问本看板，请联系管理员添加。",
+    "login.idp_missing": "已配置公司账号登录，但服务器未安装所需组件（showroom-vision[idp]）。"
+    "请暂用密码登录。",
     "logout": "退出登录",
     "language": "语言",
     "signed_in_as": "当前用户：{name}（{role}）",

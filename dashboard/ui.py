@@ -17,9 +17,17 @@ from pathlib import Path
 from typing import Any
 
 import streamlit as st
+from streamlit.errors import StreamlitMissingAuthlibError
 
 from dashboard import charts
-from dashboard.auth import AccessDeniedError, User, UsersFileError, authenticate, load_users
+from dashboard.auth import (
+    AccessDeniedError,
+    User,
+    UsersFileError,
+    authenticate,
+    load_users,
+    user_for_identity,
+)
 from dashboard.data import Fetch, ScopedData, direct_fetch
 from dashboard.i18n import LANGUAGES, Lang, as_lang, t
 from dashboard.settings import Settings, SettingsError
@@ -129,7 +137,33 @@ def _language_picker(container: object = st, key: str = "lang_choice") -> None:
     )
 
 
-def _login(users: dict[str, User]) -> User | None:
+def _identity_provider() -> bool:
+    """Whether the deployment configured an OpenID Connect provider (Streamlit's `[auth]` secrets)."""
+    try:
+        return st.secrets.load_if_toml_exists() and "auth" in st.secrets
+    except Exception:  # an unreadable secrets file is reported by Streamlit itself
+        log.exception("could not read Streamlit's secrets; log-in through an identity provider is off")
+        return False
+
+
+def _provider_logged_in() -> bool:
+    return bool(st.user.get("is_logged_in", False))
+
+
+def _provider_user(users: dict[str, User], lang: Lang) -> User | None:
+    """The users-file entry of the person the identity provider logged in, if any; a person it vouched
+    for who has no entry is told so (and may log out), and sees nothing else."""
+    if not _provider_logged_in():
+        return None
+    user = user_for_identity(users, st.user.to_dict())
+    if user is None:
+        st.error(t(lang, "login.idp_unknown", email=st.user.get("email") or "?"))
+        if st.button(t(lang, "logout"), key="idp_logout"):
+            st.logout()
+    return user
+
+
+def _login(users: dict[str, User], idp: bool) -> User | None:
     """The log-in form; the user once their password checks out, else None."""
     lang = _lang()
     _, middle, _ = st.columns([1, 2, 1])
@@ -137,6 +171,14 @@ def _login(users: dict[str, User]) -> User | None:
         st.title(t(lang, "app.title"))
         st.caption(t(lang, "app.tagline"))
         _language_picker(key="lang_choice_login")
+        if idp and st.button(t(lang, "login.idp"), key="login_idp", type="primary"):
+            try:
+                st.login()  # off to the provider; back here with st.user filled in
+            except StreamlitMissingAuthlibError:
+                log.error(
+                    "identity provider configured, but Authlib is missing: install showroom-vision[idp]"
+                )
+                st.error(t(lang, "login.idp_missing"))
         with st.form("login", border=True):
             st.subheader(t(lang, "login.title"))
             username = st.text_input(t(lang, "login.username"), key="login_username")
@@ -205,12 +247,17 @@ def run() -> None:
         st.session_state.pop("username", None)
         # The form sits in a slot that is cleared once the password checks out, and the page follows in
         # the same run (no second run for the browser to wait for).
+        idp = _identity_provider()
         slot = st.empty()
         with slot.container():
-            user = _login(users)
+            user = _provider_user(users, _lang()) if idp else None
+            if user is None and not (idp and _provider_logged_in()):
+                user = _login(users, idp)
         if user is None:
             return
         slot.empty()
+        st.session_state["username"] = user.username.lower()
+        st.session_state.setdefault("lang", user.language)
 
     lang = _lang()
     with st.sidebar:
@@ -220,6 +267,8 @@ def run() -> None:
         if st.button(t(lang, "logout"), key="logout"):
             _logout()
             st.query_params.clear()
+            if _identity_provider() and _provider_logged_in():
+                st.logout()  # also forgets the provider's identity cookie; starts a new session
             st.rerun()
     view = _choose_view(user, lang)
     if view is None:

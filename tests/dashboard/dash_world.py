@@ -122,10 +122,27 @@ PLANS: dict[tuple[str, date], DayPlan] = {
 AUDIT_SH01_MANUAL_IN = 10  # the system counted 9 visitors from 10:00 to 11:00 (one every 7 minutes)
 
 USERS = [
-    {"username": "li.wei", "name": "李伟", "role": "store_manager", "stores": ["sh-01"], "language": "en"},
+    {
+        "username": "li.wei",
+        "name": "李伟",
+        "role": "store_manager",
+        "stores": ["sh-01"],
+        "language": "en",
+        "email": "Li.Wei@dealer.example",  # may also log in through an identity provider
+    },
     {"username": "hq.aurora", "name": "Aurora HQ", "role": "brand_hq", "brands": ["aurora"]},
     {"username": "hq.nova", "name": "Nova HQ", "role": "brand_hq", "brands": ["nova"], "language": "zh"},
     {"username": "tech", "name": "Installer Wang", "role": "installer"},
+]
+IDP_ONLY_USERS = [
+    # No password: logs in only through the deployment's identity provider.
+    {
+        "username": "zhao",
+        "name": "Zhao Min",
+        "role": "store_manager",
+        "stores": ["bj-02"],
+        "email": "zhao@dealer.example",
+    },
 ]
 
 
@@ -296,7 +313,7 @@ def build_db(path: Path, now_utc: datetime | None = None) -> Path:
 
 def write_users(path: Path) -> Path:
     """The world's users, all with password PASSWORD (cheap hashes: tests do not measure hashing)."""
-    entries = [{**u, "password_hash": hash_password(PASSWORD, n=2**10)} for u in USERS]
+    entries = [{**u, "password_hash": hash_password(PASSWORD, n=2**10)} for u in USERS] + IDP_ONLY_USERS
     path.write_text(users_yaml(entries), encoding="utf-8")
     return path
 

@@ -427,3 +427,93 @@ def _table_with(at: AppTest, column: str) -> Any:
     found = [tb.value for tb in tables if column in tb.value.columns]
     assert len(found) == 1, [tb.value.columns.tolist() for tb in tables]
     return found[0]
+
+
+# -- log-in through the deployment's identity provider (OpenID Connect, Streamlit's [auth]) ---------------
+
+IDP_SECRETS = {
+    "redirect_uri": "http://localhost:8501/oauth2callback",
+    "cookie_secret": "a-test-cookie-secret",
+    "client_id": "showroom-dashboard",
+    "client_secret": "not-a-real-secret",
+    "server_metadata_url": "https://idp.dealer.example/.well-known/openid-configuration",
+}
+
+
+def _idp_app(identity: dict[str, Any] | None, **params: str) -> AppTest:
+    at = _app(**params)
+    at.secrets["auth"] = IDP_SECRETS
+    if identity is not None:
+        at.user = identity
+    return at
+
+
+def test_without_an_identity_provider_an_identity_is_not_trusted(world_files: tuple[Path, Path]) -> None:
+    at = _app(date=DAY)
+    at.user = {"is_logged_in": True, "email": "li.wei@dealer.example"}
+    at.run()
+    assert not at.exception
+    assert [b.label for b in at.button] == ["Log in"]  # the password form only, nothing shown
+    assert len(at.metric) == 0 and "Pudong" not in _texts(at)
+
+
+def test_identity_provider_log_in_is_offered_beside_the_password(world_files: tuple[Path, Path]) -> None:
+    at = _idp_app(None, date=DAY)
+    at.run()
+    assert not at.exception
+    assert [b.label for b in at.button] == ["Log in with your company account", "Log in"]
+    assert len(at.metric) == 0
+    try:
+        import authlib  # noqa: F401
+    except ImportError:
+        # Configured but not installed: a clear message, and the password still works.
+        at.button(key="login_idp").click()
+        at.run()
+        assert not at.exception
+        assert "install showroom-vision[idp]" in at.error[0].value
+
+
+def test_identity_provider_user_gets_their_entrys_scope(
+    world_files: tuple[Path, Path], queries: Queries
+) -> None:
+    # The provider's e-mail (any case) picks li.wei's entry: a store manager of sh-01 only.
+    at = _idp_app({"is_logged_in": True, "email": "li.wei@DEALER.example", "email_verified": True}, date=DAY)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [x.value for x in at.title] == ["Pudong Flagship — 2026-11-20"]
+    assert _metrics(at)["Visitors"] == fmt.count(queries.funnel("sh-01", world.DAY).today.visitors)
+    tampered = _idp_app({"is_logged_in": True, "email": "li.wei@dealer.example"}, date=DAY, store="bj-02")
+    tampered.run()
+    assert [e.value for e in tampered.error] == ["You do not have access to store bj-02."]
+    assert len(tampered.metric) == 0
+    # An entry without a password logs in only this way.
+    zhao = _idp_app({"is_logged_in": True, "email": "zhao@dealer.example"}, date=DAY)
+    zhao.run()
+    assert [x.value for x in zhao.title] == ["Chaoyang Mall — 2026-11-20"]
+    password = _idp_app(None, date=DAY)
+    password.run()
+    password.text_input(key="login_username").input("zhao")
+    password.text_input(key="login_password").input(world.PASSWORD)
+    next(b for b in password.button if b.label == "Log in").click()
+    password.run()
+    assert [e.value for e in password.error] == ["Unknown username or wrong password."]
+
+
+@pytest.mark.parametrize(
+    "identity",
+    [
+        {"is_logged_in": True, "email": "stranger@elsewhere.example"},
+        {"is_logged_in": True, "email": "li.wei@dealer.example", "email_verified": False},
+    ],
+)
+def test_identity_provider_user_without_an_entry_sees_nothing(
+    world_files: tuple[Path, Path], identity: dict[str, Any]
+) -> None:
+    at = _idp_app(identity, date=DAY)
+    at.run()
+    assert not at.exception
+    assert [e.value for e in at.error] == [
+        f"{identity['email']} has no access to this dashboard: ask your administrator to add it."
+    ]
+    assert [b.label for b in at.button] == ["Log out"]
+    assert len(at.metric) == 0 and len(at.table) == 0 and "Pudong" not in _texts(at)

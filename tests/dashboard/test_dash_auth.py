@@ -17,6 +17,7 @@ from dashboard.auth import (
     check_hash_format,
     hash_password,
     load_users,
+    user_for_identity,
     users_yaml,
     verify_password,
 )
@@ -127,6 +128,38 @@ def test_duplicate_usernames_rejected(tmp_path: Path) -> None:
     )
     with pytest.raises(UsersFileError, match="appears twice"):
         load_users(path)
+
+
+def test_identity_provider_entries(tmp_path: Path) -> None:
+    h = hash_password("whatever-123", **FAST)
+    path = _write_users(
+        tmp_path,
+        [
+            {"username": "both", "role": "installer", "password_hash": h, "email": "Both@Dealer.example"},
+            {"username": "idp", "role": "store_manager", "stores": ["s1"], "email": "idp@dealer.example"},
+        ],
+    )
+    users = load_users(path)
+    assert authenticate(users, "both", "whatever-123") is users["both"]
+    assert authenticate(users, "idp", "") is None  # no password: the provider is the only way in
+    assert user_for_identity(users, {"email": "both@dealer.EXAMPLE"}) is users["both"]
+    assert user_for_identity(users, {"email": "idp@dealer.example", "email_verified": True}) is users["idp"]
+    assert user_for_identity(users, {"email": "idp@dealer.example", "email_verified": False}) is None
+    assert user_for_identity(users, {"email": "nobody@dealer.example"}) is None
+    assert user_for_identity(users, {}) is None
+    for bad, message in [
+        ([{"username": "x", "role": "installer"}], "needs a 'password_hash', an 'email'"),
+        ([{"username": "x", "role": "installer", "email": "not-an-email"}], "email"),
+        (
+            [
+                {"username": "x", "role": "installer", "email": "same@dealer.example"},
+                {"username": "y", "role": "installer", "email": "SAME@dealer.example"},
+            ],
+            "email 'SAME@dealer.example' appears twice",
+        ),
+    ]:
+        with pytest.raises(UsersFileError, match=message):
+            load_users(_write_users(tmp_path, bad))
 
 
 def test_missing_users_file(tmp_path: Path) -> None:
