@@ -30,8 +30,9 @@ class ViewContext:
     data: ScopedData
 
 
-@st.cache_data(max_entries=500, show_spinner=False)
+@st.cache_data(max_entries=200, show_spinner=False)
 def _svg(spec_json: str) -> str:
+    # At most a few tens of MB: a heatmap's SVG (with its PNG) is 30-600 KB, other charts 10-30 KB.
     return charts.to_svg(json.loads(spec_json))
 
 
