@@ -4,6 +4,10 @@ A door line is a segment on the floor plan, with an inside side. A track's commi
 it is `hysteresis_m` past the line, so standing on the line never counts; and a change of side counts as a
 crossing only if the track's path actually crossed the segment since its last committed side (walking round
 the end of the line is not a crossing).
+
+A person whose track breaks while they cross (hidden behind someone at the line) is tracked again on the
+other side by a new track: `hand_over` gives the new track the old one's committed side and last position,
+so the crossing still counts, once.
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ class _TrackSide:
     side: int  # +1 inside, -1 outside, 0 not yet committed
     crossed: bool
     last_xy: XY
+    counted: bool = False
+    """The track has counted a crossing of its own."""
 
 
 class DoorCounter:
@@ -119,7 +125,19 @@ class DoorCounter:
             return None  # changed side round the end of the line
         direction: Direction = "in" if new > 0 else "out"
         self.counts[direction] += 1
+        state.counted = True
         return direction
+
+    def hand_over(self, old_id: int, new_id: int) -> None:
+        """Track `new_id` is the person of the ended track `old_id`, tracked again. Unless the new track
+        has counted a crossing already, it continues from the old track's committed side and last position:
+        if the path from there to where the new track is now crosses the line, its next committed step on
+        this side counts that crossing."""
+        old, new = self._tracks.get(old_id), self._tracks.get(new_id)
+        if old is None or old.side == 0 or new is None or new.counted or new.side == old.side:
+            return
+        new.crossed = new.crossed or segments_intersect(old.last_xy, new.last_xy, self._a, self._b)
+        new.side = old.side
 
     def forget(self, track_id: int) -> None:
         self._tracks.pop(track_id, None)

@@ -59,6 +59,8 @@ were last seen: a person walks on while hidden, but not across the store."""
 CAR_RELINK_M = 3.0
 """A new track starting this close to a car's interior or door areas may be a person getting out of it
 (a track is confirmed some steps after the person shows up, and beside a car they are often hidden)."""
+DOOR_SUCCESSOR_MAX_S = 5.0
+"""A track started this long after another was last seen no longer continues it across a door line."""
 HEIR_OVERLAP_S = 1.0
 """A track confirmed up to this long before a person's last sighting may still be them (confirmation lags
 the track's start by a few frames)."""
@@ -111,6 +113,8 @@ class ShowroomAnalytics:
         self._staff_ghosts: list[_StaffGhost] = []
         self._last_obs: dict[int, tuple[XY, datetime]] = {}
         self._first_seen: dict[int, datetime] = {}
+        self._door_successors: set[int] = set()
+        """Tracks that continue an ended track at the door lines (each continues at most one)."""
         self._last_ts: datetime | None = None
         self.crossings: Counter[tuple[str, Direction]] = Counter()
         self.steps = 0
@@ -199,6 +203,7 @@ class ShowroomAnalytics:
         self._staff_ghosts.clear()
         self._last_obs.clear()
         self._first_seen.clear()
+        self._door_successors.clear()
         done = self.heat.take()
         if done is not None:
             out.append(self._heat_event(done, max(ts_utc, done[0])))
@@ -287,7 +292,11 @@ class ShowroomAnalytics:
     def _on_track_ended(self, track_id: int, alive: list[TrackState]) -> None:
         self._seen_tracks.discard(track_id)  # the tracker never reuses an id
         self._first_seen.pop(track_id, None)
+        successor = self._door_successor(track_id, alive)
+        self._door_successors.discard(track_id)
         for door in self.doors:
+            if successor is not None:
+                door.hand_over(track_id, successor)
             door.forget(track_id)
         visitor_id = self._visit_of_track.pop(track_id, None)
         last = self._last_obs.pop(track_id, None)
@@ -311,6 +320,29 @@ class ShowroomAnalytics:
                 self._staff.add(heir)
             else:
                 self._staff_ghosts.append(_StaffGhost(last[0], last[1]))
+
+    def _door_successor(self, track_id: int, alive: list[TrackState]) -> int | None:
+        """The track that continues an ended track for the door lines: the nearest one started since the
+        ended track was last seen, within walking reach of that spot, and not continuing another track."""
+        last = self._last_obs.get(track_id)
+        if last is None:
+            return None
+        best: tuple[float, int] | None = None
+        for track in alive:
+            born = self._first_seen.get(track.track_id)
+            if born is None or track.track_id in self._door_successors:
+                continue
+            gap_s = (born - last[1]).total_seconds()
+            if gap_s < -HEIR_OVERLAP_S or gap_s > DOOR_SUCCESSOR_MAX_S:
+                continue
+            reach = min(ADOPT_MAX_M, ADOPT_BASE_M + ADOPT_SPEED_MPS * max(gap_s, 0.0))
+            dist = math.dist(track.first_xy_m, last[0])
+            if dist <= reach and (best is None or (dist, track.track_id) < best):
+                best = (dist, track.track_id)
+        if best is None:
+            return None
+        self._door_successors.add(best[1])
+        return best[1]
 
     def _heir(self, last_xy: XY, last_seen_utc: datetime, alive: list[TrackState]) -> int | None:
         """A track started since `last_seen_utc` near `last_xy`, not on a visit and not staff: the same

@@ -282,3 +282,19 @@ def test_staff_flag_passes_to_the_track_that_continues_a_staff_member() -> None:
     second = [None] * (len(first) - round(3 * FPS)) + [*line((13.5, 9), (13, 12), 3), *stay((13, 12), 5)]
     scene.play({1: first, 2: second})
     assert scene.analytics.is_staff(2)
+
+
+def test_a_visitor_whose_track_breaks_on_the_door_line_is_counted_once() -> None:
+    # Track 1 walks up to the door and is lost just before the line (hidden behind someone). The tracker
+    # starts track 2 half a metre inside while it still predicts track 1, then drops track 1.
+    scene = Scene()
+    before = [*line((10.0, 21.5), (10.0, 20.3), 1.5), *hidden(1.2), END]
+    after = [None] * 10 + line((10.0, 19.5), (10.0, 15.0), 3) + stay((10.0, 15.0), 5)
+    scene.play({1: before, 2: after})
+    assert scene.analytics.crossings[("main", "in")] == 1
+    assert len(scene.of_type("visit.started")) == 1
+    assert scene.analytics.occupancy == 1
+    # Someone else appearing inside, far from where a track was lost outside, is not a crossing.
+    other = Scene()
+    other.play({1: before, 2: [None] * 10 + line((3.0, 12.0), (3.0, 10.0), 2) + stay((3.0, 10.0), 3)})
+    assert other.analytics.crossings[("main", "in")] == 0 and other.of_type("visit.started") == []

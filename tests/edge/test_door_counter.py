@@ -98,3 +98,40 @@ def test_visit_starts_at_the_crossing_and_ends_at_the_outward_crossing() -> None
     assert 25.5 <= ended.duration_s <= 27.0
     assert ended.started_at == started.ts
     assert scene.occupancy[-1] == 0
+
+
+def test_a_crossing_hidden_by_a_track_break_counts_once_on_the_new_track() -> None:
+    counter = door(hysteresis_m=0.4)
+    # Track 1 walks in from outside and is lost 0.6 m before the line (hidden behind someone there).
+    for p in line(OUT, (10, 20.6), 2):
+        assert counter.observe(1, p) is None
+    # Track 2 picks the person up 0.6 m past the line (already inside when first seen).
+    assert counter.observe(2, (10, 19.4), first_xy=(10, 19.4)) is None
+    counter.hand_over(1, 2)
+    counter.forget(1)
+    directions = [counter.observe(2, p) for p in line((10, 19.4), IN, 2)]
+    assert [d for d in directions if d] == ["in"]
+    assert counter.counts == {"in": 1, "out": 0}
+    # Handing over again (or from a track on the same side) changes nothing.
+    counter.hand_over(2, 2)
+    assert [counter.observe(2, p) for p in stay(IN, 1)].count("in") == 0
+
+
+def test_a_hand_over_never_counts_twice_or_round_the_end_of_the_line() -> None:
+    counter = door(hysteresis_m=0.4)
+    for p in line(OUT, (10, 20.6), 2):
+        counter.observe(1, p)
+    # The new track crossed by itself (born outside, walked in): its own crossing is the one counted.
+    for p in line((10, 21.0), (10, 18.0), 1):
+        counter.observe(2, p, first_xy=(10, 21.0))
+    assert counter.counts["in"] == 1
+    counter.hand_over(1, 2)
+    assert [counter.observe(2, p) for p in line((10, 18.0), IN, 1)].count("in") == 0
+    assert counter.counts["in"] == 1
+    # Lost outside beyond the end of the line, found inside there too: the path misses the segment.
+    beside = door(hysteresis_m=0.4)
+    for p in line((6.0, 22.0), (6.0, 20.6), 1):
+        beside.observe(3, p)
+    beside.observe(4, (6.0, 19.0), first_xy=(6.0, 19.0))
+    beside.hand_over(3, 4)
+    assert [beside.observe(4, p) for p in line((6.0, 19.0), (6.0, 15.0), 1)].count("in") == 0
