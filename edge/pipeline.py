@@ -286,10 +286,13 @@ class EdgePipeline:
         keep = usable & on_floor
         jac = projection.metres_per_pixel(anchors)
         sigma_px = np.maximum(self.config.tracker.box_noise * (xyxy[:, 3] - xyxy[:, 1]), 1.0)
-        cov = np.einsum("nij,nkj->nik", jac, jac) * (sigma_px**2)[:, None, None]
-        cov = cov + np.eye(2)[None] * FLOOR_NOISE_M**2
+        cov = (jac @ jac.transpose(0, 2, 1)) * (sigma_px**2)[:, None, None]
+        cov[:, 0, 0] += FLOOR_NOISE_M**2
+        cov[:, 1, 1] += FLOOR_NOISE_M**2
         self.stats.detections_used += int(keep.sum())
-        return keep, np.nan_to_num(floor_xy), np.nan_to_num(cov)
+        if not keep.all():  # rows off the floor (NaN there) are dropped by the caller; keep arrays finite
+            floor_xy, cov = np.nan_to_num(floor_xy), np.nan_to_num(cov)
+        return keep, floor_xy, cov
 
     def _looked_at(self, detections_by_camera: dict[str, Detections]) -> BaseGeometry | None:
         """The floor area seen by the cameras that reported at this step; None when that is all of them

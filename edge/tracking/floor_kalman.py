@@ -92,6 +92,7 @@ class FloorKalmanTracker:
         self._next_id = 1
         self._t0: datetime | None = None
         self._last_s: float | None = None
+        self._motion_cache: tuple[float, FloatArray, FloatArray] | None = None
 
     # ---------------------------------------------------------------------------------------------
     # Kalman steps (batched over tracks)
@@ -100,6 +101,19 @@ class FloorKalmanTracker:
     def _predict(self, dt: float) -> None:
         if not len(self._meta) or dt <= 0:
             return
+        f, qm = self._motion(dt)
+        self._x = self._x @ f.T
+        self._p = f @ self._p @ f.T + qm
+        speed = np.hypot(self._x[:, 2], self._x[:, 3])
+        too_fast = speed > self.config.max_speed_mps
+        if too_fast.any():
+            self._x[too_fast, 2:] *= (self.config.max_speed_mps / speed[too_fast])[:, None]
+
+    def _motion(self, dt: float) -> tuple[FloatArray, FloatArray]:
+        """Transition and process noise for a step of `dt` seconds (kept for the last step length: frames
+        come at a steady rate)."""
+        if self._motion_cache is not None and self._motion_cache[0] == dt:
+            return self._motion_cache[1], self._motion_cache[2]
         f = np.eye(4)
         f[0, 2] = f[1, 3] = dt
         q = self.config.accel_mps2**2
@@ -107,12 +121,8 @@ class FloorKalmanTracker:
         qm = np.zeros((4, 4))
         qm[np.ix_([0, 2], [0, 2])] = g
         qm[np.ix_([1, 3], [1, 3])] = g
-        self._x = self._x @ f.T
-        self._p = f @ self._p @ f.T + qm
-        speed = np.hypot(self._x[:, 2], self._x[:, 3])
-        too_fast = speed > self.config.max_speed_mps
-        if too_fast.any():
-            self._x[too_fast, 2:] *= (self.config.max_speed_mps / speed[too_fast])[:, None]
+        self._motion_cache = (dt, f, qm)
+        return f, qm
 
     def _cost(
         self, track_idx: list[int], det: FloorDetections, det_idx: list[int], now_s: float
