@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import streamlit as st
 
@@ -142,13 +143,17 @@ def _render_audits(ctx: ViewContext) -> None:
         t(lang, "hq.audits_due", never=never, stale=len(every) - never, shown=min(len(every), AUDITS_SHOWN))
     )
     stale = every[:AUDITS_SHOWN]  # never audited first, then the oldest audits
+    zones = {s.store_id: s.timezone for s in ctx.data.stores()}
     # Lists of stores are data frames: a plain table renders every cell as markdown in the browser.
     st.dataframe(
         {
             t(lang, "hq.store"): [a.store_id for a in stale],
             t(lang, "hq.name"): [a.name or "" for a in stale],
             t(lang, "hq.audit_last"): [
-                "" if a.last is None else a.last.end.date().isoformat() for a in stale
+                ""
+                if a.last is None  # the audit's day in the store's own time zone, as on the store page
+                else a.last.end.astimezone(ZoneInfo(zones.get(a.store_id, "UTC"))).date().isoformat()
+                for a in stale
             ],
             t(lang, "hq.audit_accuracy"): ["" if a.last is None else fmt.pct(a.last.accuracy) for a in stale],
             t(lang, "hq.reason"): [

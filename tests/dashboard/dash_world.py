@@ -295,7 +295,8 @@ def build_db(path: Path, now_utc: datetime | None = None) -> Path:
     result = ingestor.ingest(messages)
     assert result.quarantined == 0 and result.stored == len(messages), result
     # Door-count audits: sh-01 audited on DAY (10:00-11:00 local: the auditor counted one more than the
-    # system), bj-02 last audited 120 days before DAY (stale), gz-03 never.
+    # system), bj-02 last audited 120 days before DAY (stale; 06:00-07:00 local, still the day before in
+    # UTC, so a date shown in UTC would be a day early), gz-03 never.
     record_audit(
         storage,
         "sh-01",
@@ -306,7 +307,7 @@ def build_db(path: Path, now_utc: datetime | None = None) -> Path:
         now=now_utc,
     )
     old = DAY - timedelta(days=120)
-    record_audit(storage, "bj-02", _local(old, 10), _local(old, 11), 20, auditor="Zhang Min", now=now_utc)
+    record_audit(storage, "bj-02", _local(old, 6), _local(old, 7), 20, auditor="Zhang Min", now=now_utc)
     storage.close()
     return path
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import cv2
 import dash_world as world
@@ -414,7 +415,10 @@ def test_brand_hq_sees_stores_whose_audit_is_stale_or_missing(queries: Queries) 
     assert audits["Store"].tolist() == ["bj-02"]  # sh-01 was audited on DAY; gz-03 is another brand's
     assert audits["Reason"].tolist() == ["audit older than 90 days"]
     bj = queries.audits("bj-02")[0]
-    assert audits["Last audit"].tolist() == [bj.end.date().isoformat()]
+    # The audit's day in the store's own time zone (as on the store page), not in UTC.
+    local_day = bj.end.astimezone(ZoneInfo(world.TZ)).date()
+    assert local_day != bj.end.date()
+    assert audits["Last audit"].tolist() == [local_day.isoformat()]
     assert audits["Accuracy then"].tolist() == [fmt.pct(bj.accuracy)]
     nova = _login(_app(date=DAY), "hq.nova")
     assert _table_with(nova, "上次审核")["门店"].tolist() == ["gz-03"]
