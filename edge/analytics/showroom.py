@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -323,43 +324,55 @@ class ShowroomAnalytics:
 
     def _door_successor(self, track_id: int, alive: list[TrackState]) -> int | None:
         """The track that continues an ended track for the door lines: the nearest one started since the
-        ended track was last seen, within walking reach of that spot, and not continuing another track."""
+        ended track was last seen (at most `DOOR_SUCCESSOR_MAX_S` later), within walking reach of that spot,
+        and not continuing another track."""
         last = self._last_obs.get(track_id)
         if last is None:
             return None
-        best: tuple[float, int] | None = None
-        for track in alive:
-            born = self._first_seen.get(track.track_id)
-            if born is None or track.track_id in self._door_successors:
-                continue
-            gap_s = (born - last[1]).total_seconds()
-            if gap_s < -HEIR_OVERLAP_S or gap_s > DOOR_SUCCESSOR_MAX_S:
-                continue
-            reach = min(ADOPT_MAX_M, ADOPT_BASE_M + ADOPT_SPEED_MPS * max(gap_s, 0.0))
-            dist = math.dist(track.first_xy_m, last[0])
-            if dist <= reach and (best is None or (dist, track.track_id) < best):
-                best = (dist, track.track_id)
-        if best is None:
-            return None
-        self._door_successors.add(best[1])
-        return best[1]
+        successor = self._new_track_near(
+            last[0],
+            last[1],
+            alive,
+            skip=lambda t: t.track_id in self._door_successors,
+            max_gap_s=DOOR_SUCCESSOR_MAX_S,
+        )
+        if successor is not None:
+            self._door_successors.add(successor)
+        return successor
 
     def _heir(self, last_xy: XY, last_seen_utc: datetime, alive: list[TrackState]) -> int | None:
         """A track started since `last_seen_utc` near `last_xy`, not on a visit and not staff: the same
         person, tracked again. The nearest one, or None."""
+        return self._new_track_near(
+            last_xy,
+            last_seen_utc,
+            alive,
+            skip=lambda t: (
+                t.track_id in self._visit_of_track
+                or t.track_id in self._staff
+                or self._is_outside(t.first_xy_m)
+            ),
+        )
+
+    def _new_track_near(
+        self,
+        last_xy: XY,
+        last_seen_utc: datetime,
+        alive: list[TrackState],
+        *,
+        skip: Callable[[TrackState], bool],
+        max_gap_s: float = math.inf,
+    ) -> int | None:
+        """The nearest track (not `skip`ped) that started since `last_seen_utc` (up to `max_gap_s` later)
+        within walking reach of `last_xy`: 2.5 m + 1 m/s of the gap, at most 12 m."""
         best: tuple[float, int] | None = None
         for track in alive:
             born = self._first_seen.get(track.track_id)
-            if (
-                born is None
-                or track.track_id in self._visit_of_track
-                or track.track_id in self._staff
-                or self._is_outside(track.first_xy_m)
-            ):
+            if born is None or skip(track):
                 continue
             gap_s = (born - last_seen_utc).total_seconds()
-            if gap_s < -HEIR_OVERLAP_S:
-                continue  # already tracked while this person was still seen: someone else
+            if gap_s < -HEIR_OVERLAP_S or gap_s > max_gap_s:
+                continue  # already tracked while this person was still seen (someone else), or too late
             reach = min(ADOPT_MAX_M, ADOPT_BASE_M + ADOPT_SPEED_MPS * max(gap_s, 0.0))
             dist = math.dist(track.first_xy_m, last_xy)
             if dist <= reach and (best is None or (dist, track.track_id) < best):
