@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 
 def pct(ratio: float | None, digits: int = 2) -> str:
@@ -46,3 +47,8 @@ def timestamp(value: datetime | None) -> str:
     if value is None:
         return "–"
     return value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def local_day(value: datetime, timezone: str) -> str:
+    """The calendar day of an instant in a store's time zone, 'YYYY-MM-DD'."""
+    return value.astimezone(ZoneInfo(timezone)).date().isoformat()

@@ -151,10 +151,8 @@ def _provider_logged_in() -> bool:
 
 
 def _provider_user(users: dict[str, User], lang: Lang) -> User | None:
-    """The users-file entry of the person the identity provider logged in, if any; a person it vouched
-    for who has no entry is told so (and may log out), and sees nothing else."""
-    if not _provider_logged_in():
-        return None
+    """The users-file entry of the person the identity provider logged in; a person it vouched for who
+    has no entry is told so (and may log out), and sees nothing else."""
     user = user_for_identity(users, st.user.to_dict())
     if user is None:
         st.error(t(lang, "login.idp_unknown", email=st.user.get("email") or "?"))
@@ -196,9 +194,6 @@ def _login(users: dict[str, User], idp: bool) -> User | None:
         throttle.record(name, user is not None)
         if user is None:
             st.error(t(lang, "login.failed"))
-            return None
-        st.session_state["username"] = user.username.lower()
-        st.session_state.setdefault("lang", user.language)
         return user
 
 
@@ -250,9 +245,8 @@ def run() -> None:
         idp = _identity_provider()
         slot = st.empty()
         with slot.container():
-            user = _provider_user(users, _lang()) if idp else None
-            if user is None and not (idp and _provider_logged_in()):
-                user = _login(users, idp)
+            signed_in = idp and _provider_logged_in()
+            user = _provider_user(users, _lang()) if signed_in else _login(users, idp)
         if user is None:
             return
         slot.empty()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import streamlit as st
 
@@ -150,9 +149,8 @@ def _render_audits(ctx: ViewContext) -> None:
             t(lang, "hq.store"): [a.store_id for a in stale],
             t(lang, "hq.name"): [a.name or "" for a in stale],
             t(lang, "hq.audit_last"): [
-                ""
-                if a.last is None  # the audit's day in the store's own time zone, as on the store page
-                else a.last.end.astimezone(ZoneInfo(zones.get(a.store_id, "UTC"))).date().isoformat()
+                # The audit's day in the store's own time zone, as on the store page.
+                "" if a.last is None else fmt.local_day(a.last.end, zones.get(a.store_id, "UTC"))
                 for a in stale
             ],
             t(lang, "hq.audit_accuracy"): ["" if a.last is None else fmt.pct(a.last.accuracy) for a in stale],

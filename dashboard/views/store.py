@@ -72,7 +72,7 @@ def _render_audit(ctx: ViewContext, store: StoreInfo) -> None:
         lang,
         "store.audit",
         accuracy=fmt.pct(audit.accuracy),
-        day=audit.end.astimezone(ZoneInfo(store.timezone)).date().isoformat(),
+        day=fmt.local_day(audit.end, store.timezone),
         auditor=audit.auditor,
     )
     if audit.is_stale(datetime.now(UTC)):
