@@ -38,6 +38,13 @@ _LEFT_VIEW_AFTER_S = 0.5
 """A lost track predicted within `_EDGE_MARGIN_M` of the edge of the cameras' view (or beyond) for longer
 than this has walked out of view."""
 _TENTATIVE_MAX_MISSES = 1
+_HIDDEN_SPEED_MPS = 1.5
+"""Out of sight for longer than a second, a person walks on at most this fast (nobody runs between display
+cars): a lost track is not re-linked to a detection further than that from where it was last seen."""
+_YOUNG_HITS = 10
+_YOUNG_MAX_LOST_S = 1.0
+"""A track matched fewer than `_YOUNG_HITS` times (two seconds at 5 fps) is kept for only this long once
+lost: too little evidence to coast on (a false positive's track must not wait to take over someone else)."""
 _MAX_DT_S = 5.0
 """Longer gaps between updates are clamped (a stalled source); tracks then age out by wall time."""
 
@@ -138,9 +145,19 @@ class FloorKalmanTracker:
         maha = (e * d[..., 0] ** 2 - (b + c) * d[..., 0] * d[..., 1] + a * d[..., 1] ** 2) / det_s
         cost = maha + np.log(det_s)
         unseen_s = np.array([now_s - self._meta[i].last_seen_s for i in track_idx])
-        reach = 1.0 + self.config.max_speed_mps * unseen_s  # metres a person can have walked
-        dist = np.linalg.norm(d, axis=2)
-        cost[(maha > _CHI2_GATE) | (dist > reach[:, None])] = np.inf
+        # Metres a person can have walked since last seen: any pace for a second, then a walk.
+        reach = (
+            1.0
+            + self.config.max_speed_mps * np.minimum(unseen_s, 1.0)
+            + _HIDDEN_SPEED_MPS * np.maximum(unseen_s - 1.0, 0.0)
+        )
+        # ... both from where the track was last seen and from where it predicts them (walking on):
+        # a person who walked out of view does not come back 5 m behind where they vanished.
+        last = np.array([self._meta[i].last_xy_m for i in track_idx])
+        from_last = np.linalg.norm(det.xy_m[det_idx][None] - last[:, None], axis=2)
+        from_predicted = np.linalg.norm(d, axis=2)
+        too_far = (from_last > reach[:, None]) | (from_predicted > reach[:, None])
+        cost[(maha > _CHI2_GATE) | too_far] = np.inf
         return np.asarray(cost, dtype=np.float64)
 
     def _looked_at(self, looked_at_m: BaseGeometry | None, i: int) -> bool:
@@ -272,7 +289,8 @@ class FloorKalmanTracker:
         for i, m in enumerate(self._meta):
             if m.confirmed:
                 unseen_s = now_s - m.last_seen_s
-                alive = unseen_s <= self.config.max_lost_s
+                max_lost_s = self.config.max_lost_s if m.hits >= _YOUNG_HITS else _YOUNG_MAX_LOST_S
+                alive = unseen_s <= min(self.config.max_lost_s, max_lost_s)
                 if alive and unseen_s > _LEFT_VIEW_AFTER_S and self._inner is not None:
                     alive = bool(shapely.contains_xy(self._inner, self._x[i, 0], self._x[i, 1]))
             else:

@@ -80,6 +80,45 @@ def test_lost_longer_than_max_lost_ends_the_track() -> None:
     assert ended == [1]
 
 
+def test_a_lost_track_is_not_relinked_beyond_walking_reach() -> None:
+    # A visitor walks into a car and vanishes; 3.6 s later someone comes in 9 m further on. Within the
+    # lost track's widened Kalman gate, but nobody walks 9 m in 3.6 s in a showroom: a new person.
+    frames = [dets([(2 + 1.2 * k * DT, 5)]) for k in range(20)]
+    last_x = 2 + 1.2 * 19 * DT
+    frames += [dets([]) for _ in range(17)]
+    frames += [dets([(last_x + 9.0 + 0.2 * k, 5)]) for k in range(10)]
+    seen = run(FloorKalmanTracker(), frames)
+    assert set(seen[19]) == {1}
+    assert all(1 not in s for s in seen[37:])
+    assert {tid for s in seen[40:] for tid in s} == {2}
+
+
+def test_a_young_track_lost_does_not_wait_to_take_over_someone_else() -> None:
+    # Three false detections in a row confirm a track; 2 s later a real person shows up 3 m away.
+    frames = [dets([(5, 5)]) for _ in range(3)]
+    frames += [dets([]) for _ in range(10)]
+    frames += [dets([(8, 5)]) for _ in range(10)]
+    tracker = FloorKalmanTracker()
+    ended: list[int] = []
+    seen = []
+    for k, frame in enumerate(frames):
+        step = tracker.update(T0 + timedelta(seconds=k * DT), frame)
+        ended += step.ended
+        seen.append({t.track_id: t.xy_m for t in step.tracks if t.observed})
+    assert set(seen[2]) == {1}
+    assert ended == [1]  # ended within about a second, not after max_lost_s
+    assert {tid for s in seen[13:] for tid in s} == {2}
+
+
+def test_a_long_tracked_person_hidden_for_four_seconds_keeps_the_id() -> None:
+    # Established tracks still coast for max_lost_s (4 s) and re-link within walking reach.
+    frames = [dets([(2 + 1.0 * k * DT, 5)]) for k in range(20)]
+    frames += [dets([]) for _ in range(19)]  # 3.8 s hidden, walking on at 1 m/s
+    frames += [dets([(2 + 1.0 * k * DT, 5)]) for k in range(39, 50)]
+    seen = run(FloorKalmanTracker(), frames)
+    assert {tid for s in seen for tid in s} == {1}
+
+
 def test_two_people_crossing_paths_keep_their_ids() -> None:
     frames = []
     for k in range(40):
