@@ -352,6 +352,7 @@ class ShowroomAnalytics:
                 or t.track_id in self._staff
                 or self._is_outside(t.first_xy_m)
             ),
+            older_too=True,
         )
 
     def _new_track_near(
@@ -362,19 +363,28 @@ class ShowroomAnalytics:
         *,
         skip: Callable[[TrackState], bool],
         max_gap_s: float = math.inf,
+        older_too: bool = False,
     ) -> int | None:
         """The nearest track (not `skip`ped) that started since `last_seen_utc` (up to `max_gap_s` later)
-        within walking reach of `last_xy`: 2.5 m + 1 m/s of the gap, at most 12 m."""
+        within walking reach of `last_xy`: 2.5 m + 1 m/s of the gap, at most 12 m.
+
+        `older_too`: a track that started earlier also qualifies when it is now within reach of `last_xy`
+        (measured from its own last sighting): the tracker sometimes follows one person with two tracks, or
+        moves a person onto a track of their own in a crowd, and the track left over is theirs."""
         best: tuple[float, int] | None = None
         for track in alive:
             born = self._first_seen.get(track.track_id)
             if born is None or skip(track):
                 continue
             gap_s = (born - last_seen_utc).total_seconds()
-            if gap_s < -HEIR_OVERLAP_S or gap_s > max_gap_s:
+            spot = track.first_xy_m
+            if gap_s < -HEIR_OVERLAP_S and older_too:
+                gap_s = abs((track.last_seen_utc - last_seen_utc).total_seconds())
+                spot = track.xy_m
+            elif gap_s < -HEIR_OVERLAP_S or gap_s > max_gap_s:
                 continue  # already tracked while this person was still seen (someone else), or too late
             reach = min(ADOPT_MAX_M, ADOPT_BASE_M + ADOPT_SPEED_MPS * max(gap_s, 0.0))
-            dist = math.dist(track.first_xy_m, last_xy)
+            dist = math.dist(spot, last_xy)
             if dist <= reach and (best is None or (dist, track.track_id) < best):
                 best = (dist, track.track_id)
         return None if best is None else best[1]

@@ -128,3 +128,29 @@ def test_browse_dwell_runs_on_across_a_short_track_break() -> None:
     assert len(scene.of_type("visit.started")) == 1
     (ended,) = scene.of_type("visit.ended")
     assert ended.end_reason == "door" and ended.browsed is True
+
+
+def test_a_second_track_already_on_the_person_takes_the_visit_when_the_first_ends() -> None:
+    scene = Scene()
+    spot = (10.0, 12.0)
+    first = [*line(OUT, DOOR_IN, 3), *line(DOOR_IN, spot, 6), *stay(spot, 4), END]
+    # The tracker has followed the same person with a second track for 4 s when the first one ends (a
+    # duplicate from two cameras, or a swap in a crowd); it is theirs, and they walk out with it.
+    near = (10.4, 12.1)
+    second: list[Any] = [None] * (len(first) - 1 - round(4 * FPS))
+    second += [*stay(near, 6), *line(near, DOOR_IN, 5), *line(DOOR_IN, OUT, 3), OUT]
+    scene.play({1: first, 2: second})
+    assert len(scene.of_type("visit.started")) == 1
+    (ended,) = scene.of_type("visit.ended")
+    assert ended.end_reason == "door"
+
+
+def test_a_track_far_from_where_a_visitor_vanished_does_not_take_the_visit() -> None:
+    scene = Scene()
+    spot = (10.0, 12.0)
+    first = [*line(OUT, DOOR_IN, 3), *line(DOOR_IN, spot, 6), *stay(spot, 4), END]
+    far = (3.0, 12.0)  # someone else 7 m away, tracked all along
+    second: list[Any] = [None] * (len(first) - 1 - round(4 * FPS))
+    second += [*stay(far, 6), *line(far, DOOR_IN, 5), *line(DOOR_IN, OUT, 3), OUT]
+    scene.play({1: first, 2: second})
+    assert scene.of_type("visit.ended") == []  # still waited for (lost_after_s)
