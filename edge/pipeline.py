@@ -17,6 +17,7 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
+from shapely import unary_union
 from shapely.geometry import Polygon
 from shapely.geometry.base import BaseGeometry
 
@@ -84,7 +85,13 @@ class EdgePipeline:
         self.projections: dict[str, FloorProjection] = calibrate_node(config, source)
         self.coverage_m = coverage_of(self.projections.values(), config)
         self.tracker: Tracker = (
-            tracker if tracker is not None else make_tracker(config.tracker, self.coverage_m)
+            tracker
+            if tracker is not None
+            else make_tracker(
+                config.tracker,
+                self.coverage_m,
+                unary_union([Polygon(car.interior_zone_m) for car in config.cars]),
+            )
         )
         self.analytics = ShowroomAnalytics(config, stamper)
         self.stats = PipelineStats()

@@ -9,10 +9,13 @@ from edge.tracking.base import FloorDetections, Tracker, TrackerStep, TrackingEr
 from edge.tracking.floor_kalman import FloorKalmanTracker
 
 
-def make_tracker(config: TrackerConfig, coverage_m: BaseGeometry | None = None) -> Tracker:
-    """The tracker named by `config.type`; `coverage_m` is the floor area the node's cameras see."""
+def make_tracker(
+    config: TrackerConfig, coverage_m: BaseGeometry | None = None, hideouts_m: BaseGeometry | None = None
+) -> Tracker:
+    """The tracker named by `config.type`; `coverage_m` is the floor area the node's cameras see,
+    `hideouts_m` where people vanish while staying put (display cars' interiors)."""
     if config.type == "floor-kalman":
-        return FloorKalmanTracker(config, coverage_m)
+        return FloorKalmanTracker(config, coverage_m, hideouts_m)
     raise TrackingError(f"unknown tracker type {config.type!r}")
 
 

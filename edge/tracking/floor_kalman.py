@@ -45,6 +45,8 @@ _YOUNG_HITS = 10
 _YOUNG_MAX_LOST_S = 1.0
 """A track matched fewer than `_YOUNG_HITS` times (two seconds at 5 fps) is kept for only this long once
 lost: too little evidence to coast on (a false positive's track must not wait to take over someone else)."""
+_HIDEOUT_REACH_M = 1.0
+"""How far from where a track was last seen inside a hideout (a car's interior) it may be re-linked."""
 _MAX_DT_S = 5.0
 """Longer gaps between updates are clamped (a stalled source); tracks then age out by wall time."""
 
@@ -85,14 +87,28 @@ def greedy_match(cost: FloatArray) -> list[tuple[int, int]]:
 class FloorKalmanTracker:
     """Multi-object tracker on the floor plan; see the module docstring. Implements `Tracker`."""
 
-    def __init__(self, config: TrackerConfig | None = None, coverage_m: BaseGeometry | None = None) -> None:
+    def __init__(
+        self,
+        config: TrackerConfig | None = None,
+        coverage_m: BaseGeometry | None = None,
+        hideouts_m: BaseGeometry | None = None,
+    ) -> None:
         """`coverage_m`: the floor area the node's cameras see; a lost track heading out of it has left
-        the view, and is ended quickly instead of waiting to be re-linked to whoever comes in next."""
+        the view, and is ended quickly instead of waiting to be re-linked to whoever comes in next.
+
+        `hideouts_m`: where a person can vanish from every camera while staying put (display cars'
+        interiors). A track last seen there is re-linked only to a detection within `_HIDEOUT_REACH_M` of
+        that spot: the person is sitting in the car, and whoever walks by outside is someone else. Getting
+        out later is a new track, which the analytics join to the visitor parked in the car."""
         self.config = config or TrackerConfig()
         self._inner: BaseGeometry | None = None
         if coverage_m is not None and not coverage_m.is_empty:
             self._inner = coverage_m.buffer(-_EDGE_MARGIN_M)
             shapely.prepare(self._inner)
+        self._hideouts: BaseGeometry | None = None
+        if hideouts_m is not None and not hideouts_m.is_empty:
+            self._hideouts = hideouts_m
+            shapely.prepare(self._hideouts)
         self._x: FloatArray = np.zeros((0, 4))
         self._p: FloatArray = np.zeros((0, 4, 4))
         self._meta: list[_Meta] = []
@@ -154,6 +170,9 @@ class FloorKalmanTracker:
         # ... both from where the track was last seen and from where it predicts them (walking on):
         # a person who walked out of view does not come back 5 m behind where they vanished.
         last = np.array([self._meta[i].last_xy_m for i in track_idx])
+        if self._hideouts is not None:
+            hidden = shapely.contains_xy(self._hideouts, last[:, 0], last[:, 1])
+            reach = np.where(hidden, np.minimum(reach, _HIDEOUT_REACH_M), reach)
         from_last = np.linalg.norm(det.xy_m[det_idx][None] - last[:, None], axis=2)
         from_predicted = np.linalg.norm(d, axis=2)
         too_far = (from_last > reach[:, None]) | (from_predicted > reach[:, None])

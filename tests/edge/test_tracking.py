@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
+from shapely.geometry import box
 from showroom_builders import T0
 
 from edge.config import TrackerConfig
@@ -116,6 +117,29 @@ def test_a_long_tracked_person_hidden_for_four_seconds_keeps_the_id() -> None:
     frames += [dets([]) for _ in range(19)]  # 3.8 s hidden, walking on at 1 m/s
     frames += [dets([(2 + 1.0 * k * DT, 5)]) for k in range(39, 50)]
     seen = run(FloorKalmanTracker(), frames)
+    assert {tid for s in seen for tid in s} == {1}
+
+
+def test_a_track_lost_in_a_car_is_not_relinked_to_someone_outside_it() -> None:
+    car = box(4.0, 4.0, 8.0, 6.0)  # a display car's interior
+    # Walks in through the car door and sits down (hidden); 2 s later a companion steps up 1.8 m away.
+    frames = [dets([(5.0, 2.0 + 1.0 * k * DT)]) for k in range(16)]  # up to (5.0, 5.0), on the seat
+    frames += [dets([]) for _ in range(10)]
+    frames += [dets([(6.6, 3.2 + 0.05 * k)]) for k in range(10)]
+    seen = run(FloorKalmanTracker(hideouts_m=car), frames)
+    assert set(seen[15]) == {1}
+    assert all(1 not in s for s in seen[26:])
+    # Without the car, the companion is within a lost track's reach and would take it over.
+    seen = run(FloorKalmanTracker(), frames)
+    assert any(1 in s for s in seen[26:])
+
+
+def test_a_person_briefly_missed_in_a_car_keeps_the_id() -> None:
+    car = box(4.0, 4.0, 8.0, 6.0)
+    frames = [dets([(5.0, 2.0 + 1.0 * k * DT)]) for k in range(16)]
+    frames += [dets([]) for _ in range(3)]
+    frames += [dets([(5.2, 5.1)]) for _ in range(5)]
+    seen = run(FloorKalmanTracker(hideouts_m=car), frames)
     assert {tid for s in seen for tid in s} == {1}
 
 
