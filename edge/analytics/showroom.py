@@ -316,7 +316,9 @@ class ShowroomAnalytics:
             else:
                 visit.in_car = self._car_at(visit.last_xy)
         elif was_staff and last is not None:
-            heir = self._heir(last[0], last[1], alive)
+            # Only a track started since: an older one beside a staff member is usually a visitor they
+            # are serving, and a wrong staff flag costs that visitor's group its receptions.
+            heir = self._heir(last[0], last[1], alive, older_too=False)
             if heir is not None:
                 self._staff.add(heir)
             else:
@@ -340,9 +342,11 @@ class ShowroomAnalytics:
             self._door_successors.add(successor)
         return successor
 
-    def _heir(self, last_xy: XY, last_seen_utc: datetime, alive: list[TrackState]) -> int | None:
-        """A track started since `last_seen_utc` near `last_xy`, not on a visit and not staff: the same
-        person, tracked again. The nearest one, or None."""
+    def _heir(
+        self, last_xy: XY, last_seen_utc: datetime, alive: list[TrackState], older_too: bool = True
+    ) -> int | None:
+        """A track started since `last_seen_utc` near `last_xy` (or, `older_too`, one already there), not
+        on a visit and not staff: the same person, tracked again. The nearest one, or None."""
         return self._new_track_near(
             last_xy,
             last_seen_utc,
@@ -352,7 +356,7 @@ class ShowroomAnalytics:
                 or t.track_id in self._staff
                 or self._is_outside(t.first_xy_m)
             ),
-            older_too=True,
+            older_too=older_too,
         )
 
     def _new_track_near(

@@ -284,6 +284,19 @@ def test_staff_flag_passes_to_the_track_that_continues_a_staff_member() -> None:
     assert scene.analytics.is_staff(2)
 
 
+def test_staff_flag_never_passes_to_a_track_that_was_already_beside_the_staff_member() -> None:
+    scene = Scene()
+    desk, meet = (17.0, 2.0), (14.0, 12.0)
+    visitor = [*enter(meet), *stay(meet, 50)]
+    # A companion of the visitor, tracked without a visit of their own (their track started inside).
+    companion: list[tuple[float, float] | None] = [None] * round(5 * FPS) + [*stay((14.6, 12.4), 54)]
+    # A staff member walks over; their track is lost beside the pair and ends.
+    staff = [*stay(desk, 2), *line(desk, (14.9, 11.6), 7), *hidden(3), END]
+    scene.play({1: visitor, 2: companion, 3: staff})
+    assert not scene.analytics.is_staff(2)
+    assert scene.of_type("reception") == []
+
+
 def test_a_visitor_whose_track_breaks_on_the_door_line_is_counted_once() -> None:
     # Track 1 walks up to the door and is lost just before the line (hidden behind someone). The tracker
     # starts track 2 half a metre inside while it still predicts track 1, then drops track 1.
