@@ -71,7 +71,7 @@ def _sparse_body(blob: bytes) -> bytes:
 
 def decode_sum(blobs: Sequence[bytes | None]) -> npt.NDArray[np.int64]:
     """The summed counts of many blobs, decoded in one pass (periods of many days and stores)."""
-    parts = [_sparse_body(blob) for blob in blobs if blob]
+    parts = [blob[1:] if blob[:1] == _SPARSE_TAG else _sparse_body(blob) for blob in blobs if blob]
     if not parts:
         return np.zeros(N_BINS, dtype=np.int64)
     entries = np.frombuffer(b"".join(parts), dtype=_SPARSE)
