@@ -44,7 +44,7 @@ def encode(hist: npt.NDArray[np.uint32]) -> bytes:
     return _SPARSE_TAG + out.tobytes()
 
 
-def encode_rows(hists: npt.NDArray[np.int64]) -> list[bytes]:
+def encode_rows(hists: npt.NDArray[np.integer]) -> list[bytes]:
     """`encode` of each row of an (n, N_BINS) array of counts, in one pass."""
     rows, bins = np.nonzero(hists)
     out = np.empty(len(rows), dtype=_SPARSE)

@@ -202,7 +202,7 @@ def _days(start: date, n_days: int) -> Iterator[date]:
         yield start + timedelta(days=i)
 
 
-STORES_PER_WRITE = 50
+STORES_PER_WRITE = 20
 """Stores written per transaction by `fill_rollups`: week parts lead with the day, so writing many stores
 at once writes each page of them once instead of once per store."""
 

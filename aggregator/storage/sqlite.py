@@ -32,6 +32,12 @@ from aggregator.storage.weekparts import (
 
 log = logging.getLogger(__name__)
 
+_DAILY = (
+    "SELECT store_id, day, visitors, car_browsers, car_entrants, receptions, visits_ended, visit_s_total, "
+    "median_visit_s, visit_hist, car_zone_s, active_hours FROM daily_store "
+)
+"""daily_store rows in the column order of `write_daily` (a WHERE clause follows)."""
+
 # A period's sums and duration histograms, from week parts of some days and from daily rows of others, in
 # the same columns ({stores}: the store filter; {days}: the days' placeholders).
 _PART_SUMS = (
@@ -58,7 +64,9 @@ class SqliteStorage:
     """One SQLite database file. `readonly=True` opens it for queries only (no migrations, no writes)."""
 
     FILL_STORES_PER_STEP = 50
-    """Stores whose week parts a migration computes at once: many, to write in key order; not all: memory."""
+    """Stores whose week parts a migration writes at once: many, to write in key order; not all: memory."""
+    WEEK_PARTS_STORES_PER_STEP = 10
+    """Stores whose week parts are computed at once (a year of one store's takes about 6 MB)."""
 
     def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
         self.path = Path(path)
@@ -320,35 +328,41 @@ class SqliteStorage:
             (store_id, day),
         ).fetchall()
 
-    def write_daily(self, row: Row) -> None:
-        """(store_id, day, visitors, car_browsers, car_entrants, receptions, visits_ended, visit_s_total,
-        median_visit_s, visit_hist, car_zone_s, active_hours); the week parts of its week follow."""
-        self.conn.execute(
-            "INSERT OR REPLACE INTO daily_store VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row
-        )
-        self._refresh_week_parts({str(row[0]): (str(row[1]), str(row[1]))})
+    def write_daily(self, rows: Sequence[Row]) -> None:
+        """Daily rows, each (store_id, day, visitors, car_browsers, car_entrants, receptions, visits_ended,
+        visit_s_total, median_visit_s, visit_hist, car_zone_s, active_hours). The week parts of each store's
+        weeks from that of its first row written to that of its last follow."""
+        self.conn.executemany("INSERT OR REPLACE INTO daily_store VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+        spans: dict[str, tuple[str, str]] = {}
+        for r in rows:
+            store_id, day = str(r[0]), str(r[1])
+            first, last = spans.get(store_id, (day, day))
+            spans[store_id] = (min(first, day), max(last, day))
+        self._refresh_week_parts(spans)
 
     def _refresh_week_parts(self, spans: dict[str, tuple[str, str]]) -> None:
         """Recompute the week parts of each store's weeks from its first day's to its last day's (`spans`:
         store_id -> (first day, last day)) from their daily rows."""
         keys: list[tuple[str, str, str]] = []
         rows: list[Row] = []
-        for store_id, (first, last) in spans.items():
-            days = week_days(date.fromisoformat(first), date.fromisoformat(last))
-            daily = self.conn.execute(
-                "SELECT day, visitors, car_browsers, car_entrants, receptions, visits_ended, median_visit_s, "
-                "visit_hist, car_zone_s, active_hours FROM daily_store "
-                "WHERE store_id = ? AND day BETWEEN ? AND ?",
-                (store_id, days[0], days[-1]),
-            ).fetchall()
-            keys.extend((day, part, store_id) for day in days for part in PARTS)
-            rows.extend(week_part_rows(store_id, daily))
+        stores = list(spans.items())
+        for i in range(0, len(stores), self.WEEK_PARTS_STORES_PER_STEP):
+            daily: list[Row] = []
+            for store_id, (first, last) in stores[i : i + self.WEEK_PARTS_STORES_PER_STEP]:
+                days = week_days(date.fromisoformat(first), date.fromisoformat(last))
+                daily.extend(
+                    self.conn.execute(
+                        _DAILY + "WHERE store_id = ? AND day BETWEEN ? AND ?", (store_id, days[0], days[-1])
+                    )
+                )
+                keys.extend((day, part, store_id) for day in days for part in PARTS)
+            rows.extend(week_part_rows(daily))
         # In key order: the day leads the key, so one store's parts lie far apart, many stores' together.
-        self._delete_week_parts(sorted(keys))
         rows.sort(key=lambda r: (r[0], r[1], r[2]))
         self.conn.executemany(
-            "INSERT INTO week_part_store VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
+            "INSERT OR REPLACE INTO week_part_store VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
         )
+        self._delete_week_parts(sorted(set(keys).difference((r[0], r[1], r[2]) for r in rows)))
 
     def _delete_week_parts(self, keys: Sequence[tuple[str, str, str]]) -> None:
         # By whole keys (day, part, store_id): a store's parts of a range of days are not contiguous.
@@ -558,10 +572,7 @@ class SqliteStorage:
     def daily_rows(self, store_ids: Sequence[str] | None, start: str, end: str) -> list[Row]:
         """(store_id, day, visitors, car_browsers, car_entrants, receptions, visits_ended, visit_s_total,
         median_visit_s, visit_hist, car_zone_s, active_hours) for days in [start, end]."""
-        sql = (
-            "SELECT store_id, day, visitors, car_browsers, car_entrants, receptions, visits_ended, "
-            "visit_s_total, median_visit_s, visit_hist, car_zone_s, active_hours FROM daily_store "
-        )
+        sql = _DAILY
         if store_ids is None:
             # Seek each store's day range through the primary key: far cheaper than the day index and a sort.
             return self.conn.execute(
@@ -723,16 +734,9 @@ class SqliteStorage:
 
         daily: as `write_daily`; hourly: (store_id, hour_key, day, visitors, occupancy_max); car_daily:
         (store_id, day, car_id, browsers, dwell_total_s, dwell_median_s, dwell_hist, entries); heat_day:
-        (store_id, day, cell_m, nx, ny, person_s, grid); nodes: (store_id, node_id, last_seen_at). Each
-        store's week parts from the week of its first daily row written to that of its last follow."""
+        (store_id, day, cell_m, nx, ny, person_s, grid); nodes: (store_id, node_id, last_seen_at)."""
         c = self.conn
-        c.executemany("INSERT OR REPLACE INTO daily_store VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", daily)
-        spans: dict[str, tuple[str, str]] = {}
-        for r in daily:
-            store_id, day = str(r[0]), str(r[1])
-            first, last = spans.get(store_id, (day, day))
-            spans[store_id] = (min(first, day), max(last, day))
-        self._refresh_week_parts(spans)
+        self.write_daily(daily)
         c.executemany(
             "INSERT OR REPLACE INTO hourly_store (store_id, hour_key, day, visitors, occupancy_max) "
             "VALUES (?,?,?,?,?)",

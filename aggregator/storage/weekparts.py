@@ -72,63 +72,69 @@ _N_COUNTS = 7
 """visitors, car_browsers, car_entrants, receptions, open_days, active_hours, days_with_ended."""
 
 
-def week_part_rows(store_id: str, daily: Sequence[Row]) -> list[Row]:
-    """The week parts of the weeks that `daily`, every daily row of one store in those weeks, falls in.
+def week_part_rows(daily: Sequence[Row]) -> list[Row]:
+    """The week parts of the stores' weeks that hold `daily`: daily_store rows (as `write_daily` takes them),
+    every one of those weeks', any stores, any order.
 
-    daily: (day, visitors, car_browsers, car_entrants, receptions, visits_ended, median_visit_s, visit_hist,
-    car_zone_s, active_hours) each, any order. Returns (day, part, store_id, visitors, car_browsers,
-    car_entrants, receptions, open_days, car_zone_s, active_hours, days_with_ended, max_median_visit_s,
-    visit_hist) for each day and part whose days hold a daily row.
+    Returns (day, part, store_id, visitors, car_browsers, car_entrants, receptions, open_days, car_zone_s,
+    active_hours, days_with_ended, max_median_visit_s, visit_hist) for each day and part whose days hold a
+    daily row.
     """
     if not daily:
         return []
-    days = [date.fromisoformat(str(r[0])) for r in daily]
-    first = min(monday(d) for d in days)
-    n_weeks = (max(monday(d) for d in days) - first).days // 7 + 1
-    # Slot of each daily row in a (week, weekday) grid from the first week on.
-    slot = np.array([(d - first).days for d in days], dtype=np.intp)
-    ended = [int(r[5]) > 0 for r in daily]
+    days = [date.fromisoformat(str(r[1])) for r in daily]
+    # Each row's slot in a grid of (store, week) x weekday.
+    week_keys = [(str(r[0]), monday(d)) for r, d in zip(daily, days, strict=True)]
+    weeks = sorted(set(week_keys))
+    week_index = {k: i for i, k in enumerate(weeks)}
+    n_weeks = len(weeks)
+    slot = np.array([week_index[k] * 7 + d.weekday() for k, d in zip(week_keys, days, strict=True)], np.intp)
+    ended = [int(r[6]) > 0 for r in daily]
     present = np.zeros(n_weeks * 7, dtype=np.int64)
     present[slot] = 1
     counts = np.zeros((n_weeks * 7, _N_COUNTS), dtype=np.int64)
     counts[slot] = [
-        (int(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[1]) > 0, int(r[9]), e)
+        (int(r[2]), int(r[3]), int(r[4]), int(r[5]), int(r[2]) > 0, int(r[11]), e)
         for r, e in zip(daily, ended, strict=True)
     ]
     zone_s = np.zeros(n_weeks * 7, dtype=np.float64)
-    zone_s[slot] = [float(r[8]) for r in daily]
+    zone_s[slot] = [float(r[10]) for r in daily]
     medians = np.full(n_weeks * 7, np.nan)
     medians[slot] = [
-        float(r[6]) if e and r[6] is not None else np.nan for r, e in zip(daily, ended, strict=True)
+        float(r[8]) if e and r[8] is not None else np.nan for r, e in zip(daily, ended, strict=True)
     ]
-    hists = np.zeros((n_weeks * 7, histogram.N_BINS), dtype=np.int64)
-    hists[slot] = histogram.decode_rows([r[7] if e else None for r, e in zip(daily, ended, strict=True)])
+    hists = np.zeros((n_weeks * 7, histogram.N_BINS), dtype=np.int32)  # a week's visits: far below 2**31
+    hists[slot] = histogram.decode_rows([r[9] if e else None for r, e in zip(daily, ended, strict=True)])
+    day_keys = {w: [(w + timedelta(days=k)).isoformat() for k in range(7)] for w in {w for _s, w in weeks}}
+    slot_days = [key for _s, w in weeks for key in day_keys[w]]
+    slot_stores = [store_id for store_id, _w in weeks for _k in range(7)]
     out: list[Row] = []
     for part, reverse in ((TO_DAY, False), (FROM_DAY, True)):
-        n_days = _along_weeks(present, np.add, n_weeks, reverse)
-        c_list = _along_weeks(counts, np.add, n_weeks, reverse).tolist()
-        z_list = _along_weeks(zone_s, np.add, n_weeks, reverse).tolist()
-        m_list = _along_weeks(medians, np.fmax, n_weeks, reverse).tolist()
-        h_list = histogram.encode_rows(_along_weeks(hists, np.add, n_weeks, reverse))
-        for i in np.flatnonzero(n_days):
-            visitors, browsers, entrants, receptions, open_days, hours, with_ended = c_list[i]
-            out.append(
-                (
-                    (first + timedelta(days=int(i))).isoformat(),
-                    part,
-                    store_id,
-                    visitors,
-                    browsers,
-                    entrants,
-                    receptions,
-                    open_days,
-                    z_list[i],
-                    hours,
-                    with_ended,
-                    None if math.isnan(m_list[i]) else m_list[i],
-                    h_list[i] if with_ended else None,
-                )
+        found = np.flatnonzero(_along_weeks(present, np.add, n_weeks, reverse))
+        visitors, browsers, entrants, receptions, open_days, hours, with_ended = _along_weeks(
+            counts, np.add, n_weeks, reverse
+        )[found].T.tolist()
+        medians_max = _along_weeks(medians, np.fmax, n_weeks, reverse)[found].tolist()
+        blobs = histogram.encode_rows(_along_weeks(hists, np.add, n_weeks, reverse)[found])
+        at = found.tolist()
+        out.extend(
+            zip(
+                [slot_days[i] for i in at],
+                [part] * len(at),
+                [slot_stores[i] for i in at],
+                visitors,
+                browsers,
+                entrants,
+                receptions,
+                open_days,
+                _along_weeks(zone_s, np.add, n_weeks, reverse)[found].tolist(),
+                hours,
+                with_ended,
+                [None if math.isnan(m) else m for m in medians_max],
+                [b if e else None for b, e in zip(blobs, with_ended, strict=True)],
+                strict=True,
             )
+        )
     return out
 
 

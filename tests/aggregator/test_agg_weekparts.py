@@ -100,15 +100,8 @@ def week_parts_table(storage: SqliteStorage) -> list[Row]:
 
 def week_parts_from_daily(storage: SqliteStorage) -> list[Row]:
     """The week parts that the stored daily rows call for."""
-    out: list[Row] = []
-    for store_id in [*STORE_IDS, "s-ingest"]:
-        daily = storage.conn.execute(
-            "SELECT day, visitors, car_browsers, car_entrants, receptions, visits_ended, median_visit_s, "
-            "visit_hist, car_zone_s, active_hours FROM daily_store WHERE store_id = ?",
-            (store_id,),
-        ).fetchall()
-        out.extend(week_part_rows(store_id, daily))
-    return sorted(out, key=lambda r: (r[0], r[1], r[2]))
+    daily = storage.daily_rows([*STORE_IDS, "s-ingest"], "0000-01-01", "9999-12-31")
+    return sorted(week_part_rows(daily), key=lambda r: (r[0], r[1], r[2]))
 
 
 @pytest.fixture(scope="module", params=["filled by the migration", "kept up by the writes"])
@@ -132,8 +125,11 @@ def old_and_new(
         with storage.transaction():
             storage.bulk_write_rollups(daily=stale + shuffled[:300])
         with storage.transaction():
-            for row in shuffled[300:]:
-                storage.write_daily(row)
+            rest = shuffled[300:]
+            while rest:  # one row, or a few of any stores and days
+                n = rng.choice([1, 1, 5, 40])
+                storage.write_daily(rest[:n])
+                rest = rest[n:]
     assert storage.schema_version() == 4
     assert week_parts_table(storage) == week_parts_from_daily(storage)
     storage.close()
