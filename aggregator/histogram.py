@@ -7,6 +7,7 @@ within half a bin (about 3%) of the exact median; single days also keep their ex
 
 from __future__ import annotations
 
+import itertools
 import zlib
 from collections.abc import Iterable, Sequence
 
@@ -43,26 +44,48 @@ def encode(hist: npt.NDArray[np.uint32]) -> bytes:
     return _SPARSE_TAG + out.tobytes()
 
 
+def encode_rows(hists: npt.NDArray[np.integer]) -> list[bytes]:
+    """`encode` of each row of an (n, N_BINS) array of counts, in one pass."""
+    rows, bins = np.nonzero(hists)
+    out = np.empty(len(rows), dtype=_SPARSE)
+    out["bin"] = bins
+    out["n"] = hists[rows, bins]
+    body = out.tobytes()
+    bounds = [0, *(np.cumsum(np.bincount(rows, minlength=len(hists))) * _SPARSE.itemsize).tolist()]
+    return [_SPARSE_TAG + body[a:b] for a, b in itertools.pairwise(bounds)]
+
+
 def decode(blob: bytes | None) -> npt.NDArray[np.uint32]:
     """Counts from `encode`; zeros for None."""
     return decode_sum([blob] if blob else []).astype(np.uint32)
 
 
+def _sparse_body(blob: bytes) -> bytes:
+    """A non-empty blob's (bin, count) entries, as `encode` writes them after its tag (either encoding)."""
+    if blob[:1] == _SPARSE_TAG:
+        return blob[1:]
+    # the first, dense zlib encoding
+    dense = np.frombuffer(zlib.decompress(blob), dtype="<u4")
+    return encode(dense.astype(np.uint32))[1:]
+
+
 def decode_sum(blobs: Sequence[bytes | None]) -> npt.NDArray[np.int64]:
     """The summed counts of many blobs, decoded in one pass (periods of many days and stores)."""
-    parts = []
-    for blob in blobs:
-        if not blob:
-            continue
-        if blob[:1] == _SPARSE_TAG:
-            parts.append(blob[1:])
-        else:  # the first, dense zlib encoding
-            dense = np.frombuffer(zlib.decompress(blob), dtype="<u4")
-            parts.append(encode(dense.astype(np.uint32))[1:])
+    parts = [blob[1:] if blob[:1] == _SPARSE_TAG else _sparse_body(blob) for blob in blobs if blob]
     if not parts:
         return np.zeros(N_BINS, dtype=np.int64)
     entries = np.frombuffer(b"".join(parts), dtype=_SPARSE)
     return np.bincount(entries["bin"], weights=entries["n"], minlength=N_BINS).astype(np.int64)
+
+
+def decode_rows(blobs: Sequence[bytes | None]) -> npt.NDArray[np.int64]:
+    """The counts of each blob, decoded in one pass: shape (len(blobs), N_BINS), zeros for None."""
+    parts = [_sparse_body(blob) if blob else b"" for blob in blobs]
+    sizes = [len(part) // _SPARSE.itemsize for part in parts]
+    entries = np.frombuffer(b"".join(parts), dtype=_SPARSE)
+    rows = np.repeat(np.arange(len(parts)), sizes)
+    flat = np.bincount(rows * N_BINS + entries["bin"], weights=entries["n"], minlength=len(parts) * N_BINS)
+    return flat.astype(np.int64).reshape(len(parts), N_BINS)
 
 
 def median(hist: npt.NDArray[np.uint32] | npt.NDArray[np.int64]) -> float | None:

@@ -483,12 +483,13 @@ class Ingestor:
 
     def _refresh_pending(self) -> int:
         days = self.storage.take_dirty()
-        for store, day in days:
-            self._refresh_day(store, day)
+        # Daily rows in one write: the week parts that follow them are computed for all at once.
+        self.storage.write_daily([self._refresh_day(store, day) for store, day in days])
         return len(days)
 
-    def _refresh_day(self, store: str, day: str) -> None:
-        """Recompute a store-day's funnel, hourly visitors and per-car figures from the stored facts."""
+    def _refresh_day(self, store: str, day: str) -> Row:
+        """Recompute a store-day's hourly visitors and per-car figures from the stored facts; returns its
+        daily row (funnel) to write."""
         st = self.storage
         s = self.settings(store)
         visitors, browsers, entrants, receptions = st.day_visit_counts(store, day)
@@ -515,24 +516,22 @@ class Ingestor:
                     entries.get(car, 0),
                 )
             )
-        st.write_daily(
-            (
-                store,
-                day,
-                visitors,
-                browsers,
-                entrants,
-                receptions,
-                len(durations),
-                float(sum(durations)),
-                float(np.median(durations)) if durations else None,
-                histogram.encode(histogram.histogram(durations)),
-                float(sum(zone_s.values())),
-                sum(1 for n in by_hour.values() if n > 0),
-            )
-        )
         st.write_hourly_visitors(store, day, by_hour)
         st.write_car_daily(store, day, car_rows)
+        return (
+            store,
+            day,
+            visitors,
+            browsers,
+            entrants,
+            receptions,
+            len(durations),
+            float(sum(durations)),
+            float(np.median(durations)) if durations else None,
+            histogram.encode(histogram.histogram(durations)),
+            float(sum(zone_s.values())),
+            sum(1 for n in by_hour.values() if n > 0),
+        )
 
 
 @dataclass

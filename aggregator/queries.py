@@ -395,6 +395,29 @@ class _PeriodAcc:
         )
 
 
+@dataclass(frozen=True)
+class _BrandBase:
+    """What a brand's stores are scored against over a period: each store's dimension values (stores with
+    data), the TOP and average of each dimension, and the brand's weights."""
+
+    brand: str
+    values: dict[str, dict[Dimension, float | None]]
+    tops: dict[Dimension, float | None]
+    averages: dict[Dimension, float | None]
+    weights: dict[Dimension, float]
+
+    def values_of(self, store_id: str) -> dict[Dimension, float | None]:
+        found = self.values.get(store_id)
+        return found if found is not None else dict.fromkeys(DIMENSIONS)
+
+    def scores(self, store_id: str) -> dict[Dimension, float | None]:
+        v = self.values_of(store_id)
+        return {d: health_math.score(v[d], self.tops[d]) for d in DIMENSIONS}
+
+    def health_score(self, store_id: str) -> float | None:
+        return health_math.weighted_health(self.scores(store_id), self.weights)
+
+
 # ---------------------------------------------------------------------------------------------------
 # Queries
 # ---------------------------------------------------------------------------------------------------
@@ -665,6 +688,24 @@ class Queries:
             "heat": acc.car_zone_s / n_cars / acc.active_hours if n_cars and acc.active_hours else None,
         }
 
+    def _brand_base(self, brand_stores: Sequence[StoreInfo], accs: dict[str, _PeriodAcc]) -> _BrandBase:
+        """The values of one brand's stores (or one unregistered store alone) with data in the period, and
+        the brand's TOP and average of each dimension."""
+        values = {
+            s.store_id: self._dimension_values(accs[s.store_id], len(s.cars))
+            for s in brand_stores
+            if s.store_id in accs
+        }
+        brand = brand_stores[0].brand if brand_stores else ""
+        tops: dict[Dimension, float | None] = {}
+        avgs: dict[Dimension, float | None] = {}
+        for d in DIMENSIONS:
+            present = [v[d] for v in values.values() if v[d] is not None]
+            vals = [float(x) for x in present if x is not None]
+            tops[d] = health_math.brand_top(vals)
+            avgs[d] = health_math.brand_average(vals)
+        return _BrandBase(brand, values, tops, avgs, self.brand_weights(brand))
+
     def _brand_health(
         self,
         brand_stores: Sequence[StoreInfo],
@@ -675,37 +716,25 @@ class Queries:
         """Health of every store of one brand (or one unregistered store alone) over the period."""
         if accs is None:
             accs = self._period([s.store_id for s in brand_stores], start, end)
-        values = {
-            s.store_id: self._dimension_values(accs[s.store_id], len(s.cars))
-            for s in brand_stores
-            if s.store_id in accs
-        }
-        brand = brand_stores[0].brand if brand_stores else ""
-        weights = self.brand_weights(brand)
-        tops: dict[Dimension, float | None] = {}
-        avgs: dict[Dimension, float | None] = {}
-        for d in DIMENSIONS:
-            present = [v[d] for v in values.values() if v[d] is not None]
-            vals = [float(x) for x in present if x is not None]
-            tops[d] = health_math.brand_top(vals)
-            avgs[d] = health_math.brand_average(vals)
+        base = self._brand_base(brand_stores, accs)
         out: dict[str, Health] = {}
         for s in brand_stores:
-            v = values.get(s.store_id, dict.fromkeys(DIMENSIONS))
+            v = base.values_of(s.store_id)
+            scores = base.scores(s.store_id)
             dims = tuple(
                 HealthDimension(
                     d,
                     DIMENSION_LABELS[d],
                     v[d],
-                    health_math.score(v[d], tops[d]),
-                    tops[d],
-                    avgs[d],
-                    weights[d],
+                    scores[d],
+                    base.tops[d],
+                    base.averages[d],
+                    base.weights[d],
                 )
                 for d in DIMENSIONS
             )
-            total = health_math.weighted_health({x.name: x.score for x in dims}, weights)
-            out[s.store_id] = Health(s.store_id, brand, start, end, dims, total, len(values))
+            total = health_math.weighted_health(scores, base.weights)
+            out[s.store_id] = Health(s.store_id, base.brand, start, end, dims, total, len(base.values))
         return out
 
     def health(self, store_id: str, start: date, end: date) -> Health:
@@ -725,20 +754,12 @@ class Queries:
                 brands[s.brand].append(s)
         # One read of the period's daily rows serves every brand's comparison and the figures shown.
         accs = self._period(None if brand is None else [s.store_id for s in brands[brand]], start, end)
-        healths: dict[str, Health] = {}
-        for peers in brands.values():
-            healths.update(self._brand_health(peers, start, end, accs))
-        for s in shown:
-            if not s.registered:
-                healths.update(self._brand_health([s], start, end, accs))
-        rows = [
-            (
-                s,
-                accs.get(s.store_id, _PeriodAcc()).figures(),
-                healths[s.store_id].score if s.store_id in healths else None,
-            )
-            for s in shown
-        ]
+        # Only the health scores: the same figures as `health` gives, without building its dimensions.
+        healths: dict[str, float | None] = {}
+        for peers in [*brands.values(), *([s] for s in shown if not s.registered)]:
+            base = self._brand_base(peers, accs)
+            healths.update((s.store_id, base.health_score(s.store_id)) for s in peers)
+        rows = [(s, accs.get(s.store_id, _PeriodAcc()).figures(), healths.get(s.store_id)) for s in shown]
         rows.sort(key=lambda r: (r[2] is None, -(r[2] or 0.0), r[0].store_id))
         return [LeagueRow(i + 1, s, f, h) for i, (s, f, h) in enumerate(rows)]
 

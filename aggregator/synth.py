@@ -202,6 +202,11 @@ def _days(start: date, n_days: int) -> Iterator[date]:
         yield start + timedelta(days=i)
 
 
+STORES_PER_WRITE = 20
+"""Stores written per transaction by `fill_rollups`: week parts lead with the day, so writing many stores
+at once writes each page of them once instead of once per store."""
+
+
 def fill_rollups(
     storage: StorageBackend,
     n_stores: int = 500,
@@ -239,7 +244,12 @@ def fill_rollups(
     p_duration = np.bincount(histogram.bin_of(rng.gamma(2.0, 300.0, size=20_000)), minlength=histogram.N_BINS)
     p_duration = p_duration / p_duration.sum()
     last_seen = format_ts(datetime.combine(start + timedelta(days=n_days), datetime.min.time(), UTC))
-    for row in stores:
+    daily: list[Row] = []
+    hourly: list[Row] = []
+    cars: list[Row] = []
+    heats: list[Row] = []
+    nodes: list[Row] = []
+    for count, row in enumerate(stores, start=1):
         store_id = str(row[0])
         tz = zone(str(row[4]))
         strength = rng.uniform(0.5, 1.5)
@@ -251,7 +261,6 @@ def fill_rollups(
         per_hour = np.stack([rng.multinomial(int(v), [1 / 11] * 11) for v in visitors])
         per_car = np.stack([rng.multinomial(int(b), [1 / 6] * 6) for b in browsers])
         zone_s = browsers * rng.uniform(30, 90, size=n_days)
-        daily, hourly, cars, heats = [], [], [], []
         for i, key in enumerate(day_keys):
             v = int(visitors[i])
             med = histogram.median(hists[i])
@@ -290,14 +299,14 @@ def fill_rollups(
             if i >= n_days - heat_days:
                 total, blob = heat_variants[(i + len(store_id)) % 8]
                 heats.append((store_id, key, 0.25, 144, 96, total, blob))
-        with storage.transaction():
-            storage.bulk_write_rollups(
-                daily=daily,
-                hourly=hourly,
-                car_daily=cars,
-                heat_day=heats,
-                nodes=[(store_id, "node-a", last_seen)],
-            )
+        nodes.append((store_id, "node-a", last_seen))
+        if count % STORES_PER_WRITE == 0 or count == len(stores):
+            with storage.transaction():
+                storage.bulk_write_rollups(
+                    daily=daily, hourly=hourly, car_daily=cars, heat_day=heats, nodes=nodes
+                )
+            for rows in (daily, hourly, cars, heats, nodes):
+                rows.clear()
     return n_stores * n_days
 
 

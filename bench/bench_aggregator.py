@@ -10,8 +10,9 @@
    `--writer thread` (`InlineWriter`: one process), and k aggregators of the latter kind in one shared group.
    Rates are N / (first message -> last message) for the bare subscriber and N / (first message -> last
    stored) for the aggregator: both include the broker and paho, neither competes with the publisher.
-2. Queries: `aggregator.synth.fill_rollups` writes 500 stores x 365 days of rollups; each dashboard query
-   runs 40 times on random stores and days; p50 and p95 latency are reported.
+2. Queries: `aggregator.synth.fill_rollups` writes 500 stores x 365 days of rollups (or `--db` names a
+   database kept from an earlier run, migrated first if it is older); each dashboard query runs 40 times on
+   random stores and days; p50 and p95 latency are reported.
 """
 
 from __future__ import annotations
@@ -360,6 +361,10 @@ def bench_queries(db: Path, n_stores: int, n_days: int, reps: int = 40) -> dict[
         fill_rollups(s, n_stores=n_stores, start=start, n_days=n_days)
         s.close()
         print(f"generated {n_stores} stores x {n_days} days in {time.perf_counter() - t:.0f} s", flush=True)
+    else:  # kept from an earlier run, maybe by an older release: migrate it as the aggregator would
+        t = time.perf_counter()
+        SqliteStorage(db).close()
+        print(f"opened {db} (migrating it if older) in {time.perf_counter() - t:.1f} s", flush=True)
     q = Queries.open(db, cache_periods=False)  # cold: every query reads the database
     warm = Queries.open(db)
     rng = random.Random(3)

@@ -1,6 +1,8 @@
 """Versioned schema migrations of the SQLite store, applied in order, each once, each in a transaction.
 
-Add a migration by appending to `MIGRATIONS`; never edit one that has shipped.
+Add a migration by appending to `MIGRATIONS`; never edit one that has shipped. A migration that creates a
+table derived from existing rows by more than SQL can say (histogram sums) names it in `fills`: the storage
+computes its rows in the same transaction, with the code that keeps it up to date afterwards.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ class Migration:
     version: int
     description: str
     statements: tuple[str, ...]
+    fills: tuple[str, ...] = ()
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -141,5 +144,23 @@ MIGRATIONS: tuple[Migration, ...] = (
             # Visit starts by time, for door counts over an arbitrary window.
             "CREATE INDEX visits_started ON visits (store_id, started_at)",
         ),
+    ),
+    Migration(
+        4,
+        "week parts of the daily store rollups, so a period reads a few rows per store",
+        (
+            # Per local day and store, the daily_store rows of the day's Monday-to-Sunday week summed up to
+            # and including the day (part 'to_day') and from the day on (part 'from_day'), wherever those
+            # days hold a daily row (storage/weekparts.py). The day leads the key: a league reads the same
+            # few days of every store.
+            """CREATE TABLE week_part_store (
+                day TEXT NOT NULL, part TEXT NOT NULL, store_id TEXT NOT NULL,
+                visitors INTEGER NOT NULL, car_browsers INTEGER NOT NULL, car_entrants INTEGER NOT NULL,
+                receptions INTEGER NOT NULL, open_days INTEGER NOT NULL, car_zone_s REAL NOT NULL,
+                active_hours INTEGER NOT NULL, days_with_ended INTEGER NOT NULL, max_median_visit_s REAL,
+                visit_hist BLOB,
+                PRIMARY KEY (day, part, store_id)) WITHOUT ROWID""",
+        ),
+        fills=("week_part_store",),
     ),
 )

@@ -11,7 +11,7 @@ import logging
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
@@ -20,12 +20,53 @@ import sqlite_utils
 from aggregator.heatgrid import decode_grid, encode_grid
 from aggregator.storage.base import Row
 from aggregator.storage.migrations import MIGRATIONS
+from aggregator.storage.weekparts import (
+    FROM_DAY,
+    PARTS,
+    TO_DAY,
+    PeriodParts,
+    period_parts,
+    week_days,
+    week_part_rows,
+)
 
 log = logging.getLogger(__name__)
+
+_DAILY = (
+    "SELECT store_id, day, visitors, car_browsers, car_entrants, receptions, visits_ended, visit_s_total, "
+    "median_visit_s, visit_hist, car_zone_s, active_hours FROM daily_store "
+)
+"""daily_store rows in the column order of `write_daily` (a WHERE clause follows)."""
+
+# A period's sums and duration histograms, from week parts of some days and from daily rows of others, in
+# the same columns ({stores}: the store filter; {days}: the days' placeholders).
+_PART_SUMS = (
+    "SELECT store_id, visitors, car_browsers, car_entrants, receptions, open_days, car_zone_s, "
+    "active_hours, days_with_ended, max_median_visit_s FROM week_part_store "
+    "WHERE day IN ({days}) AND part = ? AND {stores}"
+)
+_DAY_SUMS = (
+    "SELECT store_id, visitors, car_browsers, car_entrants, receptions, visitors > 0 AS open_days, "
+    "car_zone_s, active_hours, visits_ended > 0 AS days_with_ended, "
+    "CASE WHEN visits_ended > 0 THEN median_visit_s END AS max_median_visit_s FROM daily_store "
+    "WHERE {stores} AND day BETWEEN ? AND ?"
+)
+_PART_HISTS = (
+    "SELECT store_id, visit_hist FROM week_part_store "
+    "WHERE day IN ({days}) AND part = ? AND {stores} AND days_with_ended > 0"
+)
+_DAY_HISTS = (
+    "SELECT store_id, visit_hist FROM daily_store WHERE {stores} AND day BETWEEN ? AND ? AND visits_ended > 0"
+)
 
 
 class SqliteStorage:
     """One SQLite database file. `readonly=True` opens it for queries only (no migrations, no writes)."""
+
+    FILL_STORES_PER_STEP = 50
+    """Stores whose week parts a migration writes at once: many, to write in key order; not all: memory."""
+    WEEK_PARTS_STORES_PER_STEP = 10
+    """Stores whose week parts are computed at once (a year of one store's takes about 6 MB)."""
 
     def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
         self.path = Path(path)
@@ -44,6 +85,8 @@ class SqliteStorage:
             self.db.enable_wal()
             conn.execute("PRAGMA synchronous = NORMAL")
             self.migrate()
+        # A reader of a database that its writer has not migrated yet sums periods from daily rows alone.
+        self.has_week_parts = self.schema_version() >= 4
 
     def close(self) -> None:
         self.conn.close()
@@ -73,6 +116,8 @@ class SqliteStorage:
             with self.transaction():
                 for stmt in m.statements:
                     self.conn.execute(stmt)
+                for table in m.fills:
+                    self._fill(table)
                 self.conn.execute(
                     "INSERT INTO schema_migrations VALUES (?, ?, ?)",
                     (m.version, m.description, datetime.now(UTC).isoformat()),
@@ -80,6 +125,17 @@ class SqliteStorage:
             log.info("applied migration %d: %s", m.version, m.description)
             current = m.version
         return current
+
+    def _fill(self, table: str) -> None:
+        """Compute a new derived table's rows from the rows already stored (see `Migration.fills`)."""
+        if table != "week_part_store":
+            raise ValueError(f"no fill for table {table!r}")
+        spans = self.conn.execute(
+            "SELECT store_id, min(day), max(day) FROM daily_store GROUP BY store_id"
+        ).fetchall()
+        step = self.FILL_STORES_PER_STEP
+        for i in range(0, len(spans), step):
+            self._refresh_week_parts({str(r[0]): (str(r[1]), str(r[2])) for r in spans[i : i + step]})
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -272,12 +328,45 @@ class SqliteStorage:
             (store_id, day),
         ).fetchall()
 
-    def write_daily(self, row: Row) -> None:
-        """(store_id, day, visitors, car_browsers, car_entrants, receptions, visits_ended, visit_s_total,
-        median_visit_s, visit_hist, car_zone_s, active_hours)."""
-        self.conn.execute(
-            "INSERT OR REPLACE INTO daily_store VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row
+    def write_daily(self, rows: Sequence[Row]) -> None:
+        """Daily rows, each (store_id, day, visitors, car_browsers, car_entrants, receptions, visits_ended,
+        visit_s_total, median_visit_s, visit_hist, car_zone_s, active_hours). The week parts of each store's
+        weeks from that of its first row written to that of its last follow."""
+        self.conn.executemany("INSERT OR REPLACE INTO daily_store VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+        spans: dict[str, tuple[str, str]] = {}
+        for r in rows:
+            store_id, day = str(r[0]), str(r[1])
+            first, last = spans.get(store_id, (day, day))
+            spans[store_id] = (min(first, day), max(last, day))
+        self._refresh_week_parts(spans)
+
+    def _refresh_week_parts(self, spans: dict[str, tuple[str, str]]) -> None:
+        """Recompute the week parts of each store's weeks from its first day's to its last day's (`spans`:
+        store_id -> (first day, last day)) from their daily rows."""
+        keys: list[tuple[str, str, str]] = []
+        rows: list[Row] = []
+        stores = list(spans.items())
+        for i in range(0, len(stores), self.WEEK_PARTS_STORES_PER_STEP):
+            daily: list[Row] = []
+            for store_id, (first, last) in stores[i : i + self.WEEK_PARTS_STORES_PER_STEP]:
+                days = week_days(date.fromisoformat(first), date.fromisoformat(last))
+                daily.extend(
+                    self.conn.execute(
+                        _DAILY + "WHERE store_id = ? AND day BETWEEN ? AND ?", (store_id, days[0], days[-1])
+                    )
+                )
+                keys.extend((day, part, store_id) for day in days for part in PARTS)
+            rows.extend(week_part_rows(daily))
+        # In key order: the day leads the key, so one store's parts lie far apart, many stores' together.
+        rows.sort(key=lambda r: (r[0], r[1], r[2]))
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO week_part_store VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
         )
+        self._delete_week_parts(sorted(set(keys).difference((r[0], r[1], r[2]) for r in rows)))
+
+    def _delete_week_parts(self, keys: Sequence[tuple[str, str, str]]) -> None:
+        # By whole keys (day, part, store_id): a store's parts of a range of days are not contiguous.
+        self.conn.executemany("DELETE FROM week_part_store WHERE day = ? AND part = ? AND store_id = ?", keys)
 
     def write_hourly_visitors(self, store_id: str, day: str, visitors_by_hour: dict[str, int]) -> None:
         self.conn.execute(
@@ -459,6 +548,12 @@ class SqliteStorage:
 
     def delete_derived(self, store_id: str) -> None:
         """Forget everything derived from a store's raw events (before rebuilding it)."""
+        first, last = self.conn.execute(
+            "SELECT min(day), max(day) FROM daily_store WHERE store_id = ?", (store_id,)
+        ).fetchone()
+        if first is not None:  # week parts exist only in weeks with daily rows
+            days = week_days(date.fromisoformat(first), date.fromisoformat(last))
+            self._delete_week_parts([(day, part, store_id) for day in days for part in PARTS])
         for table in (
             "visits",
             "dwells",
@@ -477,10 +572,7 @@ class SqliteStorage:
     def daily_rows(self, store_ids: Sequence[str] | None, start: str, end: str) -> list[Row]:
         """(store_id, day, visitors, car_browsers, car_entrants, receptions, visits_ended, visit_s_total,
         median_visit_s, visit_hist, car_zone_s, active_hours) for days in [start, end]."""
-        sql = (
-            "SELECT store_id, day, visitors, car_browsers, car_entrants, receptions, visits_ended, "
-            "visit_s_total, median_visit_s, visit_hist, car_zone_s, active_hours FROM daily_store "
-        )
+        sql = _DAILY
         if store_ids is None:
             # Seek each store's day range through the primary key: far cheaper than the day index and a sort.
             return self.conn.execute(
@@ -504,26 +596,41 @@ class SqliteStorage:
             return "store_id IN (SELECT store_id FROM stores UNION SELECT store_id FROM nodes)", ()
         return f"store_id IN ({','.join('?' * len(store_ids))})", tuple(store_ids)
 
-    def period_sums(self, store_ids: Sequence[str] | None, start: str, end: str) -> list[Row]:
-        """Per store over days [start, end]: (store_id, visitors, browsers, entrants, receptions, open_days,
-        car_zone_s, active_hours, days_with_ended_visits, median_visit_s of such a day)."""
+    def _period_union(
+        self, store_ids: Sequence[str] | None, start: str, end: str, part_sql: str, day_sql: str
+    ) -> tuple[str, tuple[str, ...]]:
+        """`part_sql` over the week parts and `day_sql` over the daily rows that hold days [start, end], in
+        one UNION ALL."""
         where, params = self._stores_clause(store_ids)
+        plan = period_parts(start, end) if self.has_week_parts else PeriodParts(days=(start, end))
+        selects: list[str] = []
+        args: list[str] = []
+        for part, days in ((FROM_DAY, plan.from_days), (TO_DAY, plan.to_days)):
+            if days:
+                selects.append(part_sql.format(days=",".join("?" * len(days)), stores=where))
+                args.extend((*days, part, *params))
+        if plan.days is not None:
+            selects.append(day_sql.format(stores=where))
+            args.extend((*params, *plan.days))
+        return " UNION ALL ".join(selects), tuple(args)
+
+    def period_sums(self, store_ids: Sequence[str] | None, start: str, end: str) -> list[Row]:
+        """Per store with daily rows in days [start, end]: (store_id, visitors, browsers, entrants,
+        receptions, open_days, car_zone_s, active_hours, days_with_ended_visits, largest median_visit_s of
+        such a day)."""
+        union, args = self._period_union(store_ids, start, end, _PART_SUMS, _DAY_SUMS)
         return self.conn.execute(
             "SELECT store_id, sum(visitors), sum(car_browsers), sum(car_entrants), sum(receptions), "
-            "sum(visitors > 0), sum(car_zone_s), sum(active_hours), sum(visits_ended > 0), "
-            "max(CASE WHEN visits_ended > 0 THEN median_visit_s END) "
-            f"FROM daily_store WHERE {where} AND day BETWEEN ? AND ? GROUP BY store_id",
-            (*params, start, end),
+            "sum(open_days), sum(car_zone_s), sum(active_hours), sum(days_with_ended), "
+            f"max(max_median_visit_s) FROM ({union}) GROUP BY store_id",
+            args,
         ).fetchall()
 
     def period_visit_hists(self, store_ids: Sequence[str] | None, start: str, end: str) -> list[Row]:
-        """(store_id, visit duration histogram) of each day in [start, end] with ended visits."""
-        where, params = self._stores_clause(store_ids)
-        return self.conn.execute(
-            f"SELECT store_id, visit_hist FROM daily_store WHERE {where} AND day BETWEEN ? AND ? "
-            "AND visits_ended > 0",
-            (*params, start, end),
-        ).fetchall()
+        """(store_id, visit duration histogram) rows whose histograms sum, per store, to those of its days in
+        [start, end] with ended visits (week parts of several days, or single days)."""
+        union, args = self._period_union(store_ids, start, end, _PART_HISTS, _DAY_HISTS)
+        return self.conn.execute(union, args).fetchall()
 
     def hourly_rows(self, store_id: str, day: str) -> list[Row]:
         """(hour_key, visitors, occupancy_max) of a local day."""
@@ -629,7 +736,7 @@ class SqliteStorage:
         (store_id, day, car_id, browsers, dwell_total_s, dwell_median_s, dwell_hist, entries); heat_day:
         (store_id, day, cell_m, nx, ny, person_s, grid); nodes: (store_id, node_id, last_seen_at)."""
         c = self.conn
-        c.executemany("INSERT OR REPLACE INTO daily_store VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", daily)
+        self.write_daily(daily)
         c.executemany(
             "INSERT OR REPLACE INTO hourly_store (store_id, hour_key, day, visitors, occupancy_max) "
             "VALUES (?,?,?,?,?)",

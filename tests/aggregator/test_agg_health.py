@@ -72,6 +72,9 @@ def test_health_against_brand_top_and_average(tmp_path: Path) -> None:
         solo = q.health("solo", DAY, DAY)
         league = q.league(DAY, DAY, brand="aurora")
         east = q.league(DAY, DAY, brand="aurora", region="east")
+        # The league's health is the store's own health score, to the last bit.
+        everyone = q.league(DAY, DAY)
+        assert [r.health for r in everyone] == [q.health(r.store.store_id, DAY, DAY).score for r in everyone]
     dims = {d.name: d for d in h.dimensions}
     traffic = [10, 20, 40, 80]
     assert dims["traffic"].value == 10 and dims["traffic"].brand_top == pytest.approx(brand_top(traffic))
