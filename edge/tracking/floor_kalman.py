@@ -13,7 +13,11 @@ Why this shape, for people walking among display cars:
   millisecond for 20 people).
 - Tracks start tentative and are confirmed after `confirm_hits` matches; only confirmed tracks are reported.
 - A confirmed track that loses its detections keeps predicting (with a growing uncertainty) for
-  `max_lost_s` seconds, so a person hidden behind a car or a pillar is re-linked to the same track.
+  `max_lost_s` seconds, so a person hidden behind a car or a pillar is re-linked to the same track, but only
+  within walking reach of where they were last seen and of where they are predicted (people do not run
+  between display cars). A short track (a few matches: often a false positive) is not kept that long, and
+  a track lost inside a display car's interior is not re-linked to anyone outside it: the person is sitting
+  in the car.
 """
 
 from __future__ import annotations
