@@ -37,6 +37,13 @@ TREND_FIGURES = (
 )
 
 
+def query_minute(now: datetime) -> datetime:
+    """`now` to the minute: the time the audit and silent-store lists are asked for. Within a minute the
+    query (and so the dashboard's cache entry) is the same, so repeated page runs are served from the
+    cache; audits go stale after days and stores fall silent after hours, so a minute changes nothing."""
+    return now.replace(second=0, microsecond=0)
+
+
 def _sort_value(row: LeagueRow, sort: str) -> float | None:
     if sort == "health":
         return row.health
@@ -133,7 +140,7 @@ def _render_audits(ctx: ViewContext) -> None:
     """Stores whose door count was never audited, or not within `STALE_AFTER`."""
     lang, days = ctx.lang, STALE_AFTER.days
     st.subheader(t(lang, "hq.audits"))
-    every = [a for a in ctx.data.audit_status(datetime.now(UTC)) if a.stale]
+    every = [a for a in ctx.data.audit_status(query_minute(datetime.now(UTC))) if a.stale]
     if not every:
         st.success(t(lang, "hq.audits_none", days=days))
         return
@@ -169,7 +176,7 @@ def _render_audits(ctx: ViewContext) -> None:
 def _render_silent(ctx: ViewContext) -> None:
     lang = ctx.lang
     st.subheader(t(lang, "hq.silent"))
-    silent = ctx.data.silent_stores(datetime.now(UTC), SILENT_AFTER)
+    silent = ctx.data.silent_stores(query_minute(datetime.now(UTC)), SILENT_AFTER)
     if not silent:
         st.success(t(lang, "hq.silent_none"))
         return

@@ -151,3 +151,14 @@ def test_radar_puts_brand_top_at_100() -> None:
     store = [r for r in lines if r["series"] == "store"]
     assert [r["score"] for r in store] == [50.0, 100.0, 0.0, 50.0]  # closed polygon
     assert store[0]["x"] == pytest.approx(0.0) and store[0]["y"] == pytest.approx(50.0)
+
+
+def test_hq_lists_are_asked_for_once_a_minute() -> None:
+    from datetime import UTC, datetime
+
+    from dashboard.views.hq import query_minute
+
+    a = query_minute(datetime(2026, 11, 23, 18, 5, 1, 123456, tzinfo=UTC))
+    b = query_minute(datetime(2026, 11, 23, 18, 5, 59, 999999, tzinfo=UTC))
+    assert a == b == datetime(2026, 11, 23, 18, 5, tzinfo=UTC)  # one cache key for the whole minute
+    assert query_minute(datetime(2026, 11, 23, 18, 6, tzinfo=UTC)) > a
