@@ -8,8 +8,9 @@ recorded video replays to the same events. Definitions follow DOMAIN.md:
   outward crossing (`door`), when the person has been unseen for `lost_after_s` (`lost`, stamped with the
   last sighting), or when the node stops (`shutdown`).
 - When the tracker gives up on a visitor's track (hidden too long), the visit is kept and a new track that
-  appears inside near where they vanished takes it over: a track break neither ends a visit nor starts a new
-  one, and browse dwell runs on across it.
+  appears inside near where they vanished takes it over (or a track already there that is on no visit: the
+  tracker may have followed the person with a second track): a track break neither ends a visit nor starts
+  a new one, and browse dwell runs on across it.
 - A visitor whose track ends inside a car's interior or at one of its door areas is parked "in" that car
   (sitting under the roof, invisible from the ceiling): the visit waits up to `in_car_max_s` without any
   motion prediction, and a new track that starts at that car takes it over (within `lost_after_s`, a track
