@@ -173,7 +173,7 @@ class FloorKalmanTracker:
         )
         # ... both from where the track was last seen and from where it predicts them (walking on):
         # a person who walked out of view does not come back 5 m behind where they vanished.
-        last = np.array([self._meta[i].last_xy_m for i in track_idx])
+        last = self._last_xy(track_idx)
         if self._hideouts is not None:
             hidden = shapely.contains_xy(self._hideouts, last[:, 0], last[:, 1])
             reach = np.where(hidden, np.minimum(reach, _HIDEOUT_REACH_M), reach)
@@ -182,6 +182,10 @@ class FloorKalmanTracker:
         too_far = (from_last > reach[:, None]) | (from_predicted > reach[:, None])
         cost[(maha > _CHI2_GATE) | too_far] = np.inf
         return np.asarray(cost, dtype=np.float64)
+
+    def _last_xy(self, track_idx: list[int]) -> FloatArray:
+        """(T, 2) where each track's person was last observed."""
+        return np.array([self._meta[i].last_xy_m for i in track_idx], dtype=np.float64).reshape(-1, 2)
 
     def _looked_at(self, looked_at_m: BaseGeometry | None, i: int) -> bool:
         """Was track i's predicted position in view of a camera that reported at this step?"""
@@ -195,7 +199,7 @@ class FloorKalmanTracker:
         """Distance from each track's last observed position to each detection; beyond a stride is inf."""
         if not track_idx or not det_idx:
             return np.zeros((len(track_idx), len(det_idx)))
-        last = np.array([self._meta[i].last_xy_m for i in track_idx])
+        last = self._last_xy(track_idx)
         dist = np.linalg.norm(det.xy_m[det_idx][None] - last[:, None], axis=2)
         dist[dist > _STRIDE_M + self.config.max_speed_mps * dt] = np.inf
         return np.asarray(dist, dtype=np.float64)
@@ -312,8 +316,10 @@ class FloorKalmanTracker:
         for i, m in enumerate(self._meta):
             if m.confirmed:
                 unseen_s = now_s - m.last_seen_s
-                max_lost_s = self.config.max_lost_s if m.hits >= _YOUNG_HITS else _YOUNG_MAX_LOST_S
-                alive = unseen_s <= min(self.config.max_lost_s, max_lost_s)
+                max_lost_s = self.config.max_lost_s
+                if m.hits < _YOUNG_HITS:
+                    max_lost_s = min(max_lost_s, _YOUNG_MAX_LOST_S)
+                alive = unseen_s <= max_lost_s
                 if alive and unseen_s > _LEFT_VIEW_AFTER_S and self._inner is not None:
                     alive = bool(shapely.contains_xy(self._inner, self._x[i, 0], self._x[i, 1]))
             else:
