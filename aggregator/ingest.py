@@ -26,7 +26,7 @@ from pydantic import TypeAdapter, ValidationError
 from aggregator import histogram
 from aggregator.registry import Registry
 from aggregator.storage.base import Row, StorageBackend
-from aggregator.timebuckets import hour_key, hour_start_utc, local_day, ts_key, zone
+from aggregator.timebuckets import day_and_hour, hour_start_utc, local_day, ts_key, zone
 from edge.events import (
     MAX_PAYLOAD_BYTES,
     SCHEMA_V1,
@@ -235,8 +235,10 @@ class Ingestor:
             self._load_settings()  # another process loaded the registry
         with self.storage.transaction():
             valid: list[tuple[Envelope, Message, str]] = []
+            received_at, received = None, ""
             for msg in messages:
-                received = ts_key(msg.received_at)
+                if msg.received_at is not received_at:  # consecutive messages often share one
+                    received_at, received = msg.received_at, ts_key(msg.received_at)
                 try:
                     valid.append((validate(msg.topic, msg.payload), msg, received))
                 except RejectedError as rej:
@@ -357,8 +359,7 @@ class Ingestor:
                     event.node_id,
                     ts,
                     event.door_id,
-                    local_day(event.ts, s.tz).isoformat(),
-                    hour_key(event.ts, s.tz),
+                    *day_and_hour(event.ts, s.tz),
                 )
             )
         elif isinstance(event, VisitEnded):
@@ -375,8 +376,7 @@ class Ingestor:
                     int(event.browsed),
                     int(event.entered_car),
                     int(event.received),
-                    local_day(event.started_at, s.tz).isoformat(),
-                    hour_key(event.started_at, s.tz),
+                    *day_and_hour(event.started_at, s.tz),
                 )
             )
         elif isinstance(event, ZoneDwell):

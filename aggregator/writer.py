@@ -60,16 +60,19 @@ class BatchWriter(Protocol):
 
 
 def to_messages(batch: list[Raw]) -> list[Message]:
-    # An invalid UTF-8 topic is kept (replacement characters) and quarantined as such by the ingester.
-    return [
-        Message(
-            topic.decode("utf-8", errors="replace"),
-            payload,
-            datetime.fromtimestamp(received, UTC),
-            "mqtt",
-        )
-        for topic, payload, received in batch
-    ]
+    """The batch as the ingester takes it. Receipt times are kept to the millisecond, the stored
+    resolution; messages received in the same millisecond (a busy inbox holds dozens) share one `datetime`,
+    which the ingester then formats once."""
+    out: list[Message] = []
+    last_ms = -1
+    received_at = datetime.fromtimestamp(0, UTC)
+    for topic, payload, received in batch:
+        ms = int(received * 1000)
+        if ms != last_ms:
+            last_ms, received_at = ms, datetime.fromtimestamp(ms / 1000, UTC)
+        # An invalid UTF-8 topic is kept (replacement characters) and quarantined as such by the ingester.
+        out.append(Message(topic.decode("utf-8", errors="replace"), payload, received_at, "mqtt"))
+    return out
 
 
 class InlineWriter:

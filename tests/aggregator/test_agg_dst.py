@@ -12,8 +12,16 @@ from aggregator.queries import Queries
 from aggregator.registry import parse_registry
 from aggregator.storage import SqliteStorage
 from aggregator.synth import VisitPlan, stamper_for, visit_events
-from aggregator.timebuckets import day_span_utc, hours_of_day, zone
-from edge.events import to_json, topic_for
+from aggregator.timebuckets import (
+    day_and_hour,
+    day_span_utc,
+    hour_key,
+    hours_of_day,
+    local_day,
+    ts_key,
+    zone,
+)
+from edge.events import format_ts, to_json, topic_for
 
 STORE = "be-mitte-01"
 TZ = "Europe/Berlin"
@@ -84,3 +92,29 @@ def test_week_over_week_hours_match_by_wall_clock_across_dst(tmp_path: Path) -> 
     assert len(hours) == 25 and all(h.visitors == 1 for h in hours)
     for h in hours:
         assert h.last_week_visitors == (0 if h.fold else 2), h
+
+
+@pytest.mark.parametrize(
+    "tz_name",
+    ["Europe/Berlin", "America/New_York", "Asia/Kathmandu", "Australia/Lord_Howe", "Pacific/Chatham", "UTC"],
+)
+def test_day_and_hour_match_local_day_and_hour_key_through_a_year(tz_name: str) -> None:
+    """The ingest path's one-conversion `day_and_hour` buckets every instant exactly as `local_day` and
+    `hour_key` do, across both daylight-saving changes (Lord Howe shifts by 30 minutes, Chatham and
+    Kathmandu sit at 45 minutes past the UTC hour)."""
+    tz = zone(tz_name)
+    t = datetime(2026, 1, 1, 0, 0, 0, 250_000, tzinfo=UTC)
+    while t < datetime(2027, 1, 1, tzinfo=UTC):
+        assert day_and_hour(t, tz) == (local_day(t, tz).isoformat(), hour_key(t, tz)), t
+        t += timedelta(minutes=7, seconds=31)
+
+
+def test_ts_key_is_the_contract_format() -> None:
+    for t in (
+        datetime(2026, 3, 29, 1, 0, tzinfo=UTC),
+        datetime(2026, 3, 29, 1, 0, 0, 999_999, tzinfo=UTC),
+        datetime(2100, 1, 2, 3, 4, 5, 6_000, tzinfo=UTC),
+        datetime(2026, 10, 25, 2, 30, 0, 123_000, tzinfo=zone("Europe/Berlin")),
+    ):
+        assert ts_key(t) == format_ts(t)
+    assert ts_key(datetime(2026, 3, 29, 1, 0, 0, 999_999, tzinfo=UTC)) == "2026-03-29T01:00:00.999Z"

@@ -16,6 +16,7 @@ from aggregator.queries import Queries
 from aggregator.registry import RegistryError, load_registry, parse_registry
 from aggregator.storage import SqliteStorage
 from aggregator.synth import VisitPlan, funnel_day_plans, heat_event, stamper_for, visit_events
+from aggregator.writer import to_messages
 from edge.events import MAX_PAYLOAD_BYTES, CameraHealth, Envelope, Heartbeat, Status, to_json, topic_for
 
 STORE = "sh-pudong-01"
@@ -286,3 +287,27 @@ def test_any_arrival_order_and_batching_gives_the_same_rollups(
         ]
     assert (f.visitors, f.car_browsers, f.car_entrants, f.receptions) == (8, 6, 2, 3)
     assert sum(hours) == 8 and sorted(cars) == [("car-01", 3, 1), ("car-02", 3, 1)]
+
+
+def test_receipt_times_are_stored_to_the_millisecond_each_message_its_own(tmp_path: Path) -> None:
+    """The MQTT writer keeps receipt times to the millisecond and lets messages of one millisecond share
+    one time; every stored event still carries its own message's receipt time."""
+    st_ = stamper_for("s-1", seed=3)
+    events = visit_events(st_, VisitPlan(datetime(2026, 11, 23, 10, 0, tzinfo=UTC), 600.0, received=True))
+    base = datetime(2026, 11, 23, 10, 20, tzinfo=UTC).timestamp()
+    offsets_s = [0.0001, 0.0004, 0.0017, 0.0017, 1.25, 2.9999][: len(events)]
+    raw = [(topic_for(e).encode(), to_json(e), base + off) for e, off in zip(events, offsets_s, strict=False)]
+    messages = to_messages(raw)
+    assert messages[0].received_at is messages[1].received_at  # same millisecond, one datetime
+    assert [m.received_at.microsecond for m in messages] == [
+        int(off * 1000) % 1000 * 1000 for off in offsets_s
+    ]
+    storage = SqliteStorage(tmp_path / "a.sqlite")
+    Ingestor(storage).ingest(messages)
+    stored = {r[0]: r[1] for r in storage.conn.execute("SELECT event_id, received_at FROM events").fetchall()}
+    for e, off in zip(events, offsets_s, strict=False):
+        expected = datetime.fromtimestamp(base + off, UTC)
+        assert (
+            stored[e.event_id]
+            == expected.strftime("%Y-%m-%dT%H:%M:%S.") + f"{expected.microsecond // 1000:03d}Z"
+        )
