@@ -1,13 +1,15 @@
 """Aggregator benchmarks: MQTT ingest rate beside a bare paho subscriber, and query latency at scale.
 
-    .venv/bin/python bench/bench_aggregator.py [--events 100000] [--stores 500] [--days 365]
+    .venv/bin/python bench/bench_aggregator.py [--events 100000] [--rounds 3] [--stores 500] [--days 365]
 
 1. Ingest: a private Mosquitto; a publisher process sends N contract events (QoS 1, 200 stores' topics)
    while the subscriber's persistent session is offline, so the broker holds a backlog; then the
-   subscriber connects and drains it. First a bare paho subscriber (MQTT 5, QoS 1, counting only), then
-   the aggregator (`MqttIngestService`, validating and storing into a fresh SQLite file) on the same N,
-   as `showroom aggregator run` runs it (`ProcessWriter`: storing in a child process) and with
-   `--writer thread` (`InlineWriter`: one process), and k aggregators of the latter kind in one shared group.
+   subscriber connects and drains it. A bare paho subscriber (MQTT 5, QoS 1, counting only), then at once
+   the aggregator (`MqttIngestService`, validating and storing into a fresh SQLite file) on the same N, as
+   `showroom aggregator run` runs it (`ProcessWriter`: storing in a child process): `--rounds` such pairs,
+   each pair's ratio taken within the pair (a shared virtual machine's speed drifts by tens of per cent
+   from minute to minute), the medians reported beside every round. Then once `--writer thread`
+   (`InlineWriter`: one process) and k aggregators of that kind in one shared group.
    Rates are N / (first message -> last message) for the bare subscriber and N / (first message -> last
    stored) for the aggregator: both include the broker and paho, neither competes with the publisher.
 2. Queries: `aggregator.synth.fill_rollups` writes 500 stores x 365 days of rollups (or `--db` names a
@@ -135,6 +137,16 @@ def _connect_props() -> Properties:
     return props
 
 
+def drop_session(port: int, client_id: str) -> None:
+    """End a client's persistent session on the broker (clean start, no expiry), so that later rounds'
+    backlogs are not also queued for it."""
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    c.connect("127.0.0.1", port, clean_start=True)
+    c.loop_start()
+    c.disconnect()
+    c.loop_stop()
+
+
 def bare_rate(port: int, messages: list[tuple[str, bytes]]) -> tuple[float, float, float]:
     """A plain paho subscriber (MQTT 5, QoS 1, persistent session) draining a backlog of `messages`:
     (events/s, the publisher's events/s, CPU seconds of this process per event while draining)."""
@@ -166,6 +178,7 @@ def bare_rate(port: int, messages: list[tuple[str, bytes]]) -> tuple[float, floa
     cpu = time.process_time() - cpu0
     sub.disconnect()
     sub.loop_stop()
+    drop_session(port, "bench-bare")
     assert len(times) == n, f"bare subscriber got {len(times)} of {n}"
     return n / (times[-1] - times[0]), pub_rate, cpu / n
 
@@ -226,6 +239,7 @@ def aggregator_rate(
     cpu = time.process_time() - cpu0 + _process_cpu_s(child) - child_cpu0
     service.stop()
     thread.join(30)
+    drop_session(port, "bench-agg")
     return n / (end - started[0]), service.totals.stored, cpu / n
 
 
@@ -305,14 +319,23 @@ def direct_rate(messages: list[tuple[str, bytes]], db: Path, batch: int = 5000) 
     return len(msgs) / (time.perf_counter() - t0), (time.process_time() - cpu0) / len(msgs)
 
 
-def bench_ingest(n: int, processes: int = 2) -> dict[str, float]:
+def bench_ingest(n: int, processes: int = 2, rounds: int = 3) -> dict[str, Any]:
+    """`rounds` pairs of (bare subscriber, aggregator) on the same backlog, each pair back to back, so a
+    pair's ratio compares the two under the same conditions of a shared machine; the medians are the
+    result. Then the other variants once."""
     messages = make_events(n)
+    pairs: list[tuple[float, float, float, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
         direct, direct_cpu = direct_rate(messages, Path(tmp) / "direct.sqlite")
         proc, port = start_broker(Path(tmp))
         try:
-            bare, pub, bare_cpu = bare_rate(port, messages)
-            agg, stored, agg_cpu = aggregator_rate(port, messages, Path(tmp) / "agg.sqlite", "process")
+            pub = 0.0
+            for k in range(rounds):
+                bare, pub, bare_cpu = bare_rate(port, messages)
+                db = Path(tmp) / f"agg-{k}.sqlite"
+                agg, stored, agg_cpu = aggregator_rate(port, messages, db, "process")
+                assert stored == n, f"stored {stored} of {n}"
+                pairs.append((bare, agg, bare_cpu, agg_cpu))
             one, one_stored, one_cpu = aggregator_rate(port, messages, Path(tmp) / "one.sqlite", "thread")
             if processes > 1:
                 multi, multi_stored = aggregators_rate(port, messages, Path(tmp) / "multi.sqlite", processes)
@@ -321,14 +344,14 @@ def bench_ingest(n: int, processes: int = 2) -> dict[str, float]:
         finally:
             proc.terminate()
             proc.wait(5)
-    assert stored == n, f"stored {stored} of {n}"
     assert one_stored == n, f"thread writer stored {one_stored} of {n}"
     assert multi_stored == n, f"{processes} processes stored {multi_stored} of {n}"
+    bare = statistics.median(p[0] for p in pairs)
     return {
         "direct_per_s": direct,
         "direct_cpu_us": direct_cpu * 1e6,
-        "bare_cpu_us": bare_cpu * 1e6,
-        "aggregator_cpu_us": agg_cpu * 1e6,
+        "bare_cpu_us": statistics.median(p[2] for p in pairs) * 1e6,
+        "aggregator_cpu_us": statistics.median(p[3] for p in pairs) * 1e6,
         "thread_per_s": one,
         "thread_ratio": one / bare,
         "thread_cpu_us": one_cpu * 1e6,
@@ -337,8 +360,9 @@ def bench_ingest(n: int, processes: int = 2) -> dict[str, float]:
         "multi_ratio": multi / bare,
         "events": n,
         "bare_per_s": bare,
-        "aggregator_per_s": agg,
-        "ratio": agg / bare,
+        "aggregator_per_s": statistics.median(p[1] for p in pairs),
+        "ratio": statistics.median(p[1] / p[0] for p in pairs),
+        "rounds": [(p[0], p[1], p[1] / p[0]) for p in pairs],
         "publisher_per_s": pub,
     }
 
@@ -403,14 +427,18 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=365)
     ap.add_argument("--db", type=Path, default=None, help="Keep the generated query database here.")
     ap.add_argument("--processes", type=int, default=2, help="Aggregators in one shared group.")
+    ap.add_argument("--rounds", type=int, default=3, help="Back-to-back bare/aggregator pairs (median).")
     ap.add_argument("--skip-ingest", action="store_true")
     ap.add_argument("--skip-queries", action="store_true")
     args = ap.parse_args()
     if not args.skip_ingest:
-        r = bench_ingest(args.events, args.processes)
+        r = bench_ingest(args.events, args.processes, args.rounds)
+        for k, (bare, agg, ratio) in enumerate(r["rounds"], start=1):
+            print(f"round {k}: bare paho {bare:,.0f}/s, aggregator {agg:,.0f}/s, ratio {ratio:.2f}")
         print(
-            f"ingest {r['events']} events: aggregator {r['aggregator_per_s']:,.0f}/s, bare paho "
-            f"{r['bare_per_s']:,.0f}/s, ratio {r['ratio']:.2f} (publisher {r['publisher_per_s']:,.0f}/s); "
+            f"ingest {r['events']} events, medians of {len(r['rounds'])} rounds: aggregator "
+            f"{r['aggregator_per_s']:,.0f}/s, bare paho {r['bare_per_s']:,.0f}/s, ratio {r['ratio']:.2f} "
+            f"(publisher {r['publisher_per_s']:,.0f}/s); "
             f"--writer thread {r['thread_per_s']:,.0f}/s, ratio {r['thread_ratio']:.2f}; "
             f"{r['processes']:.0f} aggregators in one shared group {r['multi_per_s']:,.0f}/s, "
             f"ratio {r['multi_ratio']:.2f}; pipeline without broker {r['direct_per_s']:,.0f}/s",
