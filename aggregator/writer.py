@@ -111,7 +111,7 @@ def _serve(
     db_path: str,
     refresh_interval_s: float,
     log_level: int,
-    formatter: logging.Formatter | None,
+    log_format: tuple[str | None, str | None],
 ) -> None:
     """The child process: ingest each batch received on `conn`, answer its result, until told to stop or
     the parent goes away. Signals are the parent's business: a Ctrl-C in a terminal reaches the whole
@@ -119,7 +119,8 @@ def _serve(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(formatter or logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    fmt, datefmt = log_format
+    handler.setFormatter(logging.Formatter(fmt or "%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(log_level)
@@ -149,10 +150,15 @@ def _serve(
         conn.close()
 
 
-def _logging_of_this_process() -> tuple[int, logging.Formatter | None]:
-    """The root logger's level and its first handler's formatter, for the child to log the same way."""
+def _logging_of_this_process() -> tuple[int, tuple[str | None, str | None]]:
+    """The root logger's level and its first handler's format and date format, for the child to log the
+    same way. The strings, not the formatter: a formatter may hold what cannot be pickled to a spawned
+    process (a terminal writer, say)."""
     root = logging.getLogger()
-    return root.getEffectiveLevel(), root.handlers[0].formatter if root.handlers else None
+    formatter = root.handlers[0].formatter if root.handlers else None
+    if formatter is None:
+        return root.getEffectiveLevel(), (None, None)
+    return root.getEffectiveLevel(), (formatter._fmt, formatter.datefmt)
 
 
 class ProcessWriter:

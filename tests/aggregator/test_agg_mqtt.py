@@ -7,6 +7,7 @@ interfere with exact counts); one runs against the machine's broker on 127.0.0.1
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -502,3 +503,30 @@ def _stored_count(db: Path) -> int:
             return int(q.counters().get("stored", 0))
     except Exception:  # the database is still being created
         return 0
+
+
+class _TerminalFormatter(logging.Formatter):
+    """A formatter that keeps its terminal stream, as some logging set-ups' do: it cannot be pickled."""
+
+    def __init__(self) -> None:
+        super().__init__("%(levelname)s %(name)s %(message)s")
+        self.stream = sys.stderr
+
+
+def test_writer_process_starts_whatever_formatter_the_root_logger_has(tmp_path: Path) -> None:
+    """The writer process logs with the parent's format; a formatter that cannot be pickled to a spawned
+    process must not keep the aggregator from starting."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_TerminalFormatter())
+    root = logging.getLogger()
+    root.handlers.insert(0, handler)
+    try:
+        writer = ProcessWriter(tmp_path / "a.sqlite")
+    finally:
+        root.removeHandler(handler)
+    st_ = stamper_for("s-1", seed=1)
+    events = visit_events(st_, VisitPlan(datetime(2026, 11, 23, 10, 0, tzinfo=UTC), 300.0))
+    writer.submit([(topic_for(e).encode(), to_json(e), time.time()) for e in events])
+    result = writer.result(timeout_s=60)
+    writer.close()
+    assert result is not None and result.stored == len(events)
