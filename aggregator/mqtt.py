@@ -109,6 +109,9 @@ class MqttIngestService:
         self._inbox: deque[tuple[bytes, bytes, float, int, int]] = deque()
         # Batches handed to the writer and not yet committed: their (mid, qos) to acknowledge, in order.
         self._in_flight: deque[list[tuple[int, int]]] = deque()
+        # Committed messages whose acknowledgement is not sent yet (see `_send_acks`).
+        self._ack_ready: deque[tuple[int, int]] = deque()
+        self._ack_lock = threading.Lock()
         self._wakeup = threading.Event()
         self._stop = threading.Event()
         self._fall_back = threading.Event()
@@ -178,6 +181,8 @@ class MqttIngestService:
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         # Kept minimal: this runs on the network thread for every message.
         self._inbox.append((msg._topic, bytes(msg.payload), time.time(), msg.mid, msg.qos))
+        if self._ack_ready:
+            self._send_acks(wait=False)
         if not self._wakeup.is_set():
             self._wakeup.set()
 
@@ -217,6 +222,8 @@ class MqttIngestService:
             if self._fall_back.is_set():
                 self._use_mqtt311()
             batch = self._take(timeout_s=0.0 if self._in_flight else 0.2)
+            if not batch and self._ack_ready:
+                self._send_acks(wait=True)  # nothing arriving: the network thread will not send them
             if batch:
                 self._submit(batch)
             elif self._in_flight:
@@ -265,6 +272,7 @@ class MqttIngestService:
             self._submit(batch)
         while self._in_flight:
             self._settle(timeout_s=None)
+        self._send_acks(wait=True)
 
     def _submit(self, batch: list[tuple[bytes, bytes, float, int, int]]) -> None:
         """Hand a batch to the writer; with the writer's `depth` batches in flight, wait for the oldest."""
@@ -283,7 +291,22 @@ class MqttIngestService:
         acks = self._in_flight.popleft()
         self.totals.add(result)
         if self.ack_after_commit:
-            # Committed (stored or quarantined): now the broker may forget them. In receipt order.
-            for mid, qos in acks:
-                if qos > 0:
-                    self._client.ack(mid, qos)
+            # Committed (stored or quarantined): now the broker may forget them.
+            self._ack_ready.extend((mid, qos) for mid, qos in acks if qos > 0)
+
+    def _send_acks(self, *, wait: bool) -> None:
+        """Acknowledge the committed messages, in receipt order (as MQTT requires).
+
+        The network thread sends them as it receives the next message (`wait=False`: unless the
+        dispatching thread is at it), and the dispatching thread when nothing arrives: thousands of
+        acknowledgements sent from the dispatching thread while the network thread receives would hand
+        the GIL back and forth between the two at every socket write."""
+        if not self._ack_lock.acquire(blocking=wait):
+            return
+        try:
+            ready, ack = self._ack_ready, self._client.ack
+            while ready:
+                mid, qos = ready.popleft()
+                ack(mid, qos)
+        finally:
+            self._ack_lock.release()
