@@ -48,13 +48,19 @@ def zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
+def _hour_start_s(ts_utc: datetime, local: datetime) -> float:
+    """Epoch seconds at which the local hour containing `ts_utc` began (`local`: `ts_utc` in the store's
+    zone). Floored in UTC by the local offset, so a repeated local hour (clocks going back) stays two
+    distinct buckets; epoch hours are UTC hours."""
+    offset = (local.utcoffset() or timedelta(0)).total_seconds()
+    return (ts_utc.timestamp() + offset) // 3600 * 3600 - offset
+
+
 def day_and_hour(ts_utc: datetime, tz: ZoneInfo) -> tuple[str, str]:
     """`local_day(...).isoformat()` and `hour_key(...)` at once: the ingest path needs both for every visit,
     and one conversion to local time serves both."""
     local = ts_utc.astimezone(tz)
-    offset = (local.utcoffset() or timedelta(0)).total_seconds()
-    # Floored in UTC by the local offset, as `hour_start_utc` does; epoch hours are UTC hours.
-    return local.date().isoformat(), _epoch_key((ts_utc.timestamp() + offset) // 3600 * 3600 - offset)
+    return local.date().isoformat(), _epoch_key(_hour_start_s(ts_utc, local))
 
 
 def local_day(ts_utc: datetime, tz: ZoneInfo) -> date:
@@ -64,12 +70,7 @@ def local_day(ts_utc: datetime, tz: ZoneInfo) -> date:
 
 def hour_start_utc(ts_utc: datetime, tz: ZoneInfo) -> datetime:
     """The UTC instant at which the local hour containing `ts_utc` began."""
-    local = ts_utc.astimezone(tz)
-    # Floor in UTC by the local offset so a repeated local hour stays two distinct buckets.
-    offset = local.utcoffset() or timedelta(0)
-    shifted = ts_utc.astimezone(UTC) + offset
-    floored = shifted.replace(minute=0, second=0, microsecond=0)
-    return floored - offset
+    return datetime.fromtimestamp(_hour_start_s(ts_utc, ts_utc.astimezone(tz)), UTC)
 
 
 def day_span_utc(day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
@@ -116,7 +117,7 @@ def hours_of_day(day: date, tz: ZoneInfo) -> tuple[LocalHour, ...]:
 
 def hour_key(ts_utc: datetime, tz: ZoneInfo) -> str:
     """The stored key of the local hour containing `ts_utc`."""
-    return ts_key(hour_start_utc(ts_utc, tz))
+    return _epoch_key(_hour_start_s(ts_utc, ts_utc.astimezone(tz)))
 
 
 def days_between(start: date, end: date) -> list[date]:

@@ -16,6 +16,7 @@ from aggregator.timebuckets import (
     day_and_hour,
     day_span_utc,
     hour_key,
+    hour_start_utc,
     hours_of_day,
     local_day,
     ts_key,
@@ -94,18 +95,29 @@ def test_week_over_week_hours_match_by_wall_clock_across_dst(tmp_path: Path) -> 
         assert h.last_week_visitors == (0 if h.fold else 2), h
 
 
+def _hour_start_by_wall_clock(t: datetime, tz_name: str) -> datetime:
+    """The local hour's start worked out on the clock face: shift by the local offset, zero the minutes,
+    shift back (an independent reference for the buckets)."""
+    offset = t.astimezone(zone(tz_name)).utcoffset() or timedelta(0)
+    return (t + offset).replace(minute=0, second=0, microsecond=0) - offset
+
+
 @pytest.mark.parametrize(
     "tz_name",
     ["Europe/Berlin", "America/New_York", "Asia/Kathmandu", "Australia/Lord_Howe", "Pacific/Chatham", "UTC"],
 )
-def test_day_and_hour_match_local_day_and_hour_key_through_a_year(tz_name: str) -> None:
-    """The ingest path's one-conversion `day_and_hour` buckets every instant exactly as `local_day` and
-    `hour_key` do, across both daylight-saving changes (Lord Howe shifts by 30 minutes, Chatham and
+def test_day_and_hour_match_the_local_day_and_hour_through_a_year(tz_name: str) -> None:
+    """Every instant's day and hour buckets are the local calendar day and the start of the local hour on
+    the clock face, across both daylight-saving changes (Lord Howe shifts by 30 minutes, Chatham and
     Kathmandu sit at 45 minutes past the UTC hour)."""
     tz = zone(tz_name)
     t = datetime(2026, 1, 1, 0, 0, 0, 250_000, tzinfo=UTC)
     while t < datetime(2027, 1, 1, tzinfo=UTC):
-        assert day_and_hour(t, tz) == (local_day(t, tz).isoformat(), hour_key(t, tz)), t
+        start = _hour_start_by_wall_clock(t, tz_name)
+        assert hour_start_utc(t, tz) == start, t
+        assert hour_key(t, tz) == format_ts(start), t
+        assert day_and_hour(t, tz) == (t.astimezone(tz).date().isoformat(), format_ts(start)), t
+        assert local_day(t, tz) == t.astimezone(tz).date(), t
         t += timedelta(minutes=7, seconds=31)
 
 
