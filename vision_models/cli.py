@@ -1,4 +1,4 @@
-"""`showroom models`: list, fetch, quantise and run the registered person detectors."""
+"""`showroom models`: list and fetch the registered models; quantise and run the person detectors."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from vision_models.registry import (
     DEFAULT_MODEL_ID,
     MODEL_DIR_ENV,
     ModelError,
+    get_entry,
     model_ids,
     search_dirs,
     status,
@@ -34,15 +35,16 @@ def _fail(exc: Exception) -> None:
 
 @click.group("models")
 def models_group() -> None:
-    """Detector models: list, fetch, quantize, detect."""
+    """Models: list, fetch; person detectors: quantize, detect."""
 
 
 @models_group.command("list")
 def list_models() -> None:
     """Each registered model: present and verified or not, licence, file location."""
     click.echo(f"searched: {', '.join(str(d) for d in search_dirs())}")
-    for model_id in model_ids():
-        for variant in (model_id, model_id + "-int8"):
+    for model_id in model_ids(None):
+        variants = (model_id, model_id + "-int8") if get_entry(model_id).task == "detect" else (model_id,)
+        for variant in variants:
             st = status(variant)
             if variant.endswith("-int8") and st.path is None:
                 continue  # a quantised variant exists only once produced on this machine
@@ -50,8 +52,9 @@ def list_models() -> None:
             default = " (default)" if variant == DEFAULT_MODEL_ID else ""
             w, h = st.entry.input_size_wh
             sizes = "any multiple of 32" if st.entry.dynamic_input else "fixed"
+            output = f", {st.entry.embedding_dim}-value embedding" if st.entry.embedding_dim else ""
             click.echo(
-                f"{variant}{default}: {state}; {st.entry.family}, input {w}x{h} ({sizes}); "
+                f"{variant}{default}: {state}; {st.entry.family}, input {w}x{h} ({sizes}){output}; "
                 f"licence {st.entry.licence}"
             )
             click.echo(f"    file: {st.path or st.entry.file_name}")

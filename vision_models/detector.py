@@ -23,7 +23,15 @@ import numpy.typing as npt
 import onnxruntime as ort
 
 from vision_models.detections import Detections
-from vision_models.registry import ModelEntry, ModelError, ModelFormatError, VerifiedModel, resolve
+from vision_models.registry import (
+    ModelEntry,
+    ModelError,
+    ModelFormatError,
+    Postprocess,
+    VerifiedModel,
+    model_ids,
+    resolve,
+)
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +180,12 @@ class OnnxDetector:
         provider: str = "cpu",
     ) -> None:
         entry = model.entry
+        if entry.postprocess is None:
+            raise ModelError(
+                f"{entry.id} is a {entry.task} model, not a person detector; "
+                f"detectors: {', '.join(model_ids('detect'))}"
+            )
+        self.postprocess: Postprocess = entry.postprocess
         size_wh = tuple(input_size_wh) if input_size_wh is not None else entry.input_size_wh
         size_wh = (int(size_wh[0]), int(size_wh[1]))
         entry.check_input_size(size_wh)
@@ -199,9 +213,7 @@ class OnnxDetector:
         ]
         self._pad = [float(lut[0, pre.pad_value]) for lut in self._luts]
         self._buffer: FloatArray | None = None
-        self._yolox_grid = (
-            _yolox_grid(size_wh, entry.postprocess.strides) if entry.family == "yolox" else None
-        )
+        self._yolox_grid = _yolox_grid(size_wh, self.postprocess.strides) if entry.family == "yolox" else None
         self._warned: set[str] = set()
 
     def __repr__(self) -> str:
@@ -293,11 +305,11 @@ class OnnxDetector:
 
     def _postprocess(self, outputs: list[Any], index: int, box: Letterbox) -> Detections:
         if self.entry.family == "rtmdet":
-            xyxy, scores = _decode_rtmdet(outputs, index, self.score_threshold, self.entry.postprocess)
+            xyxy, scores = _decode_rtmdet(outputs, index, self.score_threshold, self.postprocess)
         else:
             assert self._yolox_grid is not None
             xyxy, scores = _decode_yolox(
-                outputs[0][index], self._yolox_grid, self.score_threshold, self.entry
+                outputs[0][index], self._yolox_grid, self.score_threshold, self.postprocess
             )
         if xyxy.shape[0] == 0:
             return Detections.empty(box.resolution_wh)
@@ -365,10 +377,9 @@ def _yolox_grid(size_wh: tuple[int, int], strides: tuple[int, ...]) -> FloatArra
 
 
 def _decode_yolox(
-    raw: FloatArray, grid: FloatArray, threshold: float, entry: ModelEntry
+    raw: FloatArray, grid: FloatArray, threshold: float, post: Postprocess
 ) -> tuple[FloatArray, FloatArray]:
     """Person boxes from a raw YOLOX head [A, 5 + C]: grid decode, objectness x class score, NMS."""
-    post = entry.postprocess
     scores = raw[:, 4] * raw[:, 5 + post.person_class]
     candidates = np.flatnonzero(scores >= threshold)
     if candidates.size == 0:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import tarfile
 import tempfile
 import urllib.error
 import urllib.request
@@ -95,20 +96,36 @@ def _download(url: str, dest: Path, progress: ProgressCallback | None, timeout_s
 
 
 def _extract(archive: Path, member: str, into: Path) -> Path:
-    """The model file `member` of a zip archive (matched by full path, else by file name)."""
-    try:
-        with zipfile.ZipFile(archive) as zf:
-            names = zf.namelist()
-            match = (
-                member
-                if member in names
-                else next((n for n in names if Path(n).name == Path(member).name), None)
-            )
-            if match is None:
-                raise FetchError(f"archive has no {member}; it holds: {', '.join(names[:20])}")
-            target = into / "model.onnx"
-            with zf.open(match) as src, target.open("wb") as dst:
-                shutil.copyfileobj(src, dst)
-            return target
-    except zipfile.BadZipFile as exc:
-        raise FetchError(f"downloaded file is not a zip archive: {exc}") from exc
+    """The model file `member` of a zip or tar(.gz) archive (matched by full path, else by file name)."""
+    target = into / "model.onnx"
+    if zipfile.is_zipfile(archive):
+        try:
+            with zipfile.ZipFile(archive) as zf:
+                match = _pick_member(zf.namelist(), member)
+                with zf.open(match) as src, target.open("wb") as dst:
+                    shutil.copyfileobj(src, dst)
+        except zipfile.BadZipFile as exc:
+            raise FetchError(f"downloaded zip archive is unreadable: {exc}") from exc
+        return target
+    if tarfile.is_tarfile(archive):
+        try:
+            with tarfile.open(archive) as tf:
+                files = [m.name for m in tf.getmembers() if m.isfile()]
+                source = tf.extractfile(_pick_member(files, member))
+                if source is None:
+                    raise FetchError(f"archive member {member} has no content")
+                with source, target.open("wb") as dst:
+                    shutil.copyfileobj(source, dst)
+        except tarfile.TarError as exc:
+            raise FetchError(f"downloaded tar archive is unreadable: {exc}") from exc
+        return target
+    raise FetchError("downloaded file is neither a zip nor a tar archive (an HTML error page?)")
+
+
+def _pick_member(names: list[str], member: str) -> str:
+    if member in names:
+        return member
+    match = next((n for n in names if Path(n).name == Path(member).name), None)
+    if match is None:
+        raise FetchError(f"archive has no {member}; it holds: {', '.join(names[:20])}")
+    return match

@@ -138,12 +138,15 @@ def quantize(
     """Quantise `model_id` to INT8 into the user cache; returns the new file's entry, path and sha256.
 
     Raises:
-        ModelError: the id is unknown or already an INT8 variant, its file is missing or altered, the
-            `onnx` package is not installed, or the calibration video has no frames.
+        ModelError: the id is unknown, not a detector or already an INT8 variant, its file is missing or
+            altered, the `onnx` package is not installed, or the calibration video has no frames.
     """
     if model_id.endswith(INT8_SUFFIX):
         raise ModelError(f"{model_id} is already an INT8 variant; pass the float model id")
-    base = resolve(get_entry(model_id).id)
+    entry = get_entry(model_id)
+    if entry.task != "detect":
+        raise ModelError(f"{model_id} is a {entry.task} model; INT8 quantisation is for the person detectors")
+    base = resolve(entry.id)
     try:
         from onnxruntime.quantization import (
             CalibrationDataReader,

@@ -1,4 +1,9 @@
-"""Registry of detector models: where each file comes from, its accepted checksums, licence and formats.
+"""Registry of models: where each file comes from, its accepted checksums, licence and formats.
+
+Two tasks share the registry: person detectors (`task == "detect"`: RTMDet, YOLOX), loaded by
+`vision_models.detector`, and person re-identification models (`task == "reid"`: an appearance embedding of
+one person crop), loaded by `vision_models.reid`. Detector-only tools (detector CLIs, quantisation) ask for
+`model_ids("detect")`.
 
 Model files are never shipped with the product. They are looked up, in order, in
 `SHOWROOM_MODEL_DIR` (an offline directory an installer fills) and then in the user cache directory that
@@ -23,7 +28,8 @@ MODEL_DIR_ENV = "SHOWROOM_MODEL_DIR"
 CACHE_DIR_ENV = "SHOWROOM_CACHE_DIR"
 INT8_SUFFIX = "-int8"
 
-Family = Literal["rtmdet", "yolox"]
+Family = Literal["rtmdet", "yolox", "reid"]
+Task = Literal["detect", "reid"]
 
 
 class ModelError(RuntimeError):
@@ -50,8 +56,10 @@ class ModelFormatError(ModelError):
 class Preprocess:
     """How a BGR uint8 frame becomes the network input.
 
-    Keep-ratio resize into the input size, padded at the bottom/right with `pad_value`, then
+    Detectors: keep-ratio resize into the input size, padded at the bottom/right with `pad_value`, then
     `(pixel - mean) / std` per BGR channel (mean 0, std 1 means raw 0..255 values), NCHW float32.
+    Re-identification models: each person crop is resized to the input size without keeping its ratio
+    (`pad_value` unused), then normalised the same way, in the layout the network declares.
     """
 
     mean_bgr: tuple[float, float, float] = (0.0, 0.0, 0.0)
@@ -81,7 +89,7 @@ class ModelEntry:
 
     Attributes:
         id: registry id used in configs and on the command line.
-        family: decoder family (`rtmdet` or `yolox`).
+        family: decoder family (`rtmdet`, `yolox`) or `reid` for an appearance-embedding model.
         file_name: file name looked up in the model directories.
         url: official download URL (a `.zip` when the model is published as an archive).
         archive_member: path of the ONNX file inside the archive, when `url` is an archive.
@@ -92,8 +100,10 @@ class ModelEntry:
             dynamic one, the size chosen from the accuracy/speed measurements in BENCHMARKS.md.
         dynamic_input: whether the network accepts other input sizes (multiples of `size_multiple`).
         size_multiple: input width and height must be multiples of this.
-        classes: class names of the network's output, in index order.
+        classes: class names of the network's output, in index order (empty for a `reid` model).
         input_name: the network's input tensor name; `output_names` in order.
+        postprocess: how a detector's outputs become boxes; None for a `reid` model.
+        embedding_dim: length of a `reid` model's embedding vector; None for a detector.
         quantised_from: for a locally produced INT8 variant, the id of the float model it was made from.
     """
 
@@ -110,13 +120,26 @@ class ModelEntry:
     input_name: str
     output_names: tuple[str, ...]
     preprocess: Preprocess
-    postprocess: Postprocess
+    postprocess: Postprocess | None
     archive_member: str | None = None
     size_multiple: int = 32
     dynamic_batch: bool = False
     quantised_from: str | None = None
+    embedding_dim: int | None = None
     notes: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.family == "reid":
+            if self.postprocess is not None or self.embedding_dim is None or self.embedding_dim < 1:
+                raise ModelError(f"{self.id}: a reid entry has an embedding_dim >= 1 and no postprocess")
+        elif self.postprocess is None or self.embedding_dim is not None:
+            raise ModelError(f"{self.id}: a detector entry has a postprocess and no embedding_dim")
+
+    @property
+    def task(self) -> Task:
+        """`reid` for an appearance-embedding model, `detect` for a person detector."""
+        return "reid" if self.family == "reid" else "detect"
 
     def check_input_size(self, size_wh: tuple[int, int]) -> None:
         """Raise ModelError when this model cannot run at `size_wh` (width, height)."""
@@ -196,13 +219,43 @@ YOLOX_NANO = ModelEntry(
     notes="COCO-80 raw head output; decoded and filtered with NMS in code; fixed 416x416 input.",
 )
 
-MODELS: dict[str, ModelEntry] = {m.id: m for m in (RTMDET_NANO_PERSON, YOLOX_NANO)}
+PERSON_REID_0288 = ModelEntry(
+    id="person-reid-0288",
+    family="reid",
+    file_name="person-reidentification-retail-0288.onnx",
+    # The NHWC ONNX conversion published by PINTO_model_zoo (083_Person_Reidentification), a tar.gz archive.
+    url="https://drive.google.com/uc?export=download&id=1BEHZ5hRGEmFxV1rXCa8oGo062euo0bmL",
+    archive_member="model_float32.onnx",
+    sha256=("f3966d905e7232026aa8b814c328231a7b45c5b6b4dd32f886894223c4441b80",),
+    licence="Apache-2.0 (Intel Open Model Zoo)",
+    provenance=(
+        "unverified provenance: Intel Open Model Zoo person-reidentification-retail-0288 (OSNet-based, "
+        "PyTorch-trained, published as OpenVINO IR), converted IR -> TensorFlow -> ONNX: the file's graph "
+        "is tf2onnx 1.7.2 output (opset 12) with openvino2tensorflow's layer names and the `inputs:0` / "
+        "`Identity:0` tensors of PINTO_model_zoo's conversion of this model; the accepted file has not been "
+        "matched byte-for-byte with that archive"
+    ),
+    input_size_wh=(128, 256),
+    dynamic_input=False,
+    classes=(),
+    input_name="inputs:0",
+    output_names=("Identity:0",),
+    # Raw BGR 0..255: the graph itself swaps to RGB and applies the ImageNet mean/std (its first nodes), as
+    # OMZ's IR does. Measured on PETS09-S2L1, raw BGR separates people best (BENCHMARKS.md).
+    preprocess=Preprocess(),
+    postprocess=None,
+    embedding_dim=256,
+    notes="NHWC input [1,256,128,3] (batch fixed to 1); 256-value embedding compared by cosine.",
+)
+
+MODELS: dict[str, ModelEntry] = {m.id: m for m in (RTMDET_NANO_PERSON, YOLOX_NANO, PERSON_REID_0288)}
 DEFAULT_MODEL_ID = RTMDET_NANO_PERSON.id
 
 
-def model_ids() -> list[str]:
-    """Registered float model ids, default first."""
-    return [DEFAULT_MODEL_ID, *sorted(i for i in MODELS if i != DEFAULT_MODEL_ID)]
+def model_ids(task: Task | None = "detect") -> list[str]:
+    """Registered float model ids of `task` (every task when None), the default detector first."""
+    ids = [i for i in MODELS if task is None or MODELS[i].task == task]
+    return sorted(ids, key=lambda i: (i != DEFAULT_MODEL_ID, i))
 
 
 def model_dir() -> Path | None:
@@ -235,11 +288,12 @@ def get_entry(model_id: str | None = None) -> ModelEntry:
     model_id = model_id or DEFAULT_MODEL_ID
     if model_id in MODELS:
         return MODELS[model_id]
-    if model_id.endswith(INT8_SUFFIX) and model_id[: -len(INT8_SUFFIX)] in MODELS:
-        return int8_entry(MODELS[model_id[: -len(INT8_SUFFIX)]])
-    known = ", ".join(model_ids())
+    base = MODELS.get(model_id.removesuffix(INT8_SUFFIX)) if model_id.endswith(INT8_SUFFIX) else None
+    if base is not None and base.task == "detect":
+        return int8_entry(base)
+    known = ", ".join(model_ids(None))
     raise UnknownModelError(
-        f"unknown model id {model_id!r}; registered: {known} (and their '-int8' variants)"
+        f"unknown model id {model_id!r}; registered: {known} (and the detectors' '-int8' variants)"
     )
 
 

@@ -37,6 +37,7 @@ def test_list_shows_each_model_presence_and_licence(model_dir: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "rtmdet-nano-person (default): verified" in result.output
     assert "yolox-nano: verified" in result.output
+    assert "person-reid-0288: verified; reid, input 128x256 (fixed), 256-value embedding" in result.output
     assert "licence Apache-2.0" in result.output
     assert str(model_dir) in result.output
 
@@ -80,6 +81,12 @@ def test_detect_errors_are_clear(short_clip: Path, tmp_path: Path) -> None:
     assert bad_model.exit_code == 1 and "unknown model id 'x'" in bad_model.output
     bad_size = runner.invoke(main, ["models", "detect", str(short_clip), "--input-size", "big", "--out", "o"])
     assert bad_size.exit_code == 2 and "WIDTHxHEIGHT" in bad_size.output
+    args = ["models", "detect", str(short_clip), "--model", "person-reid-0288", "--out", str(tmp_path / "o")]
+    not_a_detector = runner.invoke(main, args)
+    assert not_a_detector.exit_code == 1 and "reid model, not a person detector" in not_a_detector.output
+    quantize_reid = ["models", "quantize", "person-reid-0288", "--calibration", str(short_clip)]
+    not_quantised = runner.invoke(main, quantize_reid)
+    assert not_quantised.exit_code == 1 and "quantisation is for the person detectors" in not_quantised.output
 
 
 def test_console_script_has_models_group() -> None:

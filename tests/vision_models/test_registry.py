@@ -9,6 +9,7 @@ import http.server
 import json
 import shutil
 import socket
+import tarfile
 import threading
 import zipfile
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ from vision_models.registry import (
     UnknownModelError,
     VerifiedModel,
     get_entry,
+    model_ids,
     resolve,
     sha256_of,
     verify_file,
@@ -34,6 +36,7 @@ from vision_models.registry import (
 
 RTMDET = MODELS["rtmdet-nano-person"]
 YOLOX = MODELS["yolox-nano"]
+REID = MODELS["person-reid-0288"]
 
 
 @pytest.fixture
@@ -59,6 +62,25 @@ def test_registered_models_resolve_from_model_dir_with_accepted_checksums(model_
         assert model.sha256 == hashlib.sha256(model.path.read_bytes()).hexdigest()
         assert entry.licence.startswith("Apache-2.0") and entry.url.startswith("https://")
     assert resolve(None).entry.id == "rtmdet-nano-person"
+
+
+def test_detector_tools_see_only_detectors_and_a_reid_model_is_no_detector(model_dir: Path) -> None:
+    assert model_ids() == ["rtmdet-nano-person", "yolox-nano"]
+    assert model_ids("reid") == ["person-reid-0288"]
+    assert model_ids(None) == ["rtmdet-nano-person", "person-reid-0288", "yolox-nano"]
+    assert REID.task == "reid" and REID.embedding_dim == 256 and REID.postprocess is None
+    assert RTMDET.task == YOLOX.task == "detect"
+    with pytest.raises(ModelError, match="person-reid-0288 is a reid model, not a person detector"):
+        load_detector("person-reid-0288")
+    with pytest.raises(UnknownModelError, match="'person-reid-0288-int8'"):
+        get_entry("person-reid-0288-int8")  # quantised variants exist for detectors only
+
+
+def test_an_entry_must_match_its_task() -> None:
+    with pytest.raises(ModelError, match="reid entry has an embedding_dim"):
+        dataclasses.replace(REID, embedding_dim=None)
+    with pytest.raises(ModelError, match="detector entry has a postprocess"):
+        dataclasses.replace(YOLOX, postprocess=None)
 
 
 def test_unknown_model_id_lists_registered_ids() -> None:
@@ -176,6 +198,28 @@ def test_fetch_extracts_the_model_from_an_archive(http_dir: tuple[Path, str], mo
     entry = dataclasses.replace(RTMDET, url=f"{base_url}/sdk.zip", archive_member="sdk/end2end.onnx")
     model = fetch_entry(entry, dest_dir=root.parent / "dest")
     assert model.sha256 == RTMDET.sha256[0]
+
+
+def test_fetch_extracts_the_model_from_a_tar_gz_archive(http_dir: tuple[Path, str], model_dir: Path) -> None:
+    root, base_url = http_dir
+    with tarfile.open(root / "resources.tar.gz", "w:gz") as tf:
+        tf.add(model_dir / REID.file_name, "resources/model_float32.onnx")
+    entry = dataclasses.replace(REID, url=f"{base_url}/resources.tar.gz")
+    model = fetch_entry(entry, dest_dir=root.parent / "dest")
+    assert model.sha256 == REID.sha256[0] and model.path.name == REID.file_name
+
+
+def test_fetch_of_an_archive_without_the_model_names_what_it_holds(http_dir: tuple[Path, str]) -> None:
+    root, base_url = http_dir
+    readme = root / "README.md"
+    readme.write_text("no model here")
+    with tarfile.open(root / "resources.tar.gz", "w:gz") as tf:
+        tf.add(readme, "resources/README.md")
+    (root / "page.html").write_text("<html>quota exceeded</html>")
+    with pytest.raises(FetchError, match=r"archive has no model_float32.onnx; it holds: resources/README.md"):
+        fetch_entry(dataclasses.replace(REID, url=f"{base_url}/resources.tar.gz"), dest_dir=root.parent / "d")
+    with pytest.raises(FetchError, match="neither a zip nor a tar archive"):
+        fetch_entry(dataclasses.replace(REID, url=f"{base_url}/page.html"), dest_dir=root.parent / "d")
 
 
 def test_fetch_of_wrong_bytes_fails_and_leaves_nothing(http_dir: tuple[Path, str]) -> None:
