@@ -28,21 +28,56 @@ class FrameTruth:
     ignore: BoolArray
 
 
+@dataclass(frozen=True)
+class TruthRows:
+    """Every row of a MOTChallenge 2015 ground-truth file, in file order (N rows).
+
+    Attributes:
+        frame: (N,) int64 frame numbers, the first frame is 1.
+        track_id: (N,) int64 person ids.
+        xyxy: (N, 4) float32 boxes in pixels (the file's pixels multiplied by the loader's `scale`).
+        ignore: (N,) bool, True for rows with flag 0.
+        world_xy: (N, 2) float64 ground-plane positions from the `world_x, world_y` columns, in the file's
+            world unit (metres for PETS09); NaN where the file has no such columns.
+    """
+
+    frame: npt.NDArray[np.int64]
+    track_id: npt.NDArray[np.int64]
+    xyxy: FloatArray
+    ignore: BoolArray
+    world_xy: npt.NDArray[np.float64]
+
+
+def load_mot_truth_rows(path: Path, *, scale: float = 1.0) -> TruthRows:
+    """MOTChallenge 2015 ground truth `frame,id,x,y,w,h,flag,world_x,world_y,...` row by row.
+
+    Raises:
+        ValueError: fewer than 7 columns.
+    """
+    rows = np.loadtxt(path, delimiter=",", dtype=np.float64, ndmin=2)
+    if rows.shape[1] < 7:
+        raise ValueError(f"{path}: expected at least 7 comma-separated columns, got {rows.shape[1]}")
+    xyxy = np.concatenate([rows[:, 2:4], rows[:, 2:4] + rows[:, 4:6]], axis=1) * scale
+    world_xy = rows[:, 7:9] if rows.shape[1] >= 9 else np.full((len(rows), 2), np.nan)
+    return TruthRows(
+        frame=rows[:, 0].astype(np.int64),
+        track_id=rows[:, 1].astype(np.int64),
+        xyxy=xyxy.astype(np.float32),
+        ignore=rows[:, 6] == 0,
+        world_xy=np.ascontiguousarray(world_xy, dtype=np.float64),
+    )
+
+
 def load_mot_ground_truth(path: Path, *, scale: float = 1.0) -> dict[int, FrameTruth]:
     """MOTChallenge ground truth `frame,id,x,y,w,h,flag,...` as boxes per frame, multiplied by `scale`.
 
     Rows with flag 0 are kept as "ignore" regions. Frames without rows are absent from the result.
     """
-    rows = np.loadtxt(path, delimiter=",", dtype=np.float64, ndmin=2)
-    if rows.shape[1] < 7:
-        raise ValueError(f"{path}: expected at least 7 comma-separated columns, got {rows.shape[1]}")
-    frames = rows[:, 0].astype(np.int64)
-    xyxy = np.concatenate([rows[:, 2:4], rows[:, 2:4] + rows[:, 4:6]], axis=1) * scale
-    ignore = rows[:, 6] == 0
+    rows = load_mot_truth_rows(path, scale=scale)
     truth: dict[int, FrameTruth] = {}
-    for frame in np.unique(frames):
-        sel = frames == frame
-        truth[int(frame)] = FrameTruth(xyxy[sel].astype(np.float32), ignore[sel])
+    for frame in np.unique(rows.frame):
+        sel = rows.frame == frame
+        truth[int(frame)] = FrameTruth(rows.xyxy[sel], rows.ignore[sel])
     return truth
 
 

@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 from vision_models.detections import Detections
-from vision_models.evaluation import FrameTruth, evaluate, iou_matrix, load_mot_ground_truth
+from vision_models.evaluation import (
+    FrameTruth,
+    evaluate,
+    iou_matrix,
+    load_mot_ground_truth,
+    load_mot_truth_rows,
+)
 
 BOX_A = [10.0, 10.0, 50.0, 110.0]
 BOX_B = [200.0, 20.0, 240.0, 120.0]
@@ -76,3 +82,16 @@ def test_load_mot_ground_truth_scales_and_flags(tmp_path: Path) -> None:
     assert sorted(gt) == [1, 3]
     np.testing.assert_allclose(gt[1].xyxy, [[50, 25, 60, 45], [0, 0, 5, 5]])
     assert gt[1].ignore.tolist() == [False, True]
+
+
+def test_load_mot_truth_rows_keeps_ids_and_floor_positions(tmp_path: Path) -> None:
+    path = tmp_path / "gt.txt"
+    path.write_text("1,3,100,50,20,40,1,-4.15,-7.36,-1\n2,4,0,0,10,10,0,1.5,2.0,-1\n")
+    rows = load_mot_truth_rows(path, scale=0.5)
+    assert rows.frame.tolist() == [1, 2] and rows.track_id.tolist() == [3, 4]
+    np.testing.assert_allclose(rows.xyxy, [[50, 25, 60, 45], [0, 0, 5, 5]])
+    assert rows.ignore.tolist() == [False, True]
+    np.testing.assert_allclose(rows.world_xy, [[-4.15, -7.36], [1.5, 2.0]])  # world units are not scaled
+    short = tmp_path / "short.txt"
+    short.write_text("1,3,100,50,20,40,1\n")
+    assert np.isnan(load_mot_truth_rows(short).world_xy).all()
