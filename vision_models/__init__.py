@@ -1,4 +1,4 @@
-"""Model zoo and ONNX inference: registry, verified model files, person detection.
+"""Model zoo and ONNX inference: registry, verified model files, person detection, re-identification.
 
 - `vision_models.detections`: `Detections` (the one detections type) and the `Detector` Protocol.
 - `vision_models.registry`: registered models (`MODELS`, `DEFAULT_MODEL_ID`), lookup in `SHOWROOM_MODEL_DIR`
@@ -6,7 +6,11 @@
 - `vision_models.detector`: `load_detector(model_id, input_size_wh=..., score_threshold=..., threads=...,
   provider=...)` -> `OnnxDetector` with `detect`, `detect_batch`, `last_timings`, `stats`, `model_id`,
   `sha256`.
+- `vision_models.reid`: `ReidEmbedder(model_id="person-reid-0288", threads=1)` with `embed(frame_bgr, xyxy)`
+  -> (K, 256) unit-length appearance embeddings (NaN rows for unusable boxes), `model_id`, `sha256`, `dim`,
+  `last_ms`.
 - `vision_models.fetch`, `vision_models.quantize`: download from the official URL; local INT8 variants.
-- `vision_models.evaluation`: AP50 / precision / recall against MOTChallenge ground truth.
+- `vision_models.evaluation`: AP50 / precision / recall against MOTChallenge ground truth; its rows with
+  person ids and floor positions (`load_mot_truth_rows`).
 - `vision_models.cli`: `showroom models list | fetch | quantize | detect`.
 """
