@@ -6,6 +6,8 @@
 - `vision_models.detector`: `load_detector(model_id, input_size_wh=..., score_threshold=..., threads=...,
   provider=...)` -> `OnnxDetector` with `detect`, `detect_batch`, `last_timings`, `stats`, `model_id`,
   `sha256`.
+- `vision_models.session`: ONNX Runtime sessions tuned for edge CPUs (`make_session`) and the check that a
+  file's inputs/outputs match its registry entry (`check_session_io`), for detectors and re-identification.
 - `vision_models.reid`: `ReidEmbedder(model_id="person-reid-0288", threads=1)` with `embed(frame_bgr, xyxy)`
   -> (K, 256) unit-length appearance embeddings (NaN rows for unusable boxes), `model_id`, `sha256`, `dim`,
   `last_ms`.

@@ -24,14 +24,13 @@ import onnxruntime as ort
 
 from vision_models.detections import Detections
 from vision_models.registry import (
-    ModelEntry,
     ModelError,
-    ModelFormatError,
     Postprocess,
     VerifiedModel,
     model_ids,
     resolve,
 )
+from vision_models.session import check_session_io, make_session
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +39,6 @@ FloatArray = npt.NDArray[np.float32]
 
 # Frames per network call in `detect_batch` (models with a dynamic batch axis); bounds input memory.
 MAX_BATCH = 8
-
-PROVIDERS: dict[str, str] = {
-    "cpu": "CPUExecutionProvider",
-    "cuda": "CUDAExecutionProvider",
-    "tensorrt": "TensorrtExecutionProvider",
-    "openvino": "OpenVINOExecutionProvider",
-    "coreml": "CoreMLExecutionProvider",
-}
 
 
 @dataclass(frozen=True)
@@ -98,64 +89,6 @@ class Letterbox:
 
     scale_xy: tuple[float, float]
     resolution_wh: tuple[int, int]
-
-
-def make_session(model: VerifiedModel, *, threads: int = 2, provider: str = "cpu") -> ort.InferenceSession:
-    """An ONNX Runtime session for a verified model file, tuned for a small edge CPU.
-
-    Raises:
-        ModelError: unknown or unavailable execution provider, bad thread count.
-        ModelFormatError: the file is not a loadable ONNX model.
-    """
-    if threads < 1:
-        raise ModelError(f"threads must be >= 1, got {threads}")
-    provider_name = PROVIDERS.get(provider.lower())
-    if provider_name is None:
-        raise ModelError(f"unknown execution provider {provider!r}; choose one of {', '.join(PROVIDERS)}")
-    available = ort.get_available_providers()
-    if provider_name not in available:
-        raise ModelError(
-            f"execution provider {provider!r} ({provider_name}) is not installed; "
-            f"available: {', '.join(available)}"
-        )
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    providers = [provider_name] if provider_name == PROVIDERS["cpu"] else [provider_name, PROVIDERS["cpu"]]
-    try:
-        return ort.InferenceSession(str(model.path), sess_options=options, providers=providers)
-    except Exception as exc:  # onnxruntime raises its own untyped exceptions for unparsable files
-        raise ModelFormatError(f"{model.entry.id}: {model.path} is not a loadable ONNX model: {exc}") from exc
-
-
-def check_session_io(entry: ModelEntry, session: ort.InferenceSession) -> None:
-    """Raise ModelFormatError when the session's inputs/outputs differ from the registry entry."""
-    inputs = session.get_inputs()
-    outputs = session.get_outputs()
-    problems: list[str] = []
-    if [i.name for i in inputs] != [entry.input_name]:
-        problems.append(f"inputs {[i.name for i in inputs]}, expected [{entry.input_name!r}]")
-    elif len(inputs[0].shape) != 4 or inputs[0].shape[1] != 3:
-        problems.append(f"input shape {inputs[0].shape}, expected [batch, 3, height, width]")
-    elif not entry.dynamic_input:
-        shape = inputs[0].shape
-        if (shape[3], shape[2]) != entry.input_size_wh:
-            problems.append(f"input shape {shape}, expected width x height {entry.input_size_wh}")
-    if tuple(o.name for o in outputs) != entry.output_names:
-        problems.append(f"outputs {[o.name for o in outputs]}, expected {list(entry.output_names)}")
-    elif entry.family == "yolox":
-        channels = outputs[0].shape[-1]
-        if len(outputs[0].shape) != 3 or channels != 5 + len(entry.classes):
-            problems.append(
-                f"output shape {outputs[0].shape}, expected [1, anchors, {5 + len(entry.classes)}]"
-            )
-    if problems:
-        raise ModelFormatError(
-            f"{entry.id}: model file does not match its registry entry: {'; '.join(problems)}"
-        )
 
 
 class OnnxDetector:

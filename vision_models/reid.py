@@ -18,10 +18,9 @@ import time
 import cv2
 import numpy as np
 import numpy.typing as npt
-import onnxruntime as ort
 
-from vision_models.detector import make_session
-from vision_models.registry import ModelEntry, ModelError, ModelFormatError, model_ids, resolve
+from vision_models.registry import ModelError, model_ids, resolve
+from vision_models.session import check_session_io, make_session
 
 log = logging.getLogger(__name__)
 
@@ -32,28 +31,6 @@ DEFAULT_REID_MODEL_ID = "person-reid-0288"
 
 # A clipped box narrower or shorter than this (pixels) holds no usable appearance: its row is NaN.
 MIN_BOX_SIDE_PX = 2.0
-
-
-def check_reid_session_io(entry: ModelEntry, session: ort.InferenceSession) -> None:
-    """Raise ModelFormatError when the session's input/output differ from the `reid` registry entry.
-
-    The network takes one NHWC crop [1, H, W, 3] at the entry's `input_size_wh` and returns [1, D].
-    """
-    inputs, outputs = session.get_inputs(), session.get_outputs()
-    w, h = entry.input_size_wh
-    problems: list[str] = []
-    if [i.name for i in inputs] != [entry.input_name]:
-        problems.append(f"inputs {[i.name for i in inputs]}, expected [{entry.input_name!r}]")
-    elif list(inputs[0].shape) != [1, h, w, 3]:
-        problems.append(f"input shape {inputs[0].shape}, expected [1, {h}, {w}, 3] (NHWC)")
-    if tuple(o.name for o in outputs) != entry.output_names:
-        problems.append(f"outputs {[o.name for o in outputs]}, expected {list(entry.output_names)}")
-    elif list(outputs[0].shape) != [1, entry.embedding_dim]:
-        problems.append(f"output shape {outputs[0].shape}, expected [1, {entry.embedding_dim}]")
-    if problems:
-        raise ModelFormatError(
-            f"{entry.id}: model file does not match its registry entry: {'; '.join(problems)}"
-        )
 
 
 class ReidEmbedder:
@@ -82,7 +59,7 @@ class ReidEmbedder:
                 f"re-identification models: {', '.join(model_ids('reid'))}"
             )
         session = make_session(model, threads=threads, provider="cpu")
-        check_reid_session_io(entry, session)
+        check_session_io(entry, session)
         self.model_id: str = entry.id
         self.sha256: str = model.sha256
         self.dim: int = entry.embedding_dim

@@ -33,6 +33,7 @@ from vision_models.registry import (
     sha256_of,
     verify_file,
 )
+from vision_models.session import check_session_io, make_session
 
 RTMDET = MODELS["rtmdet-nano-person"]
 YOLOX = MODELS["yolox-nano"]
@@ -132,6 +133,29 @@ def test_model_whose_io_differs_from_its_entry_is_rejected(model_dir: Path) -> N
     wrong_outputs = dataclasses.replace(YOLOX, classes=("person",))
     with pytest.raises(ModelFormatError, match=r"output shape \[1, 3549, 85\], expected \[1, anchors, 6\]"):
         build_detector(VerifiedModel(wrong_outputs, path, sha256_of(path)))
+
+
+def test_reid_model_whose_io_differs_from_its_entry_is_rejected(model_dir: Path) -> None:
+    yolox_file = model_dir / YOLOX.file_name
+    as_reid = VerifiedModel(entry_for(yolox_file, REID), yolox_file, sha256_of(yolox_file))  # type: ignore[arg-type]
+    with pytest.raises(ModelFormatError, match=r"inputs \['images'\], expected \['inputs:0'\]"):
+        check_session_io(as_reid.entry, make_session(as_reid))
+    reid_file = model_dir / REID.file_name
+    wider = dataclasses.replace(REID, embedding_dim=512)
+    with pytest.raises(ModelFormatError, match=r"output shape \[1, 256\], expected \[1, 512\]"):
+        check_session_io(wider, make_session(VerifiedModel(wider, reid_file, sha256_of(reid_file))))
+    detector_entry = dataclasses.replace(
+        YOLOX,
+        file_name=reid_file.name,
+        sha256=REID.sha256,
+        input_name="inputs:0",
+        output_names=("Identity:0",),
+    )
+    as_detector = VerifiedModel(detector_entry, reid_file, sha256_of(reid_file))
+    with pytest.raises(
+        ModelFormatError, match=r"input shape \[1, 256, 128, 3\], expected \[batch, 3, height"
+    ):
+        check_session_io(as_detector.entry, make_session(as_detector))
 
 
 def test_input_size_and_provider_errors(model_dir: Path) -> None:
