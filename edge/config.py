@@ -300,6 +300,33 @@ class Thresholds(_Model):
     )
 
 
+class ReidConfig(_Model):
+    """On-box re-identification: an appearance embedding for the person boxes that need one (a track's
+    first frames, a hidden person coming back, people side by side), so a track and a visit follow the
+    person and not whoever walks by. Embeddings never leave the box."""
+
+    model: str = Field("person-reid-0288", min_length=1, description="Re-identification model id (registry).")
+    refresh_s: float = Field(
+        1.0, gt=0, le=60, description="How often a tracked person's appearance is refreshed, seconds."
+    )
+    max_per_step: int = Field(
+        8, ge=1, le=256, description="Most boxes embedded per time step, all cameras (about 9 ms each)."
+    )
+    same_person_distance: float = Field(
+        0.15,
+        gt=0,
+        le=2,
+        description=(
+            "Cosine distance between a tracked person's appearance and a box beyond which the box is "
+            "somebody else (0.15: the 99th percentile for the same person with person-reid-0288)."
+        ),
+    )
+    weight: float = Field(
+        20.0, ge=0, le=1000, description="Weight of the appearance distance in the tracker's matching cost."
+    )
+    threads: int = Field(1, ge=1, le=64, description="Inference threads of the re-identification model.")
+
+
 class TrackerConfig(_Model):
     """The floor-plane tracker (Kalman filter in metres, two-stage association of high and low scores)."""
 
@@ -319,6 +346,9 @@ class TrackerConfig(_Model):
     accel_mps2: float = Field(1.5, gt=0, le=50, description="Typical acceleration (Kalman process noise).")
     box_noise: float = Field(
         0.08, gt=0, le=1, description="Foot-point uncertainty as a fraction of the box height, pixels."
+    )
+    reid: ReidConfig | None = Field(
+        None, description="Appearance re-identification on the box (off when absent)."
     )
 
 

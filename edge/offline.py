@@ -21,6 +21,7 @@ import numpy.typing as npt
 from edge.config import ConfigError, NodeConfig, load_config
 from edge.events import Envelope, EventStamper, IdSource, to_json
 from edge.pipeline import EdgePipeline
+from edge.reid import load_embedder, with_appearance
 from vision_models.detections import Detections
 
 log = logging.getLogger(__name__)
@@ -138,8 +139,9 @@ def track_command(
             score_threshold=det_cfg.score_threshold,
             threads=det_cfg.threads,
         )
+        embedder = load_embedder(config)
     except ModelError as exc:
-        click.echo(f"cannot load the detector: {exc}", err=True)
+        click.echo(f"cannot load a model: {exc}", err=True)
         sys.exit(1)
     total = video_frame_count(video) or None
     if max_frames is not None:
@@ -159,6 +161,8 @@ def track_command(
                     break
                 ts = t0 + timedelta(seconds=index / fps)
                 detections: Detections = detector.detect(frame)
+                if embedder is not None:
+                    detections = with_appearance(detections, frame, embedder)
                 produced = pipeline.process(ts, {camera: detections}, {camera: frame})
                 write_events(events, produced)
                 for event in produced:

@@ -11,7 +11,8 @@ Configuration problems (a camera without calibration, an inaccurate calibration,
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -27,6 +28,7 @@ from edge.calibration import FloorProjection, calibrate_node, coverage_of
 from edge.config import NodeConfig
 from edge.events import Envelope, EventStamper
 from edge.tracking import FloorDetections, Tracker, TrackState, make_tracker
+from edge.tracking.base import EmbedFn
 from vision_models.detections import Detections
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,8 @@ class PipelineStats:
     repeated_timestamps: int = 0
     unknown_cameras: int = 0
     resolution_mismatches: int = 0
+    embedded_boxes: int = 0
+    """Boxes the re-identification model embedded (on request of the tracker, within its budget)."""
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -252,13 +256,48 @@ class EdgePipeline:
             sources += [{camera_id: int(i)} for i in index]
         if not sources:
             return FloorDetections.empty()
-        return _fuse(
+        floor = _fuse(
             np.concatenate(xy),
             np.concatenate(cov),
             np.concatenate(score),
             sources,
             self.config.tracker.fuse_radius_m,
         )
+        embed = self._embedder(floor, detections_by_camera)
+        return floor if embed is None else replace(floor, embed=embed)
+
+    def _embedder(
+        self, floor: FloorDetections, detections_by_camera: dict[str, Detections]
+    ) -> EmbedFn | None:
+        """Appearance of floor detections on request: each from the camera that sees the person largest
+        (of those with an appearance model). None when re-identification is off or no camera has one."""
+        if self.config.tracker.reid is None:
+            return None
+        cameras = {c: d for c, d in detections_by_camera.items() if d.appearance is not None}
+        if not cameras:
+            return None
+
+        def embed(indices: Sequence[int]) -> npt.NDArray[np.float64]:
+            wanted: dict[str, list[tuple[int, int]]] = {}
+            for k, j in enumerate(indices):
+                views = [(c, i) for c, i in floor.sources[j].items() if c in cameras]
+                if views:
+                    c, i = max(views, key=lambda v: float(np.ptp(cameras[v[0]].xyxy[v[1], 1::2])))
+                    wanted.setdefault(c, []).append((k, i))
+            rows: dict[int, npt.NDArray[np.float64]] = {}
+            for c, pairs in wanted.items():
+                appearance = cameras[c].appearance
+                assert appearance is not None
+                got = np.asarray(appearance(np.array([i for _, i in pairs], dtype=np.intp)), dtype=np.float64)
+                rows.update({k: got[n] for n, (k, _) in enumerate(pairs)})
+                self.stats.embedded_boxes += len(pairs)
+            dim = next((len(r) for r in rows.values()), 1)
+            out = np.full((len(indices), dim), np.nan)
+            for k, row in rows.items():
+                out[k] = row
+            return out
+
+        return embed
 
     def _project_camera(
         self, projection: FloorProjection, det: Detections

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -9,6 +10,12 @@ import numpy as np
 import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float32]
+IndexArray = npt.NDArray[np.intp]
+
+AppearanceFn = Callable[[IndexArray], FloatArray]
+"""Appearance embeddings of some of a frame's detections, computed on request (a re-identification
+network costs milliseconds per box, so only the boxes that need one are embedded): detection indices (K,)
+in, float32 (K, D) unit rows out, a row of NaN where a box cannot be embedded. Embeddings stay on the box."""
 
 
 class DetectionsError(ValueError):
@@ -24,11 +31,14 @@ class Detections:
             x1 <= x2, y1 <= y2.
         confidence: float32 array (N,) of scores in [0, 1].
         resolution_wh: (width, height) of the frame the boxes refer to, pixels.
+        appearance: embeds detections by index on request (`AppearanceFn`); None when the source has
+            no appearance model.
     """
 
     xyxy: FloatArray
     confidence: FloatArray
     resolution_wh: tuple[int, int]
+    appearance: AppearanceFn | None = field(default=None, repr=False, compare=False)
     _checked: bool = field(default=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -60,7 +70,15 @@ class Detections:
         return cls(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), resolution_wh)
 
     def __getitem__(self, index: npt.NDArray[np.bool_] | npt.NDArray[np.intp] | slice) -> Detections:
-        return Detections(self.xyxy[index], self.confidence[index], self.resolution_wh)
+        appearance = self.appearance
+        if appearance is not None:
+            original = np.arange(len(self), dtype=np.intp)[index]
+
+            def subset(rows: IndexArray, parent: AppearanceFn = appearance) -> FloatArray:
+                return parent(original[np.asarray(rows, dtype=np.intp)])
+
+            appearance = subset
+        return Detections(self.xyxy[index], self.confidence[index], self.resolution_wh, appearance)
 
     def clipped(self) -> Detections:
         """Boxes clipped to the frame."""
@@ -68,7 +86,7 @@ class Detections:
         xyxy = self.xyxy.copy()
         xyxy[:, [0, 2]] = np.clip(self.xyxy[:, [0, 2]], 0, w).astype(np.float32)
         xyxy[:, [1, 3]] = np.clip(self.xyxy[:, [1, 3]], 0, h).astype(np.float32)
-        return Detections(xyxy, self.confidence, self.resolution_wh)
+        return Detections(xyxy, self.confidence, self.resolution_wh, self.appearance)
 
     def anchors(self, anchor: str) -> FloatArray:
         """(N, 2) image points used for floor projection: `bottom_center` (feet) or `center`."""

@@ -45,6 +45,7 @@ from edge.node.sources import (
     open_source,
     source_kind,
 )
+from edge.reid import Embedder, EmbedTimer, load_embedder, with_appearance
 from edge.sources import CameraFrame, FrameSource
 from vision_models.detections import Detections, Detector
 
@@ -66,6 +67,7 @@ class AnalyticsPipeline(Protocol):
 
 PipelineFactory = Callable[[NodeConfig, EventStamper], AnalyticsPipeline]
 DetectorFactory = Callable[[NodeConfig], Detector]
+EmbedderFactory = Callable[[NodeConfig], Embedder | None]
 SourceFactory = Callable[[NodeConfig, Any], FrameSource]
 
 
@@ -125,6 +127,10 @@ class RunSummary:
     """CPU of the frame loop's own thread inside the detector (its pool threads are not included)."""
     network_s: float = 0.0
     pre_post_s: float = 0.0
+    reid_boxes: int = 0
+    """Boxes the re-identification model embedded (real cameras; the tracker asks within its budget)."""
+    reid_s: float = 0.0
+    """Wall time inside the re-identification model."""
     wall_s: float = 0.0
     stop_reason: str = ""
     first_seq: int | None = None
@@ -139,8 +145,8 @@ class NodeRuntime:
         config: the validated node configuration.
         config_path: the file it came from (relative outbox, reference and video paths resolve against it).
         options: timings and limits, see `RuntimeOptions`.
-        pipeline_factory, detector_factory, source_factory: the parts, replaceable for benchmarks; the
-            defaults are the product's own.
+        pipeline_factory, detector_factory, embedder_factory, source_factory: the parts, replaceable for
+            benchmarks; the defaults are the product's own.
     """
 
     def __init__(
@@ -151,12 +157,16 @@ class NodeRuntime:
         options: RuntimeOptions | None = None,
         pipeline_factory: PipelineFactory = default_pipeline,
         detector_factory: DetectorFactory = default_detector,
+        embedder_factory: EmbedderFactory = load_embedder,
         source_factory: SourceFactory | None = None,
     ) -> None:
         self.options = options or RuntimeOptions()
         self.config = self._resolve_paths(config, config_path)
         self.pipeline_factory = pipeline_factory
         self.detector_factory = detector_factory
+        self.embedder_factory = embedder_factory
+        self._embedder: Embedder | None = None
+        self._embed_timer = EmbedTimer()
         self.source_factory = source_factory or self._open_source
         self._stop = threading.Event()
         self._frames_ready = threading.Event()
@@ -257,6 +267,10 @@ class NodeRuntime:
             detector = self.detector_factory(self.config)
             sha = getattr(detector, "sha256", None) or "?"
             lines.append(f"detector {getattr(detector, 'model_id', '?')} (sha256 {sha[:16]}...) verified")
+            embedder = self.embedder_factory(self.config)
+            if embedder is not None:
+                sha = getattr(embedder, "sha256", None) or "?"
+                lines.append(f"re-identification {embedder.model_id} (sha256 {sha[:16]}...) verified")
         with Outbox(self.config.outbox.path, int(self.config.outbox.max_mb * 1024 * 1024)) as outbox:
             lines.append(
                 f"outbox {self.config.outbox.path}: {outbox.depth()} unsent, next seq {outbox.next_seq}, "
@@ -297,6 +311,7 @@ class NodeRuntime:
             pipeline = self.pipeline_factory(self.config, stamper)
             needs_detector = any(source_kind(c.source) != "sim" for c in self.config.cameras)
             detector = self.detector_factory(self.config) if needs_detector else None
+            self._embedder = self.embedder_factory(self.config) if needs_detector else None
         except BaseException:
             outbox.close()
             raise
@@ -403,6 +418,8 @@ class NodeRuntime:
             self.summary.inferred_frames += len(to_infer)
             per_frame_ms = 1000.0 * elapsed / len(to_infer)
             for frame, result in zip(to_infer, results, strict=True):
+                if self._embedder is not None and frame.image_bgr is not None:
+                    result = with_appearance(result, frame.image_bgr, self._embedder, self._embed_timer)
                 detections[frame.camera_id] = result
                 self.monitors[frame.camera_id].record_inference_ms(per_frame_ms)
         return detections
@@ -517,5 +534,6 @@ class NodeRuntime:
                 log.warning("%d payload(s) not yet acknowledged; they go out after the next start", left)
         self.summary.wall_s = time.monotonic() - started
         self.summary.stop_reason = self.stop_reason
+        self.summary.reid_boxes, self.summary.reid_s = self._embed_timer.boxes, self._embed_timer.seconds
         stats = getattr(pipeline, "stats", None)
         log.info("node stopped: %s; analytics: %s", self.summary, stats)

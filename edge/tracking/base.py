@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -11,6 +12,10 @@ import numpy.typing as npt
 from shapely.geometry.base import BaseGeometry
 
 FloatArray = npt.NDArray[np.float64]
+
+EmbedFn = Callable[[Sequence[int]], FloatArray]
+"""Appearance of some floor detections, computed on request: indices (K,) in, (K, D) unit rows out, a row
+of NaN where none can be had. On-box only: an embedding never leaves the node."""
 
 
 class TrackingError(ValueError):
@@ -27,12 +32,14 @@ class FloorDetections:
         score: float64 (N,), detector confidence in [0, 1].
         sources: per detection, the camera boxes it came from: `{camera_id: index in that camera's
             Detections}` (one entry, or several once overlapping cameras' views of one person are fused).
+        embed: appearance embeddings on request (`EmbedFn`); None when no appearance model runs.
     """
 
     xy_m: FloatArray
     cov_m2: FloatArray
     score: FloatArray
     sources: tuple[dict[str, int], ...]
+    embed: EmbedFn | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         n = len(self.sources)
@@ -66,6 +73,8 @@ class TrackState:
         last_seen_utc: time of the last matched detection.
         sources: this step's camera boxes, `{camera_id: detection index}` (empty when not observed).
         score: confidence of the matched detection (0 when not observed).
+        appearance: the person's appearance embedding (D,), unit norm, smoothed over the track's
+            sightings; None without an appearance model or before the first embedding. On-box only.
     """
 
     track_id: int
@@ -76,6 +85,7 @@ class TrackState:
     last_seen_utc: datetime
     sources: dict[str, int] = field(default_factory=dict)
     score: float = 0.0
+    appearance: FloatArray | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,15 @@ Why this shape, for people walking among display cars:
   between display cars). A short track (a few matches: often a false positive) is not kept that long, and
   a track lost inside a display car's interior is not re-linked to anyone outside it: the person is sitting
   in the car.
+- With a re-identification model (`tracker.reid`), appearance decides where motion cannot: a hidden
+  person's track is re-linked only to someone who looks like them, and where two tracks could take the same
+  detection (people side by side) the one whose person looks alike is cheaper. Boxes are embedded on
+  request within a per-step budget (see `edge.tracking.appearance`).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -31,6 +36,7 @@ from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 
 from edge.config import TrackerConfig
+from edge.tracking.appearance import FIRST_SAMPLES, StepAppearance, blend, cosine_distance
 from edge.tracking.base import FloatArray, FloorDetections, TrackerStep, TrackingError, TrackState
 
 _CHI2_GATE = 13.8
@@ -65,6 +71,9 @@ class _Meta:
     last_xy_m: tuple[float, float]
     last_seen_utc: datetime
     last_seen_s: float
+    appearance: FloatArray | None = None
+    appearance_samples: int = 0
+    appearance_at_s: float = -math.inf
 
 
 def greedy_match(cost: FloatArray) -> list[tuple[int, int]]:
@@ -120,6 +129,8 @@ class FloorKalmanTracker:
         self._t0: datetime | None = None
         self._last_s: float | None = None
         self._motion_cache: tuple[float, FloatArray, FloatArray] | None = None
+        self.embedded = 0
+        """Boxes embedded by the re-identification model so far (its CPU cost is per box)."""
 
     # ---------------------------------------------------------------------------------------------
     # Kalman steps (batched over tracks)
@@ -183,6 +194,64 @@ class FloorKalmanTracker:
         cost[(maha > _CHI2_GATE) | too_far] = np.inf
         return np.asarray(cost, dtype=np.float64)
 
+    def _appearance_cost(
+        self, cost: FloatArray, track_idx: list[int], det_idx: list[int], app: StepAppearance
+    ) -> FloatArray:
+        """`cost` with appearance where it decides: a lost track is not re-linked to someone who looks like
+        somebody else, and where a detection could go to two tracks (or a track take two detections), the
+        pair whose appearances agree is cheaper. Pairs without both appearances keep their motion cost."""
+        if cost.size == 0:
+            return cost
+        reid = self.config.reid
+        assert reid is not None
+        has = np.array([self._meta[i].appearance is not None for i in track_idx])
+        lost = np.array([self._meta[i].misses > 0 for i in track_idx])
+        finite = np.isfinite(cost)
+        contested = (finite.sum(axis=0)[None, :] > 1) | (finite.sum(axis=1)[:, None] > 1)
+        need = finite & has[:, None] & (lost[:, None] | contested)
+        if not need.any():
+            return cost
+        first = need & lost[:, None]
+        order = [int(c) for c in np.nonzero(first.any(axis=0))[0]]
+        order += [int(c) for c in np.nonzero(need.any(axis=0))[0]]
+        app.fetch(det_idx[c] for c in order)
+        cost = cost.copy()
+        for r, c in zip(*np.nonzero(need), strict=True):
+            embedding = app.get(det_idx[c])
+            track_app = self._meta[track_idx[r]].appearance
+            if embedding is None or track_app is None:
+                continue
+            d = cosine_distance(track_app, embedding)
+            if lost[r] and d > reid.same_person_distance:
+                cost[r, c] = np.inf
+            else:
+                cost[r, c] += reid.weight * (d - reid.same_person_distance / 2)
+        return cost
+
+    def _learn_appearance(
+        self, matches: dict[int, int], births: list[int], app: StepAppearance, now_s: float
+    ) -> None:
+        """Fold this step's embeddings into the matched tracks' appearance, asking for more where a track
+        has too few embeddings yet, for new tracks' first boxes, then for the stalest refreshes."""
+        reid = self.config.reid
+        assert reid is not None
+        young = [j for i, j in matches.items() if self._meta[i].appearance_samples < FIRST_SAMPLES]
+        stale = sorted(
+            (self._meta[i].appearance_at_s, j)
+            for i, j in matches.items()
+            if self._meta[i].appearance_samples >= FIRST_SAMPLES
+            and now_s - self._meta[i].appearance_at_s >= reid.refresh_s
+        )
+        app.fetch([*young, *births, *(j for _, j in stale)])
+        for i, j in matches.items():
+            embedding = app.get(j)
+            if embedding is None:
+                continue
+            m = self._meta[i]
+            m.appearance = blend(m.appearance, m.appearance_samples, embedding)
+            m.appearance_samples += 1
+            m.appearance_at_s = now_s
+
     def _last_xy(self, track_idx: list[int]) -> FloatArray:
         """(T, 2) where each track's person was last observed."""
         return np.array([self._meta[i].last_xy_m for i in track_idx], dtype=np.float64).reshape(-1, 2)
@@ -240,8 +309,13 @@ class FloorKalmanTracker:
         tentative = [i for i, m in enumerate(self._meta) if not m.confirmed]
         matches: dict[int, int] = {}
 
+        app = StepAppearance(cfg.reid, detections) if cfg.reid and detections.embed is not None else None
+
         # Stage 1: confident detections against every confirmed track (observed or recently lost).
-        for r, c in greedy_match(self._cost(confirmed, detections, high, now_s)):
+        cost = self._cost(confirmed, detections, high, now_s)
+        if app is not None:
+            cost = self._appearance_cost(cost, confirmed, high, app)
+        for r, c in greedy_match(cost):
             matches[confirmed[r]] = high[c]
         # Stage 2: low-score detections against confirmed tracks that were observed last step.
         left = [i for i in confirmed if i not in matches and self._meta[i].misses == 0]
@@ -276,14 +350,23 @@ class FloorKalmanTracker:
             if i not in matches and self._looked_at(looked_at_m, i):
                 m.misses += 1
 
+        used = set(matches.values())
+        births = [
+            j for j in range(len(detections)) if j not in used and detections.score[j] >= cfg.new_track_score
+        ]
+        if app is not None:
+            self._learn_appearance(matches, births, app, now_s)
         matched_ids = {self._meta[i].track_id: j for i, j in matches.items()}
         ended = self._prune(now_s)
-        used = set(matches.values())
-        for j in range(len(detections)):
-            if j not in used and detections.score[j] >= cfg.new_track_score:
-                self._start(ts_utc, now_s, detections, j)
-                if cfg.confirm_hits <= 1:
-                    matched_ids[self._meta[-1].track_id] = j
+        for j in births:
+            self._start(ts_utc, now_s, detections, j)
+            if app is not None and (embedding := app.get(j)) is not None:
+                self._meta[-1].appearance, self._meta[-1].appearance_samples = embedding, 1
+                self._meta[-1].appearance_at_s = now_s
+            if cfg.confirm_hits <= 1:
+                matched_ids[self._meta[-1].track_id] = j
+        if app is not None:
+            self.embedded += app.embedded
         return TrackerStep(tracks=self._states(matched_ids, detections), ended=ended)
 
     def close(self) -> list[int]:
@@ -351,6 +434,7 @@ class FloorKalmanTracker:
                     last_seen_utc=m.last_seen_utc,
                     sources=dict(det.sources[j]) if j is not None else {},
                     score=float(det.score[j]) if j is not None else 0.0,
+                    appearance=m.appearance,
                 )
             )
         return out

@@ -176,3 +176,44 @@ def test_two_people_side_by_side_in_the_overlap_stay_two_people() -> None:
             assert len(pipeline.tracks) == 2
             assert all(len(t.sources) == 2 for t in pipeline.tracks if t.observed)
     assert [e.type for e in events].count("visit.started") == 2  # type: ignore[attr-defined]
+
+
+def test_appearance_comes_from_the_camera_that_sees_the_person_largest_and_is_counted() -> None:
+    config = make_config(cameras=[camera("cam-a", 0, 11), camera("cam-b", 9, 20)], tracker={"reid": {}})
+    pipeline = EdgePipeline(config, stamper(0))
+    asked: dict[str, int] = {"cam-a": 0, "cam-b": 0}
+
+    def looks_from(cam_id: str, index: int) -> np.ndarray:
+        v = np.zeros(8)
+        v[index] = 1.0
+        return v
+
+    def with_embedder(dets: Detections, cam_id: str) -> Detections:
+        def appearance(rows: np.ndarray) -> np.ndarray:
+            asked[cam_id] += len(rows)
+            return np.stack([looks_from(cam_id, 0 if cam_id == "cam-a" else 1) for _ in rows]).astype(
+                np.float32
+            )
+
+        return Detections(dets.xyxy, dets.confidence, dets.resolution_wh, appearance)
+
+    # One person in the overlap, seen larger by cam-b (its box is drawn 1.5 times the size).
+    for k in range(10):
+        a = detections_at([(10.0, 12.0)], (550, 1100), x0_m=0.0)
+        b = detections_at([(10.0, 12.0)], (550, 1100), x0_m=9.0)
+        b = Detections(b.xyxy + np.array([[-10, -10, 10, 10]], np.float32), b.confidence, b.resolution_wh)
+        pipeline.process(
+            T0 + timedelta(seconds=k / FPS),
+            {"cam-a": with_embedder(a, "cam-a"), "cam-b": with_embedder(b, "cam-b")},
+        )
+    (track,) = pipeline.tracks
+    assert len(track.sources) == 2 and track.appearance is not None
+    assert asked["cam-a"] == 0 and asked["cam-b"] > 0
+    assert int(np.argmax(track.appearance)) == 1
+    assert pipeline.stats.embedded_boxes == asked["cam-b"]
+    # Without the reid setting, nothing is embedded even though the detections could be.
+    plain = two_camera_pipeline()
+    for k in range(5):
+        a = detections_at([(10.0, 12.0)], (550, 1100), x0_m=0.0)
+        plain.process(T0 + timedelta(seconds=k / FPS), {"cam-a": with_embedder(a, "cam-a")})
+    assert plain.stats.embedded_boxes == 0 and asked["cam-a"] == 0

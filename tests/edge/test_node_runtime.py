@@ -146,6 +146,14 @@ def _walk(value: object, path: str = "") -> list[tuple[str, object]]:
     return [(path, value)]
 
 
+def _lists(value: object, path: str = "") -> list[tuple[str, list[object]]]:
+    if isinstance(value, dict):
+        return [item for k, v in value.items() for item in _lists(v, f"{path}.{k}")]
+    if isinstance(value, list):
+        return [(path, value), *(item for i, v in enumerate(value) for item in _lists(v, f"{path}[{i}]"))]
+    return []
+
+
 def test_privacy_every_payload_of_a_run_on_real_footage_is_small_contract_json(tmp_path: Path) -> None:
     with running_mosquitto(tmp_path) as broker:
         recorder = Recorder(broker.port)
@@ -153,10 +161,15 @@ def test_privacy_every_payload_of_a_run_on_real_footage_is_small_contract_json(t
         # The whole clip at 3 fps with a 320x256 network input, to keep the test short on 2 cores.
         detector = {"model": "rtmdet-nano-person", "input_size_wh": [320, 256], "score_threshold": 0.2}
         camera = pets_camera("pets", fps=3)
-        config = parse_config(node_config_dict(tmp_path, broker.url, [camera], detector=detector))
+        data = node_config_dict(tmp_path, broker.url, [camera], detector=detector)
+        tracker = data.setdefault("tracker", {})
+        assert isinstance(tracker, dict)
+        tracker["reid"] = {}  # appearance embeddings are computed on the box, and must stay there
+        config = parse_config(data)
         runtime = NodeRuntime(config, options=RuntimeOptions(heartbeat_s=2.0, realtime=False))
         summary = runtime.run()
         assert summary.stop_reason == "every camera ended"
+        assert summary.reid_boxes > 50, summary
         expected = summary.events  # events, heat and heartbeats all went through the outbox
         assert recorder.wait_for(
             lambda: len(recorder.payloads()) - len(recorder.payloads("status")) >= expected
@@ -180,6 +193,9 @@ def test_privacy_every_payload_of_a_run_on_real_footage_is_small_contract_json(t
             elif isinstance(value, str):
                 assert len(value) <= 200, f"{path} carries a {len(value)}-character string"
                 assert not _BASE64_RUN.search(value), f"{path} looks like encoded binary data"
+        for path, value in _lists(data):
+            floats = [v for v in value if isinstance(v, float) and not v.is_integer()]
+            assert len(floats) < 32, f"{path} holds {len(floats)} fractions: shaped like an embedding"
     # Clean end: every visit that started was ended (open ones by the shutdown flush).
     events = [json.loads(p) for t, p, _ in messages if t.endswith("/events")]
     started = {e["visitor_id"] for e in events if e["type"] == "visit.started"}

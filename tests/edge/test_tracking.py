@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import timedelta
 
 import numpy as np
@@ -9,7 +11,7 @@ import pytest
 from shapely.geometry import box
 from showroom_builders import T0
 
-from edge.config import TrackerConfig
+from edge.config import ReidConfig, TrackerConfig
 from edge.tracking import FloorDetections, FloorKalmanTracker, TrackingError, make_tracker
 from edge.tracking.floor_kalman import greedy_match
 
@@ -186,3 +188,74 @@ def test_greedy_match_takes_cheapest_pairs_and_skips_gated() -> None:
 
 def test_make_tracker_builds_the_configured_tracker() -> None:
     assert isinstance(make_tracker(TrackerConfig()), FloorKalmanTracker)
+
+
+# -- appearance (re-identification) --------------------------------------------------------------------
+
+REID = ReidConfig(max_per_step=4)
+
+
+def looks(seed: int) -> np.ndarray:
+    """A person's appearance: a fixed unit vector (256,)."""
+    v = np.random.default_rng(seed).normal(size=256)
+    return v / np.linalg.norm(v)
+
+
+def dets_with_looks(
+    points: list[tuple[float, float]], people: list[int], calls: list[list[int]] | None = None
+) -> FloorDetections:
+    """Floor detections whose embeddings are the listed people's appearances; `calls` records requests."""
+    base = dets(points)
+
+    def embed(indices: Sequence[int]) -> np.ndarray:
+        if calls is not None:
+            calls.append(list(indices))
+        return np.stack([looks(people[j]) for j in indices]).reshape(len(indices), 256)
+
+    return replace(base, embed=embed)
+
+
+def test_with_appearance_a_hidden_person_is_not_relinked_to_someone_else_at_the_spot() -> None:
+    frames = [dets_with_looks([(2 + 1.0 * k * DT, 5)], [1]) for k in range(20)]  # A walks to x = 5.8
+    frames += [dets_with_looks([], []) for _ in range(5)]  # A hidden for a second
+    frames += [dets_with_looks([(6.2, 5.0)], [2]) for _ in range(10)]  # B where A would be
+    plain = [dets([(2 + 1.0 * k * DT, 5)]) for k in range(20)] + [dets([]) for _ in range(5)]
+    plain += [dets([(6.2, 5.0)]) for _ in range(10)]
+    assert {tid for s in run(FloorKalmanTracker(), plain) for tid in s} == {1}  # motion alone: taken over
+    seen = run(FloorKalmanTracker(TrackerConfig(reid=REID)), frames)
+    assert {tid for s in seen[:20] for tid in s} == {1}
+    assert {tid for s in seen[25:] for tid in s} == {2}  # B is a track of their own
+
+
+def test_with_appearance_a_hidden_person_who_comes_back_keeps_the_id() -> None:
+    frames = [dets_with_looks([(2 + 1.0 * k * DT, 5)], [1]) for k in range(20)]
+    frames += [dets_with_looks([], []) for _ in range(5)]
+    frames += [dets_with_looks([(6.2, 5.0)], [1]) for _ in range(10)]
+    seen = run(FloorKalmanTracker(TrackerConfig(reid=REID)), frames)
+    assert {tid for s in seen for tid in s} == {1}
+
+
+def test_appearance_is_asked_for_within_the_budget_and_tracks_carry_it() -> None:
+    calls: list[list[int]] = []
+    people = list(range(10))
+    points = [(1.0 + 2.0 * i, 5.0) for i in range(10)]
+    tracker = FloorKalmanTracker(TrackerConfig(reid=REID))
+    step = None
+    for k in range(15):
+        step = tracker.update(T0 + timedelta(seconds=k * DT), dets_with_looks(points, people, calls))
+    assert calls and all(0 < len(c) <= REID.max_per_step for c in calls)
+    assert tracker.embedded == sum(len(c) for c in calls)
+    assert step is not None and len(step.tracks) == 10
+    for track in step.tracks:
+        assert track.appearance is not None
+        person = min(range(10), key=lambda p: abs(points[p][0] - track.xy_m[0]))
+        assert float(track.appearance @ looks(person)) > 0.99
+
+
+def test_without_an_embedder_or_reid_config_no_appearance_is_asked_for() -> None:
+    calls: list[list[int]] = []
+    tracker = FloorKalmanTracker()
+    for k in range(10):
+        step = tracker.update(T0 + timedelta(seconds=k * DT), dets_with_looks([(5, 5)], [1], calls))
+    assert calls == [] and tracker.embedded == 0
+    assert all(t.appearance is None for t in step.tracks)

@@ -1,0 +1,67 @@
+"""Appearance for the tracker: embeddings asked for within a per-step budget, and a track's running mean.
+
+A re-identification network costs milliseconds per box on an edge CPU, so a node cannot embed every box of
+every frame. The tracker asks only for the boxes where appearance decides something, in this order:
+a hidden person's track being re-linked, and people side by side whose tracks could swap; the first frames
+of a new track; then a refresh of each tracked person's appearance every `refresh_s`. At most
+`max_per_step` boxes are embedded per time step; what is left over waits for a later step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from edge.config import ReidConfig
+from edge.tracking.base import FloatArray, FloorDetections
+
+FIRST_SAMPLES = 3
+"""A track's first embeddings are averaged evenly; after that each new one moves the mean by `EMA_NEW`."""
+EMA_NEW = 0.1
+
+
+def cosine_distance(a: FloatArray, b: FloatArray) -> float:
+    """1 - cosine similarity of two unit vectors (0: the same appearance, 1: unrelated, 2: opposite)."""
+    return float(1.0 - float(np.dot(a, b)))
+
+
+def blend(mean: FloatArray | None, samples: int, new: FloatArray) -> FloatArray:
+    """The running appearance after one more embedding `new` (unit rows in, unit row out)."""
+    if mean is None or samples <= 0:
+        return new.copy()
+    w = 1.0 / (samples + 1) if samples < FIRST_SAMPLES else EMA_NEW
+    out = (1.0 - w) * mean + w * new
+    norm = float(np.linalg.norm(out))
+    return out / norm if norm > 0 else new.copy()
+
+
+class StepAppearance:
+    """The embeddings of one time step's floor detections, fetched on request within the step's budget."""
+
+    def __init__(self, config: ReidConfig, detections: FloorDetections) -> None:
+        self.config = config
+        self._embed = detections.embed
+        self._n = len(detections)
+        self._known: dict[int, FloatArray | None] = {}
+        self.left = config.max_per_step
+        self.embedded = 0
+
+    def fetch(self, indices: Iterable[int]) -> None:
+        """Embed the given detections (in order of priority) that are not known yet, budget permitting."""
+        if self._embed is None:
+            return
+        wanted = [j for j in dict.fromkeys(indices) if j not in self._known and 0 <= j < self._n]
+        wanted = wanted[: max(self.left, 0)]
+        if not wanted:
+            return
+        rows = np.asarray(self._embed(wanted), dtype=np.float64).reshape(len(wanted), -1)
+        self.left -= len(wanted)
+        self.embedded += len(wanted)
+        for j, row in zip(wanted, rows, strict=True):
+            norm = float(np.linalg.norm(row)) if np.isfinite(row).all() else 0.0
+            self._known[j] = row / norm if norm > 0 else None
+
+    def get(self, j: int) -> FloatArray | None:
+        """Detection j's embedding if it was fetched and could be embedded."""
+        return self._known.get(j)
