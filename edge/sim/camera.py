@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.config import CameraConfig
+from edge.sim.appearance import SimAppearance, overlaps_in_front
 from edge.sim.scenarios import NoiseModel
 from edge.sim.world import Vec, World
 from vision_models.detections import Detections
@@ -58,12 +59,24 @@ class SimCamera:
         world: the simulated floor (its cars cast occlusion silhouettes).
         noise: fault model.
         rng: random source for this camera's faults.
+        appearance: the people's appearance, for re-identification embeddings on request (None: the
+            detections carry no appearance).
+        appearance_rng: random source for the embeddings' per-view noise (kept apart from the faults', so
+            turning appearance on leaves every detection as it was).
     """
 
     def __init__(
-        self, camera: CameraConfig, world: World, noise: NoiseModel, rng: np.random.Generator
+        self,
+        camera: CameraConfig,
+        world: World,
+        noise: NoiseModel,
+        rng: np.random.Generator,
+        appearance: SimAppearance | None = None,
+        appearance_rng: np.random.Generator | None = None,
     ) -> None:
         self.camera = camera
+        self.appearance = appearance
+        self.appearance_rng = appearance_rng or np.random.default_rng()
         self.id = camera.id
         self.resolution_wh = camera.resolution_wh or DEFAULT_RESOLUTION_WH
         self.noise = noise
@@ -122,8 +135,13 @@ class SimCamera:
         xy_m: Vec,
         seated: npt.NDArray[np.bool_],
         height_m: Vec | None = None,
+        person_ids: npt.NDArray[np.int64] | None = None,
+        staff: npt.NDArray[np.bool_] | None = None,
     ) -> Detections:
-        """The detections of one frame for people at `xy_m` (N, 2); `seated` (N,) people are inside cars."""
+        """The detections of one frame for people at `xy_m` (N, 2); `seated` (N,) people are inside cars.
+
+        With an appearance model, `person_ids` (N,) and `staff` (N,) say who each person is, and the
+        detections embed their boxes on request."""
         noise, rng = self.noise, self.rng
         xy_m = np.asarray(xy_m, dtype=np.float64).reshape(-1, 2)
         uv, visible = self.project(xy_m)
@@ -131,8 +149,16 @@ class SimCamera:
         boxes = self.boxes(xy_m, height_m)
         if noise.p_miss > 0:
             visible &= rng.random(len(xy_m)) >= noise.p_miss
+        full_bottom = boxes[:, 3].copy()
         boxes, visible = self._occlude(uv, boxes, visible)
+        cut = (boxes[:, 3] < full_bottom - 1e-6)[visible]
         boxes = boxes[visible]
+        pids = (
+            np.asarray(person_ids, dtype=np.int64)[visible]
+            if person_ids is not None
+            else np.arange(len(boxes), dtype=np.int64)
+        )
+        is_staff = np.asarray(staff, dtype=bool)[visible] if staff is not None else np.zeros(len(boxes), bool)
         if noise.jitter_frac > 0 and len(boxes):
             sigma = noise.jitter_frac * (boxes[:, 3] - boxes[:, 1])
             boxes = boxes + rng.normal(0.0, 1.0, boxes.shape) * sigma[:, None]
@@ -141,11 +167,20 @@ class SimCamera:
         if len(fps):
             boxes = np.vstack([boxes, fps])
             conf = np.concatenate([conf, rng.uniform(0.3, 0.6, len(fps))])
+            pids = np.concatenate([pids, np.full(len(fps), -1, dtype=np.int64)])
+            is_staff = np.concatenate([is_staff, np.zeros(len(fps), bool)])
+            cut = np.concatenate([cut, np.zeros(len(fps), bool)])
         if len(boxes):
             x1, x2 = np.minimum(boxes[:, 0], boxes[:, 2]), np.maximum(boxes[:, 0], boxes[:, 2])
             y1, y2 = np.minimum(boxes[:, 1], boxes[:, 3]), np.maximum(boxes[:, 1], boxes[:, 3])
             boxes = np.stack([x1, y1, x2, y2], axis=1)
-        dets = Detections(boxes.astype(np.float32), conf.astype(np.float32), self.resolution_wh).clipped()
+        embed = None
+        if self.appearance is not None:
+            front, overlap = overlaps_in_front(boxes, self.camera.anchor == "bottom_center")
+            embed = self.appearance.embedder(pids, is_staff, front, overlap, cut, self.appearance_rng)
+        dets = Detections(
+            boxes.astype(np.float32), conf.astype(np.float32), self.resolution_wh, embed
+        ).clipped()
         keep = (dets.xyxy[:, 2] - dets.xyxy[:, 0] > 1) & (dets.xyxy[:, 3] - dets.xyxy[:, 1] > 1)
         return dets[keep]
 

@@ -26,6 +26,17 @@ class NoiseModel:
         p_occluded_miss: chance a person standing behind a car (from the camera's view) is missed;
             otherwise the box is cut at the car's roof line, so its bottom edge lies too high.
         car_height_m: height of display cars, for the occlusion silhouettes.
+        reid_identity, reid_identity_spread, reid_identity_dims: how far people's appearances lie from
+            the average appearance (median, and log-normal spread between people), and in how many
+            independent directions (`edge.sim.appearance`).
+        reid_view, reid_view_dims: per-box appearance noise (pose, light, crop), relative to a person's
+            appearance, and in how many directions.
+        reid_cut_factor: noise multiplier for a box cut at a car's roof line.
+        reid_overlap_mix: how much of the person in front an overlapped box's embedding takes, per unit
+            of covered box area.
+        reid_staff_individual: how far a staff member's appearance strays from the uniform's.
+    The `reid_*` scales are fitted to the product's re-identification model on real footage (PETS09-S2L1
+    ground-truth crops); the roof-line and overlap terms are assumptions (no such footage to fit them).
     """
 
     p_miss: float = 0.05
@@ -33,11 +44,27 @@ class NoiseModel:
     jitter_frac: float = 0.02
     p_occluded_miss: float = 0.5
     car_height_m: float = 1.5
+    reid_identity: float = 0.3
+    reid_identity_spread: float = 0.7
+    reid_identity_dims: int = 8
+    reid_view: float = 0.4
+    reid_view_dims: int = 4
+    reid_cut_factor: float = 1.5
+    reid_overlap_mix: float = 0.5
+    reid_staff_individual: float = 0.25
 
     @classmethod
     def perfect(cls) -> NoiseModel:
         """No faults at all (persons inside cars still vanish: that is geometry, not noise)."""
-        return cls(p_miss=0.0, fp_per_frame=0.0, jitter_frac=0.0, p_occluded_miss=0.0, car_height_m=0.0)
+        return cls(
+            p_miss=0.0,
+            fp_per_frame=0.0,
+            jitter_frac=0.0,
+            p_occluded_miss=0.0,
+            car_height_m=0.0,
+            reid_view=0.0,
+            reid_overlap_mix=0.0,
+        )
 
 
 @dataclass(frozen=True)

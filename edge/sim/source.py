@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.config import CameraConfig, NodeConfig
+from edge.sim.appearance import SimAppearance
 from edge.sim.camera import SimCamera
 from edge.sim.scenarios import Scenario, get_scenario
 from edge.sim.simulation import Samples, Simulation
@@ -80,8 +81,16 @@ class SimulatedNode:
         self.config = config
         self.scenario = scenario
         self.sim = Simulation(config, scenario, seed, start_utc)
+        appearance = SimAppearance(scenario.noise, seed) if config.tracker.reid is not None else None
         self.cameras = {
-            cam.id: SimCamera(cam, self.sim.world, scenario.noise, np.random.default_rng([seed, 7919, i]))
+            cam.id: SimCamera(
+                cam,
+                self.sim.world,
+                scenario.noise,
+                np.random.default_rng([seed, 7919, i]),
+                appearance,
+                np.random.default_rng([seed, 7927, i]),
+            )
             for i, cam in enumerate(config.cameras)
         }
         self._index = {cam.id: i for i, cam in enumerate(config.cameras)}
@@ -124,7 +133,9 @@ class SimulatedNode:
 
     def _detect_rows(self, camera_id: str, samples: Samples, rows: slice) -> Detections:
         pid = samples.pid[rows]
-        return self.cameras[camera_id].detect(samples.xy_m[rows], samples.seated[rows], person_heights_m(pid))
+        return self.cameras[camera_id].detect(
+            samples.xy_m[rows], samples.seated[rows], person_heights_m(pid), pid, samples.staff[rows]
+        )
 
 
 _nodes: dict[tuple[str, str, str, int, str], SimulatedNode] = {}

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from edge.config import load_config
+from edge.sim.appearance import SimAppearance
 from edge.sim.camera import SimCamera, SimCameraError, apply_homography
 from edge.sim.scenarios import NoiseModel
 from edge.sim.world import World
@@ -126,3 +127,68 @@ def test_a_camera_without_calibration_is_refused() -> None:
     uncalibrated = CONFIG.cameras[0].model_copy(update={"calibration": None})
     with pytest.raises(SimCameraError, match="no calibration"):
         SimCamera(uncalibrated, WORLD, NoiseModel(), np.random.default_rng(0))
+
+
+def _views(looks: SimAppearance, n: int, rng: np.random.Generator, front: int = -1) -> np.ndarray:
+    """One clear box of each of n people (or each half hidden by person `front`), embedded."""
+    embed = looks.embedder(
+        np.arange(n),
+        np.zeros(n, bool),
+        np.full(n, front),
+        np.full(n, 0.5 if front >= 0 else 0.0),
+        np.zeros(n, bool),
+        rng,
+    )
+    return embed(np.arange(n)).astype(np.float64)
+
+
+def test_embeddings_are_as_telling_as_the_real_re_identification_model() -> None:
+    """Box-to-box cosines of the default noise model against person-reid-0288 on PETS09-S2L1 ground truth
+    (BENCHMARKS.md: same person 0.880, different people 0.762, ROC AUC 0.813, for clear boxes)."""
+    looks = SimAppearance(NoiseModel(), seed=3)
+    rng = np.random.default_rng(1)
+    first, second = _views(looks, 300, rng), _views(looks, 300, rng)
+    cos = first @ second.T
+    same, diff = np.diag(cos), cos[~np.eye(300, dtype=bool)]
+    auc = float((same[:, None] > diff[None, ::50]).mean())
+    print(f"same person {same.mean():.3f}, different people {diff.mean():.3f}, AUC {auc:.3f}")
+    assert abs(same.mean() - 0.880) < 0.03 and abs(diff.mean() - 0.762) < 0.03
+    assert 0.76 < auc < 0.86
+    # A box half hidden by someone else takes some of their appearance.
+    hidden = _views(looks, 300, rng, front=0)
+    assert (hidden @ first[0])[1:].mean() > diff.mean() + 0.03
+
+
+def test_a_cameras_boxes_embed_as_the_people_they_show() -> None:
+    looks = SimAppearance(NoiseModel(), seed=3)
+    cam = SimCamera(
+        CONFIG.cameras[0],
+        WORLD,
+        NoiseModel.perfect(),
+        np.random.default_rng(0),
+        looks,
+        np.random.default_rng(1),
+    )
+    grid = np.stack(np.meshgrid(np.arange(1.0, 30.0, 3.0), np.arange(1.0, 20.0, 3.0)), axis=-1).reshape(-1, 2)
+    _, seen = cam.project(grid)
+    xy = grid[seen][[0, int(seen.sum()) // 2, -1]]
+    dets = cam.detect(xy, np.zeros(3, bool), person_ids=np.array([7, 8, 9]), staff=np.zeros(3, bool))
+    assert dets.appearance is not None and len(dets) == 3
+    emb = dets.appearance(np.arange(len(dets))).astype(np.float64)
+    assert emb.shape == (len(dets), 256) and np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    floor, _ = apply_homography(calibration_homography(0), dets.anchors("bottom_center").astype(float))
+    who = np.linalg.norm(floor[:, None] - xy[None], axis=2).argmin(axis=1)
+    people = np.stack([looks.person(p) for p in (7, 8, 9)])
+    assert ((emb @ people.T).argmax(axis=1) == who).all()
+
+
+def test_without_an_appearance_model_detections_carry_none_and_faults_stay_the_same() -> None:
+    xy = np.array([[10.0, 10.0], [12.0, 8.0], [20.0, 12.0]])
+    plain = SimCamera(CONFIG.cameras[0], WORLD, NoiseModel(), np.random.default_rng(5))
+    with_looks = SimCamera(
+        CONFIG.cameras[0], WORLD, NoiseModel(), np.random.default_rng(5), SimAppearance(NoiseModel(), 1)
+    )
+    a = plain.detect(xy, np.zeros(3, bool))
+    b = with_looks.detect(xy, np.zeros(3, bool), person_ids=np.arange(3), staff=np.zeros(3, bool))
+    assert a.appearance is None and b.appearance is not None
+    assert np.array_equal(a.xyxy, b.xyxy) and np.array_equal(a.confidence, b.confidence)
