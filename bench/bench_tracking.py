@@ -1,6 +1,7 @@
 """Tracking and counting accuracy on PETS09-S2L1, against peer trackers on identical detections, and speed.
 
-    .venv/bin/python bench/bench_tracking.py [--json bench/results/tracking.json]
+    .venv/bin/python bench/bench_tracking.py [--json bench/results/tracking.json] [--input-size 544x416]
+        [--reid] [--reid-config KEY=VALUE ...] [--only-ours]
 
 1. Detections: RTMDet-nano (480x384 input by default, the size of the peers' reference figures;
    `--input-size 544x416` for the product's default since 2026-11-23; score >= 0.1) on every frame of the
@@ -12,6 +13,11 @@
    counts per direction (ground truth 14 left-to-right, 18 right-to-left): ours from the product's floor door
    counter, and for every tracker from its boxes' bottom centres crossing the image line.
 4. Speed: tracker + analytics per frame with 20 people walking in view (synthetic detections), ms.
+5. `--reid`: ours again with on-box re-identification (`tracker.reid: {}`, the product's defaults), the
+   detections embedding their boxes on the tracker's request from the clip's real frames (re-read while
+   tracking, aligned with the detections by index), as `showroom edge track` does. Each `--reid-config
+   KEY=VALUE ...` (repeatable) adds a run with those `tracker.reid` fields. Besides the scores: boxes
+   embedded per frame and re-identification wall ms per frame. `--only-ours` skips the peer trackers.
 """
 
 from __future__ import annotations
@@ -21,23 +27,27 @@ import json
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
+from itertools import repeat
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 from mot_eval import Rows, evaluate, line_crossings  # noqa: E402
-from pets_detections import PETS_DIR, pets_detections  # noqa: E402
+from pets_detections import PETS_DIR, VIDEO, pets_detections  # noqa: E402
 
-from edge.config import load_config  # noqa: E402
+from edge.config import NodeConfig, ReidConfig, load_config, parse_config  # noqa: E402
 from edge.events import EventStamper, IdSource  # noqa: E402
 from edge.offline import GapFiller  # noqa: E402
 from edge.pipeline import EdgePipeline  # noqa: E402
+from edge.reid import EmbedTimer, load_embedder, with_appearance  # noqa: E402
 from vision_models.detections import Detections  # noqa: E402
 
 FPS = 7.0
@@ -51,18 +61,56 @@ def xywh(xyxy: np.ndarray) -> np.ndarray:
     return np.array([xyxy[0], xyxy[1], xyxy[2] - xyxy[0], xyxy[3] - xyxy[1]], dtype=np.float64)
 
 
-def run_ours(dets: list[Detections]) -> tuple[Rows, Rows, dict[str, int], float]:
-    """(online rows, rows with hidden frames interpolated offline, door counts, ms per frame)."""
-    config = load_config(CONFIG)
+def ours_config(reid: dict[str, Any] | None = None) -> NodeConfig:
+    """examples/pets09.yaml, with `tracker.reid` set to `reid` when given (`{}`: the product's defaults)."""
+    if reid is None:
+        return load_config(CONFIG)
+    import yaml
+
+    data = yaml.safe_load(CONFIG.read_text())
+    data["tracker"] = {**(data.get("tracker") or {}), "reid": reid}
+    return parse_config(data, f"{CONFIG} + tracker.reid {reid}")
+
+
+class OursRun(NamedTuple):
+    rows: Rows
+    filled: Rows
+    """`rows` with hidden frames interpolated offline (gaps up to INTERPOLATE_GAPS frames)."""
+    counts: dict[str, int]
+    """Product door counter crossings by direction ("in" = left to right, "out" = right to left)."""
+    ms: float
+    """Wall ms per frame of `EdgePipeline.process` (re-identification included when on)."""
+    embedded_per_frame: float = 0.0
+    reid_ms: float = 0.0
+    """Wall ms per frame spent embedding boxes (part of `ms`)."""
+
+
+def run_ours(dets: list[Detections], reid: dict[str, Any] | None = None) -> OursRun:
+    """Our pipeline over `dets`; with `reid` (a `tracker.reid` mapping), the boxes are embedded on request
+    from the clip's frames, decoded again here one at a time (frame i belongs to detections i)."""
+    config = ours_config(reid)
     pipeline = EdgePipeline(config, EventStamper(config.store_id, config.node_id, IdSource(0)))
     camera = config.cameras[0].id
+    embedder = load_embedder(config)
+    timer = EmbedTimer()
+    frames: Iterable[npt.NDArray[np.uint8] | None] = repeat(None)
+    if embedder is not None:
+        from vision_models.video import read_frames
+
+        frames = read_frames(VIDEO)
     rows: Rows = defaultdict(list)
     filled: Rows = defaultdict(list)
     filler = GapFiller(INTERPOLATE_GAPS)
     elapsed = 0.0
-    for i, d in enumerate(dets):
+    # strict: the video must have exactly one frame per detections entry, or the boxes would be cropped
+    # from the wrong frame
+    for i, (d, frame) in enumerate(zip(dets, frames, strict=embedder is not None)):
         start = time.perf_counter()
-        pipeline.process(T0 + timedelta(seconds=i / FPS), {camera: d})
+        if embedder is not None and frame is not None:
+            d = with_appearance(d, frame, embedder, timer)
+            pipeline.process(T0 + timedelta(seconds=i / FPS), {camera: d}, {camera: frame})
+        else:
+            pipeline.process(T0 + timedelta(seconds=i / FPS), {camera: d})
         elapsed += time.perf_counter() - start
         for tid, box, _ in pipeline.observed_tracks(camera):
             rows[i + 1].append((tid, xywh(box)))
@@ -71,8 +119,44 @@ def run_ours(dets: list[Detections]) -> tuple[Rows, Rows, dict[str, int], float]
             f, tid, x, y, w, h = line.split(",")[:6]
             filled[int(f)].append((int(tid), np.array([float(x), float(y), float(w), float(h)])))
     pipeline.flush(T0 + timedelta(seconds=len(dets) / FPS))
-    counts = {direction: n for (_, direction), n in pipeline.analytics.crossings.items()}
-    return rows, filled, counts, 1000 * elapsed / len(dets)
+    counts: dict[str, int] = {direction: n for (_, direction), n in pipeline.analytics.crossings.items()}
+    if embedder is not None and timer.boxes != pipeline.stats.embedded_boxes:
+        raise RuntimeError(
+            f"embedding count mismatch: timer {timer.boxes}, pipeline {pipeline.stats.embedded_boxes}"
+        )
+    n = len(dets)
+    return OursRun(rows, filled, counts, 1000 * elapsed / n, timer.boxes / n, 1000 * timer.seconds / n)
+
+
+def frames_changed(a: Rows, b: Rows, n: int) -> int:
+    """Frames (of 1..n) whose track ids or boxes differ between two runs."""
+
+    def key(rows: Rows, f: int) -> list[tuple[int, tuple[float, ...]]]:
+        return sorted((tid, tuple(np.round(box, 2))) for tid, box in rows.get(f, []))
+
+    return sum(key(a, f) != key(b, f) for f in range(1, n + 1))
+
+
+def parse_reid_variant(pairs: list[str]) -> dict[str, Any]:
+    """`["weight=40", "max_per_step=4"]` -> `{"weight": 40, "max_per_step": 4}`, validated as `ReidConfig`."""
+    import yaml
+
+    variant: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--reid-config: expected KEY=VALUE, got {pair!r}")
+        variant[key] = yaml.safe_load(value)
+    try:
+        ReidConfig.model_validate(variant)
+    except ValueError as exc:
+        raise SystemExit(f"--reid-config {' '.join(pairs)}: {exc}") from exc
+    return variant
+
+
+def reid_label(variant: dict[str, Any]) -> str:
+    extra = ", ".join(f"{k}={v}" for k, v in variant.items())
+    return "showroom floor-kalman + reid" + (f" ({extra})" if extra else "")
 
 
 LINES_X_768 = (200, 300, 384, 450, 550)
@@ -260,34 +344,7 @@ def _timing_once(frames: int) -> float:
     return 1000 * spent / frames
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--json", type=Path, help="Also write the results here.")
-    parser.add_argument(
-        "--input-size", default="480x384", help="Detector input WxH for every tracker (peers: 480x384)."
-    )
-    args = parser.parse_args()
-    w, h = (int(v) for v in args.input_size.split("x"))
-    dets = pets_detections((w, h))
-    print(f"detections: RTMDet-nano at {w}x{h}, score >= 0.1, {sum(len(d) for d in dets)} boxes", flush=True)
-    n = len(dets)
-    results: dict[str, dict[str, float]] = {}
-
-    rows, filled, counts, ms = run_ours(dets)
-    metrics = evaluate(GT, rows, n)
-    lr, rl = line_crossings(rows)
-    metrics.update(
-        door_in_lr=counts.get("in", 0), door_out_rl=counts.get("out", 0), line_lr=lr, line_rl=rl, ms=ms
-    )
-    results["showroom floor-kalman"] = metrics
-    all_rows: dict[str, Rows] = {"showroom floor-kalman": rows}
-    metrics = evaluate(GT, filled, n)
-    lr, rl = line_crossings(filled)
-    metrics.update(line_lr=lr, line_rl=rl, ms=ms)
-    results[f"showroom floor-kalman, gaps <= {INTERPOLATE_GAPS} frames interpolated (offline MOT output)"] = (
-        metrics
-    )
-
+def peer_trackers() -> dict[str, Callable[[float], Callable[[Detections], list[tuple[int, np.ndarray]]]]]:
     peers = {
         "supervision ByteTrack": supervision_bytetrack,
         "trackers SORT": trackers_peer("SORTTracker"),
@@ -301,6 +358,79 @@ def main() -> None:
             peers[label] = ultralytics_peer(kind)
         except ImportError as exc:  # needs torch, installed by hand (see the bench extra in pyproject)
             print(f"{label}: not run, not installed ({exc})", file=sys.stderr)
+    return peers
+
+
+def ours_metrics(run: OursRun, n: int) -> dict[str, float]:
+    metrics = evaluate(GT, run.rows, n)
+    lr, rl = line_crossings(run.rows)
+    metrics.update(
+        door_in_lr=run.counts.get("in", 0),
+        door_out_rl=run.counts.get("out", 0),
+        line_lr=lr,
+        line_rl=rl,
+        ms=run.ms,
+    )
+    return metrics
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", type=Path, help="Also write the results here.")
+    parser.add_argument(
+        "--input-size", default="480x384", help="Detector input WxH for every tracker (peers: 480x384)."
+    )
+    parser.add_argument(
+        "--reid",
+        action="store_true",
+        help="Also run ours with re-identification on (tracker.reid: {}), embedding boxes from the frames.",
+    )
+    parser.add_argument(
+        "--reid-config",
+        nargs="+",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="Also run ours with these tracker.reid fields (repeat the option for more runs).",
+    )
+    parser.add_argument(
+        "--only-ours", action="store_true", help="Skip the peer trackers (they take minutes)."
+    )
+    args = parser.parse_args()
+    reid_variants: list[dict[str, Any]] = ([{}] if args.reid else []) + [
+        parse_reid_variant(pairs) for pairs in args.reid_config
+    ]
+    w, h = (int(v) for v in args.input_size.split("x"))
+    dets = pets_detections((w, h))
+    print(f"detections: RTMDet-nano at {w}x{h}, score >= 0.1, {sum(len(d) for d in dets)} boxes", flush=True)
+    n = len(dets)
+    results: dict[str, dict[str, float]] = {}
+
+    ours = run_ours(dets)
+    results["showroom floor-kalman"] = ours_metrics(ours, n)
+    all_rows: dict[str, Rows] = {"showroom floor-kalman": ours.rows}
+    metrics = evaluate(GT, ours.filled, n)
+    lr, rl = line_crossings(ours.filled)
+    metrics.update(line_lr=lr, line_rl=rl, ms=ours.ms)
+    results[f"showroom floor-kalman, gaps <= {INTERPOLATE_GAPS} frames interpolated (offline MOT output)"] = (
+        metrics
+    )
+    reid_names = []
+    for variant in reid_variants:
+        name = reid_label(variant)
+        print(f"{name}: running", flush=True)
+        run = run_ours(dets, variant)
+        metrics = ours_metrics(run, n)
+        metrics.update(
+            embedded_per_frame=run.embedded_per_frame,
+            reid_ms=run.reid_ms,
+            frames_changed=frames_changed(ours.rows, run.rows, n),
+        )
+        results[name] = metrics
+        all_rows[name] = run.rows
+        reid_names.append(name)
+
+    peers = {} if args.only_ours else peer_trackers()
     for name, make in peers.items():
         # Each peer gets the same detections, filtered at 0.1 (all) and at 0.3 (the detector's usual
         # threshold, for trackers without a low-score stage); its better run by HOTA is reported.
@@ -355,6 +485,21 @@ def main() -> None:
             off = abs(lr - truth[x][0]) > 1 or abs(rl - truth[x][1]) > 1
             cells.append(f"{lr} / {rl}{' *' if off else ''}")
         print(f"| {name} | " + " | ".join(cells) + " |")
+    if reid_names:
+        print("\nRe-identification (ms/frame: EdgePipeline.process wall, embedding included)")
+        print(
+            "| tracker | HOTA | MOTA | IDF1 | ID sw. | IDs | door L->R / R->L (14 / 18) | ms/frame"
+            " | boxes embedded/frame | reid ms/frame | frames with other tracks than without reid |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        for name in ["showroom floor-kalman", *reid_names]:
+            m = results[name]
+            print(
+                f"| {name} | {m['HOTA']:.3f} | {m['MOTA']:.3f} | {m['IDF1']:.3f} | {m['IDSW']:.0f} | "
+                f"{m['ids']:.0f} | {m['door_in_lr']:.0f} / {m['door_out_rl']:.0f} | {m['ms']:.2f} | "
+                f"{m.get('embedded_per_frame', 0.0):.2f} | {m.get('reid_ms', 0.0):.2f} | "
+                f"{m.get('frames_changed', 0):.0f} |"
+            )
     print(f"\ntracker + analytics, 20 people in view: {speed:.3f} ms/frame")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
