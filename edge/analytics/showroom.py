@@ -18,9 +18,6 @@ recorded video replays to the same events. Definitions follow DOMAIN.md:
   vanishing into it through a door area is a car entry (DOMAIN.md); reappearing anywhere else is not.
 - A staff flag (staff-only area, or the uniform cue over `min_observations` frames) stops a visit from
   starting; it never ends a visit already started, so a wrong flag cannot create or destroy a visit.
-- With on-box re-identification (`tracker.reid`), a visit remembers its visitor's appearance, and a track
-  that looks like somebody else does not take the visit over; among tracks that may, the one that looks
-  most alike (for its distance) does.
 - Browse dwell, car entries and reception are per visit; heat is per minute for every non-staff track on the
   floor.
 """
@@ -34,7 +31,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-import numpy as np
 from shapely.geometry import Point
 
 from edge.analytics.door import Direction, DoorCounter
@@ -52,8 +48,7 @@ from edge.analytics.zones import (
 )
 from edge.config import NodeConfig
 from edge.events import CarEntry, Envelope, EventStamper, Heat, Reception, VisitEnded, VisitStarted, ZoneDwell
-from edge.tracking.appearance import cosine_distance
-from edge.tracking.base import FloatArray, TrackerStep, TrackState
+from edge.tracking.base import TrackerStep, TrackState
 
 XY = tuple[float, float]
 EndReason = Literal["door", "lost", "shutdown"]
@@ -71,12 +66,6 @@ DOOR_SUCCESSOR_MAX_S = 5.0
 HEIR_OVERLAP_S = 1.0
 """A track confirmed up to this long before a person's last sighting may still be them (confirmation lags
 the track's start by a few frames)."""
-APPEARANCE_M = 4.0
-RECLAIM_FRACTION = 0.33
-"""A track on no visit takes back a visit that a crowd moved onto somebody else only when it looks this
-much alike (a fraction of the same-person distance) and the visit's current track does not look alike."""
-SIGNATURE_LEARN = 0.05
-"""Among tracks that may take a visit over, a cosine distance of appearance of 0.1 counts as 0.4 m further."""
 
 
 @dataclass
@@ -96,11 +85,6 @@ class Visit:
     reception: ReceptionStreak | None = None
     in_car: str | None = None
     """The car the visitor vanished into (their track ended there); None when not parked in a car."""
-    appearance: FloatArray | None = field(default=None, repr=False)
-    """The visitor's appearance embedding as last tracked (on-box only; never in an event)."""
-    signature: FloatArray | None = field(default=None, repr=False)
-    """The visitor's appearance as first tracked, learnt on only from sightings that agree with it: what
-    they look like even after a crowd moved the visit onto somebody else's track."""
 
 
 @dataclass
@@ -122,8 +106,6 @@ class ShowroomAnalytics:
             for c in config.cars
         ]
         self.staff_areas = [Zone(a.polygon_m) for a in config.staff_areas]
-        reid = config.tracker.reid
-        self._same_person_distance = reid.same_person_distance if reid is not None else math.inf
         self.heat = HeatGrid(config.floor.size_m, config.thresholds.heat_cell_m)
         self.visits: dict[str, Visit] = {}
         self._visit_of_track: dict[int, str] = {}
@@ -182,7 +164,6 @@ class ShowroomAnalytics:
             if track.observed:
                 out += self._doors(ts_utc, track)
         out += self._confirm_visits(ts_utc)
-        self._reclaim(tracks.tracks, by_id)
         staff_xy = [t.xy_m for t in tracks.tracks if t.observed and self._counts_as_staff(t.track_id)]
         for visit in list(self.visits.values()):
             if visit.track_id is not None and visit.track_id in by_id:
@@ -259,11 +240,8 @@ class ShowroomAnalytics:
             else:
                 reach = min(ADOPT_MAX_M, ADOPT_BASE_M + ADOPT_SPEED_MPS * gap_s)
                 ok = dist <= reach and gap_s <= self.thresholds.lost_after_s
-            looks = self._looks_apart(track.appearance, visit.appearance, veto=rank > 0)
-            if looks is None:
-                continue  # somebody else
-            if ok and (best is None or (rank, dist + looks, 0, visit.visitor_id) < best):
-                best = (rank, dist + looks, 0, visit.visitor_id)
+            if ok and (best is None or (rank, dist, 0, visit.visitor_id) < best):
+                best = (rank, dist, 0, visit.visitor_id)
         for k, ghost in enumerate(self._staff_ghosts):
             gap_s = max(0.0, (track.last_seen_utc - ghost.last_seen_utc).total_seconds())
             dist = math.dist(track.first_xy_m, ghost.last_xy)
@@ -283,58 +261,6 @@ class ShowroomAnalytics:
         if visit.in_car is not None and visit.in_car in at_cars:
             self._reappeared_from_car(visit, visit.in_car)
         visit.in_car = None
-
-    def _reclaim(self, tracks: list[TrackState], by_id: dict[int, TrackState]) -> None:
-        """A track on no visit that looks like a visitor whose visit is on a track that does not (or on
-        none) takes the visit back: in a crowd, the tracker or a take-over moved it onto somebody else."""
-        if math.isinf(self._same_person_distance):
-            return
-        free = [
-            t
-            for t in tracks
-            if t.observed
-            and t.appearance is not None
-            and t.track_id not in self._visit_of_track
-            and t.track_id not in self._staff
-            and not self._is_outside(t.xy_m)
-        ]
-        # A visitor parked in a car is out of sight: a track elsewhere is someone else.
-        visits = [
-            v for v in self.visits.values() if v.confirmed and v.signature is not None and v.in_car is None
-        ]
-        if not free or not visits:
-            return
-        signatures = np.stack([v.signature for v in visits if v.signature is not None])
-        strict = RECLAIM_FRACTION * self._same_person_distance
-        for track in free:
-            assert track.appearance is not None
-            dist = 1.0 - signatures @ track.appearance
-            for k in np.argsort(dist):
-                if dist[k] > strict:
-                    break
-                visit = visits[int(k)]
-                current = by_id.get(visit.track_id) if visit.track_id is not None else None
-                if current is not None and (
-                    current.appearance is None
-                    or cosine_distance(current.appearance, signatures[k]) <= self._same_person_distance
-                ):
-                    continue
-                if visit.track_id is not None:
-                    self._visit_of_track.pop(visit.track_id, None)
-                visit.track_id = track.track_id
-                visit.in_car = None
-                self._visit_of_track[track.track_id] = visit.visitor_id
-                break
-
-    def _looks_apart(self, a: FloatArray | None, b: FloatArray | None, veto: bool = True) -> float | None:
-        """How much further (metres) a track that looks `a` counts for a visitor who looked `b`: None when
-        the two are different people (unless not `veto`: someone getting out of the car a visitor sat
-        in, whose first boxes are cut by the car, is ranked by appearance but not ruled out by it); a
-        neutral half-gate when either appearance is unknown."""
-        if math.isinf(self._same_person_distance):
-            return 0.0
-        d = self._same_person_distance / 2 if a is None or b is None else cosine_distance(a, b)
-        return None if veto and d > self._same_person_distance else APPEARANCE_M * d
 
     def _cars_near(self, xy: XY) -> set[str]:
         """The car nearest to `xy` (by its interior and door areas) when within `CAR_RELINK_M`: the car a
@@ -384,7 +310,7 @@ class ShowroomAnalytics:
             visit.track_id = None
             # The person may already be tracked again: the tracker keeps a lost track for a few seconds,
             # and a new track can start meanwhile where they reappeared.
-            heir = self._heir(visit.last_xy, visit.last_seen_utc, alive, appearance=visit.appearance)
+            heir = self._heir(visit.last_xy, visit.last_seen_utc, alive)
             if heir is not None:
                 visit.track_id = heir
                 self._visit_of_track[heir] = visitor_id
@@ -418,16 +344,10 @@ class ShowroomAnalytics:
         return successor
 
     def _heir(
-        self,
-        last_xy: XY,
-        last_seen_utc: datetime,
-        alive: list[TrackState],
-        older_too: bool = True,
-        appearance: FloatArray | None = None,
+        self, last_xy: XY, last_seen_utc: datetime, alive: list[TrackState], older_too: bool = True
     ) -> int | None:
         """A track started since `last_seen_utc` near `last_xy` (or, `older_too`, one already there), not
-        on a visit and not staff, and not looking like someone other than `appearance`: the same person,
-        tracked again. The nearest one (appearance counted as distance), or None."""
+        on a visit and not staff: the same person, tracked again. The nearest one, or None."""
         return self._new_track_near(
             last_xy,
             last_seen_utc,
@@ -438,7 +358,6 @@ class ShowroomAnalytics:
                 or self._is_outside(t.first_xy_m)
             ),
             older_too=older_too,
-            appearance=appearance,
         )
 
     def _new_track_near(
@@ -450,7 +369,6 @@ class ShowroomAnalytics:
         skip: Callable[[TrackState], bool],
         max_gap_s: float = math.inf,
         older_too: bool = False,
-        appearance: FloatArray | None = None,
     ) -> int | None:
         """The nearest track (not `skip`ped) that started since `last_seen_utc` (up to `max_gap_s` later)
         within walking reach of `last_xy`: 2.5 m + 1 m/s of the gap, at most 12 m.
@@ -472,11 +390,8 @@ class ShowroomAnalytics:
                 continue  # already tracked while this person was still seen (someone else), or too late
             reach = min(ADOPT_MAX_M, ADOPT_BASE_M + ADOPT_SPEED_MPS * max(gap_s, 0.0))
             dist = math.dist(spot, last_xy)
-            looks = self._looks_apart(track.appearance, appearance) if appearance is not None else 0.0
-            if looks is None or dist > reach:
-                continue
-            if best is None or (dist + looks, track.track_id) < best:
-                best = (dist + looks, track.track_id)
+            if dist <= reach and (best is None or (dist, track.track_id) < best):
+                best = (dist, track.track_id)
         return None if best is None else best[1]
 
     def _mark_staff(self, tracks: list[TrackState], uniform_tracks: frozenset[int]) -> None:
@@ -591,13 +506,6 @@ class ShowroomAnalytics:
         xy = track.xy_m
         if track.observed:
             visit.last_seen_utc, visit.last_xy = ts_utc, xy
-        if track.appearance is not None:
-            visit.appearance = track.appearance
-            if visit.signature is None:
-                visit.signature = track.appearance
-            elif cosine_distance(track.appearance, visit.signature) <= self._same_person_distance / 2:
-                mixed = (1 - SIGNATURE_LEARN) * visit.signature + SIGNATURE_LEARN * track.appearance
-                visit.signature = mixed / float(np.linalg.norm(mixed))
         min_inside = self.thresholds.car_entry_min_s
         for car in self.cars:
             stay, ended = step_stay(visit.stays.get(car.car_id), car.browse.contains(xy), ts_utc)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from showroom_builders import END, FPS, Scene, hidden, line, make_config, stay
@@ -312,27 +311,3 @@ def test_a_visitor_whose_track_breaks_on_the_door_line_is_counted_once() -> None
     other = Scene()
     other.play({1: before, 2: [None] * 10 + line((3.0, 12.0), (3.0, 10.0), 2) + stay((3.0, 10.0), 3)})
     assert other.analytics.crossings[("main", "in")] == 0 and other.of_type("visit.started") == []
-
-
-def _looks(seed: int) -> np.ndarray:
-    v = np.random.default_rng(seed).normal(size=256)
-    return np.asarray(v / np.linalg.norm(v))
-
-
-def test_with_appearance_a_track_that_looks_like_someone_else_does_not_take_over_a_visit() -> None:
-    # Track 1 walks in and is lost at (10, 12); a new track 2 starts beside that spot 2 s later. On
-    # position alone it takes the visit over; with appearance it does so only when it looks like them.
-    first = [*enter((10, 12)), *hidden(1), END]
-    second: list[tuple[float, float] | None] = [None] * (len(first) + round(1 * FPS))
-    second += [*stay((10.5, 11.5), 2), *line((10.5, 11.5), DOOR_IN, 4), *line(DOOR_IN, OUT, 3), OUT]
-    outcomes = {}
-    for name, config, looks_2 in (
-        ("position only", make_config(), _looks(2)),
-        ("same person", make_config(tracker={"reid": {}}), _looks(1) * 0.9 + _looks(2) * 0.1),
-        ("someone else", make_config(tracker={"reid": {}}), _looks(2)),
-    ):
-        scene = Scene(config)
-        scene.play({1: first, 2: second}, appearance={1: _looks(1), 2: looks_2 / np.linalg.norm(looks_2)})
-        scene.flush()
-        outcomes[name] = [e.end_reason for e in scene.of_type("visit.ended")]
-    assert outcomes == {"position only": ["door"], "same person": ["door"], "someone else": ["shutdown"]}
