@@ -174,12 +174,14 @@ def load_pipeline_class() -> Any:
 
 @dataclass
 class LinkStats:
-    """What the node's outbox did on the way to the (simulated) broker."""
+    """What the node's outbox did on the way to the (simulated) broker, and how many boxes its
+    re-identification model was asked to embed (its CPU cost is per box)."""
 
     produced: int = 0
     delivered: int = 0
     max_outbox_depth: int = 0
     evicted: int = 0
+    embedded_boxes: int = 0
 
 
 def run_pipeline(
@@ -216,6 +218,7 @@ def run_pipeline(
             send(t_s, pipeline.process(start + timedelta(seconds=t_s), detections))
         send(end_s, pipeline.flush(start + timedelta(seconds=end_s), "shutdown"))
         stats.delivered = len(delivered)
+        stats.embedded_boxes = int(getattr(getattr(pipeline, "stats", None), "embedded_boxes", 0))
         stats.evicted = outbox.stats().evicted_total
         outbox.close()
     return delivered, stats
@@ -302,6 +305,12 @@ def format_text(evaluation: Evaluation) -> str:
         lines.append(
             f"broker outage: {link.produced} payloads produced, {link.delivered} delivered, "
             f"outbox peaked at {link.max_outbox_depth}, {link.evicted} evicted"
+        )
+    if evaluation.link is not None and evaluation.link.embedded_boxes:
+        boxes = evaluation.link.embedded_boxes
+        lines.append(
+            f"re-identification: {boxes} boxes embedded, {boxes / max(evaluation.simulated_s, 1e-9):.2f} "
+            "per second of the scenario"
         )
     if "distribution_error" in evaluation.metrics["heat"]:
         lines.append(

@@ -83,6 +83,11 @@ def test_evaluate_cli_prints_truth_measured_and_error_per_metric(saturday_peak_j
         assert set(metric) >= {"truth", "measured", "error"}
     assert set(saturday_peak_json["metrics"]["dwell_per_car"]["cars"]) == {c.id for c in CONFIG.cars}
     assert saturday_peak_json["outbox"]["delivered"] == saturday_peak_json["outbox"]["produced"]
+    # The simulated store runs re-identification: the tracker asked for embeddings, within its budget.
+    reid = CONFIG.tracker.reid
+    assert reid is not None
+    steps = saturday_peak_json["simulated_s"] * max(c.fps for c in CONFIG.cameras)
+    assert 0 < saturday_peak_json["outbox"]["embedded_boxes"] <= reid.max_per_step * steps
 
 
 def test_pipeline_counts_stay_close_to_the_truth(saturday_peak_json: dict) -> None:  # type: ignore[type-arg]
