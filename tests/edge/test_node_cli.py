@@ -158,3 +158,10 @@ def test_check_verifies_everything_without_running(tmp_path: Path) -> None:
     assert "detector rtmdet-nano-person (sha256 4720eda18a18402e" in proc.stdout
     assert "calibration error" in proc.stdout and proc.stdout.rstrip().endswith(f"OK {config}")
     assert "0 unsent, next seq 0" in proc.stdout  # nothing was run, nothing was sent
+    assert "re-identification" not in proc.stdout  # off unless configured
+
+    data = node_config_dict(tmp_path, "mqtt://127.0.0.1:9", cameras[:1], tracker={"reid": {}})
+    config = write_yaml(tmp_path / "node.yaml", data)
+    proc = subprocess.run([*cmd, str(config)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "re-identification person-reid-0288 (sha256 f3966d905e723202" in proc.stdout
