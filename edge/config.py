@@ -20,6 +20,7 @@ from shapely.geometry import LineString, Point, Polygon, box
 from shapely.validation import explain_validity
 
 from edge.events import ID_PATTERN
+from vision_models.registry import MODELS, Task
 
 XY = Annotated[
     tuple[
@@ -326,6 +327,22 @@ class ReidConfig(_Model):
     )
     threads: int = Field(1, ge=1, le=64, description="Inference threads of the re-identification model.")
 
+    @field_validator("model")
+    @classmethod
+    def _reid_model(cls, v: str) -> str:
+        return _model_of_task(v, "reid")
+
+
+def _model_of_task(model_id: str, task: Task) -> str:
+    """`model_id`, unless the registry knows it as a model for another task (a detector named where a
+    re-identification model belongs, or the reverse)."""
+    entry = MODELS.get(model_id)
+    if entry is not None and entry.task != task:
+        known = ", ".join(sorted(i for i, m in MODELS.items() if m.task == task))
+        what = {"detect": "person detector", "reid": "re-identification model"}
+        raise ValueError(f"{model_id!r} is a {what[entry.task]}, not a {what[task]} (registered: {known})")
+    return model_id
+
 
 class TrackerConfig(_Model):
     """The floor-plane tracker (Kalman filter in metres, two-stage association of high and low scores)."""
@@ -358,6 +375,11 @@ class DetectorConfig(_Model):
     input_size_wh: tuple[int, int] | None = Field(None, description="Network input [w, h]; model default.")
     score_threshold: float = Field(0.3, gt=0, lt=1)
     threads: int = Field(2, ge=1, le=64)
+
+    @field_validator("model")
+    @classmethod
+    def _detector_model(cls, v: str) -> str:
+        return _model_of_task(v, "detect")
 
 
 class OutboxConfig(_Model):

@@ -104,6 +104,14 @@ def _duplicate_car(d: dict[str, Any]) -> None:
     d["cars"][1]["id"] = "car-01"
 
 
+def _reid_model_as_detector(d: dict[str, Any]) -> None:
+    d["detector"] = {"model": "person-reid-0288"}
+
+
+def _detector_as_reid_model(d: dict[str, Any]) -> None:
+    d["tracker"] = {"reid": {"model": "yolox-nano"}}
+
+
 @pytest.mark.parametrize(
     ("mutate", "path", "reason"),
     [
@@ -118,6 +126,12 @@ def _duplicate_car(d: dict[str, Any]) -> None:
         (_bad_timezone, "timezone", "unknown time zone 'Asia/Beijing'"),
         (_password_in_file, "broker.password", "unknown key"),
         (_duplicate_car, "cars", "duplicate id(s) car-01"),
+        (_reid_model_as_detector, "detector.model", "is a re-identification model, not a person detector"),
+        (
+            _detector_as_reid_model,
+            "tracker.reid.model",
+            "is a person detector, not a re-identification model",
+        ),
     ],
 )
 def test_mistakes_are_named_with_key_path_and_reason(mutate: Any, path: str, reason: str) -> None:
