@@ -48,7 +48,8 @@ from edge.analytics.zones import (
 )
 from edge.config import NodeConfig
 from edge.events import CarEntry, Envelope, EventStamper, Heat, Reception, VisitEnded, VisitStarted, ZoneDwell
-from edge.tracking.base import TrackerStep, TrackState
+from edge.tracking.appearance import cosine_distance
+from edge.tracking.base import FloatArray, TrackerStep, TrackState
 
 XY = tuple[float, float]
 EndReason = Literal["door", "lost", "shutdown"]
@@ -114,6 +115,10 @@ class ShowroomAnalytics:
         self._uniform_votes: Counter[int] = Counter()
         self._staff_ghosts: list[_StaffGhost] = []
         self._last_obs: dict[int, tuple[XY, datetime]] = {}
+        self._looks: dict[int, FloatArray] = {}
+        """Each track's appearance embedding as last reported (with re-identification; on-box only)."""
+        reid = config.tracker.reid
+        self._same_person_distance = reid.same_person_distance if reid is not None else math.inf
         self._first_seen: dict[int, datetime] = {}
         self._door_successors: set[int] = set()
         """Tracks that continue an ended track at the door lines (each continues at most one)."""
@@ -204,6 +209,7 @@ class ShowroomAnalytics:
         self._uniform_votes.clear()
         self._staff_ghosts.clear()
         self._last_obs.clear()
+        self._looks.clear()
         self._first_seen.clear()
         self._door_successors.clear()
         done = self.heat.take()
@@ -302,6 +308,7 @@ class ShowroomAnalytics:
             door.forget(track_id)
         visitor_id = self._visit_of_track.pop(track_id, None)
         last = self._last_obs.pop(track_id, None)
+        looks = self._looks.pop(track_id, None)
         was_staff = track_id in self._staff
         self._staff.discard(track_id)
         self._uniform_votes.pop(track_id, None)
@@ -310,7 +317,10 @@ class ShowroomAnalytics:
             visit.track_id = None
             # The person may already be tracked again: the tracker keeps a lost track for a few seconds,
             # and a new track can start meanwhile where they reappeared.
-            heir = self._heir(visit.last_xy, visit.last_seen_utc, alive)
+            # At a car the visitor may have sat in it: a track there that looks like somebody else is
+            # someone walking by, and the visit waits in the car instead.
+            unlike = looks if self._car_at(visit.last_xy) is not None else None
+            heir = self._heir(visit.last_xy, visit.last_seen_utc, alive, unlike_of=unlike)
             if heir is not None:
                 visit.track_id = heir
                 self._visit_of_track[heir] = visitor_id
@@ -324,6 +334,12 @@ class ShowroomAnalytics:
                 self._staff.add(heir)
             else:
                 self._staff_ghosts.append(_StaffGhost(last[0], last[1]))
+
+    def _looks_unlike(self, track: TrackState, appearance: FloatArray | None) -> bool:
+        """The track's person looks like somebody else than the one of `appearance` (both known)."""
+        if appearance is None or track.appearance is None:
+            return False
+        return cosine_distance(track.appearance, appearance) > self._same_person_distance
 
     def _door_successor(self, track_id: int, alive: list[TrackState]) -> int | None:
         """The track that continues an ended track for the door lines: the nearest one started since the
@@ -344,10 +360,16 @@ class ShowroomAnalytics:
         return successor
 
     def _heir(
-        self, last_xy: XY, last_seen_utc: datetime, alive: list[TrackState], older_too: bool = True
+        self,
+        last_xy: XY,
+        last_seen_utc: datetime,
+        alive: list[TrackState],
+        older_too: bool = True,
+        unlike_of: FloatArray | None = None,
     ) -> int | None:
         """A track started since `last_seen_utc` near `last_xy` (or, `older_too`, one already there), not
-        on a visit and not staff: the same person, tracked again. The nearest one, or None."""
+        on a visit and not staff, and (given `unlike_of`, the person's appearance) not looking like
+        somebody else: the same person, tracked again. The nearest one, or None."""
         return self._new_track_near(
             last_xy,
             last_seen_utc,
@@ -356,6 +378,7 @@ class ShowroomAnalytics:
                 t.track_id in self._visit_of_track
                 or t.track_id in self._staff
                 or self._is_outside(t.first_xy_m)
+                or self._looks_unlike(t, unlike_of)
             ),
             older_too=older_too,
         )
@@ -400,6 +423,8 @@ class ShowroomAnalytics:
             if not track.observed:
                 continue
             self._last_obs[track.track_id] = (track.xy_m, track.last_seen_utc)
+            if track.appearance is not None:
+                self._looks[track.track_id] = track.appearance
             if any(area.contains(track.xy_m) for area in self.staff_areas):
                 self._staff.add(track.track_id)
             if appearance is not None and track.track_id in uniform_tracks:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from edge.analytics.showroom import ShowroomAnalytics
 from edge.config import NodeConfig, parse_config
@@ -118,8 +119,11 @@ class Scene:
         tracks: dict[int, Sequence[XY | str | None]],
         uniform: dict[int, Sequence[bool]] | None = None,
         fps: float = FPS,
+        appearance: dict[int, npt.NDArray[np.float64]] | None = None,
     ) -> list[Envelope]:
-        """Each track's per-frame position (None: not observed; END: the tracker drops it), in lock step."""
+        """Each track's per-frame position (None: not observed; END: the tracker drops it), in lock step.
+
+        `appearance`: a track's appearance embedding (re-identification), reported on every state."""
         n = max((len(v) for v in tracks.values()), default=0)
         first, last, gone = self._first, self._last, self._gone
         out: list[Envelope] = []
@@ -139,12 +143,18 @@ class Scene:
                     if tid not in last:
                         continue
                     xy, seen = last[tid]
-                    states.append(TrackState(tid, xy, (0.0, 0.0), False, first[tid], seen))
+                    looks = (appearance or {}).get(tid)
+                    states.append(TrackState(tid, xy, (0.0, 0.0), False, first[tid], seen, appearance=looks))
                     continue
                 assert isinstance(p, tuple)
                 first.setdefault(tid, p)
                 last[tid] = (p, self.t)
-                states.append(TrackState(tid, p, (0.0, 0.0), True, first[tid], self.t, {"cam-a": 0}, 0.9))
+                looks = (appearance or {}).get(tid)
+                states.append(
+                    TrackState(
+                        tid, p, (0.0, 0.0), True, first[tid], self.t, {"cam-a": 0}, 0.9, appearance=looks
+                    )
+                )
             wearing = frozenset(
                 tid
                 for tid, votes in (uniform or {}).items()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from showroom_builders import END, FPS, Scene, config_dict, hidden, line, make_config, stay
 
 OUT = (10.0, 21.5)
@@ -154,3 +155,27 @@ def test_a_track_far_from_where_a_visitor_vanished_does_not_take_the_visit() -> 
     second += [*stay(far, 6), *line(far, DOOR_IN, 5), *line(DOOR_IN, OUT, 3), OUT]
     scene.play({1: first, 2: second})
     assert scene.of_type("visit.ended") == []  # still waited for (lost_after_s)
+
+
+def _looks(seed: int) -> Any:
+    v = np.random.default_rng(seed).normal(size=256)
+    return v / np.linalg.norm(v)
+
+
+def test_with_appearance_someone_at_the_car_door_does_not_take_the_visit_of_the_person_who_sat_in() -> None:
+    # The visitor (track 1) sits in car-1 for a minute; a passer-by (track 2) already stands at that car
+    # door when the visitor's track ends. On position alone the passer-by takes the visit over (a 4 s
+    # "entry" ends as they are seen outside, and the visitor walks out on a track no visit holds); when the
+    # passer-by looks like somebody else, the visit waits in the car for the visitor to get out.
+    first = sit_in(CAR_DOOR, CAR_SEAT, DOOR_IN)
+    passer: list[Any] = [None] * (len(first) - round(6 * FPS))
+    passer += [*stay((4.2, 6.6), 8), *line((4.2, 6.6), (4.2, 14.0), 6), *stay((4.2, 14.0), 40)]
+    back = get_out(len(first), CAR_SEAT, CAR_DOOR, 60)
+    outcome = {}
+    for name, config in (("position only", make_config()), ("appearance", make_config(tracker={"reid": {}}))):
+        scene = Scene(config)
+        scene.play({1: first, 2: passer, 3: back}, appearance={1: _looks(1), 2: _looks(2), 3: _looks(1)})
+        (entry,) = scene.of_type("car.entry")
+        ends = [e.end_reason for e in scene.of_type("visit.ended")]
+        outcome[name] = (entry.car_id, entry.inside_s > 60, ends)
+    assert outcome == {"position only": ("car-1", False, []), "appearance": ("car-1", True, ["door"])}
