@@ -16,6 +16,8 @@ recorded video replays to the same events. Definitions follow DOMAIN.md:
   motion prediction, and a new track that starts at that car takes it over (within `lost_after_s`, a track
   elsewhere within reach may take it over too, as for any lost visitor). Reappearing from the car after
   vanishing into it through a door area is a car entry (DOMAIN.md); reappearing anywhere else is not.
+  With on-box re-identification (`tracker.reid`), a track already at the car that looks like somebody else
+  does not take the visit as the visitor's track ends there: it is someone walking by, and the visit parks.
 - A staff flag (staff-only area, or the uniform cue over `min_observations` frames) stops a visit from
   starting; it never ends a visit already started, so a wrong flag cannot create or destroy a visit.
 - Browse dwell, car entries and reception are per visit; heat is per minute for every non-staff track on the
