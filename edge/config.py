@@ -20,7 +20,7 @@ from shapely.geometry import LineString, Point, Polygon, box
 from shapely.validation import explain_validity
 
 from edge.events import ID_PATTERN
-from vision_models.registry import MODELS, Task
+from vision_models.registry import MODELS, ModelError, Task, require_task
 
 XY = Annotated[
     tuple[
@@ -337,10 +337,11 @@ def _model_of_task(model_id: str, task: Task) -> str:
     """`model_id`, unless the registry knows it as a model for another task (a detector named where a
     re-identification model belongs, or the reverse)."""
     entry = MODELS.get(model_id)
-    if entry is not None and entry.task != task:
-        known = ", ".join(sorted(i for i, m in MODELS.items() if m.task == task))
-        what = {"detect": "person detector", "reid": "re-identification model"}
-        raise ValueError(f"{model_id!r} is a {what[entry.task]}, not a {what[task]} (registered: {known})")
+    if entry is not None:
+        try:
+            require_task(entry, task)
+        except ModelError as exc:
+            raise ValueError(str(exc)) from None
     return model_id
 
 

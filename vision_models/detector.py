@@ -23,13 +23,7 @@ import numpy.typing as npt
 import onnxruntime as ort
 
 from vision_models.detections import Detections
-from vision_models.registry import (
-    ModelError,
-    Postprocess,
-    VerifiedModel,
-    model_ids,
-    resolve,
-)
+from vision_models.registry import ModelError, Postprocess, VerifiedModel, require_task, resolve
 from vision_models.session import check_session_io, make_session
 
 log = logging.getLogger(__name__)
@@ -113,11 +107,8 @@ class OnnxDetector:
         provider: str = "cpu",
     ) -> None:
         entry = model.entry
-        if entry.postprocess is None:
-            raise ModelError(
-                f"{entry.id} is a {entry.task} model, not a person detector; "
-                f"detectors: {', '.join(model_ids('detect'))}"
-            )
+        require_task(entry, "detect")
+        assert entry.postprocess is not None  # every detector entry has one (ModelEntry checks)
         self.postprocess: Postprocess = entry.postprocess
         size_wh = tuple(input_size_wh) if input_size_wh is not None else entry.input_size_wh
         size_wh = (int(size_wh[0]), int(size_wh[1]))

@@ -258,6 +258,19 @@ def model_ids(task: Task | None = "detect") -> list[str]:
     return sorted(ids, key=lambda i: (i != DEFAULT_MODEL_ID, i))
 
 
+TASK_NAMES: dict[Task, str] = {"detect": "person detector", "reid": "re-identification model"}
+
+
+def require_task(entry: ModelEntry, task: Task) -> None:
+    """Raise ModelError when `entry` is a model for another task than `task` (a detector named where a
+    re-identification model belongs, or the reverse), naming the registered models of `task`."""
+    if entry.task != task:
+        raise ModelError(
+            f"{entry.id} is a {TASK_NAMES[entry.task]}, not a {TASK_NAMES[task]}; "
+            f"registered: {', '.join(model_ids(task))}"
+        )
+
+
 def model_dir() -> Path | None:
     """The offline model directory from `SHOWROOM_MODEL_DIR`, or None when unset."""
     value = os.environ.get(MODEL_DIR_ENV)

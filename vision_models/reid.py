@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from vision_models.registry import ModelError, model_ids, resolve
+from vision_models.registry import require_task, resolve
 from vision_models.session import check_session_io, make_session
 
 log = logging.getLogger(__name__)
@@ -53,11 +53,8 @@ class ReidEmbedder:
         """
         model = resolve(model_id)
         entry = model.entry
-        if entry.task != "reid" or entry.embedding_dim is None:
-            raise ModelError(
-                f"{entry.id} is not a re-identification model (its task is {entry.task!r}); "
-                f"re-identification models: {', '.join(model_ids('reid'))}"
-            )
+        require_task(entry, "reid")
+        assert entry.embedding_dim is not None  # every reid entry has one (ModelEntry checks)
         session = make_session(model, threads=threads, provider="cpu")
         check_session_io(entry, session)
         self.model_id: str = entry.id

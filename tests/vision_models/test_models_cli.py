@@ -83,7 +83,10 @@ def test_detect_errors_are_clear(short_clip: Path, tmp_path: Path) -> None:
     assert bad_size.exit_code == 2 and "WIDTHxHEIGHT" in bad_size.output
     args = ["models", "detect", str(short_clip), "--model", "person-reid-0288", "--out", str(tmp_path / "o")]
     not_a_detector = runner.invoke(main, args)
-    assert not_a_detector.exit_code == 1 and "reid model, not a person detector" in not_a_detector.output
+    assert (
+        not_a_detector.exit_code == 1
+        and "re-identification model, not a person detector" in not_a_detector.output
+    )
     quantize_reid = ["models", "quantize", "person-reid-0288", "--calibration", str(short_clip)]
     not_quantised = runner.invoke(main, quantize_reid)
     assert not_quantised.exit_code == 1 and "quantisation is for the person detectors" in not_quantised.output

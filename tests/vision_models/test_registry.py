@@ -71,7 +71,9 @@ def test_detector_tools_see_only_detectors_and_a_reid_model_is_no_detector(model
     assert model_ids(None) == ["rtmdet-nano-person", "person-reid-0288", "yolox-nano"]
     assert REID.task == "reid" and REID.embedding_dim == 256 and REID.postprocess is None
     assert RTMDET.task == YOLOX.task == "detect"
-    with pytest.raises(ModelError, match="person-reid-0288 is a reid model, not a person detector"):
+    with pytest.raises(
+        ModelError, match="person-reid-0288 is a re-identification model, not a person detector"
+    ):
         load_detector("person-reid-0288")
     with pytest.raises(UnknownModelError, match="'person-reid-0288-int8'"):
         get_entry("person-reid-0288-int8")  # quantised variants exist for detectors only

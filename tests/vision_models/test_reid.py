@@ -143,7 +143,8 @@ def test_wrong_inputs_raise_naming_expected_and_actual(
 
 def test_only_a_registered_reid_model_loads() -> None:
     with pytest.raises(
-        ModelError, match=r"yolox-nano is not a re-identification model \(its task is 'detect'\)"
+        ModelError,
+        match=r"yolox-nano is a person detector, not a re-identification model; registered: person-reid-0288",
     ):
         ReidEmbedder("yolox-nano")
     with pytest.raises(UnknownModelError, match="unknown model id 'osnet'"):
