@@ -40,12 +40,11 @@ class StepAppearance:
     """The embeddings of one time step's floor detections, fetched on request within the step's budget."""
 
     def __init__(self, config: ReidConfig, detections: FloorDetections) -> None:
-        self.config = config
+        self.budget = config.max_per_step
         self._embed = detections.embed
         self._n = len(detections)
         self._known: dict[int, FloatArray | None] = {}
-        self.left = config.max_per_step
-        self.embedded = 0
+        self.left = self.budget
 
     def fetch(self, indices: Iterable[int]) -> None:
         """Embed the given detections (in order of priority) that are not known yet, budget permitting."""
@@ -57,10 +56,14 @@ class StepAppearance:
             return
         rows = np.asarray(self._embed(wanted), dtype=np.float64).reshape(len(wanted), -1)
         self.left -= len(wanted)
-        self.embedded += len(wanted)
         for j, row in zip(wanted, rows, strict=True):
             norm = float(np.linalg.norm(row)) if np.isfinite(row).all() else 0.0
             self._known[j] = row / norm if norm > 0 else None
+
+    @property
+    def embedded(self) -> int:
+        """Boxes embedded at this step so far."""
+        return self.budget - self.left
 
     def get(self, j: int) -> FloatArray | None:
         """Detection j's embedding if it was fetched and could be embedded."""

@@ -75,6 +75,12 @@ class _Meta:
     appearance_samples: int = 0
     appearance_at_s: float = -math.inf
 
+    def learn_appearance(self, embedding: FloatArray, now_s: float) -> None:
+        """Fold one more embedding of this track's person into its running appearance."""
+        self.appearance = blend(self.appearance, self.appearance_samples, embedding)
+        self.appearance_samples += 1
+        self.appearance_at_s = now_s
+
 
 def greedy_match(cost: FloatArray) -> list[tuple[int, int]]:
     """Pairs (row, col) taken cheapest first; `inf` entries are never matched. Deterministic."""
@@ -244,13 +250,8 @@ class FloorKalmanTracker:
         )
         app.fetch([*young, *births, *(j for _, j in stale)])
         for i, j in matches.items():
-            embedding = app.get(j)
-            if embedding is None:
-                continue
-            m = self._meta[i]
-            m.appearance = blend(m.appearance, m.appearance_samples, embedding)
-            m.appearance_samples += 1
-            m.appearance_at_s = now_s
+            if (embedding := app.get(j)) is not None:
+                self._meta[i].learn_appearance(embedding, now_s)
 
     def _last_xy(self, track_idx: list[int]) -> FloatArray:
         """(T, 2) where each track's person was last observed."""
@@ -361,8 +362,7 @@ class FloorKalmanTracker:
         for j in births:
             self._start(ts_utc, now_s, detections, j)
             if app is not None and (embedding := app.get(j)) is not None:
-                self._meta[-1].appearance, self._meta[-1].appearance_samples = embedding, 1
-                self._meta[-1].appearance_at_s = now_s
+                self._meta[-1].learn_appearance(embedding, now_s)
             if cfg.confirm_hits <= 1:
                 matched_ids[self._meta[-1].track_id] = j
         if app is not None:
