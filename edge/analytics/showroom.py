@@ -31,7 +31,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from shapely.geometry import Point
 
@@ -90,6 +90,14 @@ class Visit:
     """The car the visitor vanished into (their track ended there); None when not parked in a car."""
 
 
+class _Sighting(NamedTuple):
+    """A track's latest observation: where, when, and (with re-identification) what the person looked like."""
+
+    xy: XY
+    seen_utc: datetime
+    appearance: FloatArray | None
+
+
 @dataclass
 class _StaffGhost:
     last_xy: XY
@@ -116,9 +124,8 @@ class ShowroomAnalytics:
         self._staff: set[int] = set()
         self._uniform_votes: Counter[int] = Counter()
         self._staff_ghosts: list[_StaffGhost] = []
-        self._last_obs: dict[int, tuple[XY, datetime]] = {}
-        self._looks: dict[int, FloatArray] = {}
-        """Each track's appearance embedding as last reported (with re-identification; on-box only)."""
+        self._last_obs: dict[int, _Sighting] = {}
+        """Each track's latest observation."""
         reid = config.tracker.reid
         self._same_person_distance = reid.same_person_distance if reid is not None else math.inf
         self._first_seen: dict[int, datetime] = {}
@@ -211,7 +218,6 @@ class ShowroomAnalytics:
         self._uniform_votes.clear()
         self._staff_ghosts.clear()
         self._last_obs.clear()
-        self._looks.clear()
         self._first_seen.clear()
         self._door_successors.clear()
         done = self.heat.take()
@@ -310,7 +316,6 @@ class ShowroomAnalytics:
             door.forget(track_id)
         visitor_id = self._visit_of_track.pop(track_id, None)
         last = self._last_obs.pop(track_id, None)
-        looks = self._looks.pop(track_id, None)
         was_staff = track_id in self._staff
         self._staff.discard(track_id)
         self._uniform_votes.pop(track_id, None)
@@ -321,7 +326,7 @@ class ShowroomAnalytics:
             # and a new track can start meanwhile where they reappeared.
             # At a car the visitor may have sat in it: a track there that looks like somebody else is
             # someone walking by, and the visit waits in the car instead.
-            unlike = looks if self._car_at(visit.last_xy) is not None else None
+            unlike = last.appearance if last is not None and self._car_at(visit.last_xy) is not None else None
             heir = self._heir(visit.last_xy, visit.last_seen_utc, alive, unlike_of=unlike)
             if heir is not None:
                 visit.track_id = heir
@@ -331,11 +336,11 @@ class ShowroomAnalytics:
         elif was_staff and last is not None:
             # Only a track started since: an older one beside a staff member is usually a visitor they
             # are serving, and a wrong staff flag costs that visitor's group its receptions.
-            heir = self._heir(last[0], last[1], alive, older_too=False)
+            heir = self._heir(last.xy, last.seen_utc, alive, older_too=False)
             if heir is not None:
                 self._staff.add(heir)
             else:
-                self._staff_ghosts.append(_StaffGhost(last[0], last[1]))
+                self._staff_ghosts.append(_StaffGhost(last.xy, last.seen_utc))
 
     def _looks_unlike(self, track: TrackState, appearance: FloatArray | None) -> bool:
         """The track's person looks like somebody else than the one of `appearance` (both known)."""
@@ -351,8 +356,8 @@ class ShowroomAnalytics:
         if last is None:
             return None
         successor = self._new_track_near(
-            last[0],
-            last[1],
+            last.xy,
+            last.seen_utc,
             alive,
             skip=lambda t: t.track_id in self._door_successors,
             max_gap_s=DOOR_SUCCESSOR_MAX_S,
@@ -424,9 +429,7 @@ class ShowroomAnalytics:
         for track in tracks:
             if not track.observed:
                 continue
-            self._last_obs[track.track_id] = (track.xy_m, track.last_seen_utc)
-            if track.appearance is not None:
-                self._looks[track.track_id] = track.appearance
+            self._last_obs[track.track_id] = _Sighting(track.xy_m, track.last_seen_utc, track.appearance)
             if any(area.contains(track.xy_m) for area in self.staff_areas):
                 self._staff.add(track.track_id)
             if appearance is not None and track.track_id in uniform_tracks:
