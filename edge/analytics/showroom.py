@@ -19,7 +19,11 @@ recorded video replays to the same events. Definitions follow DOMAIN.md:
   With on-box re-identification (`tracker.reid`), a track already at the car that looks like somebody else
   does not take the visit as the visitor's track ends there: it is someone walking by, and the visit parks.
 - A staff flag (staff-only area, or the uniform cue over `min_observations` frames) stops a visit from
-  starting; it never ends a visit already started, so a wrong flag cannot create or destroy a visit.
+  starting; it never ends a visit already started, so a wrong flag cannot create or destroy a visit. A track
+  on a visit that walks into a staff-only area follows a staff member now: the visit lets go of it and waits
+  for its visitor as for a track that ended. A flag goes out of the door with its track (whoever comes
+  back in on it is judged afresh), and passes to a staff member's new track only when, with
+  re-identification, the new track looks like them: on position alone it lands on visitors more often.
 - Browse dwell, car entries and reception are per visit; heat is per minute for every non-staff track on the
   floor.
 """
@@ -102,6 +106,7 @@ class _Sighting(NamedTuple):
 class _StaffGhost:
     last_xy: XY
     last_seen_utc: datetime
+    appearance: FloatArray | None = None
 
 
 class ShowroomAnalytics:
@@ -150,6 +155,10 @@ class ShowroomAnalytics:
 
     def is_staff(self, track_id: int) -> bool:
         return track_id in self._staff
+
+    def visitor_of(self, track_id: int) -> str | None:
+        """The visitor id of the visit this track is on, if any (never sent: for overlays and diagnosis)."""
+        return self._visit_of_track.get(track_id)
 
     def step(
         self, ts_utc: datetime, tracks: TrackerStep, uniform_tracks: frozenset[int] = frozenset()
@@ -256,13 +265,9 @@ class ShowroomAnalytics:
                 ok = dist <= reach and gap_s <= self.thresholds.lost_after_s
             if ok and (best is None or (rank, dist, 0, visit.visitor_id) < best):
                 best = (rank, dist, 0, visit.visitor_id)
-        for k, ghost in enumerate(self._staff_ghosts):
-            gap_s = max(0.0, (track.last_seen_utc - ghost.last_seen_utc).total_seconds())
-            dist = math.dist(track.first_xy_m, ghost.last_xy)
-            reach = min(ADOPT_MAX_M, ADOPT_BASE_M + ADOPT_SPEED_MPS * gap_s)
-            near = gap_s <= self.thresholds.lost_after_s and dist <= reach
-            if near and (best is None or (1, dist, 1, str(k)) < best):
-                best = (1, dist, 1, str(k))
+        ghost = self._ghost_for(track)
+        if ghost is not None and (best is None or (1, ghost[0], 1, str(ghost[1])) < best):
+            best = (1, ghost[0], 1, str(ghost[1]))
         if best is None:
             return
         if best[2] == 1:
@@ -275,6 +280,29 @@ class ShowroomAnalytics:
         if visit.in_car is not None and visit.in_car in at_cars:
             self._reappeared_from_car(visit, visit.in_car)
         visit.in_car = None
+
+    def _ghost_for(self, track: TrackState) -> tuple[float, int] | None:
+        """(distance, index) of the nearest staff member whose track ended that `track` may be: started at
+        most `lost_after_s` after their last sighting (or just before it) within walking reach of it, and
+        looking like them. Without re-identification, none: on position alone the track starting there is
+        more often a visitor's in a busy showroom."""
+        if track.appearance is None or self._is_outside(track.first_xy_m):
+            return None
+        born = self._first_seen.get(track.track_id, track.last_seen_utc)
+        best: tuple[float, int] | None = None
+        for k, ghost in enumerate(self._staff_ghosts):
+            gap_s = (born - ghost.last_seen_utc).total_seconds()
+            if gap_s < -HEIR_OVERLAP_S or gap_s > self.thresholds.lost_after_s:
+                continue
+            dist = math.dist(track.first_xy_m, ghost.last_xy)
+            reach = min(ADOPT_MAX_M, ADOPT_BASE_M + ADOPT_SPEED_MPS * max(gap_s, 0.0))
+            if (
+                dist <= reach
+                and self._looks_like(track, ghost.appearance)
+                and (best is None or (dist, k) < best)
+            ):
+                best = (dist, k)
+        return best
 
     def _cars_near(self, xy: XY) -> set[str]:
         """The car nearest to `xy` (by its interior and door areas) when within `CAR_RELINK_M`: the car a
@@ -334,13 +362,29 @@ class ShowroomAnalytics:
             else:
                 visit.in_car = self._car_at(visit.last_xy)
         elif was_staff and last is not None:
-            # Only a track started since: an older one beside a staff member is usually a visitor they
-            # are serving, and a wrong staff flag costs that visitor's group its receptions.
-            heir = self._heir(last.xy, last.seen_utc, alive, older_too=False)
+            # Only a track started since (an older one beside a staff member is usually a visitor they are
+            # serving), and only one that looks like them: on position alone the flag lands on visitors
+            # more often than on staff in a busy showroom, and costs their group its receptions.
+            heir = self._new_track_near(
+                last.xy,
+                last.seen_utc,
+                alive,
+                skip=lambda t: (
+                    t.track_id in self._visit_of_track
+                    or t.track_id in self._staff
+                    or not self._looks_like(t, last.appearance)
+                ),
+            )
             if heir is not None:
                 self._staff.add(heir)
             else:
-                self._staff_ghosts.append(_StaffGhost(last.xy, last.seen_utc))
+                self._staff_ghosts.append(_StaffGhost(last.xy, last.seen_utc, last.appearance))
+
+    def _looks_like(self, track: TrackState, appearance: FloatArray | None) -> bool:
+        """The track's person looks like the one of `appearance` (both known, re-identification on)."""
+        if appearance is None or track.appearance is None:
+            return False
+        return cosine_distance(track.appearance, appearance) <= self._same_person_distance
 
     def _looks_unlike(self, track: TrackState, appearance: FloatArray | None) -> bool:
         """The track's person looks like somebody else than the one of `appearance` (both known)."""
@@ -432,6 +476,13 @@ class ShowroomAnalytics:
             self._last_obs[track.track_id] = _Sighting(track.xy_m, track.last_seen_utc, track.appearance)
             if any(area.contains(track.xy_m) for area in self.staff_areas):
                 self._staff.add(track.track_id)
+                self._let_go(track.track_id)
+            elif track.track_id not in self._staff and track.track_id not in self._visit_of_track:
+                # A staff member's new track is often recognised only once its look is known.
+                ghost = self._ghost_for(track)
+                if ghost is not None:
+                    self._staff.add(track.track_id)
+                    del self._staff_ghosts[ghost[1]]
             if appearance is not None and track.track_id in uniform_tracks:
                 self._uniform_votes[track.track_id] += 1
                 if self._uniform_votes[track.track_id] >= appearance.min_observations:
@@ -442,6 +493,17 @@ class ShowroomAnalytics:
                 # Staff walking in through the door: the visit never started.
                 del self.visits[visitor_id]
                 del self._visit_of_track[track_id]
+
+    def _let_go(self, track_id: int) -> None:
+        """A track on a started visit walked into a staff-only area: it follows a staff member now (the
+        tracker swapped people, or the visit was handed on to the wrong track), so the visit lets go of it
+        and waits for its visitor as for a track that ended. The visit itself goes on: a staff flag never
+        ends one."""
+        visitor_id = self._visit_of_track.get(track_id)
+        if visitor_id is None or not self.visits[visitor_id].confirmed:
+            return
+        del self._visit_of_track[track_id]
+        self.visits[visitor_id].track_id = None
 
     def _counts_as_staff(self, track_id: int) -> bool:
         """Staff for reception and heat: flagged, and not on a visit (a wrong flag changes no visit)."""
@@ -459,6 +521,12 @@ class ShowroomAnalytics:
                 continue
             self.crossings[(door.door.id, direction)] += 1
             visitor_id = self._visit_of_track.get(track.track_id)
+            if direction == "out":
+                # Whoever walks out is judged afresh on coming back in: the tracker may pick up someone
+                # else entering where they left, and staff coming back are flagged again by the staff-only
+                # areas or the uniform cue.
+                self._staff.discard(track.track_id)
+                self._uniform_votes.pop(track.track_id, None)
             if direction == "in":
                 if visitor_id is None and track.track_id not in self._staff:
                     self._start_visit(ts_utc, track, door.door.id)

@@ -80,6 +80,12 @@ def make_config(**overrides: Any) -> NodeConfig:
     return parse_config(config_dict(**overrides))
 
 
+def looks(seed: int) -> npt.NDArray[np.float64]:
+    """A random unit appearance embedding (256-D, as the re-identification model's): one person's look."""
+    v = np.random.default_rng(seed).normal(size=256)
+    return np.asarray(v / np.linalg.norm(v), dtype=np.float64)
+
+
 def stamper(seed: int = 0) -> EventStamper:
     return EventStamper("test-store", "node-a", IdSource(seed))
 

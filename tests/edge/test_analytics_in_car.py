@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-from showroom_builders import END, FPS, Scene, config_dict, hidden, line, make_config, stay
+from showroom_builders import END, FPS, Scene, config_dict, hidden, line, looks, make_config, stay
 
 OUT = (10.0, 21.5)
 DOOR_IN = (10.0, 18.0)
@@ -157,11 +156,6 @@ def test_a_track_far_from_where_a_visitor_vanished_does_not_take_the_visit() -> 
     assert scene.of_type("visit.ended") == []  # still waited for (lost_after_s)
 
 
-def _looks(seed: int) -> Any:
-    v = np.random.default_rng(seed).normal(size=256)
-    return v / np.linalg.norm(v)
-
-
 def test_with_appearance_someone_at_the_car_door_does_not_take_the_visit_of_the_person_who_sat_in() -> None:
     # The visitor (track 1) sits in car-1 for a minute; a passer-by (track 2) already stands at that car
     # door when the visitor's track ends. On position alone the passer-by takes the visit over (a 4 s
@@ -174,7 +168,7 @@ def test_with_appearance_someone_at_the_car_door_does_not_take_the_visit_of_the_
     outcome = {}
     for name, config in (("position only", make_config()), ("appearance", make_config(tracker={"reid": {}}))):
         scene = Scene(config)
-        scene.play({1: first, 2: passer, 3: back}, appearance={1: _looks(1), 2: _looks(2), 3: _looks(1)})
+        scene.play({1: first, 2: passer, 3: back}, appearance={1: looks(1), 2: looks(2), 3: looks(1)})
         (entry,) = scene.of_type("car.entry")
         ends = [e.end_reason for e in scene.of_type("visit.ended")]
         outcome[name] = (entry.car_id, entry.inside_s > 60, ends)
