@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -71,6 +72,24 @@ class FloorProjection:
         out = np.full((len(pts), 2), np.nan)
         out[ok] = homog[ok, :2] / homog[ok, 2:3]
         return out, ok
+
+    def to_image(self, points_m: npt.ArrayLike) -> FloatArray:
+        """Floor points (N, 2) in metres to image pixels (N, 2): the inverse of `to_floor`."""
+        pts = np.asarray(points_m, dtype=np.float64).reshape(-1, 2)
+        homog = np.hstack([pts, np.ones((len(pts), 1))]) @ self._floor_to_image.T
+        w = np.where(np.abs(homog[:, 2:3]) < 1e-12, 1e-12, homog[:, 2:3])
+        return homog[:, :2] / w
+
+    @cached_property
+    def _floor_to_image(self) -> FloatArray:
+        return np.asarray(np.linalg.inv(self.homography), dtype=np.float64)
+
+    def px_per_metre(self, points_px: npt.ArrayLike) -> FloatArray:
+        """(N,) the floor's local scale at each image point: pixels per metre (square root of the area
+        ratio), so a vertical length in metres can be sized in pixels there."""
+        jac = self.metres_per_pixel(points_px)
+        area = jac[:, 0, 0] * jac[:, 1, 1] - jac[:, 0, 1] * jac[:, 1, 0]
+        return np.asarray(1.0 / np.sqrt(np.abs(area)), dtype=np.float64)
 
     @property
     def _w_sign(self) -> float:

@@ -223,6 +223,12 @@ class CarConfig(_Model):
     door_areas_m: list[PolygonM] = Field(
         min_length=1, description="Areas beside the car's doors through which a person gets in."
     )
+    height_m: float = Field(
+        1.5,
+        gt=0.5,
+        le=4.0,
+        description="Roof height: an oblique camera sees people behind the car cut off at its roof line.",
+    )
 
     @field_validator("browse_zone_m", "interior_zone_m")
     @classmethod

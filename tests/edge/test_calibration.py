@@ -136,6 +136,24 @@ def test_points_beyond_the_horizon_are_not_on_the_floor() -> None:
     assert np.isnan(floor[1]).all()
 
 
+def test_floor_points_map_back_to_their_pixels_and_the_local_scale_matches_a_small_step() -> None:
+    img = image_points(8)
+    cal = Calibration(image_points_px=img.tolist(), floor_points_m=project(H_TRUE, img).tolist())
+    projection = calibrate_camera(CameraConfig(id="cam-x", source="sim://x", calibration=cal))
+    probe = image_points(5, seed=2)
+    floor, _ = projection.to_floor(probe)
+    assert np.allclose(projection.to_image(floor), probe, atol=1e-6)
+    # Pixels per metre: a 1 px square around each point covers 1 / scale^2 square metres of floor.
+    corners = [probe + d for d in ([0, 0], [1, 0], [1, 1], [0, 1])]
+    xy = np.stack([projection.to_floor(c)[0] for c in corners], axis=1)
+    area = 0.5 * np.abs(
+        (xy[:, :, 0] * np.roll(xy[:, :, 1], -1, axis=1) - np.roll(xy[:, :, 0], -1, axis=1) * xy[:, :, 1]).sum(
+            1
+        )
+    )
+    assert np.allclose(projection.px_per_metre(probe), 1 / np.sqrt(area), rtol=0.01)
+
+
 def test_the_example_store_calibrates_and_skips_the_view_check_without_frame_sizes() -> None:
     from pathlib import Path
 

@@ -104,6 +104,10 @@ def _duplicate_car(d: dict[str, Any]) -> None:
     d["cars"][1]["id"] = "car-01"
 
 
+def _car_height_in_centimetres(d: dict[str, Any]) -> None:
+    d["cars"][1]["height_m"] = 170
+
+
 def _reid_model_as_detector(d: dict[str, Any]) -> None:
     d["detector"] = {"model": "person-reid-0288"}
 
@@ -126,6 +130,7 @@ def _detector_as_reid_model(d: dict[str, Any]) -> None:
         (_bad_timezone, "timezone", "unknown time zone 'Asia/Beijing'"),
         (_password_in_file, "broker.password", "unknown key"),
         (_duplicate_car, "cars", "duplicate id(s) car-01"),
+        (_car_height_in_centimetres, "cars[1].height_m", "less than or equal to 4"),
         (_reid_model_as_detector, "detector.model", "is a re-identification model, not a person detector"),
         (
             _detector_as_reid_model,
