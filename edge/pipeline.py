@@ -145,7 +145,7 @@ class EdgePipeline:
         """The latest step's detections per camera, as given (track `sources` index into these)."""
         self._last_ts: datetime | None = None
         self._box_wh: dict[tuple[int, str], tuple[float, float]] = {}
-        """Per (track, camera): the person's smoothed box size; the height only from boxes not cut short."""
+        """Per (track, camera): the smoothed box size, its height not from boxes a car cut short."""
         self._feet: dict[str, _Feet] = {}
         """Per camera, where this step's boxes stand and what they show."""
         self._stature: dict[tuple[int, str], float] = {}
@@ -205,8 +205,8 @@ class EdgePipeline:
         return np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dtype=np.float32)
 
     def _learn_box_sizes(self) -> None:
-        """Per track and camera, the smoothed box size (for overlays) and the person's stature (to tell a
-        box cut short at the bottom), each only from boxes that show the whole person."""
+        """Per track and camera, the smoothed box size (for overlays; its height not from boxes a car cut)
+        and the person's stature (to tell a box cut by a car; only from boxes that show them whole)."""
         sizes: dict[tuple[int, str], tuple[float, float]] = {}
         statures: dict[tuple[int, str], float] = {}
         a = BOX_SIZE_SMOOTHING
@@ -220,7 +220,7 @@ class EdgePipeline:
                 if old_size is None:
                     sizes[key] = (x2 - x1, y2 - y1)
                 else:
-                    h = a * (y2 - y1) + (1 - a) * old_size[1] if whole else old_size[1]
+                    h = old_size[1] if feet.cut[index] else a * (y2 - y1) + (1 - a) * old_size[1]
                     sizes[key] = (a * (x2 - x1) + (1 - a) * old_size[0], h)
                 if whole:
                     stature = float(feet.stature[index])

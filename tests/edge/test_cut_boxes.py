@@ -146,3 +146,18 @@ def test_a_child_walking_in_the_open_is_not_taken_for_a_cut_adult() -> None:
     for here, tracked in both_seen:
         for p in here:
             assert nearest(p, tracked) < 0.2
+
+
+def test_boxes_that_end_on_a_car_but_are_whole_keep_the_overlay_box_size_current() -> None:
+    # Cars half a metre high in the simulator, 1.5 m in the node's configuration: whoever walks behind them
+    # ends on the drawn silhouette but is seen whole, and their box shrinks as they walk away.
+    low_cars = NoiseModel(p_miss=0, fp_per_frame=0, jitter_frac=0.01, p_occluded_miss=0.0, car_height_m=0.5)
+    cam = SimCamera(CONFIG.cameras[FRONT], World(CONFIG), low_cars, np.random.default_rng(0))
+    pipeline = EdgePipeline(CONFIG, stamper())
+    walk = line(IN_THE_OPEN, BEHIND_CAR_05, 6) + line(BEHIND_CAR_05, (16.6, 8.0), 6) + stay((16.6, 8.0), 2)
+    frames = run(pipeline, cam, [walk], [1.75])
+    det = frames[-1][2]
+    assert len(det) == 1 and pipeline.stats.cut_boxes <= 3  # the low roofs do cut a few boxes
+    [(_, box, _)] = pipeline.observed_tracks(cam.id)
+    seen_h = float(det.xyxy[0, 3] - det.xyxy[0, 1])
+    assert abs(float(box[3] - box[1]) - seen_h) < 0.05 * seen_h
