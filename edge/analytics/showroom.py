@@ -25,7 +25,7 @@ recorded video replays to the same events. Definitions follow DOMAIN.md:
   back in on it is judged afresh), and passes to a staff member's new track only when, with
   re-identification, the new track looks like them: on position alone it lands on visitors more often.
 - Browse dwell, car entries and reception are per visit; heat is per minute for every non-staff track on the
-  floor.
+  floor, a briefly lost one (hidden behind a car or someone else) at its last position.
 """
 
 from __future__ import annotations
@@ -699,11 +699,8 @@ class ShowroomAnalytics:
 
     def _add_heat(self, tracks: list[TrackState], dt: float) -> None:
         for track in tracks:
-            if (
-                track.observed
-                and not self._counts_as_staff(track.track_id)
-                and not self._is_outside(track.xy_m)
-            ):
+            # A track briefly lost still stands for a person there (hidden behind a car or someone else).
+            if not self._counts_as_staff(track.track_id) and not self._is_outside(track.xy_m):
                 self.heat.add(track.xy_m, dt)
         self.heat.note_occupancy(self.occupancy)
 

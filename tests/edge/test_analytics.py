@@ -184,6 +184,16 @@ def test_heat_counts_person_seconds_per_cell_and_leaves_staff_out() -> None:
     assert 59.0 <= cells[(48, 48)] <= 60.0
 
 
+def test_heat_goes_on_while_a_track_is_briefly_lost_and_stops_when_it_ends() -> None:
+    scene = Scene()
+    spot = (12.1, 12.1)
+    # 20 s seen, 20 s hidden with the track kept (behind a car), 20 s seen, then the track is dropped.
+    scene.play({1: [*stay(spot, 20), *hidden(20), *stay(spot, 20), END, *hidden(20)]})
+    scene.flush()
+    total = sum(s for h in scene.of_type("heat") for _, _, s in h.cells)
+    assert 59.0 <= total <= 60.5
+
+
 def test_lost_visitor_ends_with_reason_lost_at_the_last_sighting() -> None:
     config = make_config(thresholds={"lost_after_s": 30})
     scene = Scene(config=config)
