@@ -87,9 +87,7 @@ class FloorProjection:
     def px_per_metre(self, points_px: npt.ArrayLike) -> FloatArray:
         """(N,) the floor's local scale at each image point: pixels per metre (square root of the area
         ratio), so a vertical length in metres can be sized in pixels there."""
-        jac = self.metres_per_pixel(points_px)
-        area = jac[:, 0, 0] * jac[:, 1, 1] - jac[:, 0, 1] * jac[:, 1, 0]
-        return np.asarray(1.0 / np.sqrt(np.abs(area)), dtype=np.float64)
+        return 1.0 / metres_per_px_scale(self.metres_per_pixel(points_px))
 
     @property
     def _w_sign(self) -> float:
@@ -105,6 +103,12 @@ class FloorProjection:
         # d(u/w)/dx = (h0x - u/w * h2x) / w, for each output row and input column.
         jac = (h[None, :2, :2] - xy[:, :, None] * h[None, 2:3, :2]) / w[:, :, None]
         return jac
+
+
+def metres_per_px_scale(jac: FloatArray) -> FloatArray:
+    """(N,) floor metres per image pixel of (N, 2, 2) `metres_per_pixel` Jacobians: the square root of the
+    local area ratio."""
+    return np.asarray(np.sqrt(np.abs(jac[:, 0, 0] * jac[:, 1, 1] - jac[:, 0, 1] * jac[:, 1, 0])), np.float64)
 
 
 def fit_homography(calibration: Calibration) -> tuple[FloatArray, float, npt.NDArray[np.bool_]]:

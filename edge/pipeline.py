@@ -30,7 +30,7 @@ from shapely.geometry.base import BaseGeometry
 
 from edge.analytics.showroom import ShowroomAnalytics
 from edge.analytics.staff import wears_uniform
-from edge.calibration import FloorProjection, calibrate_node, coverage_of
+from edge.calibration import FloorProjection, calibrate_node, coverage_of, metres_per_px_scale
 from edge.config import NodeConfig
 from edge.events import Envelope, EventStamper
 from edge.tracking import FloorDetections, Tracker, TrackState, make_tracker
@@ -394,7 +394,7 @@ class EdgePipeline:
         keep = usable & on_floor
         jac = projection.metres_per_pixel(anchors)
         height_px = y_foot - xyxy[:, 1] if projection.anchor == "bottom_center" else xyxy[:, 3] - xyxy[:, 1]
-        stature = height_px * np.sqrt(np.abs(jac[:, 0, 0] * jac[:, 1, 1] - jac[:, 0, 1] * jac[:, 1, 0]))
+        stature = height_px * metres_per_px_scale(jac)
         self._feet[projection.camera_id] = _Feet(y_foot, cut, whole, stature)
         noise = np.where(
             cut, np.hypot(self.config.tracker.box_noise, CUT_BOX_NOISE), self.config.tracker.box_noise
@@ -430,13 +430,14 @@ class EdgePipeline:
         foot = xyxy[:, 3].copy()
         cut = np.zeros(len(xyxy), dtype=bool)
         _, height = resolution_wh
-        inside = usable & (xyxy[:, 1] > IMAGE_MARGIN_PX) & (xyxy[:, 3] < height - IMAGE_MARGIN_PX)
+        head_in = usable & (xyxy[:, 1] > IMAGE_MARGIN_PX)
+        in_frame = head_in & (xyxy[:, 3] < height - IMAGE_MARGIN_PX)
         occluders = self._occluder_mask(projection, resolution_wh)
         if occluders is None:
-            return foot, cut, inside
+            return foot, cut, in_frame
         on_car = self._on_mask(occluders, (xyxy[:, 0] + xyxy[:, 2]) / 2, xyxy[:, 3])
-        whole = inside & ~on_car
-        candidates = np.flatnonzero(usable & on_car & (xyxy[:, 1] > IMAGE_MARGIN_PX))
+        whole = in_frame & ~on_car
+        candidates = np.flatnonzero(head_in & on_car)
         if not len(candidates):
             return foot, cut, whole
         camera_id = projection.camera_id

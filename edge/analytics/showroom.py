@@ -75,6 +75,11 @@ HEIR_OVERLAP_S = 1.0
 the track's start by a few frames)."""
 
 
+def _walking_reach_m(gap_s: float) -> float:
+    """How far from where someone was last seen a track `gap_s` seconds later may still be them."""
+    return min(ADOPT_MAX_M, ADOPT_BASE_M + ADOPT_SPEED_MPS * gap_s)
+
+
 @dataclass
 class Visit:
     visitor_id: str
@@ -261,7 +266,7 @@ class ShowroomAnalytics:
             if visit.in_car is not None and visit.in_car in at_cars:
                 ok, rank = True, 0  # someone getting out of the car they vanished into comes first
             else:
-                reach = min(ADOPT_MAX_M, ADOPT_BASE_M + ADOPT_SPEED_MPS * gap_s)
+                reach = _walking_reach_m(gap_s)
                 ok = dist <= reach and gap_s <= self.thresholds.lost_after_s
             if ok and (best is None or (rank, dist, 0, visit.visitor_id) < best):
                 best = (rank, dist, 0, visit.visitor_id)
@@ -295,7 +300,7 @@ class ShowroomAnalytics:
             if gap_s < -HEIR_OVERLAP_S or gap_s > self.thresholds.lost_after_s:
                 continue
             dist = math.dist(track.first_xy_m, ghost.last_xy)
-            reach = min(ADOPT_MAX_M, ADOPT_BASE_M + ADOPT_SPEED_MPS * max(gap_s, 0.0))
+            reach = _walking_reach_m(max(gap_s, 0.0))
             if (
                 dist <= reach
                 and self._looks_like(track, ghost.appearance)
@@ -382,15 +387,20 @@ class ShowroomAnalytics:
 
     def _looks_like(self, track: TrackState, appearance: FloatArray | None) -> bool:
         """The track's person looks like the one of `appearance` (both known, re-identification on)."""
-        if appearance is None or track.appearance is None:
-            return False
-        return cosine_distance(track.appearance, appearance) <= self._same_person_distance
+        distance = self._look_distance(track, appearance)
+        return distance is not None and distance <= self._same_person_distance
 
     def _looks_unlike(self, track: TrackState, appearance: FloatArray | None) -> bool:
         """The track's person looks like somebody else than the one of `appearance` (both known)."""
+        distance = self._look_distance(track, appearance)
+        return distance is not None and distance > self._same_person_distance
+
+    @staticmethod
+    def _look_distance(track: TrackState, appearance: FloatArray | None) -> float | None:
+        """Cosine distance between the track's appearance and `appearance`; None when either is unknown."""
         if appearance is None or track.appearance is None:
-            return False
-        return cosine_distance(track.appearance, appearance) > self._same_person_distance
+            return None
+        return cosine_distance(track.appearance, appearance)
 
     def _door_successor(self, track_id: int, alive: list[TrackState]) -> int | None:
         """The track that continues an ended track for the door lines: the nearest one started since the
@@ -462,7 +472,7 @@ class ShowroomAnalytics:
                 spot = track.xy_m
             elif gap_s < -HEIR_OVERLAP_S or gap_s > max_gap_s:
                 continue  # already tracked while this person was still seen (someone else), or too late
-            reach = min(ADOPT_MAX_M, ADOPT_BASE_M + ADOPT_SPEED_MPS * max(gap_s, 0.0))
+            reach = _walking_reach_m(max(gap_s, 0.0))
             dist = math.dist(spot, last_xy)
             if dist <= reach and (best is None or (dist, track.track_id) < best):
                 best = (dist, track.track_id)
