@@ -10,7 +10,7 @@ and prints one sha256 per stream. `--record FILE` writes them; `--check FILE` co
 and exits 1 naming every stream that differs. `--duration S` shortens each scenario's arrivals window (the
 test suite checks 240 s windows against tests/data/event_streams_short.json).
 
-    .venv/bin/python bench/event_streams.py --check bench/results/event_streams.json
+    .venv/bin/python bench/event_streams.py --check bench/event_streams_full.json
     .venv/bin/python bench/event_streams.py --record /tmp/now.json --keep /tmp/streams   # streams kept
 """
 
