@@ -7,15 +7,17 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 import numpy as np
-import numpy.typing as npt
 
-FloatArray = npt.NDArray[np.float32]
-IndexArray = npt.NDArray[np.intp]
+from vision_models.arrays import BoolArray, Float32Array, IndexArray, UInt8Image
 
-AppearanceFn = Callable[[IndexArray], FloatArray]
+AppearanceFn = Callable[[IndexArray], Float32Array]
 """Appearance embeddings of some of a frame's detections, computed on request (a re-identification
 network costs milliseconds per box, so only the boxes that need one are embedded): detection indices (K,)
 in, float32 (K, D) unit rows out, a row of NaN where a box cannot be embedded. Embeddings stay on the box."""
+
+FloatArray = Float32Array
+"""Former name of `vision_models.arrays.Float32Array`, imported from here (with `IndexArray`) by
+`edge.reid` and `edge.sim.appearance` until they take both from `vision_models.arrays`."""
 
 
 class DetectionsError(ValueError):
@@ -35,8 +37,8 @@ class Detections:
             no appearance model.
     """
 
-    xyxy: FloatArray
-    confidence: FloatArray
+    xyxy: Float32Array
+    confidence: Float32Array
     resolution_wh: tuple[int, int]
     appearance: AppearanceFn | None = field(default=None, repr=False, compare=False)
     _checked: bool = field(default=False, repr=False, compare=False)
@@ -69,12 +71,12 @@ class Detections:
     def empty(cls, resolution_wh: tuple[int, int]) -> Detections:
         return cls(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), resolution_wh)
 
-    def __getitem__(self, index: npt.NDArray[np.bool_] | npt.NDArray[np.intp] | slice) -> Detections:
+    def __getitem__(self, index: BoolArray | IndexArray | slice) -> Detections:
         appearance = self.appearance
         if appearance is not None:
             original = np.arange(len(self), dtype=np.intp)[index]
 
-            def subset(rows: IndexArray, parent: AppearanceFn = appearance) -> FloatArray:
+            def subset(rows: IndexArray, parent: AppearanceFn = appearance) -> Float32Array:
                 return parent(original[np.asarray(rows, dtype=np.intp)])
 
             appearance = subset
@@ -88,7 +90,7 @@ class Detections:
         xyxy[:, [1, 3]] = np.clip(self.xyxy[:, [1, 3]], 0, h).astype(np.float32)
         return Detections(xyxy, self.confidence, self.resolution_wh, self.appearance)
 
-    def anchors(self, anchor: str) -> FloatArray:
+    def anchors(self, anchor: str) -> Float32Array:
         """(N, 2) image points used for floor projection: `bottom_center` (feet) or `center`."""
         x = (self.xyxy[:, 0] + self.xyxy[:, 2]) * 0.5
         if anchor == "bottom_center":
@@ -106,6 +108,16 @@ class Detector(Protocol):
 
     model_id: str
 
-    def detect(self, frame_bgr: npt.NDArray[np.uint8]) -> Detections: ...
+    def detect(self, frame_bgr: UInt8Image) -> Detections: ...
 
-    def detect_batch(self, frames_bgr: list[npt.NDArray[np.uint8]]) -> list[Detections]: ...
+    def detect_batch(self, frames_bgr: list[UInt8Image]) -> list[Detections]: ...
+
+
+__all__ = [
+    "AppearanceFn",
+    "Detections",
+    "DetectionsError",
+    "Detector",
+    "FloatArray",
+    "IndexArray",
+]
