@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+import numpy.typing as npt
 
 from vision_models.arrays import BoolArray, Float32Array, IndexArray, UInt8Image
 
@@ -24,14 +25,45 @@ class DetectionsError(ValueError):
     """Detections built with wrong shapes, dtypes or values; the message says expected versus actual."""
 
 
+def _read_only(values: npt.ArrayLike, shape: tuple[int, ...], name: str) -> Float32Array:
+    """`values` as a read-only float32 array of `shape` that nothing else can write into.
+
+    The array is copied unless it (and every array it is a view of) is read-only already, which is the
+    case for a subset or copy of other `Detections`; a caller keeping the array it passed in cannot
+    change the detections through it.
+    """
+    array = np.asarray(values, dtype=np.float32)
+    try:
+        reshaped = array.reshape(shape)
+    except ValueError as exc:
+        expected = "(N, 4)" if len(shape) == 2 else "(N,)"
+        raise DetectionsError(f"{name} must have shape {expected}, got {array.shape}") from exc
+    if reshaped.shape != array.shape:
+        array = reshaped
+    if not _immutable(array):
+        array = array.copy()
+        array.setflags(write=False)
+    return array
+
+
+def _immutable(array: npt.NDArray[np.generic]) -> bool:
+    """Whether no writable array shares `array`'s memory: it and every array it views are read-only."""
+    base: object = array
+    while isinstance(base, np.ndarray):
+        if base.flags.writeable:
+            return False
+        base = base.base
+    return base is None
+
+
 @dataclass(frozen=True)
 class Detections:
-    """Person detections of one frame.
+    """Person detections of one frame; validated where built, and never changed after.
 
     Attributes:
         xyxy: float32 array (N, 4) of boxes `x1, y1, x2, y2` in the ORIGINAL frame's pixels,
-            x1 <= x2, y1 <= y2.
-        confidence: float32 array (N,) of scores in [0, 1].
+            x1 <= x2, y1 <= y2, all finite. Read-only.
+        confidence: float32 array (N,) of scores in [0, 1]. Read-only.
         resolution_wh: (width, height) of the frame the boxes refer to, pixels.
         appearance: embeds detections by index on request (`AppearanceFn`); None when the source has
             no appearance model.
@@ -41,13 +73,10 @@ class Detections:
     confidence: Float32Array
     resolution_wh: tuple[int, int]
     appearance: AppearanceFn | None = field(default=None, repr=False, compare=False)
-    _checked: bool = field(default=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        xyxy = np.asarray(self.xyxy, dtype=np.float32).reshape(-1, 4) if np.size(self.xyxy) else None
-        if xyxy is None:
-            xyxy = np.zeros((0, 4), dtype=np.float32)
-        confidence = np.asarray(self.confidence, dtype=np.float32).reshape(-1)
+        xyxy = _read_only(self.xyxy, (-1, 4), "xyxy")
+        confidence = _read_only(self.confidence, (-1,), "confidence")
         if xyxy.shape[0] != confidence.shape[0]:
             raise DetectionsError(
                 f"xyxy has {xyxy.shape[0]} boxes but confidence has {confidence.shape[0]} scores"
