@@ -8,6 +8,8 @@ whatever holds the array.
 
 from __future__ import annotations
 
+from typing import Any, TypeVar
+
 import numpy as np
 import numpy.typing as npt
 
@@ -30,4 +32,28 @@ XY = tuple[float, float]
 """A point or vector (x, y) as plain floats: on the floor plan in metres (`xy_m`), in metres per second
 for a velocity (`velocity_mps`)."""
 
-__all__ = ["XY", "BoolArray", "Float32Array", "Float64Array", "IndexArray", "UInt8Image"]
+_Scalar = TypeVar("_Scalar", bound=np.generic)
+
+
+def read_only(array: npt.NDArray[_Scalar]) -> npt.NDArray[_Scalar]:
+    """`array` made unchangeable, for a validated type to hold: the array itself when it is read-only and
+    no writable array shares its memory (a subset of another validated array), else a read-only copy,
+    so that a caller keeping the array it passed in cannot change what was validated."""
+    if _immutable(array):
+        return array
+    copy = array.copy()
+    copy.setflags(write=False)
+    return copy
+
+
+def _immutable(array: npt.NDArray[Any]) -> bool:
+    """Whether nothing can write into `array`: it and every array it is a view of are read-only."""
+    base: object = array
+    while isinstance(base, np.ndarray):
+        if base.flags.writeable:
+            return False
+        base = base.base
+    return base is None
+
+
+__all__ = ["XY", "BoolArray", "Float32Array", "Float64Array", "IndexArray", "UInt8Image", "read_only"]

@@ -9,7 +9,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from vision_models.arrays import BoolArray, Float32Array, IndexArray, UInt8Image
+from vision_models.arrays import BoolArray, Float32Array, IndexArray, UInt8Image, read_only
 
 AppearanceFn = Callable[[IndexArray], Float32Array]
 """Appearance embeddings of some of a frame's detections, computed on request (a re-identification
@@ -26,34 +26,15 @@ class DetectionsError(ValueError):
 
 
 def _read_only(values: npt.ArrayLike, shape: tuple[int, ...], name: str) -> Float32Array:
-    """`values` as a read-only float32 array of `shape` that nothing else can write into.
-
-    The array is copied unless it (and every array it is a view of) is read-only already, which is the
-    case for a subset or copy of other `Detections`; a caller keeping the array it passed in cannot
-    change the detections through it.
-    """
+    """`values` as an unchangeable float32 array of `shape` (`vision_models.arrays.read_only`)."""
     array = np.asarray(values, dtype=np.float32)
     try:
         reshaped = array.reshape(shape)
     except ValueError as exc:
         expected = "(N, 4)" if len(shape) == 2 else "(N,)"
         raise DetectionsError(f"{name} must have shape {expected}, got {array.shape}") from exc
-    if reshaped.shape != array.shape:
-        array = reshaped
-    if not _immutable(array):
-        array = array.copy()
-        array.setflags(write=False)
-    return array
-
-
-def _immutable(array: npt.NDArray[np.generic]) -> bool:
-    """Whether no writable array shares `array`'s memory: it and every array it views are read-only."""
-    base: object = array
-    while isinstance(base, np.ndarray):
-        if base.flags.writeable:
-            return False
-        base = base.base
-    return base is None
+    # A reshape is a new view even when nothing changes; keep the array itself where it may be kept.
+    return read_only(reshaped if reshaped.shape != array.shape else array)
 
 
 @dataclass(frozen=True)
