@@ -112,11 +112,33 @@ class Detections:
         return np.stack([x, y], axis=1).astype(np.float32)
 
 
+@dataclass(frozen=True)
+class StageTimings:
+    """Wall time of one `detect`/`detect_batch` call, milliseconds, split by stage, for `frames` frames."""
+
+    pre_ms: float
+    infer_ms: float
+    post_ms: float
+    frames: int
+
+    @property
+    def total_ms(self) -> float:
+        return self.pre_ms + self.infer_ms + self.post_ms
+
+
 @runtime_checkable
 class Detector(Protocol):
-    """Anything that turns BGR frames (H, W, 3) uint8 into person detections."""
+    """Anything that turns BGR frames (H, W, 3) uint8 into person detections.
+
+    Attributes:
+        model_id: registry id of the model.
+        sha256: sha256 of the model file, as verified when it was loaded.
+        last_timings: stage timings of the latest `detect`/`detect_batch` call.
+    """
 
     model_id: str
+    sha256: str
+    last_timings: StageTimings
 
     def detect(self, frame_bgr: UInt8Image) -> Detections: ...
 
@@ -130,4 +152,5 @@ __all__ = [
     "Detector",
     "FloatArray",
     "IndexArray",
+    "StageTimings",
 ]

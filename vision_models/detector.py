@@ -22,7 +22,7 @@ import numpy as np
 import onnxruntime as ort
 
 from vision_models.arrays import Float32Array, UInt8Image
-from vision_models.detections import Detections
+from vision_models.detections import Detections, StageTimings
 from vision_models.registry import ModelError, Postprocess, VerifiedModel, require_task, resolve
 from vision_models.session import check_session_io, make_session
 
@@ -30,20 +30,6 @@ log = logging.getLogger(__name__)
 
 # Frames per network call in `detect_batch` (models with a dynamic batch axis); bounds input memory.
 MAX_BATCH = 8
-
-
-@dataclass(frozen=True)
-class StageTimings:
-    """Wall time of one `detect`/`detect_batch` call, milliseconds, split by stage, for `frames` frames."""
-
-    pre_ms: float
-    infer_ms: float
-    post_ms: float
-    frames: int
-
-    @property
-    def total_ms(self) -> float:
-        return self.pre_ms + self.infer_ms + self.post_ms
 
 
 @dataclass
