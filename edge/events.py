@@ -42,6 +42,11 @@ _ID_RE = re.compile(ID_PATTERN)
 EventKind = Literal["events", "heat", "heartbeat", "status"]
 KINDS: tuple[EventKind, ...] = ("events", "heat", "heartbeat", "status")
 
+EventType = Literal[
+    "visit.started", "visit.ended", "zone.dwell", "car.entry", "reception", "heat", "heartbeat", "status"
+]
+"""The `type` of every payload: each payload class narrows it to its own value."""
+
 
 class ContractError(ValueError):
     """A topic or payload that does not follow the contract; the message names what and why."""
@@ -201,6 +206,9 @@ class Envelope(_Strict):
     store_id: Identifier
     node_id: Identifier
     ts: UtcDatetime
+    # Every payload class overrides this with its own literal and default; declared here (last, where each
+    # class puts its own) so that `event.type` is typed for any payload.
+    type: EventType
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -595,6 +603,7 @@ __all__ = [
     "Event",
     "EventKind",
     "EventStamper",
+    "EventType",
     "Heartbeat",
     "Heat",
     "IdSource",

@@ -166,8 +166,7 @@ def track_command(
                 produced = pipeline.process(ts, {camera: detections}, {camera: frame})
                 write_events(events, produced)
                 for event in produced:
-                    kind = getattr(event, "type", "?")
-                    counts[kind] = counts.get(kind, 0) + 1
+                    counts[event.type] = counts.get(event.type, 0) + 1
                 if mot is not None:
                     mot.writelines(mot_rows(pipeline, camera, index + 1))
                     if filler is not None:
@@ -176,8 +175,7 @@ def track_command(
         final = pipeline.flush(ts + timedelta(seconds=1 / fps), "shutdown")
         write_events(events, final)
         for event in final:
-            kind = getattr(event, "type", "?")
-            counts[kind] = counts.get(kind, 0) + 1
+            counts[event.type] = counts.get(event.type, 0) + 1
     finally:
         if mot is not None:
             mot.close()

@@ -1,6 +1,9 @@
 """Model zoo and ONNX inference: registry, verified model files, person detection, re-identification.
 
-- `vision_models.detections`: `Detections` (the one detections type) and the `Detector` Protocol.
+- `vision_models.arrays`: the array aliases (`Float32Array`, `Float64Array`, `IndexArray`, `BoolArray`,
+  `UInt8Image`, `XY`) and `read_only`, which validated types use to hold arrays nothing can change.
+- `vision_models.detections`: `Detections` (the one detections type, read-only once validated) and the
+  `Detector` Protocol (`detect`, `detect_batch`, `model_id`, `sha256`, `last_timings`).
 - `vision_models.registry`: registered models (`MODELS`, `DEFAULT_MODEL_ID`), lookup in `SHOWROOM_MODEL_DIR`
   then the user cache, sha256 verified on every load, `ModelError` and its subclasses.
 - `vision_models.detector`: `load_detector(model_id, input_size_wh=..., score_threshold=..., threads=...,

@@ -9,43 +9,55 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-FloatArray = npt.NDArray[np.float32]
-IndexArray = npt.NDArray[np.intp]
+from vision_models.arrays import BoolArray, Float32Array, IndexArray, UInt8Image, read_only
 
-AppearanceFn = Callable[[IndexArray], FloatArray]
+AppearanceFn = Callable[[IndexArray], Float32Array]
 """Appearance embeddings of some of a frame's detections, computed on request (a re-identification
 network costs milliseconds per box, so only the boxes that need one are embedded): detection indices (K,)
 in, float32 (K, D) unit rows out, a row of NaN where a box cannot be embedded. Embeddings stay on the box."""
+
+FloatArray = Float32Array
+"""Former name of `vision_models.arrays.Float32Array`, imported from here (with `IndexArray`) by
+`edge.reid` and `edge.sim.appearance` until they take both from `vision_models.arrays`."""
 
 
 class DetectionsError(ValueError):
     """Detections built with wrong shapes, dtypes or values; the message says expected versus actual."""
 
 
+def _read_only(values: npt.ArrayLike, shape: tuple[int, ...], name: str) -> Float32Array:
+    """`values` as an unchangeable float32 array of `shape` (`vision_models.arrays.read_only`)."""
+    array = np.asarray(values, dtype=np.float32)
+    try:
+        reshaped = array.reshape(shape)
+    except ValueError as exc:
+        expected = "(N, 4)" if len(shape) == 2 else "(N,)"
+        raise DetectionsError(f"{name} must have shape {expected}, got {array.shape}") from exc
+    # A reshape is a new view even when nothing changes; keep the array itself where it may be kept.
+    return read_only(reshaped if reshaped.shape != array.shape else array)
+
+
 @dataclass(frozen=True)
 class Detections:
-    """Person detections of one frame.
+    """Person detections of one frame; validated where built, and never changed after.
 
     Attributes:
         xyxy: float32 array (N, 4) of boxes `x1, y1, x2, y2` in the ORIGINAL frame's pixels,
-            x1 <= x2, y1 <= y2.
-        confidence: float32 array (N,) of scores in [0, 1].
+            x1 <= x2, y1 <= y2, all finite. Read-only.
+        confidence: float32 array (N,) of scores in [0, 1]. Read-only.
         resolution_wh: (width, height) of the frame the boxes refer to, pixels.
         appearance: embeds detections by index on request (`AppearanceFn`); None when the source has
             no appearance model.
     """
 
-    xyxy: FloatArray
-    confidence: FloatArray
+    xyxy: Float32Array
+    confidence: Float32Array
     resolution_wh: tuple[int, int]
     appearance: AppearanceFn | None = field(default=None, repr=False, compare=False)
-    _checked: bool = field(default=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        xyxy = np.asarray(self.xyxy, dtype=np.float32).reshape(-1, 4) if np.size(self.xyxy) else None
-        if xyxy is None:
-            xyxy = np.zeros((0, 4), dtype=np.float32)
-        confidence = np.asarray(self.confidence, dtype=np.float32).reshape(-1)
+        xyxy = _read_only(self.xyxy, (-1, 4), "xyxy")
+        confidence = _read_only(self.confidence, (-1,), "confidence")
         if xyxy.shape[0] != confidence.shape[0]:
             raise DetectionsError(
                 f"xyxy has {xyxy.shape[0]} boxes but confidence has {confidence.shape[0]} scores"
@@ -69,12 +81,12 @@ class Detections:
     def empty(cls, resolution_wh: tuple[int, int]) -> Detections:
         return cls(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), resolution_wh)
 
-    def __getitem__(self, index: npt.NDArray[np.bool_] | npt.NDArray[np.intp] | slice) -> Detections:
+    def __getitem__(self, index: BoolArray | IndexArray | slice) -> Detections:
         appearance = self.appearance
         if appearance is not None:
             original = np.arange(len(self), dtype=np.intp)[index]
 
-            def subset(rows: IndexArray, parent: AppearanceFn = appearance) -> FloatArray:
+            def subset(rows: IndexArray, parent: AppearanceFn = appearance) -> Float32Array:
                 return parent(original[np.asarray(rows, dtype=np.intp)])
 
             appearance = subset
@@ -88,7 +100,7 @@ class Detections:
         xyxy[:, [1, 3]] = np.clip(self.xyxy[:, [1, 3]], 0, h).astype(np.float32)
         return Detections(xyxy, self.confidence, self.resolution_wh, self.appearance)
 
-    def anchors(self, anchor: str) -> FloatArray:
+    def anchors(self, anchor: str) -> Float32Array:
         """(N, 2) image points used for floor projection: `bottom_center` (feet) or `center`."""
         x = (self.xyxy[:, 0] + self.xyxy[:, 2]) * 0.5
         if anchor == "bottom_center":
@@ -100,12 +112,45 @@ class Detections:
         return np.stack([x, y], axis=1).astype(np.float32)
 
 
+@dataclass(frozen=True)
+class StageTimings:
+    """Wall time of one `detect`/`detect_batch` call, milliseconds, split by stage, for `frames` frames."""
+
+    pre_ms: float
+    infer_ms: float
+    post_ms: float
+    frames: int
+
+    @property
+    def total_ms(self) -> float:
+        return self.pre_ms + self.infer_ms + self.post_ms
+
+
 @runtime_checkable
 class Detector(Protocol):
-    """Anything that turns BGR frames (H, W, 3) uint8 into person detections."""
+    """Anything that turns BGR frames (H, W, 3) uint8 into person detections.
+
+    Attributes:
+        model_id: registry id of the model.
+        sha256: sha256 of the model file, as verified when it was loaded.
+        last_timings: stage timings of the latest `detect`/`detect_batch` call.
+    """
 
     model_id: str
+    sha256: str
+    last_timings: StageTimings
 
-    def detect(self, frame_bgr: npt.NDArray[np.uint8]) -> Detections: ...
+    def detect(self, frame_bgr: UInt8Image) -> Detections: ...
 
-    def detect_batch(self, frames_bgr: list[npt.NDArray[np.uint8]]) -> list[Detections]: ...
+    def detect_batch(self, frames_bgr: list[UInt8Image]) -> list[Detections]: ...
+
+
+__all__ = [
+    "AppearanceFn",
+    "Detections",
+    "DetectionsError",
+    "Detector",
+    "FloatArray",
+    "IndexArray",
+    "StageTimings",
+]

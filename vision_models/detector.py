@@ -19,34 +19,17 @@ from typing import Any
 
 import cv2
 import numpy as np
-import numpy.typing as npt
 import onnxruntime as ort
 
-from vision_models.detections import Detections
+from vision_models.arrays import Float32Array, UInt8Image
+from vision_models.detections import Detections, StageTimings
 from vision_models.registry import ModelError, Postprocess, VerifiedModel, require_task, resolve
 from vision_models.session import check_session_io, make_session
 
 log = logging.getLogger(__name__)
 
-UInt8Image = npt.NDArray[np.uint8]
-FloatArray = npt.NDArray[np.float32]
-
 # Frames per network call in `detect_batch` (models with a dynamic batch axis); bounds input memory.
 MAX_BATCH = 8
-
-
-@dataclass(frozen=True)
-class StageTimings:
-    """Wall time of one `detect`/`detect_batch` call, milliseconds, split by stage, for `frames` frames."""
-
-    pre_ms: float
-    infer_ms: float
-    post_ms: float
-    frames: int
-
-    @property
-    def total_ms(self) -> float:
-        return self.pre_ms + self.infer_ms + self.post_ms
 
 
 @dataclass
@@ -136,7 +119,7 @@ class OnnxDetector:
             for c in range(3)
         ]
         self._pad = [float(lut[0, pre.pad_value]) for lut in self._luts]
-        self._buffer: FloatArray | None = None
+        self._buffer: Float32Array | None = None
         self._yolox_grid = _yolox_grid(size_wh, self.postprocess.strides) if entry.family == "yolox" else None
         self._warned: set[str] = set()
 
@@ -193,7 +176,7 @@ class OnnxDetector:
 
     def preprocess(
         self, images: list[UInt8Image], *, reuse_buffer: bool = False
-    ) -> tuple[FloatArray, list[Letterbox]]:
+    ) -> tuple[Float32Array, list[Letterbox]]:
         """Letterbox each image into the input size and normalise into one NCHW float32 batch.
 
         With `reuse_buffer` the batch is written into a buffer kept by the detector (no allocation and no
@@ -280,7 +263,7 @@ def _resolution_or_one(frame: Any) -> tuple[int, int]:
 
 def _decode_rtmdet(
     outputs: list[Any], index: int, threshold: float, post: Any
-) -> tuple[FloatArray, FloatArray]:
+) -> tuple[Float32Array, Float32Array]:
     """Final boxes from a graph with NMS inside: `dets` [B, N, 5] (input pixels + score), `labels` [B, N]."""
     dets = outputs[0][index]
     labels = outputs[1][index]
@@ -289,7 +272,7 @@ def _decode_rtmdet(
     return kept[:, :4].astype(np.float32, copy=True), kept[:, 4].astype(np.float32, copy=True)
 
 
-def _yolox_grid(size_wh: tuple[int, int], strides: tuple[int, ...]) -> FloatArray:
+def _yolox_grid(size_wh: tuple[int, int], strides: tuple[int, ...]) -> Float32Array:
     """(A, 3) array of grid x, grid y and stride for every YOLOX anchor point, in output order."""
     w, h = size_wh
     parts = []
@@ -301,8 +284,8 @@ def _yolox_grid(size_wh: tuple[int, int], strides: tuple[int, ...]) -> FloatArra
 
 
 def _decode_yolox(
-    raw: FloatArray, grid: FloatArray, threshold: float, post: Postprocess
-) -> tuple[FloatArray, FloatArray]:
+    raw: Float32Array, grid: Float32Array, threshold: float, post: Postprocess
+) -> tuple[Float32Array, Float32Array]:
     """Person boxes from a raw YOLOX head [A, 5 + C]: grid decode, objectness x class score, NMS."""
     scores = raw[:, 4] * raw[:, 5 + post.person_class]
     candidates = np.flatnonzero(scores >= threshold)

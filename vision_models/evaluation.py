@@ -14,17 +14,15 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from vision_models.arrays import BoolArray, Float32Array, Float64Array
 from vision_models.detections import Detections
-
-FloatArray = npt.NDArray[np.float32]
-BoolArray = npt.NDArray[np.bool_]
 
 
 @dataclass(frozen=True)
 class FrameTruth:
     """Ground-truth boxes of one frame: `xyxy` (N, 4) pixels and `ignore` (N,) flags."""
 
-    xyxy: FloatArray
+    xyxy: Float32Array
     ignore: BoolArray
 
 
@@ -43,9 +41,9 @@ class TruthRows:
 
     frame: npt.NDArray[np.int64]
     track_id: npt.NDArray[np.int64]
-    xyxy: FloatArray
+    xyxy: Float32Array
     ignore: BoolArray
-    world_xy: npt.NDArray[np.float64]
+    world_xy: Float64Array
 
 
 def load_mot_truth_rows(path: Path, *, scale: float = 1.0) -> TruthRows:
@@ -81,10 +79,10 @@ def load_mot_ground_truth(path: Path, *, scale: float = 1.0) -> dict[int, FrameT
     return truth
 
 
-def load_mot_detections(path: Path) -> dict[int, tuple[FloatArray, FloatArray]]:
+def load_mot_detections(path: Path) -> dict[int, tuple[Float32Array, Float32Array]]:
     """MOTChallenge detection rows `frame,-1,x,y,w,h,score,...` as (xyxy, scores) per frame."""
     rows = np.loadtxt(path, delimiter=",", dtype=np.float64, ndmin=2)
-    result: dict[int, tuple[FloatArray, FloatArray]] = {}
+    result: dict[int, tuple[Float32Array, Float32Array]] = {}
     if rows.size == 0:
         return result
     frames = rows[:, 0].astype(np.int64)
@@ -96,7 +94,7 @@ def load_mot_detections(path: Path) -> dict[int, tuple[FloatArray, FloatArray]]:
     return result
 
 
-def iou_matrix(a: FloatArray, b: FloatArray) -> FloatArray:
+def iou_matrix(a: Float32Array, b: Float32Array) -> Float32Array:
     """IoU of every box in `a` (N, 4) with every box in `b` (M, 4), xyxy; shape (N, M)."""
     lt = np.maximum(a[:, None, :2], b[None, :, :2])
     rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
@@ -104,7 +102,7 @@ def iou_matrix(a: FloatArray, b: FloatArray) -> FloatArray:
     area_a = (a[:, 2:] - a[:, :2]).prod(axis=1)
     area_b = (b[:, 2:] - b[:, :2]).prod(axis=1)
     union = area_a[:, None] + area_b[None, :] - inter
-    result: FloatArray = (inter / np.maximum(union, 1e-9)).astype(np.float32)
+    result: Float32Array = (inter / np.maximum(union, 1e-9)).astype(np.float32)
     return result
 
 
@@ -129,7 +127,9 @@ class AccuracyReport:
         )
 
 
-def _match_frame(xyxy: FloatArray, scores: FloatArray, truth: FrameTruth | None, iou: float) -> FloatArray:
+def _match_frame(
+    xyxy: Float32Array, scores: Float32Array, truth: FrameTruth | None, iou: float
+) -> Float32Array:
     """Per detection: 1 true positive, 0 false positive, -1 matched an ignored region (not counted)."""
     outcome = np.zeros(len(scores), np.float32)
     if truth is None or len(truth.xyxy) == 0 or len(scores) == 0:
@@ -149,7 +149,7 @@ def _match_frame(xyxy: FloatArray, scores: FloatArray, truth: FrameTruth | None,
 
 
 def evaluate(
-    detections: dict[int, Detections] | dict[int, tuple[FloatArray, FloatArray]],
+    detections: dict[int, Detections] | dict[int, tuple[Float32Array, Float32Array]],
     truth: dict[int, FrameTruth],
     *,
     frames: list[int] | None = None,
@@ -162,8 +162,8 @@ def evaluate(
     recall count only detections with score >= `score_threshold`.
     """
     frame_list = sorted(truth) if frames is None else frames
-    all_scores: list[FloatArray] = []
-    all_outcomes: list[FloatArray] = []
+    all_scores: list[Float32Array] = []
+    all_outcomes: list[Float32Array] = []
     n_truth = 0
     for frame in frame_list:
         item = detections.get(frame)
@@ -204,7 +204,7 @@ def evaluate(
     )
 
 
-def _average_precision(recall: npt.NDArray[np.float64], precision: npt.NDArray[np.float64]) -> float:
+def _average_precision(recall: Float64Array, precision: Float64Array) -> float:
     """All-point interpolated AP (VOC 2010+): area under the monotone precision envelope."""
     if recall.size == 0:
         return 0.0

@@ -17,15 +17,12 @@ import time
 
 import cv2
 import numpy as np
-import numpy.typing as npt
 
+from vision_models.arrays import Float32Array, UInt8Image
 from vision_models.registry import require_task, resolve
 from vision_models.session import check_session_io, make_session
 
 log = logging.getLogger(__name__)
-
-FloatArray = npt.NDArray[np.float32]
-UInt8Image = npt.NDArray[np.uint8]
 
 DEFAULT_REID_MODEL_ID = "person-reid-0288"
 
@@ -73,7 +70,7 @@ class ReidEmbedder:
     def __repr__(self) -> str:
         return f"ReidEmbedder({self.model_id}, dim={self.dim}, sha256={self.sha256[:12]})"
 
-    def embed(self, frame_bgr: UInt8Image, xyxy: FloatArray) -> FloatArray:
+    def embed(self, frame_bgr: UInt8Image, xyxy: Float32Array) -> Float32Array:
         """Embeddings of the people in `xyxy`, one unit-length row per box.
 
         Args:
@@ -109,7 +106,7 @@ class ReidEmbedder:
         self.last_ms = (time.perf_counter() - t0) * 1000.0
         return out
 
-    def _embed_crop(self, crop: UInt8Image) -> FloatArray:
+    def _embed_crop(self, crop: UInt8Image) -> Float32Array:
         """Unit-length embedding (dim,) of one BGR crop of any size."""
         resized = cv2.resize(crop, self.input_size_wh, interpolation=cv2.INTER_LINEAR)
         blob = resized.astype(np.float32)
@@ -134,7 +131,7 @@ def _checked_frame(frame_bgr: object) -> UInt8Image:
     return frame_bgr
 
 
-def _checked_boxes(xyxy: object) -> FloatArray:
+def _checked_boxes(xyxy: object) -> Float32Array:
     boxes = np.asarray(xyxy)
     if boxes.ndim != 2 or boxes.shape[1] != 4:
         raise ValueError(f"xyxy: expected shape (K, 4), got {boxes.shape}")

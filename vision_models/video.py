@@ -16,8 +16,8 @@ from typing import TextIO
 
 import cv2
 import numpy as np
-import numpy.typing as npt
 
+from vision_models.arrays import UInt8Image
 from vision_models.detections import Detections, Detector
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ def video_frame_count(path: Path) -> int:
         cap.release()
 
 
-def read_frames(path: Path, *, prefetch: int = 4) -> Iterator[npt.NDArray[np.uint8]]:
+def read_frames(path: Path, *, prefetch: int = 4) -> Iterator[UInt8Image]:
     """BGR frames of a video file, decoded ahead in a background thread.
 
     Raises:
@@ -47,7 +47,7 @@ def read_frames(path: Path, *, prefetch: int = 4) -> Iterator[npt.NDArray[np.uin
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         raise VideoError(f"cannot open video {path} (unsupported container or codec?)")
-    frames: queue.Queue[npt.NDArray[np.uint8] | None] = queue.Queue(maxsize=max(prefetch, 1))
+    frames: queue.Queue[UInt8Image | None] = queue.Queue(maxsize=max(prefetch, 1))
     stop = threading.Event()
 
     def decode() -> None:

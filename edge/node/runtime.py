@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -52,17 +52,34 @@ from vision_models.detections import Detections, Detector
 log = logging.getLogger(__name__)
 
 
+class PipelineCounters(Protocol):
+    """What is read of the analytics' counters (edge.pipeline.PipelineStats); the runtime logs them whole."""
+
+    @property
+    def embedded_boxes(self) -> int:
+        """Boxes the re-identification model embedded."""
+        ...
+
+
 class AnalyticsPipeline(Protocol):
     """What the runtime needs of the analytics (edge.pipeline.EdgePipeline): frames in, events out."""
+
+    @property
+    def stats(self) -> PipelineCounters: ...
+
+    @property
+    def calibration_errors_m(self) -> Mapping[str, float]:
+        """Per camera id, the calibration's reprojection error on the floor, metres (for heartbeats)."""
+        ...
 
     def process(
         self,
         ts_utc: datetime,
-        detections_by_camera: Mapping[str, Detections],
-        frames_by_camera: Mapping[str, npt.NDArray[np.uint8]] | None = None,
+        detections_by_camera: dict[str, Detections],
+        frames_by_camera: dict[str, npt.NDArray[np.uint8]] | None = None,
     ) -> list[Envelope]: ...
 
-    def flush(self, ts_utc: datetime, reason: str) -> list[Envelope]: ...
+    def flush(self, ts_utc: datetime, reason: Literal["shutdown", "lost"] = "shutdown") -> list[Envelope]: ...
 
 
 PipelineFactory = Callable[[NodeConfig, EventStamper], AnalyticsPipeline]
@@ -253,7 +270,7 @@ class NodeRuntime:
             f"broker {broker.url} (user {broker.username or '-'}, TLS {'on' if broker.uses_tls else 'off'})"
         )
         pipeline = self.pipeline_factory(self.config, EventStamper(self.config.store_id, self.config.node_id))
-        errors = dict(getattr(pipeline, "calibration_errors_m", {}) or {})
+        errors = dict(pipeline.calibration_errors_m)
         missing = []
         for cam in self.config.cameras:
             kind = source_kind(cam.source)
@@ -265,8 +282,7 @@ class NodeRuntime:
             raise ConfigError("cameras", missing)
         if any(source_kind(c.source) != "sim" for c in self.config.cameras):
             detector = self.detector_factory(self.config)
-            sha = getattr(detector, "sha256", None) or "?"
-            lines.append(f"detector {getattr(detector, 'model_id', '?')} (sha256 {sha[:16]}...) verified")
+            lines.append(f"detector {detector.model_id} (sha256 {detector.sha256[:16]}...) verified")
             embedder = self.embedder_factory(self.config)
             if embedder is not None:
                 sha = getattr(embedder, "sha256", None) or "?"
@@ -315,10 +331,7 @@ class NodeRuntime:
         except BaseException:
             outbox.close()
             raise
-        model = ModelInfo(
-            str(getattr(detector, "model_id", "none" if detector is None else "unknown")),
-            getattr(detector, "sha256", None),
-        )
+        model = ModelInfo("none", None) if detector is None else ModelInfo(detector.model_id, detector.sha256)
         publisher.start()
         readers = [
             CameraReader(
@@ -334,7 +347,7 @@ class NodeRuntime:
         for reader in readers:
             reader.start()
         vitals = NodeVitals()
-        calibration = dict(getattr(pipeline, "calibration_errors_m", {}) or {})
+        calibration = dict(pipeline.calibration_errors_m)
         last_ts: datetime | None = None
         next_heartbeat = time.monotonic() + min(self.options.heartbeat_s, 5.0)
         deadline = None if duration_s is None else started + duration_s
@@ -411,10 +424,9 @@ class NodeRuntime:
             elapsed = time.perf_counter() - t0
             self.summary.detect_s += elapsed
             self.summary.detect_thread_cpu_s += time.thread_time() - cpu0
-            timings = getattr(detector, "last_timings", None)
-            if timings is not None:
-                self.summary.network_s += timings.infer_ms / 1000.0
-                self.summary.pre_post_s += (timings.pre_ms + timings.post_ms) / 1000.0
+            timings = detector.last_timings
+            self.summary.network_s += timings.infer_ms / 1000.0
+            self.summary.pre_post_s += (timings.pre_ms + timings.post_ms) / 1000.0
             self.summary.inferred_frames += len(to_infer)
             per_frame_ms = 1000.0 * elapsed / len(to_infer)
             for frame, result in zip(to_infer, results, strict=True):
@@ -535,5 +547,4 @@ class NodeRuntime:
         self.summary.wall_s = time.monotonic() - started
         self.summary.stop_reason = self.stop_reason
         self.summary.reid_boxes, self.summary.reid_s = self._embed_timer.boxes, self._embed_timer.seconds
-        stats = getattr(pipeline, "stats", None)
-        log.info("node stopped: %s; analytics: %s", self.summary, stats)
+        log.info("node stopped: %s; analytics: %s", self.summary, pipeline.stats)

@@ -14,19 +14,20 @@ from collections.abc import Iterable
 import numpy as np
 
 from edge.config import ReidConfig
-from edge.tracking.base import FloatArray, FloorDetections
+from edge.tracking.base import FloorDetections
+from vision_models.arrays import Float64Array
 
 FIRST_SAMPLES = 3
 """A track's first embeddings are averaged evenly; after that each new one moves the mean by `EMA_NEW`."""
 EMA_NEW = 0.1
 
 
-def cosine_distance(a: FloatArray, b: FloatArray) -> float:
+def cosine_distance(a: Float64Array, b: Float64Array) -> float:
     """1 - cosine similarity of two unit vectors (0: the same appearance, 1: unrelated, 2: opposite)."""
     return float(1.0 - float(np.dot(a, b)))
 
 
-def blend(mean: FloatArray | None, samples: int, new: FloatArray) -> FloatArray:
+def blend(mean: Float64Array | None, samples: int, new: Float64Array) -> Float64Array:
     """The running appearance after one more embedding `new` (unit rows in, unit row out)."""
     if mean is None or samples <= 0:
         return new.copy()
@@ -43,7 +44,7 @@ class StepAppearance:
         self.budget = config.max_per_step
         self._embed = detections.embed
         self._n = len(detections)
-        self._known: dict[int, FloatArray | None] = {}
+        self._known: dict[int, Float64Array | None] = {}
         self.left = self.budget
 
     def fetch(self, indices: Iterable[int]) -> None:
@@ -65,6 +66,6 @@ class StepAppearance:
         """Boxes embedded at this step so far."""
         return self.budget - self.left
 
-    def get(self, j: int) -> FloatArray | None:
+    def get(self, j: int) -> Float64Array | None:
         """Detection j's embedding if it was fetched and could be embedded."""
         return self._known.get(j)

@@ -8,12 +8,15 @@ from datetime import datetime
 from typing import Protocol
 
 import numpy as np
-import numpy.typing as npt
 from shapely.geometry.base import BaseGeometry
 
-FloatArray = npt.NDArray[np.float64]
+from vision_models.arrays import XY, Float64Array, read_only
 
-EmbedFn = Callable[[Sequence[int]], FloatArray]
+FloatArray = Float64Array
+"""Former name of `vision_models.arrays.Float64Array`, imported from here by `edge.analytics.showroom`
+until it takes it from `vision_models.arrays`."""
+
+EmbedFn = Callable[[Sequence[int]], Float64Array]
 """Appearance of some floor detections, computed on request: indices (K,) in, (K, D) unit rows out, a row
 of NaN where none can be had. On-box only: an embedding never leaves the node."""
 
@@ -24,32 +27,41 @@ class TrackingError(ValueError):
 
 @dataclass(frozen=True)
 class FloorDetections:
-    """One time step's person detections on the floor plan, all of a node's cameras together.
+    """One time step's person detections on the floor plan, all of a node's cameras together; validated
+    where built, and never changed after.
 
     Attributes:
-        xy_m: float64 (N, 2), floor position in metres.
-        cov_m2: float64 (N, 2, 2), position uncertainty (covariance) in square metres.
-        score: float64 (N,), detector confidence in [0, 1].
+        xy_m: float64 (N, 2), floor position in metres, finite. Read-only.
+        cov_m2: float64 (N, 2, 2), position uncertainty (covariance) in square metres, finite. Read-only.
+        score: float64 (N,), detector confidence in [0, 1]. Read-only.
         sources: per detection, the camera boxes it came from: `{camera_id: index in that camera's
             Detections}` (one entry, or several once overlapping cameras' views of one person are fused).
         embed: appearance embeddings on request (`EmbedFn`); None when no appearance model runs.
     """
 
-    xy_m: FloatArray
-    cov_m2: FloatArray
-    score: FloatArray
+    xy_m: Float64Array
+    cov_m2: Float64Array
+    score: Float64Array
     sources: tuple[dict[str, int], ...]
     embed: EmbedFn | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         n = len(self.sources)
-        if self.xy_m.shape != (n, 2) or self.cov_m2.shape != (n, 2, 2) or self.score.shape != (n,):
+        xy_m = read_only(np.asarray(self.xy_m, dtype=np.float64))
+        cov_m2 = read_only(np.asarray(self.cov_m2, dtype=np.float64))
+        score = read_only(np.asarray(self.score, dtype=np.float64))
+        if xy_m.shape != (n, 2) or cov_m2.shape != (n, 2, 2) or score.shape != (n,):
             raise TrackingError(
                 f"floor detections: expected xy_m ({n}, 2), cov_m2 ({n}, 2, 2), score ({n},); got "
-                f"{self.xy_m.shape}, {self.cov_m2.shape}, {self.score.shape}"
+                f"{xy_m.shape}, {cov_m2.shape}, {score.shape}"
             )
-        if not (np.isfinite(self.xy_m).all() and np.isfinite(self.cov_m2).all()):
+        if not (np.isfinite(xy_m).all() and np.isfinite(cov_m2).all()):
             raise TrackingError("floor detections contain NaN or infinite positions")
+        if not ((score >= 0) & (score <= 1)).all():
+            raise TrackingError(f"floor detection scores must lie in [0, 1], got {score.tolist()}")
+        object.__setattr__(self, "xy_m", xy_m)
+        object.__setattr__(self, "cov_m2", cov_m2)
+        object.__setattr__(self, "score", score)
 
     def __len__(self) -> int:
         return len(self.sources)
@@ -78,14 +90,14 @@ class TrackState:
     """
 
     track_id: int
-    xy_m: tuple[float, float]
-    velocity_mps: tuple[float, float]
+    xy_m: XY
+    velocity_mps: XY
     observed: bool
-    first_xy_m: tuple[float, float]
+    first_xy_m: XY
     last_seen_utc: datetime
     sources: dict[str, int] = field(default_factory=dict)
     score: float = 0.0
-    appearance: FloatArray | None = field(default=None, repr=False, compare=False)
+    appearance: Float64Array | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)

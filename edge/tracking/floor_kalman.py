@@ -37,7 +37,8 @@ from shapely.geometry.base import BaseGeometry
 
 from edge.config import TrackerConfig
 from edge.tracking.appearance import FIRST_SAMPLES, StepAppearance, blend, cosine_distance
-from edge.tracking.base import FloatArray, FloorDetections, TrackerStep, TrackingError, TrackState
+from edge.tracking.base import FloorDetections, TrackerStep, TrackingError, TrackState
+from vision_models.arrays import XY, Float64Array
 
 _CHI2_GATE = 13.8
 """Chi-square 99.9% for 2 degrees of freedom: a detection further out cannot be this track."""
@@ -67,22 +68,22 @@ class _Meta:
     hits: int
     misses: int
     confirmed: bool
-    first_xy_m: tuple[float, float]
-    last_xy_m: tuple[float, float]
+    first_xy_m: XY
+    last_xy_m: XY
     last_seen_utc: datetime
     last_seen_s: float
-    appearance: FloatArray | None = None
+    appearance: Float64Array | None = None
     appearance_samples: int = 0
     appearance_at_s: float = -math.inf
 
-    def learn_appearance(self, embedding: FloatArray, now_s: float) -> None:
+    def learn_appearance(self, embedding: Float64Array, now_s: float) -> None:
         """Fold one more embedding of this track's person into its running appearance."""
         self.appearance = blend(self.appearance, self.appearance_samples, embedding)
         self.appearance_samples += 1
         self.appearance_at_s = now_s
 
 
-def greedy_match(cost: FloatArray) -> list[tuple[int, int]]:
+def greedy_match(cost: Float64Array) -> list[tuple[int, int]]:
     """Pairs (row, col) taken cheapest first; `inf` entries are never matched. Deterministic."""
     if cost.size == 0:
         return []
@@ -128,13 +129,13 @@ class FloorKalmanTracker:
         if hideouts_m is not None and not hideouts_m.is_empty:
             self._hideouts = hideouts_m
             shapely.prepare(self._hideouts)
-        self._x: FloatArray = np.zeros((0, 4))
-        self._p: FloatArray = np.zeros((0, 4, 4))
+        self._x: Float64Array = np.zeros((0, 4))
+        self._p: Float64Array = np.zeros((0, 4, 4))
         self._meta: list[_Meta] = []
         self._next_id = 1
         self._t0: datetime | None = None
         self._last_s: float | None = None
-        self._motion_cache: tuple[float, FloatArray, FloatArray] | None = None
+        self._motion_cache: tuple[float, Float64Array, Float64Array] | None = None
         self.embedded = 0
         """Boxes embedded by the re-identification model so far (its CPU cost is per box)."""
 
@@ -153,7 +154,7 @@ class FloorKalmanTracker:
         if too_fast.any():
             self._x[too_fast, 2:] *= (self.config.max_speed_mps / speed[too_fast])[:, None]
 
-    def _motion(self, dt: float) -> tuple[FloatArray, FloatArray]:
+    def _motion(self, dt: float) -> tuple[Float64Array, Float64Array]:
         """Transition and process noise for a step of `dt` seconds (kept for the last step length: frames
         come at a steady rate)."""
         if self._motion_cache is not None and self._motion_cache[0] == dt:
@@ -170,7 +171,7 @@ class FloorKalmanTracker:
 
     def _cost(
         self, track_idx: list[int], det: FloorDetections, det_idx: list[int], now_s: float
-    ) -> FloatArray:
+    ) -> Float64Array:
         """Negative log-likelihood of each detection under each track's prediction; gated pairs are inf."""
         if not track_idx or not det_idx:
             return np.zeros((len(track_idx), len(det_idx)))
@@ -201,8 +202,8 @@ class FloorKalmanTracker:
         return np.asarray(cost, dtype=np.float64)
 
     def _appearance_cost(
-        self, cost: FloatArray, track_idx: list[int], det_idx: list[int], app: StepAppearance
-    ) -> FloatArray:
+        self, cost: Float64Array, track_idx: list[int], det_idx: list[int], app: StepAppearance
+    ) -> Float64Array:
         """`cost` with appearance where it decides: a lost track is not re-linked to someone who looks like
         somebody else, and where a detection could go to two tracks (or a track take two detections), the
         pair whose appearances agree is cheaper. Pairs without both appearances keep their motion cost."""
@@ -253,7 +254,7 @@ class FloorKalmanTracker:
             if (embedding := app.get(j)) is not None:
                 self._meta[i].learn_appearance(embedding, now_s)
 
-    def _last_xy(self, track_idx: list[int]) -> FloatArray:
+    def _last_xy(self, track_idx: list[int]) -> Float64Array:
         """(T, 2) where each track's person was last observed."""
         return np.array([self._meta[i].last_xy_m for i in track_idx], dtype=np.float64).reshape(-1, 2)
 
@@ -265,7 +266,7 @@ class FloorKalmanTracker:
 
     def _near_last_seen(
         self, track_idx: list[int], det: FloorDetections, det_idx: list[int], dt: float
-    ) -> FloatArray:
+    ) -> Float64Array:
         """Distance from each track's last observed position to each detection; beyond a stride is inf."""
         if not track_idx or not det_idx:
             return np.zeros((len(track_idx), len(det_idx)))
@@ -274,7 +275,7 @@ class FloorKalmanTracker:
         dist[dist > _STRIDE_M + self.config.max_speed_mps * dt] = np.inf
         return np.asarray(dist, dtype=np.float64)
 
-    def _update(self, rows: list[int], z: FloatArray, r: FloatArray) -> None:
+    def _update(self, rows: list[int], z: Float64Array, r: Float64Array) -> None:
         """Kalman update of tracks `rows` with positions z (K, 2) of covariance r (K, 2, 2), batched."""
         if not rows:
             return

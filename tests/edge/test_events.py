@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from hypothesis import given, settings
@@ -132,6 +132,19 @@ def test_every_event_round_trips_through_the_wire_form(event: ev.Envelope) -> No
     assert data["schema"] == "showroom.v1"
     assert data["ts"].endswith("Z") and len(data["ts"]) == len("2026-11-23T10:00:00.000Z")
     assert ev.topic_for(back).endswith("/" + ev.KIND_OF_TYPE[data["type"]])
+
+
+def test_every_payload_class_narrows_the_envelope_type_to_its_own() -> None:
+    assert set(get_args(ev.EventType)) == set(ev.EVENT_TYPES) == set(ev.KIND_OF_TYPE)
+    for name, cls in ev.EVENT_TYPES.items():
+        assert cls.model_fields["type"].default == name
+    event: ev.Envelope = parse_event(make_payload("zone.dwell"))
+    assert event.type == "zone.dwell"  # typed on the envelope: no getattr needed for any payload
+
+
+def test_the_wire_form_keeps_its_key_order() -> None:
+    keys = list(json.loads(to_json(parse_event(make_payload("visit.started")))))
+    assert keys == ["schema", "event_id", "seq", "store_id", "node_id", "ts", "type", "visitor_id", "door_id"]
 
 
 def test_timestamps_are_normalised_to_utc_milliseconds() -> None:

@@ -180,6 +180,25 @@ def test_floor_detections_reject_nan() -> None:
         dets([(float("nan"), 1.0)])
 
 
+def test_floor_detections_reject_scores_outside_0_1() -> None:
+    with pytest.raises(TrackingError, match=r"scores must lie in \[0, 1\]"):
+        dets([(1.0, 1.0)], scores=[1.5])
+
+
+def test_floor_detections_are_read_only() -> None:
+    xy = np.array([[1.0, 2.0], [3.0, 4.0]])
+    floor = FloorDetections(
+        xy, np.tile(np.eye(2) * 0.01, (2, 1, 1)), np.array([0.9, 0.8]), ({"a": 0}, {"a": 1})
+    )
+    for array in (floor.xy_m, floor.cov_m2, floor.score):
+        with pytest.raises(ValueError, match="read-only"):
+            array[0] = np.nan
+    xy[0, 0] = np.nan  # the builder reuses its buffer: the validated detections keep their values
+    assert floor.xy_m.tolist() == [[1.0, 2.0], [3.0, 4.0]]
+    assert xy.flags.writeable  # and the builder's own array is left writable
+    assert replace(floor, embed=None).xy_m is floor.xy_m  # an unchangeable array is not copied again
+
+
 def test_greedy_match_takes_cheapest_pairs_and_skips_gated() -> None:
     cost = np.array([[1.0, 0.5, np.inf], [0.4, 3.0, np.inf], [np.inf, np.inf, np.inf]])
     assert sorted(greedy_match(cost)) == [(0, 1), (1, 0)]
