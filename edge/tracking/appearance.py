@@ -69,3 +69,48 @@ class StepAppearance:
     def get(self, j: int) -> Float64Array | None:
         """Detection j's embedding if it was fetched and could be embedded."""
         return self._known.get(j)
+
+
+def appearance_cost(
+    cost: Float64Array,
+    appearances: list[Float64Array | None],
+    lost: list[bool],
+    det_idx: list[int],
+    app: StepAppearance,
+    reid: ReidConfig,
+) -> Float64Array:
+    """The (T, D) motion `cost` with appearance where it decides: a lost track is not re-linked to someone
+    who looks like somebody else, and where a detection could go to two tracks (or a track take two
+    detections), the pair whose appearances agree is cheaper. Pairs without both appearances keep their
+    motion cost.
+
+    Args:
+        appearances: per track (T), its person's running appearance, or None while unknown.
+        lost: per track, whether it missed its person at the previous step.
+        det_idx: the detections (D) the columns stand for.
+    """
+    if cost.size == 0:
+        return cost
+    has = np.array([a is not None for a in appearances])
+    lost_t = np.array(lost)
+    finite = np.isfinite(cost)
+    contested = (finite.sum(axis=0)[None, :] > 1) | (finite.sum(axis=1)[:, None] > 1)
+    need = finite & has[:, None] & (lost_t[:, None] | contested)
+    if not need.any():
+        return cost
+    first = need & lost_t[:, None]
+    order = [int(c) for c in np.nonzero(first.any(axis=0))[0]]
+    order += [int(c) for c in np.nonzero(need.any(axis=0))[0]]
+    app.fetch(det_idx[c] for c in order)
+    cost = cost.copy()
+    for r, c in zip(*np.nonzero(need), strict=True):
+        embedding = app.get(det_idx[c])
+        track_app = appearances[r]
+        if embedding is None or track_app is None:
+            continue
+        d = cosine_distance(track_app, embedding)
+        if lost_t[r] and d > reid.same_person_distance:
+            cost[r, c] = np.inf
+        else:
+            cost[r, c] += reid.weight * (d - reid.same_person_distance / 2)
+    return cost

@@ -13,7 +13,7 @@ from showroom_builders import T0
 
 from edge.config import ReidConfig, TrackerConfig
 from edge.tracking import FloorDetections, FloorKalmanTracker, TrackingError, make_tracker
-from edge.tracking.floor_kalman import greedy_match
+from edge.tracking.association import greedy_match
 
 DT = 0.2
 
