@@ -174,8 +174,8 @@ def door_counts_on_lines(dets: list[Detections]) -> dict[int, tuple[int, int]]:
     """The product's floor door counter with one door per image line (inside = right of the line)."""
     import yaml
 
-    from edge.calibration import calibrate_node
     from edge.config import parse_config
+    from edge.floor.calibration import calibrate_node
 
     data = yaml.safe_load(CONFIG.read_text())
     projection = calibrate_node(parse_config(data))[data["cameras"][0]["id"]]

@@ -30,9 +30,9 @@ from shapely.geometry.base import BaseGeometry
 
 from edge.analytics.showroom import ShowroomAnalytics
 from edge.analytics.staff import wears_uniform
-from edge.calibration import FloorProjection, calibrate_node, coverage_of, metres_per_px_scale
 from edge.config import NodeConfig
 from edge.events import Envelope, EventStamper
+from edge.floor.calibration import FloorProjection, calibrate_node, coverage_of, metres_per_px_scale
 from edge.tracking import FloorDetections, Tracker, TrackState, make_tracker
 from edge.tracking.base import EmbedFn
 from vision_models.detections import Detections
