@@ -44,10 +44,10 @@ from mot_eval import Rows, evaluate, line_crossings  # noqa: E402
 from pets_detections import PETS_DIR, VIDEO, pets_detections  # noqa: E402
 
 from edge.config import NodeConfig, ReidConfig, load_config, parse_config  # noqa: E402
+from edge.cues.appearance import EmbedTimer, load_embedder, with_appearance  # noqa: E402
 from edge.events import EventStamper, IdSource  # noqa: E402
 from edge.offline import GapFiller  # noqa: E402
 from edge.pipeline import EdgePipeline  # noqa: E402
-from edge.reid import EmbedTimer, load_embedder, with_appearance  # noqa: E402
 from vision_models.detections import Detections  # noqa: E402
 
 FPS = 7.0

@@ -29,8 +29,8 @@ from shapely.geometry import Polygon
 from shapely.geometry.base import BaseGeometry
 
 from edge.analytics.showroom import ShowroomAnalytics
-from edge.analytics.staff import wears_uniform
 from edge.config import NodeConfig
+from edge.cues.uniform import uniform_cue
 from edge.events import Envelope, EventStamper
 from edge.floor.calibration import FloorProjection, calibrate_node, coverage_of, metres_per_px_scale
 from edge.tracking import FloorDetections, Tracker, TrackState, make_tracker
@@ -267,7 +267,9 @@ class EdgePipeline:
         step = self.tracker.update(ts_utc, floor, self._looked_at(detections_by_camera))
         self.tracks = step.tracks
         self._learn_box_sizes()
-        uniform = self._uniform_cue(step.tracks, frames_by_camera or {})
+        uniform = uniform_cue(
+            step.tracks, self.detections, frames_by_camera or {}, self.config.staff_appearance
+        )
         return self.analytics.step(ts_utc, step, uniform)
 
     def flush(self, ts_utc: datetime, reason: Literal["shutdown", "lost"] = "shutdown") -> list[Envelope]:
@@ -560,26 +562,6 @@ class EdgePipeline:
                 area = None if view is None or area is None else area.union(view)
             self._looked_at_cache[reporting] = area
         return self._looked_at_cache[reporting]
-
-    def _uniform_cue(
-        self, tracks: list[TrackState], frames: dict[str, npt.NDArray[np.uint8]]
-    ) -> frozenset[int]:
-        appearance = self.config.staff_appearance
-        if appearance is None or not frames:
-            return frozenset()
-        wearing: set[int] = set()
-        for track in tracks:
-            for camera_id, index in sorted(track.sources.items()):
-                frame = frames.get(camera_id)
-                det = self.detections.get(camera_id)
-                if (
-                    frame is not None
-                    and det is not None
-                    and wears_uniform(frame, det.xyxy[index], appearance)
-                ):
-                    wearing.add(track.track_id)
-                    break
-        return frozenset(wearing)
 
 
 def _fuse(

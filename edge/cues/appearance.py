@@ -1,4 +1,4 @@
-"""On-box re-identification for real cameras: a frame's detections get an embedder over that frame.
+"""On-box re-identification: a frame's detections get an embedder over that frame.
 
 The network runs only when the tracker asks for a box's appearance (see `edge.tracking.appearance`), on the
 crop of that box in the frame it came from. The frame and the embeddings stay inside the node's frame loop:
