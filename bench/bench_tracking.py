@@ -44,10 +44,10 @@ from mot_eval import Rows, evaluate, line_crossings  # noqa: E402
 from pets_detections import PETS_DIR, VIDEO, pets_detections  # noqa: E402
 
 from edge.config import NodeConfig, ReidConfig, load_config, parse_config  # noqa: E402
+from edge.cues.appearance import EmbedTimer, load_embedder, with_appearance  # noqa: E402
 from edge.events import EventStamper, IdSource  # noqa: E402
 from edge.offline import GapFiller  # noqa: E402
 from edge.pipeline import EdgePipeline  # noqa: E402
-from edge.reid import EmbedTimer, load_embedder, with_appearance  # noqa: E402
 from vision_models.detections import Detections  # noqa: E402
 
 FPS = 7.0
@@ -174,8 +174,8 @@ def door_counts_on_lines(dets: list[Detections]) -> dict[int, tuple[int, int]]:
     """The product's floor door counter with one door per image line (inside = right of the line)."""
     import yaml
 
-    from edge.calibration import calibrate_node
     from edge.config import parse_config
+    from edge.floor.calibration import calibrate_node
 
     data = yaml.safe_load(CONFIG.read_text())
     projection = calibrate_node(parse_config(data))[data["cameras"][0]["id"]]

@@ -19,9 +19,9 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.config import ConfigError, NodeConfig, load_config
+from edge.cues.appearance import load_embedder, with_appearance
 from edge.events import Envelope, EventStamper, IdSource, to_json
 from edge.pipeline import EdgePipeline
-from edge.reid import load_embedder, with_appearance
 from vision_models.detections import Detections
 
 log = logging.getLogger(__name__)

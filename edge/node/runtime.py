@@ -30,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.config import BrokerConfig, ConfigError, NodeConfig, resolve_path
+from edge.cues.appearance import Embedder, EmbedTimer, load_embedder, with_appearance
 from edge.events import Envelope, EventStamper, IdSource
 from edge.node.heartbeat import HEARTBEAT_EVERY_S, ModelInfo, NodeVitals, build_heartbeat
 from edge.node.mqtt import MqttPublisher
@@ -45,7 +46,6 @@ from edge.node.sources import (
     open_source,
     source_kind,
 )
-from edge.reid import Embedder, EmbedTimer, load_embedder, with_appearance
 from edge.sources import CameraFrame, FrameSource
 from vision_models.detections import Detections, Detector
 

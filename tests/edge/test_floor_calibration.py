@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from showroom_builders import camera, config_dict
 
-from edge.calibration import CalibrationError, calibrate_camera, calibrate_node, fit_homography
 from edge.config import Calibration, CameraConfig, ConfigError, parse_config
+from edge.floor.calibration import CalibrationError, calibrate_camera, calibrate_node, fit_homography
 
 H_TRUE = np.array([[0.02, 0.001, -1.0], [0.0005, 0.03, -2.0], [0.0001, 0.0008, 1.0]])
 
@@ -65,7 +65,7 @@ def test_one_mismeasured_mark_among_six_is_left_out_and_logged(caplog: pytest.Lo
     floor[2] += (0.9, 0.4)
     cam = camera()
     cam["calibration"] = {"image_points_px": img.tolist(), "floor_points_m": floor.tolist()}
-    with caplog.at_level("WARNING", logger="edge.calibration"):
+    with caplog.at_level("WARNING", logger="edge.floor.calibration"):
         projection = calibrate_camera(CameraConfig.model_validate(cam))
     assert projection.inliers.tolist() == [True, True, False, True, True, True]
     assert projection.error_m < 1e-3

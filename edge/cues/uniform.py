@@ -1,16 +1,22 @@
-"""Staff marking: staff-only areas, and the uniform-colour cue computed on the box from a torso crop.
+"""The staff uniform cue: whether a person's torso shows the uniform colour, computed on the box.
 
-The colour cue reads pixels inside the edge box only; what leaves it is a yes/no per track and frame,
-never the crop or its colours.
+`uniform_cue` reads the pixels of each confirmed track's boxes in this step's BGR frames and returns the ids
+of the tracks wearing the uniform; the analytics receive only those ids (they mark staff from them and from
+the staff-only areas), never a frame, a crop or its colours. `calibrate_uniform` measures the colour from
+staff photos at installation; only the numbers are stored.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
 from edge.config import StaffAppearance
+from edge.tracking import TrackState
+from vision_models.detections import Detections
 
 TORSO_X = (0.25, 0.75)
 TORSO_Y = (0.2, 0.5)
@@ -46,6 +52,29 @@ def wears_uniform(frame_bgr: npt.NDArray[np.uint8], xyxy: npt.ArrayLike, appeara
     """True when the person box's torso is mostly the uniform colour."""
     crop = torso_crop(frame_bgr, xyxy)
     return crop is not None and uniform_fraction(crop, appearance) >= appearance.min_fraction
+
+
+def uniform_cue(
+    tracks: Sequence[TrackState],
+    detections_by_camera: Mapping[str, Detections],
+    frames_by_camera: Mapping[str, npt.NDArray[np.uint8]],
+    appearance: StaffAppearance | None,
+) -> frozenset[int]:
+    """Ids of the `tracks` that wear the uniform in this step: any of a track's boxes (`track.sources`
+    index into `detections_by_camera`, cameras in sorted order) whose torso in that camera's BGR frame
+    (uint8, H x W x 3) is mostly the uniform colour. Empty without a configured uniform or without frames.
+    """
+    if appearance is None or not frames_by_camera:
+        return frozenset()
+    wearing: set[int] = set()
+    for track in tracks:
+        for camera_id, index in sorted(track.sources.items()):
+            frame = frames_by_camera.get(camera_id)
+            det = detections_by_camera.get(camera_id)
+            if frame is not None and det is not None and wears_uniform(frame, det.xyxy[index], appearance):
+                wearing.add(track.track_id)
+                break
+    return frozenset(wearing)
 
 
 def calibrate_uniform(

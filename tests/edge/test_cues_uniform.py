@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.analytics.staff import calibrate_uniform, torso_crop, uniform_fraction, wears_uniform
 from edge.config import StaffAppearance
+from edge.cues.uniform import calibrate_uniform, torso_crop, uniform_fraction, wears_uniform
 
 
 def solid(hsv: tuple[int, int, int], size: tuple[int, int] = (40, 30), noise: float = 0.0) -> np.ndarray:
