@@ -12,8 +12,9 @@ frames) and returns the contract events it produced, in this order:
 6. `edge.analytics`: events.
 
 Bad input inside the frame loop never raises and never turns into a count: it is dropped and counted in
-`stats` (NaN boxes, boxes outside the image, foot points off the floor, a camera the configuration does not
-know, frames whose size does not match the calibration, time going backwards).
+`stats` (boxes outside the image, foot points off the floor, a camera the configuration does not know, frames
+whose size does not match the calibration, time going backwards). NaN boxes never get this far: `Detections`
+refuses them where it is built, and its arrays are read-only.
 Configuration problems (a camera without calibration, an inaccurate calibration, a zone no camera sees) raise
 `ConfigError` when the pipeline is built.
 """
@@ -53,7 +54,6 @@ class PipelineStats:
     steps: int = 0
     detections: int = 0
     detections_used: int = 0
-    nan_boxes: int = 0
     out_of_image_boxes: int = 0
     off_floor: int = 0
     backwards_timestamps: int = 0
@@ -71,8 +71,7 @@ class PipelineStats:
     @property
     def rejected(self) -> int:
         return (
-            self.nan_boxes
-            + self.out_of_image_boxes
+            self.out_of_image_boxes
             + self.off_floor
             + self.backwards_timestamps
             + self.unknown_cameras
@@ -198,7 +197,6 @@ class EdgePipeline:
                 continue
             view = self._floor.project(projection, det, self.tracks, ts_utc)
             self._feet[camera_id] = view.feet
-            self.stats.nan_boxes += view.nan_boxes
             self.stats.out_of_image_boxes += view.out_of_image_boxes
             self.stats.cut_boxes += int(view.feet.cut.sum())
             self.stats.off_floor += view.off_floor

@@ -22,8 +22,8 @@ from shapely.geometry import LineString, Polygon, box
 from shapely.geometry.base import BaseGeometry
 
 from edge.config import Calibration, CameraConfig, ConfigError, NodeConfig
+from vision_models.arrays import Float64Array
 
-FloatArray = npt.NDArray[np.float64]
 log = logging.getLogger(__name__)
 
 RANSAC_THRESHOLD_M = 0.25
@@ -52,14 +52,14 @@ class FloorProjection:
     """
 
     camera_id: str
-    homography: FloatArray
+    homography: Float64Array
     error_m: float
     inliers: npt.NDArray[np.bool_]
     anchor: str
     resolution_wh: tuple[int, int] | None
     view_m: BaseGeometry | None
 
-    def to_floor(self, points_px: npt.ArrayLike) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
+    def to_floor(self, points_px: npt.ArrayLike) -> tuple[Float64Array, npt.NDArray[np.bool_]]:
         """Project (N, 2) image points to floor metres.
 
         Returns the (N, 2) floor points and a bool (N,) mask of points that really lie on the floor (in
@@ -73,7 +73,7 @@ class FloorProjection:
         out[ok] = homog[ok, :2] / homog[ok, 2:3]
         return out, ok
 
-    def to_image(self, points_m: npt.ArrayLike) -> FloatArray:
+    def to_image(self, points_m: npt.ArrayLike) -> Float64Array:
         """Floor points (N, 2) in metres to image pixels (N, 2): the inverse of `to_floor`."""
         pts = np.asarray(points_m, dtype=np.float64).reshape(-1, 2)
         homog = np.hstack([pts, np.ones((len(pts), 1))]) @ self._floor_to_image.T
@@ -81,10 +81,10 @@ class FloorProjection:
         return homog[:, :2] / w
 
     @cached_property
-    def _floor_to_image(self) -> FloatArray:
+    def _floor_to_image(self) -> Float64Array:
         return np.asarray(np.linalg.inv(self.homography), dtype=np.float64)
 
-    def px_per_metre(self, points_px: npt.ArrayLike) -> FloatArray:
+    def px_per_metre(self, points_px: npt.ArrayLike) -> Float64Array:
         """(N,) the floor's local scale at each image point: pixels per metre (square root of the area
         ratio), so a vertical length in metres can be sized in pixels there."""
         return 1.0 / metres_per_px_scale(self.metres_per_pixel(points_px))
@@ -93,7 +93,7 @@ class FloorProjection:
     def _w_sign(self) -> float:
         return float(np.sign(self.homography[2, 2]) or 1.0)
 
-    def metres_per_pixel(self, points_px: npt.ArrayLike) -> FloatArray:
+    def metres_per_pixel(self, points_px: npt.ArrayLike) -> Float64Array:
         """(N, 2, 2) Jacobian of the projection at each image point: floor metres per image pixel."""
         pts = np.asarray(points_px, dtype=np.float64).reshape(-1, 2)
         h = self.homography
@@ -105,13 +105,13 @@ class FloorProjection:
         return jac
 
 
-def metres_per_px_scale(jac: FloatArray) -> FloatArray:
+def metres_per_px_scale(jac: Float64Array) -> Float64Array:
     """(N,) floor metres per image pixel of (N, 2, 2) `metres_per_pixel` Jacobians: the square root of the
     local area ratio."""
     return np.asarray(np.sqrt(np.abs(jac[:, 0, 0] * jac[:, 1, 1] - jac[:, 0, 1] * jac[:, 1, 0])), np.float64)
 
 
-def fit_homography(calibration: Calibration) -> tuple[FloatArray, float, npt.NDArray[np.bool_]]:
+def fit_homography(calibration: Calibration) -> tuple[Float64Array, float, npt.NDArray[np.bool_]]:
     """Robust image-to-floor homography of one calibration.
 
     Returns the (3, 3) homography, the mean reprojection error of the inlier points in metres, and the
@@ -155,7 +155,7 @@ def fit_homography(calibration: Calibration) -> tuple[FloatArray, float, npt.NDA
     return h.astype(np.float64), float(errors[mask].mean()), mask
 
 
-def _residuals(h: npt.ArrayLike, src: FloatArray, dst: FloatArray) -> FloatArray:
+def _residuals(h: npt.ArrayLike, src: Float64Array, dst: Float64Array) -> Float64Array:
     """Distance on the floor (metres) between each image point projected through `h` and its floor mark."""
     homog = np.hstack([src, np.ones((len(src), 1))]) @ np.asarray(h, dtype=np.float64).T
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -163,7 +163,7 @@ def _residuals(h: npt.ArrayLike, src: FloatArray, dst: FloatArray) -> FloatArray
     return np.asarray(np.linalg.norm(proj - dst, axis=1), dtype=np.float64)
 
 
-def _view_polygon(homography: FloatArray, resolution_wh: tuple[int, int]) -> Polygon:
+def _view_polygon(homography: Float64Array, resolution_wh: tuple[int, int]) -> Polygon:
     """The floor area seen by a camera: its image rectangle projected, cut just below the horizon."""
     image = box(0.0, 0.0, float(resolution_wh[0]), float(resolution_wh[1]))
     a, b, c = homography[2]

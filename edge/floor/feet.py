@@ -27,8 +27,8 @@ import numpy.typing as npt
 from edge.config import CarConfig
 from edge.floor.calibration import FloorProjection
 from edge.tracking import TrackState
+from vision_models.arrays import Float64Array
 
-FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
 CUT_BOX_RATIO = 0.85
@@ -59,14 +59,14 @@ class Feet:
     """One camera's boxes at one time step: where each stands in the image, and what it shows. All (N,), one
     row per box of the camera's `Detections`."""
 
-    row_px: FloatArray
+    row_px: Float64Array
     """float64, the image row (pixels) the person stands on: the box's bottom edge, or below it when a car
     cut the box (for a `center` anchor camera: the box centre's row)."""
     cut: BoolArray
     """Cut short at the bottom by a car."""
     whole: BoolArray
     """Shows the whole person: head and feet inside the image, feet clear of every car."""
-    stature: FloatArray
+    stature: Float64Array
     """float64, metres: box height (to `row_px`) times the floor's metres per pixel there."""
 
 
@@ -87,12 +87,12 @@ class CutBoxRecovery:
         self,
         projection: FloorProjection,
         resolution_wh: tuple[int, int],
-        xyxy: FloatArray,
+        xyxy: Float64Array,
         head_in: BoolArray,
         in_frame: BoolArray,
         tracks: Sequence[TrackState],
         ts_utc: datetime,
-    ) -> tuple[FloatArray, BoolArray, BoolArray]:
+    ) -> tuple[Float64Array, BoolArray, BoolArray]:
         """Per box of one camera: the image row its person stands on, whether a car cut the box short, and
         whether it shows the whole person.
 
@@ -183,9 +183,9 @@ class CutBoxRecovery:
         self,
         projection: FloorProjection,
         occluders: BoolArray,
-        xyxy: FloatArray,
+        xyxy: Float64Array,
         rows: npt.NDArray[np.intp],
-        foot: FloatArray,
+        foot: Float64Array,
         cut: BoolArray,
     ) -> None:
         """Boxes ending on a car that no track explains, judged against the camera's typical person: the
@@ -234,7 +234,7 @@ class CutBoxRecovery:
         return self._occluders[key]
 
 
-def on_mask(mask: BoolArray, u: FloatArray, v: FloatArray) -> BoolArray:
+def on_mask(mask: BoolArray, u: Float64Array, v: Float64Array) -> BoolArray:
     """bool (N,): whether image points (`u`, `v` float64 (N,), full-resolution pixels) fall on a silhouette
     mask drawn at 1/OCCLUDER_SCALE; points outside the mask are not on it."""
     col = np.floor(u / OCCLUDER_SCALE).astype(np.int64)

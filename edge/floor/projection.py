@@ -22,9 +22,8 @@ from edge.config import NodeConfig
 from edge.floor.calibration import FloorProjection, metres_per_px_scale
 from edge.floor.feet import CUT_BOX_NOISE, CutBoxRecovery, Feet
 from edge.tracking import TrackState
+from vision_models.arrays import Float64Array
 from vision_models.detections import Detections
-
-FloatArray = npt.NDArray[np.float64]
 
 OFF_FLOOR_MARGIN_M = 5.0
 """Foot points this far outside the floor plan are kept (people just outside a door must be tracked to
@@ -42,16 +41,14 @@ class CameraFloor:
     camera_id: str
     index: npt.NDArray[np.intp]
     """(K,) the kept boxes' rows in the camera's `Detections`."""
-    xy_m: FloatArray
+    xy_m: Float64Array
     """float64 (K, 2), floor position in metres."""
-    cov_m2: FloatArray
+    cov_m2: Float64Array
     """float64 (K, 2, 2), position covariance in square metres."""
-    score: FloatArray
+    score: Float64Array
     """float64 (K,), detector confidence."""
     feet: Feet
     """Per box (N,): where it stands in the image and what it shows."""
-    nan_boxes: int
-    """Boxes with a NaN or infinite coordinate or score."""
     out_of_image_boxes: int
     """Boxes whose anchor lies outside the image, or whose corners are out of order."""
     off_floor: int
@@ -83,10 +80,7 @@ class FloorProjector:
     ) -> CameraFloor:
         """One camera's `det` (its frame size matching `projection`) on the floor at `ts_utc`; `tracks` are
         the previous step's confirmed tracks (they tell boxes cut by a car)."""
-        xyxy = det.xyxy.astype(np.float64)
-        finite = np.isfinite(xyxy).all(axis=1) & np.isfinite(det.confidence)
-        nan_boxes = int((~finite).sum())
-        xyxy = np.where(finite[:, None], xyxy, 0.0)
+        xyxy = det.xyxy.astype(np.float64)  # finite: Detections are validated where built, and read-only
         w, h = det.resolution_wh
         x_mid = (xyxy[:, 0] + xyxy[:, 2]) / 2
         y_anchor = xyxy[:, 3] if projection.anchor == "bottom_center" else (xyxy[:, 1] + xyxy[:, 3]) / 2
@@ -96,8 +90,8 @@ class FloorProjector:
             & (y_anchor >= -IMAGE_MARGIN_PX)
             & (y_anchor <= h + IMAGE_MARGIN_PX)
         )
-        bad_box = finite & (~inside | (xyxy[:, 2] < xyxy[:, 0]) | (xyxy[:, 3] < xyxy[:, 1]))
-        usable = finite & ~bad_box
+        bad_box = ~inside | (xyxy[:, 2] < xyxy[:, 0]) | (xyxy[:, 3] < xyxy[:, 1])
+        usable = ~bad_box
         y_foot, cut = y_anchor, np.zeros(len(xyxy), dtype=bool)
         whole = np.zeros(len(xyxy), dtype=bool)
         if projection.anchor == "bottom_center":
@@ -136,7 +130,6 @@ class FloorProjector:
             cov_m2=cov[index],
             score=det.confidence[index].astype(np.float64),
             feet=Feet(y_foot, cut, whole, stature),
-            nan_boxes=nan_boxes,
             out_of_image_boxes=int(bad_box.sum()),
             off_floor=int((usable & ~on_floor).sum()),
         )

@@ -20,7 +20,6 @@ def view(camera_id: str, xy_m: list[tuple[float, float]], sigma_m: float = 0.1) 
         cov_m2=np.tile(np.eye(2) * sigma_m**2, (n, 1, 1)),
         score=np.linspace(0.5, 0.9, n),
         feet=Feet(zeros, zeros.astype(bool), zeros.astype(bool), zeros),
-        nan_boxes=0,
         out_of_image_boxes=0,
         off_floor=0,
     )
