@@ -20,6 +20,7 @@ from shapely.geometry import LineString, Point, Polygon, box
 from shapely.validation import explain_validity
 
 from edge.events import ID_PATTERN
+from edge.mqtt_common import BrokerAddress
 from vision_models.registry import MODELS, ModelError, Task, require_task
 
 XY = Annotated[
@@ -123,9 +124,8 @@ class BrokerConfig(_Model):
 
     @property
     def host_port(self) -> tuple[str, int]:
-        rest = self.url.split("://", 1)[1].rstrip("/")
-        host, _, port = rest.partition(":")
-        return host, int(port) if port else (8883 if self.uses_tls else 1883)
+        address = BrokerAddress.parse(self.url, tls=self.uses_tls)
+        return address.host, address.port
 
     @property
     def uses_tls(self) -> bool:
