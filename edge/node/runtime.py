@@ -13,7 +13,6 @@ goes out after the next start.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import signal
@@ -24,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -58,11 +57,11 @@ class AnalyticsPipeline(Protocol):
     def process(
         self,
         ts_utc: datetime,
-        detections_by_camera: Mapping[str, Detections],
-        frames_by_camera: Mapping[str, npt.NDArray[np.uint8]] | None = None,
+        detections_by_camera: dict[str, Detections],
+        frames_by_camera: dict[str, npt.NDArray[np.uint8]] | None = None,
     ) -> list[Envelope]: ...
 
-    def flush(self, ts_utc: datetime, reason: str) -> list[Envelope]: ...
+    def flush(self, ts_utc: datetime, reason: Literal["shutdown", "lost"]) -> list[Envelope]: ...
 
 
 PipelineFactory = Callable[[NodeConfig, EventStamper], AnalyticsPipeline]
@@ -73,16 +72,17 @@ SourceFactory = Callable[[NodeConfig, Any], FrameSource]
 
 def default_pipeline(config: NodeConfig, stamper: EventStamper) -> AnalyticsPipeline:
     """The product's analytics pipeline (tracking, doors, zones, heat)."""
-    module = importlib.import_module("edge.pipeline")
-    pipeline: AnalyticsPipeline = module.EdgePipeline(config, stamper)
-    return pipeline
+    from edge.pipeline import EdgePipeline  # loaded when a node starts, not by `showroom --help`
+
+    return EdgePipeline(config, stamper)
 
 
 def default_detector(config: NodeConfig) -> Detector:
     """The configured ONNX detector from the model registry (offline model directory first)."""
-    module = importlib.import_module("vision_models.detector")
+    from vision_models.detector import load_detector  # ONNX Runtime: loaded when a node starts
+
     det = config.detector
-    detector: Detector = module.load_detector(
+    detector: Detector = load_detector(
         det.model,
         input_size_wh=det.input_size_wh,
         score_threshold=det.score_threshold,
