@@ -14,9 +14,9 @@ import numpy as np
 from click.testing import CliRunner
 
 from edge.calibration import calibrate_node
-from edge.cli import main
 from edge.config import load_config
 from edge.events import parse_event
+from showroom.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "examples" / "pets09.yaml"

@@ -35,7 +35,7 @@ import yaml
 from edge.config import load_config
 from edge.events import Envelope, to_json
 from edge.sim.behaviour import BehaviourParams
-from edge.sim.history import StoreStyle, cached_store_day, cut_at, derive_day, history_plan, renumber
+from showroom.sim.history import StoreStyle, cached_store_day, cut_at, derive_day, history_plan, renumber
 
 log = logging.getLogger(__name__)
 
@@ -86,13 +86,13 @@ def _showroom_cmd() -> list[str]:
     script = Path(sys.executable).with_name("showroom")
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-c", "from edge.cli import main; main()"]
+    return [sys.executable, "-c", "from showroom.cli import main; main()"]
 
 
 def _packaged_store_yaml() -> dict[str, Any]:
     from importlib.resources import files
 
-    data = yaml.safe_load(files("edge.sim").joinpath("sim-store.yaml").read_text(encoding="utf-8"))
+    data = yaml.safe_load(files("showroom.sim").joinpath("sim-store.yaml").read_text(encoding="utf-8"))
     assert isinstance(data, dict)
     return data
 
@@ -185,7 +185,7 @@ class Demo:
         """A node with one real camera on the PETS09 clip, when the clip and the detector model are here."""
         if self.video is False:
             return None
-        root = Path(__file__).resolve().parents[2]
+        root = Path(__file__).resolve().parents[1]
         example = root / "examples" / "pets09.yaml"
         clip = root.parent / "shared" / "data" / "pets09_s2l1" / "vtest_480x360.avi"
         reason = None
