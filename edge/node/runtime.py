@@ -28,7 +28,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from edge.config import BrokerConfig, ConfigError, NodeConfig, resolve_path
+from edge.config import BrokerConfig, ConfigError, NodeConfig, resolve_path, resolve_state_path
 from edge.events import Envelope, EventStamper, IdSource
 from edge.node.heartbeat import HEARTBEAT_EVERY_S, ModelInfo, NodeVitals, build_heartbeat
 from edge.node.mqtt import MqttPublisher
@@ -143,7 +143,8 @@ class NodeRuntime:
 
     Args:
         config: the validated node configuration.
-        config_path: the file it came from (relative outbox, reference and video paths resolve against it).
+        config_path: the file it came from (relative reference and video paths resolve against it; a
+            relative outbox path resolves in the node's state directory, `edge.config.node_state_dir`).
         options: timings and limits, see `RuntimeOptions`.
         pipeline_factory, detector_factory, embedder_factory, source_factory: the parts, replaceable for
             benchmarks; the defaults are the product's own.
@@ -184,9 +185,10 @@ class NodeRuntime:
 
     @staticmethod
     def _resolve_paths(config: NodeConfig, config_path: Path | None) -> NodeConfig:
+        # What the node writes goes to the state directory; what it reads is found beside the config.
+        outbox = config.outbox.model_copy(update={"path": resolve_state_path(config, config.outbox.path)})
         if config_path is None:
-            return config
-        outbox = config.outbox.model_copy(update={"path": resolve_path(config_path, config.outbox.path)})
+            return config.model_copy(update={"outbox": outbox})
         cameras = []
         for cam in config.cameras:
             update: dict[str, Any] = {}
