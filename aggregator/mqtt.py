@@ -4,7 +4,7 @@ MQTT 5 with a shared subscription (`$share/{group}/showroom/v1/+/+/+`), so sever
 split the load; a plain subscription on MQTT 3.1.1. With `protocol="auto"` (the CLI default) MQTT 5 is
 tried first and a broker that refuses it (a CONNACK "unsupported/unacceptable protocol version", or the
 connection closed before any CONNACK three times in a row: the node publisher's rule,
-`edge.node.mqtt.refuses_mqtt5`) is reconnected with MQTT 3.1.1 and a plain subscription, and the choice
+`edge.mqtt_common`) is reconnected with MQTT 3.1.1 and a plain subscription, and the choice
 kept. QoS 1 with a persistent session, so a restarted aggregator gets what the broker queued meanwhile.
 The network thread only enqueues; the dispatching thread hands batches to a writer
 (`aggregator.writer`) that validates and stores each in one transaction: in a child process that owns the
@@ -26,9 +26,7 @@ import ssl
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import urlparse
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -38,29 +36,11 @@ from paho.mqtt.properties import Properties
 from aggregator.ingest import BatchResult, Ingestor
 from aggregator.writer import BatchWriter, InlineWriter, Raw
 from edge.events import subscription
-from edge.node.mqtt import CLOSES_BEFORE_CONNACK_TO_FALL_BACK, refuses_mqtt5
+from edge.mqtt_common import CLOSES_BEFORE_CONNACK_TO_FALL_BACK, BrokerAddress, refuses_mqtt5
 
 log = logging.getLogger(__name__)
 
 Protocol = Literal["auto", "5", "3.1.1"]
-
-
-@dataclass(frozen=True)
-class BrokerAddress:
-    host: str
-    port: int
-    tls: bool
-
-    @classmethod
-    def parse(cls, url: str) -> BrokerAddress:
-        """`mqtt://host[:1883]` or `mqtts://host[:8883]`."""
-        parsed = urlparse(url)
-        if parsed.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
-            raise ValueError(f"broker URL {url!r}: scheme must be mqtt:// or mqtts://")
-        if not parsed.hostname:
-            raise ValueError(f"broker URL {url!r} has no host")
-        tls = parsed.scheme in ("mqtts", "ssl")
-        return cls(parsed.hostname, parsed.port or (8883 if tls else 1883), tls)
 
 
 class MqttIngestService:

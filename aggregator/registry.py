@@ -114,6 +114,64 @@ class RegistryFile(_Model):
         return self
 
 
+class _NodeCar(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: Identifier
+    model_name: str = Field(min_length=1, max_length=100)
+    browse_zone_m: list[XY]
+    interior_zone_m: list[XY]
+
+
+class _NodeFloor(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    size_m: tuple[Annotated[float, Field(gt=0, le=1000)], Annotated[float, Field(gt=0, le=1000)]]
+
+
+class NodeConfigFacts(BaseModel):
+    """What the registry reads from an edge node's config file: the store, its time zone, floor and cars.
+
+    The node config's file format is the installer's contract; the aggregator reads only these keys of it
+    (the node itself validates the whole file, `showroom edge check-config`), so it depends on no edge code
+    beyond the event contract.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    store_id: Identifier
+    timezone: str
+    floor: _NodeFloor
+    cars: list[_NodeCar] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(v)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {v!r}") from exc
+        return v
+
+
+def read_node_config(path: Path) -> NodeConfigFacts:
+    """The registry's facts from a node config file; `RegistryError` names the file and each problem."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise RegistryError(f"{path}: cannot read: {exc}") from exc
+    try:
+        return NodeConfigFacts.model_validate(data)
+    except ValidationError as exc:
+        raise RegistryError(f"{path}: {_problems(exc)}") from exc
+
+
+def _problems(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors()
+    )
+
+
 class StoreRecord(BaseModel):
     """A store as the aggregator keeps it: everything resolved, nothing optional that queries need."""
 
@@ -142,13 +200,11 @@ def _resolve(entry: StoreEntry, base: Path, where: str) -> StoreRecord:
     timezone, floor, cars = entry.timezone, entry.floor_size_m, entry.cars
     node_cars: list[CarEntry] = []
     for rel in entry.node_configs:
-        # Node configs are the installer's source of truth for floor and cars; read them validated.
-        from edge.config import ConfigError, load_config
-
+        # Node configs are the installer's source of truth for floor and cars.
         path = rel if rel.is_absolute() else base / rel
         try:
-            cfg = load_config(path)
-        except ConfigError as exc:
+            cfg = read_node_config(path)
+        except RegistryError as exc:
             raise RegistryError(f"{where}.node_configs: {exc}") from exc
         if cfg.store_id != entry.store_id:
             raise RegistryError(
@@ -160,8 +216,8 @@ def _resolve(entry: StoreEntry, base: Path, where: str) -> StoreRecord:
             CarEntry(
                 id=c.id,
                 model_name=c.model_name,
-                browse_zone_m=[tuple(p) for p in c.browse_zone_m],
-                interior_zone_m=[tuple(p) for p in c.interior_zone_m],
+                browse_zone_m=c.browse_zone_m,
+                interior_zone_m=c.interior_zone_m,
             )
             for c in cfg.cars
         )
@@ -189,10 +245,7 @@ def parse_registry(data: Any, base: Path = Path(), source: str = "<registry>") -
     try:
         raw = RegistryFile.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors()
-        )
-        raise RegistryError(f"{source}: {problems}") from exc
+        raise RegistryError(f"{source}: {_problems(exc)}") from exc
     stores = tuple(_resolve(s, base, f"{source}: stores[{i}]") for i, s in enumerate(raw.stores))
     return Registry(brands=tuple(raw.brands), stores=stores)
 

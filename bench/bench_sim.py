@@ -1,6 +1,6 @@
 """Accuracy of the edge pipeline on the simulated scenario library (results go in BENCHMARKS.md).
 
-Runs `edge.sim.evaluate.evaluate` for every scenario of the library with the default camera noise, and
+Runs `showroom.sim.evaluate.evaluate` for every scenario of the library with the default camera noise, and
 Saturday peak once more with perfect detections (no misses, false positives, jitter or occlusion; people
 inside cars still vanish), so detection faults and tracking/analytics faults can be told apart.
 
@@ -17,8 +17,8 @@ import json
 import time
 from pathlib import Path
 
-from edge.sim.evaluate import METRICS, default_config, evaluate
 from edge.sim.scenarios import LIBRARY, NoiseModel, get_scenario
+from showroom.sim.evaluate import METRICS, default_config, evaluate
 
 
 def _pct(value: float | None) -> str:

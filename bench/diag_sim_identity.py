@@ -22,10 +22,10 @@ import numpy as np
 
 from edge.events import EventStamper, IdSource, Reception
 from edge.pipeline import EdgePipeline
-from edge.sim.evaluate import compare, default_config, measure
 from edge.sim.scenarios import get_scenario
 from edge.sim.source import SimulatedNode
-from edge.sim.truth import compute_truth
+from showroom.sim.evaluate import compare, default_config, measure
+from showroom.sim.truth import compute_truth
 
 SAMPLE_S = 0.5
 MATCH_M = 0.7

@@ -35,7 +35,7 @@ SEED = 1
 
 def pets_streams(out_dir: Path, max_frames: int | None = None) -> dict[str, bytes]:
     """The events and MOT rows of `showroom edge track` on the PETS09-S2L1 clip."""
-    from edge.cli import main as cli_main
+    from showroom.cli import main as cli_main
 
     events, mot = out_dir / "pets09-events.jsonl", out_dir / "pets09-mot.txt"
     args = ["edge", "track", str(PETS_VIDEO), "--config", str(REPO / "examples" / "pets09.yaml")]
@@ -51,9 +51,9 @@ def pets_streams(out_dir: Path, max_frames: int | None = None) -> dict[str, byte
 def scenario_stream(name: str, duration_s: float | None) -> bytes:
     """Every event the pipeline delivers on scenario `name` (seed 1), one contract JSON line each."""
     from edge.events import to_json
-    from edge.sim.evaluate import default_config, run_pipeline
     from edge.sim.scenarios import get_scenario
     from edge.sim.source import SimulatedNode
+    from showroom.sim.evaluate import default_config, run_pipeline
 
     scenario = get_scenario(name)
     if duration_s is not None:

@@ -20,6 +20,7 @@ from shapely.geometry import LineString, Point, Polygon, box
 from shapely.validation import explain_validity
 
 from edge.events import ID_PATTERN
+from edge.mqtt_common import BrokerAddress
 from vision_models.registry import MODELS, ModelError, Task, require_task
 
 XY = Annotated[
@@ -123,9 +124,8 @@ class BrokerConfig(_Model):
 
     @property
     def host_port(self) -> tuple[str, int]:
-        rest = self.url.split("://", 1)[1].rstrip("/")
-        host, _, port = rest.partition(":")
-        return host, int(port) if port else (8883 if self.uses_tls else 1883)
+        address = BrokerAddress.parse(self.url, tls=self.uses_tls)
+        return address.host, address.port
 
     @property
     def uses_tls(self) -> bool:
@@ -391,7 +391,8 @@ class DetectorConfig(_Model):
 
 class OutboxConfig(_Model):
     path: Path = Field(
-        Path("var/outbox.sqlite"), description="Local SQLite outbox (relative: to the config)."
+        Path("outbox.sqlite"),
+        description="Local SQLite outbox (relative: in the node's state directory, see `node_state_dir`).",
     )
     max_mb: float = Field(512, gt=0, description="Disk budget; oldest heat goes first, visit events last.")
 
@@ -525,3 +526,36 @@ def load_config(path: str | Path) -> NodeConfig:
 def resolve_path(config_file: Path, value: Path) -> Path:
     """Relative paths in a config are relative to the config file's folder."""
     return value if value.is_absolute() else (config_file.parent / value)
+
+
+STATE_DIR_ENV = "SHOWROOM_STATE_DIR"
+
+
+def state_dir() -> Path:
+    """Where the product keeps the files it writes while running: outboxes, caches, the demo's databases.
+
+    `$SHOWROOM_STATE_DIR` if set; else the user's data directory, `$XDG_DATA_HOME/showroom` (an absolute
+    `XDG_DATA_HOME` only, as the XDG spec says) or `~/.local/share/showroom`; else, for an account with no
+    home directory, `var/` in the working directory. Never the folder of a config file: a config inside a
+    checkout must not make the node write into it. Nothing is created here; writers create what they use.
+    """
+    explicit = os.environ.get(STATE_DIR_ENV)
+    if explicit:
+        return Path(explicit).expanduser()
+    data_home = os.environ.get("XDG_DATA_HOME")
+    if data_home and Path(data_home).is_absolute():
+        return Path(data_home) / "showroom"
+    try:
+        return Path.home() / ".local" / "share" / "showroom"
+    except RuntimeError:  # no home directory to find
+        return Path.cwd() / "var"
+
+
+def node_state_dir(config: NodeConfig) -> Path:
+    """One node's runtime files: `state_dir()/{store_id}/{node_id}`, so nodes never share an outbox."""
+    return state_dir() / config.store_id / config.node_id
+
+
+def resolve_state_path(config: NodeConfig, value: Path) -> Path:
+    """A runtime file the config names (the outbox): absolute as given, relative in `node_state_dir`."""
+    return value if value.is_absolute() else node_state_dir(config) / value

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 from click.testing import CliRunner
 
-from edge.cli import main
+from showroom.cli import main
 
 SHOWROOM = Path(sys.executable).with_name("showroom")
 

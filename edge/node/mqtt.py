@@ -2,7 +2,8 @@
 
 paho-mqtt 2 in its threaded mode. MQTT 5 first; a broker that answers "unsupported protocol version" (or
 closes the connection before any CONNACK, as some 3.1.1-only brokers do) is retried with MQTT 3.1.1 and
-the choice is kept. Username, password and TLS come from the node's `BrokerConfig`.
+the choice is kept (the rule lives in `edge.mqtt_common`, shared with the aggregator). Username, password
+and TLS come from the node's `BrokerConfig`.
 
 Status: on every connect the node publishes a retained `online` status; the MQTT last will, fixed when the
 client is made, is a retained `offline`, so a node that dies or loses its network shows offline. A clean
@@ -32,20 +33,10 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.config import BrokerConfig
 from edge.events import Status, new_event_id, to_json, topic
+from edge.mqtt_common import CLOSES_BEFORE_CONNACK_TO_FALL_BACK, refuses_mqtt5
 from edge.node.outbox import Outbox
 
 log = logging.getLogger(__name__)
-
-_UNSUPPORTED_PROTOCOL = 132  # MQTT 5 CONNACK "Unsupported Protocol Version" (0x84)
-_V311_REFUSED_PROTOCOL = 1  # MQTT 3.1.1 CONNACK "unacceptable protocol version"
-CLOSES_BEFORE_CONNACK_TO_FALL_BACK = 3
-"""MQTT 5 CONNECTs closed before any CONNACK, in a row, that make a client fall back to MQTT 3.1.1 (some
-3.1.1-only brokers answer that way; one or two may just be a broker restarting during the handshake)."""
-
-
-def refuses_mqtt5(reason: ReasonCode) -> bool:
-    """True when a CONNACK refusal means "this broker does not speak MQTT 5" (retry with MQTT 3.1.1)."""
-    return reason.value in (_UNSUPPORTED_PROTOCOL, _V311_REFUSED_PROTOCOL)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ goes out after the next start.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import signal
@@ -29,7 +28,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from edge.config import BrokerConfig, ConfigError, NodeConfig, resolve_path
+from edge.config import BrokerConfig, ConfigError, NodeConfig, resolve_path, resolve_state_path
 from edge.cues.appearance import Embedder, EmbedTimer, load_embedder, with_appearance
 from edge.events import Envelope, EventStamper, IdSource
 from edge.node.heartbeat import HEARTBEAT_EVERY_S, ModelInfo, NodeVitals, build_heartbeat
@@ -90,16 +89,17 @@ SourceFactory = Callable[[NodeConfig, Any], FrameSource]
 
 def default_pipeline(config: NodeConfig, stamper: EventStamper) -> AnalyticsPipeline:
     """The product's analytics pipeline (tracking, doors, zones, heat)."""
-    module = importlib.import_module("edge.pipeline")
-    pipeline: AnalyticsPipeline = module.EdgePipeline(config, stamper)
-    return pipeline
+    from edge.pipeline import EdgePipeline  # loaded when a node starts, not by `showroom --help`
+
+    return EdgePipeline(config, stamper)
 
 
 def default_detector(config: NodeConfig) -> Detector:
     """The configured ONNX detector from the model registry (offline model directory first)."""
-    module = importlib.import_module("vision_models.detector")
+    from vision_models.detector import load_detector  # ONNX Runtime: loaded when a node starts
+
     det = config.detector
-    detector: Detector = module.load_detector(
+    detector: Detector = load_detector(
         det.model,
         input_size_wh=det.input_size_wh,
         score_threshold=det.score_threshold,
@@ -160,7 +160,8 @@ class NodeRuntime:
 
     Args:
         config: the validated node configuration.
-        config_path: the file it came from (relative outbox, reference and video paths resolve against it).
+        config_path: the file it came from (relative reference and video paths resolve against it; a
+            relative outbox path resolves in the node's state directory, `edge.config.node_state_dir`).
         options: timings and limits, see `RuntimeOptions`.
         pipeline_factory, detector_factory, embedder_factory, source_factory: the parts, replaceable for
             benchmarks; the defaults are the product's own.
@@ -201,9 +202,10 @@ class NodeRuntime:
 
     @staticmethod
     def _resolve_paths(config: NodeConfig, config_path: Path | None) -> NodeConfig:
+        # What the node writes goes to the state directory; what it reads is found beside the config.
+        outbox = config.outbox.model_copy(update={"path": resolve_state_path(config, config.outbox.path)})
         if config_path is None:
-            return config
-        outbox = config.outbox.model_copy(update={"path": resolve_path(config_path, config.outbox.path)})
+            return config.model_copy(update={"outbox": outbox})
         cameras = []
         for cam in config.cameras:
             update: dict[str, Any] = {}

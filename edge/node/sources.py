@@ -11,7 +11,6 @@ quality in Frigate's four grades.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import random
 import threading
@@ -227,8 +226,9 @@ def open_source(
     """The frame source for one camera: OpenCV for real cameras and files, the simulator for `sim://`."""
     if source_kind(camera.source) == "sim":
         # Imported only when a camera needs it: a real node does not carry the simulator's weight.
-        sim = importlib.import_module("edge.sim.source")
-        source: FrameSource = sim.open_sim_source(
+        from edge.sim.source import open_sim_source
+
+        source: FrameSource = open_sim_source(
             camera.source, camera, config=config, start_utc=start_utc, realtime=realtime
         )
         return source

@@ -14,8 +14,8 @@ from aggregator.queries import Queries
 from aggregator.registry import parse_registry
 from aggregator.storage import SqliteStorage
 from aggregator.synth import VisitPlan, stamper_for, visit_events
-from edge.cli import main
 from edge.events import to_json, topic_for
+from showroom.cli import main
 
 STORE, OTHER, TZ = "sh-pudong-01", "sh-xuhui-02", "Asia/Shanghai"
 REGISTRY = {

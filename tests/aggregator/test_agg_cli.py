@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 from click.testing import CliRunner
 
 from aggregator.synth import funnel_day_plans, local_midnight_utc, stamper_for, visit_events
-from edge.cli import main
 from edge.events import to_json, topic_for
+from showroom.cli import main
 
 STORE = "sh-pudong-01"
 TZ = "Asia/Shanghai"

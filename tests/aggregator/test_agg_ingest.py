@@ -246,6 +246,33 @@ def test_registry_reads_node_configs(tmp_path: Path) -> None:
         load_registry(reg)
 
 
+def test_registry_names_what_is_wrong_in_a_node_config(tmp_path: Path) -> None:
+    node = tmp_path / "node.yaml"
+    reg = tmp_path / "stores.yaml"
+    reg.write_text(
+        "stores:\n  - {store_id: x, name: X, brand: b, region: r, node_configs: [node.yaml]}\n",
+        encoding="utf-8",
+    )
+    node.write_text(
+        "store_id: x\ntimezone: Asia/Shanghai\nfloor: {size_m: [20, 10]}\n"
+        "cars: [{id: car-01, model_name: M, interior_zone_m: [[1, 1], [2, 1], [2, 2]]}]\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(
+        RegistryError, match=r"node_configs: .*node.yaml: cars.0.browse_zone_m: Field required"
+    ):
+        load_registry(reg)
+    node.write_text("store_id: x\ntimezone: Mars/Olympus\nfloor: {size_m: [20, 10]}\n", encoding="utf-8")
+    with pytest.raises(RegistryError, match=r"timezone: .*unknown time zone 'Mars/Olympus'"):
+        load_registry(reg)
+    node.write_text("store_id: y\ntimezone: Asia/Shanghai\nfloor: {size_m: [20, 10]}\n", encoding="utf-8")
+    with pytest.raises(RegistryError, match="is for store 'y', not 'x'"):
+        load_registry(reg)
+    node.write_text("store_id: x\ntimezone: Asia/Shanghai\nfloor: {size_m: [20, 10]}\n", encoding="utf-8")
+    [store] = load_registry(reg).stores
+    assert store.timezone == "Asia/Shanghai" and store.floor_size_m == (20.0, 10.0) and store.cars == ()
+
+
 # -- order independence ---------------------------------------------------------------------------------
 
 _DAY_EVENTS = [

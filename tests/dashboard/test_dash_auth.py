@@ -22,7 +22,7 @@ from dashboard.auth import (
     verify_password,
 )
 from dashboard.cli import dashboard_group, streamlit_argv
-from edge.cli import main as showroom_main
+from showroom.cli import main as showroom_main
 
 FAST = {"n": 2**10}  # cheap hashes for tests that do not measure cost
 

@@ -16,11 +16,13 @@ from node_testkit import Recorder, node_config_dict, pets_camera, running_mosqui
 from edge.events import parse_event
 
 REPO = Path(__file__).resolve().parents[2]
+SHOWROOM = [sys.executable, "-c", "from showroom.cli import main; main()"]
+"""The `showroom` command of this checkout, whatever is installed as the console script."""
 
 
 def start_node(config: Path, *extra: str, log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    args = [sys.executable, "-c", "from edge.cli import main; main()", "--log-format", "json"]
+    args = [*SHOWROOM, "--log-format", "json"]
     args += ["edge", "run", "--config", str(config), "--heartbeat-s", "0.5", *extra]
     return subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=log.open("ab"))
 
@@ -116,7 +118,7 @@ def test_bad_config_exits_with_every_problem_named(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("store_id: Bad Store\nnode_id: n\ncameras: []\n")
     proc = subprocess.run(
-        [sys.executable, "-c", "from edge.cli import main; main()", "edge", "run", "--config", str(bad)],
+        [*SHOWROOM, "edge", "run", "--config", str(bad)],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -132,7 +134,7 @@ def test_missing_broker_password_is_named_and_the_outbox_is_left_closed(tmp_path
     config = write_yaml(tmp_path / "node.yaml", data)
     env = {k: v for k, v in os.environ.items() if k != "NODE_PW_NOT_SET"}
     proc = subprocess.run(
-        [sys.executable, "-c", "from edge.cli import main; main()", "edge", "run", "--config", str(config)],
+        [*SHOWROOM, "edge", "run", "--config", str(config)],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -147,7 +149,7 @@ def test_missing_broker_password_is_named_and_the_outbox_is_left_closed(tmp_path
 def test_check_verifies_everything_without_running(tmp_path: Path) -> None:
     cameras = [pets_camera("pets"), pets_camera("gone", source="videos/missing.mp4")]
     config = write_yaml(tmp_path / "node.yaml", node_config_dict(tmp_path, "mqtt://127.0.0.1:9", cameras))
-    cmd = [sys.executable, "-c", "from edge.cli import main; main()", "edge", "run", "--check", "--config"]
+    cmd = [*SHOWROOM, "edge", "run", "--check", "--config"]
     proc = subprocess.run([*cmd, str(config)], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert "cameras[gone].source" in proc.stderr and "missing.mp4" in proc.stderr

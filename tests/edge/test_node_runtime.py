@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 import yaml
 from node_testkit import (
     PETS_VIDEO,
@@ -18,7 +20,7 @@ from node_testkit import (
     running_mosquitto,
 )
 
-from edge.config import parse_config
+from edge.config import load_config, parse_config, state_dir
 from edge.events import EVENT_TYPES, MAX_PAYLOAD_BYTES, CameraHealth, Heartbeat, parse_event
 from edge.node.outbox import Outbox
 from edge.node.runtime import NodeRuntime, RuntimeOptions
@@ -232,7 +234,10 @@ def test_simulated_showroom_skips_the_detector_and_keeps_cameras_in_step(tmp_pat
     assert "visit.started" in types, types
 
 
-def test_relative_paths_in_the_config_are_relative_to_its_folder(tmp_path: Path) -> None:
+def test_relative_inputs_are_found_beside_the_config_and_the_outbox_in_the_state_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHOWROOM_STATE_DIR", str(tmp_path / "state"))
     cameras = [
         pets_camera("file", source="videos/door.mp4", reference_image="refs/door.png"),
         pets_camera("marked", source="file:door.mp4"),
@@ -240,13 +245,52 @@ def test_relative_paths_in_the_config_are_relative_to_its_folder(tmp_path: Path)
     ]
     data = node_config_dict(tmp_path, "mqtt://127.0.0.1:1883", cameras)
     data["outbox"] = {"path": "var/outbox.sqlite"}
-    runtime = NodeRuntime(parse_config(data), config_path=tmp_path / "site" / "node.yaml")
+    config = parse_config(data)
+    runtime = NodeRuntime(config, config_path=tmp_path / "site" / "node.yaml")
     file_cam, marked, stream = runtime.config.cameras
     assert file_cam.source == str(tmp_path / "site" / "videos" / "door.mp4")
     assert file_cam.reference_image == tmp_path / "site" / "refs" / "door.png"
     assert marked.source == str(tmp_path / "site" / "door.mp4")
     assert stream.source == "rtsp://10.0.0.5/stream1"
-    assert runtime.config.outbox.path == tmp_path / "site" / "var" / "outbox.sqlite"
+    node_dir = tmp_path / "state" / config.store_id / config.node_id
+    assert runtime.config.outbox.path == node_dir / "var" / "outbox.sqlite"
+    data["outbox"] = {"path": str(tmp_path / "elsewhere.sqlite")}  # absolute: as given
+    assert NodeRuntime(parse_config(data)).config.outbox.path == tmp_path / "elsewhere.sqlite"
+
+
+def _repo_files() -> set[Path]:
+    skip = {".git", ".venv", "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache", ".hypothesis"}
+    found: set[Path] = set()
+    for folder, dirs, files in os.walk(REPO):
+        dirs[:] = [d for d in dirs if d not in skip]
+        found.update(Path(folder) / f for f in files)
+    return found
+
+
+@pytest.mark.parametrize("state", ["SHOWROOM_STATE_DIR", "XDG_DATA_HOME", "HOME"])
+def test_the_pets_example_node_writes_its_outbox_outside_the_repository(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, state: str
+) -> None:
+    for name in ("SHOWROOM_STATE_DIR", "XDG_DATA_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(state, str(tmp_path))
+    expected = {
+        "SHOWROOM_STATE_DIR": tmp_path,
+        "XDG_DATA_HOME": tmp_path / "showroom",
+        "HOME": tmp_path / ".local" / "share" / "showroom",
+    }[state]
+    assert state_dir() == expected
+    example = REPO / "examples" / "pets09.yaml"
+    config = load_config(example)
+    before = _repo_files()
+    runtime = NodeRuntime(config, config_path=example)
+    path = runtime.config.outbox.path
+    assert path == expected / config.store_id / config.node_id / "outbox.sqlite"
+    with Outbox(path, int(config.outbox.max_mb * 1024 * 1024)) as outbox:  # what `edge run` opens first
+        outbox.extend([])
+    assert path.exists()
+    assert not path.is_relative_to(REPO)
+    assert _repo_files() == before, sorted(map(str, _repo_files() - before))
 
 
 def test_disk_budget_while_offline_sheds_heat_first_and_reports_it(tmp_path: Path) -> None:

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 from click.testing import CliRunner
 
-from edge.cli import main
 from edge.config import load_config
 from edge.events import parse_event
 from edge.floor.calibration import calibrate_node
+from showroom.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "examples" / "pets09.yaml"

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from edge.cli import main
+from showroom.cli import main
 from vision_models.video import read_frames
 
 SHOWROOM = Path(sys.executable).with_name("showroom")

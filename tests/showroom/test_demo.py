@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.sim.demo import free_port
+from showroom.demo import free_port
 
 pytestmark = pytest.mark.skipif(
     shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists(),
@@ -24,7 +24,8 @@ pytestmark = pytest.mark.skipif(
 
 def _showroom() -> list[str]:
     script = Path(sys.executable).with_name("showroom")
-    return [str(script)] if script.exists() else [sys.executable, "-c", "from edge.cli import main; main()"]
+    fallback = [sys.executable, "-c", "from showroom.cli import main; main()"]
+    return [str(script)] if script.exists() else fallback
 
 
 def test_demo_starts_serves_the_dashboard_and_stops_cleanly(tmp_path: Path) -> None:

@@ -15,10 +15,10 @@ from edge.config import load_config
 from edge.sim.scenarios import get_scenario
 from edge.sim.simulation import Simulation
 from edge.sim.source import SimUrl, SimUrlError, open_sim_source
-from edge.sim.truth import compute_truth
 from edge.sources import CameraFrame, FrameSource
+from showroom.sim.truth import compute_truth
 
-CONFIG = load_config(Path(__file__).parents[2] / "examples" / "sim-store.yaml")
+CONFIG = load_config(Path(__file__).parents[3] / "examples" / "sim-store.yaml")
 
 
 def test_sim_source_yields_detection_frames_at_the_camera_rate() -> None:

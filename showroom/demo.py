@@ -32,10 +32,10 @@ from typing import IO, Any
 import click
 import yaml
 
-from edge.config import load_config
+from edge.config import load_config, state_dir
 from edge.events import Envelope, to_json
 from edge.sim.behaviour import BehaviourParams
-from edge.sim.history import StoreStyle, cached_store_day, cut_at, derive_day, history_plan, renumber
+from showroom.sim.history import StoreStyle, cached_store_day, cut_at, derive_day, history_plan, renumber
 
 log = logging.getLogger(__name__)
 
@@ -86,13 +86,13 @@ def _showroom_cmd() -> list[str]:
     script = Path(sys.executable).with_name("showroom")
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-c", "from edge.cli import main; main()"]
+    return [sys.executable, "-c", "from showroom.cli import main; main()"]
 
 
 def _packaged_store_yaml() -> dict[str, Any]:
     from importlib.resources import files
 
-    data = yaml.safe_load(files("edge.sim").joinpath("sim-store.yaml").read_text(encoding="utf-8"))
+    data = yaml.safe_load(files("showroom.sim").joinpath("sim-store.yaml").read_text(encoding="utf-8"))
     assert isinstance(data, dict)
     return data
 
@@ -185,7 +185,7 @@ class Demo:
         """A node with one real camera on the PETS09 clip, when the clip and the detector model are here."""
         if self.video is False:
             return None
-        root = Path(__file__).resolve().parents[2]
+        root = Path(__file__).resolve().parents[1]
         example = root / "examples" / "pets09.yaml"
         clip = root.parent / "shared" / "data" / "pets09_s2l1" / "vtest_480x360.avi"
         reason = None
@@ -495,9 +495,8 @@ def _wait_for_http(url: str, timeout_s: float, check: Any) -> None:
 @click.option(
     "--workdir",
     type=click.Path(path_type=Path),
-    default=Path("var/demo"),
-    show_default=True,
-    help="State and logs.",
+    help="State and logs (default: demo/ in the state directory, $SHOWROOM_STATE_DIR or "
+    "~/.local/share/showroom).",
 )
 @click.option(
     "--video/--no-video", default=None, help="One real camera on the PETS09 clip (default: if present)."
@@ -508,12 +507,19 @@ def demo(
     n_stores: int,
     days: int,
     port: int,
-    workdir: Path,
+    workdir: Path | None,
     video: bool | None,
     duration: float | None,
 ) -> None:
     """The whole product on this machine: broker, simulated stores' nodes, aggregator, dashboard."""
-    runner = Demo(workdir, n_stores=n_stores, days=days, port=port, broker_url=broker_url, video=video)
+    runner = Demo(
+        workdir or state_dir() / "demo",
+        n_stores=n_stores,
+        days=days,
+        port=port,
+        broker_url=broker_url,
+        video=video,
+    )
 
     def _on_signal(_sig: int, _frame: FrameType | None) -> None:
         runner.request_stop()

@@ -28,7 +28,7 @@ from edge.events import (
 from edge.sim.behaviour import CLOSE_HOUR, DAY_FACTOR, OPEN_HOUR, BehaviourParams
 from edge.sim.scenarios import Scenario
 from edge.sim.simulation import Simulation
-from edge.sim.truth import compute_truth
+from showroom.sim.truth import compute_truth
 
 
 @dataclass(frozen=True)

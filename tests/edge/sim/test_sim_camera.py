@@ -14,7 +14,7 @@ from edge.sim.camera import SimCamera, SimCameraError, apply_homography
 from edge.sim.scenarios import NoiseModel
 from edge.sim.world import World
 
-CONFIG = load_config(Path(__file__).parents[2] / "examples" / "sim-store.yaml")
+CONFIG = load_config(Path(__file__).parents[3] / "examples" / "sim-store.yaml")
 WORLD = World(CONFIG)
 
 

@@ -9,13 +9,13 @@ import pytest
 
 from edge.config import load_config
 from edge.events import EventStamper, Heat, IdSource, VisitEnded, VisitStarted, parse_event, to_json
-from edge.sim.evaluate import measure
-from edge.sim.history import cut_at, derive_day, history_plan
 from edge.sim.scenarios import get_scenario
 from edge.sim.simulation import Simulation
-from edge.sim.truth import compute_truth
+from showroom.sim.evaluate import measure
+from showroom.sim.history import cut_at, derive_day, history_plan
+from showroom.sim.truth import compute_truth
 
-CONFIG = load_config(Path(__file__).parents[2] / "examples" / "sim-store.yaml")
+CONFIG = load_config(Path(__file__).parents[3] / "examples" / "sim-store.yaml")
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import click
@@ -11,10 +10,10 @@ import numpy as np
 
 from edge.config import ConfigError, NodeConfig, load_config
 from edge.events import EventStamper, IdSource, to_json
-from edge.sim.evaluate import PipelineUnavailableError, default_config, evaluate, format_text
 from edge.sim.scenarios import LIBRARY, SCENARIOS, UnknownScenarioError, get_scenario
 from edge.sim.source import SimulatedNode
-from edge.sim.truth import compute_truth
+from showroom.sim.evaluate import default_config, evaluate, format_text
+from showroom.sim.truth import compute_truth
 
 
 def _config(path: Path | None) -> NodeConfig:
@@ -159,11 +158,7 @@ def evaluate_cmd(
     cfg = _config(config_file)
     results = []
     for name in names:
-        try:
-            result = evaluate(name, seed, cfg, duration_s=duration)
-        except PipelineUnavailableError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
+        result = evaluate(name, seed, cfg, duration_s=duration)
         results.append(result)
         if fmt == "text":
             click.echo(format_text(result))

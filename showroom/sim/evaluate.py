@@ -9,7 +9,6 @@ events (which must reproduce the truth exactly).
 
 from __future__ import annotations
 
-import importlib
 import logging
 import tempfile
 import time
@@ -34,19 +33,17 @@ from edge.events import (
     ZoneDwell,
     parse_event,
 )
+from edge.node.outbox import Outbox
+from edge.pipeline import EdgePipeline
 from edge.sim.scenarios import Scenario, get_scenario
 from edge.sim.source import SimulatedNode
-from edge.sim.truth import GroundTruth, compute_truth
 from edge.sim.world import Vec
+from showroom.sim.truth import GroundTruth, compute_truth
 
 log = logging.getLogger(__name__)
 
 METRICS = ("visitors", "car_browsers", "car_entrants", "dwell_per_car", "reception", "heat")
 _COARSE_CELL_M = 1.0
-
-
-class PipelineUnavailableError(RuntimeError):
-    """The edge pipeline is not part of this installation."""
 
 
 @dataclass
@@ -160,18 +157,6 @@ def compare(truth: GroundTruth, measured: Measured, config: NodeConfig) -> dict[
     }
 
 
-def load_pipeline_class() -> Any:
-    """`edge.pipeline.EdgePipeline`, or `PipelineUnavailableError` saying it is missing."""
-    try:
-        module = importlib.import_module("edge.pipeline")
-    except ImportError as exc:
-        raise PipelineUnavailableError(f"the edge pipeline (edge.pipeline) is not available: {exc}") from exc
-    pipeline = getattr(module, "EdgePipeline", None)
-    if pipeline is None:
-        raise PipelineUnavailableError("edge.pipeline has no EdgePipeline")
-    return pipeline
-
-
 @dataclass
 class LinkStats:
     """What the node's outbox did on the way to the (simulated) broker, and how many boxes its
@@ -190,14 +175,11 @@ def run_pipeline(
     """Every event the real pipeline emits on the node's simulated detections from 0 to `end_s`, as
     delivered through the node's real outbox to a broker that is down during the scenario's broker outages
     (what the broker never acknowledged stays in the outbox and goes out once it is back)."""
-    from edge.node.outbox import Outbox
-
-    pipeline_cls = load_pipeline_class()
     config = node.config
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         outbox = Outbox(Path(tmp) / "outbox.sqlite", int(config.outbox.max_mb * 1024 * 1024))
         stamper = EventStamper(config.store_id, config.node_id, IdSource(seed), next_seq=outbox.next_seq)
-        pipeline = pipeline_cls(config, stamper)
+        pipeline = EdgePipeline(config, stamper)
         fps = max(cam.fps for cam in config.cameras)
         stats = LinkStats()
         delivered: list[Envelope] = []
@@ -218,7 +200,7 @@ def run_pipeline(
             send(t_s, pipeline.process(start + timedelta(seconds=t_s), detections))
         send(end_s, pipeline.flush(start + timedelta(seconds=end_s), "shutdown"))
         stats.delivered = len(delivered)
-        stats.embedded_boxes = int(getattr(getattr(pipeline, "stats", None), "embedded_boxes", 0))
+        stats.embedded_boxes = pipeline.stats.embedded_boxes
         stats.evicted = outbox.stats().evicted_total
         outbox.close()
     return delivered, stats
@@ -252,7 +234,7 @@ def default_config() -> NodeConfig:
     """The packaged simulated store (the same as examples/sim-store.yaml)."""
     from importlib.resources import as_file, files
 
-    with as_file(files("edge.sim").joinpath("sim-store.yaml")) as path:
+    with as_file(files("showroom.sim").joinpath("sim-store.yaml")) as path:
         return load_config(path)
 
 
@@ -323,7 +305,6 @@ __all__ = [
     "METRICS",
     "Evaluation",
     "Measured",
-    "PipelineUnavailableError",
     "compare",
     "default_config",
     "evaluate",

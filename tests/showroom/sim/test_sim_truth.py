@@ -11,11 +11,11 @@ import pytest
 from edge.config import load_config
 from edge.events import EventStamper, IdSource
 from edge.sim.behaviour import PathBuilder, Person
-from edge.sim.evaluate import compare, measure
-from edge.sim.truth import truth_of
 from edge.sim.world import World
+from showroom.sim.evaluate import compare, measure
+from showroom.sim.truth import truth_of
 
-CONFIG = load_config(Path(__file__).parents[2] / "examples" / "sim-store.yaml")
+CONFIG = load_config(Path(__file__).parents[3] / "examples" / "sim-store.yaml")
 WORLD = World(CONFIG)
 T0 = datetime(2026, 11, 21, 6, 0, tzinfo=UTC)
 RNG = np.random.default_rng(0)

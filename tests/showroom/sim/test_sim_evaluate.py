@@ -9,20 +9,20 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from edge.cli import main
 from edge.config import load_config
 from edge.events import EventStamper, IdSource, parse_event, to_json
-from edge.sim.evaluate import METRICS, compare, default_config, measure
 from edge.sim.scenarios import get_scenario
 from edge.sim.simulation import Simulation
-from edge.sim.truth import compute_truth
+from showroom.cli import main
+from showroom.sim.evaluate import METRICS, compare, default_config, measure
+from showroom.sim.truth import compute_truth
 
-ROOT = Path(__file__).parents[2]
+ROOT = Path(__file__).parents[3]
 CONFIG = load_config(ROOT / "examples" / "sim-store.yaml")
 
 
 def test_packaged_store_is_the_example_store() -> None:
-    assert (ROOT / "edge" / "sim" / "sim-store.yaml").read_text() == (
+    assert (ROOT / "showroom" / "sim" / "sim-store.yaml").read_text() == (
         ROOT / "examples" / "sim-store.yaml"
     ).read_text()
     assert default_config() == CONFIG
