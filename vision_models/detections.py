@@ -16,10 +16,6 @@ AppearanceFn = Callable[[IndexArray], Float32Array]
 network costs milliseconds per box, so only the boxes that need one are embedded): detection indices (K,)
 in, float32 (K, D) unit rows out, a row of NaN where a box cannot be embedded. Embeddings stay on the box."""
 
-FloatArray = Float32Array
-"""Former name of `vision_models.arrays.Float32Array`, imported from here (with `IndexArray`) by
-`edge.reid` and `edge.sim.appearance` until they take both from `vision_models.arrays`."""
-
 
 class DetectionsError(ValueError):
     """Detections built with wrong shapes, dtypes or values; the message says expected versus actual."""
@@ -150,7 +146,5 @@ __all__ = [
     "Detections",
     "DetectionsError",
     "Detector",
-    "FloatArray",
-    "IndexArray",
     "StageTimings",
 ]

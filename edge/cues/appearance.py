@@ -19,15 +19,18 @@ import numpy.typing as npt
 from edge.config import NodeConfig
 from edge.tracking import FloorDetections
 from edge.tracking.base import EmbedFn
-from vision_models.detections import Detections, FloatArray, IndexArray
+from vision_models.arrays import Float32Array, IndexArray
+from vision_models.detections import Detections
 
 
 class Embedder(Protocol):
     """Appearance embeddings of person boxes in one BGR frame (a re-identification network)."""
 
     model_id: str
+    sha256: str
+    """Of the loaded model file, verified against the registry."""
 
-    def embed(self, frame_bgr: npt.NDArray[np.uint8], xyxy: FloatArray) -> FloatArray: ...
+    def embed(self, frame_bgr: npt.NDArray[np.uint8], xyxy: Float32Array) -> Float32Array: ...
 
 
 class EmbedTimer:
@@ -57,7 +60,7 @@ def with_appearance(
     """`detections` (of `frame_bgr`) able to embed their boxes on request."""
     xyxy = detections.xyxy
 
-    def appearance(rows: IndexArray) -> FloatArray:
+    def appearance(rows: IndexArray) -> Float32Array:
         t0 = time.perf_counter()
         out = embedder.embed(frame_bgr, xyxy[np.asarray(rows, dtype=np.intp)])
         if timer is not None:

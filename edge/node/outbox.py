@@ -192,7 +192,7 @@ class Outbox:
             self._stored_bytes = self._stored_bytes + added - evicted
 
     def _row_of(self, event: Envelope) -> tuple[int, str, str, int, str, bytes, float]:
-        event_type = str(getattr(event, "type", ""))
+        event_type = event.type
         if event_type not in KIND_OF_TYPE or event_type == "status":
             raise OutboxError(f"payload type {event_type!r} does not go through the outbox")
         return (

@@ -287,8 +287,9 @@ class NodeRuntime:
             lines.append(f"detector {detector.model_id} (sha256 {detector.sha256[:16]}...) verified")
             embedder = self.embedder_factory(self.config)
             if embedder is not None:
-                sha = getattr(embedder, "sha256", None) or "?"
-                lines.append(f"re-identification {embedder.model_id} (sha256 {sha[:16]}...) verified")
+                lines.append(
+                    f"re-identification {embedder.model_id} (sha256 {embedder.sha256[:16]}...) verified"
+                )
         with Outbox(self.config.outbox.path, int(self.config.outbox.max_mb * 1024 * 1024)) as outbox:
             lines.append(
                 f"outbox {self.config.outbox.path}: {outbox.depth()} unsent, next seq {outbox.next_seq}, "

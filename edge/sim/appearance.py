@@ -19,7 +19,8 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.sim.scenarios import NoiseModel
-from vision_models.detections import AppearanceFn, IndexArray
+from vision_models.arrays import IndexArray
+from vision_models.detections import AppearanceFn
 
 DIM = 256
 Vec = npt.NDArray[np.float64]

@@ -34,8 +34,7 @@ from edge.events import (
 from edge.sim.behaviour import Person
 from edge.sim.simulation import Simulation
 from edge.sim.world import SimDoor, Vec, World
-
-BoolArray = npt.NDArray[np.bool_]
+from vision_models.arrays import BoolArray
 
 
 @dataclass(frozen=True)
