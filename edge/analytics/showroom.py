@@ -41,15 +41,16 @@ from shapely.geometry import Point
 
 from edge.analytics.door import Direction, DoorCounter
 from edge.analytics.heat import HeatGrid
+from edge.analytics.reception import ReceptionStreak, near_staff, step_reception
 from edge.analytics.zones import (
     CarVisit,
     CarZones,
-    ReceptionStreak,
     Zone,
     ZoneStay,
+    car_at,
     close_car,
+    reappeared_from_car,
     step_car,
-    step_reception,
     step_stay,
 )
 from edge.config import NodeConfig
@@ -283,7 +284,7 @@ class ShowroomAnalytics:
         visit.track_id = track.track_id
         self._visit_of_track[track.track_id] = visit.visitor_id
         if visit.in_car is not None and visit.in_car in at_cars:
-            self._reappeared_from_car(visit, visit.in_car)
+            reappeared_from_car(visit.cars.setdefault(visit.in_car, CarVisit()), visit.last_seen_utc)
         visit.in_car = None
 
     def _ghost_for(self, track: TrackState) -> tuple[float, int] | None:
@@ -315,28 +316,10 @@ class ShowroomAnalytics:
         point = Point(xy)
         best: tuple[float, str] | None = None
         for car in self.cars:
-            dist = min(z.polygon.distance(point) for z in [car.interior, *car.doors])
+            dist = min(area.distance(point) for area in car.relink_areas())
             if dist <= CAR_RELINK_M and (best is None or (dist, car.car_id) < best):
                 best = (dist, car.car_id)
         return set() if best is None else {best[1]}
-
-    def _car_at(self, xy: XY) -> str | None:
-        """The car whose interior or a door area holds `xy` (the first in configuration order), if any."""
-        for car in self.cars:
-            if car.interior.contains(xy) or car.in_door_area(xy):
-                return car.car_id
-        return None
-
-    def _reappeared_from_car(self, visit: Visit, car_id: str) -> None:
-        """The visitor vanished into `car_id` and a track starts there again: they sat in it. The entry
-        runs from when they vanished; it is sent once they are seen outside its interior."""
-        state = visit.cars.setdefault(car_id, CarVisit())
-        if state.phase != "inside":
-            if not state.prev_in_door:
-                return  # vanished on the footprint without coming through a door area: not an entry
-            state.phase, state.entered_at = "inside", visit.last_seen_utc
-        state.last_inside = visit.last_seen_utc
-        state.vanished = True
 
     def _on_track_ended(self, track_id: int, alive: list[TrackState]) -> None:
         self._seen_tracks.discard(track_id)  # the tracker never reuses an id
@@ -359,13 +342,15 @@ class ShowroomAnalytics:
             # and a new track can start meanwhile where they reappeared.
             # At a car the visitor may have sat in it: a track there that looks like somebody else is
             # someone walking by, and the visit waits in the car instead.
-            unlike = last.appearance if last is not None and self._car_at(visit.last_xy) is not None else None
+            unlike = (
+                last.appearance if last is not None and car_at(self.cars, visit.last_xy) is not None else None
+            )
             heir = self._heir(visit.last_xy, visit.last_seen_utc, alive, unlike_of=unlike)
             if heir is not None:
                 visit.track_id = heir
                 self._visit_of_track[heir] = visitor_id
             else:
-                visit.in_car = self._car_at(visit.last_xy)
+                visit.in_car = car_at(self.cars, visit.last_xy)
         elif was_staff and last is not None:
             # Only a track started since (an older one beside a staff member is usually a visitor they are
             # serving), and only one that looks like them: on position alone the flag lands on visitors
@@ -628,7 +613,7 @@ class ShowroomAnalytics:
             if record is not None:
                 out += self._car_event(visit, record.car_id, record.entered_at, record.exited_at)
         if track.observed:
-            near = any(math.dist(xy, s) <= self.thresholds.reception_radius_m for s in staff_xy)
+            near = near_staff(xy, staff_xy, self.thresholds.reception_radius_m)
             visit.reception, done = step_reception(visit.reception, near, ts_utc)
             if done is not None:
                 out += self._reception_event(visit, done)
