@@ -7,11 +7,13 @@ the end of the line is not a crossing).
 
 A person whose track breaks while they cross (hidden behind someone at the line) is tracked again on the
 other side by a new track: `hand_over` gives the new track the old one's committed side and last position,
-so the crossing still counts, once.
+so the crossing still counts, once. Which new track continues the old one is decided in
+`edge.tracking.relink.door_successor`; a door counter only carries the line's state over.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -144,3 +146,8 @@ class DoorCounter:
 
     def forget_all(self) -> None:
         self._tracks.clear()
+
+
+def outside_doors(doors: Iterable[DoorCounter], xy: XY) -> bool:
+    """True when `xy` is beyond a door line (outside it, within 1 m of its span): off the showroom floor."""
+    return any(d.signed_distance_m(xy) < 0 and d.within_span(xy, margin_m=1.0) for d in doors)

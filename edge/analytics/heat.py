@@ -1,4 +1,9 @@
-"""Per-minute floor heat: person-seconds per floor cell, staff excluded, sent once per minute."""
+"""Per-minute floor heat: person-seconds per floor cell, staff excluded, sent once per minute.
+
+Heat counts every track on the floor that does not count as staff (flagged and on no visit), whether or
+not it is on a visit; a briefly lost track (hidden behind a car or someone else) still stands for a person
+there, at its last position. Occupancy only: no identity goes into a cell.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,14 @@ import math
 from collections import defaultdict
 from datetime import datetime, timedelta
 
-from edge.events import floor_minute
+from edge.events import EventStamper, Heat, floor_minute
 
 MAX_STEP_S = 1.0
 """A gap between frames longer than this adds only this much time (a stalled camera adds no fake heat)."""
+
+
+MinuteHeat = tuple[datetime, list[tuple[int, int, float]], int]
+"""A finished minute: its start, its cells `(ix, iy, person_seconds)` and the most visitors on the floor."""
 
 
 class HeatGrid:
@@ -29,7 +38,7 @@ class HeatGrid:
             return ix, iy
         return None
 
-    def roll(self, ts_utc: datetime) -> tuple[datetime, list[tuple[int, int, float]], int] | None:
+    def roll(self, ts_utc: datetime) -> MinuteHeat | None:
         """Start the minute of `ts_utc`; returns the finished minute (start, cells, occupancy max), if any."""
         minute = floor_minute(ts_utc)
         if self.minute == minute:
@@ -38,7 +47,7 @@ class HeatGrid:
         self.minute = minute
         return done
 
-    def take(self) -> tuple[datetime, list[tuple[int, int, float]], int] | None:
+    def take(self) -> MinuteHeat | None:
         """The current minute's heat, then start empty."""
         if self.minute is None:
             return None
@@ -58,3 +67,9 @@ class HeatGrid:
     @staticmethod
     def minute_end(minute: datetime) -> datetime:
         return minute + timedelta(minutes=1)
+
+
+def heat_event(stamper: EventStamper, cell_m: float, done: MinuteHeat, ts_utc: datetime) -> Heat:
+    """The `heat` event of a finished minute, stamped at `ts_utc`."""
+    minute, cells, occupancy_max = done
+    return stamper.stamp(Heat, ts_utc, minute=minute, cell_m=cell_m, cells=cells, occupancy_max=occupancy_max)

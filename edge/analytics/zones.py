@@ -1,7 +1,15 @@
-"""Floor zones and the per-visit state machines that use them: browse dwell, car entries, reception."""
+"""Floor zones and the per-visit state machines that use them: browse dwell and car entries.
+
+A car entry (DOMAIN.md): a visitor track that enters the car's interior through one of its door areas and
+either stays inside at least `car_entry_min_s`, or disappears there and reappears from it. A visitor whose
+track ends inside a car's interior or at one of its door areas is parked "in" that car; reappearing from
+the car after vanishing into it through a door area is a car entry (`reappeared_from_car`); reappearing
+anywhere else is not. Walking past the car, or bending into it, is not an entry.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -12,8 +20,6 @@ XY = tuple[float, float]
 
 ZONE_EXIT_GRACE_S = 1.5
 """Leaving a browse zone for less than this (jitter at its edge) does not end the stay."""
-RECEPTION_GAP_S = 3.0
-"""A visitor and a staff member apart for less than this are still in one conversation."""
 VANISH_MIN_S = 1.0
 """Unseen this long inside a car's footprint counts as having vanished into the car."""
 
@@ -95,6 +101,18 @@ class CarZones:
     def in_door_area(self, xy: XY) -> bool:
         return any(d.contains(xy) for d in self.doors)
 
+    def relink_areas(self) -> list[Polygon]:
+        """The interior and door areas: where a person getting out of the car shows up near."""
+        return [z.polygon for z in [self.interior, *self.doors]]
+
+
+def car_at(cars: Iterable[CarZones], xy: XY) -> str | None:
+    """The car whose interior or a door area holds `xy` (the first in configuration order), if any."""
+    for car in cars:
+        if car.interior.contains(xy) or car.in_door_area(xy):
+            return car.car_id
+    return None
+
 
 @dataclass(frozen=True)
 class CarEntryRecord:
@@ -154,21 +172,12 @@ def close_car(state: CarVisit, ts_utc: datetime, car_id: str, min_inside_s: floa
     return None
 
 
-@dataclass
-class ReceptionStreak:
-    started_at: datetime
-    last_near: datetime
-
-
-def step_reception(
-    streak: ReceptionStreak | None, near: bool, ts_utc: datetime
-) -> tuple[ReceptionStreak | None, ReceptionStreak | None]:
-    """Advance time spent near a staff member; returns (open streak, streak that just ended)."""
-    if near:
-        if streak is None:
-            return ReceptionStreak(ts_utc, ts_utc), None
-        streak.last_near = ts_utc
-        return streak, None
-    if streak is not None and (ts_utc - streak.last_near).total_seconds() > RECEPTION_GAP_S:
-        return None, streak
-    return streak, None
+def reappeared_from_car(state: CarVisit, vanished_at: datetime) -> None:
+    """The visitor vanished into the car of `state` at `vanished_at` and a track starts there again: they
+    sat in it. The entry runs from when they vanished; it is sent once they are seen outside its interior."""
+    if state.phase != "inside":
+        if not state.prev_in_door:
+            return  # vanished on the footprint without coming through a door area: not an entry
+        state.phase, state.entered_at = "inside", vanished_at
+    state.last_inside = vanished_at
+    state.vanished = True

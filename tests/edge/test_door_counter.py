@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from showroom_builders import END, Scene, line, stay
 
-from edge.analytics.door import DoorCounter, segments_intersect
+from edge.analytics.door import DoorCounter, outside_doors, segments_intersect
 from edge.config import DoorConfig
 
 OUT = (10.0, 21.5)
@@ -135,3 +135,12 @@ def test_a_hand_over_never_counts_twice_or_round_the_end_of_the_line() -> None:
     beside.observe(4, (6.0, 19.0), first_xy=(6.0, 19.0))
     beside.hand_over(3, 4)
     assert [beside.observe(4, p) for p in line((6.0, 19.0), (6.0, 15.0), 1)].count("in") == 0
+
+
+def test_beyond_a_door_line_is_off_the_floor_only_along_its_span() -> None:
+    doors = [door()]
+    assert outside_doors(doors, (10.0, 20.5))
+    assert outside_doors(doors, (12.9, 25.0))  # within 1 m past the end of the line
+    assert not outside_doors(doors, (13.5, 25.0))  # beyond that: not this door's outside
+    assert not outside_doors(doors, (10.0, 19.5))
+    assert not outside_doors([], (10.0, 20.5))

@@ -1,0 +1,249 @@
+"""The visit lifecycle: a visitor's continuous presence, from the door line in to the door line out.
+
+Definitions follow DOMAIN.md:
+
+- A visit starts when a non-staff track crosses a door line inward and does not cross straight back out
+  within `visit_confirm_s` (then `visit.started` is sent, stamped with the crossing time). It ends at an
+  outward crossing (`door`), when the person has been unseen for `lost_after_s` (`lost`, stamped with the
+  last sighting), or when the node stops (`shutdown`).
+- When the tracker gives up on a visitor's track (hidden too long), the visit is kept and waits for its
+  visitor: a track break neither ends a visit nor starts a new one (which track takes it over is decided
+  in `edge.tracking.relink`).
+- A visitor whose track ends inside a car's interior or at one of its door areas is parked "in" that car
+  (sitting under the roof, invisible from the ceiling): the visit waits up to `in_car_max_s` without any
+  motion prediction, for a new track that starts at that car (within `lost_after_s`, a track elsewhere
+  within reach may take it over too, as for any lost visitor).
+- A staff flag stops a visit from starting; it never ends a visit already started, so a wrong flag cannot
+  create or destroy a visit. A track on a visit that walks into a staff-only area follows a staff member
+  now: the visit lets go of it and waits for its visitor as for a track that ended.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from edge.analytics.door import Direction, DoorCounter, outside_doors
+from edge.analytics.reception import ReceptionStreak
+from edge.analytics.track_records import TrackRecord, TrackRecords
+from edge.analytics.visit_metrics import VisitMetrics
+from edge.analytics.zones import CarVisit, CarZones, ZoneStay, car_at, reappeared_from_car
+from edge.config import Thresholds
+from edge.events import Envelope, EventStamper, VisitEnded, VisitStarted
+from edge.tracking.base import TrackState
+from edge.tracking.relink import LostVisitor, Relinker, VisitRelink
+
+XY = tuple[float, float]
+EndReason = Literal["door", "lost", "shutdown"]
+
+
+@dataclass
+class Visit:
+    visitor_id: str
+    door_id: str
+    started_at: datetime
+    track_id: int | None
+    last_seen_utc: datetime
+    last_xy: XY
+    confirmed: bool = False
+    browsed: bool = False
+    entered_car: bool = False
+    received: bool = False
+    stays: dict[str, ZoneStay] = field(default_factory=dict)
+    cars: dict[str, CarVisit] = field(default_factory=dict)
+    reception: ReceptionStreak | None = None
+    in_car: str | None = None
+    """The car the visitor vanished into (their track ended there); None when not parked in a car."""
+
+
+class Visits:
+    """The open visits by visitor id (in order of start), and the link between each visit and its track
+    (`Visit.track_id` one way, `TrackRecord.visitor_id` the other)."""
+
+    def __init__(
+        self,
+        thresholds: Thresholds,
+        stamper: EventStamper,
+        records: TrackRecords,
+        doors: Sequence[DoorCounter],
+        relinker: Relinker,
+        metrics: VisitMetrics,
+    ) -> None:
+        self.thresholds = thresholds
+        self.stamper = stamper
+        self.records = records
+        self.doors = doors
+        self.relinker = relinker
+        self.metrics = metrics
+        self.cars: list[CarZones] = metrics.cars
+        self.open: dict[str, Visit] = {}
+
+    @property
+    def occupancy(self) -> int:
+        """Visitors on the floor now: visits started and not ended (staff excluded)."""
+        return sum(1 for v in self.open.values() if v.confirmed)
+
+    def crossed(
+        self, ts_utc: datetime, track: TrackState, door_id: str, direction: Direction
+    ) -> list[Envelope]:
+        """`track` crossed door `door_id`: inward it starts a visit (unless on one, or staff), outward it
+        ends its visit (one not confirmed yet was no visit: stepped in and straight back out)."""
+        record = self.records[track.track_id]
+        visitor_id = record.visitor_id
+        if direction == "in":
+            if visitor_id is None and not record.staff:
+                new_id = self.stamper.ids.visitor_id()
+                self.open[new_id] = Visit(new_id, door_id, ts_utc, track.track_id, ts_utc, track.xy_m)
+                record.visitor_id = new_id
+            return []
+        if visitor_id is None:
+            return []
+        visit = self.open[visitor_id]
+        out: list[Envelope] = []
+        if visit.confirmed:
+            out += self.end(visit, ts_utc, door_id, "door")
+        else:
+            del self.open[visitor_id]
+        record.visitor_id = None
+        return out
+
+    def confirm(self, ts_utc: datetime) -> list[Envelope]:
+        out: list[Envelope] = []
+        for visit in self.open.values():
+            if (
+                not visit.confirmed
+                and (ts_utc - visit.started_at).total_seconds() >= self.thresholds.visit_confirm_s
+            ):
+                visit.confirmed = True
+                out.append(
+                    self.stamper.stamp(
+                        VisitStarted, visit.started_at, visitor_id=visit.visitor_id, door_id=visit.door_id
+                    )
+                )
+        return out
+
+    def step(self, ts_utc: datetime, by_id: dict[int, TrackState], staff_xy: Sequence[XY]) -> list[Envelope]:
+        """Per-visit metrics of every visit whose track is alive now."""
+        out: list[Envelope] = []
+        for visit in list(self.open.values()):
+            if visit.track_id is not None and visit.track_id in by_id:
+                out += self.metrics.step(ts_utc, visit, by_id[visit.track_id], staff_xy)
+        return out
+
+    def end(self, visit: Visit, ts_utc: datetime, door_id: str | None, reason: EndReason) -> list[Envelope]:
+        out = self.metrics.close(visit, ts_utc)
+        out.append(
+            self.stamper.stamp(
+                VisitEnded,
+                ts_utc,
+                visitor_id=visit.visitor_id,
+                door_id=door_id,
+                started_at=visit.started_at,
+                duration_s=round((ts_utc - visit.started_at).total_seconds(), 3),
+                browsed=visit.browsed,
+                entered_car=visit.entered_car,
+                received=visit.received,
+                end_reason=reason,
+            )
+        )
+        del self.open[visit.visitor_id]
+        return out
+
+    def expire_lost(self, ts_utc: datetime) -> list[Envelope]:
+        """End visits unseen for `lost_after_s` (parked in a car: `in_car_max_s`), at their last sighting."""
+        out: list[Envelope] = []
+        for visit in list(self.open.values()):
+            if visit.track_id is not None:
+                continue
+            wait_s = self.thresholds.lost_after_s if visit.in_car is None else self.thresholds.in_car_max_s
+            if (ts_utc - visit.last_seen_utc).total_seconds() >= wait_s:
+                if visit.confirmed:
+                    out += self.end(visit, max(visit.last_seen_utc, visit.started_at), None, "lost")
+                else:
+                    del self.open[visit.visitor_id]
+        return out
+
+    def flush(self, ts_utc: datetime, reason: Literal["shutdown", "lost"]) -> list[Envelope]:
+        """End every open visit with `reason` (a lost one at its last sighting); drop unconfirmed ones."""
+        out: list[Envelope] = []
+        for visit in list(self.open.values()):
+            if not visit.confirmed:
+                del self.open[visit.visitor_id]
+                continue
+            end = ts_utc if reason == "shutdown" else max(visit.last_seen_utc, visit.started_at)
+            out += self.end(visit, end, None, reason)
+        return out
+
+    # ---------------------------------------------------------------------------------------------
+    # Tracks coming and going
+    # ---------------------------------------------------------------------------------------------
+
+    def lost(self) -> list[LostVisitor]:
+        """The visits waiting for their visitor (no track), in order of start."""
+        return [
+            LostVisitor(v.visitor_id, v.last_xy, v.last_seen_utc, v.in_car)
+            for v in self.open.values()
+            if v.track_id is None
+        ]
+
+    def resume(self, relink: VisitRelink, track_id: int) -> None:
+        """A new track is the visitor of a lost visit: it takes the visit over. Back from the car they
+        vanished into, they sat in it (see `reappeared_from_car`)."""
+        visit = self.open[relink.visitor_id]
+        self._link(visit, track_id)
+        if relink.from_car and visit.in_car is not None:
+            reappeared_from_car(visit.cars.setdefault(visit.in_car, CarVisit()), visit.last_seen_utc)
+        visit.in_car = None
+
+    def track_ended(self, record: TrackRecord, alive: Iterable[TrackState]) -> bool:
+        """The tracker ended the track of `record`; False when it was on no open visit.
+
+        The person may already be tracked again: the tracker keeps a lost track for a few seconds, and a
+        new track can start meanwhile where they reappeared; that track takes the visit over. Otherwise,
+        at a car the visitor is parked in it. At a car the visitor may have sat in it: with
+        re-identification, a track there that looks like somebody else is someone walking by, and the
+        visit waits in the car instead."""
+        visitor_id = record.visitor_id
+        if visitor_id is None or visitor_id not in self.open:
+            return False
+        visit = self.open[visitor_id]
+        visit.track_id = None
+        last = record.last
+        unlike = (
+            last.appearance if last is not None and car_at(self.cars, visit.last_xy) is not None else None
+        )
+        candidates = self.records.candidates(
+            alive,
+            lambda t, r: r.visitor_id is None and not r.staff and not outside_doors(self.doors, t.first_xy_m),
+        )
+        heir = self.relinker.heir(visit.last_xy, visit.last_seen_utc, candidates, unlike)
+        if heir is not None:
+            self._link(visit, heir)
+        else:
+            visit.in_car = car_at(self.cars, visit.last_xy)
+        return True
+
+    def let_go(self, track_id: int) -> None:
+        """A track on a started visit walked into a staff-only area: it follows a staff member now (the
+        tracker swapped people, or the visit was handed on to the wrong track), so the visit lets go of it
+        and waits for its visitor as for a track that ended. The visit itself goes on."""
+        record = self.records[track_id]
+        visitor_id = record.visitor_id
+        if visitor_id is None or not self.open[visitor_id].confirmed:
+            return
+        record.visitor_id = None
+        self.open[visitor_id].track_id = None
+
+    def drop_staff_entries(self) -> None:
+        """Staff walking in through the door: a visit of a staff track not yet confirmed never started."""
+        for record in self.records:
+            visitor_id = record.visitor_id
+            if record.staff and visitor_id is not None and not self.open[visitor_id].confirmed:
+                del self.open[visitor_id]
+                record.visitor_id = None
+
+    def _link(self, visit: Visit, track_id: int) -> None:
+        visit.track_id = track_id
+        self.records[track_id].visitor_id = visit.visitor_id
