@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from edge.config import DoorConfig
+from vision_models.arrays import XY
 
 Direction = Literal["in", "out"]
-XY = tuple[float, float]
 
 
 def _cross(o: XY, a: XY, b: XY) -> float:

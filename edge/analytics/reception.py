@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-XY = tuple[float, float]
+from vision_models.arrays import XY
 
 RECEPTION_GAP_S = 3.0
 """A visitor and a staff member apart for less than this are still in one conversation."""

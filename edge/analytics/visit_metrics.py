@@ -17,11 +17,10 @@ from edge.analytics.zones import CarVisit, CarZones, ZoneStay, close_car, step_c
 from edge.config import Thresholds
 from edge.events import CarEntry, Envelope, EventStamper, Reception, ZoneDwell
 from edge.tracking.base import TrackState
+from vision_models.arrays import XY
 
 if TYPE_CHECKING:
     from edge.analytics.visits import Visit
-
-XY = tuple[float, float]
 
 
 class VisitMetrics:

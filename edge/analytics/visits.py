@@ -34,8 +34,8 @@ from edge.config import Thresholds
 from edge.events import Envelope, EventStamper, VisitEnded, VisitStarted
 from edge.tracking.base import TrackState
 from edge.tracking.relink import LostVisitor, Relinker, VisitRelink
+from vision_models.arrays import XY
 
-XY = tuple[float, float]
 EndReason = Literal["door", "lost", "shutdown"]
 
 

@@ -16,7 +16,7 @@ from datetime import datetime
 import shapely
 from shapely.geometry import LineString, Polygon
 
-XY = tuple[float, float]
+from vision_models.arrays import XY
 
 ZONE_EXIT_GRACE_S = 1.5
 """Leaving a browse zone for less than this (jitter at its edge) does not end the stay."""

@@ -12,10 +12,6 @@ from shapely.geometry.base import BaseGeometry
 
 from vision_models.arrays import XY, Float64Array, read_only
 
-FloatArray = Float64Array
-"""Former name of `vision_models.arrays.Float64Array`, imported from here by `edge.analytics.showroom`
-until it takes it from `vision_models.arrays`."""
-
 EmbedFn = Callable[[Sequence[int]], Float64Array]
 """Appearance of some floor detections, computed on request: indices (K,) in, (K, D) unit rows out, a row
 of NaN where none can be had. On-box only: an embedding never leaves the node."""

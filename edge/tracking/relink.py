@@ -36,9 +36,8 @@ from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 
 from edge.tracking.appearance import cosine_distance
-from edge.tracking.base import FloatArray, TrackState
-
-XY = tuple[float, float]
+from edge.tracking.base import TrackState
+from vision_models.arrays import XY, Float64Array
 
 ADOPT_BASE_M = 2.5
 ADOPT_SPEED_MPS = 1.0
@@ -66,7 +65,7 @@ class Sighting:
 
     xy: XY
     seen_utc: datetime
-    appearance: FloatArray | None = None
+    appearance: Float64Array | None = None
 
 
 @dataclass(frozen=True)
@@ -180,12 +179,12 @@ class Relinker:
         self.same_person_distance = same_person_distance
         self.lost_after_s = lost_after_s
 
-    def looks_like(self, track: TrackState, appearance: FloatArray | None) -> bool:
+    def looks_like(self, track: TrackState, appearance: Float64Array | None) -> bool:
         """The track's person looks like the one of `appearance` (both known, re-identification on)."""
         distance = _look_distance(track, appearance)
         return distance is not None and distance <= self.same_person_distance
 
-    def looks_unlike(self, track: TrackState, appearance: FloatArray | None) -> bool:
+    def looks_unlike(self, track: TrackState, appearance: Float64Array | None) -> bool:
         """The track's person looks like somebody else than the one of `appearance` (both known)."""
         distance = _look_distance(track, appearance)
         return distance is not None and distance > self.same_person_distance
@@ -247,7 +246,7 @@ class Relinker:
         last_xy: XY,
         last_seen_utc: datetime,
         candidates: Iterable[Candidate],
-        unlike_of: FloatArray | None,
+        unlike_of: Float64Array | None,
     ) -> int | None:
         """The track that continues a visit whose track ended (its visitor last seen at `last_xy`): the
         nearest candidate started since nearby, or one already there, that (given `unlike_of`, the
@@ -263,7 +262,7 @@ class Relinker:
         return nearest_new_track(last.xy, last.seen_utc, kept)
 
 
-def _look_distance(track: TrackState, appearance: FloatArray | None) -> float | None:
+def _look_distance(track: TrackState, appearance: Float64Array | None) -> float | None:
     """Cosine distance between the track's appearance and `appearance`; None when either is unknown."""
     if appearance is None or track.appearance is None:
         return None

@@ -19,12 +19,12 @@ from edge.analytics.showroom import ShowroomAnalytics
 from edge.config import NodeConfig, parse_config
 from edge.events import Envelope, EventStamper, IdSource
 from edge.tracking.base import TrackerStep, TrackState
+from vision_models.arrays import XY
 from vision_models.detections import Detections
 
 T0 = datetime(2026, 11, 23, 10, 0, 0, tzinfo=UTC)
 PX_PER_M = 50.0
 FPS = 5.0
-XY = tuple[float, float]
 END = "end"
 """Marker in a track's position list: the tracker gives up on the track at this step."""
 

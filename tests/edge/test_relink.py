@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 from shapely.geometry import Polygon
 
-from edge.tracking.base import FloatArray, TrackState
+from edge.tracking.base import TrackState
 from edge.tracking.relink import (
     CAR_RELINK_M,
     Candidate,
@@ -22,6 +22,7 @@ from edge.tracking.relink import (
     nearest_new_track,
     walking_reach_m,
 )
+from vision_models.arrays import Float64Array
 
 T0 = datetime(2026, 11, 21, 14, 0, tzinfo=UTC)
 LOST_AFTER_S = 30.0
@@ -32,7 +33,7 @@ def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
 
-def look(*components: float) -> FloatArray:
+def look(*components: float) -> Float64Array:
     v = np.asarray(components, dtype=np.float64)
     return v / np.linalg.norm(v)
 
@@ -47,7 +48,7 @@ def track(
     first_xy: tuple[float, float],
     seen_s: float,
     xy: tuple[float, float] | None = None,
-    appearance: FloatArray | None = None,
+    appearance: Float64Array | None = None,
 ) -> TrackState:
     return TrackState(track_id, xy or first_xy, (0.0, 0.0), True, first_xy, at(seen_s), appearance=appearance)
 
