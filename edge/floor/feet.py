@@ -27,9 +27,7 @@ import numpy.typing as npt
 from edge.config import CarConfig
 from edge.floor.calibration import FloorProjection
 from edge.tracking import TrackState
-from vision_models.arrays import Float64Array
-
-BoolArray = npt.NDArray[np.bool_]
+from vision_models.arrays import BoolArray, Float64Array
 
 CUT_BOX_RATIO = 0.85
 """A box ending on a display car that is shorter than this share of its person's expected height has its
