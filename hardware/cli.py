@@ -1,22 +1,71 @@
-"""`showroom hardware ...`: the installer's commands. Each lives in its own module, loaded when it runs."""
+"""`showroom hardware ...`: the installer's commands. Each lives in its own module, imported when it runs."""
 
 from __future__ import annotations
 
-from importlib import import_module
+from collections.abc import Callable
 
 import click
 
-COMMANDS: dict[str, tuple[str, str]] = {
-    "plan": ("hardware.plan", "plan_command"),
-    "profiles": ("hardware.profiles", "profiles_command"),
-    "provision": ("hardware.provision", "provision_command"),
-    "broker-config": ("hardware.provision", "broker_config_command"),
-    "calibrate": ("hardware.calibrate", "calibrate_command"),
-    "uniform": ("hardware.uniform", "uniform_command"),
-    "commission": ("hardware.commission", "commission_command"),
-    "walk-test": ("hardware.walk_test", "walk_test_command"),
+
+def _plan() -> click.Command:
+    from hardware.plan import plan_command
+
+    return plan_command
+
+
+def _profiles() -> click.Command:
+    from hardware.profiles import profiles_command
+
+    return profiles_command
+
+
+def _provision() -> click.Command:
+    from hardware.provision import provision_command
+
+    return provision_command
+
+
+def _broker_config() -> click.Command:
+    from hardware.provision import broker_config_command
+
+    return broker_config_command
+
+
+def _calibrate() -> click.Command:
+    from hardware.calibrate import calibrate_command
+
+    return calibrate_command
+
+
+def _uniform() -> click.Command:
+    from hardware.uniform import uniform_command
+
+    return uniform_command
+
+
+def _commission() -> click.Command:
+    from hardware.commission import commission_command
+
+    return commission_command
+
+
+def _walk_test() -> click.Command:
+    from hardware.walk_test import walk_test_command
+
+    return walk_test_command
+
+
+COMMANDS: dict[str, Callable[[], click.Command]] = {
+    "plan": _plan,
+    "profiles": _profiles,
+    "provision": _provision,
+    "broker-config": _broker_config,
+    "calibrate": _calibrate,
+    "uniform": _uniform,
+    "commission": _commission,
+    "walk-test": _walk_test,
 }
-"""Command name -> (module, click command in it). The modules are the installer package's own."""
+"""Command name -> its loader (the command's module is imported only when that command runs)."""
 
 
 class _LazyGroup(click.Group):
@@ -24,12 +73,8 @@ class _LazyGroup(click.Group):
         return sorted(COMMANDS)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in COMMANDS:
-            return None
-        module, attr = COMMANDS[cmd_name]
-        command = getattr(import_module(module), attr)
-        assert isinstance(command, click.Command)
-        return command
+        load = COMMANDS.get(cmd_name)
+        return None if load is None else load()
 
 
 @click.group("hardware", cls=_LazyGroup)
