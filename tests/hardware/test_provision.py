@@ -411,6 +411,30 @@ def test_aggregator_runs_from_its_account_file(site: Site, tmp_path: Path) -> No
     assert "refused" not in "".join(log)
 
 
+def test_template_and_registry(tmp_path: Path) -> None:
+    folder, out, registry = tmp_path / "broker", tmp_path / "node-a", tmp_path / "aggregator" / "stores.yaml"
+    registry.parent.mkdir()
+    ok("hardware", "broker-config", "--dir", folder, "--port", "18999")
+    ok("hardware", "provision", "--store", "sh-pudong-01", "--node", "node-a", "--dir", folder, "--out", out,
+       "--from", REPO / "examples" / "sim-store.yaml", "--registry", registry, "--brand", "aurora",
+       "--region", "east", "--broker-url", "mqtt://broker.example:1883")  # fmt: skip
+    config = load_config(out / "node.yaml")
+    assert (config.store_id, config.node_id, len(config.cameras)) == ("sh-pudong-01", "node-a", 4)
+    assert config.broker.url == "mqtt://broker.example:1883"
+    assert config.broker.username == "node-sh-pudong-01-node-a"
+    ok("hardware", "provision", "--store", "sh-pudong-01", "--node", "node-b", "--dir", folder,
+       "--out", tmp_path / "node-b", "--registry", registry)  # fmt: skip
+    data = yaml.safe_load(registry.read_text())
+    assert data["stores"][0]["node_configs"] == ["../node-a/node.yaml", "../node-b/node.yaml"]
+    # The aggregator reads the registry with the node configs it references.
+    output = ok("aggregator", "stores", "load", registry, "--db", tmp_path / "agg.sqlite")
+    assert "loaded 1 store(s), 1 brand(s)" in output
+    # node-a's folder is node-a's: provisioning another node into it is refused.
+    result = cli("hardware", "provision", "--store", "sh-pudong-01", "--node", "node-c", "--dir", folder,
+                 "--out", out)  # fmt: skip
+    assert result.exit_code == 1 and "use another --out" in result.output
+
+
 def test_bad_input_is_named_without_a_traceback(tmp_path: Path) -> None:
     folder = tmp_path / "broker"
     ok("hardware", "broker-config", "--dir", folder, "--port", free_port())
@@ -433,3 +457,57 @@ def test_bad_input_is_named_without_a_traceback(tmp_path: Path) -> None:
         cli("hardware", "provision", "--dir", folder, "--store", "s1", "--node", "n1"),
     ):
         assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+
+
+def make_server_certificate(folder: Path) -> None:
+    """ca.pem, server.pem and server.key (for 127.0.0.1) in `folder`, made with the openssl binary."""
+    folder.mkdir()
+
+    def openssl(*args: str | Path) -> None:
+        subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", folder / "ca.key", "-out",
+            folder / "ca.pem", "-days", "2", "-subj", "/CN=showroom test CA")  # fmt: skip
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", folder / "server.key", "-out",
+            folder / "server.csr", "-subj", "/CN=127.0.0.1")  # fmt: skip
+    (folder / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", folder / "server.csr", "-CA", folder / "ca.pem", "-CAkey",
+            folder / "ca.key", "-CAcreateserial", "-out", folder / "server.pem", "-days", "2",
+            "-extfile", folder / "san.ext")  # fmt: skip
+
+
+def tls_login(port: int, ca_file: Path, username: str, password: str) -> bool:
+    """Whether the broker's TLS listener (verified against `ca_file`) accepts the login."""
+    client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+    client.username_pw_set(username, password)
+    client.tls_set(ca_certs=str(ca_file))
+    answers: list[bool] = []
+    answered = threading.Event()
+    client.on_connect = lambda _c, _u, _f, rc, _p: (answers.append(not rc.is_failure), answered.set())
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        assert answered.wait(10), "no CONNACK over TLS"
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return answers[0]
+
+
+def test_tls_listener_with_the_same_accounts(tmp_path: Path) -> None:
+    require_mosquitto()
+    if not shutil.which("openssl"):
+        pytest.skip("the openssl binary is not installed")
+    make_server_certificate(tmp_path / "tls")
+    folder, port, tls_port = tmp_path / "broker", free_port(), free_port()
+    ok("hardware", "broker-config", "--dir", folder, "--port", port, "--tls-dir", tmp_path / "tls",
+       "--tls-port", tls_port)  # fmt: skip
+    ok("hardware", "provision", "--store", "s1", "--node", "n1", "--dir", folder, "--out", tmp_path / "o",
+       "--broker-url", f"mqtts://127.0.0.1:{tls_port}")  # fmt: skip
+    broker = Broker(folder, port)
+    try:
+        password = (tmp_path / "o" / "node.password").read_text().strip()
+        assert tls_login(tls_port, tmp_path / "tls" / "ca.pem", "node-s1-n1", password)
+        assert not tls_login(tls_port, tmp_path / "tls" / "ca.pem", "node-s1-n1", "wrong")
+    finally:
+        broker.stop()
