@@ -60,7 +60,10 @@ def verify_password(password: str, hashed: str) -> bool:
 
 
 def write_private(path: Path, text: str, mode: int = SECRET_FILE_MODE) -> None:
-    """Write `text` to `path` atomically, readable by its owner only (the temporary file is too)."""
+    """Write `text` to `path` atomically, readable by its owner only (the temporary file is too).
+
+    A file that exists keeps its owner when root rewrites it (the broker's account must still read it).
+    """
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
@@ -69,6 +72,9 @@ def write_private(path: Path, text: str, mode: int = SECRET_FILE_MODE) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         tmp.chmod(mode)  # the umask may have taken bits away; never added any
+        if os.geteuid() == 0 and path.exists():
+            owner = path.stat()
+            os.chown(tmp, owner.st_uid, owner.st_gid)
         tmp.replace(path)
     except BaseException:
         tmp.unlink(missing_ok=True)

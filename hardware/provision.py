@@ -31,6 +31,7 @@ import re
 import shutil
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -294,11 +295,13 @@ def _aggregator_password(broker: BrokerFolder, rotate: bool) -> tuple[str, str]:
 
 
 def _chown_for_broker(settings: BrokerSettings) -> None:
-    # Started as root, Mosquitto drops to `run_as`, which must still read passwd and acl and write data/.
+    # Started as root, Mosquitto drops to `run_as`, which must still read its configuration, passwd and
+    # acl (again on every SIGHUP) and write data/.
     if os.geteuid() != 0 or settings.run_as in (None, "root"):
         return
+    conf = settings.folder / CONF_FILE
     try:
-        for path in (settings.password_file, settings.acl_file, settings.data_dir, settings.folder):
+        for path in (conf, settings.password_file, settings.acl_file, settings.data_dir, settings.folder):
             shutil.chown(path, user=settings.run_as)
     except (LookupError, OSError) as exc:
         raise ProvisionError(f"--broker-user {settings.run_as}: cannot hand the files over: {exc}") from exc
@@ -656,7 +659,13 @@ def provision_command(
     click.echo(_reload_broker(reload_pid, pid_file))
     if verify:
         password = _read_password(out / NODE_PASSWORD_FILE) or ""
-        problem = check_login(broker_url or _default_broker_url(broker), username, password)
+        url = broker_url or _default_broker_url(broker)
+        problem = check_login(url, username, password)
+        for _ in range(4 if problem and (reload_pid or pid_file) else 0):
+            time.sleep(0.5)  # the broker reads the files between two network loops after SIGHUP
+            problem = check_login(url, username, password)
+            if problem is None:
+                break
         if problem is not None:
             raise ProvisionError(
                 f"the broker did not accept {username}: {problem}. Has it read the new passwd "
