@@ -81,8 +81,50 @@ def stores_list(db_path: Path) -> None:
             click.echo(f"{s.store_id}\t{s.brand}\t{s.region}\t{s.timezone}\t{len(s.cars)} car(s)\t{s.name}")
 
 
+class _Account:
+    """The aggregator's broker account file (`showroom hardware broker-config` writes it): `username`,
+    `password_file` (relative to the account file's folder), optionally `share_group` and `broker_url`."""
+
+    def __init__(self, path: Path) -> None:
+        import yaml
+
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise click.BadParameter(f"{path}: cannot read: {exc}", param_hint="--account") from exc
+        if not isinstance(data, dict) or not isinstance(data.get("username"), str):
+            raise click.BadParameter(f"{path}: expected a mapping with a `username`", param_hint="--account")
+        unknown = sorted(set(data) - {"username", "password_file", "share_group", "broker_url"})
+        if unknown:
+            raise click.BadParameter(f"{path}: unknown key(s) {', '.join(unknown)}", param_hint="--account")
+        self.username: str = data["username"]
+        password_file = data.get("password_file")
+        self.password_file = None if password_file is None else path.parent / Path(str(password_file))
+        self.share_group: str | None = data.get("share_group")
+        self.broker_url: str | None = data.get("broker_url")
+
+
+def _read_password_file(path: Path, option: str) -> str:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise click.BadParameter(f"{path}: cannot read: {exc.strerror or exc}", param_hint=option) from exc
+    if not lines or not lines[0]:
+        raise click.BadParameter(f"{path}: empty (the password is its first line)", param_hint=option)
+    return lines[0]
+
+
+def _explicit(ctx: click.Context, name: str) -> bool:
+    return ctx.get_parameter_source(name) not in (
+        click.core.ParameterSource.DEFAULT,
+        click.core.ParameterSource.DEFAULT_MAP,
+    )
+
+
 @aggregator_group.command("run")
-@click.option("--broker", "broker_url", required=True, help="mqtt://host:port or mqtts://host:port")
+@click.option(
+    "--broker", "broker_url", default=None, help="mqtt://host:port or mqtts://host:port (or from --account)."
+)
 @DB_OPTION
 @click.option(
     "--protocol",
@@ -98,6 +140,18 @@ def stores_list(db_path: Path) -> None:
     "--password-env", default="SHOWROOM_MQTT_PASSWORD", show_default=True, help="Env var with the password."
 )
 @click.option(
+    "--password-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="File whose first line is the password (wins over --password-env).",
+)
+@click.option(
+    "--account",
+    "account_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The account file `showroom hardware broker-config` wrote (BROKER_DIR/aggregator.yaml): user name, "
+    "password file, share group and broker URL; options given explicitly win.",
+)
+@click.option(
     "--writer",
     type=click.Choice(["process", "thread"]),
     default="process",
@@ -105,20 +159,37 @@ def stores_list(db_path: Path) -> None:
     help="process: validate and store in a child process, so receiving and storing use two cores; "
     "thread: everything in this process (one-core machines).",
 )
+@click.pass_context
 def run(
-    broker_url: str,
+    ctx: click.Context,
+    broker_url: str | None,
     db_path: Path,
     protocol: str,
     share_group: str,
     client_id: str,
     username: str | None,
     password_env: str,
+    password_file: Path | None,
+    account_file: Path | None,
     writer: str,
 ) -> None:
     """Subscribe to every store's topics and ingest until SIGINT/SIGTERM."""
     from aggregator.mqtt import MqttIngestService
     from aggregator.writer import ProcessWriter, WriterDiedError
 
+    password = os.environ.get(password_env)
+    if account_file is not None:
+        account = _Account(account_file)
+        username = username if _explicit(ctx, "username") else account.username
+        broker_url = broker_url or account.broker_url
+        if account.share_group and not _explicit(ctx, "share_group"):
+            share_group = account.share_group
+        if account.password_file is not None and password_file is None and not _explicit(ctx, "password_env"):
+            password = _read_password_file(account.password_file, "--account")
+    if password_file is not None:
+        password = _read_password_file(password_file, "--password-file")
+    if broker_url is None:
+        raise click.UsageError("give --broker (or an --account file with a broker_url)")
     service = MqttIngestService(
         ProcessWriter(db_path, refresh_interval_s=1.0)
         if writer == "process"
@@ -128,7 +199,7 @@ def run(
         share_group=share_group,
         client_id=client_id,
         username=username,
-        password=os.environ.get(password_env),
+        password=password,
     )
 
     def _stop(_sig: int, _frame: FrameType | None) -> None:

@@ -97,7 +97,9 @@ class BrokerConfig(_Model):
     password_env: str | None = Field(
         None, pattern=r"^[A-Z_][A-Z0-9_]*$", description="Environment variable holding the password."
     )
-    password_file: Path | None = Field(None, description="File whose first line is the password.")
+    password_file: Path | None = Field(
+        None, description="File whose first line is the password (relative: to the config file's folder)."
+    )
     tls: TlsConfig | None = None
     keepalive_s: int = Field(30, ge=5, le=600)
     client_id: str | None = Field(None, max_length=64, description="Defaults to showroom-{store}-{node}.")
@@ -520,7 +522,13 @@ def load_config(path: str | Path) -> NodeConfig:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
         raise ConfigError(str(path), [(where, f"not valid YAML: {getattr(exc, 'problem', exc)}")]) from exc
-    return parse_config(data, str(path))
+    config = parse_config(data, str(path))
+    password_file = config.broker.password_file
+    if password_file is not None and not password_file.is_absolute():
+        # Beside the config, like every file a config names: the node finds it from any working directory.
+        broker = config.broker.model_copy(update={"password_file": resolve_path(path, password_file)})
+        config = config.model_copy(update={"broker": broker})
+    return config
 
 
 def resolve_path(config_file: Path, value: Path) -> Path:
