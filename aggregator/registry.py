@@ -52,6 +52,15 @@ class RegistryError(ValueError):
     """A registry file that cannot be used; names each problem's key path."""
 
 
+def _known_zone(name: str) -> str:
+    """`name` if it is an IANA time zone; ValueError naming it otherwise."""
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {name!r}") from exc
+    return name
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -92,12 +101,7 @@ class StoreEntry(_Model):
     @field_validator("timezone")
     @classmethod
     def _tz(cls, v: str | None) -> str | None:
-        if v is not None:
-            try:
-                zoneinfo.ZoneInfo(v)
-            except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-                raise ValueError(f"unknown time zone {v!r}") from exc
-        return v
+        return None if v is None else _known_zone(v)
 
 
 class RegistryFile(_Model):
@@ -147,11 +151,7 @@ class NodeConfigFacts(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _tz(cls, v: str) -> str:
-        try:
-            zoneinfo.ZoneInfo(v)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {v!r}") from exc
-        return v
+        return _known_zone(v)
 
 
 def read_node_config(path: Path) -> NodeConfigFacts:
