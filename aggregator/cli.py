@@ -14,12 +14,12 @@ from types import FrameType
 
 import click
 
-from aggregator.audit import STALE_AFTER, AuditError, record_audit
+from aggregator.audit import STALE_AFTER, AuditError, audit_of, record_audit
 from aggregator.ingest import Ingestor
 from aggregator.queries import Queries
 from aggregator.registry import RegistryError, load_registry
 from aggregator.storage import SqliteStorage
-from aggregator.timebuckets import zone
+from aggregator.timebuckets import ts_key, zone
 
 log = logging.getLogger(__name__)
 
@@ -311,7 +311,8 @@ def nodes(db_path: Path, store_ids: tuple[str, ...], silent_after_min: int) -> N
 
 @aggregator_group.group("audit")
 def audit_group() -> None:
-    """Door-count accuracy audits: record a person's count of a recorded sample, list past audits."""
+    """Door-count accuracy audits: record a person's count of a recorded sample, import an installer's walk
+    test, list past audits."""
 
 
 def _instant(value: str, name: str, timezone: str) -> datetime:
@@ -366,6 +367,77 @@ def audit_record(
     if audit.manual_out is not None:
         line += f"; out: manual {audit.manual_out}, system {audit.system_out} ({_pct(audit.accuracy_out)})"
     click.echo(line + f"; accuracy {_pct(audit.accuracy)}")
+
+
+WALK_TEST_KIND = "showroom.walk-test.v1"
+"""The `kind` of `showroom hardware walk-test --out` result files."""
+
+
+def _walk_test_row(data: object, now: datetime) -> tuple[object, ...]:
+    """An `audits` row from a walk test's result: what was walked is the manual count, what the node
+    counted is the system's, over the test's own window. `AuditError` names what is wrong in the file."""
+    if not isinstance(data, dict) or data.get("kind") != WALK_TEST_KIND:
+        raise AuditError(f"not a walk test result (expected kind {WALK_TEST_KIND!r})")
+    try:
+        store_id = str(data["store_id"])
+        start = datetime.fromisoformat(str(data["started_at"]))
+        end = datetime.fromisoformat(str(data["ended_at"]))
+        counts = {f"{k}_{d}": data[k][d] for k in ("expected", "counted") for d in ("in", "out")}
+        installer, source, passed = str(data["installer"]), str(data["source"]), bool(data["passed"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise AuditError(f"walk test result lacks or garbles {exc}") from exc
+    for name, value in counts.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise AuditError(f"{name} must be a count >= 0, got {value!r}")
+    for name, value in (("started_at", start), ("ended_at", end)):
+        if value.tzinfo is None:
+            raise AuditError(f"{name} {value.isoformat()} has no time zone")
+    if end < start or end > now:
+        raise AuditError(f"window {start.isoformat()} to {end.isoformat()} is not a past window")
+    note = f"walk test ({source}, node {data.get('node_id', '?')}): {'PASS' if passed else 'FAIL'}"
+    return (
+        store_id,
+        ts_key(start.astimezone(UTC)),
+        ts_key(max(end, start + timedelta(seconds=1)).astimezone(UTC)),
+        counts["expected_in"],
+        counts["counted_in"],
+        counts["expected_out"],
+        counts["counted_out"],
+        installer.strip() or "installer",
+        note,
+        ts_key(now),
+    )
+
+
+@audit_group.command("import")
+@click.argument("walk_test_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@DB_OPTION
+def audit_import(walk_test_file: Path, db_path: Path) -> None:
+    """Keep a walk test (`showroom hardware walk-test --out FILE`) as an accuracy audit of its store: the
+    crossings walked are the manual counts, the node's own crossings the system's."""
+    try:
+        data = json.loads(walk_test_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"cannot read {walk_test_file}: {exc}") from exc
+    storage = SqliteStorage(db_path)
+    try:
+        row = _walk_test_row(data, datetime.now(UTC))
+        store_id = str(row[0])
+        known = {str(r[0]) for r in storage.store_rows()} | set(storage.store_ids_with_data())
+        if store_id not in known:
+            raise AuditError(f"store {store_id!r} is neither registered nor has sent any data")
+        with storage.transaction():
+            audit_id = storage.insert_audit(row)
+        audit = audit_of((audit_id, *row))
+    except AuditError as exc:
+        raise click.ClickException(f"{walk_test_file}: {exc}") from exc
+    finally:
+        storage.close()
+    click.echo(
+        f"audit {audit.audit_id} of {store_id} (walk test): in: walked {audit.manual_in}, counted "
+        f"{audit.system_in} ({_pct(audit.accuracy_in)}); out: walked {audit.manual_out}, counted "
+        f"{audit.system_out} ({_pct(audit.accuracy_out)}); accuracy {_pct(audit.accuracy)}"
+    )
 
 
 @audit_group.command("list")

@@ -17,15 +17,22 @@ is committed (or quarantined), so a crash between receipt and storage makes the 
 instead of losing it; the event_id makes that redelivery harmless. On MQTT 5 the aggregator allows
 `receive_maximum` unacknowledged messages; an MQTT 3.1.1 broker applies its own in-flight limit (Mosquitto's
 `max_inflight_messages`, 20 by default), which then bounds the batch size.
+
+Commissioning: a message on a node's `commission` topic (`edge.events.CONTROL_KINDS`) is a test of the
+path, not an event: the aggregator answers it on `.../commission/reply` (QoS 1) with the test's nonce and
+its own receipt time, and neither stores nor quarantines it. Replies that come back through the
+subscription are ignored the same way. Control messages keep their place in the acknowledgement order.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import ssl
 import threading
 import time
 from collections import deque
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
@@ -35,7 +42,7 @@ from paho.mqtt.properties import Properties
 
 from aggregator.ingest import BatchResult, Ingestor
 from aggregator.writer import BatchWriter, InlineWriter, Raw
-from edge.events import subscription
+from edge.events import commission_reply_topic, control_topic, subscription
 from edge.mqtt_common import CLOSES_BEFORE_CONNACK_TO_FALL_BACK, BrokerAddress, refuses_mqtt5
 
 log = logging.getLogger(__name__)
@@ -80,6 +87,9 @@ class MqttIngestService:
         self.ack_after_commit = ack_after_commit
         self.receive_maximum = receive_maximum
         self.received = 0
+        self.commissions_answered = 0
+        self.commissions_rejected = 0
+        """Commissioning test messages answered, and those too malformed to answer (logged)."""
         self.totals = BatchResult()
         self.connected = threading.Event()
         self.subscribed = threading.Event()
@@ -255,13 +265,53 @@ class MqttIngestService:
         self._send_acks(wait=True)
 
     def _submit(self, batch: list[tuple[bytes, bytes, float, int, int]]) -> None:
-        """Hand a batch to the writer; with the writer's `depth` batches in flight, wait for the oldest."""
-        raw: list[Raw] = [(topic, payload, received) for topic, payload, received, _, _ in batch]
-        self.writer.submit(raw)
-        self._in_flight.append([(mid, qos) for _, _, _, mid, qos in batch])
+        """Hand a batch to the writer; with the writer's `depth` batches in flight, wait for the oldest.
+
+        Control messages (commissioning) are answered here and not handed on; their acknowledgements stay
+        in the batch's, so the broker still gets them in receipt order."""
+        raw: list[Raw] = []
+        for topic, payload, received, _, _ in batch:
+            if topic.endswith((b"/commission", b"/reply")) and self._answer_control(topic, payload, received):
+                continue
+            raw.append((topic, payload, received))
+        acks = [(mid, qos) for _, _, _, mid, qos in batch]
         self.received += len(batch)
+        if not raw and not self._in_flight:
+            # Only control messages and nothing committed ahead of them: acknowledge them at once.
+            if self.ack_after_commit:
+                self._ack_ready.extend((mid, qos) for mid, qos in acks if qos > 0)
+            return
+        self.writer.submit(raw)
+        self._in_flight.append(acks)
         if len(self._in_flight) >= self.writer.depth:
             self._settle(timeout_s=None)
+
+    def _answer_control(self, topic_bytes: bytes, payload: bytes, received: float) -> bool:
+        """Answer a commissioning message (or ignore a reply); False when the topic is no control topic."""
+        parsed = control_topic(topic_bytes.decode("utf-8", errors="replace"))
+        if parsed is None:
+            return False
+        store_id, node_id, kind = parsed
+        if kind != "commission":
+            return True  # our own answer, come back through the subscription
+        try:
+            request = json.loads(payload)
+            nonce = request["nonce"]
+            if not isinstance(nonce, str) or not 0 < len(nonce) <= 128:
+                raise ValueError(f"nonce must be a string of 1 to 128 characters, got {nonce!r}")
+        except (ValueError, KeyError, TypeError) as exc:
+            self.commissions_rejected += 1
+            log.warning("commissioning message from %s/%s not answered: %s", store_id, node_id, exc)
+            return True
+        received_at = datetime.fromtimestamp(received, UTC).isoformat(timespec="milliseconds")
+        reply = json.dumps({"nonce": nonce, "received_at": received_at.replace("+00:00", "Z")})
+        info = self._client.publish(commission_reply_topic(store_id, node_id), reply, qos=1)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            log.warning("cannot answer the commissioning message of %s/%s: %s", store_id, node_id, info.rc)
+        else:
+            self.commissions_answered += 1
+            log.info("answered the commissioning message of %s/%s", store_id, node_id)
+        return True
 
     def _settle(self, timeout_s: float | None) -> None:
         """Take the oldest batch's result (waiting up to `timeout_s`) and acknowledge its messages."""

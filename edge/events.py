@@ -527,6 +527,36 @@ def parse_topic(name: str) -> tuple[str, str, EventKind]:
     return store_id, node_id, kind
 
 
+CONTROL_KINDS: tuple[str, ...] = ("commission", "commission/reply")
+"""Topic kinds that are not events: a node's commissioning test message (`commission`, answered by the
+aggregator) and the aggregator's answer (`commission/reply`). Never stored, never quarantined."""
+
+
+def commission_topic(store_id: str, node_id: str) -> str:
+    """`showroom/v1/{store_id}/{node_id}/commission`: a node's commissioning test message."""
+    return topic(store_id, node_id, "events").removesuffix("/events") + "/commission"
+
+
+def commission_reply_topic(store_id: str, node_id: str) -> str:
+    """`showroom/v1/{store_id}/{node_id}/commission/reply`: where the aggregator answers it."""
+    return commission_topic(store_id, node_id) + "/reply"
+
+
+def control_topic(name: str) -> tuple[str, str, str] | None:
+    """(store_id, node_id, control kind) when `name` is a control topic (`CONTROL_KINDS`) of a valid store
+    and node; None for anything else (event topics included)."""
+    parts = name.split("/")
+    if len(parts) < 5 or "/".join(parts[:2]) != TOPIC_ROOT:
+        return None
+    kind = "/".join(parts[4:])
+    if kind not in CONTROL_KINDS:
+        return None
+    store_id, node_id = parts[2], parts[3]
+    if not (_ID_RE.match(store_id) and _ID_RE.match(node_id)):
+        return None
+    return store_id, node_id, kind
+
+
 def subscription(share_group: str | None = None) -> str:
     """Topic filter for every store's payloads; an MQTT 5 shared subscription when a group is given."""
     base = f"{TOPIC_ROOT}/+/+/+"
@@ -591,6 +621,7 @@ class EventStamper:
 
 
 __all__ = [
+    "CONTROL_KINDS",
     "EVENT_TYPES",
     "KINDS",
     "KIND_OF_TYPE",
@@ -613,6 +644,9 @@ __all__ = [
     "VisitStarted",
     "ZoneDwell",
     "check_topic_matches",
+    "commission_reply_topic",
+    "commission_topic",
+    "control_topic",
     "event_id_time",
     "floor_minute",
     "format_ts",
