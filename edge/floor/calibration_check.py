@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 from shapely.geometry import MultiPoint, Point, box
 
 from edge.config import Calibration, CameraConfig, NodeConfig
@@ -195,14 +196,23 @@ def _project_m(h: Float64Array, point_px: Float64Array) -> Float64Array | None:
     return np.asarray(homog[:2] / homog[2], dtype=np.float64)
 
 
-def _held_out_errors(src: Float64Array, dst: Float64Array) -> tuple[list[float | None], list[str | None]]:
+def _held_out_errors(
+    src: Float64Array, dst: Float64Array, discarded: npt.NDArray[np.bool_]
+) -> tuple[list[float | None], list[str | None]]:
     """Per pair: its distance from a fit of the other pairs (inf beyond that fit's horizon), or None with
-    why the others cannot be fitted."""
+    why the others cannot be fitted.
+
+    The pairs in `discarded` (left out by the robust fit of all pairs) stay out of every other pair's fit,
+    so one wrong mark does not make its neighbours look wrong too; they already reject the calibration
+    themselves, so this changes which pairs are named, never whether a calibration passes.
+    """
     n = len(src)
     errors: list[float | None] = []
     why: list[str | None] = []
     for i in range(n):
-        keep = np.arange(n) != i
+        keep = (np.arange(n) != i) & ~discarded
+        if keep.sum() < 4:  # too few left without the discarded pairs: judge by all the others
+            keep = np.arange(n) != i
         if keep.sum() < 4:
             errors.append(None)
             why.append(None)
@@ -338,7 +348,8 @@ def check_calibration(
                 )
             )
 
-    held_out, why = _held_out_errors(src, dst)
+    discarded = ~used if homography is not None else np.zeros(n, dtype=bool)
+    held_out, why = _held_out_errors(src, dst, discarded)
     rejected = np.zeros(n, dtype=bool)
     for i in range(n):
         reasons = []
@@ -368,6 +379,15 @@ def check_calibration(
                 )
             )
 
+    if rejected.sum() > n / 2 and discarded.any():
+        problems.append(
+            Finding(
+                "fit",
+                "calibration",
+                f"{int(rejected.sum())} of {n} pairs disagree with the others: too many to tell the wrong "
+                "marks from the right ones; re-measure the named pairs (or add marks)",
+            )
+        )
     for finding in _units_problems(dst, floor_size_m):
         problems.append(finding)
         rejected[int(finding.key[len("calibration[") : -1])] = True
