@@ -250,9 +250,10 @@ def uniform_command(
             )
         if not snapshot.is_file():
             raise UniformInputError(f"{snapshot}: snapshot not found")
-        image = cv2.imread(str(snapshot), cv2.IMREAD_COLOR)
-        if image is None:
+        read = cv2.imread(str(snapshot), cv2.IMREAD_COLOR)
+        if read is None:
             raise UniformInputError(f"{snapshot}: cannot read the snapshot (not an image OpenCV can decode)")
+        image: Image = np.asarray(read, dtype=np.uint8)
         staff = [parse_xywh(b, "--boxes") for b in staff_boxes]
         others = [parse_xywh(b, "--others") for b in other_boxes]
         staff_crops = torso_crops(image, staff, "--boxes")
