@@ -24,16 +24,31 @@ def edge_group() -> None:
 @edge_group.command("check-config")
 @click.argument("config_file", type=click.Path(path_type=Path))
 def check_config(config_file: Path) -> None:
-    """Validate a node configuration file: prints OK, or every problem with its key path (exit 1)."""
+    """Validate a node configuration file and check every camera's calibration pair by pair (each pair
+    against a fit of the others): prints OK, or every problem with its key path (exit 1)."""
+    # The calibration check needs cv2 and shapely: imported when the command runs, not by `showroom --help`.
+    from edge.floor.calibration_check import calibration_problems, check_node_calibration
+
     try:
         cfg = load_config(config_file)
     except ConfigError as exc:
         click.echo(str(exc), err=True)
         sys.exit(1)
+    reports = check_node_calibration(cfg)
+    problems = calibration_problems(reports)
+    if problems:
+        click.echo(str(ConfigError(str(config_file), problems)), err=True)
+        for report in reports:
+            click.echo(report.summary(), err=True)
+        sys.exit(1)
     click.echo(
         f"OK {config_file}: store {cfg.store_id}, node {cfg.node_id}, {len(cfg.cameras)} camera(s), "
         f"{len(cfg.doors)} door(s), {len(cfg.cars)} car(s)"
     )
+    for report in reports:
+        click.echo(report.summary())
+        for warning in report.warnings:
+            click.echo(f"  warning {report.key_path(warning.key)}: {warning.message}")
 
 
 @edge_group.command("schema")

@@ -147,6 +147,25 @@ class Calibration(_Model):
     max_error_m: float = Field(
         0.3, gt=0, le=5, description="Largest acceptable mean reprojection error of the fitted homography."
     )
+    max_loo_error_m: float = Field(
+        0.3,
+        gt=0,
+        le=5,
+        description=(
+            "Largest acceptable leave-one-out error of any pair, metres: the distance on the floor between a "
+            "mark and where its image point lands when the homography is fitted on the other pairs only "
+            "(0.3 m: about one floor tile, or half a stride; a person placed further off may be counted in "
+            "the wrong car zone or on the wrong side of a door line)."
+        ),
+    )
+    allow_few_points: bool = Field(
+        False,
+        description=(
+            "Accept a calibration of 4 or 5 pairs (with a warning). Off: at least 6 are needed, so that "
+            "every pair is checked against a fit of the others with points to spare; with 4, no pair can "
+            "be checked at all."
+        ),
+    )
 
     @model_validator(mode="after")
     def _pairs(self) -> Self:

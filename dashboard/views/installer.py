@@ -43,6 +43,17 @@ def ranked(nodes: list[NodeHealth], now: datetime) -> list[tuple[NodeHealth, lis
     return pairs
 
 
+def calibration_verdict(lang: Lang, error_m: float | None) -> str | None:
+    """Green within the calibration limit (the node config's default, 0.3 m), red beyond it; None without a
+    figure. The heartbeat carries each camera's fit error on the floor; the pair-by-pair held-out check
+    (`showroom hardware calibrate`) runs on the box at installation."""
+    if error_m is None:
+        return None
+    if error_m > attention.CALIBRATION_MAX_ERROR_M:
+        return f"🔴 {t(lang, 'sev.warning')}"
+    return f"🟢 {t(lang, 'sev.ok')}"
+
+
 def _status(lang: Lang, node: NodeHealth) -> str:
     return t(lang, "inst.online") if node.online else t(lang, "inst.offline")
 
@@ -105,6 +116,9 @@ def render(ctx: ViewContext) -> None:
             t(lang, "inst.inference_ms"): [round(c.inference_ms, 1) for _, c in cam_rows],
             t(lang, "inst.quality"): [c.quality for _, c in cam_rows],
             t(lang, "inst.calibration"): [n.calibration_error_m.get(c.camera_id) for n, c in cam_rows],
+            f"≤ {attention.CALIBRATION_MAX_ERROR_M:.2f} m": [
+                calibration_verdict(lang, n.calibration_error_m.get(c.camera_id)) for n, c in cam_rows
+            ],
         },
         hide_index=True,
         key="table_cameras",

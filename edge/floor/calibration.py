@@ -118,8 +118,14 @@ def fit_homography(calibration: Calibration) -> tuple[Float64Array, float, npt.N
     inlier mask. Raises `CalibrationError` when the points are degenerate (collinear, repeated) or fewer
     than 4 agree with one another.
     """
-    src = np.asarray(calibration.image_points_px, dtype=np.float64)
-    dst = np.asarray(calibration.floor_points_m, dtype=np.float64)
+    return fit_points(
+        np.asarray(calibration.image_points_px, dtype=np.float64),
+        np.asarray(calibration.floor_points_m, dtype=np.float64),
+    )
+
+
+def fit_points(src: Float64Array, dst: Float64Array) -> tuple[Float64Array, float, npt.NDArray[np.bool_]]:
+    """`fit_homography` of (N, 2) image points `src` (pixels) and their (N, 2) floor marks `dst` (metres)."""
     n = len(src)
     if n < 4:
         raise CalibrationError(f"needs at least 4 point pairs, got {n}")
@@ -137,7 +143,7 @@ def fit_homography(calibration: Calibration) -> tuple[Float64Array, float, npt.N
             refined, _ = cv2.findHomography(src[mask], dst[mask], 0)
             if refined is not None and np.isfinite(refined).all():
                 h = refined
-                agree = _residuals(h, src, dst) <= RANSAC_THRESHOLD_M
+                agree = residuals_m(h, src, dst) <= RANSAC_THRESHOLD_M
                 if agree.sum() >= mask.sum():
                     mask = agree
     if h is None or not np.isfinite(h).all() or abs(np.linalg.det(h)) < 1e-12:
@@ -145,7 +151,7 @@ def fit_homography(calibration: Calibration) -> tuple[Float64Array, float, npt.N
     if mask.sum() < 4:
         raise CalibrationError(f"only {int(mask.sum())} of {n} points agree with one another; need 4")
     homog = np.hstack([src, np.ones((n, 1))]) @ h.T
-    errors = _residuals(h, src, dst)
+    errors = residuals_m(h, src, dst)
     if not np.isfinite(errors[mask]).all():
         raise CalibrationError("a calibration point projects to the horizon; the points are inconsistent")
     # Keep a positive scale for points in front of the camera, so `to_floor` can tell them from points
@@ -155,7 +161,7 @@ def fit_homography(calibration: Calibration) -> tuple[Float64Array, float, npt.N
     return h.astype(np.float64), float(errors[mask].mean()), mask
 
 
-def _residuals(h: npt.ArrayLike, src: Float64Array, dst: Float64Array) -> Float64Array:
+def residuals_m(h: npt.ArrayLike, src: Float64Array, dst: Float64Array) -> Float64Array:
     """Distance on the floor (metres) between each image point projected through `h` and its floor mark."""
     homog = np.hstack([src, np.ones((len(src), 1))]) @ np.asarray(h, dtype=np.float64).T
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -203,7 +209,7 @@ def calibrate_camera(camera: CameraConfig) -> FloorProjection:
     if not inliers.all():
         src = np.asarray(camera.calibration.image_points_px, dtype=np.float64)
         dst = np.asarray(camera.calibration.floor_points_m, dtype=np.float64)
-        off = _residuals(h, src, dst)
+        off = residuals_m(h, src, dst)
         for k in np.flatnonzero(~inliers):
             log.warning(
                 "camera %s: calibration point %d (image %s, floor %s) is %.2f m off the fit of the others;"

@@ -31,6 +31,7 @@ import numpy.typing as npt
 from edge.config import BrokerConfig, ConfigError, NodeConfig, resolve_path, resolve_state_path
 from edge.cues.appearance import Embedder, EmbedTimer, load_embedder, with_appearance
 from edge.events import Envelope, EventStamper, IdSource
+from edge.floor.calibration_check import calibration_problems, check_node_calibration
 from edge.node.heartbeat import HEARTBEAT_EVERY_S, ModelInfo, NodeVitals, build_heartbeat
 from edge.node.mqtt import MqttPublisher
 from edge.node.outbox import Outbox
@@ -271,6 +272,11 @@ class NodeRuntime:
         lines.append(
             f"broker {broker.url} (user {broker.username or '-'}, TLS {'on' if broker.uses_tls else 'off'})"
         )
+        # Each calibration pair judged by a fit of the others, as `showroom edge check-config` does.
+        reports = {r.camera_id: r for r in check_node_calibration(self.config)}
+        problems = calibration_problems(list(reports.values()))
+        if problems:
+            raise ConfigError("calibration", problems)
         pipeline = self.pipeline_factory(self.config, EventStamper(self.config.store_id, self.config.node_id))
         errors = dict(pipeline.calibration_errors_m)
         missing = []
@@ -279,7 +285,12 @@ class NodeRuntime:
             if kind == "file" and not Path(cam.source.removeprefix("file:")).is_file():
                 missing.append((f"cameras[{cam.id}].source", f"video file {cam.source} does not exist"))
             error = f", calibration error {errors[cam.id]:.3f} m" if cam.id in errors else ""
+            held_out = reports[cam.id].held_out_max_m
+            if held_out is not None:
+                error += f", held-out error max {held_out:.3f} m"
             lines.append(f"camera {cam.id}: {kind} at {cam.fps:g} fps{error}")
+            for warning in reports[cam.id].warnings:
+                lines.append(f"  warning {reports[cam.id].key_path(warning.key)}: {warning.message}")
         if missing:
             raise ConfigError("cameras", missing)
         if any(source_kind(c.source) != "sim" for c in self.config.cameras):

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+import yaml
+from click.testing import CliRunner
 from showroom_builders import camera, config_dict
 
 from edge.config import Calibration, CameraConfig, ConfigError, parse_config
 from edge.floor.calibration import CalibrationError, calibrate_camera, calibrate_node, fit_homography
 
+REPO = Path(__file__).resolve().parents[2]
 H_TRUE = np.array([[0.02, 0.001, -1.0], [0.0005, 0.03, -2.0], [0.0001, 0.0008, 1.0]])
 
 
@@ -167,3 +172,68 @@ def test_the_example_store_calibrates_and_skips_the_view_check_without_frame_siz
         for p, p_cam in zip(projections.values(), config.cameras, strict=True)
     )
     assert all(p.view_m is None for p in projections.values())  # no resolution_wh: views unknown
+
+
+# ---------------------------------------------------------------------------------------------------
+# The calibration check: each pair against a fit of the others
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_two_of_six_marks_a_metre_off_are_rejected_though_the_robust_fit_looks_fine() -> None:
+    """The incident: the robust fit keeps 4 of 6 marks (a fit through 4 is exact), reports 0.000 m and
+    puts people metres off. Each pair judged by a fit of the others cannot pass it."""
+    from edge.floor.calibration_check import check_calibration
+
+    img = image_points(6, seed=7)
+    floor = project(H_TRUE, img)
+    floor[1] += (1.0, 0.2)
+    floor[4] += (-0.3, 0.95)
+    cal = Calibration(image_points_px=img.tolist(), floor_points_m=floor.tolist())
+    _, error_m, _ = fit_homography(cal)
+    report = check_calibration(cal, camera_id="cam-a")
+    print(f"robust fit's own error {error_m:.3f} m; held-out max {report.held_out_max_m:.2f} m")
+    assert error_m < 0.1  # what the node's fit alone says: fine
+    assert report.verdict == "reject"
+    assert {1, 4} <= set(report.rejected_pairs)
+
+
+def test_exact_marks_pass_with_every_held_out_error_near_zero() -> None:
+    from edge.floor.calibration_check import check_calibration
+
+    img = image_points(8)
+    cal = Calibration(image_points_px=img.tolist(), floor_points_m=project(H_TRUE, img).tolist())
+    report = check_calibration(cal, camera_id="cam-a", resolution_wh=(1920, 1080), floor_size_m=(60, 60))
+    assert report.verdict == "ok", report.problems + report.warnings
+    assert report.held_out_max_m is not None and report.held_out_max_m < 1e-3
+
+
+def _config_with_a_wrong_pair(tmp_path: Path) -> Path:
+    data = yaml.safe_load((REPO / "examples" / "pets09.yaml").read_text())
+    data["cameras"][0]["calibration"]["floor_points_m"][5][0] += 1.0  # one mark measured a metre off
+    path = tmp_path / "node.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def test_check_config_fails_naming_the_wrong_pair(tmp_path: Path) -> None:
+    from edge.cli import edge_group
+
+    result = CliRunner().invoke(edge_group, ["check-config", str(_config_with_a_wrong_pair(tmp_path))])
+    print(result.output)
+    assert result.exit_code == 1
+    assert "cameras[0].calibration[5]: camera 'view-1': pair 5" in result.output
+    assert "REJECTED (calibration[5])" in result.output
+
+    ok = CliRunner().invoke(edge_group, ["check-config", str(REPO / "examples" / "pets09.yaml")])
+    assert ok.exit_code == 0 and "calibration view-1: 12 pairs" in ok.output and ": OK" in ok.output
+
+
+def test_the_node_check_refuses_the_wrong_pair_too(tmp_path: Path) -> None:
+    from edge.config import load_config
+    from edge.node.runtime import NodeRuntime
+
+    config_file = _config_with_a_wrong_pair(tmp_path)
+    runtime = NodeRuntime(load_config(config_file), config_path=config_file)
+    with pytest.raises(ConfigError) as err:
+        runtime.check()
+    assert [p for p, _ in err.value.problems] == ["cameras[0].calibration[5]"]
