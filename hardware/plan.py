@@ -6,7 +6,7 @@ keys plus optional `obstacles` (walls, pillars) and `floor.outline_m` (walls tha
 What "seen" means (the coverage rule):
 - A person counts as seen at a floor point where the camera sees the whole standing person: the point must
   lie in the camera's footprint on the floor (feet) and on the head plane, 1.7 m up. For a camera looking
-  down the head-plane footprint is the smaller one (it shrinks with `ceiling - 1.7`, not with `ceiling`), so it
+  down the head-plane footprint is the smaller one (it shrinks with `ceiling - 1.7`, not `ceiling`), so it
   is what bounds coverage; a floor footprint would promise coverage where only feet are in the picture.
 - Walls and pillars (`obstacles`) hide whatever is behind them, head or feet.
 - A display car of roof height h hides the floor behind it over `h * d / (H - h)` (d: horizontal distance
@@ -505,7 +505,7 @@ class Plan:
         raster[g.index[blind, 0], g.index[blind, 1]] = 1
         n, labels = cv2.connectedComponents(raster, connectivity=8)
         label_of_cell = labels[g.index[:, 0], g.index[:, 1]]
-        spots = []
+        spots: list[dict[str, Any]] = []
         for label in range(1, n):
             cells = blind & (label_of_cell == label)
             touches = [key for key, mask in g.items.items() if (mask & cells).any()]
@@ -722,8 +722,9 @@ def draw_plan(plan: Plan, out: Path) -> None:
         f"{report['cameras_needed']} x {plan.camera.id}"
     )
     sub = (
-        f"coverage {report['coverage_pct']}% of {report['floor_area_m2']} m2, blind {report['blind_area_m2']} m2, "
-        f"{report['boxes_needed']} x {plan.box_profile.id} ({report['cameras_per_box']} cameras at {plan.fps:g} fps each)"
+        f"coverage {report['coverage_pct']}% of {report['floor_area_m2']} m2, "
+        f"blind {report['blind_area_m2']} m2, {report['boxes_needed']} x {plan.box_profile.id} "
+        f"({report['cameras_per_box']} cameras at {plan.fps:g} fps each)"
     )
     cv2.putText(img, title, (margin, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.65, _BLACK, 2, cv2.LINE_AA)
     cv2.putText(img, sub, (margin, 52), cv2.FONT_HERSHEY_SIMPLEX, 0.5, _BLACK, 1, cv2.LINE_AA)
@@ -878,7 +879,8 @@ def plan_command(
 
 def _print_report(r: dict[str, Any]) -> None:
     click.echo(
-        f"{r['floor']}: ceiling {r['ceiling_m']:g} m, camera {r['camera_profile']}: {r['cameras_needed']} cameras, "
+        f"{r['floor']}: ceiling {r['ceiling_m']:g} m, camera {r['camera_profile']}: "
+        f"{r['cameras_needed']} cameras, "
         f"coverage {r['coverage_pct']}% of {r['floor_area_m2']} m2, blind {r['blind_area_m2']} m2"
     )
     click.echo(

@@ -16,7 +16,7 @@ import math
 import sys
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 import click
 import numpy as np
@@ -236,7 +236,7 @@ LIST_FPS = 5.0
 LIST_CEILING_M = 4.0
 
 
-def profiles_report() -> dict[str, list[dict[str, object]]]:
+def profiles_report() -> dict[str, list[dict[str, Any]]]:
     """Boxes with their capacity, cameras with their person footprint at a 4 m ceiling."""
     boxes = []
     for box in box_catalogue().values():
@@ -295,14 +295,14 @@ def profiles_command(as_json: bool) -> None:
         if b["cameras_at_5fps_cpu_only"] != b["cameras_at_5fps"]:
             cams += f", CPU only {b['cameras_at_5fps_cpu_only']}"
         figures = "measured" if b["measured"] else "estimate"
-        providers = ", ".join(str(p) for p in b["providers"])  # type: ignore[attr-defined]
+        providers = ", ".join(str(p) for p in b["providers"])
         click.echo(f"  {b['id']:<16} {b['cores']:>5}  {providers:<19} {cams:<26} {figures}: {b['name']}")
     click.echo(f"Cameras (area where a whole standing person is in view, ceiling {LIST_CEILING_M:g} m):")
     click.echo(f"  {'id':<16} {'resolution':<10} {'FOV h x v':<11} {'mount':<15} {'height m':<9} person area")
     for c in report["cameras"]:
-        w, h = c["resolution_wh"]  # type: ignore[misc]
-        fh, fv = c["fov_deg"]  # type: ignore[misc]
-        lo, hi = c["mount_m"]  # type: ignore[misc]
+        w, h = c["resolution_wh"]
+        fh, fv = c["fov_deg"]
+        lo, hi = c["mount_m"]
         click.echo(
             f"  {c['id']:<16} {f'{w}x{h}':<10} {f'{fh:g} x {fv:g}':<11} {c['mount']!s:<15} "
             f"{f'{lo:g}-{hi:g}':<9} {c['person_area_m2_at_4m']} m2: {c['name']}, {c['lens']}"

@@ -83,11 +83,14 @@ class BoxProfile(_Model):
         gt=0, le=10_000, description="Whole node's CPU per analysed frame with the detector on the CPU, ms."
     )
     offload: Offload | None = Field(
-        None, description="Per-frame costs when the detector runs on the accelerator (CUDA, TensorRT, CoreML)."
+        None,
+        description="Per-frame costs when the detector runs on the accelerator (CUDA, TensorRT, CoreML).",
     )
     measured: bool = Field(description="True only where the figures were measured on this box.")
     source: str = Field(
-        min_length=20, max_length=2000, description="Where the figures come from: measurement, vendor, scaling."
+        min_length=20,
+        max_length=2000,
+        description="Where the figures come from: measurement, vendor, scaling.",
     )
 
     @model_validator(mode="after")
