@@ -21,6 +21,7 @@ from shapely.validation import explain_validity
 
 from edge.events import ID_PATTERN
 from edge.mqtt_common import BrokerAddress
+from vision_models.boxes import BoxProfileError, load_box
 from vision_models.registry import MODELS, ModelError, Task, require_task
 
 XY = Annotated[
@@ -410,6 +411,28 @@ class DetectorConfig(_Model):
         return _model_of_task(v, "detect")
 
 
+class BoxConfig(_Model):
+    """The edge box the node runs on: its profile decides the detector's execution provider."""
+
+    profile: str = Field(
+        min_length=1,
+        max_length=64,
+        description="Box profile id (`showroom hardware profiles`), e.g. intel-n100-4c; the detector uses "
+        "the profile's first execution provider this machine's ONNX Runtime offers, else the CPU.",
+    )
+
+    @field_validator("profile")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v.endswith((".yaml", ".yml")):
+            raise ValueError("name a shipped box profile by its id, not a file")
+        try:
+            load_box(v)
+        except BoxProfileError as exc:
+            raise ValueError(str(exc)) from None
+        return v
+
+
 class OutboxConfig(_Model):
     path: Path = Field(
         Path("outbox.sqlite"),
@@ -433,6 +456,9 @@ class NodeConfig(_Model):
     staff_appearance: StaffAppearance | None = None
     thresholds: Thresholds = Field(default_factory=Thresholds)
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
+    box: BoxConfig | None = Field(
+        None, description="The edge box's profile; absent: the detector runs on the CPU."
+    )
     tracker: TrackerConfig = Field(default_factory=TrackerConfig)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
 

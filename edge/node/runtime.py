@@ -105,9 +105,29 @@ def default_detector(config: NodeConfig) -> Detector:
         input_size_wh=det.input_size_wh,
         score_threshold=det.score_threshold,
         threads=det.threads,
-        provider="cpu",
+        provider=execution_provider(config),
     )
     return detector
+
+
+def execution_provider(config: NodeConfig) -> str:
+    """The detector's ONNX Runtime execution provider: the box profile's first one that this machine's
+    ONNX Runtime offers (a warning names the preferred ones it lacks), the CPU without a profile."""
+    if config.box is None:
+        return "cpu"
+    from vision_models.boxes import choose_provider, load_box
+
+    profile = load_box(config.box.profile)
+    choice = choose_provider(profile)
+    if choice.fell_back:
+        log.warning(
+            "box profile %s prefers execution provider(s) %s, not available in this ONNX Runtime; "
+            "the detector runs on %s",
+            profile.id,
+            ", ".join(choice.missing),
+            choice.provider,
+        )
+    return choice.provider
 
 
 @dataclass(frozen=True)
@@ -295,7 +315,10 @@ class NodeRuntime:
             raise ConfigError("cameras", missing)
         if any(source_kind(c.source) != "sim" for c in self.config.cameras):
             detector = self.detector_factory(self.config)
-            lines.append(f"detector {detector.model_id} (sha256 {detector.sha256[:16]}...) verified")
+            provider = getattr(detector, "provider", None)  # OnnxDetector's; a bench's stand-in may lack it
+            box = f" (box {self.config.box.profile})" if self.config.box is not None else ""
+            on = f", provider {provider}{box}" if isinstance(provider, str) else ""
+            lines.append(f"detector {detector.model_id} (sha256 {detector.sha256[:16]}...) verified{on}")
             embedder = self.embedder_factory(self.config)
             if embedder is not None:
                 lines.append(
