@@ -24,7 +24,8 @@ import numpy.typing as npt
 
 from edge import __version__
 from edge.config import ConfigError, NodeConfig, load_config, resolve_state_path
-from edge.floor.calibration import CalibrationError, calibrate_camera, calibrate_node
+from edge.floor.calibration import calibrate_node
+from edge.floor.calibration_check import check_node_calibration
 from edge.node.sources import source_kind
 from hardware.broker_probe import NOT_AUTHORIZED, BrokerCheckError, BrokerSession, RoundTrip
 from hardware.camera_probe import FPS_PASS_RATIO, CameraMeasure, measure_cameras, with_resolved_sources
@@ -49,35 +50,25 @@ def _problems(exc: ConfigError) -> str:
 
 
 def calibration_items(config: NodeConfig) -> list[CheckItem]:
-    """Per camera, the calibration's mean reprojection error on the floor (the node's own fit,
-    `calibrate_node`), against the camera's `max_error_m`; plus one item for what no camera sees."""
+    """Per camera, the check `check-config` and `showroom hardware calibrate` run: each point pair against
+    a fit of the other pairs (`edge.floor.calibration_check`), its value the worst held-out error; plus one
+    item for floor areas no camera sees."""
+    items = []
+    for report in check_node_calibration(config):
+        worst = report.held_out_max_m
+        detail = report.summary()
+        if report.warnings:
+            detail += "; warnings: " + "; ".join(f.message for f in report.warnings)
+        reason = "; ".join(f"{report.key_path(f.key)}: {f.message}" for f in report.problems)
+        value = None if worst is None else round(worst, 3)
+        items.append(CheckItem(f"calibration:{report.camera_id}", not reason, value, "m", detail, reason))
     try:
-        projections = calibrate_node(config)
+        calibrate_node(config)
     except ConfigError as exc:
-        items = []
-        for camera in config.cameras:
-            name = f"calibration:{camera.id}"
-            try:
-                projection = calibrate_camera(camera)
-            except CalibrationError as cal_exc:
-                items.append(failed(name, str(cal_exc), unit="m"))
-                continue
-            items.append(_calibration_item(name, projection.error_m, camera.calibration))
         view = [f"{p}: {m}" for p, m in exc.problems if not p.startswith("cameras[")]
         if view:
             items.append(failed("calibration:view", "; ".join(view)))
-        return items
-    return [
-        _calibration_item(f"calibration:{cam.id}", projections[cam.id].error_m, cam.calibration)
-        for cam in config.cameras
-    ]
-
-
-def _calibration_item(name: str, error_m: float, calibration: object) -> CheckItem:
-    limit = getattr(calibration, "max_error_m", None)
-    return CheckItem(
-        name, True, round(error_m, 3), "m", f"mean reprojection error on the floor, limit {limit} m"
-    )
+    return items
 
 
 def camera_items(measures: list[CameraMeasure]) -> list[CheckItem]:

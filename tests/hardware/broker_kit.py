@@ -1,6 +1,7 @@
-"""A store's broker and aggregator for the installer tests: a private Mosquitto with accounts and ACLs (the
-node may write its own topics and read its commissioning reply; the aggregator reads everything and writes
-commissioning replies), and `showroom aggregator run` on SQLite connected to it."""
+"""A store's broker and aggregator for the installer tests: a private Mosquitto set up by the product's own
+`showroom hardware broker-config` and `provision` (accounts and ACLs: the node may write its own topics and
+read its commissioning reply; the aggregator reads everything and writes commissioning replies), and
+`showroom aggregator run` on SQLite connected to it."""
 
 from __future__ import annotations
 
@@ -16,12 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 SHOWROOM = [sys.executable, "-c", "from showroom.cli import main; main()"]
 """The `showroom` command of this checkout, whatever is installed as the console script."""
-
-AGGREGATOR_USER = ("aggregator", "agg-secret")
 
 
 @dataclass(frozen=True)
@@ -59,36 +59,38 @@ def wait_port(port: int, timeout_s: float = 10.0) -> None:
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout_s} s")
 
 
-def write_broker_config(workdir: Path, port: int, store_id: str, node_id: str, node: Account) -> Path:
-    """mosquitto.conf, password file and ACL for one node and the aggregator (what the provisioning
-    command will write; kept in this one function so it can take its place)."""
-    pwfile, aclfile = workdir / "passwords", workdir / "acl"
-    pwfile.write_text("")
-    for user, password in ((node.username, node.password), AGGREGATOR_USER):
-        add = ["mosquitto_passwd", "-b", str(pwfile), user, password]
-        subprocess.run(add, check=True, capture_output=True)
-    pwfile.chmod(0o600)
-    aclfile.write_text(
-        f"user {node.username}\n"
-        f"topic write showroom/v1/{store_id}/{node_id}/#\n"
-        f"topic read showroom/v1/{store_id}/{node_id}/commission/reply\n"
-        f"user {AGGREGATOR_USER[0]}\n"
-        "topic read showroom/v1/#\n"
-        "topic write showroom/v1/+/+/commission/reply\n"
+def provision_broker(workdir: Path, port: int, store_id: str, node_id: str) -> tuple[Path, Account, Account]:
+    """The broker folder as an installer makes it: `showroom hardware broker-config`, then `showroom hardware
+    provision` for the node. Returns (mosquitto.conf, the node's account, the aggregator's account)."""
+    broker_dir, node_dir = workdir / "broker", workdir / "node"
+    for args in (
+        ["broker-config", "--dir", str(broker_dir), "--port", str(port)],
+        [
+            "provision",
+            "--store",
+            store_id,
+            "--node",
+            node_id,
+            "--dir",
+            str(broker_dir),
+            "--out",
+            str(node_dir),
+        ],
+    ):
+        done = subprocess.run([*SHOWROOM, "hardware", *args], cwd=REPO, capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+    node_broker = yaml.safe_load((node_dir / "node.yaml").read_text())["broker"]
+    aggregator = yaml.safe_load((broker_dir / "aggregator.yaml").read_text())
+    return (
+        broker_dir / "mosquitto.conf",
+        Account(node_broker["username"], _secret(node_dir, node_broker["password_file"])),
+        Account(aggregator["username"], _secret(broker_dir, aggregator["password_file"])),
     )
-    lines = ["per_listener_settings true"]
-    if os.geteuid() == 0:
-        lines.append("user root")  # otherwise it drops to a user that cannot read the test's folder
-    lines += [
-        f"listener {port} 127.0.0.1",
-        "allow_anonymous false",
-        f"password_file {pwfile}",
-        f"acl_file {aclfile}",
-        "persistence false",
-    ]
-    conf = workdir / "mosquitto.conf"
-    conf.write_text("\n".join(lines) + "\n")
-    return conf
+
+
+def _secret(folder: Path, password_file: str) -> str:
+    path = Path(password_file)
+    return (path if path.is_absolute() else folder / path).read_text().splitlines()[0]
 
 
 def require_mosquitto() -> None:
@@ -110,16 +112,16 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def store_broker(workdir: Path, store_id: str, node_id: str, node: Account) -> Iterator[StoreBroker]:
-    """A private Mosquitto on a free port with the node's and the aggregator's accounts."""
+def store_broker(workdir: Path, store_id: str, node_id: str) -> Iterator[StoreBroker]:
+    """A private Mosquitto on a free port, provisioned with the node's and the aggregator's accounts."""
     require_mosquitto()
     port = free_port()
-    conf = write_broker_config(workdir, port, store_id, node_id, node)
+    conf, node, aggregator = provision_broker(workdir, port, store_id, node_id)
     log = (workdir / "mosquitto.log").open("ab")
     proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=log, stderr=log)
     try:
         wait_port(port)
-        yield StoreBroker(port, node, Account(*AGGREGATOR_USER), workdir)
+        yield StoreBroker(port, node, aggregator, workdir)
     finally:
         _stop(proc)
         log.close()

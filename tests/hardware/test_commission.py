@@ -16,17 +16,16 @@ from typing import Any
 import paho.mqtt.client as paho
 import pytest
 import yaml
-from broker_kit import REPO, SHOWROOM, Account, StoreBroker, free_port, running_aggregator, store_broker
+from broker_kit import REPO, SHOWROOM, StoreBroker, free_port, running_aggregator, store_broker
 from paho.mqtt.enums import CallbackAPIVersion
 
 PETS_VIDEO = REPO.parent / "shared" / "data" / "pets09_s2l1" / "vtest_480x360.avi"
 STORE, NODE = "pets09", "view-1"
-NODE_ACCOUNT = Account("node-pets09-view-1", "node-secret")
 
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StoreBroker]:
-    with store_broker(tmp_path_factory.mktemp("broker"), STORE, NODE, NODE_ACCOUNT) as running:
+    with store_broker(tmp_path_factory.mktemp("broker"), STORE, NODE) as running:
         yield running
 
 
@@ -51,7 +50,7 @@ def node_config(broker: StoreBroker, *extra_cameras: dict[str, Any]) -> dict[str
 
 
 def commission(
-    tmp_path: Path, config: dict[str, Any], *args: str, password: str = NODE_ACCOUNT.password
+    tmp_path: Path, config: dict[str, Any], *args: str, password: str = ""
 ) -> tuple[int, list[dict[str, Any]], str]:
     path = tmp_path / "node.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -84,7 +83,15 @@ def test_healthy_node_passes_every_item_and_the_aggregator_stores_nothing(
     broker: StoreBroker, aggregator_db: Path, tmp_path: Path
 ) -> None:
     report = tmp_path / "report.html"
-    rc, items, _ = commission(tmp_path, node_config(broker), "--seconds", "3", "--report", str(report))
+    rc, items, _ = commission(
+        tmp_path,
+        node_config(broker),
+        "--seconds",
+        "3",
+        "--report",
+        str(report),
+        password=broker.node.password,
+    )
 
     assert rc == 0, [i for i in items if not i["ok"]]
     assert all(i["ok"] for i in items)
@@ -116,7 +123,7 @@ def test_broken_cameras_fail_their_own_items_and_the_others_are_still_measured(
         {"id": "missing-file", "source": str(tmp_path / "no-such-clip.avi"), "fps": 2},
         {"id": "dead-rtsp", "source": f"rtsp://127.0.0.1:{closed_port}/live", "fps": 2},
     )
-    rc, items, _ = commission(tmp_path, config, "--seconds", "3")
+    rc, items, _ = commission(tmp_path, config, "--seconds", "3", password=broker.node.password)
 
     assert rc == 1
     found = by_name(items)
@@ -145,7 +152,7 @@ def test_wrong_password_fails_the_broker_item_with_the_reason(broker: StoreBroke
 def test_unreachable_broker_and_missing_password_say_so(broker: StoreBroker, tmp_path: Path) -> None:
     config = node_config(broker)
     config["broker"]["url"] = f"mqtt://127.0.0.1:{free_port()}"
-    rc, items, _ = commission(tmp_path, config, "--seconds", "1")
+    rc, items, _ = commission(tmp_path, config, "--seconds", "1", password=broker.node.password)
     assert rc == 1
     assert "connection refused" in by_name(items)["broker"]["reason"]
 
@@ -167,7 +174,7 @@ def test_the_aggregator_ignores_malformed_commission_messages_and_replies(
     broker: StoreBroker, aggregator_db: Path
 ) -> None:
     client = paho.Client(CallbackAPIVersion.VERSION2, client_id="t-node", protocol=paho.MQTTv5)
-    client.username_pw_set(NODE_ACCOUNT.username, NODE_ACCOUNT.password)
+    client.username_pw_set(broker.node.username, broker.node.password)
     client.connect("127.0.0.1", broker.port)
     client.loop_start()
     try:
