@@ -193,7 +193,7 @@ def detect(
 @click.option(
     "--postprocess",
     "family",
-    type=click.Choice(list(DETECTOR_FAMILIES)),
+    metavar="|".join(DETECTOR_FAMILIES),
     default="yolov8",
     show_default=True,
     help="Output family: rtmdet (NMS in graph: dets, labels), yolox (raw head), yolov8 (Ultralytics head).",
@@ -222,7 +222,7 @@ def import_model(
 ) -> None:
     """Validate FILE (ONNX, or an Ultralytics .pt), copy it into the model directory and register it, so a
     node configuration can name it as `detector.model`. Bad input: one error line, exit 2."""
-    from vision_models.importer import ImportOptions, import_detector, parse_preprocess
+    from vision_models.importer import ImportModelError, ImportOptions, import_detector, parse_preprocess
 
     try:
         options = ImportOptions(
@@ -234,9 +234,13 @@ def import_model(
             replace=replace,
             file_format="ultralytics" if file_format == "ultralytics" else ("onnx" if file_format else None),
         )
-        model = import_detector(file, model_id, options)
     except (ModelError, click.BadParameter) as exc:
-        _fail(exc if isinstance(exc, ModelError) else ModelError(f"{file}: {exc.message}"), code=2)
+        _fail(ImportModelError(f"{file}: {exc.message if isinstance(exc, click.BadParameter) else exc}"), 2)
+        return
+    try:
+        model = import_detector(file, model_id, options)
+    except ModelError as exc:
+        _fail(exc, code=2)
         return
     entry = model.entry
     w, h = entry.input_size_wh

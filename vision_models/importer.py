@@ -19,7 +19,7 @@ import logging
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -137,7 +137,7 @@ def import_detector(path: Path, model_id: str, options: ImportOptions) -> Verifi
         ImportModelError: unusable file (names it and why), bad or taken id, family or options that do not
             fit the file, or a different file already imported under `model_id` without `replace`.
     """
-    _check_id(model_id)
+    _check_id(model_id, path)
     if not path.is_file():
         raise ImportModelError(f"{path}: no such file")
     file_format = options.file_format or ("ultralytics" if path.suffix.lower() == ".pt" else "onnx")
@@ -148,24 +148,26 @@ def import_detector(path: Path, model_id: str, options: ImportOptions) -> Verifi
         )
     with tempfile.TemporaryDirectory(prefix="showroom-import-") as tmp:
         onnx_path = path if file_format == "onnx" else export_ultralytics(path, Path(tmp), options)
-        entry = inspect_detector(onnx_path, model_id, options, shown_as=path)
         digest = sha256_of(onnx_path)
-        entry = _with_checksum(entry, digest)
+        _check_not_taken(model_id, digest, options.replace, shown_as=path)
+        entry = replace(inspect_detector(onnx_path, model_id, options, shown_as=path), sha256=(digest,))
         staged = VerifiedModel(entry=entry, path=onnx_path, sha256=digest)
         run_once(staged, shown_as=path)
-        return _install(staged, options.replace, shown_as=path)
+        return _install(staged, shown_as=path)
 
 
-def _check_id(model_id: str) -> None:
+def _check_id(model_id: str, path: Path) -> None:
     if not ID_PATTERN.match(model_id):
         raise ImportModelError(
-            f"model id {model_id!r}: use lowercase letters, digits, '.', '_' and '-' (at most 64, starting "
-            "with a letter or digit)"
+            f"{path}: model id {model_id!r}: use lowercase letters, digits, '.', '_' and '-' (at most 64, "
+            "starting with a letter or digit)"
         )
     if model_id in MODELS or model_id.removesuffix(INT8_SUFFIX) in MODELS:
-        raise ImportModelError(f"model id {model_id!r} is a built-in model's id; choose another --id")
+        raise ImportModelError(f"{path}: model id {model_id!r} is a built-in model's id; choose another --id")
     if model_id.endswith(INT8_SUFFIX):
-        raise ImportModelError(f"model id {model_id!r}: ids ending in {INT8_SUFFIX} name INT8 variants")
+        raise ImportModelError(
+            f"{path}: model id {model_id!r}: ids ending in {INT8_SUFFIX} name INT8 variants"
+        )
 
 
 def export_ultralytics(pt_path: Path, work_dir: Path, options: ImportOptions) -> Path:
@@ -203,7 +205,7 @@ def inspect_detector(path: Path, model_id: str, options: ImportOptions, *, shown
         raise ImportModelError(f"{shown_as}: input {inputs[0].name!r} is {inputs[0].type}, expected float32")
     size_wh, dynamic = _input_size(shape, options.input_size_wh, shown_as)
     family = options.family
-    n_classes = _class_count(family, [list(o.shape) for o in outputs], shown_as)
+    n_classes = _class_count(family, [list(o.shape) for o in outputs], size_wh, shown_as)
     names = _metadata_class_names(session, n_classes)
     person_class = _person_class(options.person_class, names, n_classes, shown_as)
     classes = names or _placeholder_classes(n_classes, person_class)
@@ -265,11 +267,12 @@ def _input_size(
     return requested_wh, True
 
 
-def _class_count(family: str, shapes: list[list[Any]], shown_as: Path) -> int:
+def _class_count(family: str, shapes: list[list[Any]], size_wh: tuple[int, int], shown_as: Path) -> int:
     """Classes in the outputs of `family` (shapes as the file declares them; dynamic axes are names)."""
+    anchors = _anchor_count(size_wh)
     expected = {
         "rtmdet": "two outputs: dets [B, N, 5] and labels [B, N]",
-        "yolox": "one output [B, anchors, 5 + classes]",
+        "yolox": f"one output [B, anchors, 5 + classes], {anchors} anchors at {size_wh[0]}x{size_wh[1]}",
         "yolov8": "one output [B, 4 + classes, anchors]",
     }[family]
     fits = False
@@ -279,7 +282,7 @@ def _class_count(family: str, shapes: list[list[Any]], shown_as: Path) -> int:
         fits = len(shapes[0]) == 3 and axis_fits(shapes[0][2], 5) and len(shapes[1]) == 2
         n_classes = 0  # labels are indexes; the class names come from metadata or the person class
     elif family == "yolox" and len(shapes) == 1 and len(shapes[0]) == 3:
-        fits = isinstance(shapes[0][2], int) and shapes[0][2] > 5
+        fits = isinstance(shapes[0][2], int) and shapes[0][2] > 5 and axis_fits(shapes[0][1], anchors)
         n_classes = shapes[0][2] - 5 if fits else 0
     elif family == "yolov8" and len(shapes) == 1 and len(shapes[0]) == 3:
         fits = isinstance(shapes[0][1], int) and shapes[0][1] > 4
@@ -326,12 +329,6 @@ def _placeholder_classes(n_classes: int, person_class: int) -> tuple[str, ...]:
     return tuple("person" if i == person_class else f"class{i}" for i in range(count))
 
 
-def _with_checksum(entry: ModelEntry, digest: str) -> ModelEntry:
-    from dataclasses import replace
-
-    return replace(entry, sha256=(digest,))
-
-
 def run_once(model: VerifiedModel, *, shown_as: Path) -> None:
     """Run the file through the node's detector code on a blank frame; check the actual output shapes."""
     from vision_models.detector import build_detector  # cv2 and the decoders: only when importing
@@ -341,7 +338,7 @@ def run_once(model: VerifiedModel, *, shown_as: Path) -> None:
         w, h = detector.input_size_wh
         blob, _ = detector.preprocess([np.full((h, w, 3), 114, np.uint8)])
         outputs = detector.session.run(None, {model.entry.input_name: blob})
-        _check_actual_outputs(model.entry, [np.shape(o) for o in outputs])
+        _check_actual_outputs(model.entry, [np.shape(o) for o in outputs], shown_as)
         detector.detect(np.full((h, w, 3), 114, np.uint8))
     except ImportModelError:
         raise
@@ -349,33 +346,45 @@ def run_once(model: VerifiedModel, *, shown_as: Path) -> None:
         raise ImportModelError(f"{shown_as}: fails a test run on a blank image: {exc}") from None
 
 
-def _check_actual_outputs(entry: ModelEntry, shapes: list[tuple[int, ...]]) -> None:
+def _anchor_count(size_wh: tuple[int, int]) -> int:
+    """Anchor points of a YOLO head with strides 8/16/32 at `size_wh`."""
+    return sum((size_wh[0] // s) * (size_wh[1] // s) for s in YOLO_STRIDES)
+
+
+def _check_actual_outputs(entry: ModelEntry, shapes: list[tuple[int, ...]], shown_as: Path) -> None:
     """The shapes a run returned agree with the family (anchor counts of raw heads, batch of one)."""
     w, h = entry.input_size_wh
-    anchors = sum((w // s) * (h // s) for s in YOLO_STRIDES)
+    anchors = _anchor_count(entry.input_size_wh)
     first = shapes[0]
+    problem = ""
     if entry.family == "yolox" and first[:2] != (1, anchors):
+        problem = f"expected [1, {anchors}, {5 + len(entry.classes)}] (strides {list(YOLO_STRIDES)})"
+    elif entry.family == "yolov8" and (first[0] != 1 or first[1] != 4 + len(entry.classes)):
+        problem = f"expected [1, {4 + len(entry.classes)}, anchors]"
+    elif entry.family == "rtmdet" and (shapes[0][2:] != (5,) or shapes[1][:2] != first[:2]):
+        problem = "expected dets [1, N, 5] and labels [1, N]"
+    if problem:
         raise ImportModelError(
-            f"{entry.id}: output {first} at {w}x{h}, expected [1, {anchors}, {5 + len(entry.classes)}] "
-            f"(strides {list(YOLO_STRIDES)})"
+            f"{shown_as}: a test run at {w}x{h} returned outputs {shapes}; the {entry.family} family "
+            f"{problem}"
         )
-    if entry.family == "yolov8" and (first[0] != 1 or first[1] != 4 + len(entry.classes)):
-        raise ImportModelError(f"{entry.id}: output {first}, expected [1, {4 + len(entry.classes)}, anchors]")
-    if entry.family == "rtmdet" and (len(shapes) != 2 or shapes[0][2:] != (5,) or shapes[1][:2] != first[:2]):
-        raise ImportModelError(f"{entry.id}: outputs {shapes}, expected dets [1, N, 5] and labels [1, N]")
 
 
-def _install(staged: VerifiedModel, replace: bool, *, shown_as: Path) -> VerifiedModel:
+def _check_not_taken(model_id: str, digest: str, allow_replace: bool, *, shown_as: Path) -> None:
+    """Refuse another file under an imported id unless replacing is allowed (the same file again is fine)."""
+    previous = local_entries().get(model_id)
+    if previous is not None and digest not in previous.sha256 and not allow_replace:
+        raise ImportModelError(
+            f"{shown_as}: model id {model_id!r} is already imported with another file (sha256 "
+            f"{previous.sha256[0]}); pass --replace to replace it"
+        )
+
+
+def _install(staged: VerifiedModel, *, shown_as: Path) -> VerifiedModel:
     from vision_models.local_registry import write_local_entry
 
     entry = staged.entry
     directory = import_dir()
-    previous = local_entries().get(entry.id)
-    if previous is not None and staged.sha256 not in previous.sha256 and not replace:
-        raise ImportModelError(
-            f"{shown_as}: model id {entry.id!r} is already imported with another file (sha256 "
-            f"{previous.sha256[0]}); pass --replace to replace it"
-        )
     target = directory / entry.file_name
     try:
         directory.mkdir(parents=True, exist_ok=True)
