@@ -15,7 +15,10 @@
   -> (K, 256) unit-length appearance embeddings (NaN rows for unusable boxes), `model_id`, `sha256`, `dim`,
   `last_ms`.
 - `vision_models.fetch`, `vision_models.quantize`: download from the official URL; local INT8 variants.
+- `vision_models.importer`, `vision_models.local_registry`: bring your own detector (ONNX, or an Ultralytics
+  `.pt` through the `train` extra): validated, copied into the model directory, registered with its sha256 in
+  `registry.local.yaml` under the same entry schema as the built-in models.
 - `vision_models.evaluation`: AP50 / precision / recall against MOTChallenge ground truth; its rows with
   person ids and floor positions (`load_mot_truth_rows`).
-- `vision_models.cli`: `showroom models list | fetch | quantize | detect`.
+- `vision_models.cli`: `showroom models list | fetch | import | evaluate | quantize | detect`.
 """

@@ -3,7 +3,8 @@
 Frames (BGR uint8, one or a batch from several cameras, any sizes) are letterboxed to the network input,
 run through an ONNX Runtime session tuned for small edge CPUs, and decoded into `Detections` in each
 frame's original pixels. Family differences (normalisation, NMS in the graph or in code) live in the
-registry entry and in small decoder functions, not in the caller.
+registry entry and in small decoder functions (`rtmdet`: NMS in the graph; `yolox`, `yolov8`: raw heads
+decoded here), not in the caller.
 
     detector = load_detector("rtmdet-nano-person", input_size_wh=(480, 384), threads=2)
     dets = detector.detect(frame_bgr)
@@ -119,6 +120,8 @@ class OnnxDetector:
             for c in range(3)
         ]
         self._pad = [float(lut[0, pre.pad_value]) for lut in self._luts]
+        # Network channel of each frame channel (B, G, R): the same for BGR networks, reversed for RGB ones.
+        self._channel_of = (0, 1, 2) if pre.channel_order == "bgr" else (2, 1, 0)
         self._buffer: Float32Array | None = None
         self._yolox_grid = _yolox_grid(size_wh, self.postprocess.strides) if entry.family == "yolox" else None
         self._warned: set[str] = set()
@@ -201,18 +204,21 @@ class OnnxDetector:
                     cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR), np.uint8
                 )
             for c, channel in enumerate(cv2.split(image)):
-                region = blob[b, c, :new_h, :new_w]
+                n = self._channel_of[c]
+                region = blob[b, n, :new_h, :new_w]
                 written = cv2.LUT(channel, self._luts[c], dst=region)
                 if not np.shares_memory(written, region):  # OpenCV could not write in place
                     region[...] = written
-                blob[b, c, new_h:, :] = self._pad[c]  # letterbox padding at the bottom and right
-                blob[b, c, :new_h, new_w:] = self._pad[c]
+                blob[b, n, new_h:, :] = self._pad[c]  # letterbox padding at the bottom and right
+                blob[b, n, :new_h, new_w:] = self._pad[c]
             boxes.append(Letterbox(scale_xy=(new_w / w, new_h / h), resolution_wh=(w, h)))
         return blob, boxes
 
     def _postprocess(self, outputs: list[Any], index: int, box: Letterbox) -> Detections:
         if self.entry.family == "rtmdet":
             xyxy, scores = _decode_rtmdet(outputs, index, self.score_threshold, self.postprocess)
+        elif self.entry.family == "yolov8":
+            xyxy, scores = _decode_yolov8(outputs[0][index], self.score_threshold, self.postprocess)
         else:
             assert self._yolox_grid is not None
             xyxy, scores = _decode_yolox(
@@ -297,14 +303,34 @@ def _decode_yolox(
     centre = (p[:, :2] + g[:, :2]) * stride
     size = np.exp(np.minimum(p[:, 2:4], 20.0)) * stride
     xywh = np.concatenate([centre - size * 0.5, size], axis=1)
-    kept_scores = scores[candidates]
+    return _nms_xywh(xywh, scores[candidates], threshold, post)
+
+
+def _decode_yolov8(
+    raw: Float32Array, threshold: float, post: Postprocess
+) -> tuple[Float32Array, Float32Array]:
+    """Person boxes from an Ultralytics YOLOv8/YOLO11 head [4 + C, A] (cx, cy, w, h in input pixels, then
+    one score per class, no objectness): threshold, NMS."""
+    scores = raw[4 + post.person_class]
+    candidates = np.flatnonzero(scores >= threshold)
+    if candidates.size == 0:
+        return np.zeros((0, 4), np.float32), np.zeros((0,), np.float32)
+    cxcywh = raw[:4, candidates].T
+    xywh = np.concatenate([cxcywh[:, :2] - cxcywh[:, 2:] * 0.5, cxcywh[:, 2:]], axis=1)
+    return _nms_xywh(xywh, scores[candidates], threshold, post)
+
+
+def _nms_xywh(
+    xywh: Float32Array, scores: Float32Array, threshold: float, post: Postprocess
+) -> tuple[Float32Array, Float32Array]:
+    """Boxes (K, 4) x, y, w, h and their scores kept by NMS at `post.nms_iou`, as xyxy."""
     kept = cv2.dnn.NMSBoxes(
-        xywh.tolist(), kept_scores.tolist(), threshold, post.nms_iou, top_k=post.max_detections
+        xywh.tolist(), scores.tolist(), threshold, post.nms_iou, top_k=post.max_detections
     )
     keep = np.asarray(kept, dtype=np.intp).reshape(-1)
     xywh = xywh[keep]
     xyxy = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1).astype(np.float32)
-    return xyxy, kept_scores[keep].astype(np.float32)
+    return xyxy, scores[keep].astype(np.float32)
 
 
 def load_detector(

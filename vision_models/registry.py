@@ -1,6 +1,6 @@
 """Registry of models: where each file comes from, its accepted checksums, licence and formats.
 
-Two tasks share the registry: person detectors (`task == "detect"`: RTMDet, YOLOX), loaded by
+Two tasks share the registry: person detectors (`task == "detect"`: RTMDet, YOLOX, YOLOv8), loaded by
 `vision_models.detector`, and person re-identification models (`task == "reid"`: an appearance embedding of
 one person crop), loaded by `vision_models.reid`. Detector-only tools (detector CLIs, quantisation) ask for
 `model_ids("detect")`.
@@ -9,6 +9,11 @@ Model files are never shipped with the product. They are looked up, in order, in
 `SHOWROOM_MODEL_DIR` (an offline directory an installer fills) and then in the user cache directory that
 `showroom models fetch` and `showroom models quantize` write to. Every load verifies the file's sha256 against
 the registry entry; a missing or altered file is an error, never a silent fallback to another model.
+
+Besides the built-in models below, each searched directory may hold a local registry file
+(`registry.local.yaml`, written by `showroom models import`) with detectors imported on this machine: the
+same entry type and the same checks as the built-in ones (`vision_models.local_registry`). A local entry
+never overrides a built-in id.
 """
 
 from __future__ import annotations
@@ -28,8 +33,21 @@ MODEL_DIR_ENV = "SHOWROOM_MODEL_DIR"
 CACHE_DIR_ENV = "SHOWROOM_CACHE_DIR"
 INT8_SUFFIX = "-int8"
 
-Family = Literal["rtmdet", "yolox", "reid"]
+Family = Literal["rtmdet", "yolox", "yolov8", "reid"]
 Task = Literal["detect", "reid"]
+ChannelOrder = Literal["bgr", "rgb"]
+
+DETECTOR_FAMILIES: dict[str, str] = {
+    "rtmdet": "final boxes from a graph with NMS inside: `dets` [B, N, 5] (x1,y1,x2,y2,score in input "
+    "pixels) and `labels` [B, N] (mmdeploy end2end export)",
+    "yolox": "raw YOLOX head [B, anchors, 5 + C] (grid offsets, log sizes, objectness, class scores), "
+    "decoded with strides 8/16/32, NMS in code",
+    "yolov8": "Ultralytics YOLOv8/YOLO11 head [B, 4 + C, anchors] (cx,cy,w,h in input pixels, class "
+    "scores), NMS in code",
+}
+"""Detector output families (`--postprocess` of `showroom models import`), each with its decoder."""
+
+OUTPUT_COUNT: dict[str, int] = {"rtmdet": 2, "yolox": 1, "yolov8": 1, "reid": 1}
 
 
 class ModelError(RuntimeError):
@@ -52,12 +70,18 @@ class ModelFormatError(ModelError):
     """A file is not a loadable ONNX model, or its inputs/outputs differ from its registry entry."""
 
 
+class EntryError(ModelError):
+    """A registry entry whose fields contradict each other (built-in or from a local registry file)."""
+
+
 @dataclass(frozen=True)
 class Preprocess:
     """How a BGR uint8 frame becomes the network input.
 
     Detectors: keep-ratio resize into the input size, padded at the bottom/right with `pad_value`, then
-    `(pixel - mean) / std` per BGR channel (mean 0, std 1 means raw 0..255 values), NCHW float32.
+    `(pixel - mean) / std` per channel (mean 0, std 1 means raw 0..255 values), NCHW float32, channels in
+    `channel_order`. `mean_bgr` and `std_bgr` are indexed by the frame's B, G, R channels whatever the order
+    the network takes them in.
     Re-identification models: each person crop is resized to the input size without keeping its ratio
     (`pad_value` unused), then normalised the same way, in the layout the network declares.
     """
@@ -65,6 +89,15 @@ class Preprocess:
     mean_bgr: tuple[float, float, float] = (0.0, 0.0, 0.0)
     std_bgr: tuple[float, float, float] = (1.0, 1.0, 1.0)
     pad_value: int = 114
+    channel_order: ChannelOrder = "bgr"
+
+    def __post_init__(self) -> None:
+        if not all(s > 0 for s in self.std_bgr):
+            raise EntryError(f"preprocess std must be > 0 per channel, got {self.std_bgr}")
+        if not 0 <= self.pad_value <= 255:
+            raise EntryError(f"preprocess pad_value must lie in 0..255, got {self.pad_value}")
+        if self.channel_order not in ("bgr", "rgb"):
+            raise EntryError(f"preprocess channel_order must be bgr or rgb, got {self.channel_order!r}")
 
 
 @dataclass(frozen=True)
@@ -72,8 +105,8 @@ class Postprocess:
     """How raw outputs become person boxes.
 
     `nms_in_graph`: the network already returns final boxes (`dets` [B,N,5] + `labels` [B,N]).
-    Otherwise the output is a raw YOLOX head [B, A, 5 + C] decoded with `strides` and filtered with NMS at
-    `nms_iou`. `person_class` is the class index kept; all other classes are dropped.
+    Otherwise the output is a raw head (YOLOX [B, A, 5 + C] decoded with `strides`, or YOLOv8 [B, 4 + C, A])
+    filtered with NMS at `nms_iou`. `person_class` is the class index kept; all other classes are dropped.
     """
 
     nms_in_graph: bool
@@ -105,6 +138,8 @@ class ModelEntry:
         postprocess: how a detector's outputs become boxes; None for a `reid` model.
         embedding_dim: length of a `reid` model's embedding vector; None for a detector.
         quantised_from: for a locally produced INT8 variant, the id of the float model it was made from.
+        imported: True for a detector imported on this machine (`showroom models import`), kept in a local
+            registry file rather than in this module.
     """
 
     id: str
@@ -127,14 +162,46 @@ class ModelEntry:
     quantised_from: str | None = None
     embedding_dim: int | None = None
     notes: str = ""
+    imported: bool = False
     extra: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        problems = self._problems()
+        if problems:
+            raise EntryError(f"{self.id}: inconsistent registry entry: {'; '.join(problems)}")
+
+    def _problems(self) -> list[str]:
+        problems: list[str] = []
+        if not self.id or not self.file_name:
+            problems.append("id and file_name must not be empty")
+        if any(len(d) != 64 or any(c not in "0123456789abcdef" for c in d) for d in self.sha256):
+            problems.append(f"sha256 values must be 64 lowercase hex digits, got {list(self.sha256)}")
+        if len(self.output_names) != OUTPUT_COUNT.get(self.family, -1):
+            problems.append(
+                f"a {self.family} model has {OUTPUT_COUNT.get(self.family)} output(s), "
+                f"got {list(self.output_names)}"
+            )
+        w, h = self.input_size_wh
         if self.family == "reid":
             if self.postprocess is not None or self.embedding_dim is None or self.embedding_dim < 1:
-                raise ModelError(f"{self.id}: a reid entry has an embedding_dim >= 1 and no postprocess")
-        elif self.postprocess is None or self.embedding_dim is not None:
-            raise ModelError(f"{self.id}: a detector entry has a postprocess and no embedding_dim")
+                problems.append("a reid entry has an embedding_dim >= 1 and no postprocess")
+            return problems
+        post = self.postprocess
+        if post is None or self.embedding_dim is not None:
+            return [*problems, "a detector entry has a postprocess and no embedding_dim"]
+        if w <= 0 or h <= 0 or w % self.size_multiple or h % self.size_multiple:
+            problems.append(f"input size {w}x{h} must be positive multiples of {self.size_multiple}")
+        if not 0 <= post.person_class < len(self.classes):
+            problems.append(
+                f"person_class {post.person_class} is not an index of {len(self.classes)} classes"
+            )
+        if post.nms_in_graph != (self.family == "rtmdet"):
+            problems.append(f"nms_in_graph must be {self.family == 'rtmdet'} for the {self.family} family")
+        if self.family == "yolox" and not post.strides:
+            problems.append("a yolox entry needs its head's strides")
+        if not 0 < post.nms_iou < 1 or post.max_detections < 1:
+            problems.append(f"nms_iou must lie in (0, 1) and max_detections be >= 1, got {post}")
+        return problems
 
     @property
     def task(self) -> Task:
@@ -252,10 +319,29 @@ MODELS: dict[str, ModelEntry] = {m.id: m for m in (RTMDET_NANO_PERSON, YOLOX_NAN
 DEFAULT_MODEL_ID = RTMDET_NANO_PERSON.id
 
 
+def local_entries() -> dict[str, ModelEntry]:
+    """Detectors imported on this machine, from the local registry file of each searched directory (the
+    first directory wins an id found in several)."""
+    from vision_models.local_registry import read_local_entries  # the file format needs this module's types
+
+    entries: dict[str, ModelEntry] = {}
+    for directory in search_dirs():
+        for entry in read_local_entries(directory):
+            entries.setdefault(entry.id, entry)
+    return entries
+
+
+def all_entries() -> dict[str, ModelEntry]:
+    """Built-in and imported float models by id (built-in ids first; an imported entry never shadows one)."""
+    return {**local_entries(), **MODELS}
+
+
 def model_ids(task: Task | None = "detect") -> list[str]:
-    """Registered float model ids of `task` (every task when None), the default detector first."""
-    ids = [i for i in MODELS if task is None or MODELS[i].task == task]
-    return sorted(ids, key=lambda i: (i != DEFAULT_MODEL_ID, i))
+    """Registered float model ids of `task` (every task when None), the default detector first; imported
+    detectors follow the built-in models."""
+    entries = all_entries()
+    ids = [i for i, e in entries.items() if task is None or e.task == task]
+    return sorted(ids, key=lambda i: (i != DEFAULT_MODEL_ID, entries[i].imported, i))
 
 
 TASK_NAMES: dict[Task, str] = {"detect": "person detector", "reid": "re-identification model"}
@@ -301,7 +387,10 @@ def get_entry(model_id: str | None = None) -> ModelEntry:
     model_id = model_id or DEFAULT_MODEL_ID
     if model_id in MODELS:
         return MODELS[model_id]
-    base = MODELS.get(model_id.removesuffix(INT8_SUFFIX)) if model_id.endswith(INT8_SUFFIX) else None
+    entries = all_entries()
+    if model_id in entries:
+        return entries[model_id]
+    base = entries.get(model_id.removesuffix(INT8_SUFFIX)) if model_id.endswith(INT8_SUFFIX) else None
     if base is not None and base.task == "detect":
         return int8_entry(base)
     known = ", ".join(model_ids(None))
@@ -386,10 +475,23 @@ def verify_file(entry: ModelEntry, path: Path) -> VerifiedModel:
         accepted = ", ".join(entry.sha256) or "none recorded"
         raise ChecksumError(
             f"{entry.id}: {path} has sha256 {digest}, expected one of: {accepted}. The file is corrupt or a "
-            f"different model; replace it (showroom models fetch {entry.quantised_from or entry.id}) or fix "
-            f"{MODEL_DIR_ENV}."
+            f"different model; replace it ({_restore_hint(entry)}) or fix {MODEL_DIR_ENV}."
         )
     return VerifiedModel(entry=entry, path=path, sha256=digest)
+
+
+def _restore_hint(entry: ModelEntry) -> str:
+    if entry.quantised_from:
+        return f"showroom models quantize {entry.quantised_from}"
+    if entry.imported:
+        return f"showroom models import FILE --id {entry.id} --replace"
+    return f"showroom models fetch {entry.id}"
+
+
+def import_dir() -> Path:
+    """Where `showroom models import` puts a model and its local registry entry: `SHOWROOM_MODEL_DIR` when
+    set (the directory an installer fills, so imported models travel with the others), else the user cache."""
+    return model_dir() or cache_dir()
 
 
 def resolve(model_id: str | None = None) -> VerifiedModel:
@@ -404,8 +506,8 @@ def resolve(model_id: str | None = None) -> VerifiedModel:
     path = find_file(entry)
     if path is None:
         searched = ", ".join(str(d) for d in search_dirs())
-        if entry.quantised_from:
-            hint = f"run `showroom models quantize {entry.quantised_from}`"
+        if entry.quantised_from or entry.imported:
+            hint = f"run `{_restore_hint(entry)}`"
         else:
             hint = (
                 f"put it in the directory named by {MODEL_DIR_ENV} or run `showroom models fetch {entry.id}` "

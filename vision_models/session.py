@@ -75,6 +75,11 @@ def check_session_io(entry: ModelEntry, session: ort.InferenceSession) -> None:
         )
 
 
+def axis_fits(declared: Any, expected: int) -> bool:
+    """A declared axis size equals `expected`, or is dynamic (a name or None: checked when the model runs)."""
+    return not isinstance(declared, int) or declared == expected
+
+
 def _input_shape_problems(entry: ModelEntry, shape: list[Any]) -> list[str]:
     w, h = entry.input_size_wh
     if entry.task == "reid":
@@ -91,4 +96,8 @@ def _output_shape_problems(entry: ModelEntry, shape: list[Any]) -> list[str]:
         return [f"output shape {shape}, expected [1, {entry.embedding_dim}]"]
     if entry.family == "yolox" and (len(shape) != 3 or shape[-1] != 5 + len(entry.classes)):
         return [f"output shape {shape}, expected [1, anchors, {5 + len(entry.classes)}]"]
+    if entry.family == "yolov8" and (len(shape) != 3 or shape[1] != 4 + len(entry.classes)):
+        return [f"output shape {shape}, expected [1, {4 + len(entry.classes)}, anchors]"]
+    if entry.family == "rtmdet" and (len(shape) != 3 or not axis_fits(shape[-1], 5)):
+        return [f"output shape {shape}, expected [batch, boxes, 5] (x1, y1, x2, y2, score)"]
     return []

@@ -111,3 +111,13 @@ def detect_video(
         if on_frame is not None:
             on_frame(frames)
     return VideoDetectionSummary(frames=frames, detections=boxes)
+
+
+def detect_frames(detector: Detector, video: Path, *, max_frames: int | None = None) -> dict[int, Detections]:
+    """Detections of the first `max_frames` frames of `video` (all when None), by frame number from 1."""
+    result: dict[int, Detections] = {}
+    for number, frame in enumerate(read_frames(video), start=1):
+        if max_frames is not None and number > max_frames:
+            break
+        result[number] = detector.detect(frame)
+    return result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -123,3 +124,47 @@ def test_quantize_then_detect_with_the_int8_variant(
     rows = np.loadtxt(out, delimiter=",", ndmin=2)
     assert set(rows[:, 0].astype(int)) == set(range(1, CLIP_FRAMES + 1))
     assert len(rows) >= 3 * CLIP_FRAMES  # at least three people per frame, as with the float model
+
+
+EVALUATE_FRAMES = 50
+PETS09_GT_SCALE = 480 / 768  # gt.txt is in the original 768x576 pixels; the clip is 480x360
+
+
+def test_evaluate_reports_ap50_precision_recall_on_pets09(pets_dir: Path) -> None:
+    """RTMDet-nano at its default 544x416 on PETS09-S2L1's first 50 frames against the independent ground
+    truth. Measured: AP50 0.896, precision 0.792, recall 0.919 (whole clip: AP50 0.935, BENCHMARKS.md).
+    Asserted: AP50 >= 0.85, recall >= 0.85, precision >= 0.70."""
+    args = ["models", "evaluate", "rtmdet-nano-person", "--video", str(pets_dir / "vtest_480x360.avi")]
+    args += [
+        "--gt",
+        str(pets_dir / "gt.txt"),
+        "--scale",
+        str(PETS09_GT_SCALE),
+        "--frames",
+        str(EVALUATE_FRAMES),
+    ]
+    result = CliRunner().invoke(main, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output.strip().splitlines()[-1])
+    print(f"\nrtmdet-nano-person 544x416, PETS09-S2L1 frames 1-{EVALUATE_FRAMES}: {report}")
+    assert report["frames"] == EVALUATE_FRAMES and report["input_size_wh"] == [544, 416]
+    assert report["ground_truth"] > 4 * EVALUATE_FRAMES  # 4 to 8 people per frame
+    assert report["ap50"] >= 0.85
+    assert report["recall"] >= 0.85 and report["precision"] >= 0.70
+    text = CliRunner().invoke(main, args)
+    assert text.exit_code == 0, text.output
+    counts = f"({report['true_positives']} TP, {report['false_positives']} FP, {report['ground_truth']} GT"
+    assert "rtmdet-nano-person 544x416 on vtest_480x360.avi: AP50 0." in text.output
+    assert f"{counts}, {EVALUATE_FRAMES} frames)" in text.output
+
+
+def test_evaluate_errors_are_clear(pets_dir: Path, tmp_path: Path) -> None:
+    video = str(pets_dir / "vtest_480x360.avi")
+    missing_gt = CliRunner().invoke(
+        main, ["models", "evaluate", "yolox-nano", "--video", video, "--gt", "no.txt"]
+    )
+    assert missing_gt.exit_code == 1 and "ground truth no.txt" in missing_gt.output
+    bad = CliRunner().invoke(
+        main, ["models", "evaluate", "nope", "--video", video, "--gt", str(pets_dir / "gt.txt")]
+    )
+    assert bad.exit_code == 1 and "unknown model id 'nope'" in bad.output
