@@ -22,7 +22,7 @@ from shapely.validation import explain_validity
 from edge.events import ID_PATTERN
 from edge.mqtt_common import BrokerAddress
 from vision_models.boxes import BoxProfileError, load_box
-from vision_models.registry import MODELS, ModelError, Task, require_task
+from vision_models.registry import ModelError, Task, get_entry, require_task
 
 XY = Annotated[
     tuple[
@@ -362,14 +362,13 @@ class ReidConfig(_Model):
 
 
 def _model_of_task(model_id: str, task: Task) -> str:
-    """`model_id`, unless the registry knows it as a model for another task (a detector named where a
-    re-identification model belongs, or the reverse)."""
-    entry = MODELS.get(model_id)
-    if entry is not None:
-        try:
-            require_task(entry, task)
-        except ModelError as exc:
-            raise ValueError(str(exc)) from None
+    """`model_id`, if the registry knows it (built in, imported with `showroom models import`, or a local
+    INT8 variant) as a model for `task`: a typo, a model not imported on this machine, or a detector named
+    where a re-identification model belongs (or the reverse) is an error here, not when the node starts."""
+    try:
+        require_task(get_entry(model_id), task)
+    except ModelError as exc:
+        raise ValueError(str(exc)) from None
     return model_id
 
 

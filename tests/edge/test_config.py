@@ -116,6 +116,10 @@ def _detector_as_reid_model(d: dict[str, Any]) -> None:
     d["tracker"] = {"reid": {"model": "yolox-nano"}}
 
 
+def _detector_id_typo(d: dict[str, Any]) -> None:
+    d["detector"] = {"model": "rtmdet-nano-persn"}
+
+
 @pytest.mark.parametrize(
     ("mutate", "path", "reason"),
     [
@@ -137,6 +141,7 @@ def _detector_as_reid_model(d: dict[str, Any]) -> None:
             "tracker.reid.model",
             "is a person detector, not a re-identification model",
         ),
+        (_detector_id_typo, "detector.model", "unknown model id 'rtmdet-nano-persn'"),
     ],
 )
 def test_mistakes_are_named_with_key_path_and_reason(mutate: Any, path: str, reason: str) -> None:
