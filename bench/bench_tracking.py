@@ -1,7 +1,8 @@
 """Tracking and counting accuracy on PETS09-S2L1, against peer trackers on identical detections, and speed.
 
     .venv/bin/python bench/bench_tracking.py [--json bench/results/tracking.json] [--input-size 544x416]
-        [--reid] [--reid-config KEY=VALUE ...] [--only-ours]
+        [--reid] [--reid-config KEY=VALUE ...] [--only-ours] [--frames A-B]
+        [--video V --gt gt.txt --config node.yaml [--gt-scale S]]
 
 1. Detections: RTMDet-nano (480x384 input by default, the size of the peers' reference figures;
    `--input-size 544x416` for the product's default since 2026-11-23; score >= 0.1) on every frame of the
@@ -18,6 +19,16 @@
    tracking, aligned with the detections by index), as `showroom edge track` does. Each `--reid-config
    KEY=VALUE ...` (repeatable) adds a run with those `tracker.reid` fields. Besides the scores: boxes
    embedded per frame and re-identification wall ms per frame. `--only-ours` skips the peer trackers.
+6. `--frames A-B` (1-based, inclusive): every tracker still runs on the whole clip, from its first frame, but
+   only frames A-B are scored: the ground truth and every tracker's output are cut to that range, and the
+   door and line counts are the crossings made in it. So a tuning range and a held-out range of one clip are
+   scored on the same continuous run.
+7. Any other clip with MOTChallenge ground truth: `--video V --gt gt.txt --config node.yaml` (its first
+   camera; frame rate from the config), `--gt-scale S` from the ground truth's pixels to the video's
+   (default 0.625 for PETS09's gt.txt, 1 for any other). Door counts per direction, when the config has doors:
+   ours from the product's door counter, every peer and the ground truth from their boxes' bottom centres
+   projected to the floor with the config's calibration and counted by the product's `DoorCounter`.
+   PETS09's five-line harness and the speed figure run for the PETS09 clip only.
 """
 
 from __future__ import annotations
@@ -28,7 +39,9 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from itertools import repeat
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -40,12 +53,14 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from mot_eval import Rows, evaluate, line_crossings  # noqa: E402
-from pets_detections import PETS_DIR, VIDEO, pets_detections  # noqa: E402
+from mot_eval import GT_SCALE, Rows, evaluate, gt_tracks, line_crossings  # noqa: E402
+from pets_detections import CACHE, PETS_DIR, VIDEO, make_detector, pets_detections  # noqa: E402
 
+from edge.analytics.door import DoorCounter  # noqa: E402
 from edge.config import NodeConfig, ReidConfig, load_config, parse_config  # noqa: E402
 from edge.cues.appearance import EmbedTimer, load_embedder, with_appearance  # noqa: E402
 from edge.events import EventStamper, IdSource  # noqa: E402
+from edge.floor.calibration import calibrate_node  # noqa: E402
 from edge.offline import GapFiller  # noqa: E402
 from edge.pipeline import EdgePipeline  # noqa: E402
 from vision_models.detections import Detections  # noqa: E402
@@ -57,19 +72,109 @@ GT = PETS_DIR / "gt.txt"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
+@dataclass(frozen=True)
+class Clip:
+    """What a run scores: a video, its MOTChallenge ground truth and the node config that tracks it."""
+
+    video: Path
+    gt: Path
+    config: Path
+    gt_scale: float = GT_SCALE
+    """Ground-truth pixels to the video's pixels."""
+    fps: float = FPS
+    frames: tuple[int, int] | None = None
+    """First and last frame scored (1-based, inclusive); None: every frame."""
+
+    @property
+    def is_pets(self) -> bool:
+        """The PETS09-S2L1 clip and ground truth (its line harness and header apply)."""
+        return self.video.resolve() == VIDEO.resolve() and self.gt.resolve() == GT.resolve()
+
+    def span(self, n: int) -> tuple[int, int]:
+        """(first, last) frame scored of a clip of `n` frames."""
+        first, last = self.frames or (1, n)
+        if last > n:
+            raise SystemExit(f"--frames {first}-{last}: the clip has {n} frames")
+        return first, last
+
+
+PETS = Clip(VIDEO, GT, CONFIG)
+
+
+def parse_frames(text: str) -> tuple[int, int]:
+    """`"401-795"` -> `(401, 795)`: first and last frame, 1-based and inclusive."""
+    first, sep, last = text.partition("-")
+    try:
+        span = (int(first), int(last))
+    except ValueError:
+        span = (0, 0)
+    if not sep or span[0] < 1 or span[1] < span[0]:
+        raise SystemExit(f"--frames: expected A-B with 1 <= A <= B, got {text!r}")
+    return span
+
+
+def cut(rows: Rows, first: int, last: int) -> Rows:
+    """The rows of frames `first` to `last` only."""
+    return {f: r for f, r in rows.items() if first <= f <= last}
+
+
 def xywh(xyxy: np.ndarray) -> np.ndarray:
     return np.array([xyxy[0], xyxy[1], xyxy[2] - xyxy[0], xyxy[3] - xyxy[1]], dtype=np.float64)
 
 
-def ours_config(reid: dict[str, Any] | None = None) -> NodeConfig:
-    """examples/pets09.yaml, with `tracker.reid` set to `reid` when given (`{}`: the product's defaults)."""
+def ours_config(reid: dict[str, Any] | None = None, path: Path = CONFIG) -> NodeConfig:
+    """The node config (examples/pets09.yaml by default), with `tracker.reid` set to `reid` when given (`{}`:
+    the product's defaults)."""
     if reid is None:
-        return load_config(CONFIG)
+        return load_config(path)
     import yaml
 
-    data = yaml.safe_load(CONFIG.read_text())
+    data = yaml.safe_load(path.read_text())
     data["tracker"] = {**(data.get("tracker") or {}), "reid": reid}
-    return parse_config(data, f"{CONFIG} + tracker.reid {reid}")
+    return parse_config(data, f"{path} + tracker.reid {reid}")
+
+
+def clip_detections(clip: Clip, input_wh: tuple[int, int]) -> list[Detections]:
+    """RTMDet-nano detections (score >= 0.1) of every frame of the clip, cached under bench/.cache; the
+    PETS09 clip's are `pets_detections`'."""
+    if clip.video.resolve() == VIDEO.resolve():
+        return pets_detections(input_wh)
+    import hashlib
+
+    import cv2
+
+    tag = hashlib.sha1(str(clip.video.resolve()).encode()).hexdigest()[:8]
+    path = CACHE / f"{clip.video.stem}_{tag}_rtmdet_{input_wh[0]}x{input_wh[1]}_s0.10.npz"
+    if path.exists():
+        data = np.load(path)
+        resolution = (int(data["resolution_wh"][0]), int(data["resolution_wh"][1]))
+        ends = np.cumsum(data["counts"])
+        return [
+            Detections(data["boxes"][e - c : e], data["scores"][e - c : e], resolution)
+            for c, e in zip(data["counts"], ends, strict=True)
+        ]
+    detector = make_detector(input_wh, 0.1)
+    cap = cv2.VideoCapture(str(clip.video))  # sequential decoding: seeking is inexact on some files
+    out: list[Detections] = []
+    resolution = (0, 0)
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        resolution = (frame.shape[1], frame.shape[0])
+        out.append(detector.detect(frame))
+    cap.release()
+    if not out:
+        raise SystemExit(f"--video {clip.video}: no frame could be decoded")
+    CACHE.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(
+        path,
+        counts=np.array([len(d) for d in out]),
+        boxes=np.concatenate([d.xyxy for d in out]).reshape(-1, 4),
+        scores=np.concatenate([d.confidence for d in out]),
+        resolution_wh=np.array(resolution),
+    )
+    return out
 
 
 class OursRun(NamedTuple):
@@ -78,6 +183,9 @@ class OursRun(NamedTuple):
     """`rows` with hidden frames interpolated offline (gaps up to INTERPOLATE_GAPS frames)."""
     counts: dict[str, int]
     """Product door counter crossings by direction ("in" = left to right, "out" = right to left)."""
+    crossings: list[dict[tuple[str, str], int]]
+    """Product door counter crossings by (door id, direction) after each frame (index 0: before the first;
+    the last entry includes the final flush), to count the crossings of a range of frames."""
     ms: float
     """Wall ms per frame of `EdgePipeline.process` (re-identification included when on)."""
     embedded_per_frame: float = 0.0
@@ -85,10 +193,10 @@ class OursRun(NamedTuple):
     """Wall ms per frame spent embedding boxes (part of `ms`)."""
 
 
-def run_ours(dets: list[Detections], reid: dict[str, Any] | None = None) -> OursRun:
+def run_ours(dets: list[Detections], reid: dict[str, Any] | None = None, clip: Clip = PETS) -> OursRun:
     """Our pipeline over `dets`; with `reid` (a `tracker.reid` mapping), the boxes are embedded on request
     from the clip's frames, decoded again here one at a time (frame i belongs to detections i)."""
-    config = ours_config(reid)
+    config = ours_config(reid, clip.config)
     pipeline = EdgePipeline(config, EventStamper(config.store_id, config.node_id, IdSource(0)))
     camera = config.cameras[0].id
     embedder = load_embedder(config)
@@ -97,7 +205,8 @@ def run_ours(dets: list[Detections], reid: dict[str, Any] | None = None) -> Ours
     if embedder is not None:
         from vision_models.video import read_frames
 
-        frames = read_frames(VIDEO)
+        frames = read_frames(clip.video)
+    crossings: list[dict[tuple[str, str], int]] = [{}]
     rows: Rows = defaultdict(list)
     filled: Rows = defaultdict(list)
     filler = GapFiller(INTERPOLATE_GAPS)
@@ -108,24 +217,51 @@ def run_ours(dets: list[Detections], reid: dict[str, Any] | None = None) -> Ours
         start = time.perf_counter()
         if embedder is not None and frame is not None:
             d = with_appearance(d, frame, embedder, timer)
-            pipeline.process(T0 + timedelta(seconds=i / FPS), {camera: d}, {camera: frame})
+            pipeline.process(T0 + timedelta(seconds=i / clip.fps), {camera: d}, {camera: frame})
         else:
-            pipeline.process(T0 + timedelta(seconds=i / FPS), {camera: d})
+            pipeline.process(T0 + timedelta(seconds=i / clip.fps), {camera: d})
         elapsed += time.perf_counter() - start
+        crossings.append(dict(pipeline.analytics.crossings))
         for tid, box, _ in pipeline.observed_tracks(camera):
             rows[i + 1].append((tid, xywh(box)))
             filled[i + 1].append((tid, xywh(box)))
         for line in filler.rows(pipeline, camera, i + 1):
             f, tid, x, y, w, h = line.split(",")[:6]
             filled[int(f)].append((int(tid), np.array([float(x), float(y), float(w), float(h)])))
-    pipeline.flush(T0 + timedelta(seconds=len(dets) / FPS))
+    pipeline.flush(T0 + timedelta(seconds=len(dets) / clip.fps))
+    crossings[-1] = dict(pipeline.analytics.crossings)
     counts: dict[str, int] = {direction: n for (_, direction), n in pipeline.analytics.crossings.items()}
     if embedder is not None and timer.boxes != pipeline.stats.embedded_boxes:
         raise RuntimeError(
             f"embedding count mismatch: timer {timer.boxes}, pipeline {pipeline.stats.embedded_boxes}"
         )
     n = len(dets)
-    return OursRun(rows, filled, counts, 1000 * elapsed / n, timer.boxes / n, 1000 * timer.seconds / n)
+    return OursRun(
+        rows, filled, counts, crossings, 1000 * elapsed / n, timer.boxes / n, 1000 * timer.seconds / n
+    )
+
+
+def crossings_in(run: OursRun, first: int, last: int) -> dict[tuple[str, str], int]:
+    """The product door counter's crossings by (door id, direction) made in frames `first` to `last`."""
+    after, before = run.crossings[last], run.crossings[first - 1]
+    return {key: n - before.get(key, 0) for key, n in after.items()}
+
+
+def floor_door_counts(rows: Rows, config: NodeConfig) -> dict[str, tuple[int, int]]:
+    """(in, out) crossings per door of the config by the rows' boxes: bottom centres projected to the floor
+    with the config's first camera, counted by the product's `DoorCounter` (its line and hysteresis)."""
+    projection = calibrate_node(config)[config.cameras[0].id]
+    counters = [DoorCounter(door) for door in config.doors]
+    for frame in sorted(rows):
+        if not rows[frame]:
+            continue
+        feet = [(b[0] + b[2] / 2, b[1] + b[3]) for _, b in rows[frame]]
+        floor, valid = projection.to_floor(feet)
+        for (tid, _), xy, ok in zip(rows[frame], floor, valid, strict=True):
+            if ok:
+                for counter in counters:
+                    counter.observe(tid, (float(xy[0]), float(xy[1])))
+    return {c.door.id: (c.counts["in"], c.counts["out"]) for c in counters}
 
 
 def frames_changed(a: Rows, b: Rows, n: int) -> int:
@@ -163,19 +299,18 @@ LINES_X_768 = (200, 300, 384, 450, 550)
 """Vertical image lines (x in 768x576 pixels) through the walking area, for the any-line count check."""
 
 
-def gt_line_counts(x_768: float) -> tuple[int, int]:
-    """(left-to-right, right-to-left) ground-truth crossings of one vertical line by boxes' bottom centres."""
-    from mot_eval import gt_tracks
+def gt_line_counts(x_768: float, first: int = 1, last: int = 10**9) -> tuple[int, int]:
+    """(left-to-right, right-to-left) ground-truth crossings of one vertical line by boxes' bottom centres,
+    in frames `first` to `last`."""
+    return line_crossings(cut(gt_tracks(GT), first, last), x_768 * 0.625)
 
-    return line_crossings(gt_tracks(GT), x_768 * 0.625)
 
-
-def door_counts_on_lines(dets: list[Detections]) -> dict[int, tuple[int, int]]:
-    """The product's floor door counter with one door per image line (inside = right of the line)."""
+def door_counts_on_lines(
+    dets: list[Detections], first: int = 1, last: int | None = None
+) -> dict[int, tuple[int, int]]:
+    """The product's floor door counter with one door per image line (inside = right of the line): the
+    crossings made in frames `first` to `last` (default: the last) of a run over every frame."""
     import yaml
-
-    from edge.config import parse_config
-    from edge.floor.calibration import calibrate_node
 
     data = yaml.safe_load(CONFIG.read_text())
     projection = calibrate_node(parse_config(data))[data["cameras"][0]["id"]]
@@ -190,10 +325,20 @@ def door_counts_on_lines(dets: list[Detections]) -> dict[int, tuple[int, int]]:
     config = parse_config(data)
     pipeline = EdgePipeline(config, EventStamper(config.store_id, config.node_id, IdSource(0)))
     camera = config.cameras[0].id
-    for i, d in enumerate(dets):
+    last = len(dets) if last is None else last
+    before: dict[tuple[str, str], int] = {}
+    for i, d in enumerate(dets[:last]):
+        if i + 1 == first:
+            before = dict(pipeline.analytics.crossings)
         pipeline.process(T0 + timedelta(seconds=i / FPS), {camera: d})
     c = pipeline.analytics.crossings
-    return {x: (c[(f"x{x}", "in")], c[(f"x{x}", "out")]) for x in LINES_X_768}
+    return {
+        x: (
+            c[(f"x{x}", "in")] - before.get((f"x{x}", "in"), 0),
+            c[(f"x{x}", "out")] - before.get((f"x{x}", "out"), 0),
+        )
+        for x in LINES_X_768
+    }
 
 
 def run_peer(
@@ -220,10 +365,10 @@ def sv_detections(d: Detections, min_score: float = 0.0):  # type: ignore[no-unt
     )
 
 
-def supervision_bytetrack(min_score: float):  # type: ignore[no-untyped-def]
+def supervision_bytetrack(min_score: float, fps: float = FPS):  # type: ignore[no-untyped-def]
     import supervision as sv
 
-    tracker = sv.ByteTrack(frame_rate=int(FPS))
+    tracker = sv.ByteTrack(frame_rate=round(fps))
 
     def step(d: Detections) -> list[tuple[int, np.ndarray]]:
         out = tracker.update_with_detections(sv_detections(d, min_score))
@@ -235,8 +380,8 @@ def supervision_bytetrack(min_score: float):  # type: ignore[no-untyped-def]
 def trackers_peer(name: str):  # type: ignore[no-untyped-def]
     import trackers
 
-    def make(min_score: float):  # type: ignore[no-untyped-def]
-        tracker = getattr(trackers, name)(frame_rate=FPS)
+    def make(min_score: float, fps: float = FPS):  # type: ignore[no-untyped-def]
+        tracker = getattr(trackers, name)(frame_rate=fps)
 
         def step(d: Detections) -> list[tuple[int, np.ndarray]]:
             out = tracker.update(sv_detections(d, min_score))
@@ -344,13 +489,15 @@ def _timing_once(frames: int) -> float:
     return 1000 * spent / frames
 
 
-def peer_trackers() -> dict[str, Callable[[float], Callable[[Detections], list[tuple[int, np.ndarray]]]]]:
+def peer_trackers(
+    fps: float = FPS,
+) -> dict[str, Callable[[float], Callable[[Detections], list[tuple[int, np.ndarray]]]]]:
     peers = {
-        "supervision ByteTrack": supervision_bytetrack,
-        "trackers SORT": trackers_peer("SORTTracker"),
-        "trackers ByteTrack": trackers_peer("ByteTrackTracker"),
-        "trackers OC-SORT": trackers_peer("OCSORTTracker"),
-        "trackers BoT-SORT": trackers_peer("BoTSORTTracker"),
+        "supervision ByteTrack": partial(supervision_bytetrack, fps=fps),
+        "trackers SORT": partial(trackers_peer("SORTTracker"), fps=fps),
+        "trackers ByteTrack": partial(trackers_peer("ByteTrackTracker"), fps=fps),
+        "trackers OC-SORT": partial(trackers_peer("OCSORTTracker"), fps=fps),
+        "trackers BoT-SORT": partial(trackers_peer("BoTSORTTracker"), fps=fps),
         "norfair (IoU)": norfair_peer,
     }
     for kind, label in (("bytetrack", "Ultralytics ByteTrack"), ("botsort", "Ultralytics BoT-SORT")):
@@ -361,17 +508,71 @@ def peer_trackers() -> dict[str, Callable[[float], Callable[[Detections], list[t
     return peers
 
 
-def ours_metrics(run: OursRun, n: int) -> dict[str, float]:
-    metrics = evaluate(GT, run.rows, n)
-    lr, rl = line_crossings(run.rows)
+def score(clip: Clip, rows: Rows, n: int, config: NodeConfig) -> dict[str, float]:
+    """TrackEval scores of `rows` on the clip's scored frames, and the crossings made in them: of PETS09's
+    image line x = 384 (`line_lr`, `line_rl`), or of each door by the boxes' floor feet (`door ID in`,
+    `door ID out`)."""
+    first, last = clip.span(n)
+    metrics = evaluate(clip.gt, rows, last, first_frame=first, gt_scale=clip.gt_scale)
+    if clip.is_pets:
+        metrics["line_lr"], metrics["line_rl"] = line_crossings(cut(rows, first, last))
+    else:
+        for door, (n_in, n_out) in floor_door_counts(cut(rows, first, last), config).items():
+            metrics[f"door {door} in"], metrics[f"door {door} out"] = n_in, n_out
+    return metrics
+
+
+def ours_metrics(
+    run: OursRun, n: int, clip: Clip = PETS, config: NodeConfig | None = None
+) -> dict[str, float]:
+    config = config or load_config(clip.config)
+    crossings = crossings_in(run, *clip.span(n))
+    metrics = score(clip, run.rows, n, config)
+    if not clip.is_pets:  # the product's own door counter, not its boxes' floor feet
+        for door in config.doors:
+            for direction in ("in", "out"):
+                metrics[f"door {door.id} {direction}"] = crossings.get((door.id, direction), 0)
+    lines = {key: metrics.pop(key) for key in ("line_lr", "line_rl") if key in metrics}
     metrics.update(
-        door_in_lr=run.counts.get("in", 0),
-        door_out_rl=run.counts.get("out", 0),
-        line_lr=lr,
-        line_rl=rl,
+        door_in_lr=sum(v for (_, direction), v in crossings.items() if direction == "in"),
+        door_out_rl=sum(v for (_, direction), v in crossings.items() if direction == "out"),
+        **lines,
         ms=run.ms,
     )
     return metrics
+
+
+def clip_from_args(args: argparse.Namespace) -> Clip:
+    video = args.video or VIDEO
+    gt = args.gt or GT
+    config = args.config or CONFIG
+    scale = args.gt_scale if args.gt_scale is not None else GT_SCALE if gt.resolve() == GT.resolve() else 1.0
+    for flag, path in (("--video", video), ("--gt", gt), ("--config", config)):
+        if not path.is_file():
+            raise SystemExit(f"{flag} {path}: no such file")
+    fps = load_config(config).cameras[0].fps
+    return Clip(video, gt, config, scale, fps, parse_frames(args.frames) if args.frames else None)
+
+
+def print_clip_table(clip: Clip, results: dict[str, dict[str, float]], config: NodeConfig, n: int) -> None:
+    """The scores of a clip other than PETS09, with door counts per direction when the config has doors."""
+    first, last = clip.span(n)
+    truth = floor_door_counts(cut(gt_tracks(clip.gt, clip.gt_scale), first, last), config)
+    doors = " | ".join(f"door {d} in / out ({i} / {o})" for d, (i, o) in truth.items())
+    door_header = f" {doors} |" if doors else ""
+    print(f"| tracker (input score) | HOTA | MOTA | IDF1 | ID sw. | IDs |{door_header} ms/frame |")
+    print("|---|---|---|---|---|---|" + "---|" * (len(truth) + 1))
+    for name, m in results.items():
+        cells = "".join(f" {m[f'door {d} in']:.0f} / {m[f'door {d} out']:.0f} |" for d in truth)
+        print(
+            f"| {name} (>= {m.get('min_score', 0.1):.1f}) | {m['HOTA']:.3f} | {m['MOTA']:.3f} | "
+            f"{m['IDF1']:.3f} | {m['IDSW']:.0f} | {m['ids']:.0f} |{cells} {m['ms']:.2f} |"
+        )
+    if truth:
+        print(
+            "Doors: ours by the product's door counter; the ground truth (in the header) and the peers by"
+            " their boxes' bottom centres on the floor, counted by the same DoorCounter."
+        )
 
 
 def main() -> None:
@@ -396,22 +597,35 @@ def main() -> None:
     parser.add_argument(
         "--only-ours", action="store_true", help="Skip the peer trackers (they take minutes)."
     )
+    parser.add_argument(
+        "--frames", metavar="A-B", help="Score only frames A to B (1-based, inclusive) of the whole run."
+    )
+    parser.add_argument("--video", type=Path, help="Another clip (default: PETS09-S2L1 view 1, 480x360).")
+    parser.add_argument("--gt", type=Path, help="Its MOTChallenge ground truth (default: PETS09's gt.txt).")
+    parser.add_argument("--config", type=Path, help="Its node config (default: examples/pets09.yaml).")
+    parser.add_argument(
+        "--gt-scale",
+        type=float,
+        help="Ground-truth pixels to video pixels (default: 0.625 for PETS09's gt.txt, 1 for another).",
+    )
     args = parser.parse_args()
+    clip = clip_from_args(args)
+    config = load_config(clip.config)
     reid_variants: list[dict[str, Any]] = ([{}] if args.reid else []) + [
         parse_reid_variant(pairs) for pairs in args.reid_config
     ]
     w, h = (int(v) for v in args.input_size.split("x"))
-    dets = pets_detections((w, h))
+    dets = clip_detections(clip, (w, h))
     print(f"detections: RTMDet-nano at {w}x{h}, score >= 0.1, {sum(len(d) for d in dets)} boxes", flush=True)
     n = len(dets)
+    first, last = clip.span(n)
     results: dict[str, dict[str, float]] = {}
 
-    ours = run_ours(dets)
-    results["showroom floor-kalman"] = ours_metrics(ours, n)
+    ours = run_ours(dets, clip=clip)
+    results["showroom floor-kalman"] = ours_metrics(ours, n, clip, config)
     all_rows: dict[str, Rows] = {"showroom floor-kalman": ours.rows}
-    metrics = evaluate(GT, ours.filled, n)
-    lr, rl = line_crossings(ours.filled)
-    metrics.update(line_lr=lr, line_rl=rl, ms=ours.ms)
+    metrics = score(clip, ours.filled, n, config)
+    metrics.update(ms=ours.ms)
     results[f"showroom floor-kalman, gaps <= {INTERPOLATE_GAPS} frames interpolated (offline MOT output)"] = (
         metrics
     )
@@ -419,18 +633,18 @@ def main() -> None:
     for variant in reid_variants:
         name = reid_label(variant)
         print(f"{name}: running", flush=True)
-        run = run_ours(dets, variant)
-        metrics = ours_metrics(run, n)
+        run = run_ours(dets, variant, clip)
+        metrics = ours_metrics(run, n, clip, config)
         metrics.update(
             embedded_per_frame=run.embedded_per_frame,
             reid_ms=run.reid_ms,
-            frames_changed=frames_changed(ours.rows, run.rows, n),
+            frames_changed=frames_changed(cut(ours.rows, first, last), cut(run.rows, first, last), last),
         )
         results[name] = metrics
         all_rows[name] = run.rows
         reid_names.append(name)
 
-    peers = {} if args.only_ours else peer_trackers()
+    peers = {} if args.only_ours else peer_trackers(clip.fps)
     for name, make in peers.items():
         # Each peer gets the same detections, filtered at 0.1 (all) and at 0.3 (the detector's usual
         # threshold, for trackers without a low-score stage); its better run by HOTA is reported.
@@ -441,29 +655,44 @@ def main() -> None:
             except Exception as exc:  # a peer that cannot run is reported, not hidden
                 print(f"{name}: failed: {exc!r}", file=sys.stderr)
                 break
-            metrics = evaluate(GT, rows, n)
-            lr, rl = line_crossings(rows)
-            metrics.update(line_lr=lr, line_rl=rl, ms=ms, min_score=min_score)
+            metrics = score(clip, rows, n, config)
+            metrics.update(ms=ms, min_score=min_score)
             if best is None or metrics["HOTA"] > best["HOTA"]:
                 best = metrics
                 all_rows[name] = rows
         if best is not None:
             results[name] = best
+    if not clip.is_pets:
+        boxes = sum(len(d) for d in dets[first - 1 : last])
+        print(
+            f"\n{clip.video.name}, frames {first}-{last} of {n}, {boxes} detections"
+            f" (RTMDet-nano {w}x{h}, score >= 0.1), ground truth {clip.gt} x {clip.gt_scale:g}"
+        )
+        print_clip_table(clip, results, config, n)
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            payload = {"clip": str(clip.video), "frames": [first, last], "results": results}
+            args.json.write_text(json.dumps(payload, indent=2))
+        return
     speed = timing_20_people()
     lines: dict[str, dict[int, tuple[int, int]]] = {
-        "ground truth": {x: gt_line_counts(x) for x in LINES_X_768}
+        "ground truth": {x: gt_line_counts(x, first, last) for x in LINES_X_768}
     }
-    lines["showroom door counter"] = door_counts_on_lines(dets)
+    lines["showroom door counter"] = door_counts_on_lines(dets, first, last)
     for name, tracker_rows in all_rows.items():
-        lines[f"{name} (image line)"] = {x: line_crossings(tracker_rows, x * 0.625) for x in LINES_X_768}
+        lines[f"{name} (image line)"] = {
+            x: line_crossings(cut(tracker_rows, first, last), x * 0.625) for x in LINES_X_768
+        }
+    door_lr, door_rl = lines["ground truth"][384]
 
+    frames = f"{n} frames" if clip.frames is None else f"frames {first}-{last} of {n}"
     print(
-        f"\nPETS09-S2L1, {n} frames, {sum(len(d) for d in dets)} detections"
+        f"\nPETS09-S2L1, {frames}, {sum(len(d) for d in dets[first - 1 : last])} detections"
         f" (RTMDet-nano {w}x{h}, score >= 0.1)"
     )
     print(
-        "| tracker (input score) | HOTA | MOTA | IDF1 | ID sw. | IDs | line L->R (14) | line R->L (18)"
-        " | ms/frame |"
+        "| tracker (input score) | HOTA | MOTA | IDF1 | ID sw. | IDs | "
+        f"line L->R ({door_lr}) | line R->L ({door_rl}) | ms/frame |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
     for name, m in results.items():
@@ -488,8 +717,9 @@ def main() -> None:
     if reid_names:
         print("\nRe-identification (ms/frame: EdgePipeline.process wall, embedding included)")
         print(
-            "| tracker | HOTA | MOTA | IDF1 | ID sw. | IDs | door L->R / R->L (14 / 18) | ms/frame"
-            " | boxes embedded/frame | reid ms/frame | frames with other tracks than without reid |"
+            "| tracker | HOTA | MOTA | IDF1 | ID sw. | IDs | "
+            f"door L->R / R->L ({door_lr} / {door_rl}) | ms/frame | boxes embedded/frame"
+            " | reid ms/frame | frames with other tracks than without reid |"
         )
         print("|---|---|---|---|---|---|---|---|---|---|---|")
         for name in ["showroom floor-kalman", *reid_names]:
@@ -505,6 +735,8 @@ def main() -> None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         lines_json = {name: {str(x): v for x, v in by_x.items()} for name, by_x in lines.items()}
         payload = {"pets09": results, "line_counts": lines_json, "ms_per_frame_20_people": speed}
+        if clip.frames is not None:
+            payload["frames"] = [first, last]
         args.json.write_text(json.dumps(payload, indent=2))
 
 

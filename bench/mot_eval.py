@@ -1,8 +1,8 @@
-"""MOTChallenge evaluation of tracker output on PETS09-S2L1 with TrackEval (HOTA, CLEAR MOT, Identity).
+"""MOTChallenge evaluation of tracker output (PETS09-S2L1 by default) with TrackEval: HOTA, CLEAR, Identity.
 
 Follows the MOTChallenge protocol: ground-truth rows with flag 0 are ignored, and tracker boxes that match
 an ignored ground-truth box (IoU >= 0.5) are removed before scoring. Boxes are compared in the video's
-480x360 pixels (ground truth scaled by 0.625).
+pixels: PETS09's ground truth (768x576) is scaled by 0.625 to its 480x360 video; another clip's `gt_scale`.
 """
 
 from __future__ import annotations
@@ -19,17 +19,17 @@ GT_SCALE = 0.625
 LINE_X = 384 * GT_SCALE
 
 Rows = dict[int, list[tuple[int, npt.NDArray[np.float64]]]]
-"""frame -> [(track id, xywh box in 480x360 pixels)]."""
+"""frame (1-based) -> [(track id, xywh box in the video's pixels)]."""
 
 
-def load_gt(path: Path) -> tuple[Rows, Rows]:
-    """(counted, ignored) ground-truth rows, boxes scaled to 480x360."""
-    data = np.loadtxt(path, delimiter=",")
+def load_gt(path: Path, gt_scale: float = GT_SCALE) -> tuple[Rows, Rows]:
+    """(counted, ignored) ground-truth rows, boxes scaled by `gt_scale` to the video's pixels."""
+    data = np.loadtxt(path, delimiter=",", ndmin=2)
     counted: Rows = defaultdict(list)
     ignored: Rows = defaultdict(list)
     for row in data:
         frame, tid = int(row[0]), int(row[1])
-        box = row[2:6] * GT_SCALE
+        box = row[2:6] * gt_scale
         (counted if row[6] > 0 else ignored)[frame].append((tid, box))
     return counted, ignored
 
@@ -47,14 +47,17 @@ def _iou(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64]) -> npt.NDArray[
     return np.asarray(inter / np.maximum(union, 1e-9))
 
 
-def evaluate(gt_path: Path, tracks: Rows, num_frames: int) -> dict[str, float]:
-    """HOTA, MOTA, IDF1, ID switches and friends for one tracker's output."""
-    gt, ignored = load_gt(gt_path)
+def evaluate(
+    gt_path: Path, tracks: Rows, num_frames: int, *, first_frame: int = 1, gt_scale: float = GT_SCALE
+) -> dict[str, float]:
+    """HOTA, MOTA, IDF1, ID switches and friends for one tracker's output, scored on frames `first_frame`
+    to `num_frames` (1-based, inclusive): ground truth and tracker rows of other frames are left out."""
+    gt, ignored = load_gt(gt_path, gt_scale)
     gt_map: dict[int, int] = {}
     tr_map: dict[int, int] = {}
     data: dict[str, object] = {"gt_ids": [], "tracker_ids": [], "similarity_scores": []}
     n_gt = n_tr = 0
-    for frame in range(1, num_frames + 1):
+    for frame in range(first_frame, num_frames + 1):
         g = gt.get(frame, [])
         t = tracks.get(frame, [])
         ig = ignored.get(frame, [])
@@ -77,7 +80,7 @@ def evaluate(gt_path: Path, tracks: Rows, num_frames: int) -> dict[str, float]:
         n_gt += len(g)
         n_tr += len(t)
     data.update(
-        num_timesteps=num_frames,
+        num_timesteps=num_frames - first_frame + 1,
         num_gt_ids=len(gt_map),
         num_tracker_ids=len(tr_map),
         num_gt_dets=n_gt,
@@ -116,5 +119,5 @@ def line_crossings(tracks: Rows, line_x: float = LINE_X) -> tuple[int, int]:
     return lr, rl
 
 
-def gt_tracks(gt_path: Path) -> Rows:
-    return load_gt(gt_path)[0]
+def gt_tracks(gt_path: Path, gt_scale: float = GT_SCALE) -> Rows:
+    return load_gt(gt_path, gt_scale)[0]
