@@ -67,8 +67,7 @@ class FloorProjection:
         """
         pts = np.asarray(points_px, dtype=np.float64).reshape(-1, 2)
         homog = np.hstack([pts, np.ones((len(pts), 1))]) @ self.homography.T
-        w = homog[:, 2] * self._w_sign
-        ok = w > _MIN_W
+        ok = homog[:, 2] > _MIN_W  # the fit keeps w > 0 on the floor's side (see `fit_homography`)
         out = np.full((len(pts), 2), np.nan)
         out[ok] = homog[ok, :2] / homog[ok, 2:3]
         return out, ok
@@ -88,10 +87,6 @@ class FloorProjection:
         """(N,) the floor's local scale at each image point: pixels per metre (square root of the area
         ratio), so a vertical length in metres can be sized in pixels there."""
         return 1.0 / metres_per_px_scale(self.metres_per_pixel(points_px))
-
-    @property
-    def _w_sign(self) -> float:
-        return float(np.sign(self.homography[2, 2]) or 1.0)
 
     def metres_per_pixel(self, points_px: npt.ArrayLike) -> Float64Array:
         """(N, 2, 2) Jacobian of the projection at each image point: floor metres per image pixel."""

@@ -10,7 +10,7 @@ import yaml
 from click.testing import CliRunner
 from showroom_builders import camera, config_dict
 
-from edge.config import Calibration, CameraConfig, ConfigError, parse_config
+from edge.config import Calibration, CameraConfig, ConfigError, load_config, parse_config
 from edge.floor.calibration import CalibrationError, calibrate_camera, calibrate_node, fit_homography
 
 REPO = Path(__file__).resolve().parents[2]
@@ -237,3 +237,20 @@ def test_the_node_check_refuses_the_wrong_pair_too(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         runtime.check()
     assert [p for p, _ in err.value.problems] == ["cameras[0].calibration[5]"]
+
+
+def test_a_camera_that_sees_above_the_horizon_still_puts_people_on_the_floor() -> None:
+    """The CAVIAR shop front (a real scene, calibrated from itself): the top rows of the image are above
+    the horizon, so the homography's scale is negative at pixel (0, 0). Points on the gallery floor must
+    still project onto it, and points above the horizon must not."""
+    config = load_config(Path(__file__).resolve().parents[2] / "examples" / "caviar-front.yaml")
+    projection = calibrate_node(config)["front"]
+    assert projection.homography[2, 2] < 0  # pixel (0, 0) lies beyond the horizon
+    calibration = config.cameras[0].calibration
+    assert calibration is not None
+    marks_px = np.asarray(calibration.image_points_px, dtype=np.float64)
+    floor, ok = projection.to_floor(marks_px)
+    assert ok.all()
+    assert np.abs(floor - np.asarray(calibration.floor_points_m)).max() < 0.1
+    _, above = projection.to_floor([[192.0, 2.0]])  # top of the image: the atrium's far wall and roof
+    assert not above.any()
