@@ -224,16 +224,34 @@ class GroupScript:
         world, rng, params = self.world, self.rng, self.params
         door = world.doors[int(rng.integers(len(world.doors)))]
         speed = float(rng.uniform(0.9, 1.4))
+        give_way: Vec | None = None
+        wait_s = 0.0
         if meet is not None:
             door = world.doors[meet.door_index]
-            apart_s = float(rng.uniform(1.0, 3.0)) * (1.0 if rng.random() < 0.5 else -1.0)
-            t_arrive_s = max(0.0, meet.t_s + apart_s - OUTSIDE_DOOR_M / speed)
+            apart_s = float(rng.uniform(1.0, 3.0))
+            if rng.random() < 0.5:
+                # Walks in 1-3 s before or after the one walking out, without stopping.
+                apart_s *= 1.0 if rng.random() < 0.5 else -1.0
+                t_arrive_s = max(0.0, meet.t_s + apart_s - OUTSIDE_DOOR_M / speed)
+            else:
+                # Gives way: waits beside the way out, just outside the line, from 1 s before the other
+                # crosses it, and walks in 1-3 s after (the two pass within half a metre).
+                aside = 0.4 if rng.random() < 0.5 else -0.4
+                give_way = door.mid_m + door.along * aside - door.inward * 0.3
+                walk_s = float(np.linalg.norm(give_way - door.outside_point(0.0))) / speed
+                t_arrive_s = max(0.0, meet.t_s - 1.0 - walk_s)
+                wait_s = max(0.0, meet.t_s + apart_s - 0.3 / speed - (t_arrive_s + walk_s))
         along = self._door_offsets(size, door.width_m)
         builders: list[PathBuilder] = []
         for i in range(size):
             lag = 0.0 if params.side_by_side else float(rng.uniform(0.0, 1.2)) * i
             start = door.outside_point(along[i]) - door.inward * (0.0 if params.side_by_side else 0.3 * i)
-            b = PathBuilder(t_arrive_s + lag, start)
+            if give_way is not None and i == 0:
+                b = PathBuilder(t_arrive_s, door.outside_point(0.0))
+                b.walk([give_way], speed)
+                b.stay(wait_s, rng, wander_m=0.0)
+            else:
+                b = PathBuilder(t_arrive_s + wait_s + lag, start)
             if params.p_hesitate > 0 and rng.random() < params.p_hesitate:
                 self._hesitate(b, door, along[i], speed)
             b.walk([door.inside_point(along[i])], speed)
