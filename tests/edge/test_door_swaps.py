@@ -6,8 +6,13 @@ hysteresis, tracks at 5 frames a second.
 
 from __future__ import annotations
 
-from showroom_builders import Scene, line, looks, make_config, stay
+import math
+from datetime import timedelta
 
+from showroom_builders import T0, Scene, line, looks, make_config, stay
+
+from edge.tracking.base import TrackState
+from edge.tracking.relink import Relinker, Sighting, Trail
 from vision_models.arrays import XY
 
 OUT = (10.0, 21.5)
@@ -126,3 +131,28 @@ def test_hesitating_on_the_line_makes_one_visit() -> None:
     assert scene.analytics.crossings[("main", "out")] == 0
     assert len(scene.of_type("visit.started")) == 1
     assert scene.analytics.occupancy == 1
+
+
+def _trail(track_id: int, path: list[XY], look: int) -> Trail:
+    """A track's trail at 5 steps a second, ending now, with appearance `looks(look)`."""
+    t = [T0 + timedelta(seconds=k / 5) for k in range(len(path))]
+    sightings = tuple(Sighting(p, ts, looks(look)) for p, ts in zip(path, t, strict=True))
+    state = TrackState(track_id, path[-1], (0.0, 0.0), True, path[0], t[-1], appearance=looks(look))
+    return Trail(state, sightings)
+
+
+def test_with_re_identification_a_swap_needs_the_other_track_to_look_like_who_came_in() -> None:
+    relinker = Relinker(same_person_distance=0.15, lost_after_s=60.0)
+    came_in = [*line((10.2, 21.5), MEET_A, 2.2), *line(MEET_A, (10.0, 20.6), 1.2)]
+    turned = [*line((9.8, 15.5), MEET_B, 2.2), *line(MEET_B, (9.9, 17.8), 1.2)]
+    came_in_at = T0 + timedelta(seconds=1.7)
+    inward = (0.0, -1.0)
+    # The track that walked out now looks like B, the one that turned round like A (who came in): a swap.
+    out_b, in_a = _trail(2, came_in, look=2), _trail(1, turned, look=1)
+    assert relinker.door_swap(out_b, came_in_at, looks(1), inward, [in_a]) == 1
+    # The one that turned round looks like somebody else: not A.
+    assert relinker.door_swap(out_b, came_in_at, looks(1), inward, [_trail(1, turned, look=3)]) is None
+    # The track that walked out still looks like A: A stepped back out.
+    assert relinker.door_swap(_trail(2, came_in, look=1), came_in_at, looks(1), inward, [in_a]) is None
+    # Without re-identification, the trajectories alone say swap.
+    assert Relinker(math.inf, 60.0).door_swap(out_b, came_in_at, None, inward, [in_a]) == 1
