@@ -76,6 +76,11 @@ class DoorCounter:
         self._tracks: dict[int, _TrackSide] = {}
         self.counts: dict[Direction, int] = {"in": 0, "out": 0}
 
+    @property
+    def inward(self) -> XY:
+        """The unit vector across the line into the shop."""
+        return self._normal
+
     def signed_distance_m(self, xy: XY) -> float:
         """Distance from the door's (infinite) line, positive on the inside."""
         return self._normal[0] * (xy[0] - self._a[0]) + self._normal[1] * (xy[1] - self._a[1])

@@ -106,7 +106,7 @@ class ShowroomAnalytics:
         self._visits.drop_staff_entries()
         for track in tracks.tracks:
             if track.observed:
-                out += self._doors(ts_utc, track)
+                out += self._doors(ts_utc, track, tracks.tracks)
         out += self._visits.confirm(ts_utc)
         staff_xy = [t.xy_m for t in tracks.tracks if t.observed and self._tracks.counts_as_staff(t.track_id)]
         out += self._visits.step(ts_utc, {t.track_id: t for t in tracks.tracks}, staff_xy)
@@ -140,7 +140,7 @@ class ShowroomAnalytics:
         self.rejected_tracks += len(step.tracks) - len(good)
         return TrackerStep(good, step.ended)
 
-    def _doors(self, ts_utc: datetime, track: TrackState) -> list[Envelope]:
+    def _doors(self, ts_utc: datetime, track: TrackState, alive: list[TrackState]) -> list[Envelope]:
         out: list[Envelope] = []
         for door in self.doors:
             direction = door.observe(track.track_id, track.xy_m, track.first_xy_m)
@@ -149,5 +149,5 @@ class ShowroomAnalytics:
             self.crossings[(door.door.id, direction)] += 1
             if direction == "out":
                 self._staff.walked_out(self._tracks[track.track_id])
-            out += self._visits.crossed(ts_utc, track, door.door.id, direction)
+            out += self._visits.crossed(ts_utc, track, door, direction, alive)
         return out

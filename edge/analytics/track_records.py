@@ -6,12 +6,16 @@ never reuses an id) or when the node flushes (the tracker starts afresh).
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from edge.tracking.base import TrackState
-from edge.tracking.relink import Candidate, Sighting
+from edge.tracking.relink import SWAP_LEAD_S, SWAP_WINDOW_S, Candidate, Sighting, Trail
+
+TRAIL_S = SWAP_WINDOW_S + SWAP_LEAD_S
+"""How long a track's sightings are kept (its trail, for telling a swap in a doorway from a step back)."""
 
 
 @dataclass
@@ -25,6 +29,7 @@ class TrackRecord:
         uniform_votes: frames in which its torso matched the staff uniform.
         continues_another: it continues an ended track for the door lines (it continues at most one).
         visitor_id: the visit it is on, if any (the visit's `track_id` points back at it).
+        trail: its observed sightings of the last `TRAIL_S` seconds, oldest first.
     """
 
     first_seen_utc: datetime
@@ -33,6 +38,7 @@ class TrackRecord:
     uniform_votes: int = 0
     continues_another: bool = False
     visitor_id: str | None = None
+    trail: deque[Sighting] = field(default_factory=deque)
 
 
 class TrackRecords:
@@ -61,7 +67,12 @@ class TrackRecords:
         """Keep each observed track's latest position, time and appearance."""
         for track in tracks:
             if track.observed:
-                self._by_id[track.track_id].last = Sighting(track.xy_m, track.last_seen_utc, track.appearance)
+                record = self._by_id[track.track_id]
+                record.last = Sighting(track.xy_m, track.last_seen_utc, track.appearance)
+                record.trail.append(record.last)
+                keep_from = track.last_seen_utc - timedelta(seconds=TRAIL_S)
+                while record.trail[0].seen_utc < keep_from:
+                    record.trail.popleft()
 
     def end(self, track_id: int) -> TrackRecord | None:
         """Forget an ended track; returns its record (None if it was never seen)."""
@@ -82,6 +93,17 @@ class TrackRecords:
         """Staff for reception and heat: flagged, and not on a visit (a wrong flag changes no visit)."""
         record = self._by_id.get(track_id)
         return record is not None and record.staff and record.visitor_id is None
+
+    def trails(
+        self, alive: Iterable[TrackState], allowed: Callable[[TrackState, TrackRecord], bool]
+    ) -> list[Trail]:
+        """The alive tracks with a record and a trail that `allowed` lets in, with their trails."""
+        out: list[Trail] = []
+        for track in alive:
+            record = self._by_id.get(track.track_id)
+            if record is not None and record.trail and allowed(track, record):
+                out.append(Trail(track, tuple(record.trail)))
+        return out
 
     def candidates(
         self, alive: Iterable[TrackState], allowed: Callable[[TrackState, TrackRecord], bool]

@@ -13,6 +13,11 @@ Definitions follow DOMAIN.md:
   (sitting under the roof, invisible from the ceiling): the visit waits up to `in_car_max_s` without any
   motion prediction, for a new track that starts at that car (within `lost_after_s`, a track elsewhere
   within reach may take it over too, as for any lost visitor).
+- A track that came in and walks straight back out (before the visit is confirmed, or within
+  `SWAP_WINDOW_S`) may have been swapped in the doorway with someone walking out: when
+  `Relinker.door_swap` finds the track the person who came in walks on in on, the visit moves to that track
+  and the visit of that track (its person has just walked out) ends at the door. Otherwise the person
+  stepped straight back out: an unconfirmed visit was no visit.
 - A staff flag stops a visit from starting; it never ends a visit already started, so a wrong flag cannot
   create or destroy a visit. A track on a visit that walks into a staff-only area follows a staff member
   now: the visit lets go of it and waits for its visitor as for a track that ended.
@@ -33,8 +38,8 @@ from edge.analytics.zones import CarVisit, CarZones, ZoneStay, car_at, reappeare
 from edge.config import Thresholds
 from edge.events import Envelope, EventStamper, VisitEnded, VisitStarted
 from edge.tracking.base import TrackState
-from edge.tracking.relink import LostVisitor, Relinker, VisitRelink
-from vision_models.arrays import XY
+from edge.tracking.relink import SWAP_WINDOW_S, LostVisitor, Relinker, Trail, VisitRelink
+from vision_models.arrays import XY, Float64Array
 
 EndReason = Literal["door", "lost", "shutdown"]
 
@@ -56,6 +61,8 @@ class Visit:
     reception: ReceptionStreak | None = None
     in_car: str | None = None
     """The car the visitor vanished into (their track ended there); None when not parked in a car."""
+    came_in_look: Float64Array | None = field(default=None, repr=False, compare=False)
+    """The appearance of the track that came in, at the crossing (re-identification on)."""
 
 
 class Visits:
@@ -86,27 +93,75 @@ class Visits:
         return sum(1 for v in self.open.values() if v.confirmed)
 
     def crossed(
-        self, ts_utc: datetime, track: TrackState, door_id: str, direction: Direction
+        self,
+        ts_utc: datetime,
+        track: TrackState,
+        door: DoorCounter,
+        direction: Direction,
+        alive: Sequence[TrackState] = (),
     ) -> list[Envelope]:
-        """`track` crossed door `door_id`: inward it starts a visit (unless on one, or staff), outward it
-        ends its visit (one not confirmed yet was no visit: stepped in and straight back out)."""
+        """`track` crossed `door`: inward it starts a visit (unless on one, or staff), outward it ends its
+        visit (one not confirmed yet was no visit: stepped in and straight back out), unless the tracker
+        swapped its person with someone walking out (`Relinker.door_swap`; `alive`: this step's tracks)."""
+        door_id = door.door.id
         record = self.records[track.track_id]
         visitor_id = record.visitor_id
         if direction == "in":
             if visitor_id is None and not record.staff:
                 new_id = self.stamper.ids.visitor_id()
                 self.open[new_id] = Visit(new_id, door_id, ts_utc, track.track_id, ts_utc, track.xy_m)
+                self.open[new_id].came_in_look = track.appearance
                 record.visitor_id = new_id
             return []
         if visitor_id is None:
             return []
         visit = self.open[visitor_id]
+        if (ts_utc - visit.started_at).total_seconds() <= SWAP_WINDOW_S:
+            partner = self._swapped_with(visit, track, door, alive)
+            if partner is not None:
+                return self._unswap(ts_utc, visit, track.track_id, partner, door_id)
+        return self._walked_out(ts_utc, visit, track.track_id, door_id)
+
+    def _walked_out(self, ts_utc: datetime, visit: Visit, track_id: int, door_id: str) -> list[Envelope]:
+        """The visitor of `visit` walked out on track `track_id`: a confirmed visit ends at the door; one not
+        confirmed yet was no visit."""
         out: list[Envelope] = []
         if visit.confirmed:
             out += self.end(visit, ts_utc, door_id, "door")
         else:
-            del self.open[visitor_id]
-        record.visitor_id = None
+            del self.open[visit.visitor_id]
+        self.records[track_id].visitor_id = None
+        return out
+
+    def _swapped_with(
+        self, visit: Visit, track: TrackState, door: DoorCounter, alive: Sequence[TrackState]
+    ) -> int | None:
+        """The track the visitor of `visit` walks on in on, if the tracker swapped them with someone walking
+        out on `track` (None: they stepped back out themselves)."""
+        record = self.records[track.track_id]
+        if not record.trail:
+            return None
+        walked_out = Trail(track, tuple(record.trail))
+        others = self.records.trails(
+            alive,
+            lambda t, r: (
+                t.track_id != track.track_id and not r.staff and not outside_doors(self.doors, t.xy_m)
+            ),
+        )
+        return self.relinker.door_swap(walked_out, visit.started_at, visit.came_in_look, door.inward, others)
+
+    def _unswap(
+        self, ts_utc: datetime, visit: Visit, swapped_id: int, partner_id: int, door_id: str
+    ) -> list[Envelope]:
+        """Undo a swap in the doorway: the person on `swapped_id` who just walked out is the partner's (their
+        visit, if any, ends at the door), and `visit` goes on with the partner track."""
+        out: list[Envelope] = []
+        partner_visit_id = self.records[partner_id].visitor_id
+        self.records[swapped_id].visitor_id = None
+        if partner_visit_id is not None and partner_visit_id in self.open:
+            out += self._walked_out(ts_utc, self.open[partner_visit_id], partner_id, door_id)
+        self._link(visit, partner_id)
+        visit.in_car = None
         return out
 
     def confirm(self, ts_utc: datetime) -> list[Envelope]:

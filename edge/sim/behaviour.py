@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from edge.sim.world import SimCar, Vec, World, WorldError
+from edge.sim.world import OUTSIDE_DOOR_M, SimCar, SimDoor, Vec, World, WorldError
 
 Role = Literal["visitor", "staff"]
 
@@ -168,6 +168,20 @@ class BehaviourParams:
     """Per group: talks to a salesperson."""
     staff_patrol_p: float = 0.15
     """Per idle spell: a floor staff member walks the floor."""
+    p_counterflow: float = 0.0
+    """Per group: comes in through a door while someone walks out through it, their crossings of the line
+    1-3 s apart (the two meet in the doorway: the hard case for a tracker)."""
+    p_hesitate: float = 0.0
+    """Per entering visitor: stops on the door line for 1-3 s, shifting to and fro within 0.3 m inside it,
+    before walking on in."""
+
+
+@dataclass(frozen=True)
+class DoorPass:
+    """A visitor crosses door `door_index`'s line at `t_s` (seconds since the simulation's start)."""
+
+    t_s: float
+    door_index: int
 
 
 @dataclass(frozen=True)
@@ -194,19 +208,52 @@ class GroupScript:
         self.world = world
         self.rng = rng
         self.params = params
+        self.exits: list[DoorPass] = []
+        """Every outward crossing of the groups built so far (for groups meeting them in the doorway)."""
 
     def build(
-        self, t_arrive_s: float, size: int, first_pid: int, group: int
+        self,
+        t_arrive_s: float,
+        size: int,
+        first_pid: int,
+        group: int,
+        meet: DoorPass | None = None,
     ) -> tuple[list[Person], list[Consult]]:
+        """One group's scripts. `meet`: the group comes in through that door, its first member crossing
+        the line 1-3 s before or after that time (`t_arrive_s` is then ignored)."""
         world, rng, params = self.world, self.rng, self.params
         door = world.doors[int(rng.integers(len(world.doors)))]
         speed = float(rng.uniform(0.9, 1.4))
+        give_way: Vec | None = None
+        wait_s = 0.0
+        if meet is not None:
+            door = world.doors[meet.door_index]
+            apart_s = float(rng.uniform(1.0, 3.0))
+            if rng.random() < 0.5:
+                # Walks in 1-3 s before or after the one walking out, without stopping.
+                apart_s *= 1.0 if rng.random() < 0.5 else -1.0
+                t_arrive_s = max(0.0, meet.t_s + apart_s - OUTSIDE_DOOR_M / speed)
+            else:
+                # Gives way: waits beside the way out, just outside the line, from 1 s before the other
+                # crosses it, and walks in 1-3 s after (the two pass within half a metre).
+                aside = 0.4 if rng.random() < 0.5 else -0.4
+                give_way = door.mid_m + door.along * aside - door.inward * 0.3
+                walk_s = float(np.linalg.norm(give_way - door.outside_point(0.0))) / speed
+                t_arrive_s = max(0.0, meet.t_s - 1.0 - walk_s)
+                wait_s = max(0.0, meet.t_s + apart_s - 0.3 / speed - (t_arrive_s + walk_s))
         along = self._door_offsets(size, door.width_m)
         builders: list[PathBuilder] = []
         for i in range(size):
             lag = 0.0 if params.side_by_side else float(rng.uniform(0.0, 1.2)) * i
             start = door.outside_point(along[i]) - door.inward * (0.0 if params.side_by_side else 0.3 * i)
-            b = PathBuilder(t_arrive_s + lag, start)
+            if give_way is not None and i == 0:
+                b = PathBuilder(t_arrive_s, door.outside_point(0.0))
+                b.walk([give_way], speed)
+                b.stay(wait_s, rng, wander_m=0.0)
+            else:
+                b = PathBuilder(t_arrive_s + wait_s + lag, start)
+            if params.p_hesitate > 0 and rng.random() < params.p_hesitate:
+                self._hesitate(b, door, along[i], speed)
             b.walk([door.inside_point(along[i])], speed)
             builders.append(b)
         self._sync(builders)
@@ -244,10 +291,28 @@ class GroupScript:
             inside = exit_door.inside_point(along[i])
             b.walk([*world.route(b.here, inside)], speed)
         self._sync(builders)
+        exit_index = next(k for k, d in enumerate(world.doors) if d is exit_door)
         for i, b in enumerate(builders):
+            # The line lies between the inside and outside points: crossed after the inside part of the walk.
+            inside_m = float(exit_door.side_m(b.here[None])[0])
+            self.exits.append(DoorPass(b.now + inside_m / speed, exit_index))
             b.walk([exit_door.outside_point(along[i])], speed)
         people = [b.build(first_pid + i, "visitor", group) for i, b in enumerate(builders)]
         return people, consults
+
+    def _hesitate(self, b: PathBuilder, door: SimDoor, along_m: float, speed: float) -> None:
+        """Walk onto the line and stand there 1-3 s, shifting to and fro up to 0.3 m inside it (never back
+        over it: the true path crosses the line once, while its detections may cross it several times)."""
+        rng = self.rng
+        on_line = door.mid_m + door.along * along_m + door.inward * 0.05
+        b.walk([on_line], speed)
+        end = b.now + float(rng.uniform(1.0, 3.0))
+        while b.now < end - 0.4:
+            depth = float(rng.uniform(0.05, 0.3))
+            b.t.append(b.now + float(rng.uniform(0.3, 0.7)))
+            b.xy.append(on_line + door.inward * (depth - 0.05))
+        b.t.append(max(end, b.now))
+        b.xy.append(on_line.copy())
 
     def _door_offsets(self, size: int, width_m: float) -> list[float]:
         spacing = 0.6
@@ -373,6 +438,7 @@ __all__ = [
     "OPEN_HOUR",
     "BehaviourParams",
     "Consult",
+    "DoorPass",
     "GroupScript",
     "PathBuilder",
     "Person",

@@ -146,6 +146,18 @@ SCENARIOS: dict[str, Scenario] = {
             n_staff=3,
         ),
         Scenario(
+            name="door-counterflow",
+            description=(
+                "Saturday afternoon, 150 visitors an hour: half the groups come in while someone walks out "
+                "through the same door (1-3 s apart), groups of up to four, one in five stopping on the line."
+            ),
+            start_local=_SATURDAY.replace(hour=14),
+            duration_s=1200,
+            rate_per_h=150,
+            behaviour=BehaviourParams(group_size_p=(0.4, 0.2, 0.3, 0.1), p_counterflow=0.5, p_hesitate=0.2),
+            n_staff=3,
+        ),
+        Scenario(
             name="staff-heavy",
             description="Wednesday 15:00-16:00: nine staff walking the floor and talking to most visitors.",
             start_local=_WEDNESDAY.replace(hour=15),

@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.config import NodeConfig
-from edge.sim.behaviour import Consult, GroupScript, Person, StaffMember, visitor_rate_per_h
+from edge.sim.behaviour import Consult, DoorPass, GroupScript, Person, StaffMember, visitor_rate_per_h
 from edge.sim.scenarios import Scenario
 from edge.sim.world import Vec, World
 
@@ -84,6 +84,7 @@ class Simulation:
         self._next_arrival_s = 0.0
         self._built_to_s = 0.0
         self._n_groups = 0
+        self._met: set[DoorPass] = set()
         self._lock = threading.RLock()
         self._people_cache: list[Person] | None = None
         self._starts = np.zeros(0)
@@ -114,7 +115,10 @@ class Simulation:
                 if self._rng.random() >= accept:
                     continue
                 size = 1 + int(self._rng.choice(len(self._size_p), p=self._size_p))
-                people, wanted = self._groups.build(candidate, size, len(self._visitors), self._n_groups)
+                meet = self._exit_to_meet(candidate)
+                people, wanted = self._groups.build(
+                    candidate, size, len(self._visitors), self._n_groups, meet
+                )
                 self._n_groups += 1
                 self._visitors += people
                 consults += wanted
@@ -124,6 +128,19 @@ class Simulation:
                 member.idle_until(t_s, self.world, self._rng, self.scenario.behaviour.staff_patrol_p)
             self._built_to_s = max(self._built_to_s, t_s)
             self._people_cache = None
+
+    def _exit_to_meet(self, t_s: float) -> DoorPass | None:
+        """With `p_counterflow`, the next visitor walking out after `t_s` (not met yet) whom the group
+        arriving at `t_s` meets in the doorway instead of arriving then; None otherwise."""
+        p = self.scenario.behaviour.p_counterflow
+        if p <= 0 or self._rng.random() >= p:
+            return None
+        pending = [e for e in self._groups.exits if e.t_s > t_s + 5.0 and e not in self._met]
+        if not pending:
+            return None
+        meet = min(pending, key=lambda e: e.t_s)
+        self._met.add(meet)
+        return meet
 
     def _assign(self, consult: Consult) -> None:
         """Send a free floor staff member to the group (none free: the group is not received)."""
