@@ -22,8 +22,8 @@ from edge.analytics.door import DoorCounter, outside_doors
 from edge.analytics.track_records import TrackRecord, TrackRecords
 from edge.analytics.zones import Zone
 from edge.config import StaffAppearance
-from edge.tracking.base import TrackState
-from edge.tracking.relink import Relinker, Sighting, StaffRelink
+from edge.tracking.base import Sighting, TrackState
+from edge.tracking.relink import Relinker, StaffRelink
 
 
 class StaffFlags:

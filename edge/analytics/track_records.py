@@ -11,8 +11,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from edge.tracking.base import TrackState
-from edge.tracking.relink import SWAP_LEAD_S, SWAP_WINDOW_S, Candidate, Sighting, Trail
+from edge.tracking.base import Sighting, TrackState
+from edge.tracking.doorway import SWAP_LEAD_S, SWAP_WINDOW_S, Trail
+from edge.tracking.relink import Candidate
 
 TRAIL_S = SWAP_WINDOW_S + SWAP_LEAD_S
 """How long a track's sightings are kept (its trail, for telling a swap in a doorway from a step back)."""

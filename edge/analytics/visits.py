@@ -38,7 +38,8 @@ from edge.analytics.zones import CarVisit, CarZones, ZoneStay, car_at, reappeare
 from edge.config import Thresholds
 from edge.events import Envelope, EventStamper, VisitEnded, VisitStarted
 from edge.tracking.base import TrackState
-from edge.tracking.relink import SWAP_WINDOW_S, LostVisitor, Relinker, Trail, VisitRelink
+from edge.tracking.doorway import SWAP_WINDOW_S, Trail
+from edge.tracking.relink import LostVisitor, Relinker, VisitRelink
 from vision_models.arrays import XY, Float64Array
 
 EndReason = Literal["door", "lost", "shutdown"]

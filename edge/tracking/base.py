@@ -68,6 +68,15 @@ class FloorDetections:
 
 
 @dataclass(frozen=True)
+class Sighting:
+    """Where and when a person was last seen, and (with re-identification) what they looked like."""
+
+    xy: XY
+    seen_utc: datetime
+    appearance: Float64Array | None = None
+
+
+@dataclass(frozen=True)
 class TrackState:
     """A confirmed track at one time step (floor metres).
 

@@ -19,13 +19,8 @@ and knows nothing of visits, doors or staff areas; callers pass the candidates t
   a staff member is usually a visitor they are serving, so only a track started since may take the flag.
 - For the door lines, the track that continues an ended one is the nearest one started since (at most
   `DOOR_SUCCESSOR_MAX_S` later) within walking reach, and continuing no other track.
-- Swaps in a doorway: when a track that came in turns round and walks back out, the tracker may have
-  swapped two people who passed each other in the door. It did when another track met it there (within
-  `SWAP_MEET_M`) and turned round at the same moment the other way: walking out until they met, back in
-  since (each at least `SWAP_TURN_M`, measured into the shop). The person who came in walks on in on the
-  other track. With re-identification, a track that looks like the one who came in was no swap (they stepped
-  straight back out), and a partner that looks like somebody else is not them. A person stepping in and
-  straight back out alone, or beside people who walk on, is no swap.
+- Swaps in a doorway (a track that came in walks back out): `Relinker.door_swap`, with the rule and its
+  settings in `edge.tracking.doorway`.
 
 Why "relink" and not "identity": nothing here identifies a person; it only links a lost track to the
 track that follows the same person on, with what is on the box (positions and on-box appearance).
@@ -36,14 +31,15 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Literal
 
 from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 
 from edge.tracking.appearance import cosine_distance
-from edge.tracking.base import TrackState
+from edge.tracking.base import Sighting, TrackState
+from edge.tracking.doorway import Trail, swap_partner
 from vision_models.arrays import XY, Float64Array
 
 ADOPT_BASE_M = 2.5
@@ -56,16 +52,6 @@ CAR_RELINK_M = 3.0
 (a track is confirmed some steps after the person shows up, and beside a car they are often hidden)."""
 DOOR_SUCCESSOR_MAX_S = 5.0
 """A track started this long after another was last seen no longer continues it across a door line."""
-SWAP_MEET_M = 1.0
-"""Two tracks the tracker may have swapped came this close (floor metres): people passing in a doorway."""
-SWAP_TURN_M = 0.3
-"""How far (into the shop, metres) each of two swapped tracks moved the one way before they met and the
-other way since: more than a foot point's jitter on the line."""
-SWAP_LEAD_S = 1.0
-"""Two people may meet (and be swapped) this long before the crossing that started the visit."""
-SWAP_WINDOW_S = 8.0
-"""A track is checked for a swap when it walks back out at most this long after it came in; callers keep
-each track's sightings of the last `SWAP_WINDOW_S + SWAP_LEAD_S` seconds (its `Trail`)."""
 HEIR_OVERLAP_S = 1.0
 """A track confirmed up to this long before a person's last sighting may still be them (confirmation lags
 the track's start by a few frames)."""
@@ -74,15 +60,6 @@ the track's start by a few frames)."""
 def walking_reach_m(gap_s: float) -> float:
     """How far from where someone was last seen a track `gap_s` seconds later may still be them."""
     return min(ADOPT_MAX_M, ADOPT_BASE_M + ADOPT_SPEED_MPS * gap_s)
-
-
-@dataclass(frozen=True)
-class Sighting:
-    """Where and when a person was last seen, and (with re-identification) what they looked like."""
-
-    xy: XY
-    seen_utc: datetime
-    appearance: Float64Array | None = None
 
 
 @dataclass(frozen=True)
@@ -183,39 +160,6 @@ def door_successor(last: Sighting, candidates: Iterable[Candidate]) -> int | Non
     return nearest_new_track(last.xy, last.seen_utc, candidates, max_gap_s=DOOR_SUCCESSOR_MAX_S)
 
 
-@dataclass(frozen=True)
-class Trail:
-    """An alive track with its recent observed sightings (oldest first, one per time step)."""
-
-    track: TrackState
-    sightings: Sequence[Sighting]
-
-
-def _meeting(a: Trail, b: Trail, since_utc: datetime) -> tuple[float, datetime] | None:
-    """The closest approach (metres, time) of two trails at the steps both were seen since `since_utc`."""
-    b_at = {s.seen_utc: s.xy for s in b.sightings}
-    best: tuple[float, datetime] | None = None
-    for s in a.sightings:
-        other = b_at.get(s.seen_utc)
-        if other is None or s.seen_utc < since_utc:
-            continue
-        d = math.dist(s.xy, other)
-        if best is None or d < best[0]:
-            best = (d, s.seen_utc)
-    return best
-
-
-def _progress_m(sightings: Sequence[Sighting], t0: datetime, t1: datetime, inward: XY) -> float | None:
-    """How far the trail moved into the shop (along `inward`, metres) from `t0` to `t1` (its last sightings
-    at or before those times); None when it has none at or before `t0`."""
-    before = [s for s in sightings if s.seen_utc <= t0]
-    after = [s for s in sightings if s.seen_utc <= t1]
-    if not before or not after:
-        return None
-    a, b = before[-1].xy, after[-1].xy
-    return (b[0] - a[0]) * inward[0] + (b[1] - a[1]) * inward[1]
-
-
 class Relinker:
     """Re-linking decisions that depend on appearance and on how long a lost person is waited for.
 
@@ -314,47 +258,11 @@ class Relinker:
         candidates: Iterable[Trail],
     ) -> int | None:
         """The track that follows on the person who came in at `came_in_utc` on the track that has walked
-        back out now (`walked_out`), when the tracker swapped them with someone walking out the other way;
-        None when it was no swap (they stepped straight back out).
-
-        A swap: a candidate met the walked-out track (within `SWAP_MEET_M`, since `SWAP_LEAD_S` before
-        `came_in_utc`) where it turned round: the walked-out track moved in until then and out since, the
-        candidate out until then and in since (each at least `SWAP_TURN_M` along `inward`, the unit vector
-        into the shop). With re-identification, no swap if the walked-out track still looks like
-        `came_in_look` (the person who came in), and no candidate that looks like somebody else. The
-        nearest meeting wins. Candidates on staff or off the floor are the caller's to leave out."""
-        if self.looks_like(walked_out.track, came_in_look):
-            return None
-        since = came_in_utc - timedelta(seconds=SWAP_LEAD_S)
-        now = walked_out.track.last_seen_utc
-        best: tuple[float, int] | None = None
-        for candidate in candidates:
-            if candidate.track.track_id == walked_out.track.track_id or self.looks_unlike(
-                candidate.track, came_in_look
-            ):
-                continue
-            met = _meeting(walked_out, candidate, since)
-            if met is None or met[0] > SWAP_MEET_M:
-                continue
-            dist, at = met
-            moves = (
-                _progress_m(walked_out.sightings, walked_out.sightings[0].seen_utc, at, inward),
-                _progress_m(walked_out.sightings, at, now, inward),
-                _progress_m(candidate.sightings, candidate.sightings[0].seen_utc, at, inward),
-                _progress_m(candidate.sightings, at, candidate.track.last_seen_utc, inward),
-            )
-            if None in moves:
-                continue
-            in_before, out_since, cand_before, cand_since = (m for m in moves if m is not None)
-            mirrored = (
-                in_before >= SWAP_TURN_M
-                and out_since <= -SWAP_TURN_M
-                and cand_before <= -SWAP_TURN_M
-                and cand_since >= SWAP_TURN_M
-            )
-            if mirrored and (best is None or (dist, candidate.track.track_id) < best):
-                best = (dist, candidate.track.track_id)
-        return None if best is None else best[1]
+        back out now, when the tracker swapped them with someone walking out the other way; None when it
+        was no swap (`edge.tracking.doorway.swap_partner`, judged with this relinker's appearance rule)."""
+        return swap_partner(
+            walked_out, came_in_utc, came_in_look, inward, candidates, self.looks_like, self.looks_unlike
+        )
 
     def staff_heir(self, last: Sighting, candidates: Iterable[Candidate]) -> int | None:
         """The track that takes over a staff member's flag as their track ends: the nearest candidate

@@ -11,8 +11,9 @@ from datetime import timedelta
 
 from showroom_builders import T0, Scene, line, looks, make_config, stay
 
-from edge.tracking.base import TrackState
-from edge.tracking.relink import Relinker, Sighting, Trail
+from edge.tracking.base import Sighting, TrackState
+from edge.tracking.doorway import Trail
+from edge.tracking.relink import Relinker
 from vision_models.arrays import XY
 
 OUT = (10.0, 21.5)
