@@ -1,7 +1,7 @@
 """Tracking and counting accuracy on PETS09-S2L1, against peer trackers on identical detections, and speed.
 
     .venv/bin/python bench/bench_tracking.py [--json bench/results/tracking.json] [--input-size 544x416]
-        [--reid] [--reid-config KEY=VALUE ...] [--only-ours]
+        [--reid] [--reid-config KEY=VALUE ...] [--only-ours] [--frames A-B]
 
 1. Detections: RTMDet-nano (480x384 input by default, the size of the peers' reference figures;
    `--input-size 544x416` for the product's default since 2026-11-23; score >= 0.1) on every frame of the
@@ -18,6 +18,9 @@
    tracking, aligned with the detections by index), as `showroom edge track` does. Each `--reid-config
    KEY=VALUE ...` (repeatable) adds a run with those `tracker.reid` fields. Besides the scores: boxes
    embedded per frame and re-identification wall ms per frame. `--only-ours` skips the peer trackers.
+6. `--frames A-B`: every tracker still runs on the whole clip, but HOTA, MOTA, IDF1 and ID switches score only
+   frames A to B (1-based, inclusive; ground truth and tracker output both cut), so settings can be chosen on
+   one part of the clip and reported on the other. Door and line counts stay whole-clip.
 """
 
 from __future__ import annotations
@@ -55,6 +58,25 @@ INTERPOLATE_GAPS = 10
 CONFIG = HERE.parent / "examples" / "pets09.yaml"
 GT = PETS_DIR / "gt.txt"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
+FRAMES: tuple[int, int] | None = None
+"""`--frames A-B`: score only frames A..B (1-based, inclusive); None: the whole clip."""
+
+
+def evaluate_frames(rows: Rows, n: int) -> dict[str, float]:
+    """`evaluate` over frames 1..n, or over `FRAMES` only: ground truth and `rows` cut to it, renumbered."""
+    if FRAMES is None:
+        return evaluate(GT, rows, n)
+    import tempfile
+
+    a, b = FRAMES[0], min(FRAMES[1], n)
+    gt = np.loadtxt(GT, delimiter=",")
+    gt = gt[(gt[:, 0] >= a) & (gt[:, 0] <= b)]
+    gt[:, 0] -= a - 1
+    cut: Rows = {f - a + 1: r for f, r in rows.items() if a <= f <= b}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "gt.txt"
+        np.savetxt(path, gt, delimiter=",", fmt="%g")
+        return evaluate(path, cut, b - a + 1)
 
 
 def xywh(xyxy: np.ndarray) -> np.ndarray:
@@ -362,7 +384,7 @@ def peer_trackers() -> dict[str, Callable[[float], Callable[[Detections], list[t
 
 
 def ours_metrics(run: OursRun, n: int) -> dict[str, float]:
-    metrics = evaluate(GT, run.rows, n)
+    metrics = evaluate_frames(run.rows, n)
     lr, rl = line_crossings(run.rows)
     metrics.update(
         door_in_lr=run.counts.get("in", 0),
@@ -396,7 +418,16 @@ def main() -> None:
     parser.add_argument(
         "--only-ours", action="store_true", help="Skip the peer trackers (they take minutes)."
     )
+    parser.add_argument(
+        "--frames", metavar="A-B", help="Score only frames A to B (1-based, inclusive) of the clip."
+    )
     args = parser.parse_args()
+    if args.frames:
+        global FRAMES
+        a, _, b = args.frames.partition("-")
+        FRAMES = (int(a), int(b))
+        if not 1 <= FRAMES[0] <= FRAMES[1]:
+            raise SystemExit(f"--frames: expected A-B with 1 <= A <= B, got {args.frames!r}")
     reid_variants: list[dict[str, Any]] = ([{}] if args.reid else []) + [
         parse_reid_variant(pairs) for pairs in args.reid_config
     ]
@@ -409,7 +440,7 @@ def main() -> None:
     ours = run_ours(dets)
     results["showroom floor-kalman"] = ours_metrics(ours, n)
     all_rows: dict[str, Rows] = {"showroom floor-kalman": ours.rows}
-    metrics = evaluate(GT, ours.filled, n)
+    metrics = evaluate_frames(ours.filled, n)
     lr, rl = line_crossings(ours.filled)
     metrics.update(line_lr=lr, line_rl=rl, ms=ours.ms)
     results[f"showroom floor-kalman, gaps <= {INTERPOLATE_GAPS} frames interpolated (offline MOT output)"] = (
@@ -441,7 +472,7 @@ def main() -> None:
             except Exception as exc:  # a peer that cannot run is reported, not hidden
                 print(f"{name}: failed: {exc!r}", file=sys.stderr)
                 break
-            metrics = evaluate(GT, rows, n)
+            metrics = evaluate_frames(rows, n)
             lr, rl = line_crossings(rows)
             metrics.update(line_lr=lr, line_rl=rl, ms=ms, min_score=min_score)
             if best is None or metrics["HOTA"] > best["HOTA"]:
@@ -457,9 +488,10 @@ def main() -> None:
     for name, tracker_rows in all_rows.items():
         lines[f"{name} (image line)"] = {x: line_crossings(tracker_rows, x * 0.625) for x in LINES_X_768}
 
+    scored = f", scored on frames {FRAMES[0]}-{min(FRAMES[1], n)}" if FRAMES else ""
     print(
         f"\nPETS09-S2L1, {n} frames, {sum(len(d) for d in dets)} detections"
-        f" (RTMDet-nano {w}x{h}, score >= 0.1)"
+        f" (RTMDet-nano {w}x{h}, score >= 0.1){scored}"
     )
     print(
         "| tracker (input score) | HOTA | MOTA | IDF1 | ID sw. | IDs | line L->R (14) | line R->L (18)"
