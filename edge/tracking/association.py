@@ -1,8 +1,10 @@
 """Association: which floor detection continues which track, by motion (and walking reach), cheapest first.
 
 The cost of a pair is the negative log-likelihood of the detection under the track's prediction, gated at
-chi-square 99.9% and by the fastest plausible walk from where the track was last seen; pairs are matched
-greedily from the cheapest (deterministic, and a fraction of a millisecond for 20 people).
+chi-square 99.9% and by the fastest plausible walk from where the track was last seen. Confident detections
+are matched to confirmed tracks as a whole (the most pairs the gates allow, then the least total cost), so a
+couple walking close keeps its two tracks; the later stages match greedily from the cheapest. Deterministic,
+and a fraction of a millisecond for 20 people.
 """
 
 from __future__ import annotations
@@ -46,6 +48,50 @@ def greedy_match(cost: Float64Array) -> list[tuple[int, int]]:
     return pairs
 
 
+def optimal_match(cost: Float64Array) -> list[tuple[int, int]]:
+    """Pairs (row, col): greedy from the cheapest, then repaired so that no more pairs can be had by moving
+    one matched row to a free column, and no two pairs are cheaper swapped. `inf` entries are never matched.
+    Deterministic.
+
+    Greedy matching alone takes the cheapest pair first: where the two people of a couple walk close, the
+    track drawn towards the neighbour takes the neighbour's detection and leaves its own person to no one
+    (that track is then lost, or takes the other's). The repair gives each its own."""
+    pairs = dict(greedy_match(cost))  # row -> col
+    if not pairs:
+        return []
+    n_rows, n_cols = cost.shape
+    finite = np.isfinite(cost)
+    changed = True
+    while changed:
+        changed = False
+        taken = {c: r for r, c in pairs.items()}
+        free_cols = [c for c in range(n_cols) if c not in taken]
+        for b in (r for r in range(n_rows) if r not in pairs):
+            # Unmatched row b wants a column held by row a, who could move to a free column instead.
+            options = [
+                (float(cost[b, j] + cost[a, k] - cost[a, j]), a, int(j), k)
+                for j in np.flatnonzero(finite[b])
+                if (a := taken.get(int(j))) is not None
+                for k in free_cols
+                if finite[a, k]
+            ]
+            if options:
+                _, a, j, k = min(options)
+                pairs[a], pairs[b] = k, j
+                changed = True
+                break
+        if changed:
+            continue
+        rows = sorted(pairs)
+        for x, a in enumerate(rows):
+            for b in rows[x + 1 :]:
+                j, k = pairs[a], pairs[b]
+                if cost[a, k] + cost[b, j] < cost[a, j] + cost[b, k]:
+                    pairs[a], pairs[b] = k, j
+                    changed = True
+    return sorted(pairs.items())
+
+
 def motion_cost(
     x: Float64Array,
     p: Float64Array,
@@ -74,10 +120,7 @@ def motion_cost(
     det_s = a * e - b * c
     maha = (e * d[..., 0] ** 2 - (b + c) * d[..., 0] * d[..., 1] + a * d[..., 1] ** 2) / det_s
     cost = maha + np.log(det_s)
-    # Metres a person can have walked since last seen: any pace for a second, then a walk.
-    reach = (
-        1.0 + max_speed_mps * np.minimum(unseen_s, 1.0) + HIDDEN_SPEED_MPS * np.maximum(unseen_s - 1.0, 0.0)
-    )
+    reach = walking_reach(unseen_s, max_speed_mps)
     # ... both from where the track was last seen and from where it predicts them (walking on):
     # a person who walked out of view does not come back 5 m behind where they vanished.
     if hideouts_m is not None:
@@ -88,6 +131,15 @@ def motion_cost(
     too_far = (from_last > reach[:, None]) | (from_predicted > reach[:, None])
     cost[(maha > CHI2_GATE) | too_far] = np.inf
     return np.asarray(cost, dtype=np.float64)
+
+
+def walking_reach(unseen_s: Float64Array, max_speed_mps: float) -> Float64Array:
+    """(T,) metres a person can have walked in `unseen_s` (T,) seconds since last seen: a metre of slack,
+    any pace for a second, then a walk."""
+    return np.asarray(
+        1.0 + max_speed_mps * np.minimum(unseen_s, 1.0) + HIDDEN_SPEED_MPS * np.maximum(unseen_s - 1.0, 0.0),
+        dtype=np.float64,
+    )
 
 
 def near_last_seen(
