@@ -419,14 +419,6 @@ class TrackerConfig(_Model):
     box_noise: float = Field(
         0.08, gt=0, le=1, description="Foot-point uncertainty as a fraction of the box height, pixels."
     )
-    weak_box_noise_max: float = Field(
-        2.0,
-        ge=1,
-        le=10,
-        description="A detection less confident than `high_score` moves its track less: its floor position's "
-        "standard deviation is multiplied by high_score / score, up to this factor (a half-hidden person's "
-        "box seldom ends at their feet, and must not drag a track onto the neighbour beside them).",
-    )
     reid: ReidConfig | None = Field(
         None, description="Appearance re-identification on the box (off when absent)."
     )

@@ -249,7 +249,7 @@ class FloorKalmanTracker:
 
         rows = list(matches)
         cols = [matches[i] for i in rows]
-        self._kf.update(rows, detections.xy_m[cols], self._measurement_cov(detections, cols))
+        self._kf.update(rows, detections.xy_m[cols], detections.cov_m2[cols])
         for i, j in matches.items():
             m = self._meta[i]
             if not m.strong and detections.score[j] >= cfg.new_track_score:
@@ -298,15 +298,6 @@ class FloorKalmanTracker:
         return len(self._meta)
 
     # ---------------------------------------------------------------------------------------------
-
-    def _measurement_cov(self, det: FloorDetections, cols: list[int]) -> Float64Array:
-        """(K, 2, 2) how far the Kalman update trusts detections `cols`: their floor covariance, widened for
-        a detection less confident than `high_score` (its standard deviation times high_score / score, at
-        most `weak_box_noise_max`): a low score is mostly a half-hidden person, whose box seldom ends at their
-        feet, so it must not drag a track (and its velocity) onto a neighbour's position."""
-        cfg = self.config
-        widen = np.clip(cfg.high_score / np.maximum(det.score[cols], 1e-3), 1.0, cfg.weak_box_noise_max)
-        return np.asarray(det.cov_m2[cols] * (widen**2)[:, None, None], dtype=np.float64)
 
     def _plausible(self, det: FloorDetections) -> npt.NDArray[np.bool_]:
         """(N,) which detections score at least `weak_birth_score` and have a person's size where they
