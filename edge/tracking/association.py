@@ -10,6 +10,7 @@ and a fraction of a millisecond for 20 people.
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 import shapely
 from shapely.geometry.base import BaseGeometry
 
@@ -57,39 +58,54 @@ def optimal_match(cost: Float64Array) -> list[tuple[int, int]]:
     track drawn towards the neighbour takes the neighbour's detection and leaves its own person to no one
     (that track is then lost, or takes the other's). The repair gives each its own."""
     pairs = dict(greedy_match(cost))  # row -> col
-    if not pairs:
-        return []
-    n_rows, n_cols = cost.shape
     finite = np.isfinite(cost)
-    changed = True
-    while changed:
-        changed = False
-        taken = {c: r for r, c in pairs.items()}
-        free_cols = [c for c in range(n_cols) if c not in taken]
-        for b in (r for r in range(n_rows) if r not in pairs):
-            # Unmatched row b wants a column held by row a, who could move to a free column instead.
-            options = [
-                (float(cost[b, j] + cost[a, k] - cost[a, j]), a, int(j), k)
-                for j in np.flatnonzero(finite[b])
-                if (a := taken.get(int(j))) is not None
-                for k in free_cols
-                if finite[a, k]
-            ]
-            if options:
-                _, a, j, k = min(options)
-                pairs[a], pairs[b] = k, j
-                changed = True
-                break
-        if changed:
-            continue
-        rows = sorted(pairs)
-        for x, a in enumerate(rows):
-            for b in rows[x + 1 :]:
-                j, k = pairs[a], pairs[b]
-                if cost[a, k] + cost[b, j] < cost[a, j] + cost[b, k]:
-                    pairs[a], pairs[b] = k, j
-                    changed = True
+    if (finite.sum(axis=1) <= 1).all() or (finite.sum(axis=0) <= 1).all():
+        return sorted(pairs.items())  # no row (or no column) has a choice: greedy is the best
+    for _ in range(2 * len(pairs) + 2):  # each repair gains a pair or lowers the total: it ends
+        if not (_augment(cost, finite, pairs) or _swap(cost, pairs)):
+            break
     return sorted(pairs.items())
+
+
+def _augment(cost: Float64Array, finite: npt.NDArray[np.bool_], pairs: dict[int, int]) -> bool:
+    """One more pair: an unmatched row takes a matched row's column, which moves to a free column."""
+    taken = {c: r for r, c in pairs.items()}
+    free_cols = [c for c in range(cost.shape[1]) if c not in taken]
+    if not free_cols:
+        return False
+    options = [
+        (float(cost[b, j] + cost[a, k] - cost[a, j]), b, a, int(j), k)
+        for b in range(cost.shape[0])
+        if b not in pairs
+        for j in np.flatnonzero(finite[b])
+        if (a := taken.get(int(j))) is not None
+        for k in free_cols
+        if finite[a, k]
+    ]
+    if not options:
+        return False
+    _, b, a, j, k = min(options)
+    pairs[a], pairs[b] = k, j
+    return True
+
+
+def _swap(cost: Float64Array, pairs: dict[int, int]) -> bool:
+    """Two pairs that cost less with their columns swapped are swapped (the best such swap)."""
+    rows = sorted(pairs)
+    if len(rows) < 2:
+        return False
+    cols = [pairs[r] for r in rows]
+    sub = cost[np.ix_(rows, cols)]
+    own = np.diag(sub)
+    with np.errstate(invalid="ignore"):
+        gain = sub + sub.T - own[:, None] - own[None, :]
+    np.fill_diagonal(gain, 0.0)
+    gain[~np.isfinite(gain)] = 0.0
+    x, y = np.unravel_index(int(np.argmin(gain)), gain.shape)
+    if gain[x, y] >= -1e-12:
+        return False
+    pairs[rows[x]], pairs[rows[y]] = cols[y], cols[x]
+    return True
 
 
 def motion_cost(
