@@ -380,6 +380,32 @@ class TrackerConfig(_Model):
         0.5, gt=0, lt=1, description="Detections at least this confident are matched first and start tracks."
     )
     new_track_score: float = Field(0.7, gt=0, le=1, description="Least confidence that starts a new track.")
+    weak_birth_score: float = Field(
+        0.35,
+        gt=0,
+        le=1,
+        description="Least confidence that starts a tentative track when the box has the size of a person "
+        "standing at its floor position (`stature_range`) and no tracked person explains it (a far, small "
+        "person scores low on every frame). Such a track reaches analytics only once it has walked "
+        "`weak_birth_travel_m` or scored `new_track_score`: flicker and static clutter stay out.",
+    )
+    person_stature_m: float = Field(
+        1.7, gt=0.5, le=2.5, description="A typical adult's height, metres: the yardstick of `stature_range`."
+    )
+    stature_range: tuple[float, float] = Field(
+        (0.6, 1.35),
+        description="Box heights that are a person's, as fractions of `person_stature_m` at the box's "
+        "floor position (the calibration's metres per pixel across the image row at the feet): 0.6-1.35 of "
+        "1.7 m is 1.0-2.3 m, a child to a tall adult with box slack. Only boxes in this range start tracks "
+        "below `new_track_score`.",
+    )
+    weak_birth_travel_m: float = Field(
+        0.5,
+        ge=0,
+        le=5,
+        description="How far a track started from weak detections must have walked (and beyond its "
+        "position noise) before it is confirmed: a person walks, a poster or a reflection stays put.",
+    )
     confirm_hits: int = Field(3, ge=1, le=30, description="Matched frames before a track reaches analytics.")
     max_lost_s: float = Field(
         4.0, ge=0, le=60, description="How long a hidden person (behind a car, a pillar) keeps their track."
@@ -395,6 +421,18 @@ class TrackerConfig(_Model):
     reid: ReidConfig | None = Field(
         None, description="Appearance re-identification on the box (off when absent)."
     )
+
+    @model_validator(mode="after")
+    def _birth_scores(self) -> TrackerConfig:
+        low, high = self.stature_range
+        if not 0 < low < 1 < high <= 3:
+            raise ValueError(f"stature_range must satisfy 0 < low < 1 < high <= 3, got {self.stature_range}")
+        if self.weak_birth_score > self.new_track_score:
+            raise ValueError(
+                f"weak_birth_score ({self.weak_birth_score}) must not exceed new_track_score "
+                f"({self.new_track_score})"
+            )
+        return self
 
 
 class DetectorConfig(_Model):

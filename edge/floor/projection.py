@@ -22,7 +22,7 @@ from edge.config import NodeConfig
 from edge.floor.calibration import FloorProjection, metres_per_px_scale
 from edge.floor.feet import CUT_BOX_NOISE, CutBoxRecovery, Feet
 from edge.tracking import TrackState
-from vision_models.arrays import Float64Array
+from vision_models.arrays import BoolArray, Float64Array
 from vision_models.detections import Detections
 
 OFF_FLOOR_MARGIN_M = 5.0
@@ -53,6 +53,10 @@ class CameraFloor:
     """Boxes whose anchor lies outside the image, or whose corners are out of order."""
     off_floor: int
     """Usable boxes whose foot point is beyond the horizon or further than OFF_FLOOR_MARGIN_M off the plan."""
+    stature_m: Float64Array | None = None
+    """float64 (K,), the stature each kept box implies, metres; NaN where the box does not show the whole
+    person (head or feet outside the image, feet behind a car, an overhead camera): the tracker judges weak
+    detections by it (`TrackerConfig.stature_range`). None: unknown for every box."""
 
 
 class FloorProjector:
@@ -130,9 +134,22 @@ class FloorProjector:
             cov_m2=cov[index],
             score=det.confidence[index].astype(np.float64),
             feet=Feet(y_foot, cut, whole, stature),
+            stature_m=self._upright_stature(jac, height_px, whole)[index],
             out_of_image_boxes=int(bad_box.sum()),
             off_floor=int((usable & ~on_floor).sum()),
         )
+
+    @staticmethod
+    def _upright_stature(jac: Float64Array, height_px: Float64Array, whole: BoolArray) -> Float64Array:
+        """(N,) metres: box height times the floor's metres per pixel along the image row at the feet.
+
+        A standing person is upright, across the line of sight, so their height in pixels scales like a floor
+        length across the line of sight (the image row), not like the foreshortened floor along it (the area
+        scale of `Feet.stature` mixes both, and overstates by the camera's tilt). NaN for boxes that do not
+        show the whole person."""
+        across = np.hypot(jac[:, 0, 0], jac[:, 1, 0])
+        stature = height_px * across
+        return np.asarray(np.where(whole & (stature > 0), stature, np.nan), dtype=np.float64)
 
     def looked_at(self, camera_ids: Iterable[str]) -> BaseGeometry | None:
         """The floor area seen by the calibrated cameras among `camera_ids` (those that reported at a step);

@@ -1,13 +1,16 @@
 """Association: which floor detection continues which track, by motion (and walking reach), cheapest first.
 
 The cost of a pair is the negative log-likelihood of the detection under the track's prediction, gated at
-chi-square 99.9% and by the fastest plausible walk from where the track was last seen; pairs are matched
-greedily from the cheapest (deterministic, and a fraction of a millisecond for 20 people).
+chi-square 99.9% and by the fastest plausible walk from where the track was last seen. Confident detections
+are matched to confirmed tracks as a whole (the most pairs the gates allow, then the least total cost), so a
+couple walking close keeps its two tracks; the later stages match greedily from the cheapest. Deterministic,
+and a fraction of a millisecond for 20 people.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 import shapely
 from shapely.geometry.base import BaseGeometry
 
@@ -46,6 +49,65 @@ def greedy_match(cost: Float64Array) -> list[tuple[int, int]]:
     return pairs
 
 
+def optimal_match(cost: Float64Array) -> list[tuple[int, int]]:
+    """Pairs (row, col): greedy from the cheapest, then repaired so that no more pairs can be had by moving
+    one matched row to a free column, and no two pairs are cheaper swapped. `inf` entries are never matched.
+    Deterministic.
+
+    Greedy matching alone takes the cheapest pair first: where the two people of a couple walk close, the
+    track drawn towards the neighbour takes the neighbour's detection and leaves its own person to no one
+    (that track is then lost, or takes the other's). The repair gives each its own."""
+    pairs = dict(greedy_match(cost))  # row -> col
+    finite = np.isfinite(cost)
+    if (finite.sum(axis=1) <= 1).all() or (finite.sum(axis=0) <= 1).all():
+        return sorted(pairs.items())  # no row (or no column) has a choice: greedy is the best
+    for _ in range(2 * len(pairs) + 2):  # each repair gains a pair or lowers the total: it ends
+        if not (_augment(cost, finite, pairs) or _swap(cost, pairs)):
+            break
+    return sorted(pairs.items())
+
+
+def _augment(cost: Float64Array, finite: npt.NDArray[np.bool_], pairs: dict[int, int]) -> bool:
+    """One more pair: an unmatched row takes a matched row's column, which moves to a free column."""
+    taken = {c: r for r, c in pairs.items()}
+    free_cols = [c for c in range(cost.shape[1]) if c not in taken]
+    if not free_cols:
+        return False
+    options = [
+        (float(cost[b, j] + cost[a, k] - cost[a, j]), b, a, int(j), k)
+        for b in range(cost.shape[0])
+        if b not in pairs
+        for j in np.flatnonzero(finite[b])
+        if (a := taken.get(int(j))) is not None
+        for k in free_cols
+        if finite[a, k]
+    ]
+    if not options:
+        return False
+    _, b, a, j, k = min(options)
+    pairs[a], pairs[b] = k, j
+    return True
+
+
+def _swap(cost: Float64Array, pairs: dict[int, int]) -> bool:
+    """Two pairs that cost less with their columns swapped are swapped (the best such swap)."""
+    rows = sorted(pairs)
+    if len(rows) < 2:
+        return False
+    cols = [pairs[r] for r in rows]
+    sub = cost[np.ix_(rows, cols)]
+    own = np.diag(sub)
+    with np.errstate(invalid="ignore"):
+        gain = sub + sub.T - own[:, None] - own[None, :]
+    np.fill_diagonal(gain, 0.0)
+    gain[~np.isfinite(gain)] = 0.0
+    x, y = np.unravel_index(int(np.argmin(gain)), gain.shape)
+    if gain[x, y] >= -1e-12:
+        return False
+    pairs[rows[x]], pairs[rows[y]] = cols[y], cols[x]
+    return True
+
+
 def motion_cost(
     x: Float64Array,
     p: Float64Array,
@@ -74,10 +136,7 @@ def motion_cost(
     det_s = a * e - b * c
     maha = (e * d[..., 0] ** 2 - (b + c) * d[..., 0] * d[..., 1] + a * d[..., 1] ** 2) / det_s
     cost = maha + np.log(det_s)
-    # Metres a person can have walked since last seen: any pace for a second, then a walk.
-    reach = (
-        1.0 + max_speed_mps * np.minimum(unseen_s, 1.0) + HIDDEN_SPEED_MPS * np.maximum(unseen_s - 1.0, 0.0)
-    )
+    reach = walking_reach(unseen_s, max_speed_mps)
     # ... both from where the track was last seen and from where it predicts them (walking on):
     # a person who walked out of view does not come back 5 m behind where they vanished.
     if hideouts_m is not None:
@@ -88,6 +147,15 @@ def motion_cost(
     too_far = (from_last > reach[:, None]) | (from_predicted > reach[:, None])
     cost[(maha > CHI2_GATE) | too_far] = np.inf
     return np.asarray(cost, dtype=np.float64)
+
+
+def walking_reach(unseen_s: Float64Array, max_speed_mps: float) -> Float64Array:
+    """(T,) metres a person can have walked in `unseen_s` (T,) seconds since last seen: a metre of slack,
+    any pace for a second, then a walk."""
+    return np.asarray(
+        1.0 + max_speed_mps * np.minimum(unseen_s, 1.0) + HIDDEN_SPEED_MPS * np.maximum(unseen_s - 1.0, 0.0),
+        dtype=np.float64,
+    )
 
 
 def near_last_seen(

@@ -33,6 +33,10 @@ class FloorDetections:
         sources: per detection, the camera boxes it came from: `{camera_id: index in that camera's
             Detections}` (one entry, or several once overlapping cameras' views of one person are fused).
         embed: appearance embeddings on request (`EmbedFn`); None when no appearance model runs.
+        stature_m: float64 (N,), the person's height in metres each box implies (its height in pixels times
+            the floor's metres per pixel at its feet), NaN where a box does not show a whole standing person
+            (cut by the image edge or a display car, an overhead camera); None when unknown for all. It tells
+            whether a weak detection has the size of a person standing there. Read-only.
     """
 
     xy_m: Float64Array
@@ -40,6 +44,7 @@ class FloorDetections:
     score: Float64Array
     sources: tuple[dict[str, int], ...]
     embed: EmbedFn | None = field(default=None, repr=False, compare=False)
+    stature_m: Float64Array | None = None
 
     def __post_init__(self) -> None:
         n = len(self.sources)
@@ -58,6 +63,13 @@ class FloorDetections:
         object.__setattr__(self, "xy_m", xy_m)
         object.__setattr__(self, "cov_m2", cov_m2)
         object.__setattr__(self, "score", score)
+        if self.stature_m is not None:
+            stature_m = read_only(np.asarray(self.stature_m, dtype=np.float64))
+            if stature_m.shape != (n,):
+                raise TrackingError(f"floor detections: expected stature_m ({n},), got {stature_m.shape}")
+            if (stature_m <= 0).any() or np.isinf(stature_m).any():
+                raise TrackingError(f"statures must be positive metres or NaN, got {stature_m.tolist()}")
+            object.__setattr__(self, "stature_m", stature_m)
 
     def __len__(self) -> int:
         return len(self.sources)
