@@ -31,6 +31,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.config import BrokerConfig, ConfigError
 from edge.events import commission_reply_topic, commission_topic, topic
+from edge.node.mqtt import log_in
 
 log = logging.getLogger(__name__)
 
@@ -122,18 +123,7 @@ class BrokerSession:
             protocol=MQTTProtocolVersion.MQTTv5,
             reconnect_on_failure=False,
         )
-        if self.broker.username is not None:
-            client.username_pw_set(self.broker.username, password)
-        if self.broker.uses_tls:
-            tls = self.broker.tls
-            client.tls_set(
-                ca_certs=str(tls.ca_file) if tls and tls.ca_file else None,
-                certfile=str(tls.cert_file) if tls and tls.cert_file else None,
-                keyfile=str(tls.key_file) if tls and tls.key_file else None,
-                cert_reqs=ssl.CERT_REQUIRED,
-            )
-            if tls and tls.insecure_skip_verify:
-                client.tls_insecure_set(True)
+        log_in(client, self.broker, password)
         client.connect_timeout = self.timeout_s
         client.on_connect = self._on_connect
         client.on_publish = self._on_publish

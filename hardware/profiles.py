@@ -14,7 +14,6 @@ import functools
 import json
 import math
 import sys
-from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
@@ -25,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from shapely.geometry import Polygon
 
 from vision_models.boxes import BoxProfileError, box_catalogue
+from vision_models.catalogue import read_catalogue
 
 CAMERAS_PACKAGE_DIR = "profiles/cameras"
 
@@ -206,16 +206,7 @@ def load_camera_file(path: str | Path) -> CameraProfile:
 @functools.cache
 def camera_catalogue() -> dict[str, CameraProfile]:
     """Every shipped camera profile, by id."""
-    profiles: dict[str, CameraProfile] = {}
-    folder = resources.files("hardware").joinpath(CAMERAS_PACKAGE_DIR)
-    for item in sorted(folder.iterdir(), key=lambda t: t.name):
-        if item.name.endswith(".yaml"):
-            source = f"hardware/{CAMERAS_PACKAGE_DIR}/{item.name}"
-            profile = parse_camera(yaml.safe_load(item.read_text(encoding="utf-8")), source)
-            if profile.id in profiles:
-                raise ProfileError(f"{source}: id: {profile.id!r} is used by another profile")
-            profiles[profile.id] = profile
-    return profiles
+    return read_catalogue("hardware", CAMERAS_PACKAGE_DIR, parse_camera, ProfileError)
 
 
 def load_camera(name: str) -> CameraProfile:

@@ -22,13 +22,13 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal, Self, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from vision_models.catalogue import read_catalogue
 from vision_models.session import PROVIDERS
 
 USABLE_CPU_FRACTION = 0.65
@@ -176,17 +176,7 @@ def load_box_file(path: str | Path) -> BoxProfile:
 @functools.cache
 def box_catalogue() -> dict[str, BoxProfile]:
     """Every shipped box profile, by id (read once)."""
-    profiles: dict[str, BoxProfile] = {}
-    folder = resources.files("vision_models").joinpath(BOXES_PACKAGE_DIR)
-    for item in sorted(folder.iterdir(), key=lambda t: t.name):
-        if not item.name.endswith(".yaml"):
-            continue
-        source = f"vision_models/{BOXES_PACKAGE_DIR}/{item.name}"
-        profile = parse_box(yaml.safe_load(item.read_text(encoding="utf-8")), source)
-        if profile.id in profiles:
-            raise BoxProfileError(f"{source}: id: {profile.id!r} is used by another profile")
-        profiles[profile.id] = profile
-    return profiles
+    return read_catalogue("vision_models", BOXES_PACKAGE_DIR, parse_box, BoxProfileError)
 
 
 def load_box(name: str) -> BoxProfile:

@@ -51,6 +51,23 @@ class PublisherStats:
     in_flight: int
 
 
+def log_in(client: paho.Client, broker: BrokerConfig, password: str | None) -> None:
+    """Give `client` the node's broker account (user name and password) and, for `mqtts://` or a `tls`
+    block, its TLS settings (the broker's certificate is always verified unless `insecure_skip_verify`)."""
+    if broker.username is not None:
+        client.username_pw_set(broker.username, password)
+    if broker.uses_tls:
+        tls = broker.tls
+        client.tls_set(
+            ca_certs=str(tls.ca_file) if tls and tls.ca_file else None,
+            certfile=str(tls.cert_file) if tls and tls.cert_file else None,
+            keyfile=str(tls.key_file) if tls and tls.key_file else None,
+            cert_reqs=ssl.CERT_REQUIRED,
+        )
+        if tls and tls.insecure_skip_verify:
+            client.tls_insecure_set(True)
+
+
 class MqttPublisher:
     """Publishes the outbox's rows in `seq` order and the node's retained status.
 
@@ -125,18 +142,7 @@ class MqttPublisher:
             protocol=self._protocol,
             reconnect_on_failure=True,
         )
-        if self.broker.username is not None:
-            client.username_pw_set(self.broker.username, self._password)
-        if self.broker.uses_tls:
-            tls = self.broker.tls
-            client.tls_set(
-                ca_certs=str(tls.ca_file) if tls and tls.ca_file else None,
-                certfile=str(tls.cert_file) if tls and tls.cert_file else None,
-                keyfile=str(tls.key_file) if tls and tls.key_file else None,
-                cert_reqs=ssl.CERT_REQUIRED,
-            )
-            if tls and tls.insecure_skip_verify:
-                client.tls_insecure_set(True)
+        log_in(client, self.broker, self._password)
         client.will_set(self.status_topic, to_json(self._status("offline")), qos=1, retain=True)
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.max_inflight_messages_set(self.max_in_flight)
