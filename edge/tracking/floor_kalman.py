@@ -10,12 +10,8 @@ Why this shape, for people walking among display cars:
   low-score leftovers (a person half hidden by a car) against the tracks still unmatched (costs and
   matching: `edge.tracking.association`; the Kalman filters: `edge.tracking.motion`).
 - Tracks start tentative and are confirmed after `confirm_hits` matches; only confirmed tracks are reported.
-  A confident detection (`new_track_score`) starts one. So does a weak one (`weak_birth_score`: a far,
-  small person scores low on every frame) whose box has the size of a person standing there
-  (`stature_range`, judged through the calibration) and which no tracked person explains (a second box on
-  someone already tracked); such a track is continued only by detections of a person's size and is
-  confirmed once it has also walked `weak_birth_travel_m` beyond its position noise, or scored
-  `new_track_score`: flicker dies unconfirmed, and a poster or a reflection never moves.
+  Confident detections start them, and weak ones of a person's size that nobody explains, confirmed only
+  once they have walked (`edge.tracking.birth`): a far, small person scores low on every frame.
 - A confirmed track that loses its detections keeps predicting (with a growing uncertainty) for
   `max_lost_s` seconds, so a person hidden behind a car or a pillar is re-linked to the same track, but only
   within walking reach of where they were last seen and of where they are predicted (people do not run
@@ -35,15 +31,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
-import numpy.typing as npt
 import shapely
 from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 
 from edge.config import TrackerConfig
 from edge.tracking.appearance import FIRST_SAMPLES, StepAppearance, appearance_cost, blend
-from edge.tracking.association import greedy_match, motion_cost, near_last_seen, optimal_match, walking_reach
+from edge.tracking.association import greedy_match, motion_cost, near_last_seen, optimal_match
 from edge.tracking.base import FloorDetections, TrackerStep, TrackingError, TrackState
+from edge.tracking.birth import plausible_people, start_from, walked
 from edge.tracking.motion import KalmanBank
 from vision_models.arrays import XY, Float64Array
 
@@ -58,11 +54,6 @@ _YOUNG_MAX_LOST_S = 1.0
 lost: too little evidence to coast on (a false positive's track must not wait to take over someone else)."""
 _MAX_DT_S = 5.0
 """Longer gaps between updates are clamped (a stalled source); tracks then age out by wall time."""
-_SAME_PERSON_CHI2 = 5.99
-"""Chi-square 95% for 2 degrees of freedom: a weak detection closer than this to a detection already taken
-at this step (in their combined position noise) cannot be told from that person and starts no track."""
-_WALKED_CHI2 = 13.8
-"""Chi-square 99.9%: a weak-born track's walk must stand out of its first and latest positions' noise."""
 
 
 @dataclass
@@ -236,7 +227,7 @@ class FloorKalmanTracker:
             matches[left[r]] = high_left[c]
         # Stage 4: remaining confident detections against tentative tracks; a track started from weak
         # detections is continued by weak ones of a person's size too.
-        plausible = self._plausible(detections)
+        plausible = plausible_people(detections, cfg)
         used = set(matches.values())
         left_det = [j for j in range(len(detections)) if j not in used and (j in high_set or plausible[j])]
         cost = self._cost(tentative, detections, left_det, now_s)
@@ -264,7 +255,7 @@ class FloorKalmanTracker:
             m.last_xy_m = (float(detections.xy_m[j, 0]), float(detections.xy_m[j, 1]))
             if not m.confirmed:
                 m.sightings.append((detections.xy_m[j], detections.cov_m2[j]))
-                m.confirmed = m.hits >= cfg.confirm_hits and (m.strong or self._walked(m))
+                m.confirmed = m.hits >= cfg.confirm_hits and (m.strong or walked(m.sightings, cfg))
                 if m.confirmed:
                     m.sightings = []
         for i, m in enumerate(self._meta):
@@ -272,7 +263,14 @@ class FloorKalmanTracker:
                 m.misses += 1
 
         unmatched = [i for i in confirmed if i not in matches]
-        births = self._births(detections, set(matches.values()), plausible, unmatched, now_s)
+        births = start_from(
+            detections,
+            set(matches.values()),
+            plausible,
+            self._last_xy(unmatched),
+            np.array([now_s - self._meta[i].last_seen_s for i in unmatched]),
+            cfg,
+        )
         if app is not None:
             self._learn_appearance(matches, births, app, now_s)
         matched_ids = {self._meta[i].track_id: j for i, j in matches.items()}
@@ -298,69 +296,6 @@ class FloorKalmanTracker:
         return len(self._meta)
 
     # ---------------------------------------------------------------------------------------------
-
-    def _plausible(self, det: FloorDetections) -> npt.NDArray[np.bool_]:
-        """(N,) which detections score at least `weak_birth_score` and have a person's size where they
-        stand (their stature within `stature_range` of `person_stature_m`; unknown statures do not)."""
-        cfg = self.config
-        if det.stature_m is None:
-            return np.zeros(len(det), dtype=bool)
-        low, high = cfg.stature_range
-        with np.errstate(invalid="ignore"):
-            ratio = det.stature_m / cfg.person_stature_m
-            return np.asarray((det.score >= cfg.weak_birth_score) & (ratio >= low) & (ratio <= high))
-
-    def _births(
-        self,
-        det: FloorDetections,
-        used: set[int],
-        plausible: npt.NDArray[np.bool_],
-        unmatched: list[int],
-        now_s: float,
-    ) -> list[int]:
-        """Unmatched detections that start tracks: every confident one, then each weak one of a person's
-        size that no one explains: neither a confirmed track not matched at this step (a person missed for a
-        frame or hidden comes back with a weak box) nor a detection already taken (a tracked or a new
-        person)."""
-        strong = [j for j in range(len(det)) if j not in used and det.score[j] >= self.config.new_track_score]
-        weak = [j for j in range(len(det)) if j not in used and j not in strong and plausible[j]]
-        if weak and unmatched:
-            # Within walking reach of where a missed track's person was last seen: may be them.
-            unseen_s = np.array([now_s - self._meta[i].last_seen_s for i in unmatched])
-            reach = walking_reach(unseen_s, self.config.max_speed_mps)
-            dist = np.linalg.norm(det.xy_m[weak][None] - self._last_xy(unmatched)[:, None], axis=2)
-            near = (dist <= reach[:, None]).any(axis=0)
-            weak = [j for j, n in zip(weak, near, strict=True) if not n]
-        if not weak:
-            return strong
-        taken = [*used, *strong]
-        births = list(strong)
-        for j in sorted(weak, key=lambda k: (-det.score[k], k)):
-            if not any(self._same_person(det, j, k) for k in taken):
-                births.append(j)
-                taken.append(j)
-        return births
-
-    @staticmethod
-    def _same_person(det: FloorDetections, j: int, k: int) -> bool:
-        d = det.xy_m[j] - det.xy_m[k]
-        s = det.cov_m2[j] + det.cov_m2[k]
-        return bool(d @ np.linalg.solve(s, d) <= _SAME_PERSON_CHI2)
-
-    def _walked(self, m: _Meta) -> bool:
-        """Has a weak-born track walked `weak_birth_travel_m` from where it was first seen to where it is
-        now, beyond the position noise? Both ends are the mean of `confirm_hits` sightings, so one stray
-        foot point (a static blob's jitter) does not make a walk."""
-        n = self.config.confirm_hits
-        if len(m.sightings) < n + 1:
-            return False
-        xy = np.array([p for p, _ in m.sightings])
-        cov = np.array([c for _, c in m.sightings])
-        d = xy[-n:].mean(axis=0) - xy[:n].mean(axis=0)
-        if float(np.hypot(d[0], d[1])) < self.config.weak_birth_travel_m:
-            return False
-        s = (cov[:n].sum(axis=0) + cov[-n:].sum(axis=0)) / n**2
-        return bool(d @ np.linalg.solve(s, d) >= _WALKED_CHI2)
 
     def _start(self, ts_utc: datetime, now_s: float, det: FloorDetections, j: int) -> None:
         xy = det.xy_m[j]
