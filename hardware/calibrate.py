@@ -23,7 +23,8 @@ import cv2
 import numpy as np
 
 from edge.config import ConfigError, NodeConfig, load_config
-from edge.floor.calibration_check import CalibrationReport, check_camera
+from edge.floor.calibration_check import check_camera
+from edge.floor.calibration_report import CalibrationReport
 from hardware.overlay import Image, draw_calibration, grey_canvas
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.config import NodeConfig
-from edge.floor.calibration_check import CalibrationReport
+from edge.floor.calibration_report import CalibrationReport
 from vision_models.arrays import Float64Array
 
 Image = npt.NDArray[np.uint8]
