@@ -19,23 +19,7 @@ import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.events import Envelope, EventStamper, Heat, IdSource, VisitStarted, floor_minute
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout_s} s")
+from tests.netkit import free_port, wait_port
 
 
 class Mosquitto:

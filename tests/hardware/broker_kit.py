@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from tests.netkit import free_port, wait_port
 
 REPO = Path(__file__).resolve().parents[2]
 SHOWROOM = [sys.executable, "-c", "from showroom.cli import main; main()"]
@@ -40,23 +41,6 @@ class StoreBroker:
     @property
     def url(self) -> str:
         return f"mqtt://127.0.0.1:{self.port}"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout_s} s")
 
 
 def provision_broker(workdir: Path, port: int, store_id: str, node_id: str) -> tuple[Path, Account, Account]:

@@ -16,8 +16,10 @@ from typing import Any
 import paho.mqtt.client as paho
 import pytest
 import yaml
-from broker_kit import REPO, SHOWROOM, StoreBroker, free_port, running_aggregator, store_broker
+from broker_kit import REPO, SHOWROOM, StoreBroker, running_aggregator, store_broker
 from paho.mqtt.enums import CallbackAPIVersion
+
+from tests.netkit import free_port
 
 PETS_VIDEO = REPO.parent / "shared" / "data" / "pets09_s2l1" / "vtest_480x360.avi"
 STORE, NODE = "pets09", "view-1"

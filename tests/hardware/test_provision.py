@@ -32,6 +32,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.config import load_config
 from showroom.cli import main
+from tests.netkit import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 NODES = (("s1", "n1"), ("s1", "n2"), ("s2", "n1"))
@@ -44,12 +45,6 @@ def require_mosquitto() -> None:
     if os.environ.get("SHOWROOM_REQUIRE_SERVICES") == "1":
         pytest.fail("the mosquitto binary is not installed and SHOWROOM_REQUIRE_SERVICES=1", pytrace=False)
     pytest.skip("the mosquitto binary is not installed")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def cli(*args: str | Path) -> Result:
