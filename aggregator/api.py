@@ -22,6 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
+from zoneinfo import ZoneInfo
 
 from aggregator.export import COLUMNS, daily_metric_rows
 from aggregator.queries import Queries
@@ -47,6 +48,29 @@ def _date_param(params: dict[str, list[str]], name: str) -> date:
         return date.fromisoformat(values[0])
     except ValueError as exc:
         raise ApiError(HTTPStatus.BAD_REQUEST, f"{name}={values[0]!r} is not a YYYY-MM-DD date") from exc
+
+
+def _as_of_param(q: Queries, store_id: str, params: dict[str, list[str]]) -> datetime | None:
+    """`as_of` (RFC 3339; without an offset: the store's local time); None (now) when absent."""
+    values = params.get("as_of")
+    if not values:
+        return None
+    try:
+        parsed = datetime.fromisoformat(values[0])
+    except ValueError as exc:
+        raise ApiError(
+            HTTPStatus.BAD_REQUEST, f"as_of={values[0]!r} is not an RFC 3339 time such as 2026-11-20T10:00Z"
+        ) from exc
+    return (
+        parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=ZoneInfo(q.store(store_id).timezone))
+    )
+
+
+def _funnel(q: Queries, store_id: str, params: dict[str, list[str]]) -> Any:
+    try:
+        return q.funnel(store_id, _date_param(params, "date"), _as_of_param(q, store_id, params))
+    except ValueError as exc:
+        raise ApiError(HTTPStatus.BAD_REQUEST, str(exc)) from exc
 
 
 def _period(params: dict[str, list[str]]) -> tuple[date, date]:
@@ -81,7 +105,7 @@ ROUTES: list[tuple[re.Pattern[str], Handler]] = [
     ),
     (
         re.compile(r"^/v1/stores/(?P<store>[a-z0-9_-]+)/funnel$"),
-        lambda q, p, a: q.funnel(_known_store(q, p["store"]), _date_param(a, "date")),
+        lambda q, p, a: _funnel(q, _known_store(q, p["store"]), a),
     ),
     (
         re.compile(r"^/v1/stores/(?P<store>[a-z0-9_-]+)/hourly$"),
@@ -152,7 +176,9 @@ def openapi() -> dict[str, Any]:
         "paths": {
             "/v1/stores": op("Stores of the registry", filt),
             "/v1/stores/{store_id}/funnel": op(
-                "A day's funnel with day-over-day and week-over-week", [store, day]
+                "A day's funnel with day-over-day and week-over-week (a day in progress compared up to "
+                "the same local time; count changes as fractions, rate changes in percentage points)",
+                [store, day, _param("as_of", False, "Instant to read at (default now)", "date-time")],
             ),
             "/v1/stores/{store_id}/hourly": op("Visitors per local hour beside last week", [store, day]),
             "/v1/stores/{store_id}/daily": op("Daily funnel figures over a period", [store, *period]),

@@ -242,15 +242,41 @@ def ingest(events_file: Path, db_path: Path) -> None:
 @click.option("--date", "day", required=True, callback=_date, help="Store-local day, YYYY-MM-DD.")
 @click.option("--format", "fmt", type=click.Choice(["json", "table"]), default="table", show_default=True)
 @click.option("--health-days", type=click.IntRange(1, 400), default=30, show_default=True)
-def report(db_path: Path, store_id: str, day: date, fmt: str, health_days: int) -> None:
+@click.option(
+    "--as-of",
+    "as_of_text",
+    default=None,
+    help="Read the figures as they stood at this instant: RFC 3339 (2026-11-20T10:00:00+08:00); a time "
+    "without an offset is the store's local time. Default: now. A day still in progress at it is compared "
+    "with earlier days up to the same local time.",
+)
+def report(
+    db_path: Path, store_id: str, day: date, fmt: str, health_days: int, as_of_text: str | None
+) -> None:
     """The day's funnel with day-over-day and week-over-week, the per-car table and health vs the brand."""
     from aggregator.report import report_data, report_text
 
     with _queries(db_path) as q:
-        if fmt == "json":
-            click.echo(json.dumps(report_data(q, store_id, day, health_days), indent=2, ensure_ascii=False))
-        else:
-            click.echo(report_text(q, store_id, day, health_days))
+        as_of = _as_of(q, store_id, as_of_text)
+        try:
+            if fmt == "json":
+                data = report_data(q, store_id, day, health_days, as_of)
+                click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+            else:
+                click.echo(report_text(q, store_id, day, health_days, as_of))
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--as-of") from exc
+
+
+def _as_of(q: Queries, store_id: str, value: str | None) -> datetime | None:
+    """`--as-of` as an aware instant (a time without an offset read in the store's zone); None: now."""
+    if value is None:
+        return None
+    try:
+        timezone = q.store(store_id).timezone
+    except KeyError as exc:
+        raise click.BadParameter(f"unknown store {store_id!r}", param_hint="--store") from exc
+    return _instant(value, "--as-of", timezone)
 
 
 @aggregator_group.command("export")

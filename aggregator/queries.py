@@ -15,11 +15,13 @@ import itertools
 import json
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Self
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
@@ -28,6 +30,7 @@ from aggregator import health as health_math
 from aggregator import histogram
 from aggregator.audit import STALE_AFTER, Audit, audit_of
 from aggregator.heatgrid import decode_grid
+from aggregator.partial_day import FUNNEL_EVENT_TYPES, PartialCounts, StoredEvent, counts_until, cutoff_on
 from aggregator.registry import DIMENSIONS, Dimension
 from aggregator.storage import SqliteStorage
 from aggregator.storage.base import Row, StorageBackend
@@ -68,6 +71,8 @@ class StoreInfo:
     cars: tuple[StoreCar, ...]
     registered: bool = True
     """False for a store seen in events but missing from the registry (bucketed in UTC)."""
+    browse_min_s: float = 10.0
+    """Dwell in a car's browse zone that makes a visitor a car browser."""
 
 
 @dataclass(frozen=True)
@@ -84,16 +89,37 @@ class FunnelFigures:
 
 @dataclass(frozen=True)
 class FunnelChange:
-    """Relative change of each figure, `(now - then) / then`; None where there is no base."""
+    """Change of each figure against a base day: counts and the median visit as a fraction,
+    `(now - then) / then` (0.5 = +50%); rates in percentage points, `100 * (now - then)` (the `_pp`
+    fields: 5.0 = +5 points). None where there is no base (no data then, or a zero count)."""
 
     visitors: float | None
     car_browsers: float | None
     car_entrants: float | None
     receptions: float | None
-    browse_rate: float | None
-    car_entry_rate: float | None
-    reception_rate: float | None
+    browse_rate_pp: float | None
+    car_entry_rate_pp: float | None
+    reception_rate_pp: float | None
     median_visit_s: float | None
+
+    json_properties = ("units",)
+
+    @property
+    def units(self) -> dict[str, str]:
+        """What each change is measured in, for readers of the JSON."""
+        return {f: CHANGE_UNITS[f] for f in CHANGE_UNITS}
+
+
+CHANGE_UNITS: dict[str, str] = {
+    "visitors": "fraction",
+    "car_browsers": "fraction",
+    "car_entrants": "fraction",
+    "receptions": "fraction",
+    "browse_rate_pp": "percentage_points",
+    "car_entry_rate_pp": "percentage_points",
+    "reception_rate_pp": "percentage_points",
+    "median_visit_s": "fraction",
+}
 
 
 @dataclass(frozen=True)
@@ -106,6 +132,17 @@ class Funnel:
     """Same weekday a week earlier."""
     dod: FunnelChange
     wow: FunnelChange
+    as_of: datetime | None = None
+    """The instant (UTC) the figures were read at; None for a funnel read without one."""
+    partial: bool = False
+    """The day was still in progress at `as_of`: every figure covers it up to `compared_until`."""
+    compared_until: str | None = None
+    """Store-local wall time ('09:10') up to which today and both base days are counted; None: whole
+    days."""
+    day_before_until: datetime | None = None
+    """UTC end of the day-before figures (the same local time the day before; its midnight when whole)."""
+    week_before_until: datetime | None = None
+    """UTC end of the week-before figures."""
 
     @property
     def visitors(self) -> int:
@@ -294,6 +331,26 @@ class AuditStatus:
     stale: bool
 
 
+@dataclass(frozen=True, eq=False)
+class StorePage:
+    """Every figure of one store page, read in one database snapshot (`Queries.store_page`), so no two
+    parts of the page can disagree about what was stored."""
+
+    store: StoreInfo
+    day: date
+    start: date
+    end: date
+    """The period of the heatmap, car ranking and health."""
+    as_of: datetime
+    funnel: Funnel
+    hourly: list[HourTraffic]
+    occupancy: Occupancy
+    heatmap: Heatmap
+    cars: list[CarStats]
+    health: Health
+    last_audit: Audit | None
+
+
 @dataclass(frozen=True)
 class QuarantinedPayload:
     id: int
@@ -342,6 +399,13 @@ def _figures(row: Row | None) -> FunnelFigures:
     )
 
 
+def points(now: float | None, then: float | None) -> float | None:
+    """Change of a rate in percentage points, `100 * (now - then)`; None when either is undefined."""
+    if now is None or then is None:
+        return None
+    return 100.0 * (now - then)
+
+
 def _change(now: FunnelFigures, then: FunnelFigures | None) -> FunnelChange:
     if then is None:
         return FunnelChange(None, None, None, None, None, None, None, None)
@@ -350,10 +414,23 @@ def _change(now: FunnelFigures, then: FunnelFigures | None) -> FunnelChange:
         change(now.car_browsers, then.car_browsers),
         change(now.car_entrants, then.car_entrants),
         change(now.receptions, then.receptions),
-        change(now.browse_rate, then.browse_rate),
-        change(now.car_entry_rate, then.car_entry_rate),
-        change(now.reception_rate, then.reception_rate),
+        points(now.browse_rate, then.browse_rate),
+        points(now.car_entry_rate, then.car_entry_rate),
+        points(now.reception_rate, then.reception_rate),
         change(now.median_visit_s, then.median_visit_s),
+    )
+
+
+def _counts_figures(c: PartialCounts) -> FunnelFigures:
+    return FunnelFigures(
+        c.visitors,
+        c.car_browsers,
+        c.car_entrants,
+        c.receptions,
+        _ratio(c.car_browsers, c.visitors),
+        _ratio(c.car_entrants, c.car_browsers),
+        _ratio(c.receptions, c.visitors),
+        float(np.median(c.durations_s)) if c.durations_s else None,
     )
 
 
@@ -501,20 +578,92 @@ class Queries:
 
     # -- one store, one day ---------------------------------------------------------------------------
 
-    def funnel(self, store_id: str, day: date) -> Funnel:
-        """The day's funnel with day-over-day and week-over-week change."""
-        rows = {
-            str(r[1]): r
-            for r in self.storage.daily_rows(
-                [store_id], (day - timedelta(days=7)).isoformat(), day.isoformat()
+    def funnel(self, store_id: str, day: date, as_of: datetime | None = None) -> Funnel:
+        """The day's funnel with day-over-day and week-over-week change, as it stood at `as_of` (default:
+        now). A day still in progress at `as_of` (in the store's zone) is compared with the day before and
+        the same weekday a week before up to the same local time; a closed day with whole days.
+        ValueError when `as_of` is before the day begins."""
+        as_of = (as_of or datetime.now(UTC)).astimezone(UTC)
+        info = self._store_or_none(store_id)
+        tz = zone(info.timezone if info else "UTC")
+        start, end = day_span_utc(day, tz)
+        if as_of < start:
+            raise ValueError(
+                f"as-of {format_ts(as_of)} is before {day.isoformat()} begins in the store's zone "
+                f"({tz.key}, {format_ts(start)})"
             )
+        prev_day, week_day = day - timedelta(days=1), day - timedelta(days=7)
+        rows = {
+            str(r[1]): r for r in self.storage.daily_rows([store_id], week_day.isoformat(), day.isoformat())
         }
-        today = _figures(rows.get(day.isoformat()))
-        prev_row = rows.get((day - timedelta(days=1)).isoformat())
-        week_row = rows.get((day - timedelta(days=7)).isoformat())
-        prev = _figures(prev_row) if prev_row is not None else None
-        week = _figures(week_row) if week_row is not None else None
-        return Funnel(store_id, day, today, prev, week, _change(today, prev), _change(today, week))
+        if as_of >= end:
+            today = _figures(rows.get(day.isoformat()))
+            prev_row, week_row = rows.get(prev_day.isoformat()), rows.get(week_day.isoformat())
+            prev = _figures(prev_row) if prev_row is not None else None
+            week = _figures(week_row) if week_row is not None else None
+            return Funnel(
+                store_id,
+                day,
+                today,
+                prev,
+                week,
+                _change(today, prev),
+                _change(today, week),
+                as_of,
+                False,
+                None,
+                day_span_utc(prev_day, tz)[1],
+                day_span_utc(week_day, tz)[1],
+            )
+        until = as_of.astimezone(tz).time().replace(tzinfo=None)
+        browse_min_s = info.browse_min_s if info else 10.0
+        prev_cut, week_cut = cutoff_on(prev_day, until, tz), cutoff_on(week_day, until, tz)
+        found: FunnelFigures | None
+        if day.isoformat() in rows and not self.storage.has_events_between(
+            store_id, format_ts(as_of), format_ts(end)
+        ):
+            # Nothing stored after `as_of`: the day's rollup is the day so far, the same figures that every
+            # other rollup on a page (hourly, health) is read from.
+            found = _figures(rows[day.isoformat()])
+            if not self.storage.has_events_between(store_id, format_ts(start), format_ts(end)):
+                found = None  # history loaded as rollups: the base days cannot be cut either
+        else:
+            found = self._figures_until(store_id, day, as_of, tz, browse_min_s)
+        if found is None:
+            # Today's facts are not stored event by event (rollups only): nothing to cut the bases at.
+            today, prev, week = _figures(rows.get(day.isoformat())), None, None
+        else:
+            today = found
+            prev = self._figures_until(store_id, prev_day, prev_cut, tz, browse_min_s)
+            week = self._figures_until(store_id, week_day, week_cut, tz, browse_min_s)
+        return Funnel(
+            store_id,
+            day,
+            today,
+            prev,
+            week,
+            _change(today, prev),
+            _change(today, week),
+            as_of,
+            True,
+            until.strftime("%H:%M"),
+            prev_cut,
+            week_cut,
+        )
+
+    def _figures_until(
+        self, store_id: str, day: date, cutoff: datetime, tz: ZoneInfo, browse_min_s: float
+    ) -> FunnelFigures | None:
+        """The day's funnel up to `cutoff`, replayed from its stored events; None when no event of that
+        day is stored (no data, or history loaded as rollups only, which cannot be cut)."""
+        start, end = day_span_utc(day, tz)
+        if not self.storage.has_events_between(store_id, format_ts(start), format_ts(end)):
+            return None
+        events = self.storage.events_between(
+            store_id, FUNNEL_EVENT_TYPES, format_ts(start), format_ts(cutoff)
+        )
+        stored = (StoredEvent(str(t), str(p)) for t, p in events)
+        return _counts_figures(counts_until(stored, start, cutoff, browse_min_s))
 
     def hourly_traffic(self, store_id: str, day: date) -> list[HourTraffic]:
         """Visitors per local hour of the day (23, 24 or 25 hours), beside the same weekday last week."""
@@ -763,6 +912,38 @@ class Queries:
         rows.sort(key=lambda r: (r[2] is None, -(r[2] or 0.0), r[0].store_id))
         return [LeagueRow(i + 1, s, f, h) for i, (s, f, h) in enumerate(rows)]
 
+    # -- one consistent read of a page ----------------------------------------------------------------
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Every query inside reads the database as it was at the first read (one read transaction)."""
+        with self.storage.snapshot():
+            yield
+
+    def store_page(
+        self, store_id: str, day: date, start: date, end: date, as_of: datetime | None = None
+    ) -> StorePage:
+        """Every figure of the store page, read in one snapshot: the day's funnel as of `as_of` (default now),
+        its hourly traffic, occupancy at `as_of`, the last door-count audit, and the heatmap, car ranking
+        and health over [start, end]."""
+        as_of = (as_of or datetime.now(UTC)).astimezone(UTC)
+        with self.snapshot():
+            audits = self.audits(store_id, 1)
+            return StorePage(
+                store=self.store(store_id),
+                day=day,
+                start=start,
+                end=end,
+                as_of=as_of,
+                funnel=self.funnel(store_id, day, as_of),
+                hourly=self.hourly_traffic(store_id, day),
+                occupancy=self.occupancy_now(store_id, as_of),
+                heatmap=self.heatmap(store_id, start, end),
+                cars=self.car_ranking(store_id, start, end),
+                health=self.health(store_id, start, end),
+                last_audit=audits[0] if audits else None,
+            )
+
     # -- nodes and liveness ---------------------------------------------------------------------------
 
     def nodes(
@@ -905,4 +1086,4 @@ def _store_info(r: Row) -> StoreInfo:
         for c in json.loads(r[8])
     )
     floor = (float(r[5]), float(r[6])) if r[5] is not None and r[6] is not None else None
-    return StoreInfo(str(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]), floor, cars, True)
+    return StoreInfo(str(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]), floor, cars, True, float(r[7]))

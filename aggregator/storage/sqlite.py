@@ -217,6 +217,35 @@ class SqliteStorage:
     def count_events(self) -> int:
         return int(self.conn.execute("SELECT count(*) FROM events").fetchone()[0])
 
+    def events_between(self, store_id: str, types: Sequence[str], start: str, end: str) -> list[Row]:
+        """(type, payload) of the store's events of `types` with `ts` in [start, end), in time order."""
+        marks = ",".join("?" * len(types))
+        return self.conn.execute(
+            "SELECT type, payload FROM events WHERE store_id = ? AND ts >= ? AND ts < ? "
+            f"AND type IN ({marks}) ORDER BY ts",
+            (store_id, start, end, *types),
+        ).fetchall()
+
+    def has_events_between(self, store_id: str, start: str, end: str) -> bool:
+        """Whether any event of the store with `ts` in [start, end) is stored (rollups may exist without)."""
+        row = self.conn.execute(
+            "SELECT 1 FROM events WHERE store_id = ? AND ts >= ? AND ts < ? LIMIT 1", (store_id, start, end)
+        ).fetchone()
+        return row is not None
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Every read inside sees the database as it was at the first one (one read transaction: in WAL mode
+        a writer's later commits stay invisible until it ends). Nested uses join the outer one."""
+        if self.conn.in_transaction:
+            yield
+            return
+        self.conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.conn.execute("COMMIT")
+
     # -- visits and per-visitor facts ------------------------------------------------------------------
 
     def visit_day(self, store_id: str, visitor_id: str) -> str | None:
