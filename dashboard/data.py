@@ -28,6 +28,7 @@ from aggregator.queries import (
     Queries,
     SilentStore,
     StoreInfo,
+    StorePage,
 )
 from dashboard.auth import AccessDeniedError, User
 
@@ -94,9 +95,17 @@ class ScopedData:
 
     # -- one store ------------------------------------------------------------------------------------
 
-    def funnel(self, store_id: str, day: date) -> Funnel:
+    def store_page(self, store_id: str, day: date, start: date, end: date, as_of: datetime) -> StorePage:
+        """Every figure of the store page from one database snapshot, as one cache entry per page and
+        period: the funnel, hourly traffic, occupancy, heatmap, cars, health and audit cannot disagree.
+        `as_of` is the instant the page reads at (round it to a minute so reloads share the entry)."""
         self._figures_of(store_id)
-        result: Funnel = self._fetch("funnel", (store_id, day))
+        result: StorePage = self._fetch("store_page", (store_id, day, start, end, as_of))
+        return result
+
+    def funnel(self, store_id: str, day: date, as_of: datetime | None = None) -> Funnel:
+        self._figures_of(store_id)
+        result: Funnel = self._fetch("funnel", (store_id, day) if as_of is None else (store_id, day, as_of))
         return result
 
     def hourly_traffic(self, store_id: str, day: date) -> list[HourTraffic]:

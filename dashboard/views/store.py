@@ -6,14 +6,14 @@ last week, the floor heatmap over the floor plan with the display cars, the car 
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import streamlit as st
 
-from aggregator.audit import STALE_AFTER
-from aggregator.queries import Funnel, StoreInfo
+from aggregator.audit import STALE_AFTER, Audit
+from aggregator.queries import CarStats, Funnel, Heatmap, HourTraffic, StoreInfo
 from dashboard import charts
 from dashboard import format as fmt
 from dashboard.health_view import render_health
@@ -33,13 +33,17 @@ FUNNEL_FIGURES: tuple[tuple[str, str, bool], ...] = (
 )
 
 
-def _change_line(lang: Lang, ratio: float | None, label_key: str) -> str:
-    """'▲ +68.57% day-over-day' in green (red when down, grey when flat or undefined)."""
-    text = fmt.change(ratio)
+def _change_line(
+    lang: Lang, ratio: float | None, label_key: str, *, points: bool = False, until: str = ""
+) -> str:
+    """'▲ +68.57% day-over-day' in green (red when down, grey when flat or undefined); a rate's change in
+    percentage points ('▲ +5.00 pp'); `until`: the local time a day in progress is compared up to."""
+    text = None if ratio is None else f"{ratio:+.2f} pp" if points else fmt.change(ratio)
+    label = t(lang, label_key) + (" " + t(lang, "store.until", time=until) if until else "")
     if text is None or ratio is None:
-        return f":gray[– {t(lang, label_key)}]"
+        return f":gray[– {label}]"
     colour, arrow = ("green", "▲") if ratio > 0 else ("red", "▼") if ratio < 0 else ("gray", "■")
-    return f":{colour}[{arrow} {text}] :gray[{t(lang, label_key)}]"
+    return f":{colour}[{arrow} {text}] :gray[{label}]"
 
 
 def render_funnel(lang: Lang, funnel: Funnel) -> None:
@@ -54,17 +58,21 @@ def render_funnel(lang: Lang, funnel: Funnel) -> None:
         value = getattr(funnel.today, attr)
         with column, st.container(border=True, key=f"metric_{attr}"):
             st.metric(t(lang, key), fmt.pct(value) if is_rate else fmt.count(value))
+            change_attr, until = (f"{attr}_pp" if is_rate else attr), funnel.compared_until or ""
             st.markdown(
-                _change_line(lang, getattr(funnel.dod, attr), "store.vs_yesterday")
+                _change_line(
+                    lang, getattr(funnel.dod, change_attr), "store.vs_yesterday", points=is_rate, until=until
+                )
                 + "  \n"
-                + _change_line(lang, getattr(funnel.wow, attr), "store.vs_last_week")
+                + _change_line(
+                    lang, getattr(funnel.wow, change_attr), "store.vs_last_week", points=is_rate, until=until
+                )
             )
 
 
-def _render_audit(ctx: ViewContext, store: StoreInfo) -> None:
+def _render_audit(ctx: ViewContext, store: StoreInfo, audit: Audit | None) -> None:
     """How far the door counts can be trusted: the last audit's accuracy, or that there is none."""
     lang = ctx.lang
-    audit = ctx.data.last_audit(store.store_id)
     if audit is None:
         st.caption(t(lang, "store.audit_never"))
         return
@@ -80,9 +88,8 @@ def _render_audit(ctx: ViewContext, store: StoreInfo) -> None:
     st.caption(line)
 
 
-def _render_hourly(ctx: ViewContext, store: StoreInfo, day: date) -> None:
+def _render_hourly(ctx: ViewContext, hours: list[HourTraffic]) -> None:
     lang = ctx.lang
-    hours = ctx.data.hourly_traffic(store.store_id, day)
     st.subheader(t(lang, "store.hourly"))
     if not hours:
         st.info(t(lang, "empty"))
@@ -99,9 +106,8 @@ def _render_hourly(ctx: ViewContext, store: StoreInfo, day: date) -> None:
     show_chart(chart, "chart_hourly", alt=t(lang, "store.hourly"))
 
 
-def _render_heatmap(ctx: ViewContext, store: StoreInfo, start: date, end: date) -> None:
+def _render_heatmap(ctx: ViewContext, store: StoreInfo, heat: Heatmap) -> None:
     lang = ctx.lang
-    heat = ctx.data.heatmap(store.store_id, start, end)
     st.subheader(t(lang, "store.heatmap"))
     st.caption(t(lang, "store.heatmap_caption", cell=f"{heat.cell_m:g}"))
     if heat.grid.size == 0 or not np.any(heat.grid > 0):
@@ -119,9 +125,8 @@ def _render_heatmap(ctx: ViewContext, store: StoreInfo, start: date, end: date) 
     show_chart(spec, "chart_heatmap", alt=t(lang, "store.heatmap"))
 
 
-def _render_cars(ctx: ViewContext, store: StoreInfo, start: date, end: date) -> None:
+def _render_cars(ctx: ViewContext, ranking: list[CarStats]) -> None:
     lang = ctx.lang
-    ranking = ctx.data.car_ranking(store.store_id, start, end)
     st.subheader(t(lang, "store.cars"))
     st.caption(t(lang, "store.cars_caption"))
     if not ranking:
@@ -164,11 +169,15 @@ def render(ctx: ViewContext) -> None:
     day = pick_day(ctx, today)
     start, end = pick_period(ctx, day, key="store")
 
+    # One snapshot (one cache entry) per page, period and minute: no two figures on the page disagree.
+    page = ctx.data.store_page(
+        store.store_id, day, start, end, datetime.now(UTC).replace(second=0, microsecond=0)
+    )
     head, occupancy_col = st.columns([3, 1])
     with head:
         st.title(t(lang, "store.title", store=store.name, date=day.isoformat()))
     with occupancy_col:
-        occ = ctx.data.occupancy_now(store.store_id, datetime.now(UTC).replace(second=0, microsecond=0))
+        occ = page.occupancy
         # The floor count of a recent minute is best; else the visits started and not yet ended.
         fresh = occ.floor_minute is not None and occ.as_of - occ.floor_minute <= OCCUPANCY_FRESH
         shown = occ.floor_occupancy if fresh else occ.open_visits
@@ -181,10 +190,10 @@ def render(ctx: ViewContext) -> None:
             ),
         )
 
-    render_funnel(lang, ctx.data.funnel(store.store_id, day))
-    _render_audit(ctx, store)
-    _render_hourly(ctx, store, day)
+    render_funnel(lang, page.funnel)
+    _render_audit(ctx, store, page.last_audit)
+    _render_hourly(ctx, page.hourly)
     st.caption(t(lang, "store.period_summary", start=start.isoformat(), end=end.isoformat()))
-    _render_heatmap(ctx, store, start, end)
-    _render_cars(ctx, store, start, end)
-    render_health(lang, ctx.data.health(store.store_id, start, end), store.name)
+    _render_heatmap(ctx, store, page.heatmap)
+    _render_cars(ctx, page.cars)
+    render_health(lang, page.health, store.name)

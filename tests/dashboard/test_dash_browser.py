@@ -132,9 +132,11 @@ def test_store_manager_sees_the_aggregators_figures(server: str, page: Any, quer
     assert shown["Car-entry rate"] == fmt.pct(funnel.today.car_entry_rate) == "23.91%"
     assert shown["Reception rate"] == fmt.pct(funnel.today.reception_rate)
     body = page.locator("body").inner_text()
-    for attr in ("visitors", "car_browsers", "car_entrants", "browse_rate"):
+    for attr in ("visitors", "car_browsers", "car_entrants"):
         assert f"{fmt.change(getattr(funnel.dod, attr))} day-over-day" in body
         assert f"{fmt.change(getattr(funnel.wow, attr))} week-over-week" in body
+    assert funnel.dod.browse_rate_pp is not None  # rates change in percentage points
+    assert f"{funnel.dod.browse_rate_pp:+.2f} pp day-over-day" in body
     # Car ranking table: the aggregator's order and counts.
     rows = _table_rows(page.locator('[data-testid="stTable"]').first)
     cars = queries.car_ranking("sh-01", world.DAY, world.DAY)
