@@ -17,17 +17,17 @@ import math
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Self
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
 
 from aggregator import health as health_math
 from aggregator import histogram
+from aggregator import league as league_rules
 from aggregator.audit import STALE_AFTER, Audit, audit_of
 from aggregator.heatgrid import decode_grid
 from aggregator.partial_day import FUNNEL_EVENT_TYPES, PartialCounts, StoredEvent, counts_until, cutoff_on
@@ -275,6 +275,9 @@ class DailyMetrics:
     day: date
     has_data: bool
     figures: FunnelFigures
+    partial: bool = False
+    """The day was still in progress at `as_of`: its figures cover it up to then only."""
+    as_of: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -616,26 +619,15 @@ class Queries:
                 day_span_utc(week_day, tz)[1],
             )
         until = as_of.astimezone(tz).time().replace(tzinfo=None)
-        browse_min_s = info.browse_min_s if info else 10.0
         prev_cut, week_cut = cutoff_on(prev_day, until, tz), cutoff_on(week_day, until, tz)
-        found: FunnelFigures | None
-        if day.isoformat() in rows and not self.storage.has_events_between(
-            store_id, format_ts(as_of), format_ts(end)
-        ):
-            # Nothing stored after `as_of`: the day's rollup is the day so far, the same figures that every
-            # other rollup on a page (hourly, health) is read from.
-            found = _figures(rows[day.isoformat()])
-            if not self.storage.has_events_between(store_id, format_ts(start), format_ts(end)):
-                found = None  # history loaded as rollups: the base days cannot be cut either
-        else:
-            found = self._figures_until(store_id, day, as_of, tz, browse_min_s)
+        found = self.day_so_far(store_id, day, as_of, rows.get(day.isoformat()))
         if found is None:
             # Today's facts are not stored event by event (rollups only): nothing to cut the bases at.
             today, prev, week = _figures(rows.get(day.isoformat())), None, None
         else:
             today = found
-            prev = self._figures_until(store_id, prev_day, prev_cut, tz, browse_min_s)
-            week = self._figures_until(store_id, week_day, week_cut, tz, browse_min_s)
+            prev = self.day_until(store_id, prev_day, prev_cut)
+            week = self.day_until(store_id, week_day, week_cut)
         return Funnel(
             store_id,
             day,
@@ -651,11 +643,32 @@ class Queries:
             week_cut,
         )
 
-    def _figures_until(
-        self, store_id: str, day: date, cutoff: datetime, tz: ZoneInfo, browse_min_s: float
+    def day_so_far(
+        self, store_id: str, day: date, as_of: datetime, daily_row: Row | None = None
     ) -> FunnelFigures | None:
-        """The day's funnel up to `cutoff`, replayed from its stored events; None when no event of that
-        day is stored (no data, or history loaded as rollups only, which cannot be cut)."""
+        """A day in progress at `as_of`, counted up to it. When nothing of the day is stored after `as_of`
+        its rollup (`daily_row`, read when not given) is the day so far: the same figures every other
+        rollup of a page (hourly, health) is read from. Otherwise its events before `as_of` are replayed.
+        None when the day's facts are stored as rollups only (history loaded in bulk: it cannot be cut)."""
+        tz = zone(self._timezone(store_id))
+        start, end = day_span_utc(day, tz)
+        if daily_row is None:
+            found_rows = self.storage.daily_rows([store_id], day.isoformat(), day.isoformat())
+            daily_row = found_rows[0] if found_rows else None
+        if daily_row is not None and not self.storage.has_events_between(
+            store_id, format_ts(as_of), format_ts(end)
+        ):
+            if not self.storage.has_events_between(store_id, format_ts(start), format_ts(end)):
+                return None
+            return _figures(daily_row)
+        return self.day_until(store_id, day, as_of)
+
+    def day_until(self, store_id: str, day: date, cutoff: datetime) -> FunnelFigures | None:
+        """The day's funnel up to the instant `cutoff`, replayed from its stored events with the ingest's
+        rules (`partial_day`); None when no event of that day is stored (no data, or history loaded as
+        rollups only, which cannot be cut)."""
+        info = self._store_or_none(store_id)
+        tz = zone(info.timezone if info else "UTC")
         start, end = day_span_utc(day, tz)
         if not self.storage.has_events_between(store_id, format_ts(start), format_ts(end)):
             return None
@@ -663,6 +676,7 @@ class Queries:
             store_id, FUNNEL_EVENT_TYPES, format_ts(start), format_ts(cutoff)
         )
         stored = (StoredEvent(str(t), str(p)) for t, p in events)
+        browse_min_s = info.browse_min_s if info else 10.0
         return _counts_figures(counts_until(stored, start, cutoff, browse_min_s))
 
     def hourly_traffic(self, store_id: str, day: date) -> list[HourTraffic]:
@@ -775,14 +789,27 @@ class Queries:
 
     # -- periods --------------------------------------------------------------------------------------
 
-    def daily_series(self, store_id: str, start: date, end: date) -> list[DailyMetrics]:
-        """One entry per local day in [start, end], zeros where nothing was reported."""
+    def daily_series(
+        self, store_id: str, start: date, end: date, as_of: datetime | None = None
+    ) -> list[DailyMetrics]:
+        """One entry per local day in [start, end], zeros where nothing was reported. The day in progress
+        at `as_of` (default now) is marked `partial` and counted up to `as_of`; later days have no data."""
+        as_of = (as_of or datetime.now(UTC)).astimezone(UTC)
+        tz = zone(self._timezone(store_id))
         rows = {str(r[1]): r for r in self.storage.daily_rows([store_id], start.isoformat(), end.isoformat())}
         out = []
         d = start
         while d <= end:
             row = rows.get(d.isoformat())
-            out.append(DailyMetrics(d, row is not None, _figures(row)))
+            day_start, day_end = day_span_utc(d, tz)
+            if as_of < day_start:
+                out.append(DailyMetrics(d, False, _figures(None), False, as_of))
+            elif as_of < day_end:
+                so_far = self.day_so_far(store_id, d, as_of, row)
+                figures = so_far if so_far is not None else _figures(row)
+                out.append(DailyMetrics(d, row is not None or figures.visitors > 0, figures, True, as_of))
+            else:
+                out.append(DailyMetrics(d, row is not None, _figures(row), False, as_of))
             d += timedelta(days=1)
         return out
 
@@ -944,6 +971,155 @@ class Queries:
                 last_audit=audits[0] if audits else None,
             )
 
+    # -- HQ's league ----------------------------------------------------------------------------------
+
+    def league_report(
+        self,
+        start: date,
+        end: date,
+        as_of: datetime | None = None,
+        brand: str | None = None,
+        region: str | None = None,
+    ) -> league_rules.LeagueReport:
+        """Every store's period figures against the period of the same length before, health ranked within
+        its brand (with the brand's size), outliers, partial and missing days, and totals per brand and
+        region (`aggregator.league`). A period whose last day is in progress at `as_of` (default now; in
+        each store's zone) is counted up to then, and the previous period's last day up to the same local
+        time."""
+        if end < start:
+            raise ValueError(f"end {end} is before start {start}")
+        as_of = (as_of or datetime.now(UTC)).astimezone(UTC)
+        n = (end - start).days + 1
+        p_start, p_end = start - timedelta(days=n), end - timedelta(days=n)
+        shown = [s for s in self.stores(brand=brand, region=region)]
+        brands: dict[str, list[StoreInfo]] = defaultdict(list)
+        for s in self.stores(brand=brand) if brand is not None else self.stores():
+            if s.registered:
+                brands[s.brand].append(s)
+        ids = None if brand is None else [s.store_id for s in brands[brand]]
+        with self.snapshot():
+            now_accs = self._period(ids, start, end)
+            before_accs = self._period(ids, p_start, p_end)
+            trend_accs = self._period(
+                ids, start - timedelta(days=league_rules.TREND_DAYS), start - timedelta(days=1)
+            )
+            closed_accs = self._period(ids, start, end - timedelta(days=1)) if n > 1 else {}
+            before_closed = self._period(ids, p_start, p_end - timedelta(days=1)) if n > 1 else {}
+            healths: dict[str, float | None] = {}
+            before_healths: dict[str, float | None] = {}
+            sizes: dict[str, int] = {}
+            for peers in [*brands.values(), *([s] for s in shown if not s.registered)]:
+                base = self._brand_base(peers, now_accs)
+                before = self._brand_base(peers, before_accs)
+                for s in peers:
+                    healths[s.store_id] = base.health_score(s.store_id)
+                    before_healths[s.store_id] = before.health_score(s.store_id)
+                    sizes[s.store_id] = len(base.values)
+            entries = [
+                self._league_entry(
+                    s,
+                    end,
+                    p_end,
+                    as_of,
+                    n,
+                    healths,
+                    before_healths,
+                    sizes,
+                    (now_accs, before_accs, trend_accs, closed_accs, before_closed),
+                )
+                for s in shown
+            ]
+        by_brand: defaultdict[str, dict[str, float | None]] = defaultdict(dict)
+        for e in entries:
+            by_brand[e.brand][e.store_id] = e.health
+        ranks = {k: league_rules.brand_ranks(v) for k, v in by_brand.items()}
+        medians = {k: league_rules.median_health(list(v.values())) for k, v in by_brand.items()}
+        entries = [
+            replace(
+                e,
+                brand_rank=ranks[e.brand][e.store_id],
+                outliers=league_rules.outliers_of(
+                    e.visitors_per_open_day,
+                    e.trend_visitors_per_day,
+                    e.health,
+                    medians[e.brand],
+                    e.brand_size,
+                ),
+            )
+            for e in entries
+        ]
+        entries.sort(key=lambda e: (e.brand, e.brand_rank is None, e.brand_rank or 0, e.store_id))
+        return league_rules.LeagueReport(
+            start,
+            end,
+            as_of,
+            p_start,
+            p_end,
+            tuple(entries),
+            league_rules.totals(entries, "brand"),
+            league_rules.totals(entries, "region"),
+        )
+
+    def _league_entry(
+        self,
+        s: StoreInfo,
+        end: date,
+        p_end: date,
+        as_of: datetime,
+        n: int,
+        healths: dict[str, float | None],
+        before_healths: dict[str, float | None],
+        sizes: dict[str, int],
+        accs: tuple[dict[str, _PeriodAcc], ...],
+    ) -> league_rules.LeagueEntry:
+        now_accs, before_accs, trend_accs, closed_accs, before_closed = accs
+        tz = zone(s.timezone)
+        end_start, end_end = day_span_utc(end, tz)
+        partial = end_start <= as_of < end_end
+        future_days = max(0, (end_end - max(as_of, end_start)).days) if as_of < end_start else 0
+        trend = trend_accs.get(s.store_id)
+        trend_per_day = trend.visitors / trend.open_days if trend and trend.open_days else None
+        until: str | None = None
+        if partial:
+            closed = _counts(closed_accs.get(s.store_id))
+            today = self.day_so_far(s.store_id, end, as_of)
+            now = closed + _funnel_counts(today)
+            until_time = as_of.astimezone(tz).time().replace(tzinfo=None)
+            until = until_time.strftime("%H:%M")
+            then_day = self.day_until(s.store_id, p_end, cutoff_on(p_end, until_time, tz))
+            then_closed = before_closed.get(s.store_id)
+            then = (
+                None if then_day is None or today is None else _counts(then_closed) + _funnel_counts(then_day)
+            )
+            closed_days, open_closed, closed_visitors = n - 1, closed.open_days, closed.visitors
+            before_health = None
+        else:
+            now = _counts(now_accs.get(s.store_id))
+            before = before_accs.get(s.store_id)
+            then = _counts(before) if before is not None else None
+            closed_days, open_closed, closed_visitors = n - future_days, now.open_days, now.visitors
+            before_health = before_healths.get(s.store_id)
+        health = healths.get(s.store_id)
+        return league_rules.LeagueEntry(
+            s.store_id,
+            s.name,
+            s.brand,
+            s.region,
+            now,
+            then,
+            league_rules.period_change(now, then, health, before_health),
+            health,
+            before_health,
+            None,
+            sizes.get(s.store_id, 0),
+            partial,
+            until,
+            max(0, closed_days - open_closed),
+            closed_visitors / open_closed if open_closed else None,
+            trend_per_day,
+            (),
+        )
+
     # -- nodes and liveness ---------------------------------------------------------------------------
 
     def nodes(
@@ -1073,6 +1249,18 @@ class Queries:
     def day_span(self, store_id: str, day: date) -> tuple[datetime, datetime]:
         """[start, end) of the store's local day in UTC."""
         return day_span_utc(day, zone(self._timezone(store_id)))
+
+
+def _counts(acc: _PeriodAcc | None) -> league_rules.Counts:
+    if acc is None:
+        return league_rules.ZERO
+    return league_rules.Counts(acc.visitors, acc.browsers, acc.entrants, acc.receptions, acc.open_days)
+
+
+def _funnel_counts(f: FunnelFigures | None) -> league_rules.Counts:
+    if f is None:
+        return league_rules.ZERO
+    return league_rules.Counts(f.visitors, f.car_browsers, f.car_entrants, f.receptions, int(f.visitors > 0))
 
 
 def _store_info(r: Row) -> StoreInfo:

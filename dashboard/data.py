@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from aggregator.audit import Audit
+from aggregator.league import LeagueEntry, LeagueReport, totals
 from aggregator.queries import (
     AuditStatus,
     DailyMetrics,
@@ -155,6 +157,32 @@ class ScopedData:
         rows = [r for r in rows if self.user.can_see_store(r.store.store_id, r.store.brand or None)]
         rows.sort(key=lambda r: (r.health is None, -(r.health or 0.0), r.store.store_id))
         return [LeagueRow(i + 1, r.store, r.figures, r.health) for i, r in enumerate(rows)]
+
+    def league_report(
+        self,
+        start: date,
+        end: date,
+        as_of: datetime,
+        brand: str | None = None,
+        region: str | None = None,
+    ) -> LeagueReport:
+        """HQ's league of the visible stores (`Queries.league_report`): change against the period before,
+        ranks within each brand with its size, outliers, partial and missing days; totals per brand and
+        region over the visible stores. Health is still scored against each brand's every store."""
+        if self.user.role != "brand_hq":
+            raise AccessDeniedError(f"role {self.user.role!r} has no league table")
+        if brand is not None and brand not in self.user.brands:
+            raise AccessDeniedError(f"user {self.user.username!r} may not see brand {brand!r}")
+        entries: list[LeagueEntry] = []
+        report: LeagueReport | None = None
+        for b in [brand] if brand is not None else sorted(self.user.brands):
+            report = self._fetch("league_report", (start, end, as_of, b, region))
+            entries.extend(e for e in report.entries if self.user.can_see_store(e.store_id, e.brand or None))
+        if report is None:
+            raise AccessDeniedError(f"user {self.user.username!r} has no brand")
+        return replace(
+            report, entries=tuple(entries), brands=totals(entries, "brand"), regions=totals(entries, "region")
+        )
 
     def silent_stores(self, now: datetime, after: timedelta) -> list[SilentStore]:
         visible = {s.store_id for s in self.stores()}

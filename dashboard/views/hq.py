@@ -126,7 +126,8 @@ def _render_trends(
         dates = [d.day for d in days]
         values: list[float | None] = []
         for d in days:
-            v = getattr(d.figures, figure) if d.has_data else None
+            # A day still in progress is left out: its figures so far would read as a collapse.
+            v = getattr(d.figures, figure) if d.has_data and not d.partial else None
             values.append(None if v is None else float(v) * (100 if "rate" in figure else 1))
         series.append((names.get(store_id, store_id), values))
     if not dates:

@@ -1,0 +1,134 @@
+"""HQ's league from known events: change against the period before, ranks within a brand with its size,
+outliers, missing and partial days, and totals per brand and region."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+
+import pytest
+
+from aggregator.ingest import Ingestor, Message
+from aggregator.queries import Queries
+from aggregator.registry import parse_registry
+from aggregator.storage import SqliteStorage
+from aggregator.synth import VisitPlan, stamper_for, visit_events
+from aggregator.timebuckets import zone
+from edge.events import Envelope, to_json, topic_for
+
+TZ = "Asia/Shanghai"
+END = date(2026, 11, 20)
+START = END - timedelta(days=2)  # a 3-day period; the one before is 11-15..11-17
+FIRST = START - timedelta(days=28)  # the trend window
+CAR = {"id": "car-01", "model_name": "Model S", "browse_zone_m": [[2, 3], [10, 3], [10, 9], [2, 9]]}
+STORES = {  # store: (brand, region)
+    "st-a": ("aurora", "east"),
+    "st-b": ("aurora", "west"),
+    "st-c": ("aurora", "east"),
+    "st-d": ("aurora", "west"),
+    "st-e": ("borealis", "east"),
+}
+REGISTRY = {
+    "brands": [{"id": "aurora", "name": "Aurora"}, {"id": "borealis", "name": "Borealis"}],
+    "stores": [
+        {"store_id": s, "name": s.upper(), "brand": b, "region": r, "timezone": TZ, "cars": [CAR]}
+        for s, (b, r) in STORES.items()
+    ],
+}
+
+
+def local(day: date, hh: int, mm: int) -> datetime:
+    return datetime.combine(day, time(hh, mm), tzinfo=zone(TZ)).astimezone(UTC)
+
+
+def plans(day: date, n: int, browsers: int) -> list[VisitPlan]:
+    """`n` two-minute visits from 08:00 local, one every 5 minutes; the first `browsers` browse 20 s."""
+    return [
+        VisitPlan(
+            local(day, 8, 0) + timedelta(minutes=5 * i),
+            120.0,
+            browse_car="car-01" if i < browsers else None,
+            browse_s=20.0 if i < browsers else 0.0,
+            received=i < browsers,
+        )
+        for i in range(n)
+    ]
+
+
+def visitors_on(store: str, day: date) -> tuple[int, int]:
+    """(visitors, browsers) of a store-day in this world."""
+    current = day >= START
+    if store == "st-a":
+        return (20, 10) if current else (10, 5)
+    if store == "st-c":
+        return (4, 0) if current else (20, 10)
+    if store == "st-d" and day in (START, START + timedelta(days=1)):
+        return (0, 0)  # a silent node: nothing recorded
+    return (10, 5)
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("league") / "agg.sqlite"
+    ing = Ingestor(SqliteStorage(path))
+    ing.load_registry(parse_registry(REGISTRY))
+    events: list[Envelope] = []
+    for k, store in enumerate(STORES):
+        stamper = stamper_for(store, seed=k + 1)
+        day = FIRST
+        while day <= END:
+            n, browsers = visitors_on(store, day)
+            events += [e for p in plans(day, n, browsers) for e in visit_events(stamper, p)]
+            day += timedelta(days=1)
+    ing.ingest([Message(topic_for(e), to_json(e), datetime.now(UTC)) for e in events])
+    ing.storage.close()
+    return path
+
+
+def test_closed_period_against_the_one_before(db: Path) -> None:
+    with Queries.open(db) as q:
+        report = q.league_report(START, END, as_of=local(END + timedelta(days=1), 12, 0))
+    entries = {e.store_id: e for e in report.entries}
+    assert (report.previous_start, report.previous_end) == (date(2026, 11, 15), date(2026, 11, 17))
+    a, b, c, d, e = (entries[s] for s in ("st-a", "st-b", "st-c", "st-d", "st-e"))
+    assert not any(x.partial for x in entries.values())
+    assert a.counts.visitors == 60 and a.previous is not None and a.previous.visitors == 30
+    assert a.change.visitors == pytest.approx(1.0) and b.change.visitors == pytest.approx(0.0)
+    assert a.change.browse_rate_pp == pytest.approx(0.0)  # 50% then and now
+    assert c.change.visitors == pytest.approx(12 / 60 - 1) and c.change.browse_rate_pp == pytest.approx(-50.0)
+    # Ranked within the brand, with the brand's size: Borealis's lone store is first of one.
+    assert {x.brand_size for x in (a, b, c, d)} == {4} and e.brand_size == 1 and e.brand_rank == 1
+    assert sorted(x.brand_rank or 0 for x in (a, b, c, d)) == [1, 2, 3, 4]
+    assert [x.store_id for x in report.entries][-1] == "st-e"  # brand by brand
+    # Outliers: C fell from 20 a day to 4 and its health is far below the brand's median.
+    assert c.outliers == ("below_own_trend", "below_brand")
+    assert c.trend_visitors_per_day == pytest.approx(20.0) and c.visitors_per_open_day == pytest.approx(4.0)
+    assert a.outliers == () and b.outliers == () and e.outliers == ()
+    # Missing days: D recorded nobody on two days of the period.
+    assert d.missing_days == 2 and d.outliers == () and a.missing_days == 0
+    # Totals per brand and region.
+    brands = {t.key: t for t in report.brands}
+    regions = {t.key: t for t in report.regions}
+    assert brands["aurora"].stores == 4 and brands["aurora"].counts.visitors == 60 + 30 + 12 + 10
+    assert brands["aurora"].previous is not None and brands["aurora"].previous.visitors == 30 + 30 + 60 + 30
+    assert brands["aurora"].outlier_stores == 1 and brands["aurora"].stores_missing_days == 1
+    assert regions["east"].counts.visitors == 60 + 12 + 30 and regions["west"].counts.visitors == 30 + 10
+
+
+def test_partial_period_cut_at_the_same_local_time(db: Path) -> None:
+    with Queries.open(db) as q:
+        report = q.league_report(START, END, as_of=local(END, 9, 10))
+    entries = {e.store_id: e for e in report.entries}
+    a, b = entries["st-a"], entries["st-b"]
+    assert a.partial and a.compared_until == "09:10" and a.previous_health is None
+    # A: two whole days of 20, then 14 visits started before 09:10 (one every 5 min from 08:00)...
+    assert a.counts.visitors == 20 + 20 + 14
+    # ...against two whole days of 10 and all 10 of 11-17's visits (over by 08:47).
+    assert a.previous is not None and a.previous.visitors == 10 + 10 + 10
+    assert a.change.visitors == pytest.approx(54 / 30 - 1)
+    assert b.counts.visitors == 30 and b.change.visitors == pytest.approx(0.0)
+    assert all(t.partial_stores == t.stores for t in report.brands)
+    with Queries.open(db) as q:
+        series = q.daily_series("st-a", START, END, as_of=local(END, 9, 10))
+    assert [d.partial for d in series] == [False, False, True]
+    assert series[-1].figures.visitors == 14 and series[0].figures.visitors == 20
