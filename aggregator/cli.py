@@ -268,6 +268,39 @@ def report(
             raise click.BadParameter(str(exc), param_hint="--as-of") from exc
 
 
+@aggregator_group.command("digest")
+@DB_OPTION
+@click.option("--store", "store_id", required=True)
+@click.option("--date", "day", required=True, callback=_date, help="Store-local day, YYYY-MM-DD.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["json", "markdown"]), default="markdown", show_default=True
+)
+@click.option(
+    "--as-of",
+    "as_of_text",
+    default=None,
+    help="Read the day as it stood at this instant (RFC 3339; without an offset: the store's local time). "
+    "Default: now.",
+)
+def digest(db_path: Path, store_id: str, day: date, fmt: str, as_of_text: str | None) -> None:
+    """A store-day summary a manager can forward: funnel with comparisons, top cars, health, notable
+    changes."""
+    from aggregator.digest import digest_data, digest_markdown
+
+    with _queries(db_path) as q:
+        as_of = _as_of(q, store_id, as_of_text)
+        try:
+            data = digest_data(q, store_id, day, as_of)
+        except KeyError as exc:
+            raise click.BadParameter(f"unknown store {store_id!r}", param_hint="--store") from exc
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--as-of") from exc
+        if fmt == "json":
+            click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        else:
+            click.echo(digest_markdown(data), nl=False)
+
+
 def _as_of(q: Queries, store_id: str, value: str | None) -> datetime | None:
     """`--as-of` as an aware instant (a time without an offset read in the store's zone); None: now."""
     if value is None:
