@@ -35,6 +35,7 @@ from aggregator.registry import DIMENSIONS, Dimension
 from aggregator.storage import SqliteStorage
 from aggregator.storage.base import Row, StorageBackend
 from aggregator.timebuckets import day_span_utc, hours_of_day, parse_ts_key, zone
+from aggregator.zones import FloorZone, ZoneFigure, compare_zones
 from edge.events import format_ts
 
 DIMENSION_LABELS: dict[Dimension, str] = {
@@ -332,6 +333,20 @@ class AuditStatus:
     name: str | None
     last: Audit | None
     stale: bool
+
+
+@dataclass(frozen=True)
+class ZoneComparison:
+    """Per-zone person-seconds over a period and the period of the same length before, ranked."""
+
+    store_id: str
+    start: date
+    end: date
+    previous_start: date
+    previous_end: date
+    total_person_s: float
+    """Every person-second on the grid in the period (zones may leave floor uncovered)."""
+    zones: tuple[ZoneFigure, ...]
 
 
 @dataclass(frozen=True, eq=False)
@@ -970,6 +985,44 @@ class Queries:
                 health=self.health(store_id, start, end),
                 last_audit=audits[0] if audits else None,
             )
+
+    # -- zones of the floor ---------------------------------------------------------------------------
+
+    def floor_zones(self, store_id: str) -> list[FloorZone]:
+        """The zones the registry knows for the store: each display car's browse zone (without its
+        interior) and its interior."""
+        out: list[FloorZone] = []
+        for c in self._registry_store(store_id).cars:
+            if len(c.browse_zone_m) >= 3:
+                out.append(
+                    FloorZone(
+                        f"{c.id}.browse", "car_browse", c.model_name, c.browse_zone_m, c.interior_zone_m
+                    )
+                )
+            if len(c.interior_zone_m) >= 3:
+                out.append(FloorZone(f"{c.id}.interior", "car_interior", c.model_name, c.interior_zone_m))
+        return out
+
+    def zone_comparison(
+        self, store_id: str, start: date, end: date, extra_zones: Sequence[FloorZone] = ()
+    ) -> ZoneComparison:
+        """Person-seconds per floor zone over [start, end] beside the period of the same length before,
+        ranked (`aggregator.zones`): every car's browse zone and interior from the registry, plus
+        `extra_zones` (reception, negotiation, entrance... as the floor plan draws them)."""
+        n = (end - start).days + 1
+        p_start, p_end = start - timedelta(days=n), end - timedelta(days=n)
+        zones = [*self.floor_zones(store_id), *extra_zones]
+        with self.snapshot():
+            now = self.heatmap(store_id, start, end)
+            before = self.heatmap(store_id, p_start, p_end)
+        figures = compare_zones(now.grid, before.grid, now.cell_m, zones, before.cell_m)
+        return ZoneComparison(store_id, start, end, p_start, p_end, now.total_person_s, tuple(figures))
+
+    def _registry_store(self, store_id: str) -> StoreInfo:
+        found = self._store_or_none(store_id)
+        if found is None:
+            raise KeyError(f"unknown store {store_id!r}")
+        return found
 
     # -- HQ's league ----------------------------------------------------------------------------------
 

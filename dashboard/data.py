@@ -31,7 +31,9 @@ from aggregator.queries import (
     SilentStore,
     StoreInfo,
     StorePage,
+    ZoneComparison,
 )
+from aggregator.zones import FloorZone
 from dashboard.auth import AccessDeniedError, User
 
 Fetch = Callable[[str, tuple[Any, ...]], Any]
@@ -108,6 +110,14 @@ class ScopedData:
     def funnel(self, store_id: str, day: date, as_of: datetime | None = None) -> Funnel:
         self._figures_of(store_id)
         result: Funnel = self._fetch("funnel", (store_id, day) if as_of is None else (store_id, day, as_of))
+        return result
+
+    def zone_comparison(
+        self, store_id: str, start: date, end: date, extra_zones: tuple[FloorZone, ...] = ()
+    ) -> ZoneComparison:
+        """Person-seconds per floor zone over the period beside the period before, ranked."""
+        self._figures_of(store_id)
+        result: ZoneComparison = self._fetch("zone_comparison", (store_id, start, end, extra_zones))
         return result
 
     def hourly_traffic(self, store_id: str, day: date) -> list[HourTraffic]:
