@@ -1,12 +1,13 @@
 """`showroom demo`: the whole product on one machine, from a clean clone.
 
-Starts an MQTT broker (the system `mosquitto` on a free port, unless `--broker` names one), the aggregator
-on SQLite, the dashboard, and one edge node per simulated store of the brand (the real node runtime, its
-cameras `sim://` sources). Before the nodes go live it backfills a few weeks of history per store through
-the aggregator's real ingest (simulated store days, cached for the next run), so day-over-day,
-week-over-week and health scores have data. Where the detector model and the PETS09 clip are present,
-one more node runs a real camera on that video. Ctrl-C stops everything, nodes first (they end open
-visits and drain their outboxes), then the aggregator, the dashboard and the broker.
+Starts an MQTT broker (the system `mosquitto` on a free port, or the embedded Python broker amqtt where
+there is none, unless `--broker` names one), the aggregator on SQLite, the dashboard, and one edge node
+per simulated store of the brand (the real node runtime, its cameras `sim://` sources). Before the nodes
+go live it backfills a few weeks of history per store through the aggregator's real ingest (simulated
+store days, cached for the next run), so day-over-day, week-over-week and health scores have data. Where
+the detector model and the PETS09 clip are present, one more node runs a real camera on that video.
+Ctrl-C stops everything, nodes first (they end open visits and drain their outboxes), then the
+aggregator, the dashboard and the broker.
 """
 
 from __future__ import annotations
@@ -147,13 +148,9 @@ class Demo:
         if self.broker_url:
             self.lines.append(f"broker     {self.broker_url} (given with --broker)")
             return self.broker_url
-        binary = shutil.which("mosquitto") or next(
-            (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if Path(p).exists()), None
-        )
+        binary = mosquitto_binary()
         if binary is None:
-            raise DemoError(
-                "no MQTT broker: install Mosquitto (e.g. `apt-get install mosquitto`) or pass --broker mqtt://HOST:PORT"
-            )
+            return self._start_embedded_broker()
         port = free_port()
         conf = self.workdir / "mosquitto.conf"
         conf.write_text(
@@ -163,6 +160,16 @@ class Demo:
         url = f"mqtt://127.0.0.1:{port}"
         _wait_for_port("127.0.0.1", port, 10.0, "mosquitto")
         self.lines.append(f"broker     {url} (the system mosquitto, {binary}, started by the demo)")
+        self.broker_url = url
+        return url
+
+    def _start_embedded_broker(self) -> str:
+        """No Mosquitto here: the embedded Python broker (amqtt, MQTT 3.1.1) in its own process."""
+        port = free_port()
+        self._spawn("broker", [sys.executable, "-m", "showroom.broker", "--port", str(port)])
+        _wait_for_port("127.0.0.1", port, 30.0, "the embedded MQTT broker (amqtt)")
+        url = f"mqtt://127.0.0.1:{port}"
+        self.lines.append(f"broker     {url} (embedded amqtt, MQTT 3.1.1: no mosquitto found on PATH)")
         self.broker_url = url
         return url
 
@@ -446,6 +453,17 @@ class Demo:
         for child in self.children:
             if not child.log_file.closed:
                 child.log_file.close()
+
+
+def mosquitto_binary(search_path: str | None = None) -> str | None:
+    """The system `mosquitto` on `search_path` (default $PATH), or in the `sbin` beside one of its `bin`
+    directories (Debian installs it in /usr/sbin, often missing from a user's PATH); None when there is
+    none."""
+    dirs = [
+        d for d in (os.environ.get("PATH", "") if search_path is None else search_path).split(os.pathsep) if d
+    ]
+    dirs += [str(Path(d).with_name("sbin")) for d in dirs if Path(d).name == "bin"]
+    return shutil.which("mosquitto", path=os.pathsep.join(dirs))
 
 
 def _template_day(config_path: Path, day: date, style: StoreStyle, cache: Path) -> list[Envelope]:
