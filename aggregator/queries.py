@@ -25,8 +25,8 @@ from typing import Any, Self
 import numpy as np
 import numpy.typing as npt
 
+from aggregator import backfill, histogram
 from aggregator import health as health_math
-from aggregator import histogram
 from aggregator import league as league_rules
 from aggregator.audit import STALE_AFTER, Audit, audit_of
 from aggregator.heatgrid import decode_grid
@@ -336,6 +336,15 @@ class AuditStatus:
 
 
 @dataclass(frozen=True)
+class HistoryLoading:
+    """A store whose history is still being backfilled: its comparisons and health are not final."""
+
+    store_id: str
+    days_loaded: int
+    days_total: int
+
+
+@dataclass(frozen=True)
 class ZoneComparison:
     """Per-zone person-seconds over a period and the period of the same length before, ranked."""
 
@@ -367,6 +376,8 @@ class StorePage:
     cars: list[CarStats]
     health: Health
     last_audit: Audit | None
+    history: HistoryLoading | None = None
+    """Set while the store's history is still being loaded (the page says so)."""
 
 
 @dataclass(frozen=True)
@@ -984,6 +995,7 @@ class Queries:
                 cars=self.car_ranking(store_id, start, end),
                 health=self.health(store_id, start, end),
                 last_audit=audits[0] if audits else None,
+                history=self.history_loading(store_id),
             )
 
     # -- zones of the floor ---------------------------------------------------------------------------
@@ -1278,6 +1290,13 @@ class Queries:
         )
 
     # -- ingest bookkeeping ---------------------------------------------------------------------------
+
+    def history_loading(self, store_id: str) -> HistoryLoading | None:
+        """The store's backfill while it is not done (`aggregator.backfill`); None when none is running."""
+        counters = self.storage.counters()
+        total = counters.get(backfill.total_key(store_id), 0)
+        done = counters.get(backfill.done_key(store_id), 0)
+        return HistoryLoading(store_id, min(done, total), total) if done < total else None
 
     def counters(self) -> dict[str, int]:
         """Stored, duplicate and quarantined payload counts (quarantined.<reason> per reason)."""

@@ -23,6 +23,7 @@ from aggregator.queries import (
     Funnel,
     Health,
     Heatmap,
+    HistoryLoading,
     HourTraffic,
     LeagueRow,
     NodeHealth,
@@ -118,6 +119,12 @@ class ScopedData:
         """Person-seconds per floor zone over the period beside the period before, ranked."""
         self._figures_of(store_id)
         result: ZoneComparison = self._fetch("zone_comparison", (store_id, start, end, extra_zones))
+        return result
+
+    def history_loading(self, store_id: str) -> HistoryLoading | None:
+        """The store's history backfill while it runs ("history loading (n of m days)"); None when done."""
+        self.store(store_id)
+        result: HistoryLoading | None = self._fetch("history_loading", (store_id,))
         return result
 
     def hourly_traffic(self, store_id: str, day: date) -> list[HourTraffic]:

@@ -327,10 +327,13 @@ class Demo:
         week ago are there early. History is stamped with the live node's id and `seq` from 0, like the
         live node's own numbering, so the aggregator's sequence ranges stay gap-free.
         """
+        from aggregator import backfill
         from aggregator.ingest import Ingestor
         from aggregator.storage import SqliteStorage
 
         ingestor = Ingestor(SqliteStorage(self.db))
+        for store, _ in nodes:  # the dashboard says "history loading (n of m days)" until all are in
+            backfill.announce(ingestor.storage, store.store_id, self.days + 1)
         cache = self.workdir / "history"
         next_seq = {store.store_id: 0 for store, _ in nodes}
         stored = 0
@@ -366,6 +369,7 @@ class Demo:
                 next_seq[store.store_id] += len(events)
                 source = f"demo-history:{store.store_id}"
                 stored += ingestor.ingest_lines((to_json(e) for e in events), source=source).stored
+                backfill.day_loaded(ingestor.storage, store.store_id)
             if index in (1, 7) or index == self.days:
                 echo(f"history    {index} day(s) back in ({stored} events)")
         return stored

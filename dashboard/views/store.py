@@ -190,6 +190,8 @@ def render(ctx: ViewContext) -> None:
             ),
         )
 
+    if page.history is not None:
+        st.info(t(lang, "store.history_loading", n=page.history.days_loaded, m=page.history.days_total))
     render_funnel(lang, page.funnel)
     _render_audit(ctx, store, page.last_audit)
     _render_hourly(ctx, page.hourly)
