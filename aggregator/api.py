@@ -66,6 +66,23 @@ def _as_of_param(q: Queries, store_id: str, params: dict[str, list[str]]) -> dat
     )
 
 
+def _instant_param(params: dict[str, list[str]]) -> datetime | None:
+    """`as_of` with an offset (several stores: no one zone to read it in); None (now) when absent."""
+    values = params.get("as_of")
+    if not values:
+        return None
+    try:
+        parsed = datetime.fromisoformat(values[0])
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        raise ApiError(
+            HTTPStatus.BAD_REQUEST,
+            f"as_of={values[0]!r} is not an RFC 3339 time with an offset (2026-11-20T10:00Z)",
+        )
+    return parsed
+
+
 def _funnel(q: Queries, store_id: str, params: dict[str, list[str]]) -> Any:
     try:
         return q.funnel(store_id, _date_param(params, "date"), _as_of_param(q, store_id, params))
@@ -136,6 +153,12 @@ ROUTES: list[tuple[re.Pattern[str], Handler]] = [
         re.compile(r"^/v1/league$"),
         lambda q, _p, a: q.league(*_period(a), brand=_opt(a, "brand"), region=_opt(a, "region")),
     ),
+    (
+        re.compile(r"^/v1/league-report$"),
+        lambda q, _p, a: q.league_report(
+            *_period(a), _instant_param(a), brand=_opt(a, "brand"), region=_opt(a, "region")
+        ),
+    ),
     (re.compile(r"^/v1/nodes$"), lambda q, _p, a: q.nodes(a.get("store"))),
     (re.compile(r"^/v1/daily-metrics$"), lambda q, _p, a: daily_metric_rows(q, *_period(a), a.get("store"))),
 ]
@@ -192,6 +215,15 @@ def openapi() -> dict[str, Any]:
             ),
             "/v1/audits": op("Every store's last door-count audit, stale or never-audited stores first", []),
             "/v1/league": op("Stores ranked by health with period figures", [*period, *filt]),
+            "/v1/league-report": op(
+                "Stores ranked within their brand with the change against the period before, outliers, "
+                "partial and missing days, totals per brand and region",
+                [
+                    *period,
+                    *filt,
+                    _param("as_of", False, "Instant to read at, with offset (default now)", "date-time"),
+                ],
+            ),
             "/v1/nodes": op("Edge node health", [_param("store", False, "Store id (repeatable)")]),
             "/v1/daily-metrics": op(
                 "Daily store metrics (JSON, or CSV with Accept: text/csv)",

@@ -269,6 +269,9 @@ class LeagueRow:
     store: StoreInfo
     figures: PeriodFigures
     health: float | None
+    partial: bool = False
+    """The period's last day was still in progress at `as_of` (in the store's zone)."""
+    as_of: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -946,9 +949,17 @@ class Queries:
         return self._brand_health(peers, start, end)[store_id]
 
     def league(
-        self, start: date, end: date, brand: str | None = None, region: str | None = None
+        self,
+        start: date,
+        end: date,
+        brand: str | None = None,
+        region: str | None = None,
+        as_of: datetime | None = None,
     ) -> list[LeagueRow]:
-        """Every store's period figures and health (scored within its own brand), best health first."""
+        """Every store's period figures and health (scored within its own brand), best health first. A row
+        whose last day is still in progress at `as_of` (default now, in the store's zone) is marked
+        `partial` (`league_report` compares such periods fairly)."""
+        as_of = (as_of or datetime.now(UTC)).astimezone(UTC)
         shown = self.stores(brand=brand, region=region)
         brands: dict[str, list[StoreInfo]] = defaultdict(list)
         for s in self.stores(brand=brand) if brand is not None else self.stores():
@@ -963,7 +974,10 @@ class Queries:
             healths.update((s.store_id, base.health_score(s.store_id)) for s in peers)
         rows = [(s, accs.get(s.store_id, _PeriodAcc()).figures(), healths.get(s.store_id)) for s in shown]
         rows.sort(key=lambda r: (r[2] is None, -(r[2] or 0.0), r[0].store_id))
-        return [LeagueRow(i + 1, s, f, h) for i, (s, f, h) in enumerate(rows)]
+        return [
+            LeagueRow(i + 1, s, f, h, _in_progress(end, s.timezone, as_of), as_of)
+            for i, (s, f, h) in enumerate(rows)
+        ]
 
     # -- one consistent read of a page ----------------------------------------------------------------
 
@@ -1321,6 +1335,11 @@ class Queries:
     def day_span(self, store_id: str, day: date) -> tuple[datetime, datetime]:
         """[start, end) of the store's local day in UTC."""
         return day_span_utc(day, zone(self._timezone(store_id)))
+
+
+def _in_progress(day: date, timezone: str, as_of: datetime) -> bool:
+    start, end = day_span_utc(day, zone(timezone))
+    return start <= as_of < end
 
 
 def _counts(acc: _PeriodAcc | None) -> league_rules.Counts:

@@ -173,7 +173,9 @@ class ScopedData:
             rows.extend(self._fetch("league", (start, end, b, region)))
         rows = [r for r in rows if self.user.can_see_store(r.store.store_id, r.store.brand or None)]
         rows.sort(key=lambda r: (r.health is None, -(r.health or 0.0), r.store.store_id))
-        return [LeagueRow(i + 1, r.store, r.figures, r.health) for i, r in enumerate(rows)]
+        return [
+            LeagueRow(i + 1, r.store, r.figures, r.health, r.partial, r.as_of) for i, r in enumerate(rows)
+        ]
 
     def league_report(
         self,

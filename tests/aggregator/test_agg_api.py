@@ -87,7 +87,7 @@ def test_openapi_describes_every_route(api: str) -> None:
     status, doc = get(f"{api}/openapi.json", token=None)
     assert status == 200 and doc["openapi"].startswith("3.1")
     assert "/v1/stores/{store_id}/funnel" in doc["paths"] and doc["components"]["securitySchemes"]["bearer"]
-    assert len(doc["paths"]) == 12
+    assert len(doc["paths"]) == 13
 
 
 def test_funnel_and_errors(api: str) -> None:
@@ -125,3 +125,18 @@ def test_audits_with_their_accuracy(api: str) -> None:
         (STORE, a["audit_id"])
     ]
     assert get(f"{api}/v1/stores/nope/audits")[0] == 404
+
+
+def test_a_day_in_progress_and_the_league_report(api: str) -> None:
+    # At 00:30 Shanghai nobody has come yet (the day's visits start from 01:00): a partial day, compared with
+    # the day before up to 00:30, where nobody had come either.
+    status, f = get(f"{api}/v1/stores/{STORE}/funnel?date=2026-11-23&as_of=2026-11-23T00:30")
+    assert status == 200 and f["partial"] is True and f["compared_until"] == "00:30"
+    assert f["today"]["visitors"] == 0 and f["day_before"]["visitors"] == 0 and f["dod"]["visitors"] is None
+    status, err = get(f"{api}/v1/stores/{STORE}/funnel?date=2026-11-23&as_of=2026-11-21T00:00Z")
+    assert status == 400 and "before 2026-11-23 begins" in err["error"]
+    status, report = get(f"{api}/v1/league-report?start=2026-11-22&end=2026-11-23&as_of=2026-11-24T12:00Z")
+    assert status == 200 and report["entries"][0]["counts"]["visitors"] == 94
+    assert report["entries"][0]["partial"] is False and report["brands"][0]["key"] == "aurora"
+    status, err = get(f"{api}/v1/league-report?start=2026-11-22&end=2026-11-23&as_of=2026-11-24T12:00")
+    assert status == 400 and "offset" in err["error"]
