@@ -14,7 +14,10 @@
    stored) for the aggregator: both include the broker and paho, neither competes with the publisher.
 2. Queries: `aggregator.synth.fill_rollups` writes 500 stores x 365 days of rollups (or `--db` names a
    database kept from an earlier run, migrated first if it is older); each dashboard query runs 40 times on
-   random stores and days; p50 and p95 latency are reported.
+   random stores and days; p50 and p95 latency are reported. `store_page` is the store page's whole read
+   model (one snapshot: funnel, hourly, occupancy, heatmap, cars, health, audit, history state);
+   `league_report` HQ's league (change, ranks within brand, outliers, totals), closed and with its last day
+   in progress.
 """
 
 from __future__ import annotations
@@ -377,6 +380,11 @@ def timeit(fn: Callable[[], object], reps: int) -> tuple[float, float]:
     return statistics.median(samples), samples[min(len(samples) - 1, round(0.95 * (len(samples) - 1)))]
 
 
+def _after(day: date) -> datetime:
+    """An instant after `day` has ended in every zone: the day is closed."""
+    return datetime.combine(day + timedelta(days=2), datetime.min.time(), UTC)
+
+
 def bench_queries(db: Path, n_stores: int, n_days: int, reps: int = 40) -> dict[str, tuple[float, float]]:
     start = date(2025, 1, 1)
     if not db.exists():
@@ -413,6 +421,21 @@ def bench_queries(db: Path, n_stores: int, n_days: int, reps: int = 40) -> dict[
         "league(all 500, 7 d)": lambda: q.league(last - timedelta(days=6), last),
         "league(all 500, 30 d)": lambda: q.league(last - timedelta(days=29), last),
         "league(all 500, 30 d) warm": lambda: warm.league(last - timedelta(days=29), last),
+        "store_page(store, day)": lambda: q.store_page(store(), (d := day()), d, d, _after(d)),
+        "store_page(store, 30 d)": lambda: q.store_page(
+            store(), last, last - timedelta(days=29), last, _after(last)
+        ),
+        "store_page(store, day) warm": lambda: warm.store_page(store(), last, last, last, _after(last)),
+        "league_report(all 500, 7 d)": lambda: q.league_report(last - timedelta(days=6), last, _after(last)),
+        "league_report(all 500, 7 d) partial": lambda: q.league_report(
+            last - timedelta(days=6),
+            last,
+            datetime.combine(last, datetime.min.time(), UTC) + timedelta(hours=3),
+        ),
+        "league_report(brand, 30 d) warm": lambda: warm.league_report(
+            last - timedelta(days=29), last, _after(last), brand="b1"
+        ),
+        "zone_comparison(store, 7 d)": lambda: q.zone_comparison(store(), last - timedelta(days=6), last),
         "nodes()": lambda: q.nodes(),
         "silent_stores()": lambda: q.silent_stores(datetime.now(UTC), timedelta(hours=1)),
     }
@@ -456,9 +479,9 @@ def main() -> None:
             db = args.db or Path(tmp) / "queries.sqlite"
             results = bench_queries(db, args.stores, args.days)
         print(f"query latency, {args.stores} stores x {args.days} days (ms):")
-        print(f"| {'query':<28} | {'p50':>8} | {'p95':>8} |")
+        print(f"| {'query':<38} | {'p50':>8} | {'p95':>8} |")
         for name, (p50, p95) in results.items():
-            print(f"| {name:<28} | {p50:8.1f} | {p95:8.1f} |")
+            print(f"| {name:<38} | {p50:8.1f} | {p95:8.1f} |")
     sys.stdout.flush()
 
 
