@@ -51,7 +51,7 @@ def digest_data(q: Queries, store_id: str, day: date, as_of: datetime | None = N
     info = q.store(store_id)
     start = day - timedelta(days=HEALTH_DAYS - 1)
     with q.snapshot():
-        page = q.store_page(store_id, day, day, day, as_of)
+        page = q.store_page(store_id, day, day, day, as_of, as_stored=as_of is None)
         health = q.health(store_id, start, day)
         nodes = q.nodes([store_id], page.as_of)
     f = page.funnel

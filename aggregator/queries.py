@@ -610,10 +610,14 @@ class Queries:
 
     # -- one store, one day ---------------------------------------------------------------------------
 
-    def funnel(self, store_id: str, day: date, as_of: datetime | None = None) -> Funnel:
+    def funnel(
+        self, store_id: str, day: date, as_of: datetime | None = None, *, as_stored: bool = False
+    ) -> Funnel:
         """The day's funnel with day-over-day and week-over-week change, as it stood at `as_of` (default:
         now). A day still in progress at `as_of` (in the store's zone) is compared with the day before and
         the same weekday a week before up to the same local time; a closed day with whole days.
+        `as_stored`: a day in progress is read as stored (its rollup, like every other figure of a live
+        page) rather than cut at `as_of`, for a page read now whose `as_of` is rounded to the minute.
         ValueError when `as_of` is before the day begins."""
         as_of = (as_of or datetime.now(UTC)).astimezone(UTC)
         info = self._store_or_none(store_id)
@@ -649,7 +653,7 @@ class Queries:
             )
         until = as_of.astimezone(tz).time().replace(tzinfo=None)
         prev_cut, week_cut = cutoff_on(prev_day, until, tz), cutoff_on(week_day, until, tz)
-        found = self.day_so_far(store_id, day, as_of, rows.get(day.isoformat()))
+        found = self.day_so_far(store_id, day, as_of, rows.get(day.isoformat()), as_stored=as_stored)
         if found is None:
             # Today's facts are not stored event by event (rollups only): nothing to cut the bases at.
             today, prev, week = _figures(rows.get(day.isoformat())), None, None
@@ -673,19 +677,26 @@ class Queries:
         )
 
     def day_so_far(
-        self, store_id: str, day: date, as_of: datetime, daily_row: Row | None = None
+        self,
+        store_id: str,
+        day: date,
+        as_of: datetime,
+        daily_row: Row | None = None,
+        *,
+        as_stored: bool = False,
     ) -> FunnelFigures | None:
         """A day in progress at `as_of`, counted up to it. When nothing of the day is stored after `as_of`
-        its rollup (`daily_row`, read when not given) is the day so far: the same figures every other
-        rollup of a page (hourly, health) is read from. Otherwise its events before `as_of` are replayed.
-        None when the day's facts are stored as rollups only (history loaded in bulk: it cannot be cut)."""
+        (or `as_stored`) its rollup (`daily_row`, read when not given) is the day so far: the same figures
+        every other rollup of a page (hourly, health) is read from. Otherwise its events before `as_of` are
+        replayed. None when the day's facts are stored as rollups only (history loaded in bulk: it cannot
+        be cut)."""
         tz = zone(self._timezone(store_id))
         start, end = day_span_utc(day, tz)
         if daily_row is None:
             found_rows = self.storage.daily_rows([store_id], day.isoformat(), day.isoformat())
             daily_row = found_rows[0] if found_rows else None
-        if daily_row is not None and not self.storage.has_events_between(
-            store_id, format_ts(as_of), format_ts(end)
+        if daily_row is not None and (
+            as_stored or not self.storage.has_events_between(store_id, format_ts(as_of), format_ts(end))
         ):
             if not self.storage.has_events_between(store_id, format_ts(start), format_ts(end)):
                 return None
@@ -988,11 +999,20 @@ class Queries:
             yield
 
     def store_page(
-        self, store_id: str, day: date, start: date, end: date, as_of: datetime | None = None
+        self,
+        store_id: str,
+        day: date,
+        start: date,
+        end: date,
+        as_of: datetime | None = None,
+        *,
+        as_stored: bool = True,
     ) -> StorePage:
-        """Every figure of the store page, read in one snapshot: the day's funnel as of `as_of` (default now),
-        its hourly traffic, occupancy at `as_of`, the last door-count audit, and the heatmap, car ranking
-        and health over [start, end]."""
+        """Every figure of the store page, read in one snapshot: the day's funnel, its hourly traffic,
+        occupancy at `as_of` (default now; a live page rounds it to the minute), the last door-count audit,
+        and the heatmap, car ranking and health over [start, end]. A day in progress is read as stored,
+        like every other figure, and compared with its base days up to `as_of`'s local time; with
+        `as_stored=False` the funnel is cut at `as_of` too (a summary of the day as it stood then)."""
         as_of = (as_of or datetime.now(UTC)).astimezone(UTC)
         with self.snapshot():
             audits = self.audits(store_id, 1)
@@ -1002,7 +1022,7 @@ class Queries:
                 start=start,
                 end=end,
                 as_of=as_of,
-                funnel=self.funnel(store_id, day, as_of),
+                funnel=self.funnel(store_id, day, as_of, as_stored=as_stored),
                 hourly=self.hourly_traffic(store_id, day),
                 occupancy=self.occupancy_now(store_id, as_of),
                 heatmap=self.heatmap(store_id, start, end),

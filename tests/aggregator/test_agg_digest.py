@@ -102,6 +102,20 @@ def test_digest_of_a_morning_says_so(db: Path) -> None:
     data = json.loads(run(db, "--format", "json", "--as-of", "2026-11-23T09:10"))
     assert data["partial"] is True and data["compared_until"] == "09:10"
     assert data["funnel"]["day_before_until"] == "2026-11-22T01:10:00.000Z"
+    # The day as it stood at 09:10: the same figures as the report's, not the whole stored day.
+    report_args = [
+        "--store",
+        STORE,
+        "--date",
+        DAY.isoformat(),
+        "--as-of",
+        "2026-11-23T09:10",
+        "--format",
+        "json",
+    ]
+    report = CliRunner().invoke(main, ["aggregator", "report", "--db", str(db), *report_args])
+    assert data["funnel"]["today"] == json.loads(report.output)["funnel"]["today"]
+    assert data["funnel"]["today"]["visitors"] < 59
     assert "until 09:10" in run(db, "--as-of", "2026-11-23T09:10")
 
 

@@ -3,7 +3,7 @@ disagree (the funnel, hourly traffic, cars and health all count the same visits)
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from aggregator.ingest import Ingestor, Message
@@ -97,3 +97,20 @@ def test_without_a_snapshot_the_same_reads_disagree(tmp_path: Path) -> None:
     assert funnel.today.visitors == 20 and sum(h.visitors for h in hourly) == 30
     assert {d.name: d.value for d in health.dimensions}["traffic"] == 30.0
     assert inside.today.visitors == 30 and sum(h.visitors for h in hourly_inside) == 30
+
+
+def test_a_live_page_counts_today_as_stored(tmp_path: Path) -> None:
+    """A page read during a minute carries that minute as its time: visits stored in the seconds after it
+    still count in the funnel as in the hourly chart and the health table, and the base days are cut at
+    that minute."""
+    db = tmp_path / "agg.sqlite"
+    ing = writer(db)
+    visits(ing, 20, 8, seed=1)  # visits start 01:00-11:00 local
+    minute = local_midnight_utc(DAY, TZ) + timedelta(hours=6)
+    with Queries.open(db) as q:
+        page = q.store_page(STORE, DAY, DAY, DAY, minute)
+        cut = q.funnel(STORE, DAY, minute)
+    assert page.funnel.partial and page.funnel.compared_until == "06:00"
+    assert page.funnel.today.visitors == sum(h.visitors for h in page.hourly) == 20
+    assert {d.name: d.value for d in page.health.dimensions}["traffic"] == 20.0
+    assert cut.today.visitors < 20  # read as it stood at 06:00, the day had fewer
