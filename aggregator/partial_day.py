@@ -76,11 +76,12 @@ def counts_until(
     visits: defaultdict[str, _Visit] = defaultdict(_Visit)
     for event in events:
         data = json.loads(event.payload)
-        if parse_ts_key(data["ts"]) >= cutoff_utc:
+        ts = parse_ts_key(data["ts"])
+        if ts >= cutoff_utc:
             continue
         v = visits[data["visitor_id"]]
         if event.type == "visit.started":
-            v.started = day_start_utc <= parse_ts_key(data["ts"])
+            v.started = day_start_utc <= ts
         elif event.type == "visit.ended":
             if not v.started and day_start_utc <= parse_ts_key(data["started_at"]) < cutoff_utc:
                 v.started = True

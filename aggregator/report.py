@@ -3,6 +3,8 @@
 A day still in progress at the report's as-of time is compared with the day before and the same weekday a
 week before up to the same local time (`funnel.partial`, `funnel.compared_until`); a closed day with whole
 days. Count changes are fractions (0.5 = +50%), rate changes percentage points (`funnel.dod.units`).
+The funnel is read as it stood at the as-of time; the per-car table, hourly traffic and health are read
+as stored (rollups have no finer time than the hour).
 """
 
 from __future__ import annotations
