@@ -205,6 +205,8 @@ def render(ctx: ViewContext) -> None:
         t(lang, "hq.sort"), list(SORTS), format_func=lambda s: t(lang, SORTS[s][0]), key="hq_sort"
     )
     st.caption(t(lang, "hq.stores_count", count=len(rows)))
+    if any(r.partial for r in rows):
+        st.caption(t(lang, "hq.partial", day=end.isoformat()))
     st.dataframe(league_frame(lang, rows, sort), hide_index=True, key="table_league")
 
     if not rows:
