@@ -4,6 +4,8 @@ Funnel with day-over-day and week-over-week (a day in progress compared up to th
 most and least browsed cars, the busiest hour, health against the brand, the nodes, and the notable changes
 spelled out: a count that moved by `NOTABLE_FRACTION` or more, a rate by `NOTABLE_POINTS` or more, a car
 nobody browsed, a node not reporting, an audit missing or stale. Every figure is read in one snapshot.
+With an as-of time the funnel is cut at it; cars, hours and health are read as stored (rollups have no
+finer time than the hour).
 """
 
 from __future__ import annotations
