@@ -504,6 +504,22 @@ class SqliteStorage:
             (lo, hi, received, missing, store_id, node_id),
         )
 
+    def unrecoverable_ranges(self, store_id: str, node_id: str) -> list[tuple[int, int, str, str]]:
+        rows = self.conn.execute(
+            "SELECT lo, hi, reason, reported_at FROM node_seq_unrecoverable "
+            "WHERE store_id = ? AND node_id = ? ORDER BY lo",
+            (store_id, node_id),
+        )
+        return [(int(a), int(b), str(r), str(t)) for a, b, r, t in rows]
+
+    def add_unrecoverable_ranges(
+        self, store_id: str, node_id: str, ranges: Sequence[tuple[int, int, str]], reported_at: str
+    ) -> None:
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO node_seq_unrecoverable VALUES (?, ?, ?, ?, ?, ?)",
+            [(store_id, node_id, lo, hi, reason, reported_at) for lo, hi, reason in ranges],
+        )
+
     def node_rows(self, store_ids: Sequence[str] | None = None) -> list[Row]:
         """(store_id, node_id, status, status_at, last_seen_at, last_event_ts, last_heartbeat_at, heartbeat,
         seq_min, seq_max, seq_received, seq_missing)."""
