@@ -50,7 +50,10 @@ def gap_report(
         if hi < lo:
             continue
         if hi - lo + 1 > REPLAY_MAX_SPAN:
-            why = f"a jump of {hi - lo + 1} seq is not believed (forged or corrupted seq)"
+            why = (
+                f"seq {hi + 1} after {lo - 1} is not believed: a jump wider than {REPLAY_MAX_SPAN} "
+                "(forged or corrupted), not a loss"
+            )
             out.append(Gap(lo, hi, "not believed", why))
             continue
         for u_lo, u_hi, reason in unrecoverable:

@@ -14,7 +14,7 @@ from aggregator.ingest import Ingestor, Message
 from aggregator.queries import Queries
 from aggregator.storage import SqliteStorage
 from aggregator.synth import VisitPlan, stamper_for, visit_events
-from edge.events import Envelope, Status, replay_reply_topic, to_json, topic_for
+from edge.events import Envelope, Status, VisitStarted, replay_reply_topic, to_json, topic_for
 from edge.mqtt_common import REPLAY_MAX_SPAN, ReplayFormatError, ReplayReply, ReplayRequest
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
@@ -119,3 +119,18 @@ def test_a_node_silent_for_two_heartbeat_periods_is_stale(ing: Ingestor) -> None
     assert q.nodes([STORE], now=NOW + timedelta(seconds=50))[0].state == "online"
     assert q.nodes([STORE], now=NOW + timedelta(seconds=70))[0].state == "stale"
     assert q.nodes([STORE], now=NOW + timedelta(seconds=3), heartbeat_period_s=1.0)[0].state == "stale"
+
+
+def test_a_forged_seq_of_2_63_minus_1_is_not_believed_nor_asked_for(ing: Ingestor) -> None:
+    stamper = stamper_for(STORE, "n1")
+    events = [e for i in range(3) for e in visit_events(stamper, VisitPlan(NOW + timedelta(minutes=i), 60))]
+    ing.ingest(msgs(events))
+    forged = stamper_for(STORE, "n1", seed=9)
+    forged.next_seq = 2**63 - 1
+    one = forged.stamp(VisitStarted, NOW, visitor_id=forged.ids.visitor_id(), door_id="main")
+    result = ing.ingest(msgs([one]))
+    assert result.gaps == {(STORE, "n1"): []}  # nothing to ask the node for
+    (node,) = Queries(ing.storage).nodes([STORE], now=NOW)
+    assert node.seq_missing == 0
+    (gap,) = node.gaps
+    assert gap.state == "not believed" and "9223372036854775801" not in (gap.reason or "")
