@@ -302,9 +302,11 @@ class SqliteStorage:
         return int(row[0]), int(row[1]), int(row[2]), int(row[3])
 
     def day_visit_durations(self, store_id: str, day: str) -> list[float]:
+        """Durations of the day's ended visits, but those a node closed when it restarted after a crash
+        (`end_reason` restart): their end is when the node stopped watching, not when the visitor left."""
         rows = self.conn.execute(
             "SELECT duration_s FROM visits WHERE store_id = ? AND day = ? AND has_end = 1 "
-            "AND duration_s IS NOT NULL",
+            "AND duration_s IS NOT NULL AND end_reason IS NOT 'restart'",
             (store_id, day),
         )
         return [float(r[0]) for r in rows]

@@ -14,7 +14,7 @@ from aggregator.ingest import Ingestor, Message
 from aggregator.queries import Queries
 from aggregator.storage import SqliteStorage
 from aggregator.synth import VisitPlan, stamper_for, visit_events
-from edge.events import Envelope, Status, VisitStarted, replay_reply_topic, to_json, topic_for
+from edge.events import Envelope, Status, VisitEnded, VisitStarted, replay_reply_topic, to_json, topic_for
 from edge.mqtt_common import REPLAY_MAX_SPAN, ReplayFormatError, ReplayReply, ReplayRequest
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
@@ -134,3 +134,31 @@ def test_a_forged_seq_of_2_63_minus_1_is_not_believed_nor_asked_for(ing: Ingesto
     assert node.seq_missing == 0
     (gap,) = node.gaps
     assert gap.state == "not believed" and "9223372036854775801" not in (gap.reason or "")
+
+
+def test_visits_a_node_closed_on_restart_count_as_visitors_but_not_in_durations(ing: Ingestor) -> None:
+    stamper = stamper_for(STORE, "n1")
+    door = visit_events(stamper, VisitPlan(NOW, 120))
+    started = visit_events(stamper, VisitPlan(NOW + timedelta(minutes=5), 60))[0]
+    assert isinstance(started, VisitStarted)
+    closed = stamper.stamp(
+        VisitEnded,
+        NOW + timedelta(minutes=50),
+        visitor_id=started.visitor_id,
+        door_id=None,
+        started_at=started.ts,
+        duration_s=45 * 60.0,
+        browsed=False,
+        entered_car=False,
+        received=False,
+        end_reason="restart",
+    )
+    ing.ingest(msgs([*door, started, closed]))
+    day = NOW.date().isoformat()
+    assert ing.storage.day_visit_counts(STORE, day)[0] == 2
+    assert ing.storage.day_visit_durations(STORE, day) == [120.0]
+    with ing.storage.transaction():
+        marked = ing.storage.conn.execute(
+            "SELECT count(*) FROM visits WHERE end_reason = 'restart'"
+        ).fetchone()
+    assert marked == (1,)
