@@ -48,7 +48,7 @@ def worker(args: argparse.Namespace) -> None:
             args.broker,
             store_id=f"store-{i // 2:04d}",
             node_id=f"node-{i % 2}",
-            rate_hz=PEAK_VISIT_STEPS_HZ * phases[0][0],
+            rate_hz=PEAK_VISIT_STEPS_HZ,
             heartbeat_s=HEARTBEAT_S,
             keepalive_s=30,
         )
@@ -57,6 +57,10 @@ def worker(args: argparse.Namespace) -> None:
     for node in nodes:
         node.start()
         time.sleep(0.01)  # not all in the same millisecond
+    # Every worker's nodes are up before the clock of the phases starts.
+    (Path(args.dir) / f"ready-{args.first}").touch()
+    while not (Path(args.dir) / "go").exists():
+        time.sleep(0.05)
     for multiple, seconds in phases:
         for node in nodes:
             node.rate_hz = PEAK_VISIT_STEPS_HZ * multiple
@@ -76,9 +80,13 @@ def _phases(text: str) -> list[tuple[float, float]]:
     return out
 
 
-def _lag(db: Path, since: str, until: str) -> tuple[int, float, float, float]:
-    """(payloads received in [since, until), lag p50, p99, max in seconds)."""
+def _window(db: Path, since: str, until: str) -> tuple[int, int, float, float, float]:
+    """Over [since, until): payloads made (their own `ts`), payloads stored (receipt), and the lag of the
+    stored ones (receipt minus `ts`): p50, p99, max in seconds."""
     with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)) as conn:
+        (made,) = conn.execute(
+            "SELECT count(*) FROM events WHERE ts >= ? AND ts < ? AND type != 'status'", (since, until)
+        ).fetchone()
         rows = conn.execute(
             "SELECT (julianday(received_at) - julianday(ts)) * 86400.0 FROM events "
             "WHERE received_at >= ? AND received_at < ? AND type != 'status' ORDER BY 1",
@@ -86,8 +94,8 @@ def _lag(db: Path, since: str, until: str) -> tuple[int, float, float, float]:
         ).fetchall()
     lags = [float(r[0]) for r in rows]
     if not lags:
-        return 0, float("nan"), float("nan"), float("nan")
-    return len(lags), lags[len(lags) // 2], lags[int(len(lags) * 0.99)], lags[-1]
+        return int(made), 0, float("nan"), float("nan"), float("nan")
+    return int(made), len(lags), lags[len(lags) // 2], lags[int(len(lags) * 0.99)], lags[-1]
 
 
 def main() -> None:
@@ -126,7 +134,6 @@ def main() -> None:
     aggregator = AggregatorProcess(db, url).start()
     time.sleep(3.0)  # its session exists before any node sends
     phases = _phases(args.phases)
-    started = time.time()
     workers = [
         subprocess.Popen(
             [
@@ -148,6 +155,10 @@ def main() -> None:
         )
         for first in range(0, args.nodes, args.per_process)
     ]
+    while len(list(work.glob("ready-*"))) < len(workers):
+        time.sleep(0.1)
+    started = time.time()
+    (work / "go").touch()
     bounds = [started]
     for _, seconds in phases:
         bounds.append(bounds[-1] + seconds)
@@ -174,11 +185,11 @@ def main() -> None:
     broker.wait(10)
     print(f"{args.nodes} nodes in {len(workers)} processes, phases {args.phases}; work folder {work}")
     for (multiple, seconds), lo, hi in zip(phases, bounds, bounds[1:], strict=False):
-        n, p50, p99, mx = _lag(db, _utc(lo), _utc(hi))
-        offered = args.nodes * (PEAK_VISIT_STEPS_HZ * multiple + 1 / HEARTBEAT_S)
+        made, n, p50, p99, mx = _window(db, _utc(lo), _utc(hi))
+        asked = args.nodes * (PEAK_VISIT_STEPS_HZ * multiple + 1 / HEARTBEAT_S)
         print(
-            f"  {multiple:g}x peak for {seconds:g} s: offered ~{offered:.0f}/s, stored {n / seconds:.0f}/s, "
-            f"lag p50 {p50:.2f} s, p99 {p99:.2f} s, max {mx:.2f} s"
+            f"  {multiple:g}x peak for {seconds:g} s: asked {asked:.0f}/s, made {made / seconds:.0f}/s, "
+            f"stored {n / seconds:.0f}/s, lag p50 {p50:.2f} s, p99 {p99:.2f} s, max {mx:.2f} s"
         )
     print(
         f"  committed by the nodes {total}, missing at the aggregator {missing}; nodes drained "

@@ -153,7 +153,6 @@ class SimNode:
         )
 
     def _run(self) -> None:
-        period = 1.0 / self.rate_hz
         next_beat = time.monotonic()
         next_step = time.monotonic()
         while not self._stop.is_set():
@@ -161,7 +160,7 @@ class SimNode:
             batch: list[Envelope] = []
             while next_step <= now:
                 batch += self._visit_step()
-                next_step += period
+                next_step += 1.0 / self.rate_hz  # read each step: the rate may change while it runs
             if now >= next_beat:
                 batch.append(self.heartbeat())
                 next_beat = now + self.heartbeat_s
@@ -169,7 +168,7 @@ class SimNode:
                 self.emitted += len(batch)
                 if self._store(batch):
                     self.publisher.notify()
-            self._stop.wait(max(0.0, min(next_step, next_beat) - time.monotonic()))
+            self._stop.wait(min(0.5, max(0.0, min(next_step, next_beat) - time.monotonic())))
 
     def stop(self, *, drain_timeout_s: float = 10.0, end_visits: bool = True) -> None:
         """Stop cleanly: end the open visits (reason `shutdown`), drain, publish `offline`, close."""
