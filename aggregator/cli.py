@@ -300,9 +300,10 @@ def nodes(db_path: Path, store_ids: tuple[str, ...], silent_after_min: int) -> N
             )
             seen = n.last_seen_at.isoformat(timespec="seconds") if n.last_seen_at else "never"
             click.echo(
-                f"{n.store_id}/{n.node_id}  {'online' if n.online else n.state.upper()}  last seen {seen}  "
+                f"{n.store_id}/{n.node_id}  {'online' if n.online else 'OFFLINE'}  last seen {seen}  "
                 f"outbox {n.outbox_depth if n.outbox_depth is not None else '-'}  missing seq {n.seq_missing}"
                 + (f"  [{cams}]" if cams else "")
+                + ("  (stale: nothing heard for two heartbeat periods)" if n.state == "stale" else "")
             )
             for g in n.gaps:
                 why = f": {g.reason}" if g.reason else ""

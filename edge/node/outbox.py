@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge.events import KIND_OF_TYPE, Envelope, format_ts, to_json, topic_for
+from edge.events import KIND_OF_TYPE, Envelope, VisitEnded, VisitStarted, format_ts, to_json, topic_for
 
 log = logging.getLogger(__name__)
 
@@ -286,21 +286,13 @@ class Outbox:
     def _track_visits_locked(self, events: list[Envelope]) -> None:
         """Record visits opened and forget visits closed by `events` (same transaction as the rows)."""
         for event in events:
-            if event.type == "visit.started":
+            if isinstance(event, VisitStarted):
                 self._db.execute(
                     "INSERT OR REPLACE INTO open_visits VALUES (?, ?, ?, ?)",
-                    (
-                        getattr(event, "visitor_id"),  # noqa: B009 (typed by its `type`)
-                        getattr(event, "door_id"),  # noqa: B009
-                        format_ts(event.ts),
-                        event.seq,
-                    ),
+                    (event.visitor_id, event.door_id, format_ts(event.ts), event.seq),
                 )
-            elif event.type == "visit.ended":
-                self._db.execute(
-                    "DELETE FROM open_visits WHERE visitor_id = ?",
-                    (getattr(event, "visitor_id"),),  # noqa: B009
-                )
+            elif isinstance(event, VisitEnded):
+                self._db.execute("DELETE FROM open_visits WHERE visitor_id = ?", (event.visitor_id,))
 
     def _prune_history_locked(self, *, force: bool = False) -> int:
         """Delete sent rows older than `history_s` (at most every `HISTORY_PRUNE_EVERY_S`); bytes freed."""
