@@ -250,27 +250,12 @@ class Ingestor:
             for msg in messages:
                 if msg.received_at is not received_at:  # consecutive messages often share one
                     received_at, received = msg.received_at, ts_key(msg.received_at)
-                if msg.topic.endswith(REPLAY_REPLY_SUFFIX):
-                    rejected = self._record_replay_reply(msg, received)
-                    if rejected is None:
+                try:
+                    if msg.topic.endswith(REPLAY_REPLY_SUFFIX):
+                        # A node's answer to a replay request: recorded here, in the batch's transaction.
+                        self._record_replay_reply(msg, received)
                         result.replay_replies += 1
                         continue
-                    rej = rejected
-                    quarantine.append(
-                        (
-                            received,
-                            msg.source,
-                            msg.topic[:1024],
-                            rej.code,
-                            rej.reason[:2000],
-                            len(msg.payload),
-                            bytes(msg.payload[:QUARANTINE_HEAD_BYTES]),
-                        )
-                    )
-                    result.quarantined += 1
-                    result.reasons[rej.code] = result.reasons.get(rej.code, 0) + 1
-                    continue
-                try:
                     valid.append((validate(msg.topic, msg.payload), msg, received))
                 except RejectedError as rej:
                     quarantine.append(
@@ -331,16 +316,16 @@ class Ingestor:
             log.warning("quarantined %d payload(s): %s", n, code)
         return result
 
-    def _record_replay_reply(self, msg: Message, received: str) -> RejectedError | None:
-        """Record what a node said it cannot send again (`.../replay/reply`); the error if malformed."""
+    def _record_replay_reply(self, msg: Message, received: str) -> None:
+        """Record what a node said it cannot send again (`.../replay/reply`); `RejectedError` if malformed."""
         parsed = control_topic(msg.topic)
         if parsed is None or parsed[2] != "replay/reply":
-            return RejectedError("bad_topic", f"topic {msg.topic[:200]!r} is not a node's replay/reply topic")
+            raise RejectedError("bad_topic", f"topic {msg.topic[:200]!r} is not a node's replay/reply topic")
         store_id, node_id, _ = parsed
         try:
             reply = ReplayReply.parse(msg.payload)
         except ReplayFormatError as exc:
-            return RejectedError("bad_replay_reply", str(exc))
+            raise RejectedError("bad_replay_reply", str(exc)) from exc
         if reply.unavailable:
             self.storage.add_unrecoverable_ranges(store_id, node_id, reply.unavailable, received)
             log.warning(
@@ -349,7 +334,6 @@ class Ingestor:
                 node_id,
                 "; ".join(f"seq {lo}..{hi} ({reason})" for lo, hi, reason in reply.unavailable[:5]),
             )
-        return None
 
     def ingest_safe(self, messages: Sequence[Message]) -> BatchResult:
         """`ingest`, but never raises: if a batch fails (a storage error, a bug), its messages are retried
