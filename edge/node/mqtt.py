@@ -374,6 +374,10 @@ class MqttPublisher:
             )
             info = client.publish(replay_reply_topic(self.store_id, self.node_id), reply.to_json(), qos=1)
             self._untracked.add(info.mid)
+            if len(self._untracked) > 50_000:
+                # Bounded: ids whose acknowledgement never came (lost with a connection) are forgotten; paho
+                # hands out ids in turn, so one comes back only after 65,535 other publishes.
+                self._untracked.clear()
             self._replays += 1
             self._replayed += len(found.rows)
             log.info(
