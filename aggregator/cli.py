@@ -362,7 +362,11 @@ def nodes(db_path: Path, store_ids: tuple[str, ...], silent_after_min: int) -> N
                 f"{n.store_id}/{n.node_id}  {'online' if n.online else 'OFFLINE'}  last seen {seen}  "
                 f"outbox {n.outbox_depth if n.outbox_depth is not None else '-'}  missing seq {n.seq_missing}"
                 + (f"  [{cams}]" if cams else "")
+                + ("  (stale: nothing heard for two heartbeat periods)" if n.state == "stale" else "")
             )
+            for g in n.gaps:
+                why = f": {g.reason}" if g.reason else ""
+                click.echo(f"  seq {g.lo}..{g.hi} ({g.size}): {g.state}{why}")
         for s in q.silent_stores(now, timedelta(minutes=silent_after_min)):
             when = f"{s.silent_s / 3600:.1f} h" if s.silent_s is not None else "never reported"
             click.echo(f"silent: {s.store_id} ({s.name or '-'}): {when}")

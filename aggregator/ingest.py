@@ -24,6 +24,7 @@ import numpy as np
 from pydantic import TypeAdapter, ValidationError
 
 from aggregator import histogram
+from aggregator.gaps import gap_report
 from aggregator.registry import Registry
 from aggregator.storage.base import Row, StorageBackend
 from aggregator.timebuckets import day_and_hour, hour_start_utc, local_day, ts_key, zone
@@ -42,12 +43,16 @@ from edge.events import (
     VisitStarted,
     ZoneDwell,
     check_topic_matches,
+    control_topic,
     describe_validation_error,
     parse_event,
     parse_topic,
 )
+from edge.mqtt_common import ReplayFormatError, ReplayReply
 
 log = logging.getLogger(__name__)
+
+REPLAY_REPLY_SUFFIX = "/replay/reply"
 
 _EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 
@@ -70,6 +75,10 @@ class BatchResult:
     duplicates: int = 0
     quarantined: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
+    gaps: dict[tuple[str, str], list[tuple[int, int]]] = field(default_factory=dict)
+    """Per (store, node) the batch touched: its open `seq` gaps after the batch (empty: none)."""
+    replay_replies: int = 0
+    """Nodes' answers to replay requests recorded."""
 
     def add(self, other: BatchResult) -> None:
         self.stored += other.stored
@@ -77,6 +86,8 @@ class BatchResult:
         self.quarantined += other.quarantined
         for k, v in other.reasons.items():
             self.reasons[k] = self.reasons.get(k, 0) + v
+        self.gaps.update(other.gaps)
+        self.replay_replies += other.replay_replies
 
 
 class RejectedError(Exception):
@@ -240,6 +251,11 @@ class Ingestor:
                 if msg.received_at is not received_at:  # consecutive messages often share one
                     received_at, received = msg.received_at, ts_key(msg.received_at)
                 try:
+                    if msg.topic.endswith(REPLAY_REPLY_SUFFIX):
+                        # A node's answer to a replay request: recorded here, in the batch's transaction.
+                        self._record_replay_reply(msg, received)
+                        result.replay_replies += 1
+                        continue
                     valid.append((validate(msg.topic, msg.payload), msg, received))
                 except RejectedError as rej:
                     quarantine.append(
@@ -278,11 +294,16 @@ class Ingestor:
                 )
                 result.stored += 1
                 self._apply(event, batch, ts)
+                if msg.source == "mqtt" and isinstance(event, Status):
+                    # A live status counts from when it arrived: the broker sends a will when the node is
+                    # gone, whatever the node's clock said when it was made.
+                    batch.statuses[-1] = (event, received)
                 batch.touch_node(event, received if msg.source == "mqtt" else None, ts)
             self.storage.insert_events(raw)
             if quarantine:
                 self.storage.insert_quarantine(quarantine)
             self._flush(batch, seq=True)
+            result.gaps = batch.open_gaps
             counts = {
                 "stored": result.stored,
                 "duplicates": result.duplicates,
@@ -294,6 +315,25 @@ class Ingestor:
         for code, n in result.reasons.items():
             log.warning("quarantined %d payload(s): %s", n, code)
         return result
+
+    def _record_replay_reply(self, msg: Message, received: str) -> None:
+        """Record what a node said it cannot send again (`.../replay/reply`); `RejectedError` if malformed."""
+        parsed = control_topic(msg.topic)
+        if parsed is None or parsed[2] != "replay/reply":
+            raise RejectedError("bad_topic", f"topic {msg.topic[:200]!r} is not a node's replay/reply topic")
+        store_id, node_id, _ = parsed
+        try:
+            reply = ReplayReply.parse(msg.payload)
+        except ReplayFormatError as exc:
+            raise RejectedError("bad_replay_reply", str(exc)) from exc
+        if reply.unavailable:
+            self.storage.add_unrecoverable_ranges(store_id, node_id, reply.unavailable, received)
+            log.warning(
+                "node %s/%s cannot send again: %s",
+                store_id,
+                node_id,
+                "; ".join(f"seq {lo}..{hi} ({reason})" for lo, hi, reason in reply.unavailable[:5]),
+            )
 
     def ingest_safe(self, messages: Sequence[Message]) -> BatchResult:
         """`ingest`, but never raises: if a batch fails (a storage error, a bug), its messages are retried
@@ -428,7 +468,7 @@ class Ingestor:
         elif isinstance(event, Heartbeat):
             batch.heartbeats.append(event)
         elif isinstance(event, Status):
-            batch.statuses.append(event)
+            batch.statuses.append((event, ts))
         if not isinstance(event, Status):
             batch.seqs[(store, event.node_id)].append(event.seq)
 
@@ -452,8 +492,8 @@ class Ingestor:
             st.touch_node(store, node, seen, ts)
         for hb in batch.heartbeats:
             st.set_node_heartbeat(hb.store_id, hb.node_id, ts_key(hb.ts), hb.model_dump_json(by_alias=True))
-        for status in batch.statuses:
-            st.set_node_status(status.store_id, status.node_id, ts_key(status.ts), status.status)
+        for status, at in batch.statuses:
+            st.set_node_status(status.store_id, status.node_id, at, status.status)
         for (store, day, cell_m), cells in batch.heat_day.items():
             st.add_heat("heat_day", (store, day), day, cell_m, cells)
         for (store, hkey, day, cell_m), cells in batch.heat_hour.items():
@@ -472,6 +512,12 @@ class Ingestor:
             for (store, node), seqs in batch.seqs.items():
                 ranges = merge_ranges(st.seq_ranges(store, node), seqs)
                 st.write_seq_ranges(store, node, ranges)
+                open_gaps: list[tuple[int, int]] = []
+                if len(ranges) > 1:
+                    unrecoverable = [(lo, hi, r) for lo, hi, r, _ in st.unrecoverable_ranges(store, node)]
+                    report = gap_report(ranges, unrecoverable)
+                    open_gaps = [(g.lo, g.hi) for g in report if g.state == "open"]
+                batch.open_gaps[(store, node)] = open_gaps
 
     def refresh_pending(self) -> int:
         """Refresh every store-day waiting for it; returns how many."""
@@ -553,7 +599,9 @@ class _Batch:
     flags: defaultdict[str, list[Row]] = field(default_factory=lambda: defaultdict(list))
     occupancy: list[tuple[str, str, str, int]] = field(default_factory=list)
     heartbeats: list[Heartbeat] = field(default_factory=list)
-    statuses: list[Status] = field(default_factory=list)
+    statuses: list[tuple[Status, str]] = field(default_factory=list)
+    """Each status and the time it counts from (stored form): its receipt when live, else its `ts`."""
+    open_gaps: dict[tuple[str, str], list[tuple[int, int]]] = field(default_factory=dict)
     seqs: defaultdict[tuple[str, str], list[int]] = field(default_factory=lambda: defaultdict(list))
     nodes: dict[tuple[str, str], tuple[str | None, str]] = field(default_factory=dict)
 

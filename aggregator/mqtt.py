@@ -18,6 +18,17 @@ instead of losing it; the event_id makes that redelivery harmless. On MQTT 5 the
 `receive_maximum` unacknowledged messages; an MQTT 3.1.1 broker applies its own in-flight limit (Mosquitto's
 `max_inflight_messages`, 20 by default), which then bounds the batch size.
 
+Sessions and reconnection: a fixed client id with `clean_start=False` (MQTT 5, session expiry
+`session_expiry_s`) or `clean_session=False` (3.1.1), so the broker keeps the aggregator's subscription
+and queues its messages while it is away or restarting; after a disconnect it reconnects within a few
+seconds (`edge.mqtt_common.arm_reconnect`: a random 0.5-3 s wait, never longer).
+
+Gaps and replay: each batch's result carries the open `seq` gaps of the nodes it touched
+(`aggregator.gaps`); `ReplayScheduler` decides when to ask, and the request goes to the node's `.../replay`
+topic. The node's answer (`.../replay/reply`, a second subscription) goes to the writer with the batch,
+which records what the node cannot send again; the payloads it does send again arrive as usual and are
+stored once. Requests echoed back through the subscription are ignored.
+
 Commissioning: a message on a node's `commission` topic (`edge.events.CONTROL_KINDS`) is a test of the
 path, not an event: the aggregator answers it on `.../commission/reply` (QoS 1) with the test's nonce and
 its own receipt time, and neither stores nor quarantines it. Replies that come back through the
@@ -40,10 +51,17 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from aggregator.gaps import ReplayScheduler
 from aggregator.ingest import BatchResult, Ingestor
 from aggregator.writer import BatchWriter, InlineWriter, Raw
-from edge.events import commission_reply_topic, control_topic, subscription
-from edge.mqtt_common import CLOSES_BEFORE_CONNACK_TO_FALL_BACK, BrokerAddress, refuses_mqtt5
+from edge.events import (
+    commission_reply_topic,
+    control_topic,
+    replay_reply_subscription,
+    replay_topic,
+    subscription,
+)
+from edge.mqtt_common import CLOSES_BEFORE_CONNACK_TO_FALL_BACK, BrokerAddress, arm_reconnect, refuses_mqtt5
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +86,10 @@ class MqttIngestService:
         username: str | None = None,
         password: str | None = None,
         batch_max: int = 5000,
-        session_expiry_s: int = 3600,
+        session_expiry_s: int = 7 * 86_400,
         ack_after_commit: bool = True,
         receive_maximum: int = 20_000,
+        replay: ReplayScheduler | None = None,
     ) -> None:
         self.writer: BatchWriter = InlineWriter(writer) if isinstance(writer, Ingestor) else writer
         self.address = BrokerAddress.parse(broker_url)
@@ -79,6 +98,10 @@ class MqttIngestService:
         """The protocol in use: "5" until a broker refuses it under `auto`."""
         self.share_group = share_group
         self.topic_filter = subscription(share_group if self.protocol == "5" else None)
+        self.replay_filter = replay_reply_subscription(share_group if self.protocol == "5" else None)
+        self.replay = replay if replay is not None else ReplayScheduler()
+        """When to ask nodes for their open gaps (`aggregator.gaps`)."""
+        self.replay_requests = 0
         self.client_id = client_id
         self.username = username
         self.password = password
@@ -126,7 +149,8 @@ class MqttIngestService:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_subscribe = self._on_subscribe
-        client.reconnect_delay_set(1, 30)
+        client.on_connect_fail = self._on_connect_fail
+        arm_reconnect(client)
         return client
 
     # -- paho callbacks (network thread) --------------------------------------------------------------
@@ -147,7 +171,10 @@ class MqttIngestService:
             self.topic_filter,
         )
         self.connected.set()
-        client.subscribe(self.topic_filter, qos=1)
+        client.subscribe([(self.topic_filter, 1), (self.replay_filter, 1)])
+
+    def _on_connect_fail(self, client: mqtt.Client, _u: Any) -> None:
+        log.warning("cannot reach the broker; retrying in %.1f s", arm_reconnect(client))
 
     def _on_subscribe(self, _c: mqtt.Client, _u: Any, _mid: int, reasons: Any, _props: Any) -> None:
         codes = list(reasons)
@@ -166,7 +193,8 @@ class MqttIngestService:
         self.connected.clear()
         self.subscribed.clear()
         if not self._stop.is_set():
-            log.warning("disconnected from the broker (%s); reconnecting", reason)
+            delay = arm_reconnect(_c)
+            log.warning("disconnected from the broker (%s); reconnecting in %.1f s", reason, delay)
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         # Kept minimal: this runs on the network thread for every message.
@@ -208,7 +236,11 @@ class MqttIngestService:
 
     def run_writer(self, stats_every_s: float = 10.0) -> None:
         last_stats = time.monotonic()
+        next_replay = time.monotonic() + 1.0
         while not self._stop.is_set():
+            if time.monotonic() >= next_replay:
+                next_replay = time.monotonic() + 1.0
+                self._ask_replays()
             if self._fall_back.is_set():
                 self._use_mqtt311()
             batch = self._take(timeout_s=0.0 if self._in_flight else 0.2)
@@ -246,6 +278,7 @@ class MqttIngestService:
         old.disconnect()
         self.protocol = "3.1.1"
         self.topic_filter = subscription(None)
+        self.replay_filter = replay_reply_subscription(None)
         self._client = self._make_client()
         self.start()
 
@@ -271,7 +304,9 @@ class MqttIngestService:
         in the batch's, so the broker still gets them in receipt order."""
         raw: list[Raw] = []
         for topic, payload, received, _, _ in batch:
-            if topic.endswith((b"/commission", b"/reply")) and self._answer_control(topic, payload, received):
+            if topic.endswith((b"/commission", b"/reply", b"/replay")) and self._answer_control(
+                topic, payload, received
+            ):
                 continue
             raw.append((topic, payload, received))
         acks = [(mid, qos) for _, _, _, mid, qos in batch]
@@ -292,8 +327,10 @@ class MqttIngestService:
         if parsed is None:
             return False
         store_id, node_id, kind = parsed
+        if kind == "replay/reply":
+            return False  # the node's answer: the writer records it
         if kind != "commission":
-            return True  # our own answer, come back through the subscription
+            return True  # our own answer or request, come back through the subscription
         try:
             request = json.loads(payload)
             nonce = request["nonce"]
@@ -320,9 +357,25 @@ class MqttIngestService:
             return
         acks = self._in_flight.popleft()
         self.totals.add(result)
+        if result.gaps:
+            self.replay.observe(result.gaps, time.monotonic())
         if self.ack_after_commit:
             # Committed (stored or quarantined): now the broker may forget them.
             self._ack_ready.extend((mid, qos) for mid, qos in acks if qos > 0)
+
+    def _ask_replays(self) -> None:
+        """Send the replay requests that are due (QoS 1, to each node's own `.../replay` topic)."""
+        if not self.connected.is_set():
+            return
+        for store_id, node_id, request in self.replay.due(time.monotonic()):
+            info = self._client.publish(replay_topic(store_id, node_id), request.to_json(), qos=1)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                log.warning("cannot ask %s/%s for a replay: %s", store_id, node_id, info.rc)
+                continue
+            self.replay_requests += 1
+            log.info(
+                "asked %s/%s to send seq %d..%d again", store_id, node_id, request.from_seq, request.to_seq
+            )
 
     def _send_acks(self, *, wait: bool) -> None:
         """Acknowledge the committed messages, in receipt order (as MQTT requires).

@@ -29,6 +29,7 @@ from aggregator import backfill, histogram
 from aggregator import health as health_math
 from aggregator import league as league_rules
 from aggregator.audit import STALE_AFTER, Audit, audit_of
+from aggregator.gaps import Gap, gap_report, missing_count
 from aggregator.heatgrid import decode_grid
 from aggregator.partial_day import FUNNEL_EVENT_TYPES, PartialCounts, StoredEvent, counts_until, cutoff_on
 from aggregator.registry import DIMENSIONS, Dimension
@@ -316,6 +317,10 @@ class NodeHealth:
     seq_received: int = 0
     seq_missing: int = 0
     seq_max: int | None = None
+    state: str = "online"
+    """online; stale (nothing, not even a heartbeat, for two heartbeat periods); offline (its status)."""
+    gaps: tuple[Gap, ...] = ()
+    """Its `seq` gaps: open (being asked for again), unrecoverable (with the node's reason), not believed."""
 
 
 @dataclass(frozen=True)
@@ -1225,22 +1230,28 @@ class Queries:
         self,
         store_ids: Sequence[str] | None = None,
         now: datetime | None = None,
-        offline_after_s: float = 90.0,
+        offline_after_s: float | None = None,
+        heartbeat_period_s: float = 30.0,
     ) -> list[NodeHealth]:
         """Each node's liveness, last heartbeat, cameras, outbox backlog and sequence gaps.
 
-        Online: the last status is not `offline` and something arrived within `offline_after_s`
-        (heartbeats come every 30 s)."""
+        State: `offline` when its last status is (its MQTT last will, or a clean stop); `stale` when nothing
+        arrived within `offline_after_s` (default: two heartbeat periods and 10%: two heartbeats missed);
+        else `online`. Statuses count from their receipt, so a node's clock cannot make one win."""
         now = now or datetime.now(UTC)
+        stale_after_s = 2.2 * heartbeat_period_s if offline_after_s is None else offline_after_s
         out = []
         for r in self.storage.node_rows(store_ids):
             last_seen = _dt(r[4])
             hb: dict[str, Any] = json.loads(r[7]) if r[7] else {}
-            online = (
-                r[2] != "offline"
-                and last_seen is not None
-                and (now - last_seen).total_seconds() <= offline_after_s
-            )
+            if r[2] == "offline":
+                state = "offline"
+            elif last_seen is None or (now - last_seen).total_seconds() > stale_after_s:
+                state = "stale"
+            else:
+                state = "online"
+            online = state == "online"
+            gaps = tuple(self.gap_report(str(r[0]), str(r[1])))
             cams = tuple(
                 CameraState(
                     c["camera_id"],
@@ -1272,8 +1283,10 @@ class Queries:
                     hb.get("uptime_s"),
                     {str(k): float(v) for k, v in hb.get("calibration_error_m", {}).items()},
                     int(r[10]),
-                    int(r[11]),
+                    missing_count(gaps),
                     None if r[9] is None else int(r[9]),
+                    state,
+                    gaps,
                 )
             )
         return out
@@ -1282,6 +1295,14 @@ class Queries:
         """Missing sequence numbers of a node as inclusive ranges (lost payloads, not yet arrived)."""
         ranges = self.storage.seq_ranges(store_id, node_id)
         return [(a[1] + 1, b[0] - 1) for a, b in itertools.pairwise(ranges)]
+
+    def gap_report(self, store_id: str, node_id: str) -> list[Gap]:
+        """A node's `seq` gaps and what became of each (`aggregator.gaps`)."""
+        ranges = self.storage.seq_ranges(store_id, node_id)
+        if len(ranges) < 2:
+            return []
+        unrecoverable = [(lo, hi, r) for lo, hi, r, _ in self.storage.unrecoverable_ranges(store_id, node_id)]
+        return gap_report(ranges, unrecoverable)
 
     def silent_stores(self, now: datetime, after: timedelta) -> list[SilentStore]:
         """Stores from which nothing arrived for longer than `after` (or ever), longest silent first."""

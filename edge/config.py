@@ -476,6 +476,13 @@ class OutboxConfig(_Model):
         description="Local SQLite outbox (relative: in the node's state directory, see `node_state_dir`).",
     )
     max_mb: float = Field(512, gt=0, description="Disk budget; oldest heat goes first, visit events last.")
+    history_days: float = Field(
+        7,
+        ge=0,
+        le=366,
+        description="Days an acknowledged payload is kept for the aggregator to ask for again (replay), "
+        "within the disk budget; 0 deletes on acknowledgement.",
+    )
 
 
 class NodeConfig(_Model):

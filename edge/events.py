@@ -237,8 +237,10 @@ class VisitEnded(Envelope):
     browsed: bool
     entered_car: bool
     received: bool
-    end_reason: Literal["door", "lost", "shutdown"] = Field(
-        "door", description="door: crossed outward; lost: left the covered area; shutdown: node stopped."
+    end_reason: Literal["door", "lost", "shutdown", "restart"] = Field(
+        "door",
+        description="door: crossed outward; lost: left the covered area; shutdown: node stopped; restart: "
+        "the node stopped without closing it (a crash) and closed it when it started again.",
     )
 
     @model_validator(mode="after")
@@ -527,9 +529,21 @@ def parse_topic(name: str) -> tuple[str, str, EventKind]:
     return store_id, node_id, kind
 
 
-CONTROL_KINDS: tuple[str, ...] = ("commission", "commission/reply")
+CONTROL_KINDS: tuple[str, ...] = ("commission", "commission/reply", "replay", "replay/reply")
 """Topic kinds that are not events: a node's commissioning test message (`commission`, answered by the
-aggregator) and the aggregator's answer (`commission/reply`). Never stored, never quarantined."""
+aggregator) and the aggregator's answer (`commission/reply`); the aggregator's request to send a `seq`
+range again (`replay`, see `edge.mqtt_common.ReplayRequest`) and the node's answer (`replay/reply`).
+Never stored as events, never quarantined as such."""
+
+
+def replay_topic(store_id: str, node_id: str) -> str:
+    """`showroom/v1/{store_id}/{node_id}/replay`: the aggregator asks the node for a `seq` range again."""
+    return commission_topic(store_id, node_id).removesuffix("/commission") + "/replay"
+
+
+def replay_reply_topic(store_id: str, node_id: str) -> str:
+    """`showroom/v1/{store_id}/{node_id}/replay/reply`: the node's answer to a replay request."""
+    return replay_topic(store_id, node_id) + "/reply"
 
 
 def commission_topic(store_id: str, node_id: str) -> str:
@@ -560,6 +574,12 @@ def control_topic(name: str) -> tuple[str, str, str] | None:
 def subscription(share_group: str | None = None) -> str:
     """Topic filter for every store's payloads; an MQTT 5 shared subscription when a group is given."""
     base = f"{TOPIC_ROOT}/+/+/+"
+    return f"$share/{share_group}/{base}" if share_group else base
+
+
+def replay_reply_subscription(share_group: str | None = None) -> str:
+    """Topic filter for every node's replay answers (`replay/reply`), shared like `subscription`."""
+    base = f"{TOPIC_ROOT}/+/+/replay/reply"
     return f"$share/{share_group}/{base}" if share_group else base
 
 

@@ -117,10 +117,20 @@ def acl_entry(account: Account, share_group: str) -> AclEntry:
             AclRule("read", f"{TOPIC_ROOT}/#"),
             AclRule("read", f"$share/{share_group}/{TOPIC_ROOT}/#"),
             AclRule("write", f"{TOPIC_ROOT}/+/+/commission/reply"),
+            AclRule("write", f"{TOPIC_ROOT}/+/+/replay"),
         )
-        return AclEntry(account.username, "the aggregator: reads every store, answers commissioning", rules)
+        return AclEntry(
+            account.username,
+            "the aggregator: reads every store, answers commissioning, asks nodes to replay gaps",
+            rules,
+        )
     prefix = f"{TOPIC_ROOT}/{account.store_id}/{account.node_id}"
-    rules = (AclRule("write", f"{prefix}/+"), AclRule("read", f"{prefix}/commission/reply"))
+    rules = (
+        AclRule("write", f"{prefix}/+"),
+        AclRule("write", f"{prefix}/replay/reply"),
+        AclRule("read", f"{prefix}/commission/reply"),
+        AclRule("read", f"{prefix}/replay"),
+    )
     return AclEntry(account.username, f"store {account.store_id}, node {account.node_id}", rules)
 
 

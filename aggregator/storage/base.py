@@ -110,6 +110,16 @@ class StorageBackend(Protocol):
 
     def write_seq_ranges(self, store_id: str, node_id: str, ranges: Sequence[tuple[int, int]]) -> None: ...
 
+    def unrecoverable_ranges(self, store_id: str, node_id: str) -> list[tuple[int, int, str, str]]:
+        """(lo, hi, reason, reported_at) of the ranges the node said it cannot send again, by `lo`."""
+        ...
+
+    def add_unrecoverable_ranges(
+        self, store_id: str, node_id: str, ranges: Sequence[tuple[int, int, str]], reported_at: str
+    ) -> None:
+        """Record ranges the node cannot send again (a range already recorded keeps its first reason)."""
+        ...
+
     def node_rows(self, store_ids: Sequence[str] | None = None) -> list[Row]: ...
 
     def write_brand(self, brand_id: str, name: str, weights: dict[str, float]) -> None: ...

@@ -163,4 +163,14 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
         fills=("week_part_store",),
     ),
+    Migration(
+        5,
+        "sequence gaps a node said it cannot replay, with its reason",
+        (
+            """CREATE TABLE node_seq_unrecoverable (
+                store_id TEXT NOT NULL, node_id TEXT NOT NULL, lo INTEGER NOT NULL, hi INTEGER NOT NULL,
+                reason TEXT NOT NULL, reported_at TEXT NOT NULL,
+                PRIMARY KEY (store_id, node_id, lo)) WITHOUT ROWID""",
+        ),
+    ),
 )

@@ -331,9 +331,11 @@ class SqliteStorage:
         return int(row[0]), int(row[1]), int(row[2]), int(row[3])
 
     def day_visit_durations(self, store_id: str, day: str) -> list[float]:
+        """Durations of the day's ended visits, but those a node closed when it restarted after a crash
+        (`end_reason` restart): their end is when the node stopped watching, not when the visitor left."""
         rows = self.conn.execute(
             "SELECT duration_s FROM visits WHERE store_id = ? AND day = ? AND has_end = 1 "
-            "AND duration_s IS NOT NULL",
+            "AND duration_s IS NOT NULL AND end_reason IS NOT 'restart'",
             (store_id, day),
         )
         return [float(r[0]) for r in rows]
@@ -531,6 +533,22 @@ class SqliteStorage:
             "UPDATE nodes SET seq_min = ?, seq_max = ?, seq_received = ?, seq_missing = ? "
             "WHERE store_id = ? AND node_id = ?",
             (lo, hi, received, missing, store_id, node_id),
+        )
+
+    def unrecoverable_ranges(self, store_id: str, node_id: str) -> list[tuple[int, int, str, str]]:
+        rows = self.conn.execute(
+            "SELECT lo, hi, reason, reported_at FROM node_seq_unrecoverable "
+            "WHERE store_id = ? AND node_id = ? ORDER BY lo",
+            (store_id, node_id),
+        )
+        return [(int(a), int(b), str(r), str(t)) for a, b, r, t in rows]
+
+    def add_unrecoverable_ranges(
+        self, store_id: str, node_id: str, ranges: Sequence[tuple[int, int, str]], reported_at: str
+    ) -> None:
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO node_seq_unrecoverable VALUES (?, ?, ?, ?, ?, ?)",
+            [(store_id, node_id, lo, hi, reason, reported_at) for lo, hi, reason in ranges],
         )
 
     def node_rows(self, store_ids: Sequence[str] | None = None) -> list[Row]:

@@ -5,9 +5,19 @@ closes the connection before any CONNACK, as some 3.1.1-only brokers do) is retr
 the choice is kept (the rule lives in `edge.mqtt_common`, shared with the aggregator). Username, password
 and TLS come from the node's `BrokerConfig`.
 
-Status: on every connect the node publishes a retained `online` status; the MQTT last will, fixed when the
-client is made, is a retained `offline`, so a node that dies or loses its network shows offline. A clean
-stop publishes `offline` itself and then disconnects (a clean disconnect does not fire the will).
+Status: on every connect the node publishes a retained `online` status; the MQTT last will is a retained
+`offline`, so a node that dies or loses its network shows offline. The will is made again before every
+(re)connection and carries the same `ts` as that connection's `online` (never an older one): the
+aggregator keeps the latest status, so the will of the live connection always overrides its `online`,
+and only the will of an earlier connection is older. A clean stop publishes `offline` itself and then
+disconnects (a clean disconnect does not fire the will).
+
+Reconnecting waits a random 0.5-3 s each time (`edge.mqtt_common.arm_reconnect`), never longer.
+
+Replay: the node subscribes to its own `.../replay` topic. A request (`edge.mqtt_common.ReplayRequest`)
+is answered from the outbox's history: the payloads of the range it still holds are published again
+(QoS 1, their original bytes), then a `ReplayReply` on `.../replay/reply` lists what it could not send
+and why.
 
 Delivery: a row is published, remembered in flight by its message id, and deleted from the outbox when its
 PUBACK arrives. paho re-sends in-flight messages after a reconnect; a message still unacknowledged after
@@ -23,6 +33,7 @@ import queue
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -32,8 +43,15 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersi
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.config import BrokerConfig
-from edge.events import Status, new_event_id, to_json, topic
-from edge.mqtt_common import CLOSES_BEFORE_CONNACK_TO_FALL_BACK, refuses_mqtt5
+from edge.events import Status, new_event_id, replay_reply_topic, replay_topic, to_json, topic
+from edge.mqtt_common import (
+    CLOSES_BEFORE_CONNACK_TO_FALL_BACK,
+    ReplayFormatError,
+    ReplayReply,
+    ReplayRequest,
+    arm_reconnect,
+    refuses_mqtt5,
+)
 from edge.node.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -49,6 +67,12 @@ class PublisherStats:
     acked: int
     refused: int
     in_flight: int
+    replays: int = 0
+    """Replay requests answered."""
+    replayed: int = 0
+    """Payloads published again for them."""
+    replays_refused: int = 0
+    """Replay requests too malformed to answer (logged)."""
 
 
 def log_in(client: paho.Client, broker: BrokerConfig, password: str | None) -> None:
@@ -78,6 +102,7 @@ class MqttPublisher:
         max_in_flight: unacknowledged QoS 1 messages at once.
         resend_after_s: re-publish a message whose PUBACK has not come this long after it was sent.
         url: overrides `broker.url` (the CLI's --broker).
+        clock: wall clock in Unix seconds (status timestamps).
     """
 
     def __init__(
@@ -90,6 +115,7 @@ class MqttPublisher:
         max_in_flight: int = 20,
         resend_after_s: float = 30.0,
         url: str | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.broker = broker if url is None else broker.model_copy(update={"url": url})
         BrokerConfig.model_validate(self.broker.model_dump())  # a bad --broker URL fails here, not later
@@ -97,6 +123,16 @@ class MqttPublisher:
         self.store_id = store_id
         self.node_id = node_id
         self.status_topic = topic(store_id, node_id, "status")
+        self.replay_topic = replay_topic(store_id, node_id)
+        self._clock = clock
+        self._connection_ts = self._now()
+        """The `ts` of this (or the next) connection's `online` and of its will."""
+        self._replay_requests: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+        self._untracked: set[int] = set()
+        """Message ids of replayed payloads: their acknowledgements concern no unsent row."""
+        self._replays = 0
+        self._replayed = 0
+        self._replays_refused = 0
         self.max_in_flight = max_in_flight
         self.resend_after_s = resend_after_s
         self.client_id = self.broker.client_id or f"showroom-{store_id}-{node_id}"[:64]
@@ -123,9 +159,12 @@ class MqttPublisher:
     # Client set-up
     # ------------------------------------------------------------------------------------------------
 
-    def _status(self, status: Literal["online", "offline"]) -> Status:
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock(), UTC)
+
+    def _status(self, status: Literal["online", "offline"], ts: datetime | None = None) -> Status:
         seq = max(self.outbox.next_seq - 1, 0)
-        now = datetime.now(UTC)
+        now = self._now() if ts is None else ts
         return Status(
             event_id=new_event_id(now),
             seq=seq,
@@ -133,6 +172,13 @@ class MqttPublisher:
             node_id=self.node_id,
             ts=now,
             status=status,
+        )
+
+    def _arm_will(self, client: paho.Client) -> None:
+        """A new connection stamp; the next CONNECT's will carries it (and so will its `online`)."""
+        self._connection_ts = self._now()
+        client.will_set(
+            self.status_topic, to_json(self._status("offline", self._connection_ts)), qos=1, retain=True
         )
 
     def _make_client(self) -> paho.Client:
@@ -143,13 +189,14 @@ class MqttPublisher:
             reconnect_on_failure=True,
         )
         log_in(client, self.broker, self._password)
-        client.will_set(self.status_topic, to_json(self._status("offline")), qos=1, retain=True)
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self._arm_will(client)
+        arm_reconnect(client)
         client.max_inflight_messages_set(self.max_in_flight)
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
+        client.on_message = self._on_message
         return client
 
     def _start_client(self) -> None:
@@ -179,18 +226,24 @@ class MqttPublisher:
             self.broker.url,
             "MQTT 5" if self._protocol == MQTTProtocolVersion.MQTTv5 else "MQTT 3.1.1",
         )
-        client.publish(self.status_topic, to_json(self._status("online")), qos=1, retain=True)
+        client.publish(
+            self.status_topic, to_json(self._status("online", self._connection_ts)), qos=1, retain=True
+        )
+        client.subscribe(self.replay_topic, qos=1)
         self._connected.set()
         self._wake.set()
 
     def _on_connect_fail(self, client: paho.Client, userdata: Any) -> None:
-        log.warning("cannot reach broker %s; retrying", self.broker.url)
+        log.warning("cannot reach broker %s; retrying in %.1f s", self.broker.url, arm_reconnect(client))
 
     def _on_disconnect(
         self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, properties: Any
     ) -> None:
         was_connected = self._connected.is_set()
         self._connected.clear()
+        if not self._stopping.is_set():
+            self._arm_will(client)
+            arm_reconnect(client)
         if was_connected:
             self._disconnects += 1
             if not self._stopping.is_set():
@@ -208,6 +261,11 @@ class MqttPublisher:
     ) -> None:
         self._acks.put((mid, not reason.is_failure))
         self._wake.set()
+
+    def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
+        if msg.topic == self.replay_topic:
+            self._replay_requests.put(bytes(msg.payload))
+            self._wake.set()
 
     # ------------------------------------------------------------------------------------------------
     # The drain loop (its own thread: the only one touching the in-flight table)
@@ -234,6 +292,7 @@ class MqttPublisher:
                 self._handle_acks()
                 if self._connected.is_set():
                     self._requeue_stale()
+                    self._answer_replays()
                     self._publish_pending()
             except Exception:
                 # The publisher must outlive any one bad round; the rows stay in the outbox.
@@ -253,6 +312,7 @@ class MqttPublisher:
             old.disconnect()
         self._in_flight.clear()
         self._early_acks.clear()
+        self._untracked.clear()
         self._start_client()
 
     def _handle_acks(self) -> None:
@@ -261,6 +321,9 @@ class MqttPublisher:
                 mid, ok = self._acks.get_nowait()
             except queue.Empty:
                 break
+            if mid in self._untracked:
+                self._untracked.discard(mid)
+                continue
             self._early_acks[mid] = ok
         for mid in list(self._early_acks):
             if mid not in self._in_flight:
@@ -284,6 +347,47 @@ class MqttPublisher:
             if now - sent_at > self.resend_after_s:
                 log.warning("seq %d unacknowledged for %.0f s; publishing it again", seq, now - sent_at)
                 del self._in_flight[mid]
+
+    def _answer_replays(self) -> None:
+        """Answer the replay requests received: the history's rows of the range again, then the reply."""
+        client = self._client
+        while client is not None:
+            try:
+                payload = self._replay_requests.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                request = ReplayRequest.parse(payload)
+            except ReplayFormatError as exc:
+                self._replays_refused += 1
+                log.warning("replay request not answered: %s", exc)
+                continue
+            found = self.outbox.replay(request.from_seq, request.to_seq)
+            for row in found.rows:
+                self._untracked.add(client.publish(row.topic, row.payload, qos=1).mid)
+            reply = ReplayReply(
+                request.request_id,
+                request.from_seq,
+                request.to_seq,
+                len(found.rows),
+                tuple((u.lo, u.hi, u.reason) for u in found.unavailable),
+            )
+            info = client.publish(replay_reply_topic(self.store_id, self.node_id), reply.to_json(), qos=1)
+            self._untracked.add(info.mid)
+            if len(self._untracked) > 50_000:
+                # Bounded: ids whose acknowledgement never came (lost with a connection) are forgotten; paho
+                # hands out ids in turn, so one comes back only after 65,535 other publishes.
+                self._untracked.clear()
+            self._replays += 1
+            self._replayed += len(found.rows)
+            log.info(
+                "replayed seq %d..%d: %d payload(s) sent again, %d range(s) unavailable%s",
+                request.from_seq,
+                request.to_seq,
+                len(found.rows),
+                len(found.unavailable),
+                "".join(f"; {u.lo}..{u.hi}: {u.reason}" for u in found.unavailable[:3]),
+            )
 
     def _publish_pending(self) -> None:
         client = self._client
@@ -333,6 +437,9 @@ class MqttPublisher:
             acked=self._acked,
             refused=self._refused,
             in_flight=len(self._in_flight),
+            replays=self._replays,
+            replayed=self._replayed,
+            replays_refused=self._replays_refused,
         )
 
     def stop(self, *, drain_timeout_s: float = 5.0, publish_offline: bool = True) -> None:

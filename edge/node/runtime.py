@@ -9,6 +9,15 @@ Shutdown (SIGTERM, SIGINT, `--duration`, or every camera ended): stop the camera
 (open visits end with reason `shutdown`), write a last heartbeat, drain the outbox for a few seconds,
 publish the retained `offline` status, close the outbox. What was not acknowledged stays in the outbox and
 goes out after the next start.
+
+Restart after a crash: visits the outbox still has open (started, never ended) are closed first with
+reason `restart`, at the time of the last payload the node stored before it stopped.
+
+A full disk: when the outbox cannot store a batch, the node keeps counting; the batch is held in memory
+and stored with the next batch that fits (`edge.node.outbox_writer`, at most
+`RuntimeOptions.max_unstored` payloads). Each failure is counted (`RunSummary.outbox_errors`) and logged;
+the heartbeats are held too, so the aggregator shows the node `stale` until its disk has room again, and
+the first heartbeat after that counts the held payloads in its `outbox_depth`.
 """
 
 from __future__ import annotations
@@ -19,7 +28,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
@@ -34,7 +43,9 @@ from edge.events import Envelope, EventStamper, IdSource
 from edge.floor.calibration_check import calibration_problems, check_node_calibration
 from edge.node.heartbeat import HEARTBEAT_EVERY_S, ModelInfo, NodeVitals, build_heartbeat
 from edge.node.mqtt import MqttPublisher
-from edge.node.outbox import Outbox
+from edge.node.outbox import Outbox, OutboxStats
+from edge.node.outbox_writer import OutboxWriter
+from edge.node.restart import visits_left_open
 from edge.node.sources import (
     Backoff,
     CameraMonitor,
@@ -146,6 +157,8 @@ class RuntimeOptions:
     start_utc: datetime | None = None
     stop_when_cameras_end: bool = True
     id_seed: int | None = None
+    max_unstored: int = 100_000
+    """Payloads held in memory while the outbox cannot store them (a full disk)."""
 
 
 @dataclass
@@ -159,6 +172,9 @@ class RunSummary:
     heartbeats: int = 0
     pipeline_errors: int = 0
     outbox_errors: int = 0
+    unstored_dropped: int = 0
+    """Payloads dropped because the outbox could not store them and the memory hold was full."""
+    visits_closed_on_restart: int = 0
     detect_s: float = 0.0
     """Wall time inside the detector (pre-processing, network, post-processing)."""
     detect_thread_cpu_s: float = 0.0
@@ -220,6 +236,7 @@ class NodeRuntime:
         self._rotation = 0
         self.outbox: Outbox | None = None
         self.publisher: MqttPublisher | None = None
+        self.writer: OutboxWriter | None = None
 
     @staticmethod
     def _resolve_paths(config: NodeConfig, config_path: Path | None) -> NodeConfig:
@@ -337,13 +354,23 @@ class NodeRuntime:
 
     def run(self, duration_s: float | None = None) -> RunSummary:
         started = time.monotonic()
-        self.outbox = outbox = Outbox(self.config.outbox.path, int(self.config.outbox.max_mb * 1024 * 1024))
+        self.outbox = outbox = Outbox(
+            self.config.outbox.path,
+            int(self.config.outbox.max_mb * 1024 * 1024),
+            history_s=self.config.outbox.history_days * 86_400,
+        )
         stamper = EventStamper(
             self.config.store_id,
             self.config.node_id,
             IdSource(self.options.id_seed),
             next_seq=outbox.next_seq,
         )
+        self.writer = OutboxWriter(outbox, self.options.max_unstored)
+        try:
+            self._close_open_visits(outbox, stamper)
+        except BaseException:
+            outbox.close()
+            raise
         log.info(
             "node %s/%s starting: %d camera(s), outbox %s (%d unsent, next seq %d)",
             self.config.store_id,
@@ -502,21 +529,40 @@ class NodeRuntime:
         self._store(events)
         return ts
 
+    def _close_open_visits(self, outbox: Outbox, stamper: EventStamper) -> None:
+        """End the visits a crash left open (reason `restart`), at the last stored payload's time."""
+        ended = visits_left_open(outbox, stamper)
+        if not ended:
+            return
+        self._store(list(ended))
+        self.summary.visits_closed_on_restart = len(ended)
+        log.warning(
+            "the node stopped without closing %d visit(s) (a crash?): closed with reason 'restart' at %s",
+            len(ended),
+            ended[0].ts.isoformat(),
+        )
+
     def _store(self, events: list[Envelope]) -> None:
-        if not events or self.outbox is None:
+        if not events or self.writer is None:
             return
-        try:
-            self.outbox.extend(events)
-        except Exception:
-            self.summary.outbox_errors += 1
-            log.exception("cannot store %d event(s) in the outbox", len(events))
+        written = self.writer.store(events)
+        self.summary.outbox_errors = self.writer.failures
+        self.summary.unstored_dropped = self.writer.dropped
+        if not written:
             return
-        self.summary.events += len(events)
+        self.summary.events += len(written)
         if self.summary.first_seq is None:
-            self.summary.first_seq = events[0].seq
-        self.summary.last_seq = events[-1].seq
+            self.summary.first_seq = written[0].seq
+        self.summary.last_seq = written[-1].seq
         if self.publisher is not None:
             self.publisher.notify()
+
+    def _outbox_stats(self) -> OutboxStats:
+        """The outbox's stats, its depth counting what a full disk holds in memory."""
+        assert self.outbox is not None
+        stats = self.outbox.stats()
+        held = self.writer.held if self.writer is not None else 0
+        return replace(stats, depth=stats.depth + held) if held else stats
 
     def _heartbeat(
         self,
@@ -533,7 +579,7 @@ class NodeRuntime:
             stamper,
             datetime.now(UTC),
             cameras=cameras if cameras is not None else [m.snapshot() for m in self.monitors.values()],
-            outbox=self.outbox.stats(),
+            outbox=self._outbox_stats(),
             oldest_unsent_age_s=self.outbox.oldest_unsent_age_s(),
             model=model,
             uptime_s=time.monotonic() - started,

@@ -510,3 +510,27 @@ def test_tls_listener_with_the_same_accounts(tmp_path: Path) -> None:
         assert not tls_login(tls_port, tmp_path / "tls" / "ca.pem", "node-s1-n1", "wrong")
     finally:
         broker.stop()
+
+
+def test_replay_requests_reach_only_their_node_and_only_nodes_answer_them(
+    site: Site, aggregator: Client
+) -> None:
+    aggregator.subscribe("$share/showroom-aggregator/showroom/v1/+/+/replay/reply")
+    node = site.node("s1", "n1")
+    node.subscribe("showroom/v1/s1/n1/replay")
+    spy = site.node("s2", "n1")
+    spy.subscribe("showroom/v1/s1/n1/replay")  # another node's requests: refused by the ACL
+    spy.subscribe("showroom/v1/s1/n1/replay/reply")
+
+    aggregator.publish("showroom/v1/s1/n1/replay", "send 5..9 again")
+    node.wait_for("send 5..9 again")
+    node.publish("showroom/v1/s1/n1/replay/reply", "5..9: outside node history")
+    aggregator.wait_for("5..9: outside node history")
+    spy.publish("showroom/v1/s1/n1/replay/reply", "forged answer")  # not its topic
+    node.publish("showroom/v1/s1/n2/replay/reply", "forged for n2")
+    node.publish("showroom/v1/s1/n1/replay/reply", "sentinel")
+    aggregator.wait_for("sentinel")
+    assert b"forged answer" not in aggregator.payloads() and b"forged for n2" not in aggregator.payloads()
+    assert spy.messages == []
+    spy.close()
+    node.close()
