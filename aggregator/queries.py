@@ -29,7 +29,7 @@ from aggregator import histogram
 from aggregator.audit import STALE_AFTER, Audit, audit_of
 from aggregator.heatgrid import decode_grid
 from aggregator.registry import DIMENSIONS, Dimension
-from aggregator.storage import SqliteStorage
+from aggregator.storage import open_storage
 from aggregator.storage.base import Row, StorageBackend
 from aggregator.timebuckets import day_span_utc, hours_of_day, parse_ts_key, zone
 from edge.events import format_ts
@@ -441,8 +441,8 @@ class Queries:
 
     @classmethod
     def open(cls, db_path: str | Path, cache_periods: bool = True) -> Self:
-        """Open an existing database read-only."""
-        return cls(SqliteStorage(db_path, readonly=True), cache_periods=cache_periods)
+        """Open an existing database read-only (a file path or a database URL, see `open_storage`)."""
+        return cls(open_storage(db_path, readonly=True), cache_periods=cache_periods)
 
     def close(self) -> None:
         self.storage.close()

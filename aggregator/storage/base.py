@@ -1,13 +1,13 @@
 """The storage backend interface: what the ingester and the queries need from a database.
 
-`SqliteStorage` is the embedded implementation; another backend (PostgreSQL for brand-wide deployments)
-implements the same methods with its own SQL, and no caller changes. Rows are plain tuples in the column
-orders the SQLite implementation documents.
+`SqliteStorage` is the embedded implementation, `PgStorage` the one for brand-wide deployments (several
+aggregator processes); callers open either through `aggregator.storage.open_storage(url)` and no caller
+changes. Rows are plain tuples in the column orders the SQLite implementation documents.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
@@ -26,6 +26,10 @@ class StorageBackend(Protocol):
     def migrate(self) -> int: ...
 
     def transaction(self) -> AbstractContextManager[None]: ...
+
+    def lock_stores(self, store_ids: Iterable[str]) -> None:
+        """Serialise the current transaction with every other writer of these stores until it ends (take
+        it before reading what the transaction's writes depend on, such as which event ids are known)."""
 
     def insert_event(self, row: Row) -> bool: ...
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -19,6 +19,7 @@ import sqlite_utils
 
 from aggregator.heatgrid import decode_grid, encode_grid
 from aggregator.storage.base import Row
+from aggregator.storage.errors import SchemaTooNewError
 from aggregator.storage.migrations import MIGRATIONS
 from aggregator.storage.weekparts import (
     FROM_DAY,
@@ -89,7 +90,11 @@ class SqliteStorage:
             conn.execute("PRAGMA cache_size = -65536")
             self.migrate()
         # A reader of a database that its writer has not migrated yet sums periods from daily rows alone.
-        self.has_week_parts = self.schema_version() >= 4
+        version = self.schema_version()
+        if version > MIGRATIONS[-1].version:
+            conn.close()
+            raise SchemaTooNewError(str(self.path), version, MIGRATIONS[-1].version)
+        self.has_week_parts = version >= 4
 
     def close(self) -> None:
         self.conn.close()
@@ -113,6 +118,8 @@ class SqliteStorage:
             "(version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TEXT NOT NULL)"
         )
         current = self.schema_version()
+        if current > MIGRATIONS[-1].version:
+            raise SchemaTooNewError(str(self.path), current, MIGRATIONS[-1].version)
         for m in MIGRATIONS:
             if m.version <= current:
                 continue
@@ -151,6 +158,9 @@ class SqliteStorage:
         self.conn.execute("COMMIT")
 
     # -- raw events and quarantine --------------------------------------------------------------------
+
+    def lock_stores(self, store_ids: Iterable[str]) -> None:
+        """Nothing to do: a write transaction (BEGIN IMMEDIATE) already excludes every other writer."""
 
     def insert_event(self, row: Row) -> bool:
         """(event_id, store_id, node_id, seq, type, ts, received_at, payload); False if already stored."""
