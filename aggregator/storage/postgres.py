@@ -242,8 +242,8 @@ class PgStorage:
         new = sorted(set(store_ids) - self._tx.locked)
         if not new:
             return
-        if self._tx.conn is None:
-            raise StorageError("lock_stores needs a transaction")
+        if self._tx.conn is None:  # statements outside a transaction each commit alone: nothing to hold
+            return
         self._tx.conn.execute(
             "SELECT pg_advisory_xact_lock(%s, k) FROM "
             "(SELECT hashtext(s) AS k FROM unnest(%s::text[]) s GROUP BY 1 ORDER BY 1) q",
