@@ -120,6 +120,9 @@ PG_MIGRATIONS: tuple[Migration, ...] = (
                 manual_out integer, system_out integer,
                 auditor text NOT NULL, note text NOT NULL, recorded_at {_T} NOT NULL)""",
             "CREATE INDEX audits_store ON audits (store_id, end_ts)",
+            # Bumped by every write of daily rollups: readers cache period sums until it changes.
+            "CREATE TABLE rollups_version (version bigint NOT NULL)",
+            "INSERT INTO rollups_version VALUES (0)",
             f"""CREATE TABLE week_part_store (
                 day {_T} NOT NULL, part {_T} NOT NULL, store_id {_T} NOT NULL,
                 visitors integer NOT NULL, car_browsers integer NOT NULL, car_entrants integer NOT NULL,

@@ -79,7 +79,8 @@ class PgDatabases:
                 str(r[0])
                 for r in conn.execute(
                     "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace "
-                    "AND relkind IN ('r', 'p') AND NOT relispartition AND relname <> 'schema_migrations'"
+                    "AND relkind IN ('r', 'p') AND NOT relispartition "
+                    "AND relname NOT IN ('schema_migrations', 'rollups_version')"
                 )
             ]
             # DELETE, not TRUNCATE: a test's few rows go at once, where TRUNCATE replaces every file.
