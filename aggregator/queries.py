@@ -30,7 +30,8 @@ from aggregator.audit import STALE_AFTER, Audit, audit_of
 from aggregator.heatgrid import decode_grid
 from aggregator.registry import DIMENSIONS, Dimension
 from aggregator.storage import open_storage
-from aggregator.storage.base import Row, StorageBackend
+from aggregator.storage.base import StorageBackend
+from aggregator.storage.records import DailyRow, HeatGridRow, StoreRow
 from aggregator.timebuckets import day_span_utc, hours_of_day, parse_ts_key, zone
 from edge.events import format_ts
 
@@ -326,10 +327,15 @@ def _dt(value: str | None) -> datetime | None:
     return None if value is None else parse_ts_key(value)
 
 
-def _figures(row: Row | None) -> FunnelFigures:
+def _figures(row: DailyRow | None) -> FunnelFigures:
     if row is None:
         return FunnelFigures(0, 0, 0, 0, None, None, None, None)
-    visitors, browsers, entrants, receptions = int(row[2]), int(row[3]), int(row[4]), int(row[5])
+    visitors, browsers, entrants, receptions = (
+        row.visitors,
+        row.car_browsers,
+        row.car_entrants,
+        row.receptions,
+    )
     return FunnelFigures(
         visitors,
         browsers,
@@ -338,7 +344,7 @@ def _figures(row: Row | None) -> FunnelFigures:
         _ratio(browsers, visitors),
         _ratio(entrants, browsers),
         _ratio(receptions, visitors),
-        None if row[8] is None else float(row[8]),
+        None if row.median_visit_s is None else float(row.median_visit_s),
     )
 
 
@@ -459,7 +465,7 @@ class Queries:
         # The registry changes rarely: re-read it only when its version counter moved.
         version = self.storage.registry_version()
         if self._registry_cache is None or self._registry_cache[0] != version:
-            infos = {str(r[0]): _store_info(r) for r in self.storage.store_rows()}
+            infos = {r.store_id: _store_info(r) for r in self.storage.store_rows()}
             self._registry_cache = (version, infos)
         return self._registry_cache[1]
 
@@ -504,7 +510,7 @@ class Queries:
     def funnel(self, store_id: str, day: date) -> Funnel:
         """The day's funnel with day-over-day and week-over-week change."""
         rows = {
-            str(r[1]): r
+            r.day: r
             for r in self.storage.daily_rows(
                 [store_id], (day - timedelta(days=7)).isoformat(), day.isoformat()
             )
@@ -588,12 +594,12 @@ class Queries:
         tz = zone(self._timezone(store_id))
         return self._heatmap(store_id, start_utc.astimezone(tz).date(), end_utc.astimezone(tz).date(), rows)
 
-    def _heatmap(self, store_id: str, start: date, end: date, rows: Sequence[Row]) -> Heatmap:
+    def _heatmap(self, store_id: str, start: date, end: date, rows: Sequence[HeatGridRow]) -> Heatmap:
         info = self._store_or_none(store_id)
         floor = info.floor_size_m if info else None
-        by_cell: dict[float, list[Row]] = defaultdict(list)
+        by_cell: dict[float, list[HeatGridRow]] = defaultdict(list)
         for r in rows:
-            by_cell[float(r[0])].append(r)
+            by_cell[float(r.cell_m)].append(r)
         if not by_cell:
             cell_m = 0.25
             shape = (math.ceil(floor[1] / cell_m), math.ceil(floor[0] / cell_m)) if floor else (0, 0)
@@ -601,8 +607,8 @@ class Queries:
         # Several cell sizes (a reconfigured node) are not mixed: show the finest one that has data.
         cell_m = min(by_cell)
         chosen = by_cell[cell_m]
-        nx = max(int(r[1]) for r in chosen)
-        ny = max(int(r[2]) for r in chosen)
+        nx = max(int(r.nx) for r in chosen)
+        ny = max(int(r.ny) for r in chosen)
         if floor:
             nx, ny = max(nx, math.ceil(floor[0] / cell_m)), max(ny, math.ceil(floor[1] / cell_m))
         grid = np.zeros((ny, nx), dtype=np.float64)
@@ -628,7 +634,7 @@ class Queries:
 
     def daily_series(self, store_id: str, start: date, end: date) -> list[DailyMetrics]:
         """One entry per local day in [start, end], zeros where nothing was reported."""
-        rows = {str(r[1]): r for r in self.storage.daily_rows([store_id], start.isoformat(), end.isoformat())}
+        rows = {r.day: r for r in self.storage.daily_rows([store_id], start.isoformat(), end.isoformat())}
         out = []
         d = start
         while d <= end:
@@ -658,16 +664,16 @@ class Queries:
         a, b = start.isoformat(), end.isoformat()
         acc: dict[str, _PeriodAcc] = {}
         for r in self.storage.period_sums(store_ids, a, b):
-            acc[str(r[0])] = _PeriodAcc(
-                visitors=int(r[1]),
-                browsers=int(r[2]),
-                entrants=int(r[3]),
-                receptions=int(r[4]),
-                open_days=int(r[5]),
-                car_zone_s=float(r[6]),
-                active_hours=int(r[7]),
-                days_with_median=int(r[8]),
-                single_median=None if r[9] is None else float(r[9]),
+            acc[str(r.store_id)] = _PeriodAcc(
+                visitors=int(r.visitors),
+                browsers=int(r.car_browsers),
+                entrants=int(r.car_entrants),
+                receptions=int(r.receptions),
+                open_days=int(r.open_days),
+                car_zone_s=float(r.car_zone_s),
+                active_hours=int(r.active_hours),
+                days_with_median=int(r.days_with_ended),
+                single_median=None if r.max_median_visit_s is None else float(r.max_median_visit_s),
             )
         if any(x.days_with_median > 1 for x in acc.values()):
             for store_id, blob in self.storage.period_visit_hists(store_ids, a, b):
@@ -778,10 +784,10 @@ class Queries:
         now = now or datetime.now(UTC)
         out = []
         for r in self.storage.node_rows(store_ids):
-            last_seen = _dt(r[4])
-            hb: dict[str, Any] = json.loads(r[7]) if r[7] else {}
+            last_seen = _dt(r.last_seen_at)
+            hb: dict[str, Any] = json.loads(r.heartbeat_json) if r.heartbeat_json else {}
             online = (
-                r[2] != "offline"
+                r.status != "offline"
                 and last_seen is not None
                 and (now - last_seen).total_seconds() <= offline_after_s
             )
@@ -801,13 +807,13 @@ class Queries:
             )
             out.append(
                 NodeHealth(
-                    str(r[0]),
-                    str(r[1]),
+                    r.store_id,
+                    r.node_id,
                     online,
-                    r[2],
-                    _dt(r[3]),
+                    r.status,
+                    _dt(r.status_at),
                     last_seen,
-                    _dt(r[6]),
+                    _dt(r.last_heartbeat_at),
                     cams,
                     hb.get("outbox_depth"),
                     hb.get("oldest_unsent_age_s"),
@@ -815,9 +821,9 @@ class Queries:
                     hb.get("software_version"),
                     hb.get("uptime_s"),
                     {str(k): float(v) for k, v in hb.get("calibration_error_m", {}).items()},
-                    int(r[10]),
-                    int(r[11]),
-                    None if r[9] is None else int(r[9]),
+                    int(r.seq_received),
+                    int(r.seq_missing),
+                    None if r.seq_max is None else int(r.seq_max),
                 )
             )
         return out
@@ -829,7 +835,7 @@ class Queries:
 
     def silent_stores(self, now: datetime, after: timedelta) -> list[SilentStore]:
         """Stores from which nothing arrived for longer than `after` (or ever), longest silent first."""
-        last = {str(r[0]): _dt(r[1]) for r in self.storage.last_event_per_store()}
+        last = {r.store_id: _dt(r.last_seen_at) for r in self.storage.last_event_per_store()}
         names = {s.store_id: s.name for s in self.stores()}
         out = []
         for store_id in sorted(set(names) | set(last)):
@@ -876,11 +882,18 @@ class Queries:
     def quarantine(self, limit: int = 100) -> list[QuarantinedPayload]:
         out = []
         for r in self.storage.quarantine_rows(limit):
-            received = _dt(str(r[1]))
+            received = _dt(r.received_at)
             assert received is not None
             out.append(
                 QuarantinedPayload(
-                    int(r[0]), received, str(r[2]), str(r[3]), str(r[4]), str(r[5]), int(r[6]), bytes(r[7])
+                    r.id,
+                    received,
+                    r.source,
+                    r.topic,
+                    r.reason_code,
+                    r.reason,
+                    r.payload_size,
+                    bytes(r.payload_head),
                 )
             )
         return out
@@ -894,7 +907,7 @@ class Queries:
         return day_span_utc(day, zone(self._timezone(store_id)))
 
 
-def _store_info(r: Row) -> StoreInfo:
+def _store_info(r: StoreRow) -> StoreInfo:
     cars = tuple(
         StoreCar(
             c["id"],
@@ -902,7 +915,11 @@ def _store_info(r: Row) -> StoreInfo:
             tuple((float(p[0]), float(p[1])) for p in c.get("browse_zone_m", [])),
             tuple((float(p[0]), float(p[1])) for p in c.get("interior_zone_m", [])),
         )
-        for c in json.loads(r[8])
+        for c in json.loads(r.cars_json)
     )
-    floor = (float(r[5]), float(r[6])) if r[5] is not None and r[6] is not None else None
-    return StoreInfo(str(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]), floor, cars, True)
+    floor = (
+        (float(r.floor_w_m), float(r.floor_h_m))
+        if r.floor_w_m is not None and r.floor_h_m is not None
+        else None
+    )
+    return StoreInfo(r.store_id, r.name, r.brand, r.region, r.timezone, floor, cars, True)

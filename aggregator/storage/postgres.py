@@ -27,6 +27,21 @@ from aggregator.storage.base import Row
 from aggregator.storage.errors import SchemaTooNewError, StorageError, StorageUnavailableError
 from aggregator.storage.partitions import Partitions, months_around, partition_name
 from aggregator.storage.pg_migrations import PARTITIONED, PG_MIGRATIONS
+from aggregator.storage.records import (
+    AuditRow,
+    BrandRow,
+    CarDayRow,
+    DailyRow,
+    HeatGridRow,
+    HourlyRow,
+    LastEventRow,
+    NodeRow,
+    PeriodSumRow,
+    QuarantineRow,
+    StoreRow,
+    VisitHistRow,
+    as_records,
+)
 from aggregator.storage.url import redact
 from aggregator.storage.weekparts import (
     FROM_DAY,
@@ -369,6 +384,7 @@ class PgStorage:
     def counters(self) -> dict[str, int]:
         return {str(k): int(v) for k, v in self._all("SELECT name, value FROM counters")}
 
+    @as_records(QuarantineRow)
     def quarantine_rows(self, limit: int = 100) -> list[Row]:
         return self._all(
             "SELECT id, received_at, source, topic, reason_code, reason, payload_size, payload_head "
@@ -736,6 +752,7 @@ class PgStorage:
                 (lo, hi, received, missing, store_id, node_id),
             )
 
+    @as_records(NodeRow)
     def node_rows(self, store_ids: Sequence[str] | None = None) -> list[Row]:
         sql = (
             "SELECT store_id, node_id, status, status_at, last_seen_at, last_event_ts, last_heartbeat_at, "
@@ -765,12 +782,14 @@ class PgStorage:
         row = self._all("SELECT value FROM counters WHERE name = 'registry.version'")
         return 0 if not row else int(row[0][0])
 
+    @as_records(StoreRow)
     def store_rows(self) -> list[Row]:
         return self._all(
             "SELECT store_id, name, brand, region, timezone, floor_w_m, floor_h_m, browse_min_s, cars "
             "FROM stores ORDER BY store_id"
         )
 
+    @as_records(BrandRow)
     def brand_rows(self) -> list[Row]:
         return self._all("SELECT brand_id, name, weights FROM brands ORDER BY brand_id")
 
@@ -801,6 +820,7 @@ class PgStorage:
 
     # -- reads for queries ----------------------------------------------------------------------------
 
+    @as_records(DailyRow)
     def daily_rows(self, store_ids: Sequence[str] | None, start: str, end: str) -> list[Row]:
         sql = f"SELECT {_DAILY_COLS} FROM daily_store "
         if store_ids is None:
@@ -835,6 +855,7 @@ class PgStorage:
             args.extend((*params, *plan.days))
         return " UNION ALL ".join(selects), args
 
+    @as_records(PeriodSumRow)
     def period_sums(self, store_ids: Sequence[str] | None, start: str, end: str) -> list[Row]:
         union, args = self._period_union(store_ids, start, end, _PART_SUMS, _DAY_SUMS)
         return self._all(
@@ -844,16 +865,19 @@ class PgStorage:
             args,
         )
 
+    @as_records(VisitHistRow)
     def period_visit_hists(self, store_ids: Sequence[str] | None, start: str, end: str) -> list[Row]:
         union, args = self._period_union(store_ids, start, end, _PART_HISTS, _DAY_HISTS)
         return self._all(union, args)
 
+    @as_records(HourlyRow)
     def hourly_rows(self, store_id: str, day: str) -> list[Row]:
         return self._all(
             "SELECT hour_key, visitors, occupancy_max FROM hourly_store WHERE store_id = %s AND day = %s",
             (store_id, day),
         )
 
+    @as_records(CarDayRow)
     def car_daily_rows(self, store_id: str, start: str, end: str) -> list[Row]:
         return self._all(
             "SELECT car_id, browsers, dwell_total_s, dwell_median_s, dwell_hist, entries FROM car_daily "
@@ -861,12 +885,14 @@ class PgStorage:
             (store_id, start, end),
         )
 
+    @as_records(HeatGridRow)
     def heat_day_rows(self, store_id: str, start: str, end: str) -> list[Row]:
         return self._all(
             "SELECT cell_m, nx, ny, grid FROM heat_day WHERE store_id = %s AND day BETWEEN %s AND %s",
             (store_id, start, end),
         )
 
+    @as_records(HeatGridRow)
     def heat_hour_rows(self, store_id: str, start_key: str, end_key: str) -> list[Row]:
         return self._all(
             "SELECT cell_m, nx, ny, grid FROM heat_hour "
@@ -890,6 +916,7 @@ class PgStorage:
         )
         return (rows[0][0], int(rows[0][1])) if rows else None
 
+    @as_records(LastEventRow)
     def last_event_per_store(self) -> list[Row]:
         return self._all(
             "SELECT store_id, max(last_seen_at), max(last_event_ts) FROM nodes GROUP BY store_id"
@@ -917,6 +944,7 @@ class PgStorage:
         )
         return int(found[0])
 
+    @as_records(AuditRow)
     def audit_rows(self, store_id: str | None = None, limit: int = 1000) -> list[Row]:
         where, args = ("WHERE store_id = %s ", (store_id,)) if store_id is not None else ("", ())
         return self._all(

@@ -21,6 +21,21 @@ from aggregator.heatgrid import decode_grid, encode_grid
 from aggregator.storage.base import Row
 from aggregator.storage.errors import SchemaTooNewError
 from aggregator.storage.migrations import MIGRATIONS
+from aggregator.storage.records import (
+    AuditRow,
+    BrandRow,
+    CarDayRow,
+    DailyRow,
+    HeatGridRow,
+    HourlyRow,
+    LastEventRow,
+    NodeRow,
+    PeriodSumRow,
+    QuarantineRow,
+    StoreRow,
+    VisitHistRow,
+    as_records,
+)
 from aggregator.storage.weekparts import (
     FROM_DAY,
     PARTS,
@@ -201,6 +216,7 @@ class SqliteStorage:
     def counters(self) -> dict[str, int]:
         return {str(k): int(v) for k, v in self.conn.execute("SELECT name, value FROM counters")}
 
+    @as_records(QuarantineRow)
     def quarantine_rows(self, limit: int = 100) -> list[Row]:
         return self.conn.execute(
             "SELECT id, received_at, source, topic, reason_code, reason, payload_size, payload_head "
@@ -514,6 +530,7 @@ class SqliteStorage:
             (lo, hi, received, missing, store_id, node_id),
         )
 
+    @as_records(NodeRow)
     def node_rows(self, store_ids: Sequence[str] | None = None) -> list[Row]:
         """(store_id, node_id, status, status_at, last_seen_at, last_event_ts, last_heartbeat_at, heartbeat,
         seq_min, seq_max, seq_received, seq_missing)."""
@@ -547,12 +564,14 @@ class SqliteStorage:
         row = self.conn.execute("SELECT value FROM counters WHERE name = 'registry.version'").fetchone()
         return 0 if row is None else int(row[0])
 
+    @as_records(StoreRow)
     def store_rows(self) -> list[Row]:
         return self.conn.execute(
             "SELECT store_id, name, brand, region, timezone, floor_w_m, floor_h_m, browse_min_s, cars "
             "FROM stores ORDER BY store_id"
         ).fetchall()
 
+    @as_records(BrandRow)
     def brand_rows(self) -> list[Row]:
         return self.conn.execute("SELECT brand_id, name, weights FROM brands ORDER BY brand_id").fetchall()
 
@@ -582,6 +601,7 @@ class SqliteStorage:
 
     # -- reads for queries ----------------------------------------------------------------------------
 
+    @as_records(DailyRow)
     def daily_rows(self, store_ids: Sequence[str] | None, start: str, end: str) -> list[Row]:
         """(store_id, day, visitors, car_browsers, car_entrants, receptions, visits_ended, visit_s_total,
         median_visit_s, visit_hist, car_zone_s, active_hours) for days in [start, end]."""
@@ -627,6 +647,7 @@ class SqliteStorage:
             args.extend((*params, *plan.days))
         return " UNION ALL ".join(selects), tuple(args)
 
+    @as_records(PeriodSumRow)
     def period_sums(self, store_ids: Sequence[str] | None, start: str, end: str) -> list[Row]:
         """Per store with daily rows in days [start, end]: (store_id, visitors, browsers, entrants,
         receptions, open_days, car_zone_s, active_hours, days_with_ended_visits, largest median_visit_s of
@@ -639,12 +660,14 @@ class SqliteStorage:
             args,
         ).fetchall()
 
+    @as_records(VisitHistRow)
     def period_visit_hists(self, store_ids: Sequence[str] | None, start: str, end: str) -> list[Row]:
         """(store_id, visit duration histogram) rows whose histograms sum, per store, to those of its days in
         [start, end] with ended visits (week parts of several days, or single days)."""
         union, args = self._period_union(store_ids, start, end, _PART_HISTS, _DAY_HISTS)
         return self.conn.execute(union, args).fetchall()
 
+    @as_records(HourlyRow)
     def hourly_rows(self, store_id: str, day: str) -> list[Row]:
         """(hour_key, visitors, occupancy_max) of a local day."""
         return self.conn.execute(
@@ -652,6 +675,7 @@ class SqliteStorage:
             (store_id, day),
         ).fetchall()
 
+    @as_records(CarDayRow)
     def car_daily_rows(self, store_id: str, start: str, end: str) -> list[Row]:
         """(car_id, browsers, dwell_total_s, dwell_median_s, dwell_hist, entries) per day in [start, end]."""
         return self.conn.execute(
@@ -660,6 +684,7 @@ class SqliteStorage:
             (store_id, start, end),
         ).fetchall()
 
+    @as_records(HeatGridRow)
     def heat_day_rows(self, store_id: str, start: str, end: str) -> list[Row]:
         """(cell_m, nx, ny, grid) of each day in [start, end]."""
         return self.conn.execute(
@@ -667,6 +692,7 @@ class SqliteStorage:
             (store_id, start, end),
         ).fetchall()
 
+    @as_records(HeatGridRow)
     def heat_hour_rows(self, store_id: str, start_key: str, end_key: str) -> list[Row]:
         """(cell_m, nx, ny, grid) of each hour bucket starting in [start_key, end_key)."""
         return self.conn.execute(
@@ -693,6 +719,7 @@ class SqliteStorage:
         ).fetchone()
         return row
 
+    @as_records(LastEventRow)
     def last_event_per_store(self) -> list[Row]:
         """(store_id, latest received_at, latest event ts) over the store's nodes."""
         return self.conn.execute(
@@ -724,6 +751,7 @@ class SqliteStorage:
         )
         return int(cur.lastrowid or 0)
 
+    @as_records(AuditRow)
     def audit_rows(self, store_id: str | None = None, limit: int = 1000) -> list[Row]:
         """Audits, the latest sample first: (id, store_id, start_ts, end_ts, manual_in, system_in,
         manual_out, system_out, auditor, note, recorded_at)."""
