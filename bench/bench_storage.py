@@ -3,6 +3,7 @@ beside SQLite with one and a bare paho subscriber, in the same run; query latenc
 
     .venv/bin/python bench/bench_storage.py ingest [--events 30000] [--rounds 2] [--processes 1,2,4]
     .venv/bin/python bench/bench_storage.py queries [--stores 2000] [--days 365] [--keep NAME]
+    .venv/bin/python bench/bench_storage.py rates [--scenario saturday-peak]   # events per store-hour
 
 `--pg` is a server URL whose user may create databases (default postgresql://postgres@127.0.0.1:5432/
 postgres); every measurement gets its own fresh database, dropped afterwards (`--keep NAME` keeps the
@@ -238,10 +239,65 @@ def bench_queries(server: str, n_stores: int, n_days: int, keep: str | None, rep
         print(f"load average {os.getloadavg()}")
 
 
+def event_rates(scenario: str) -> None:
+    """Events per store-hour and bytes per event of one simulated peak hour (the node's real pipeline on
+    the simulated showroom, as bench/event_streams.py runs it), for the deployment arithmetic."""
+    import json
+    from collections import Counter
+
+    import event_streams
+
+    t = time.perf_counter()
+    lines = event_streams.scenario_stream(scenario, None).splitlines()
+    hours = 1.0  # the scenario's arrivals window is one hour (saturday-peak: 14:00-15:00)
+    types = Counter(str(json.loads(line)["type"]) for line in lines)
+    sizes = [len(line) for line in lines]
+    print(f"{scenario}: {len(lines)} events in the hour ({time.perf_counter() - t:.0f} s to simulate)")
+    for kind, n in types.most_common():
+        kind_bytes = [len(x) for x in lines if json.loads(x)["type"] == kind]
+        print(f"  {kind:<14} {n / hours:8.0f}/h  mean {statistics.mean(kind_bytes):6.0f} B")
+    # Heartbeats (every 30 s, all day) come from the node's runtime, not the pipeline: one of a 4-camera node.
+    from aggregator.synth import stamper_for
+    from edge.events import CameraHealth, Heartbeat, to_json
+
+    cams = [
+        CameraHealth(
+            camera_id=f"cam-{i}",
+            fps=4.9,
+            target_fps=5,
+            inference_ms=31.5,
+            dropped_frames=2,
+            reconnects=0,
+            quality="excellent",
+        )
+        for i in range(4)
+    ]
+    hb = stamper_for("sh-pudong-01").stamp(
+        Heartbeat,
+        datetime(2026, 11, 28, 14, tzinfo=UTC),
+        cameras=cams,
+        outbox_depth=0,
+        oldest_unsent_age_s=None,
+        model_id="rtmdet-nano-person",
+        model_sha256="0" * 64,
+        software_version="0.1.0",
+        uptime_s=86_400.0,
+        cpu_percent=55.0,
+        memory_mb=900.0,
+        temperature_c=61.0,
+        clock_offset_s=0.01,
+        calibration_error_m={f"cam-{i}": 0.08 for i in range(4)},
+    )
+    print(f"  heartbeat           120/h  {len(to_json(hb)):6d} B (4 cameras; all day, not only open hours)")
+    mean_b = statistics.mean(sizes)
+    print(f"  all            {len(lines) / hours:8.0f}/h  mean {mean_b:6.0f} B, max {max(sizes)} B")
+
+
 def main() -> None:
     logging.basicConfig(level=logging.ERROR)
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["ingest", "queries"])
+    ap.add_argument("what", choices=["ingest", "queries", "rates"])
+    ap.add_argument("--scenario", default="saturday-peak", help="rates: the simulated scenario.")
     ap.add_argument("--pg", default=PG, help="PostgreSQL server URL (a user that may create databases).")
     ap.add_argument("--events", type=int, default=30_000)
     ap.add_argument("--rounds", type=int, default=2)
@@ -252,6 +308,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.what == "ingest":
         bench_ingest(args.events, args.rounds, [int(k) for k in args.processes.split(",")], args.pg)
+    elif args.what == "rates":
+        event_rates(args.scenario)
     else:
         bench_queries(args.pg, args.stores, args.days, args.keep)
 
