@@ -13,8 +13,10 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -122,9 +124,23 @@ _HEAT_HOUR_UPSERT = _upsert(
 )
 
 
+@dataclass
+class _DayFacts:
+    """The facts a rollup refresh reads about each store-day it refreshes, fetched for all of them at once
+    (a refresh of hundreds of store-days would otherwise be thousands of round trips)."""
+
+    days: set[tuple[str, str]]
+    counts: dict[tuple[str, str], tuple[int, int, int, int]] = field(default_factory=dict)
+    durations: dict[tuple[str, str], list[float]] = field(default_factory=lambda: defaultdict(list))
+    by_hour: dict[tuple[str, str], dict[str, int]] = field(default_factory=lambda: defaultdict(dict))
+    dwells: dict[tuple[str, str], list[Row]] = field(default_factory=lambda: defaultdict(list))
+    car_entries: dict[tuple[str, str], list[Row]] = field(default_factory=lambda: defaultdict(list))
+
+
 class _TxState(threading.local):
     conn: Conn | None = None
     locked: set[str]
+    facts: _DayFacts | None = None
 
     def __init__(self) -> None:
         self.locked = set()
@@ -133,7 +149,7 @@ class _TxState(threading.local):
 class PgStorage:
     """One PostgreSQL database. `readonly=True` opens it for queries only (no migrations, no writes)."""
 
-    WEEK_PARTS_STORES_PER_STEP = 10
+    WEEK_PARTS_STORES_PER_STEP = 200
     CONNECT_TIMEOUT_S = 5
     PARTITION_MONTHS_BACK = 1
     PARTITION_MONTHS_AHEAD = 3
@@ -206,6 +222,7 @@ class PgStorage:
                 finally:
                     self._tx.conn = None
                     self._tx.locked = set()
+                    self._tx.facts = None
         except PoolTimeout as exc:
             self._partitions.forget()
             raise StorageUnavailableError(f"no connection to {self.where}: {exc}") from exc
@@ -359,6 +376,7 @@ class PgStorage:
         COPY, so a duplicate fails the whole batch rather than being stored twice."""
         if not rows:
             return
+        self._tx.facts = None  # a fact written: what a refresh read before is stale
         self.lock_stores(str(r[1]) for r in rows)
         self._ensure("events", {str(r[5]) for r in rows})
         copy_sql = "COPY events (event_id, store_id, node_id, seq, type, ts, received_at, payload) FROM STDIN"
@@ -435,6 +453,7 @@ class PgStorage:
 
     def _write_visits(self, sql: str, rows: Sequence[Row]) -> None:
         """Run a visit upsert and mark the store-days of the visits before and after it."""
+        self._tx.facts = None
         if not rows:
             return
         self.lock_stores(str(r[0]) for r in rows)
@@ -479,6 +498,7 @@ class PgStorage:
             raise ValueError(f"unknown visit flag {flag!r}")
         if not rows:
             return
+        self._tx.facts = None
         self.lock_stores(str(r[0]) for r in rows)
         self._many(
             f"INSERT INTO visits AS v (store_id, visitor_id, node_id, {flag}) VALUES (%s, %s, %s, 1) "
@@ -490,6 +510,7 @@ class PgStorage:
     def insert_dwells(self, rows: Sequence[Row]) -> None:
         if not rows:
             return
+        self._tx.facts = None  # a fact written: what a refresh read before is stale
         self.lock_stores(str(r[1]) for r in rows)
         self._many("INSERT INTO dwells VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING", rows)
         self._mark_dirty((str(r[1]), str(r[7])) for r in rows)
@@ -504,6 +525,7 @@ class PgStorage:
     def insert_car_entries(self, rows: Sequence[Row]) -> None:
         if not rows:
             return
+        self._tx.facts = None  # a fact written: what a refresh read before is stale
         self.lock_stores(str(r[1]) for r in rows)
         self._many(
             "INSERT INTO car_entries VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING", rows
@@ -524,9 +546,55 @@ class PgStorage:
         rows = self._all(
             "DELETE FROM dirty_days WHERE store_id = ANY(%s) RETURNING store_id, day", (sorted(mine),)
         )
-        return sorted((str(a), str(b)) for a, b in rows)
+        days = sorted((str(a), str(b)) for a, b in rows)
+        self._tx.facts = self._day_facts(days) if days else None
+        return days
+
+    def _day_facts(self, days: Sequence[tuple[str, str]]) -> _DayFacts:
+        """Every fact a refresh reads about these store-days, in five queries (see `day_visit_counts`...)."""
+        facts = _DayFacts(set(days))
+        keys = ([d[0] for d in days], [d[1] for d in days])
+        join = "JOIN unnest(%s::text[], %s::text[]) AS k(s, d) ON t.store_id = k.s AND t.day = k.d"
+        for s_, d, n, b, e, r in self._all(
+            "SELECT t.store_id, t.day, count(*), coalesce(sum(browsed), 0), coalesce(sum(entered_car), 0), "
+            f"coalesce(sum(received), 0) FROM visits t {join} WHERE (has_start = 1 OR has_end = 1) "
+            "GROUP BY 1, 2",
+            keys,
+        ):
+            facts.counts[(s_, d)] = (int(n), int(b), int(e), int(r))
+        for s_, d, duration in self._all(
+            f"SELECT t.store_id, t.day, duration_s FROM visits t {join} "
+            "WHERE has_end = 1 AND duration_s IS NOT NULL ORDER BY 1, 2, visitor_id",
+            keys,
+        ):
+            facts.durations[(s_, d)].append(float(duration))
+        for s_, d, hour, n in self._all(
+            f"SELECT t.store_id, t.day, hour_key, count(*) FROM visits t {join} "
+            "WHERE (has_start = 1 OR has_end = 1) AND hour_key IS NOT NULL GROUP BY 1, 2, 3",
+            keys,
+        ):
+            facts.by_hour[(s_, d)][str(hour)] = int(n)
+        for s_, d, zone_id, visitor_id, total in self._all(
+            f"SELECT t.store_id, t.day, zone_id, visitor_id, sum(dwell_s) FROM dwells t {join} "
+            "GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
+            keys,
+        ):
+            facts.dwells[(s_, d)].append((zone_id, visitor_id, total))
+        for s_, d, car_id, n in self._all(
+            f"SELECT t.store_id, t.day, car_id, count(*) FROM car_entries t {join} "
+            "GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+            keys,
+        ):
+            facts.car_entries[(s_, d)].append((car_id, n))
+        return facts
+
+    def _facts(self, store_id: str, day: str) -> _DayFacts | None:
+        facts = self._tx.facts
+        return facts if facts is not None and (store_id, day) in facts.days else None
 
     def day_visit_counts(self, store_id: str, day: str) -> tuple[int, int, int, int]:
+        if (facts := self._facts(store_id, day)) is not None:
+            return facts.counts.get((store_id, day), (0, 0, 0, 0))
         row = self._one(
             "SELECT count(*), coalesce(sum(browsed), 0), coalesce(sum(entered_car), 0), "
             "coalesce(sum(received), 0) "
@@ -536,14 +604,18 @@ class PgStorage:
         return int(row[0]), int(row[1]), int(row[2]), int(row[3])
 
     def day_visit_durations(self, store_id: str, day: str) -> list[float]:
+        if (facts := self._facts(store_id, day)) is not None:
+            return list(facts.durations.get((store_id, day), []))
         rows = self._all(
             "SELECT duration_s FROM visits WHERE store_id = %s AND day = %s AND has_end = 1 "
-            "AND duration_s IS NOT NULL",
+            "AND duration_s IS NOT NULL ORDER BY visitor_id",
             (store_id, day),
         )
         return [float(r[0]) for r in rows]
 
     def day_visitors_by_hour(self, store_id: str, day: str) -> dict[str, int]:
+        if (facts := self._facts(store_id, day)) is not None:
+            return dict(facts.by_hour.get((store_id, day), {}))
         rows = self._all(
             "SELECT hour_key, count(*) FROM visits WHERE store_id = %s AND day = %s "
             "AND (has_start = 1 OR has_end = 1) AND hour_key IS NOT NULL GROUP BY hour_key",
@@ -552,15 +624,20 @@ class PgStorage:
         return {str(k): int(n) for k, n in rows}
 
     def day_dwell_totals(self, store_id: str, day: str) -> list[Row]:
+        if (facts := self._facts(store_id, day)) is not None:
+            return list(facts.dwells.get((store_id, day), []))
         return self._all(
             "SELECT zone_id, visitor_id, sum(dwell_s) FROM dwells WHERE store_id = %s AND day = %s "
-            "GROUP BY zone_id, visitor_id",
+            "GROUP BY zone_id, visitor_id ORDER BY zone_id, visitor_id",
             (store_id, day),
         )
 
     def day_car_entries(self, store_id: str, day: str) -> list[Row]:
+        if (facts := self._facts(store_id, day)) is not None:
+            return list(facts.car_entries.get((store_id, day), []))
         return self._all(
-            "SELECT car_id, count(*) FROM car_entries WHERE store_id = %s AND day = %s GROUP BY car_id",
+            "SELECT car_id, count(*) FROM car_entries WHERE store_id = %s AND day = %s GROUP BY car_id "
+            "ORDER BY car_id",
             (store_id, day),
         )
 
@@ -582,18 +659,18 @@ class PgStorage:
         keys: list[tuple[str, str, str]] = []
         rows: list[Row] = []
         stores = list(spans.items())
+        cols = ", ".join("t." + c for c in _DAILY_COLS.split(", "))
         for i in range(0, len(stores), self.WEEK_PARTS_STORES_PER_STEP):
-            daily: list[Row] = []
+            spans_days = []
             for store_id, (first, last) in stores[i : i + self.WEEK_PARTS_STORES_PER_STEP]:
                 days = week_days(date.fromisoformat(first), date.fromisoformat(last))
-                daily.extend(
-                    self._all(
-                        f"SELECT {_DAILY_COLS} FROM daily_store "
-                        "WHERE store_id = %s AND day BETWEEN %s AND %s",
-                        (store_id, days[0], days[-1]),
-                    )
-                )
+                spans_days.append((store_id, days[0], days[-1]))
                 keys.extend((day, part, store_id) for day in days for part in PARTS)
+            daily = self._all(  # every store's weeks in one query
+                f"SELECT {cols} FROM daily_store t JOIN unnest(%s::text[], %s::text[], %s::text[]) "
+                "AS k(s, a, b) ON t.store_id = k.s AND t.day BETWEEN k.a AND k.b",
+                ([x[0] for x in spans_days], [x[1] for x in spans_days], [x[2] for x in spans_days]),
+            )
             rows.extend(week_part_rows(daily))
         rows.sort(key=lambda r: (r[0], r[1], r[2]))
         self._ensure("week_part_store", {str(r[0]) for r in rows})
@@ -614,24 +691,24 @@ class PgStorage:
 
     def write_hourly_visitors(self, store_id: str, day: str, visitors_by_hour: dict[str, int]) -> None:
         self._ensure("hourly_store", visitors_by_hour)
-        with self._conn() as c:
-            c.execute(
+        with self._conn() as c, c.pipeline(), c.cursor() as cur:  # one round trip for both statements
+            cur.execute(
                 "UPDATE hourly_store SET visitors = 0 WHERE store_id = %s AND day = %s", (store_id, day)
             )
-        self._many(
-            "INSERT INTO hourly_store (store_id, hour_key, day, visitors) VALUES (%s, %s, %s, %s) "
-            "ON CONFLICT (store_id, hour_key) DO UPDATE SET visitors = excluded.visitors",
-            [(store_id, h, day, n) for h, n in visitors_by_hour.items()],
-        )
+            cur.executemany(
+                "INSERT INTO hourly_store (store_id, hour_key, day, visitors) VALUES (%s, %s, %s, %s) "
+                "ON CONFLICT (store_id, hour_key) DO UPDATE SET visitors = excluded.visitors",
+                [(store_id, h, day, n) for h, n in visitors_by_hour.items()],
+            )
 
     def write_car_daily(self, store_id: str, day: str, rows: Sequence[Row]) -> None:
         self._ensure("car_daily", [day])
-        with self._conn() as c:
-            c.execute("DELETE FROM car_daily WHERE store_id = %s AND day = %s", (store_id, day))
-        self._many(
-            "INSERT INTO car_daily VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-            [(store_id, day, *r) for r in rows],
-        )
+        with self._conn() as c, c.pipeline(), c.cursor() as cur:
+            cur.execute("DELETE FROM car_daily WHERE store_id = %s AND day = %s", (store_id, day))
+            cur.executemany(
+                "INSERT INTO car_daily VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                [(store_id, day, *r) for r in rows],
+            )
 
     # -- heat and occupancy ---------------------------------------------------------------------------
 
@@ -735,18 +812,19 @@ class PgStorage:
         return [(int(a), int(b)) for a, b in rows]
 
     def write_seq_ranges(self, store_id: str, node_id: str, ranges: Sequence[tuple[int, int]]) -> None:
-        with self._conn() as c:
-            c.execute("DELETE FROM node_seq_ranges WHERE store_id = %s AND node_id = %s", (store_id, node_id))
-        self._many(
-            "INSERT INTO node_seq_ranges VALUES (%s, %s, %s, %s)",
-            [(store_id, node_id, lo, hi) for lo, hi in ranges],
-        )
         received = sum(hi - lo + 1 for lo, hi in ranges)
         lo = ranges[0][0] if ranges else None
         hi = ranges[-1][1] if ranges else None
         missing = (hi - lo + 1 - received) if ranges and lo is not None and hi is not None else 0
-        with self._conn() as c:
-            c.execute(
+        with self._conn() as c, c.pipeline(), c.cursor() as cur:
+            cur.execute(
+                "DELETE FROM node_seq_ranges WHERE store_id = %s AND node_id = %s", (store_id, node_id)
+            )
+            cur.executemany(
+                "INSERT INTO node_seq_ranges VALUES (%s, %s, %s, %s)",
+                [(store_id, node_id, a, b) for a, b in ranges],
+            )
+            cur.execute(
                 "UPDATE nodes SET seq_min = %s, seq_max = %s, seq_received = %s, seq_missing = %s "
                 "WHERE store_id = %s AND node_id = %s",
                 (lo, hi, received, missing, store_id, node_id),
@@ -797,6 +875,7 @@ class PgStorage:
         return [str(r[0]) for r in self._all("SELECT DISTINCT store_id FROM nodes ORDER BY store_id")]
 
     def delete_derived(self, store_id: str) -> None:
+        self._tx.facts = None
         self.lock_stores([store_id])
         first, last = self._one("SELECT min(day), max(day) FROM daily_store WHERE store_id = %s", (store_id,))
         if first is not None:
