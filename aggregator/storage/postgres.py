@@ -141,9 +141,11 @@ class _TxState(threading.local):
     conn: Conn | None = None
     locked: set[str]
     facts: _DayFacts | None = None
+    deferred: list[tuple[str, Row]]
 
     def __init__(self) -> None:
         self.locked = set()
+        self.deferred = []
 
 
 class PgStorage:
@@ -196,6 +198,8 @@ class PgStorage:
     def _conn(self) -> Iterator[Conn]:
         """The transaction's connection, or a pooled one for one autocommitted statement group."""
         if self._tx.conn is not None:
+            if self._tx.deferred:
+                self._send_deferred(self._tx.conn)
             yield self._tx.conn
             return
         try:
@@ -208,6 +212,21 @@ class PgStorage:
                 raise StorageUnavailableError(f"lost {self.where}: {_first_line(exc)}") from exc
             raise
 
+    def _defer(self, sql: str, params: Row) -> None:
+        """A write whose result nobody reads: inside a transaction it waits and goes with the next statement
+        (or the commit) in one pipeline, instead of a round trip of its own."""
+        if self._tx.conn is None:
+            with self._conn() as c:
+                c.execute(sql, params)
+        else:
+            self._tx.deferred.append((sql, params))
+
+    def _send_deferred(self, conn: Conn) -> None:
+        pending, self._tx.deferred = self._tx.deferred, []
+        with conn.pipeline(), conn.cursor() as cur:
+            for sql, params in pending:
+                cur.execute(sql, params)
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """All or nothing; a lost connection raises `StorageUnavailableError` (nothing was written)."""
@@ -217,9 +236,13 @@ class PgStorage:
             with self.pool.connection() as conn, conn.transaction():
                 self._tx.conn = conn
                 self._tx.locked = set()
+                self._tx.deferred = []
                 try:
                     yield
+                    if self._tx.deferred:
+                        self._send_deferred(conn)
                 finally:
+                    self._tx.deferred = []
                     self._tx.conn = None
                     self._tx.locked = set()
                     self._tx.facts = None
@@ -753,13 +776,12 @@ class PgStorage:
 
     def set_occupancy_minute(self, store_id: str, minute: str, node_id: str, occupancy: int) -> None:
         self._ensure("occupancy_minute", [minute])
-        with self._conn() as c:
-            c.execute(
-                "INSERT INTO occupancy_minute AS o VALUES (%s, %s, %s, %s) "
-                "ON CONFLICT (store_id, minute, node_id) "
-                "DO UPDATE SET occupancy_max = greatest(o.occupancy_max, excluded.occupancy_max)",
-                (store_id, minute, node_id, occupancy),
-            )
+        self._defer(
+            "INSERT INTO occupancy_minute AS o VALUES (%s, %s, %s, %s) "
+            "ON CONFLICT (store_id, minute, node_id) "
+            "DO UPDATE SET occupancy_max = greatest(o.occupancy_max, excluded.occupancy_max)",
+            (store_id, minute, node_id, occupancy),
+        )
 
     def refresh_hour_occupancy(self, store_id: str, hour_key: str, hour_end: str, day: str) -> None:
         row = self._one(
@@ -778,31 +800,28 @@ class PgStorage:
     # -- nodes ----------------------------------------------------------------------------------------
 
     def touch_node(self, store_id: str, node_id: str, last_seen_at: str | None, last_event_ts: str) -> None:
-        with self._conn() as c:
-            c.execute(
-                "INSERT INTO nodes AS n (store_id, node_id, last_seen_at, last_event_ts) "
-                "VALUES (%s, %s, %s, %s) ON CONFLICT (store_id, node_id) DO UPDATE SET "
-                "last_seen_at = nullif(greatest(coalesce(n.last_seen_at, ''), "
-                "coalesce(excluded.last_seen_at, '')), ''), "
-                "last_event_ts = greatest(coalesce(n.last_event_ts, ''), excluded.last_event_ts)",
-                (store_id, node_id, last_seen_at, last_event_ts),
-            )
+        self._defer(
+            "INSERT INTO nodes AS n (store_id, node_id, last_seen_at, last_event_ts) "
+            "VALUES (%s, %s, %s, %s) ON CONFLICT (store_id, node_id) DO UPDATE SET "
+            "last_seen_at = nullif(greatest(coalesce(n.last_seen_at, ''), "
+            "coalesce(excluded.last_seen_at, '')), ''), "
+            "last_event_ts = greatest(coalesce(n.last_event_ts, ''), excluded.last_event_ts)",
+            (store_id, node_id, last_seen_at, last_event_ts),
+        )
 
     def set_node_heartbeat(self, store_id: str, node_id: str, ts: str, heartbeat_json: str) -> None:
-        with self._conn() as c:
-            c.execute(
-                "UPDATE nodes SET last_heartbeat_at = %s, heartbeat = %s WHERE store_id = %s "
-                "AND node_id = %s AND coalesce(last_heartbeat_at, '') <= %s",
-                (ts, heartbeat_json, store_id, node_id, ts),
-            )
+        self._defer(
+            "UPDATE nodes SET last_heartbeat_at = %s, heartbeat = %s WHERE store_id = %s "
+            "AND node_id = %s AND coalesce(last_heartbeat_at, '') <= %s",
+            (ts, heartbeat_json, store_id, node_id, ts),
+        )
 
     def set_node_status(self, store_id: str, node_id: str, ts: str, status: str) -> None:
-        with self._conn() as c:
-            c.execute(
-                "UPDATE nodes SET status = %s, status_at = %s WHERE store_id = %s AND node_id = %s "
-                "AND coalesce(status_at, '') <= %s",
-                (status, ts, store_id, node_id, ts),
-            )
+        self._defer(
+            "UPDATE nodes SET status = %s, status_at = %s WHERE store_id = %s AND node_id = %s "
+            "AND coalesce(status_at, '') <= %s",
+            (status, ts, store_id, node_id, ts),
+        )
 
     def seq_ranges(self, store_id: str, node_id: str) -> list[tuple[int, int]]:
         rows = self._all(
