@@ -48,6 +48,10 @@ class Partitions:
     def __init__(self) -> None:
         self._known: set[tuple[str, int, int]] = set()
 
+    def missing(self, table: str, keys: Iterable[str]) -> bool:
+        """Whether some month of these keys has no partition this process knows of."""
+        return bool({(table, *month_of(k)) for k in keys} - self._known)
+
     def ensure(self, conn: psycopg.Connection[tuple[object, ...]], table: str, keys: Iterable[str]) -> None:
         """Make sure `table` has the partitions of the months of these time keys (in `conn`'s transaction:
         a rollback forgets what it created)."""

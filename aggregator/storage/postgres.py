@@ -142,10 +142,12 @@ class _TxState(threading.local):
     locked: set[str]
     facts: _DayFacts | None = None
     deferred: list[tuple[str, Row]]
+    seq: dict[tuple[str, str], list[tuple[int, int]]]
 
     def __init__(self) -> None:
         self.locked = set()
         self.deferred = []
+        self.seq = {}
 
 
 class PgStorage:
@@ -195,10 +197,11 @@ class PgStorage:
     # -- connections and transactions -----------------------------------------------------------------
 
     @contextmanager
-    def _conn(self) -> Iterator[Conn]:
-        """The transaction's connection, or a pooled one for one autocommitted statement group."""
+    def _conn(self, flush: bool = True) -> Iterator[Conn]:
+        """The transaction's connection (its deferred writes sent first unless `flush` is False), or a pooled
+        one for one autocommitted statement group."""
         if self._tx.conn is not None:
-            if self._tx.deferred:
+            if flush and self._tx.deferred:
                 self._send_deferred(self._tx.conn)
             yield self._tx.conn
             return
@@ -237,12 +240,14 @@ class PgStorage:
                 self._tx.conn = conn
                 self._tx.locked = set()
                 self._tx.deferred = []
+                self._tx.seq = {}
                 try:
                     yield
                     if self._tx.deferred:
                         self._send_deferred(conn)
                 finally:
                     self._tx.deferred = []
+                    self._tx.seq = {}
                     self._tx.conn = None
                     self._tx.locked = set()
                     self._tx.facts = None
@@ -261,26 +266,37 @@ class PgStorage:
             raise
 
     def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        with self._conn() as c:
-            return c.execute(sql, params).fetchall()
+        with self._conn(flush=False) as c:
+            pending, self._tx.deferred = self._tx.deferred, []
+            if not pending:
+                return c.execute(sql, params).fetchall()
+            with c.pipeline(), c.cursor() as cur:  # the deferred writes and this read: one round trip
+                for deferred_sql, deferred_params in pending:
+                    cur.execute(deferred_sql, deferred_params)
+                cur.execute(sql, params)
+                return cur.fetchall()
 
     def _one(self, sql: str, params: Sequence[Any] = ()) -> Row:
-        with self._conn() as c:
-            row = c.execute(sql, params).fetchone()
-        if row is None:
+        rows = self._all(sql, params)
+        if not rows:
             raise StorageError(f"no row from {sql[:60]!r}")
-        return row
+        return rows[0]
 
     def _many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         rows = list(rows)
         if not rows:
             return
-        with self._conn() as c, c.cursor() as cur:
+        with self._conn(flush=False) as c, c.pipeline(), c.cursor() as cur:
+            pending, self._tx.deferred = self._tx.deferred, []
+            for deferred_sql, deferred_params in pending:
+                cur.execute(deferred_sql, deferred_params)
             cur.executemany(sql, rows)
 
     def _ensure(self, table: str, keys: Iterable[str]) -> None:
-        with self._conn() as c:
-            self._partitions.ensure(c, table, keys)
+        keys = list(keys)
+        if self._partitions.missing(table, keys):
+            with self._conn() as c:
+                self._partitions.ensure(c, table, keys)
 
     def lock_stores(self, store_ids: Iterable[str]) -> None:
         """Serialise this transaction with every other one writing these stores (until it ends). Locks are
@@ -402,10 +418,28 @@ class PgStorage:
         self._tx.facts = None  # a fact written: what a refresh read before is stale
         self.lock_stores(str(r[1]) for r in rows)
         self._ensure("events", {str(r[5]) for r in rows})
+        self._prefetch_seq_ranges({(str(r[1]), str(r[2])) for r in rows})
         copy_sql = "COPY events (event_id, store_id, node_id, seq, type, ts, received_at, payload) FROM STDIN"
         with self._conn() as c, c.cursor() as cur, cur.copy(copy_sql) as copy:
             for r in rows:
                 copy.write_row(r)
+
+    def _prefetch_seq_ranges(self, nodes: set[tuple[str, str]]) -> None:
+        """Every node's received ranges in one query, kept for the transaction (its stores are locked)."""
+        if self._tx.conn is None:
+            return
+        wanted = sorted(nodes - set(self._tx.seq))
+        if not wanted:
+            return
+        for key in wanted:
+            self._tx.seq[key] = []
+        for store_id, node_id, lo, hi in self._all(
+            "SELECT r.store_id, r.node_id, lo, hi FROM node_seq_ranges r "
+            "JOIN unnest(%s::text[], %s::text[]) AS k(s, n) ON r.store_id = k.s AND r.node_id = k.n "
+            "ORDER BY 1, 2, 3",
+            ([k[0] for k in wanted], [k[1] for k in wanted]),
+        ):
+            self._tx.seq[(str(store_id), str(node_id))].append((int(lo), int(hi)))
 
     def insert_quarantine(self, rows: Sequence[Row]) -> None:
         self._many(
@@ -714,24 +748,19 @@ class PgStorage:
 
     def write_hourly_visitors(self, store_id: str, day: str, visitors_by_hour: dict[str, int]) -> None:
         self._ensure("hourly_store", visitors_by_hour)
-        with self._conn() as c, c.pipeline(), c.cursor() as cur:  # one round trip for both statements
-            cur.execute(
-                "UPDATE hourly_store SET visitors = 0 WHERE store_id = %s AND day = %s", (store_id, day)
-            )
-            cur.executemany(
+        self._defer("UPDATE hourly_store SET visitors = 0 WHERE store_id = %s AND day = %s", (store_id, day))
+        for hour_key, n in visitors_by_hour.items():
+            self._defer(
                 "INSERT INTO hourly_store (store_id, hour_key, day, visitors) VALUES (%s, %s, %s, %s) "
                 "ON CONFLICT (store_id, hour_key) DO UPDATE SET visitors = excluded.visitors",
-                [(store_id, h, day, n) for h, n in visitors_by_hour.items()],
+                (store_id, hour_key, day, n),
             )
 
     def write_car_daily(self, store_id: str, day: str, rows: Sequence[Row]) -> None:
         self._ensure("car_daily", [day])
-        with self._conn() as c, c.pipeline(), c.cursor() as cur:
-            cur.execute("DELETE FROM car_daily WHERE store_id = %s AND day = %s", (store_id, day))
-            cur.executemany(
-                "INSERT INTO car_daily VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                [(store_id, day, *r) for r in rows],
-            )
+        self._defer("DELETE FROM car_daily WHERE store_id = %s AND day = %s", (store_id, day))
+        for r in rows:
+            self._defer("INSERT INTO car_daily VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", (store_id, day, *r))
 
     # -- heat and occupancy ---------------------------------------------------------------------------
 
@@ -768,11 +797,10 @@ class PgStorage:
         np.add.at(grid, (iy, ix), ps)
         blob = encode_grid(grid.astype(np.float32))
         total = float(grid.sum())
-        with self._conn() as c:
-            if table == "heat_day":
-                c.execute(_HEAT_DAY_UPSERT, (key[0], key[1], cell_m, nx, ny, total, blob))
-            else:
-                c.execute(_HEAT_HOUR_UPSERT, (key[0], key[1], day, cell_m, nx, ny, total, blob))
+        if table == "heat_day":
+            self._defer(_HEAT_DAY_UPSERT, (key[0], key[1], cell_m, nx, ny, total, blob))
+        else:
+            self._defer(_HEAT_HOUR_UPSERT, (key[0], key[1], day, cell_m, nx, ny, total, blob))
 
     def set_occupancy_minute(self, store_id: str, minute: str, node_id: str, occupancy: int) -> None:
         self._ensure("occupancy_minute", [minute])
@@ -784,18 +812,14 @@ class PgStorage:
         )
 
     def refresh_hour_occupancy(self, store_id: str, hour_key: str, hour_end: str, day: str) -> None:
-        row = self._one(
-            "SELECT max(s) FROM (SELECT sum(occupancy_max) AS s FROM occupancy_minute "
-            "WHERE store_id = %s AND minute >= %s AND minute < %s GROUP BY minute) q",
-            (store_id, hour_key, hour_end),
-        )
         self._ensure("hourly_store", [hour_key])
-        with self._conn() as c:
-            c.execute(
-                "INSERT INTO hourly_store (store_id, hour_key, day, occupancy_max) VALUES (%s, %s, %s, %s) "
-                "ON CONFLICT (store_id, hour_key) DO UPDATE SET occupancy_max = excluded.occupancy_max",
-                (store_id, hour_key, day, None if row[0] is None else int(row[0])),
-            )
+        self._defer(
+            "INSERT INTO hourly_store (store_id, hour_key, day, occupancy_max) SELECT %s, %s, %s, "
+            "(SELECT max(s) FROM (SELECT sum(occupancy_max) AS s FROM occupancy_minute "
+            "WHERE store_id = %s AND minute >= %s AND minute < %s GROUP BY minute) q) "
+            "ON CONFLICT (store_id, hour_key) DO UPDATE SET occupancy_max = excluded.occupancy_max",
+            (store_id, hour_key, day, store_id, hour_key, hour_end),
+        )
 
     # -- nodes ----------------------------------------------------------------------------------------
 
@@ -824,6 +848,8 @@ class PgStorage:
         )
 
     def seq_ranges(self, store_id: str, node_id: str) -> list[tuple[int, int]]:
+        if (store_id, node_id) in self._tx.seq:
+            return list(self._tx.seq[(store_id, node_id)])
         rows = self._all(
             "SELECT lo, hi FROM node_seq_ranges WHERE store_id = %s AND node_id = %s ORDER BY lo",
             (store_id, node_id),
@@ -835,19 +861,19 @@ class PgStorage:
         lo = ranges[0][0] if ranges else None
         hi = ranges[-1][1] if ranges else None
         missing = (hi - lo + 1 - received) if ranges and lo is not None and hi is not None else 0
-        with self._conn() as c, c.pipeline(), c.cursor() as cur:
-            cur.execute(
-                "DELETE FROM node_seq_ranges WHERE store_id = %s AND node_id = %s", (store_id, node_id)
-            )
-            cur.executemany(
-                "INSERT INTO node_seq_ranges VALUES (%s, %s, %s, %s)",
-                [(store_id, node_id, a, b) for a, b in ranges],
-            )
-            cur.execute(
-                "UPDATE nodes SET seq_min = %s, seq_max = %s, seq_received = %s, seq_missing = %s "
-                "WHERE store_id = %s AND node_id = %s",
-                (lo, hi, received, missing, store_id, node_id),
-            )
+        if self._tx.conn is not None:
+            self._tx.seq[(store_id, node_id)] = list(ranges)
+        self._defer("DELETE FROM node_seq_ranges WHERE store_id = %s AND node_id = %s", (store_id, node_id))
+        self._defer(
+            "INSERT INTO node_seq_ranges SELECT %s, %s, lo, hi "
+            "FROM unnest(%s::bigint[], %s::bigint[]) AS r(lo, hi)",
+            (store_id, node_id, [a for a, _ in ranges], [b for _, b in ranges]),
+        )
+        self._defer(
+            "UPDATE nodes SET seq_min = %s, seq_max = %s, seq_received = %s, seq_missing = %s "
+            "WHERE store_id = %s AND node_id = %s",
+            (lo, hi, received, missing, store_id, node_id),
+        )
 
     @as_records(NodeRow)
     def node_rows(self, store_ids: Sequence[str] | None = None) -> list[Row]:
