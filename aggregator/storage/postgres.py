@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -169,6 +170,24 @@ class PgStorage:
         kwargs: dict[str, Any] = {"autocommit": True, "connect_timeout": self.CONNECT_TIMEOUT_S}
         if readonly:
             kwargs["options"] = "-c default_transaction_read_only=on"
+        self._key = (os.getpid(), dsn, readonly)
+        self._closed = False
+        shared = _shared_pool(self._key)
+        if shared is not None:  # another storage of this process on the same database: share its pool
+            self.pool = shared
+            try:
+                with shared.connection(timeout=self.CONNECT_TIMEOUT_S) as conn:
+                    if readonly:
+                        self._check_schema(conn)
+                    else:
+                        self._migrate(conn)
+            except PoolTimeout as exc:
+                _release_pool(self._key)
+                raise StorageUnavailableError(f"cannot connect to {self.where}: {exc}") from exc
+            except BaseException:
+                _release_pool(self._key)
+                raise
+            return
         try:  # one direct connection first: its error says why (password, host, database) at once
             first: Conn = psycopg.connect(dsn, **kwargs)
         except psycopg.OperationalError as exc:
@@ -180,7 +199,7 @@ class PgStorage:
                 self._migrate(first)
         finally:
             first.close()
-        self.pool: ConnectionPool[Conn] = ConnectionPool(
+        pool: ConnectionPool[Conn] = ConnectionPool(
             dsn,
             min_size=1,
             max_size=pool_size,
@@ -190,9 +209,13 @@ class PgStorage:
             name="aggregator",
             open=True,
         )
+        self.pool = _register_pool(self._key, pool)
 
     def close(self) -> None:
-        self.pool.close()
+        """Give back this storage's share of the pool (closed when no storage of the process uses it)."""
+        if not self._closed:
+            self._closed = True
+            _release_pool(self._key)
 
     # -- connections and transactions -----------------------------------------------------------------
 
@@ -1153,6 +1176,44 @@ class PgStorage:
             (table,),
         )
         return [str(r[0]) for r in rows]
+
+
+# Pools shared by the storages of one process on one database (the HTTP API opens one per request thread):
+# (pid, dsn, readonly) -> (pool, users). The pid keeps a forked child from using its parent's connections.
+_POOLS: dict[tuple[int, str, bool], tuple[ConnectionPool[Conn], int]] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def _shared_pool(key: tuple[int, str, bool]) -> ConnectionPool[Conn] | None:
+    with _POOLS_LOCK:
+        found = _POOLS.get(key)
+        if found is None:
+            return None
+        _POOLS[key] = (found[0], found[1] + 1)
+        return found[0]
+
+
+def _register_pool(key: tuple[int, str, bool], pool: ConnectionPool[Conn]) -> ConnectionPool[Conn]:
+    with _POOLS_LOCK:
+        found = _POOLS.get(key)
+        if found is None:
+            _POOLS[key] = (pool, 1)
+            return pool
+        _POOLS[key] = (found[0], found[1] + 1)  # another thread opened one meanwhile: use that
+    pool.close()
+    return found[0]
+
+
+def _release_pool(key: tuple[int, str, bool]) -> None:
+    with _POOLS_LOCK:
+        found = _POOLS.get(key)
+        if found is None:
+            return
+        if found[1] > 1:
+            _POOLS[key] = (found[0], found[1] - 1)
+            return
+        del _POOLS[key]
+    found[0].close()
 
 
 def _first_line(exc: BaseException) -> str:

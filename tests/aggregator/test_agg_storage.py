@@ -223,3 +223,21 @@ def test_connection_lost_mid_batch_writes_nothing_then_the_batch_is_retried(pg_d
         assert q.counters()["stored"] == len(evs)
     ing.storage.close()
     pg_databases.release(url)  # type: ignore[attr-defined]
+
+
+def test_storages_of_one_process_share_a_pool(pg_databases: object) -> None:
+    """The HTTP API opens storage per request thread: those share one pool of connections, closed with the
+    last of them, instead of a pool (and its connections) per thread."""
+    url = pg_databases.new()  # type: ignore[attr-defined]
+    try:
+        a, b = open_storage(url, readonly=True), open_storage(url, readonly=True)
+        assert isinstance(a, PgStorage) and isinstance(b, PgStorage) and a.pool is b.pool
+        a.close()
+        assert not b.pool.closed and b.count_events() == 0
+        b.close()
+        assert b.pool.closed
+        writer = open_storage(url)
+        assert isinstance(writer, PgStorage) and writer.pool is not a.pool  # writers have their own
+        writer.close()
+    finally:
+        pg_databases.release(url)  # type: ignore[attr-defined]
