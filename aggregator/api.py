@@ -236,7 +236,7 @@ def openapi() -> dict[str, Any]:
 class ApiServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], db_path: Path, tokens: list[str]) -> None:
+    def __init__(self, address: tuple[str, int], db_path: str | Path, tokens: list[str]) -> None:
         if not tokens or any(len(t) < 16 for t in tokens):
             raise ValueError("the API needs at least one bearer token of 16 or more characters")
         super().__init__(address, _Handler)

@@ -18,13 +18,26 @@ from aggregator.audit import STALE_AFTER, AuditError, audit_of, record_audit
 from aggregator.ingest import Ingestor
 from aggregator.queries import Queries
 from aggregator.registry import RegistryError, load_registry
-from aggregator.storage import SqliteStorage
+from aggregator.storage import StorageBackend, StorageError, open_storage, parse_database_url
 from aggregator.timebuckets import ts_key, zone
 
 log = logging.getLogger(__name__)
 
+
+def _database_url(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    try:
+        parse_database_url(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    return value
+
+
 DB_OPTION = click.option(
-    "--db", "db_path", type=click.Path(path_type=Path), required=True, help="Aggregator SQLite database file."
+    "--db",
+    "db_path",
+    required=True,
+    callback=_database_url,
+    help="Aggregator database: an SQLite file (path or sqlite:///path) or postgresql://USER@HOST:PORT/NAME.",
 )
 
 
@@ -37,10 +50,18 @@ def _date(_ctx: click.Context, _param: click.Parameter, value: str | None) -> da
         raise click.BadParameter(f"{value!r} is not a YYYY-MM-DD date") from exc
 
 
-def _queries(db_path: Path) -> Queries:
+def _queries(db_path: str) -> Queries:
     try:
         return Queries.open(db_path)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, StorageError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _storage(db_path: str) -> StorageBackend:
+    """The database opened for writing (migrated); a clear error if it cannot be."""
+    try:
+        return open_storage(db_path)
+    except StorageError as exc:
         raise click.ClickException(str(exc)) from exc
 
 
@@ -57,14 +78,14 @@ def stores_group() -> None:
 @stores_group.command("load")
 @click.argument("registry_file", type=click.Path(path_type=Path))
 @DB_OPTION
-def stores_load(registry_file: Path, db_path: Path) -> None:
+def stores_load(registry_file: Path, db_path: str) -> None:
     """Load (or update) the registry from a YAML file; rebuilds stores whose time zone changed."""
     try:
         registry = load_registry(registry_file)
     except RegistryError as exc:
         click.echo(str(exc), err=True)
         sys.exit(1)
-    ing = Ingestor(SqliteStorage(db_path))
+    ing = Ingestor(_storage(db_path))
     rebuilt = ing.load_registry(registry)
     click.echo(
         f"loaded {len(registry.stores)} store(s), {len(registry.brands)} brand(s)"
@@ -74,7 +95,7 @@ def stores_load(registry_file: Path, db_path: Path) -> None:
 
 @stores_group.command("list")
 @DB_OPTION
-def stores_list(db_path: Path) -> None:
+def stores_list(db_path: str) -> None:
     """List the stores."""
     with _queries(db_path) as q:
         for s in q.stores():
@@ -163,7 +184,7 @@ def _explicit(ctx: click.Context, name: str) -> bool:
 def run(
     ctx: click.Context,
     broker_url: str | None,
-    db_path: Path,
+    db_path: str,
     protocol: str,
     share_group: str,
     client_id: str,
@@ -193,7 +214,7 @@ def run(
     service = MqttIngestService(
         ProcessWriter(db_path, refresh_interval_s=1.0)
         if writer == "process"
-        else Ingestor(SqliteStorage(db_path), refresh_interval_s=1.0),
+        else Ingestor(_storage(db_path), refresh_interval_s=1.0),
         broker_url,
         protocol="5" if protocol == "5" else "3.1.1" if protocol == "3.1.1" else "auto",
         share_group=share_group,
@@ -220,12 +241,17 @@ def run(
 @aggregator_group.command("ingest")
 @click.argument("events_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @DB_OPTION
-def ingest(events_file: Path, db_path: Path) -> None:
+def ingest(events_file: Path, db_path: str) -> None:
     """Backfill or replay a JSON-lines file (bare payloads, or {"topic", "payload"} lines); same validation
     and quarantine as MQTT. Replaying a file twice stores nothing new."""
-    ing = Ingestor(SqliteStorage(db_path))
-    with events_file.open("rb") as fh:
-        result = ing.ingest_lines(fh, source=f"file:{events_file.name}")
+    ing = Ingestor(_storage(db_path))
+    try:
+        with events_file.open("rb") as fh:
+            result = ing.ingest_lines(fh, source=f"file:{events_file.name}")
+    except StorageError as exc:  # every batch committed before stays; replaying the file stores the rest
+        raise click.ClickException(f"{exc} (stored so far: {ing.totals.stored}; replay the file)") from exc
+    finally:
+        ing.storage.close()
     click.echo(
         f"stored {result.stored}, duplicates {result.duplicates}, quarantined {result.quarantined}"
         + (
@@ -234,6 +260,47 @@ def ingest(events_file: Path, db_path: Path) -> None:
             else ""
         )
     )
+
+
+def _log_progress(events: int) -> None:
+    log.info("copied %d events", events)
+
+
+@aggregator_group.command("migrate")
+@click.option("--from", "source_url", required=True, callback=_database_url, help="The pilot's database.")
+@click.option("--to", "target_url", required=True, callback=_database_url, help="An empty database.")
+@click.option("--batch-size", type=click.IntRange(1, 100_000), default=5000, show_default=True)
+def migrate(source_url: str, target_url: str, batch_size: int) -> None:
+    """Copy a database's whole history into another (an SQLite pilot into PostgreSQL): registry, raw events
+    (rollups recomputed from them), quarantine, audits; then check counts and every store-day's rollups."""
+    from aggregator.transfer import copy_history
+
+    try:
+        source = open_storage(source_url, readonly=True)
+    except (FileNotFoundError, StorageError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    target = _storage(target_url)
+    try:
+        report = copy_history(
+            source, target, batch_size=batch_size, progress=lambda n: log.info("%d events", n)
+        )
+    except StorageError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        source.close()
+        target.close()
+    click.echo(
+        f"copied {report.events} events, {report.stores} store(s), {report.brands} brand(s), "
+        f"{report.quarantine_rows} quarantined payload(s), {report.audits} audit(s)"
+    )
+    click.echo(
+        f"check: events {report.source_events} -> {report.target_events}; "
+        f"{report.daily_rows_compared} store-day rollups recomputed, {len(report.mismatches)} differ"
+    )
+    for line in report.mismatches[:20]:
+        click.echo(f"  {line}", err=True)
+    if not report.verified:
+        raise click.ClickException("the copy does not match its source (see above)")
 
 
 @aggregator_group.command("report")
@@ -251,7 +318,7 @@ def ingest(events_file: Path, db_path: Path) -> None:
     "with earlier days up to the same local time.",
 )
 def report(
-    db_path: Path, store_id: str, day: date, fmt: str, health_days: int, as_of_text: str | None
+    db_path: str, store_id: str, day: date, fmt: str, health_days: int, as_of_text: str | None
 ) -> None:
     """The day's funnel with day-over-day and week-over-week, the per-car table and health vs the brand."""
     from aggregator.report import report_data, report_text
@@ -282,7 +349,7 @@ def report(
     help="Read the day as it stood at this instant (RFC 3339; without an offset: the store's local time). "
     "Default: now.",
 )
-def digest(db_path: Path, store_id: str, day: date, fmt: str, as_of_text: str | None) -> None:
+def digest(db_path: str, store_id: str, day: date, fmt: str, as_of_text: str | None) -> None:
     """A store-day summary a manager can forward: funnel with comparisons, top cars, health, notable
     changes."""
     from aggregator.digest import digest_data, digest_markdown
@@ -320,7 +387,7 @@ def _as_of(q: Queries, store_id: str, value: str | None) -> datetime | None:
     "--out", type=click.Path(path_type=Path), required=True, help="File ending in .csv or .parquet."
 )
 @click.option("--store", "store_ids", multiple=True, help="Only these stores (repeatable).")
-def export(db_path: Path, start: date, end: date, out: Path, store_ids: tuple[str, ...]) -> None:
+def export(db_path: str, start: date, end: date, out: Path, store_ids: tuple[str, ...]) -> None:
     """Daily store metrics (one row per store and local day) as CSV or Parquet."""
     from aggregator.export import export_daily
 
@@ -332,7 +399,7 @@ def export(db_path: Path, start: date, end: date, out: Path, store_ids: tuple[st
 @aggregator_group.command("quarantine")
 @DB_OPTION
 @click.option("--limit", default=20, show_default=True)
-def quarantine(db_path: Path, limit: int) -> None:
+def quarantine(db_path: str, limit: int) -> None:
     """Counts per reason and the latest quarantined payloads."""
     with _queries(db_path) as q:
         counters = q.counters()
@@ -347,7 +414,7 @@ def quarantine(db_path: Path, limit: int) -> None:
 @DB_OPTION
 @click.option("--store", "store_ids", multiple=True, help="Only these stores (repeatable).")
 @click.option("--silent-after-min", default=60, show_default=True, help="List stores silent for longer.")
-def nodes(db_path: Path, store_ids: tuple[str, ...], silent_after_min: int) -> None:
+def nodes(db_path: str, store_ids: tuple[str, ...], silent_after_min: int) -> None:
     """Edge node health (online, last heartbeat, cameras, outbox, sequence gaps) and silent stores."""
     from datetime import UTC, datetime, timedelta
 
@@ -404,7 +471,7 @@ def _pct(value: float | None) -> str:
 @click.option("--auditor", required=True, help="Who counted.")
 @click.option("--note", default="", help="Free text: which recording, anything unusual.")
 def audit_record(
-    db_path: Path,
+    db_path: str,
     store_id: str,
     start: str,
     end: str,
@@ -414,7 +481,7 @@ def audit_record(
     note: str,
 ) -> None:
     """Compare a manual door count of a recorded sample with the system's count of the same window."""
-    storage = SqliteStorage(db_path)
+    storage = _storage(db_path)
     try:
         tz = {str(r[0]): str(r[4]) for r in storage.store_rows()}.get(store_id, "UTC")
         t0, t1 = _instant(start, "--start", tz), _instant(end, "--end", tz)
@@ -475,14 +542,14 @@ def _walk_test_row(data: object, now: datetime) -> tuple[object, ...]:
 @audit_group.command("import")
 @click.argument("walk_test_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @DB_OPTION
-def audit_import(walk_test_file: Path, db_path: Path) -> None:
+def audit_import(walk_test_file: Path, db_path: str) -> None:
     """Keep a walk test (`showroom hardware walk-test --out FILE`) as an accuracy audit of its store: the
     crossings walked are the manual counts, the node's own crossings the system's."""
     try:
         data = json.loads(walk_test_file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise click.ClickException(f"cannot read {walk_test_file}: {exc}") from exc
-    storage = SqliteStorage(db_path)
+    storage = _storage(db_path)
     try:
         row = _walk_test_row(data, datetime.now(UTC))
         store_id = str(row[0])
@@ -507,7 +574,7 @@ def audit_import(walk_test_file: Path, db_path: Path) -> None:
 @DB_OPTION
 @click.option("--store", "store_id", default=None, help="Only this store.")
 @click.option("--stale-after-days", type=int, default=STALE_AFTER.days, show_default=True)
-def audit_list(db_path: Path, store_id: str | None, stale_after_days: int) -> None:
+def audit_list(db_path: str, store_id: str | None, stale_after_days: int) -> None:
     """Every store's last audit (stale ones first), or every audit of one store."""
     with _queries(db_path) as q:
         if store_id is not None:
@@ -539,7 +606,7 @@ def audit_list(db_path: Path, store_id: str | None, stale_after_days: int) -> No
 @click.option(
     "--token-file", type=click.Path(exists=True, path_type=Path), help="File with one token per line."
 )
-def serve(db_path: Path, host: str, port: int, token_env: str, token_file: Path | None) -> None:
+def serve(db_path: str, host: str, port: int, token_env: str, token_file: Path | None) -> None:
     """Serve the read-only HTTP JSON API (OpenAPI at /openapi.json)."""
     from aggregator.api import ApiServer
 

@@ -27,6 +27,7 @@ from aggregator import histogram
 from aggregator.gaps import gap_report
 from aggregator.registry import Registry
 from aggregator.storage.base import Row, StorageBackend
+from aggregator.storage.errors import StorageUnavailableError
 from aggregator.timebuckets import day_and_hour, hour_start_utc, local_day, ts_key, zone
 from edge.events import (
     MAX_PAYLOAD_BYTES,
@@ -159,6 +160,11 @@ class _StoreSettings:
 class Ingestor:
     """Writes validated events into a storage backend and keeps the rollups current."""
 
+    UNAVAILABLE_RETRIES = 5
+    """Retries of a batch whose database connection failed (a server restart), before giving up."""
+    UNAVAILABLE_WAIT_S = 1.0
+    """Wait before the first of those retries (then twice, three times as long...)."""
+
     def __init__(self, storage: StorageBackend, refresh_interval_s: float = 0.0) -> None:
         """`refresh_interval_s`: 0 refreshes the touched store-days' rollups in every batch; more batches
         them (a live MQTT ingester uses about a second), with the pending store-days kept in storage so a
@@ -271,7 +277,9 @@ class Ingestor:
                     )
                     result.quarantined += 1
                     result.reasons[rej.code] = result.reasons.get(rej.code, 0) + 1
-            # event_id is the idempotency key: one lookup for the batch, then only new events go on.
+            # event_id is the idempotency key: one lookup for the batch, then only new events go on (under
+            # the stores' locks, so another aggregator process cannot store the same event meanwhile).
+            self.storage.lock_stores({e.store_id for e, _, _ in valid})
             seen = self.storage.known_event_ids([e.event_id for e, _, _ in valid])
             raw: list[Row] = []
             for event, msg, received in valid:
@@ -338,10 +346,18 @@ class Ingestor:
     def ingest_safe(self, messages: Sequence[Message]) -> BatchResult:
         """`ingest`, but never raises: if a batch fails (a storage error, a bug), its messages are retried
         one by one and any that still fail are quarantined with the error, so nothing is lost silently."""
-        try:
-            return self.ingest(messages)
-        except Exception:
-            log.exception("batch of %d failed; retrying one by one", len(messages))
+        for attempt in range(self.UNAVAILABLE_RETRIES + 1):
+            try:
+                return self.ingest(messages)
+            except StorageUnavailableError:
+                # Nothing of the batch was written: wait for the database rather than quarantine the batch.
+                if attempt == self.UNAVAILABLE_RETRIES:
+                    raise
+                log.warning("database unavailable; retrying the batch of %d", len(messages), exc_info=True)
+                time.sleep(self.UNAVAILABLE_WAIT_S * (attempt + 1))
+            except Exception:
+                log.exception("batch of %d failed; retrying one by one", len(messages))
+                break
         result = BatchResult()
         for msg in messages:
             try:
@@ -500,7 +516,7 @@ class Ingestor:
             st.add_heat("heat_hour", (store, hkey), day, cell_m, cells)
         for store, hkey, hend, day in batch.dirty_hours:
             st.refresh_hour_occupancy(store, hkey, hend, day)
-        # The store-days this batch touched were marked by storage triggers (migration 2).
+        # The store-days this batch touched were marked by the storage in this transaction.
         now = time.monotonic()
         if now - self._last_refresh >= self.refresh_interval_s:
             self._refresh_pending()

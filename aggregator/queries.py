@@ -33,8 +33,9 @@ from aggregator.gaps import Gap, gap_report, missing_count
 from aggregator.heatgrid import decode_grid
 from aggregator.partial_day import FUNNEL_EVENT_TYPES, PartialCounts, StoredEvent, counts_until, cutoff_on
 from aggregator.registry import DIMENSIONS, Dimension
-from aggregator.storage import SqliteStorage
-from aggregator.storage.base import Row, StorageBackend
+from aggregator.storage import open_storage
+from aggregator.storage.base import StorageBackend
+from aggregator.storage.records import DailyRow, HeatGridRow, StoreRow
 from aggregator.timebuckets import day_span_utc, hours_of_day, parse_ts_key, zone
 from aggregator.zones import FloorZone, ZoneFigure, compare_zones
 from edge.events import format_ts
@@ -420,10 +421,15 @@ def _dt(value: str | None) -> datetime | None:
     return None if value is None else parse_ts_key(value)
 
 
-def _figures(row: Row | None) -> FunnelFigures:
+def _figures(row: DailyRow | None) -> FunnelFigures:
     if row is None:
         return FunnelFigures(0, 0, 0, 0, None, None, None, None)
-    visitors, browsers, entrants, receptions = int(row[2]), int(row[3]), int(row[4]), int(row[5])
+    visitors, browsers, entrants, receptions = (
+        row.visitors,
+        row.car_browsers,
+        row.car_entrants,
+        row.receptions,
+    )
     return FunnelFigures(
         visitors,
         browsers,
@@ -432,7 +438,7 @@ def _figures(row: Row | None) -> FunnelFigures:
         _ratio(browsers, visitors),
         _ratio(entrants, browsers),
         _ratio(receptions, visitors),
-        None if row[8] is None else float(row[8]),
+        None if row.median_visit_s is None else float(row.median_visit_s),
     )
 
 
@@ -555,8 +561,8 @@ class Queries:
 
     @classmethod
     def open(cls, db_path: str | Path, cache_periods: bool = True) -> Self:
-        """Open an existing database read-only."""
-        return cls(SqliteStorage(db_path, readonly=True), cache_periods=cache_periods)
+        """Open an existing database read-only (a file path or a database URL, see `open_storage`)."""
+        return cls(open_storage(db_path, readonly=True), cache_periods=cache_periods)
 
     def close(self) -> None:
         self.storage.close()
@@ -573,7 +579,7 @@ class Queries:
         # The registry changes rarely: re-read it only when its version counter moved.
         version = self.storage.registry_version()
         if self._registry_cache is None or self._registry_cache[0] != version:
-            infos = {str(r[0]): _store_info(r) for r in self.storage.store_rows()}
+            infos = {r.store_id: _store_info(r) for r in self.storage.store_rows()}
             self._registry_cache = (version, infos)
         return self._registry_cache[1]
 
@@ -634,9 +640,7 @@ class Queries:
                 f"({tz.key}, {format_ts(start)})"
             )
         prev_day, week_day = day - timedelta(days=1), day - timedelta(days=7)
-        rows = {
-            str(r[1]): r for r in self.storage.daily_rows([store_id], week_day.isoformat(), day.isoformat())
-        }
+        rows = {r.day: r for r in self.storage.daily_rows([store_id], week_day.isoformat(), day.isoformat())}
         if as_of >= end:
             today = _figures(rows.get(day.isoformat()))
             prev_row, week_row = rows.get(prev_day.isoformat()), rows.get(week_day.isoformat())
@@ -686,7 +690,7 @@ class Queries:
         store_id: str,
         day: date,
         as_of: datetime,
-        daily_row: Row | None = None,
+        daily_row: DailyRow | None = None,
         *,
         as_stored: bool = False,
     ) -> FunnelFigures | None:
@@ -796,12 +800,12 @@ class Queries:
         tz = zone(self._timezone(store_id))
         return self._heatmap(store_id, start_utc.astimezone(tz).date(), end_utc.astimezone(tz).date(), rows)
 
-    def _heatmap(self, store_id: str, start: date, end: date, rows: Sequence[Row]) -> Heatmap:
+    def _heatmap(self, store_id: str, start: date, end: date, rows: Sequence[HeatGridRow]) -> Heatmap:
         info = self._store_or_none(store_id)
         floor = info.floor_size_m if info else None
-        by_cell: dict[float, list[Row]] = defaultdict(list)
+        by_cell: dict[float, list[HeatGridRow]] = defaultdict(list)
         for r in rows:
-            by_cell[float(r[0])].append(r)
+            by_cell[float(r.cell_m)].append(r)
         if not by_cell:
             cell_m = 0.25
             shape = (math.ceil(floor[1] / cell_m), math.ceil(floor[0] / cell_m)) if floor else (0, 0)
@@ -809,8 +813,8 @@ class Queries:
         # Several cell sizes (a reconfigured node) are not mixed: show the finest one that has data.
         cell_m = min(by_cell)
         chosen = by_cell[cell_m]
-        nx = max(int(r[1]) for r in chosen)
-        ny = max(int(r[2]) for r in chosen)
+        nx = max(int(r.nx) for r in chosen)
+        ny = max(int(r.ny) for r in chosen)
         if floor:
             nx, ny = max(nx, math.ceil(floor[0] / cell_m)), max(ny, math.ceil(floor[1] / cell_m))
         grid = np.zeros((ny, nx), dtype=np.float64)
@@ -841,7 +845,7 @@ class Queries:
         at `as_of` (default now) is marked `partial` and counted up to `as_of`; later days have no data."""
         as_of = (as_of or datetime.now(UTC)).astimezone(UTC)
         tz = zone(self._timezone(store_id))
-        rows = {str(r[1]): r for r in self.storage.daily_rows([store_id], start.isoformat(), end.isoformat())}
+        rows = {r.day: r for r in self.storage.daily_rows([store_id], start.isoformat(), end.isoformat())}
         out = []
         d = start
         while d <= end:
@@ -879,16 +883,16 @@ class Queries:
         a, b = start.isoformat(), end.isoformat()
         acc: dict[str, _PeriodAcc] = {}
         for r in self.storage.period_sums(store_ids, a, b):
-            acc[str(r[0])] = _PeriodAcc(
-                visitors=int(r[1]),
-                browsers=int(r[2]),
-                entrants=int(r[3]),
-                receptions=int(r[4]),
-                open_days=int(r[5]),
-                car_zone_s=float(r[6]),
-                active_hours=int(r[7]),
-                days_with_median=int(r[8]),
-                single_median=None if r[9] is None else float(r[9]),
+            acc[str(r.store_id)] = _PeriodAcc(
+                visitors=int(r.visitors),
+                browsers=int(r.car_browsers),
+                entrants=int(r.car_entrants),
+                receptions=int(r.receptions),
+                open_days=int(r.open_days),
+                car_zone_s=float(r.car_zone_s),
+                active_hours=int(r.active_hours),
+                days_with_median=int(r.days_with_ended),
+                single_median=None if r.max_median_visit_s is None else float(r.max_median_visit_s),
             )
         if any(x.days_with_median > 1 for x in acc.values()):
             for store_id, blob in self.storage.period_visit_hists(store_ids, a, b):
@@ -1242,16 +1246,16 @@ class Queries:
         stale_after_s = 2.2 * heartbeat_period_s if offline_after_s is None else offline_after_s
         out = []
         for r in self.storage.node_rows(store_ids):
-            last_seen = _dt(r[4])
-            hb: dict[str, Any] = json.loads(r[7]) if r[7] else {}
-            if r[2] == "offline":
+            last_seen = _dt(r.last_seen_at)
+            hb: dict[str, Any] = json.loads(r.heartbeat_json) if r.heartbeat_json else {}
+            if r.status == "offline":
                 state = "offline"
             elif last_seen is None or (now - last_seen).total_seconds() > stale_after_s:
                 state = "stale"
             else:
                 state = "online"
             online = state == "online"
-            gaps = tuple(self.gap_report(str(r[0]), str(r[1])))
+            gaps = tuple(self.gap_report(r.store_id, r.node_id))
             cams = tuple(
                 CameraState(
                     c["camera_id"],
@@ -1268,13 +1272,13 @@ class Queries:
             )
             out.append(
                 NodeHealth(
-                    str(r[0]),
-                    str(r[1]),
+                    r.store_id,
+                    r.node_id,
                     online,
-                    r[2],
-                    _dt(r[3]),
+                    r.status,
+                    _dt(r.status_at),
                     last_seen,
-                    _dt(r[6]),
+                    _dt(r.last_heartbeat_at),
                     cams,
                     hb.get("outbox_depth"),
                     hb.get("oldest_unsent_age_s"),
@@ -1282,9 +1286,9 @@ class Queries:
                     hb.get("software_version"),
                     hb.get("uptime_s"),
                     {str(k): float(v) for k, v in hb.get("calibration_error_m", {}).items()},
-                    int(r[10]),
+                    int(r.seq_received),
                     missing_count(gaps),
-                    None if r[9] is None else int(r[9]),
+                    None if r.seq_max is None else int(r.seq_max),
                     state,
                     gaps,
                 )
@@ -1306,7 +1310,7 @@ class Queries:
 
     def silent_stores(self, now: datetime, after: timedelta) -> list[SilentStore]:
         """Stores from which nothing arrived for longer than `after` (or ever), longest silent first."""
-        last = {str(r[0]): _dt(r[1]) for r in self.storage.last_event_per_store()}
+        last = {r.store_id: _dt(r.last_seen_at) for r in self.storage.last_event_per_store()}
         names = {s.store_id: s.name for s in self.stores()}
         out = []
         for store_id in sorted(set(names) | set(last)):
@@ -1360,11 +1364,18 @@ class Queries:
     def quarantine(self, limit: int = 100) -> list[QuarantinedPayload]:
         out = []
         for r in self.storage.quarantine_rows(limit):
-            received = _dt(str(r[1]))
+            received = _dt(r.received_at)
             assert received is not None
             out.append(
                 QuarantinedPayload(
-                    int(r[0]), received, str(r[2]), str(r[3]), str(r[4]), str(r[5]), int(r[6]), bytes(r[7])
+                    r.id,
+                    received,
+                    r.source,
+                    r.topic,
+                    r.reason_code,
+                    r.reason,
+                    r.payload_size,
+                    bytes(r.payload_head),
                 )
             )
         return out
@@ -1395,7 +1406,7 @@ def _funnel_counts(f: FunnelFigures | None) -> league_rules.Counts:
     return league_rules.Counts(f.visitors, f.car_browsers, f.car_entrants, f.receptions, int(f.visitors > 0))
 
 
-def _store_info(r: Row) -> StoreInfo:
+def _store_info(r: StoreRow) -> StoreInfo:
     cars = tuple(
         StoreCar(
             c["id"],
@@ -1403,7 +1414,13 @@ def _store_info(r: Row) -> StoreInfo:
             tuple((float(p[0]), float(p[1])) for p in c.get("browse_zone_m", [])),
             tuple((float(p[0]), float(p[1])) for p in c.get("interior_zone_m", [])),
         )
-        for c in json.loads(r[8])
+        for c in json.loads(r.cars_json)
     )
-    floor = (float(r[5]), float(r[6])) if r[5] is not None and r[6] is not None else None
-    return StoreInfo(str(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]), floor, cars, True, float(r[7]))
+    floor = (
+        (float(r.floor_w_m), float(r.floor_h_m))
+        if r.floor_w_m is not None and r.floor_h_m is not None
+        else None
+    )
+    return StoreInfo(
+        r.store_id, r.name, r.brand, r.region, r.timezone, floor, cars, True, float(r.browse_min_s)
+    )

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Protocol
 
 from aggregator.ingest import BatchResult, Ingestor, Message
-from aggregator.storage.sqlite import SqliteStorage
+from aggregator.storage import open_storage
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ def _serve(
     root.handlers[:] = [handler]
     root.setLevel(log_level)
     try:
-        ingestor = Ingestor(SqliteStorage(Path(db_path)), refresh_interval_s=refresh_interval_s)
+        ingestor = Ingestor(open_storage(db_path), refresh_interval_s=refresh_interval_s)
     except Exception as exc:  # reported to the parent, which raises it where the service is built
         conn.send(f"{type(exc).__name__}: {exc}")
         conn.close()
@@ -162,11 +162,11 @@ def _logging_of_this_process() -> tuple[int, tuple[str | None, str | None]]:
 
 
 class ProcessWriter:
-    """The ingest pipeline in a child process that owns the SQLite database at `db_path`."""
+    """The ingest pipeline in a child process that owns the database at `db_path` (a path or URL)."""
 
     depth = 2
 
-    def __init__(self, db_path: Path, refresh_interval_s: float = 1.0) -> None:
+    def __init__(self, db_path: str | Path, refresh_interval_s: float = 1.0) -> None:
         # spawn, not fork: the parent runs paho's network thread, and a forked copy of a threaded process
         # may inherit a held lock.
         ctx = mp.get_context("spawn")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from aggregator.storage.url import parse_database_url
 from dashboard.auth import UsersFileError, hash_password, load_users
 from dashboard.settings import ENV_DB, ENV_USERS
 
@@ -34,11 +35,27 @@ def streamlit_argv(port: int, address: str) -> list[str]:
     ]
 
 
+def _database(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """An SQLite file must exist (given as an absolute path: the app runs elsewhere); a URL is kept."""
+    if value is None:
+        return None
+    try:
+        where = parse_database_url(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    if where.engine != "sqlite":
+        return value
+    path = Path(where.target)
+    if not path.is_file():
+        raise click.BadParameter(f"database file {path} does not exist")
+    return str(path.resolve())
+
+
 @click.group("dashboard", invoke_without_command=True)
 @click.option(
     "--db",
-    type=click.Path(path_type=Path, exists=True, dir_okay=False),
-    help="The aggregator's database (SQLite file).",
+    callback=_database,
+    help="The aggregator's database: an SQLite file (path or sqlite:///path) or postgresql://USER@HOST/NAME.",
 )
 @click.option(
     "--users",
@@ -50,7 +67,7 @@ def streamlit_argv(port: int, address: str) -> list[str]:
     "--address", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0 for the LAN)."
 )
 @click.pass_context
-def dashboard_group(ctx: click.Context, db: Path | None, users: Path | None, port: int, address: str) -> None:
+def dashboard_group(ctx: click.Context, db: str | None, users: Path | None, port: int, address: str) -> None:
     """The dashboard for store managers, brand HQ and installers (`--db` and `--users` start it)."""
     if ctx.invoked_subcommand is not None:
         return
@@ -64,7 +81,7 @@ def dashboard_group(ctx: click.Context, db: Path | None, users: Path | None, por
         raise click.ClickException(str(exc)) from exc
     click.echo(f"dashboard on http://{address}:{port} ({len(found)} user(s), database {db})", err=True)
     env = dict(os.environ)
-    env[ENV_DB] = str(db.resolve())
+    env[ENV_DB] = db
     env[ENV_USERS] = str(users.resolve())
     argv = streamlit_argv(port, address)
     sys.stdout.flush()

@@ -16,7 +16,8 @@ class SettingsError(RuntimeError):
 
 @dataclass(frozen=True)
 class Settings:
-    db: Path
+    db: str
+    """The aggregator's database: an SQLite file path or a database URL (see `open_storage`)."""
     users: Path
 
     @classmethod
@@ -27,4 +28,4 @@ class Settings:
                 f"{' and '.join(missing)} not set: "
                 "start the app with `showroom dashboard --db PATH --users FILE`"
             )
-        return cls(db=Path(os.environ[ENV_DB]), users=Path(os.environ[ENV_USERS]))
+        return cls(db=os.environ[ENV_DB], users=Path(os.environ[ENV_USERS]))

@@ -98,7 +98,7 @@ def _cached_fetch(db: str, method: str, args: tuple[Any, ...]) -> Any:
     return direct_fetch(db)(method, args)
 
 
-def _fetch(db: Path) -> Fetch:
+def _fetch(db: str | Path) -> Fetch:
     key = str(db)
 
     def fetch(method: str, args: tuple[Any, ...]) -> Any:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -19,7 +19,23 @@ import sqlite_utils
 
 from aggregator.heatgrid import decode_grid, encode_grid
 from aggregator.storage.base import Row
+from aggregator.storage.errors import SchemaTooNewError
 from aggregator.storage.migrations import MIGRATIONS
+from aggregator.storage.records import (
+    AuditRow,
+    BrandRow,
+    CarDayRow,
+    DailyRow,
+    HeatGridRow,
+    HourlyRow,
+    LastEventRow,
+    NodeRow,
+    PeriodSumRow,
+    QuarantineRow,
+    StoreRow,
+    VisitHistRow,
+    as_records,
+)
 from aggregator.storage.weekparts import (
     FROM_DAY,
     PARTS,
@@ -89,7 +105,11 @@ class SqliteStorage:
             conn.execute("PRAGMA cache_size = -65536")
             self.migrate()
         # A reader of a database that its writer has not migrated yet sums periods from daily rows alone.
-        self.has_week_parts = self.schema_version() >= 4
+        version = self.schema_version()
+        if version > MIGRATIONS[-1].version:
+            conn.close()
+            raise SchemaTooNewError(str(self.path), version, MIGRATIONS[-1].version)
+        self.has_week_parts = version >= 4
 
     def close(self) -> None:
         self.conn.close()
@@ -113,6 +133,8 @@ class SqliteStorage:
             "(version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TEXT NOT NULL)"
         )
         current = self.schema_version()
+        if current > MIGRATIONS[-1].version:
+            raise SchemaTooNewError(str(self.path), current, MIGRATIONS[-1].version)
         for m in MIGRATIONS:
             if m.version <= current:
                 continue
@@ -151,6 +173,9 @@ class SqliteStorage:
         self.conn.execute("COMMIT")
 
     # -- raw events and quarantine --------------------------------------------------------------------
+
+    def lock_stores(self, store_ids: Iterable[str]) -> None:
+        """Nothing to do: a write transaction (BEGIN IMMEDIATE) already excludes every other writer."""
 
     def insert_event(self, row: Row) -> bool:
         """(event_id, store_id, node_id, seq, type, ts, received_at, payload); False if already stored."""
@@ -191,6 +216,7 @@ class SqliteStorage:
     def counters(self) -> dict[str, int]:
         return {str(k): int(v) for k, v in self.conn.execute("SELECT name, value FROM counters")}
 
+    @as_records(QuarantineRow)
     def quarantine_rows(self, limit: int = 100) -> list[Row]:
         return self.conn.execute(
             "SELECT id, received_at, source, topic, reason_code, reason, payload_size, payload_head "
@@ -551,6 +577,7 @@ class SqliteStorage:
             [(store_id, node_id, lo, hi, reason, reported_at) for lo, hi, reason in ranges],
         )
 
+    @as_records(NodeRow)
     def node_rows(self, store_ids: Sequence[str] | None = None) -> list[Row]:
         """(store_id, node_id, status, status_at, last_seen_at, last_event_ts, last_heartbeat_at, heartbeat,
         seq_min, seq_max, seq_received, seq_missing)."""
@@ -584,12 +611,14 @@ class SqliteStorage:
         row = self.conn.execute("SELECT value FROM counters WHERE name = 'registry.version'").fetchone()
         return 0 if row is None else int(row[0])
 
+    @as_records(StoreRow)
     def store_rows(self) -> list[Row]:
         return self.conn.execute(
             "SELECT store_id, name, brand, region, timezone, floor_w_m, floor_h_m, browse_min_s, cars "
             "FROM stores ORDER BY store_id"
         ).fetchall()
 
+    @as_records(BrandRow)
     def brand_rows(self) -> list[Row]:
         return self.conn.execute("SELECT brand_id, name, weights FROM brands ORDER BY brand_id").fetchall()
 
@@ -619,6 +648,7 @@ class SqliteStorage:
 
     # -- reads for queries ----------------------------------------------------------------------------
 
+    @as_records(DailyRow)
     def daily_rows(self, store_ids: Sequence[str] | None, start: str, end: str) -> list[Row]:
         """(store_id, day, visitors, car_browsers, car_entrants, receptions, visits_ended, visit_s_total,
         median_visit_s, visit_hist, car_zone_s, active_hours) for days in [start, end]."""
@@ -664,6 +694,7 @@ class SqliteStorage:
             args.extend((*params, *plan.days))
         return " UNION ALL ".join(selects), tuple(args)
 
+    @as_records(PeriodSumRow)
     def period_sums(self, store_ids: Sequence[str] | None, start: str, end: str) -> list[Row]:
         """Per store with daily rows in days [start, end]: (store_id, visitors, browsers, entrants,
         receptions, open_days, car_zone_s, active_hours, days_with_ended_visits, largest median_visit_s of
@@ -676,12 +707,14 @@ class SqliteStorage:
             args,
         ).fetchall()
 
+    @as_records(VisitHistRow)
     def period_visit_hists(self, store_ids: Sequence[str] | None, start: str, end: str) -> list[Row]:
         """(store_id, visit duration histogram) rows whose histograms sum, per store, to those of its days in
         [start, end] with ended visits (week parts of several days, or single days)."""
         union, args = self._period_union(store_ids, start, end, _PART_HISTS, _DAY_HISTS)
         return self.conn.execute(union, args).fetchall()
 
+    @as_records(HourlyRow)
     def hourly_rows(self, store_id: str, day: str) -> list[Row]:
         """(hour_key, visitors, occupancy_max) of a local day."""
         return self.conn.execute(
@@ -689,6 +722,7 @@ class SqliteStorage:
             (store_id, day),
         ).fetchall()
 
+    @as_records(CarDayRow)
     def car_daily_rows(self, store_id: str, start: str, end: str) -> list[Row]:
         """(car_id, browsers, dwell_total_s, dwell_median_s, dwell_hist, entries) per day in [start, end]."""
         return self.conn.execute(
@@ -697,6 +731,7 @@ class SqliteStorage:
             (store_id, start, end),
         ).fetchall()
 
+    @as_records(HeatGridRow)
     def heat_day_rows(self, store_id: str, start: str, end: str) -> list[Row]:
         """(cell_m, nx, ny, grid) of each day in [start, end]."""
         return self.conn.execute(
@@ -704,6 +739,7 @@ class SqliteStorage:
             (store_id, start, end),
         ).fetchall()
 
+    @as_records(HeatGridRow)
     def heat_hour_rows(self, store_id: str, start_key: str, end_key: str) -> list[Row]:
         """(cell_m, nx, ny, grid) of each hour bucket starting in [start_key, end_key)."""
         return self.conn.execute(
@@ -730,6 +766,7 @@ class SqliteStorage:
         ).fetchone()
         return row
 
+    @as_records(LastEventRow)
     def last_event_per_store(self) -> list[Row]:
         """(store_id, latest received_at, latest event ts) over the store's nodes."""
         return self.conn.execute(
@@ -761,6 +798,7 @@ class SqliteStorage:
         )
         return int(cur.lastrowid or 0)
 
+    @as_records(AuditRow)
     def audit_rows(self, store_id: str | None = None, limit: int = 1000) -> list[Row]:
         """Audits, the latest sample first: (id, store_id, start_ts, end_ts, manual_in, system_in,
         manual_out, system_out, auditor, note, recorded_at)."""

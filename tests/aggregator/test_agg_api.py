@@ -16,7 +16,7 @@ from aggregator.api import ApiServer
 from aggregator.audit import record_audit
 from aggregator.ingest import Ingestor, Message
 from aggregator.registry import parse_registry
-from aggregator.storage import SqliteStorage
+from aggregator.storage import open_storage
 from aggregator.synth import funnel_day_plans, local_midnight_utc, stamper_for, visit_events
 from edge.events import to_json, topic_for
 
@@ -26,9 +26,9 @@ STORE = "sh-pudong-01"
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    db = tmp_path_factory.mktemp("api") / "agg.sqlite"
-    ing = Ingestor(SqliteStorage(db))
+def api(module_db: str) -> Iterator[str]:
+    db = module_db
+    ing = Ingestor(open_storage(db))
     ing.load_registry(
         parse_registry(
             {

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -12,10 +11,11 @@ from aggregator.audit import AuditError, record_audit
 from aggregator.ingest import Ingestor, Message
 from aggregator.queries import Queries
 from aggregator.registry import parse_registry
-from aggregator.storage import SqliteStorage
+from aggregator.storage import open_storage
 from aggregator.synth import VisitPlan, stamper_for, visit_events
 from edge.events import to_json, topic_for
 from showroom.cli import main
+from tests.aggregator.conftest import NewDb
 
 STORE, OTHER, TZ = "sh-pudong-01", "sh-xuhui-02", "Asia/Shanghai"
 REGISTRY = {
@@ -31,11 +31,11 @@ NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Path:
+def db(new_db: NewDb) -> str:
     """12 visits that come in between 14:00 and 15:00 local (9 of them leave through the door before 15:00,
     3 stay past it), and 2 that come in just before and just after the hour."""
-    path = tmp_path / "agg.sqlite"
-    ingestor = Ingestor(SqliteStorage(path))
+    path = new_db()
+    ingestor = Ingestor(open_storage(path))
     ingestor.load_registry(parse_registry(REGISTRY))
     stamper = stamper_for(STORE)
     plans = [VisitPlan(HOUR + timedelta(minutes=4 * i), 600.0 if i < 9 else 1800.0) for i in range(12)]
@@ -46,8 +46,8 @@ def db(tmp_path: Path) -> Path:
     return path
 
 
-def test_audit_compares_the_manual_count_with_the_systems_window(db: Path) -> None:
-    storage = SqliteStorage(db)
+def test_audit_compares_the_manual_count_with_the_systems_window(db: str) -> None:
+    storage = open_storage(db)
     # The window is [start, end): the visit at 14:00:00 counts, the one at 15:00:00 does not; the one at
     # 13:59:59 came in before but left (13:59:59 + 60 s) inside the window: an outward crossing in it.
     audit = record_audit(storage, STORE, HOUR, HOUR + timedelta(hours=1), 12, 10, auditor="Li Wei", now=NOW)
@@ -80,8 +80,8 @@ def test_audit_compares_the_manual_count_with_the_systems_window(db: Path) -> No
         assert audits[-1].note == "cam 1 recording" and audits[-1].auditor == "Li Wei"
 
 
-def test_bad_audits_are_refused_with_the_reason(db: Path) -> None:
-    storage = SqliteStorage(db)
+def test_bad_audits_are_refused_with_the_reason(db: str) -> None:
+    storage = open_storage(db)
     end = HOUR + timedelta(hours=1)
     cases = [
         ((STORE, HOUR, HOUR, 5), "not after start"),
@@ -100,8 +100,8 @@ def test_bad_audits_are_refused_with_the_reason(db: Path) -> None:
     storage.close()
 
 
-def test_audit_status_flags_stores_never_or_long_ago_audited(db: Path) -> None:
-    storage = SqliteStorage(db)
+def test_audit_status_flags_stores_never_or_long_ago_audited(db: str) -> None:
+    storage = open_storage(db)
     record_audit(storage, STORE, HOUR, HOUR + timedelta(hours=1), 12, auditor="Li Wei", now=NOW)
     storage.close()
     with Queries.open(db) as q:
@@ -113,7 +113,7 @@ def test_audit_status_flags_stores_never_or_long_ago_audited(db: Path) -> None:
     assert [(s.store_id, s.stale) for s in later] == [(OTHER, True), (STORE, True)]
 
 
-def test_cli_records_in_store_local_time_and_lists(db: Path) -> None:
+def test_cli_records_in_store_local_time_and_lists(db: str) -> None:
     runner = CliRunner()
     base = ["aggregator", "audit", "record", "--db", str(db), "--store", STORE, "--auditor", "Li Wei"]
     result = runner.invoke(

@@ -56,9 +56,9 @@ def write_events(path: Path) -> int:
     return len(lines) - 2
 
 
-def test_cli_end_to_end(tmp_path: Path) -> None:
+def test_cli_end_to_end(tmp_path: Path, db: str) -> None:
     runner = CliRunner()
-    db, reg, events = tmp_path / "agg.sqlite", tmp_path / "stores.yaml", tmp_path / "events.jsonl"
+    reg, events = tmp_path / "stores.yaml", tmp_path / "events.jsonl"
     write_registry(reg)
     good = write_events(events)
     r = runner.invoke(main, ["aggregator", "stores", "load", str(reg), "--db", str(db)])

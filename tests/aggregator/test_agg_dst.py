@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from aggregator.ingest import Ingestor, Message
 from aggregator.queries import Queries
 from aggregator.registry import parse_registry
-from aggregator.storage import SqliteStorage
+from aggregator.storage import open_storage
 from aggregator.synth import VisitPlan, stamper_for, visit_events
 from aggregator.timebuckets import (
     day_and_hour,
@@ -32,10 +31,8 @@ TZ = "Europe/Berlin"
     ("day", "n_hours", "repeated"),
     [(date(2026, 3, 29), 23, None), (date(2026, 10, 25), 25, 2), (date(2026, 6, 1), 24, None)],
 )
-def test_dst_day_counts_every_hour_once(
-    tmp_path: Path, day: date, n_hours: int, repeated: int | None
-) -> None:
-    ing = Ingestor(SqliteStorage(tmp_path / "agg.sqlite"))
+def test_dst_day_counts_every_hour_once(db: str, day: date, n_hours: int, repeated: int | None) -> None:
+    ing = Ingestor(open_storage(db))
     ing.load_registry(
         parse_registry(
             {"stores": [{"store_id": STORE, "name": "Mitte", "brand": "b", "region": "r", "timezone": TZ}]}
@@ -49,7 +46,7 @@ def test_dst_day_counts_every_hour_once(
     outside = [start - timedelta(minutes=20), end + timedelta(minutes=5)]
     events = [e for t in starts + outside for e in visit_events(stamper, VisitPlan(t, 300.0))]
     ing.ingest([Message(topic_for(e), to_json(e), datetime.now(UTC)) for e in events])
-    with Queries.open(tmp_path / "agg.sqlite") as q:
+    with Queries.open(db) as q:
         hours = q.hourly_traffic(STORE, day)
         funnel = q.funnel(STORE, day)
     assert len(hours) == n_hours
@@ -69,10 +66,10 @@ def test_hours_of_day_in_a_half_hour_zone() -> None:
     assert len(hours) == 24 and hours[0].start_utc == datetime(2026, 11, 22, 18, 30, tzinfo=UTC)
 
 
-def test_week_over_week_hours_match_by_wall_clock_across_dst(tmp_path: Path) -> None:
+def test_week_over_week_hours_match_by_wall_clock_across_dst(db: str) -> None:
     """The 25-hour day compares each wall-clock hour with the same hour a week before (a 24-hour day);
     the repeated hour has no counterpart the week before."""
-    ing = Ingestor(SqliteStorage(tmp_path / "agg.sqlite"))
+    ing = Ingestor(open_storage(db))
     ing.load_registry(
         parse_registry(
             {"stores": [{"store_id": STORE, "name": "Mitte", "brand": "b", "region": "r", "timezone": TZ}]}
@@ -88,7 +85,7 @@ def test_week_over_week_hours_match_by_wall_clock_across_dst(tmp_path: Path) -> 
             for k in range(per_hour):
                 events += visit_events(stamper, VisitPlan(start + timedelta(hours=i, minutes=5 + k), 60.0))
     ing.ingest([Message(topic_for(e), to_json(e), datetime.now(UTC)) for e in events])
-    with Queries.open(tmp_path / "agg.sqlite") as q:
+    with Queries.open(db) as q:
         hours = q.hourly_traffic(STORE, day)
     assert len(hours) == 25 and all(h.visitors == 1 for h in hours)
     for h in hours:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import pytest
 
 from aggregator.ingest import Ingestor, Message
 from aggregator.queries import Queries
 from aggregator.registry import parse_registry
-from aggregator.storage import SqliteStorage
+from aggregator.storage import open_storage
 from aggregator.synth import funnel_day_plans, local_midnight_utc, stamper_for, visit_events
 from edge.events import Envelope, to_json, topic_for
 
@@ -65,17 +64,17 @@ def day_events(
 
 
 @pytest.fixture
-def ingestor(tmp_path: Path) -> Ingestor:
-    ing = Ingestor(SqliteStorage(tmp_path / "agg.sqlite"))
+def ingestor(db: str) -> Ingestor:
+    ing = Ingestor(open_storage(db))
     ing.load_registry(parse_registry(REGISTRY))
     return ing
 
 
-def test_domain_screen_from_events(ingestor: Ingestor, tmp_path: Path) -> None:
+def test_domain_screen_from_events(ingestor: Ingestor, db: str) -> None:
     yesterday, today = date(2026, 11, 22), date(2026, 11, 23)
     ingestor.ingest(messages(day_events(yesterday, 35, 33, 7, 20, seed=1)))
     ingestor.ingest(messages(day_events(today, 59, 46, 11, 40, seed=2)))
-    with Queries.open(tmp_path / "agg.sqlite") as q:
+    with Queries.open(db) as q:
         f = q.funnel(STORE, today)
     print(f)
     assert (f.visitors, f.car_browsers, f.car_entrants, f.receptions) == (59, 46, 11, 40)
@@ -88,11 +87,11 @@ def test_domain_screen_from_events(ingestor: Ingestor, tmp_path: Path) -> None:
     assert f.week_before is None and f.wow.visitors is None
 
 
-def test_week_over_week_and_hourly(ingestor: Ingestor, tmp_path: Path) -> None:
+def test_week_over_week_and_hourly(ingestor: Ingestor, db: str) -> None:
     last_week, today = date(2026, 11, 16), date(2026, 11, 23)
     ingestor.ingest(messages(day_events(last_week, 20, 10, 2, 5, seed=3)))
     ingestor.ingest(messages(day_events(today, 30, 12, 3, 6, seed=4)))
-    with Queries.open(tmp_path / "agg.sqlite") as q:
+    with Queries.open(db) as q:
         f = q.funnel(STORE, today)
         hours = q.hourly_traffic(STORE, today)
         cars = q.car_ranking(STORE, today, today)
@@ -104,7 +103,7 @@ def test_week_over_week_and_hourly(ingestor: Ingestor, tmp_path: Path) -> None:
     assert all(c.dwell_median_s is not None and c.dwell_median_s >= 10 for c in cars)
 
 
-def test_replay_and_redelivery_change_nothing(ingestor: Ingestor, tmp_path: Path) -> None:
+def test_replay_and_redelivery_change_nothing(ingestor: Ingestor, db: str) -> None:
     day = date(2026, 11, 23)
     events = messages(day_events(day, 25, 15, 4, 10, seed=5))
     first = ingestor.ingest(events)
@@ -112,7 +111,7 @@ def test_replay_and_redelivery_change_nothing(ingestor: Ingestor, tmp_path: Path
     half = ingestor.ingest(events[::2])  # redelivery of some
     assert first.stored == len(events) and again.stored == 0 and half.stored == 0
     assert again.duplicates == len(events)
-    with Queries.open(tmp_path / "agg.sqlite") as q:
+    with Queries.open(db) as q:
         f = q.funnel(STORE, day)
         assert (f.visitors, f.car_browsers, f.car_entrants, f.receptions) == (25, 15, 4, 10)
         assert q.counters()["duplicates"] == len(events) + len(events[::2])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import pytest
 
@@ -11,7 +10,7 @@ from aggregator.health import brand_top, score, weighted_health
 from aggregator.ingest import Ingestor, Message
 from aggregator.queries import Queries
 from aggregator.registry import DIMENSIONS, parse_registry
-from aggregator.storage import SqliteStorage
+from aggregator.storage import open_storage
 from aggregator.synth import funnel_day_plans, local_midnight_utc, stamper_for, visit_events
 from edge.events import to_json, topic_for
 
@@ -41,9 +40,8 @@ def _store(store_id: str, brand: str, region: str) -> dict[str, object]:
     }
 
 
-def test_health_against_brand_top_and_average(tmp_path: Path) -> None:
-    db = tmp_path / "agg.sqlite"
-    ing = Ingestor(SqliteStorage(db))
+def test_health_against_brand_top_and_average(db: str) -> None:
+    ing = Ingestor(open_storage(db))
     stores = [_store(f"s{i}", "aurora", "east" if i < 2 else "west") for i in range(4)] + [
         _store("solo", "other", "x")
     ]
@@ -107,9 +105,8 @@ def test_health_against_brand_top_and_average(tmp_path: Path) -> None:
     }
 
 
-def test_cached_league_sees_new_data(tmp_path: Path) -> None:
-    db = tmp_path / "agg.sqlite"
-    ing = Ingestor(SqliteStorage(db))
+def test_cached_league_sees_new_data(db: str) -> None:
+    ing = Ingestor(open_storage(db))
     ing.load_registry(
         parse_registry({"stores": [_store("s0", "aurora", "east"), _store("s1", "aurora", "east")]})
     )

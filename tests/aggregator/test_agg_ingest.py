@@ -14,10 +14,11 @@ from hypothesis import strategies as st
 from aggregator.ingest import Ingestor, Message, merge_ranges
 from aggregator.queries import Queries
 from aggregator.registry import RegistryError, load_registry, parse_registry
-from aggregator.storage import SqliteStorage
+from aggregator.storage import open_storage
 from aggregator.synth import VisitPlan, funnel_day_plans, heat_event, stamper_for, visit_events
 from aggregator.writer import to_messages
 from edge.events import MAX_PAYLOAD_BYTES, CameraHealth, Envelope, Heartbeat, Status, to_json, topic_for
+from tests.aggregator.conftest import NewDb
 
 STORE = "sh-pudong-01"
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -37,13 +38,8 @@ def msgs(events: list[Envelope], received_at: datetime = NOW) -> list[Message]:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "agg.sqlite"
-
-
-@pytest.fixture
-def ing(db: Path) -> Ingestor:
-    i = Ingestor(SqliteStorage(db))
+def ing(db: str) -> Ingestor:
+    i = Ingestor(open_storage(db))
     i.load_registry(parse_registry(registry()))
     return i
 
@@ -66,7 +62,7 @@ def good_event() -> Envelope:
     ],
 )
 def test_everything_that_fails_is_quarantined_with_its_reason(
-    ing: Ingestor, db: Path, topic: str, payload: bytes | None, code: str
+    ing: Ingestor, db: str, topic: str, payload: bytes | None, code: str
 ) -> None:
     body = payload if payload is not None else to_json(good_event())
     result = ing.ingest([Message(topic, body, NOW)])
@@ -79,7 +75,7 @@ def test_everything_that_fails_is_quarantined_with_its_reason(
     assert counters["quarantined"] == 1 and counters[f"quarantined.{code}"] == 1
 
 
-def test_wrong_types_are_quarantined_naming_the_field(ing: Ingestor, db: Path) -> None:
+def test_wrong_types_are_quarantined_naming_the_field(ing: Ingestor, db: str) -> None:
     e = good_event()
     data = json.loads(to_json(e))
     data["seq"] = "7"
@@ -89,7 +85,7 @@ def test_wrong_types_are_quarantined_naming_the_field(ing: Ingestor, db: Path) -
         assert "seq" in q.quarantine()[0].reason
 
 
-def test_day_late_and_out_of_order_events_land_in_their_day_and_hour(ing: Ingestor, db: Path) -> None:
+def test_day_late_and_out_of_order_events_land_in_their_day_and_hour(ing: Ingestor, db: str) -> None:
     # Shanghai is UTC+8: 2026-11-22 15:30 UTC is 23:30 local on the 22nd.
     stamper = stamper_for(STORE)
     late_visit = visit_events(
@@ -113,7 +109,7 @@ def test_day_late_and_out_of_order_events_land_in_their_day_and_hour(ing: Ingest
     assert [(c.car_id, c.browsers) for c in cars] == [("car-01", 1)]
 
 
-def test_visit_counted_from_its_end_when_the_start_was_lost(ing: Ingestor, db: Path) -> None:
+def test_visit_counted_from_its_end_when_the_start_was_lost(ing: Ingestor, db: str) -> None:
     events = visit_events(stamper_for(STORE), VisitPlan(NOW, 300.0, received=True))
     ing.ingest(msgs(events[1:]))
     with Queries.open(db) as q:
@@ -123,7 +119,7 @@ def test_visit_counted_from_its_end_when_the_start_was_lost(ing: Ingestor, db: P
         assert node.seq_missing == 0 and node.seq_received == len(events) - 1  # seq 0 was never seen
 
 
-def test_sequence_gaps_are_detected_and_closed_by_late_arrivals(ing: Ingestor, db: Path) -> None:
+def test_sequence_gaps_are_detected_and_closed_by_late_arrivals(ing: Ingestor, db: str) -> None:
     stamper = stamper_for(STORE)
     events = [e for i in range(5) for e in visit_events(stamper, VisitPlan(NOW + timedelta(minutes=i), 60.0))]
     assert [e.seq for e in events] == list(range(10))
@@ -142,7 +138,7 @@ def test_merge_ranges() -> None:
     assert merge_ranges([], [3, 1, 2, 2]) == [(1, 3)]
 
 
-def test_node_heartbeat_status_and_offline(ing: Ingestor, db: Path) -> None:
+def test_node_heartbeat_status_and_offline(ing: Ingestor, db: str) -> None:
     stamper = stamper_for(STORE)
     cam = CameraHealth(
         camera_id="cam-west",
@@ -189,7 +185,7 @@ def test_node_heartbeat_status_and_offline(ing: Ingestor, db: Path) -> None:
         assert n.status == "offline" and not n.online
 
 
-def test_heat_and_occupancy(ing: Ingestor, db: Path) -> None:
+def test_heat_and_occupancy(ing: Ingestor, db: str) -> None:
     a, b = stamper_for(STORE, "node-a", 1), stamper_for(STORE, "node-b", 2)
     minute = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # 10:00 local
     events = [
@@ -211,7 +207,7 @@ def test_heat_and_occupancy(ing: Ingestor, db: Path) -> None:
     assert occ.floor_occupancy == 1 and occ.floor_minute == minute + timedelta(minutes=1)
 
 
-def test_registry_time_zone_change_rebuilds_rollups(ing: Ingestor, db: Path) -> None:
+def test_registry_time_zone_change_rebuilds_rollups(ing: Ingestor, db: str) -> None:
     # 2026-11-23 02:00 UTC is the 23rd in Shanghai but the 22nd in New York.
     ing.ingest(
         msgs(visit_events(stamper_for(STORE), VisitPlan(datetime(2026, 11, 23, 2, 0, tzinfo=UTC), 60.0)))
@@ -296,10 +292,10 @@ _DAY_EVENTS = [
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(order=st.permutations(list(range(len(_DAY_EVENTS)))), cuts=st.lists(st.integers(1, 60), max_size=4))
 def test_any_arrival_order_and_batching_gives_the_same_rollups(
-    tmp_path_factory: pytest.TempPathFactory, order: list[int], cuts: list[int]
+    new_db: NewDb, order: list[int], cuts: list[int]
 ) -> None:
-    db = tmp_path_factory.mktemp("order") / "agg.sqlite"
-    ing = Ingestor(SqliteStorage(db))
+    db = new_db()
+    ing = Ingestor(open_storage(db))
     ing.load_registry(parse_registry(registry()))
     shuffled = [_DAY_EVENTS[i] for i in order]
     bounds = sorted({0, len(shuffled), *(c for c in cuts if c < len(shuffled))})
@@ -312,11 +308,13 @@ def test_any_arrival_order_and_batching_gives_the_same_rollups(
             (c.car_id, c.browsers, c.entries)
             for c in q.car_ranking(STORE, date(2026, 11, 23), date(2026, 11, 23))
         ]
+    ing.storage.close()
+    new_db.release(db)
     assert (f.visitors, f.car_browsers, f.car_entrants, f.receptions) == (8, 6, 2, 3)
     assert sum(hours) == 8 and sorted(cars) == [("car-01", 3, 1), ("car-02", 3, 1)]
 
 
-def test_receipt_times_are_stored_to_the_millisecond_each_message_its_own(tmp_path: Path) -> None:
+def test_receipt_times_are_stored_to_the_millisecond_each_message_its_own(db: str) -> None:
     """The MQTT writer keeps receipt times to the millisecond and lets messages of one millisecond share
     one time; every stored event still carries its own message's receipt time."""
     st_ = stamper_for("s-1", seed=3)
@@ -329,9 +327,9 @@ def test_receipt_times_are_stored_to_the_millisecond_each_message_its_own(tmp_pa
     assert [m.received_at.microsecond for m in messages] == [
         int(off * 1000) % 1000 * 1000 for off in offsets_s
     ]
-    storage = SqliteStorage(tmp_path / "a.sqlite")
+    storage = open_storage(db)
     Ingestor(storage).ingest(messages)
-    stored = {r[0]: r[1] for r in storage.conn.execute("SELECT event_id, received_at FROM events").fetchall()}
+    stored = {r[0]: r[3] for r in storage.raw_events()}
     for e, off in zip(events, offsets_s, strict=False):
         expected = datetime.fromtimestamp(base + off, UTC)
         assert (

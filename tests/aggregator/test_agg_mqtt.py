@@ -31,7 +31,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from aggregator.ingest import Ingestor
 from aggregator.mqtt import MqttIngestService
 from aggregator.queries import Queries
-from aggregator.storage import SqliteStorage
+from aggregator.storage import open_storage
 from aggregator.synth import VisitPlan, stamper_for, visit_events
 from aggregator.writer import ProcessWriter, WriterDiedError
 from edge.events import KINDS, Envelope, to_json, topic_for
@@ -104,8 +104,8 @@ class Running:
     """An MqttIngestService on its own thread; `process=True` stores through a `ProcessWriter` (as
     `showroom aggregator run` does), else on the service's own thread. `error` is what `run` raised."""
 
-    def __init__(self, db: Path, url: str, *, process: bool = False, **kw: object) -> None:
-        writer = ProcessWriter(db) if process else Ingestor(SqliteStorage(db))
+    def __init__(self, db: str, url: str, *, process: bool = False, **kw: object) -> None:
+        writer = ProcessWriter(db) if process else Ingestor(open_storage(db))
         self.service = MqttIngestService(writer, url, **kw)  # type: ignore[arg-type]
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -142,10 +142,9 @@ def events_for(store: str, n_visits: int, seed: int = 1) -> list[Envelope]:
     ]
 
 
-def test_shared_subscription_splits_the_load_without_double_counting(own_broker: str, tmp_path: Path) -> None:
+def test_shared_subscription_splits_the_load_without_double_counting(own_broker: str, db: str) -> None:
     """Two aggregators in one group on one database, one storing in its own thread, one in a child process."""
-    db = tmp_path / "agg.sqlite"
-    SqliteStorage(db).close()
+    open_storage(db).close()
     group = f"g{uuid.uuid4().hex[:6]}"
     a = Running(db, own_broker, share_group=group, client_id=f"agg-a-{group}")
     b = Running(db, own_broker, process=True, share_group=group, client_id=f"agg-b-{group}")
@@ -167,8 +166,7 @@ def test_shared_subscription_splits_the_load_without_double_counting(own_broker:
         assert q.counters()["stored"] == len(events)
 
 
-def test_mqtt_311_plain_subscription(own_broker: str, tmp_path: Path) -> None:
-    db = tmp_path / "agg.sqlite"
+def test_mqtt_311_plain_subscription(own_broker: str, db: str) -> None:
     run = Running(db, own_broker, protocol="3.1.1", client_id=f"agg311-{uuid.uuid4().hex[:6]}")
     assert run.service.topic_filter == "showroom/v1/+/+/+"
     pub = Publisher(own_broker)
@@ -185,11 +183,10 @@ def test_mqtt_311_plain_subscription(own_broker: str, tmp_path: Path) -> None:
     assert run.service.totals.stored == len(events) and run.service.totals.duplicates == 2
 
 
-def test_machine_broker_end_to_end(mqtt_broker: tuple[str, int], tmp_path: Path) -> None:
+def test_machine_broker_end_to_end(mqtt_broker: tuple[str, int], db: str) -> None:
     host, port = mqtt_broker
     url = f"mqtt://{host}:{port}"
     store = f"st-{uuid.uuid4().hex[:8]}"
-    db = tmp_path / "agg.sqlite"
     run = Running(db, url, share_group=f"g{uuid.uuid4().hex[:6]}", client_id=f"agg-{store}")
     pub = Publisher(url)
     try:
@@ -260,10 +257,8 @@ def _subscribed_to(topic: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def fuzz_target(
-    own_broker: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[Running, Publisher, Path]]:
-    db = tmp_path_factory.mktemp("fuzz") / "agg.sqlite"
+def fuzz_target(own_broker: str, module_db: str) -> Iterator[tuple[Running, Publisher, str]]:
+    db = module_db
     run = Running(db, own_broker, share_group="fuzz", client_id="agg-fuzz")
     pub = Publisher(own_broker)
     yield run, pub, db
@@ -274,7 +269,7 @@ def fuzz_target(
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(topic=TOPICS, payload=PAYLOADS)
 def test_any_bytes_on_any_topic_are_stored_or_quarantined(
-    fuzz_target: tuple[Running, Publisher, Path], topic: str, payload: bytes
+    fuzz_target: tuple[Running, Publisher, str], topic: str, payload: bytes
 ) -> None:
     run, pub, _db = fuzz_target
     before = run.service.received
@@ -289,7 +284,7 @@ def test_any_bytes_on_any_topic_are_stored_or_quarantined(
     assert run.thread.is_alive()
 
 
-def test_fuzzed_aggregator_still_stores(fuzz_target: tuple[Running, Publisher, Path]) -> None:
+def test_fuzzed_aggregator_still_stores(fuzz_target: tuple[Running, Publisher, str]) -> None:
     run, pub, db = fuzz_target
     e = events_for("st-after-fuzz", 1, seed=99)[0]
     pub.publish(topic_for(e), to_json(e))
@@ -299,21 +294,18 @@ def test_fuzzed_aggregator_still_stores(fuzz_target: tuple[Running, Publisher, P
     assert c.get("stored", 0) + c.get("duplicates", 0) + c.get("quarantined", 0) == run.service.received
 
 
-def _stored(db: Path, event_id: str) -> bool:
-    s = SqliteStorage(db, readonly=True)
+def _stored(db: str, event_id: str) -> bool:
+    s = open_storage(db, readonly=True)
     try:
-        return s.conn.execute("SELECT 1 FROM events WHERE event_id = ?", (event_id,)).fetchone() is not None
+        return bool(s.known_event_ids([event_id]))
     finally:
         s.close()
 
 
-def test_messages_are_acknowledged_only_after_commit(own_broker: str, tmp_path: Path) -> None:
+def test_messages_are_acknowledged_only_after_commit(own_broker: str, db: str) -> None:
     """A crash between receipt and storage loses nothing: the broker redelivers what was not acknowledged."""
-    db = tmp_path / "agg.sqlite"
     client_id = f"agg-crash-{uuid.uuid4().hex[:6]}"
-    crashed = MqttIngestService(
-        Ingestor(SqliteStorage(db)), own_broker, share_group=None, client_id=client_id
-    )
+    crashed = MqttIngestService(Ingestor(open_storage(db)), own_broker, share_group=None, client_id=client_id)
     crashed.start()  # network thread only: messages are received and queued, never stored
     assert crashed.subscribed.wait(10)
     pub = Publisher(own_broker)
@@ -335,10 +327,9 @@ def test_messages_are_acknowledged_only_after_commit(own_broker: str, tmp_path: 
         assert q.funnel("st-crash", date(2026, 11, 23)).visitors == 5
 
 
-def test_process_writer_stores_once_and_quarantines(own_broker: str, tmp_path: Path) -> None:
+def test_process_writer_stores_once_and_quarantines(own_broker: str, db: str) -> None:
     """Through the child process: every event stored once, redeliveries counted as duplicates, garbage
     quarantined with its reason, and the child stops cleanly with the service."""
-    db = tmp_path / "agg.sqlite"
     run = Running(db, own_broker, process=True, share_group=None, client_id=f"aggp-{uuid.uuid4().hex[:6]}")
     writer = run.service.writer
     assert isinstance(writer, ProcessWriter) and writer.pid != os.getpid()
@@ -364,10 +355,9 @@ def test_process_writer_stores_once_and_quarantines(own_broker: str, tmp_path: P
         assert [p.reason_code for p in q.quarantine(10)] == ["not_json"]
 
 
-def test_killed_writer_process_loses_nothing(own_broker: str, tmp_path: Path) -> None:
+def test_killed_writer_process_loses_nothing(own_broker: str, db: str) -> None:
     """The writer process dies: the service stops with an error naming it, nothing it held was
     acknowledged, and the next session stores every event exactly once."""
-    db = tmp_path / "agg.sqlite"
     client_id = f"aggk-{uuid.uuid4().hex[:6]}"
     run = Running(db, own_broker, process=True, share_group=None, client_id=client_id)
     pub = Publisher(own_broker)
@@ -413,11 +403,8 @@ def _mqtt311_only_proxy(broker_url: str) -> Any:
     return Mqtt311OnlyProxy(int(broker_url.rsplit(":", 1)[1]))
 
 
-def test_auto_protocol_falls_back_to_311_when_the_broker_refuses_mqtt5(
-    own_broker: str, tmp_path: Path
-) -> None:
+def test_auto_protocol_falls_back_to_311_when_the_broker_refuses_mqtt5(own_broker: str, db: str) -> None:
     proxy = _mqtt311_only_proxy(own_broker)
-    db = tmp_path / "agg.sqlite"
     try:
         run = Running(db, f"mqtt://127.0.0.1:{proxy.port}", client_id=f"aggauto-{uuid.uuid4().hex[:6]}")
         assert run.service.auto_protocol  # the default
@@ -442,7 +429,7 @@ def test_auto_protocol_falls_back_to_311_when_the_broker_refuses_mqtt5(
 def test_explicit_mqtt5_does_not_fall_back(own_broker: str, tmp_path: Path) -> None:
     proxy = _mqtt311_only_proxy(own_broker)
     service = MqttIngestService(
-        Ingestor(SqliteStorage(tmp_path / "agg.sqlite")),
+        Ingestor(open_storage(tmp_path / "agg.sqlite")),
         f"mqtt://127.0.0.1:{proxy.port}",
         protocol="5",
         client_id=f"agg5-{uuid.uuid4().hex[:6]}",
@@ -460,11 +447,10 @@ def test_explicit_mqtt5_does_not_fall_back(own_broker: str, tmp_path: Path) -> N
     assert not thread.is_alive()
 
 
-def test_cli_run_falls_back_to_311_by_itself(own_broker: str, tmp_path: Path) -> None:
+def test_cli_run_falls_back_to_311_by_itself(own_broker: str, db: str) -> None:
     """`showroom aggregator run` (no --protocol) against a broker that refuses MQTT 5 still ingests; a
     Ctrl-C to its whole process group (its writer process included) stops it with everything stored."""
     proxy = _mqtt311_only_proxy(own_broker)
-    db = tmp_path / "agg.sqlite"
     showroom = Path(sys.executable).parent / "showroom"
     cmd = [str(showroom), "aggregator", "run", "--broker", f"mqtt://127.0.0.1:{proxy.port}", "--db", str(db)]
     proc = subprocess.Popen(

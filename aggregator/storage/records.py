@@ -1,0 +1,165 @@
+"""The rows that cross the storage boundary, one small typed record per table or read: fields by name.
+
+Immutable named tuples: `row.visitors` rather than `row[2]`, the same fields from every backend, and still
+tuples where code (or a test) compares whole rows.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple, ParamSpec, TypeVar
+
+
+class StoreRow(NamedTuple):
+    """A registered store (`stores`)."""
+
+    store_id: str
+    name: str
+    brand: str
+    region: str
+    timezone: str
+    floor_w_m: float | None
+    floor_h_m: float | None
+    browse_min_s: float
+    cars_json: str
+
+
+class BrandRow(NamedTuple):
+    brand_id: str
+    name: str
+    weights_json: str
+
+
+class DailyRow(NamedTuple):
+    """A store's local day (`daily_store`): the funnel and the figures health is computed from."""
+
+    store_id: str
+    day: str
+    visitors: int
+    car_browsers: int
+    car_entrants: int
+    receptions: int
+    visits_ended: int
+    visit_s_total: float
+    median_visit_s: float | None
+    visit_hist: bytes | None
+    car_zone_s: float
+    active_hours: int
+
+
+class PeriodSumRow(NamedTuple):
+    """A store's days of a period summed (`period_sums`)."""
+
+    store_id: str
+    visitors: int
+    car_browsers: int
+    car_entrants: int
+    receptions: int
+    open_days: int
+    car_zone_s: float
+    active_hours: int
+    days_with_ended: int
+    max_median_visit_s: float | None
+
+
+class VisitHistRow(NamedTuple):
+    store_id: str
+    visit_hist: bytes
+
+
+class HourlyRow(NamedTuple):
+    """An hour of a store's local day (`hourly_store`); `hour_key` is the hour's start, UTC."""
+
+    hour_key: str
+    visitors: int
+    occupancy_max: int | None
+
+
+class CarDayRow(NamedTuple):
+    """One display car on one day (`car_daily`)."""
+
+    car_id: str
+    browsers: int
+    dwell_total_s: float
+    dwell_median_s: float | None
+    dwell_hist: bytes | None
+    entries: int
+
+
+class HeatGridRow(NamedTuple):
+    """A heat grid: float32 person-seconds, row-major [iy, ix], zlib (`heat_day`, `heat_hour`)."""
+
+    cell_m: float
+    nx: int
+    ny: int
+    grid: bytes
+
+
+class NodeRow(NamedTuple):
+    """An edge node's liveness, last heartbeat and sequence coverage (`nodes`)."""
+
+    store_id: str
+    node_id: str
+    status: str | None
+    status_at: str | None
+    last_seen_at: str | None
+    last_event_ts: str | None
+    last_heartbeat_at: str | None
+    heartbeat_json: str | None
+    seq_min: int | None
+    seq_max: int | None
+    seq_received: int
+    seq_missing: int
+
+
+class LastEventRow(NamedTuple):
+    store_id: str
+    last_seen_at: str | None
+    last_event_ts: str | None
+
+
+class QuarantineRow(NamedTuple):
+    id: int
+    received_at: str
+    source: str
+    topic: str
+    reason_code: str
+    reason: str
+    payload_size: int
+    payload_head: bytes
+
+
+class AuditRow(NamedTuple):
+    """A door-count audit (`audits`): a person's count of a sample beside the system's."""
+
+    id: int
+    store_id: str
+    start_ts: str
+    end_ts: str
+    manual_in: int
+    system_in: int
+    manual_out: int | None
+    system_out: int | None
+    auditor: str
+    note: str
+    recorded_at: str
+
+
+R = TypeVar("R", bound=tuple[Any, ...])
+P = ParamSpec("P")
+
+
+def as_records(record: Callable[..., R]) -> Callable[[Callable[P, Iterable[Any]]], Callable[P, list[R]]]:
+    """Decorate a backend's read so it returns `record`s (a NamedTuple class) made from its plain rows."""
+
+    def decorate(read: Callable[P, Iterable[Any]]) -> Callable[P, list[R]]:
+        make = getattr(record, "_make")  # noqa: B009 (NamedTuple's constructor from an iterable)
+
+        @functools.wraps(read)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> list[R]:
+            return [make(r) for r in read(*args, **kwargs)]
+
+        return wrapper
+
+    return decorate
