@@ -15,11 +15,12 @@ from types import FrameType
 import click
 
 from aggregator.audit import STALE_AFTER, AuditError, audit_of, record_audit
-from aggregator.ingest import Ingestor
+from aggregator.ingest import MAX_SEQ_JUMP, Ingestor, RebuildError
 from aggregator.queries import Queries
 from aggregator.registry import RegistryError, load_registry
 from aggregator.storage import SqliteStorage
 from aggregator.timebuckets import ts_key, zone
+from edge.events import TimeWindow
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,11 @@ def stores_load(registry_file: Path, db_path: Path) -> None:
         click.echo(str(exc), err=True)
         sys.exit(1)
     ing = Ingestor(SqliteStorage(db_path))
-    rebuilt = ing.load_registry(registry)
+    try:
+        rebuilt = ing.load_registry(registry)
+    except RebuildError as exc:
+        click.echo(f"{registry_file}: not loaded: {exc}", err=True)
+        sys.exit(1)
     click.echo(
         f"loaded {len(registry.stores)} store(s), {len(registry.brands)} brand(s)"
         + (f"; rebuilt {', '.join(rebuilt)}" if rebuilt else "")
@@ -220,10 +225,25 @@ def run(
 @aggregator_group.command("ingest")
 @click.argument("events_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @DB_OPTION
-def ingest(events_file: Path, db_path: Path) -> None:
+@click.option(
+    "--max-age-days",
+    type=click.IntRange(1, 3650),
+    default=TimeWindow().max_past.days,
+    show_default=True,
+    help="Payloads with a timestamp older than this (from now) are quarantined (time_window).",
+)
+@click.option(
+    "--max-seq-jump",
+    type=click.IntRange(1, 2**62),
+    default=MAX_SEQ_JUMP,
+    show_default=True,
+    help="A seq further than this past a node's highest stored one is quarantined (seq_jump).",
+)
+def ingest(events_file: Path, db_path: Path, max_age_days: int, max_seq_jump: int) -> None:
     """Backfill or replay a JSON-lines file (bare payloads, or {"topic", "payload"} lines); same validation
     and quarantine as MQTT. Replaying a file twice stores nothing new."""
-    ing = Ingestor(SqliteStorage(db_path))
+    window = TimeWindow(max_past=timedelta(days=max_age_days))
+    ing = Ingestor(SqliteStorage(db_path), time_window=window, max_seq_jump=max_seq_jump)
     with events_file.open("rb") as fh:
         result = ing.ingest_lines(fh, source=f"file:{events_file.name}")
     click.echo(
@@ -272,11 +292,25 @@ def export(db_path: Path, start: date, end: date, out: Path, store_ids: tuple[st
 
 @aggregator_group.command("quarantine")
 @DB_OPTION
-@click.option("--limit", default=20, show_default=True)
-def quarantine(db_path: Path, limit: int) -> None:
+@click.option("--limit", type=click.IntRange(0, 10_000), default=20, show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help='json: only {"reasons": {reason: count}}, over every quarantined payload.',
+)
+def quarantine(db_path: Path, limit: int, fmt: str) -> None:
     """Counts per reason and the latest quarantined payloads."""
     with _queries(db_path) as q:
         counters = q.counters()
+        if fmt == "json":
+            reasons = {
+                k.removeprefix("quarantined."): v for k, v in counters.items() if k.startswith("quarantined.")
+            }
+            click.echo(json.dumps({"reasons": dict(sorted(reasons.items()))}))
+            return
         click.echo(
             json.dumps({k: v for k, v in counters.items() if k.startswith("quarantined")}, sort_keys=True)
         )
