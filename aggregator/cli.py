@@ -14,6 +14,7 @@ from types import FrameType
 
 import click
 
+from aggregator.api_limits import ApiLimits
 from aggregator.audit import STALE_AFTER, AuditError, audit_of, record_audit
 from aggregator.ingest import MAX_SEQ_JUMP, Ingestor, RebuildError
 from aggregator.queries import Queries
@@ -503,28 +504,111 @@ def audit_list(db_path: Path, store_id: str | None, stale_after_days: int) -> No
 @aggregator_group.command("serve")
 @DB_OPTION
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8780, show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8780, show_default=True)
 @click.option(
     "--token-env", default="SHOWROOM_API_TOKENS", show_default=True, help="Env var: comma-separated tokens."
 )
 @click.option(
-    "--token-file", type=click.Path(exists=True, path_type=Path), help="File with one token per line."
+    "--token-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="File with one token per line (mode 0600); these tokens read every store.",
 )
-def serve(db_path: Path, host: str, port: int, token_env: str, token_file: Path | None) -> None:
-    """Serve the read-only HTTP JSON API (OpenAPI at /openapi.json)."""
+@click.option("--certfile", type=click.Path(path_type=Path, dir_okay=False), help="TLS certificate (PEM).")
+@click.option("--keyfile", type=click.Path(path_type=Path, dir_okay=False), help="TLS key (PEM, mode 0600).")
+@click.option(
+    "--header-timeout-s",
+    type=click.FloatRange(0.1, 600),
+    default=ApiLimits.header_timeout_s,
+    show_default=True,
+    help="Close a connection that has not sent a whole request within this time.",
+)
+@click.option(
+    "--request-timeout-s",
+    type=click.FloatRange(0.1, 3600),
+    default=ApiLimits.request_timeout_s,
+    show_default=True,
+    help="Answer 503 to a request that runs longer.",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(1, 100_000),
+    default=ApiLimits.limit_concurrency,
+    show_default=True,
+    help="Connections served at once; more are answered 503.",
+)
+def serve(
+    db_path: Path,
+    host: str,
+    port: int,
+    token_env: str,
+    token_file: Path | None,
+    certfile: Path | None,
+    keyfile: Path | None,
+    header_timeout_s: float,
+    request_timeout_s: float,
+    max_connections: int,
+) -> None:
+    """Serve the read-only HTTP JSON API (OpenAPI at /openapi.json). Tokens: --token-file, the
+    --token-env variable (both read every store), and those made by `token create` (scoped)."""
     from aggregator.api import ApiServer
+    from aggregator.tokens import SecretFileError, TokenBook, read_secret_file
 
     tokens = [t.strip() for t in os.environ.get(token_env, "").split(",") if t.strip()]
-    if token_file is not None:
-        tokens += [t.strip() for t in token_file.read_text(encoding="utf-8").splitlines() if t.strip()]
     try:
-        server = ApiServer((host, port), db_path, tokens)
-    except ValueError as exc:
+        if token_file is not None:
+            tokens += read_secret_file(token_file)
+        if (certfile is None) != (keyfile is None):
+            raise click.UsageError("TLS needs both --certfile and --keyfile")
+        if keyfile is not None:
+            read_secret_file(keyfile)  # refused unless only its owner can read it
+        book = TokenBook(tokens)
+    except (SecretFileError, ValueError) as exc:
         raise click.UsageError(str(exc)) from exc
-    click.echo(f"serving http://{host}:{server.server_port}/openapi.json")
+    _migrate(db_path)
+    limits = ApiLimits(header_timeout_s, request_timeout_s, max_connections)
+    try:
+        server = ApiServer((host, port), db_path, book, limits=limits, certfile=certfile, keyfile=keyfile)
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"cannot serve on {host}:{port}: {exc}") from exc
+    scheme = "https" if server.tls else "http"
+    click.echo(f"serving {scheme}://{host}:{server.server_port}/openapi.json")
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         server.server_close()
+
+
+def _migrate(db_path: Path) -> None:
+    """Bring the database's schema up to date (the API reads it read-only)."""
+    try:
+        SqliteStorage(db_path).close()
+    except Exception as exc:
+        raise click.ClickException(f"{db_path}: cannot open: {exc}") from exc
+
+
+@aggregator_group.group("token")
+def token_group() -> None:
+    """API tokens scoped to a brand or a store, kept hashed; each is printed once, when made."""
+
+
+@token_group.command("create")
+@DB_OPTION
+@click.option("--brand", default=None, help="The token reads this brand's stores.")
+@click.option("--store", "store_id", default=None, help="The token reads this store only.")
+@click.option("--note", default="", help="Who or what the token is for (kept beside its hash).")
+def token_create(db_path: Path, brand: str | None, store_id: str | None, note: str) -> None:
+    """Make a token and print it (it is not kept, only its SHA-256: note it down now)."""
+    from aggregator.tokens import Scope, create_token
+
+    if (brand is None) == (store_id is None):
+        raise click.UsageError("give exactly one of --brand or --store")
+    storage = SqliteStorage(db_path)
+    try:
+        token = create_token(storage, Scope(brand=brand, store=store_id), note)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    finally:
+        storage.close()
+    click.echo(token)
