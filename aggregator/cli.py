@@ -92,12 +92,12 @@ class _Account:
     `password_file` (relative to the account file's folder), optionally `share_group` and `broker_url`."""
 
     def __init__(self, path: Path) -> None:
-        import yaml
+        from edge.strict_yaml import YamlFileError, load_yaml_file
 
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as exc:
-            raise click.BadParameter(f"{path}: cannot read: {exc}", param_hint="--account") from exc
+            data = load_yaml_file(path)
+        except YamlFileError as exc:
+            raise click.BadParameter(f"{path}: {exc}", param_hint="--account") from exc
         if not isinstance(data, dict) or not isinstance(data.get("username"), str):
             raise click.BadParameter(f"{path}: expected a mapping with a `username`", param_hint="--account")
         unknown = sorted(set(data) - {"username", "password_file", "share_group", "broker_url"})
