@@ -21,6 +21,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from functools import cache
 from typing import Annotated, Any, Literal, Self, TypeVar
 
 import numpy as np
@@ -504,8 +505,8 @@ class TimeWindow:
     def check(self, event: Envelope, received_at: datetime) -> None:
         """`ContractError` (time_window) naming the first timestamp of `event` outside the window."""
         lo, hi = received_at - self.max_past, received_at + self.max_future
-        for name in _TIME_FIELDS:
-            value = getattr(event, name, None)
+        for name in _time_fields(type(event)):
+            value = getattr(event, name)
             if isinstance(value, datetime) and not lo <= value <= hi:
                 raise ContractError(
                     f"{name}: {format_ts(value)} is outside the window {format_ts(lo)} .. {format_ts(hi)} "
@@ -515,6 +516,14 @@ class TimeWindow:
 
 
 _TIME_FIELDS = ("ts", "started_at", "entered_at", "exited_at", "minute")
+
+
+@cache
+def _time_fields(cls: type[Envelope]) -> tuple[str, ...]:
+    """The timestamp fields a payload class has (looked up once: a missing attribute is slow to ask for)."""
+    return tuple(name for name in _TIME_FIELDS if name in cls.model_fields)
+
+
 DEFAULT_WINDOW = TimeWindow()
 
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
