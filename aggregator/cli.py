@@ -111,13 +111,13 @@ class _Account:
 
 
 def _read_password_file(path: Path, option: str) -> str:
+    """The password on the first line of a secret file that only its owner can read (0600)."""
+    from aggregator.tokens import SecretFileError, read_secret_file
+
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise click.BadParameter(f"{path}: cannot read: {exc.strerror or exc}", param_hint=option) from exc
-    if not lines or not lines[0]:
-        raise click.BadParameter(f"{path}: empty (the password is its first line)", param_hint=option)
-    return lines[0]
+        return read_secret_file(path)[0]
+    except SecretFileError as exc:
+        raise click.BadParameter(f"{exc} (the password is its first line)", param_hint=option) from exc
 
 
 def _explicit(ctx: click.Context, name: str) -> bool:

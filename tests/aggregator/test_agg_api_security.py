@@ -251,6 +251,22 @@ def test_token_and_key_files_are_refused_unless_private(tmp_path: Path) -> None:
         main, ["aggregator", "token", "create", "--db", str(db), "--brand", "aurora", "--store", "x"]
     )
     assert r.exit_code == 2 and "exactly one" in r.output
+    # the broker password of `aggregator run` is a secret file too
+    password = secret_file(tmp_path / "mqtt.password", "s3cret-password\n", 0o644)
+    r = CliRunner().invoke(
+        main,
+        [
+            "aggregator",
+            "run",
+            "--broker",
+            "mqtt://127.0.0.1:9",
+            "--db",
+            str(db),
+            "--password-file",
+            str(password),
+        ],
+    )
+    assert r.exit_code == 2 and "0600" in r.output and "s3cret-password" not in r.output, r.output
 
 
 def make_cert(cert: Path, key: Path) -> None:
