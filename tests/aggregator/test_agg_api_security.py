@@ -309,7 +309,7 @@ def test_schemathesis_finds_no_failure(served: Served) -> None:
         [str(schemathesis), "--config-file", str(config), "run", served.url + "/openapi.json",
          "-H", f"Authorization: Bearer {served.tokens['operator']}", "--max-examples", "5", "--workers", "1",
          "--phases", "coverage,fuzzing", "--suppress-health-check", "all", "--seed", "1"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True, text=True, timeout=120, cwd=served.db.parent,  # its example store stays there
     )  # fmt: skip
     summary = r.stdout[r.stdout.find("SUMMARY") :]
     print(summary)
