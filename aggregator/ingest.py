@@ -81,8 +81,13 @@ class BatchResult:
             self.reasons[k] = self.reasons.get(k, 0) + v
 
 
-RejectedError = ContractError
-"""A payload that goes to quarantine: `code` is its reason, the message says why."""
+class RejectedError(ContractError):
+    """A message the ingester refuses beyond the payload contract: `RejectedError(code, reason text)`,
+    `code` one of `Reason`'s values."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason, Reason(code))
+
 
 TOPIC_CACHE: LruCache[str, tuple[str, str, str] | tuple[Reason, str]] = LruCache(4096)
 """Parsed topics (or why they are not topics): a running aggregator sees the same few per node again and
@@ -109,7 +114,7 @@ def _topic_parts(topic: str) -> tuple[str, str, str] | tuple[Reason, str]:
         try:
             found = parse_topic(topic)
         except ContractError as exc:
-            found = (exc.reason, exc.message)  # the message only: an exception would keep its frames
+            found = (exc.rule, exc.message)  # the message only: an exception would keep its frames
         TOPIC_CACHE.put(topic, found)
     return found
 

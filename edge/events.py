@@ -74,21 +74,25 @@ class Reason(StrEnum):
     TOPIC_MISMATCH = "topic_mismatch"
     OUTSIDE_FLOOR = "outside_floor"
     SEQ_JUMP = "seq_jump"
+    BAD_REPLAY_REPLY = "bad_replay_reply"
+    """A node's answer to a replay request (`replay/reply`) that cannot be read."""
 
 
 class ContractError(ValueError):
-    """A topic or payload that does not follow the contract; `reason` names the rule, the message says
+    """A topic or payload that does not follow the contract. `rule` names the rule it breaks (`code`, its
+    value, is what the quarantine stores); `message` (also `reason`, the quarantine's reason text) says
     what and why."""
 
-    def __init__(self, message: str, reason: Reason = Reason.INVALID) -> None:
+    def __init__(self, message: str, rule: Reason = Reason.INVALID) -> None:
         super().__init__(message)
-        self.reason = reason
+        self.rule = rule
         self.message = message
+        self.reason = message
 
     @property
     def code(self) -> str:
-        """The reason as stored in the quarantine."""
-        return self.reason.value
+        """The rule as stored in the quarantine."""
+        return self.rule.value
 
 
 # ---------------------------------------------------------------------------------------------------

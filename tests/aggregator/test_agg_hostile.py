@@ -325,3 +325,12 @@ def test_a_time_zone_change_that_cannot_rebuild_changes_nothing(tmp_path: Path, 
     assert r.exit_code == 0 and f"rebuilt {STORE}" in r.output, r.output
     with Queries.open(db) as q:
         assert q.store(STORE).timezone == "Europe/Berlin"
+
+
+def test_a_refusal_beyond_the_payload_contract_carries_a_named_reason() -> None:
+    err = ingest_module.RejectedError("bad_topic", "topic 'x' is not a contract topic")
+    assert isinstance(err, ContractError)
+    text = "topic 'x' is not a contract topic"
+    assert (err.code, err.reason, err.message) == ("bad_topic", text, text)
+    with pytest.raises(ValueError):
+        ingest_module.RejectedError("made_up", "no such rule")
