@@ -16,7 +16,7 @@ import logging
 import socket
 import ssl
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -341,12 +341,15 @@ class ApiServer:
         self,
         address: tuple[str, int],
         db_path: Path,
-        book: TokenBook,
+        book: TokenBook | Sequence[str],
         *,
         limits: ApiLimits = DEFAULT_LIMITS,
         certfile: Path | None = None,
         keyfile: Path | None = None,
     ) -> None:
+        """`book`: the token book, or the operator's tokens (they read every store)."""
+        if not isinstance(book, TokenBook):
+            book = TokenBook(book)
         protocol = type("GuardedH11", (_GuardedH11,), {"header_timeout_s": limits.header_timeout_s})
         self.tls = certfile is not None
         self.socket = socket.create_server(address, backlog=2048)

@@ -18,7 +18,6 @@ from aggregator.ingest import Ingestor, Message
 from aggregator.registry import parse_registry
 from aggregator.storage import SqliteStorage
 from aggregator.synth import funnel_day_plans, local_midnight_utc, stamper_for, visit_events
-from aggregator.tokens import TokenBook
 from edge.events import to_json, topic_for
 
 TOKEN = "t0ken-for-tests-0123456789"
@@ -55,7 +54,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         ing.ingest([Message(topic_for(e), to_json(e), datetime.now(UTC)) for e in events])
     # The whole local day of 22 November (00:00-24:00 Shanghai), counted by hand as 36 coming in.
     record_audit(ing.storage, STORE, AUDIT_START, AUDIT_START + timedelta(days=1), 36, auditor="Li Wei")
-    server = ApiServer(("127.0.0.1", 0), db, TokenBook([TOKEN]))
+    server = ApiServer(("127.0.0.1", 0), db, [TOKEN])
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
