@@ -14,12 +14,14 @@ from types import FrameType
 
 import click
 
+from aggregator.api_limits import ApiLimits
 from aggregator.audit import STALE_AFTER, AuditError, audit_of, record_audit
-from aggregator.ingest import Ingestor
+from aggregator.ingest import MAX_SEQ_JUMP, Ingestor, RebuildError
 from aggregator.queries import Queries
 from aggregator.registry import RegistryError, load_registry
 from aggregator.storage import StorageBackend, StorageError, open_storage, parse_database_url
 from aggregator.timebuckets import ts_key, zone
+from edge.events import TimeWindow
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +88,13 @@ def stores_load(registry_file: Path, db_path: str) -> None:
         click.echo(str(exc), err=True)
         sys.exit(1)
     ing = Ingestor(_storage(db_path))
-    rebuilt = ing.load_registry(registry)
+    try:
+        rebuilt = ing.load_registry(registry)
+    except RebuildError as exc:
+        click.echo(f"{registry_file}: not loaded: {exc}", err=True)
+        sys.exit(1)
+    finally:
+        ing.storage.close()
     click.echo(
         f"loaded {len(registry.stores)} store(s), {len(registry.brands)} brand(s)"
         + (f"; rebuilt {', '.join(rebuilt)}" if rebuilt else "")
@@ -107,12 +115,12 @@ class _Account:
     `password_file` (relative to the account file's folder), optionally `share_group` and `broker_url`."""
 
     def __init__(self, path: Path) -> None:
-        import yaml
+        from edge.strict_yaml import YamlFileError, load_yaml_file
 
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as exc:
-            raise click.BadParameter(f"{path}: cannot read: {exc}", param_hint="--account") from exc
+            data = load_yaml_file(path)
+        except YamlFileError as exc:
+            raise click.BadParameter(f"{path}: {exc}", param_hint="--account") from exc
         if not isinstance(data, dict) or not isinstance(data.get("username"), str):
             raise click.BadParameter(f"{path}: expected a mapping with a `username`", param_hint="--account")
         unknown = sorted(set(data) - {"username", "password_file", "share_group", "broker_url"})
@@ -126,13 +134,13 @@ class _Account:
 
 
 def _read_password_file(path: Path, option: str) -> str:
+    """The password on the first line of a secret file that only its owner can read (0600)."""
+    from aggregator.tokens import SecretFileError, read_secret_file
+
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise click.BadParameter(f"{path}: cannot read: {exc.strerror or exc}", param_hint=option) from exc
-    if not lines or not lines[0]:
-        raise click.BadParameter(f"{path}: empty (the password is its first line)", param_hint=option)
-    return lines[0]
+        return read_secret_file(path)[0]
+    except SecretFileError as exc:
+        raise click.BadParameter(f"{exc} (the password is its first line)", param_hint=option) from exc
 
 
 def _explicit(ctx: click.Context, name: str) -> bool:
@@ -241,10 +249,25 @@ def run(
 @aggregator_group.command("ingest")
 @click.argument("events_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @DB_OPTION
-def ingest(events_file: Path, db_path: str) -> None:
+@click.option(
+    "--max-age-days",
+    type=click.IntRange(1, 3650),
+    default=TimeWindow().max_past.days,
+    show_default=True,
+    help="Payloads with a timestamp older than this (from now) are quarantined (time_window).",
+)
+@click.option(
+    "--max-seq-jump",
+    type=click.IntRange(1, 2**62),
+    default=MAX_SEQ_JUMP,
+    show_default=True,
+    help="A seq further than this past a node's highest stored one is quarantined (seq_jump).",
+)
+def ingest(events_file: Path, db_path: str, max_age_days: int, max_seq_jump: int) -> None:
     """Backfill or replay a JSON-lines file (bare payloads, or {"topic", "payload"} lines); same validation
     and quarantine as MQTT. Replaying a file twice stores nothing new."""
-    ing = Ingestor(_storage(db_path))
+    window = TimeWindow(max_past=timedelta(days=max_age_days))
+    ing = Ingestor(_storage(db_path), time_window=window, max_seq_jump=max_seq_jump)
     try:
         with events_file.open("rb") as fh:
             result = ing.ingest_lines(fh, source=f"file:{events_file.name}")
@@ -398,11 +421,25 @@ def export(db_path: str, start: date, end: date, out: Path, store_ids: tuple[str
 
 @aggregator_group.command("quarantine")
 @DB_OPTION
-@click.option("--limit", default=20, show_default=True)
-def quarantine(db_path: str, limit: int) -> None:
+@click.option("--limit", type=click.IntRange(0, 10_000), default=20, show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help='json: only {"reasons": {reason: count}}, over every quarantined payload.',
+)
+def quarantine(db_path: str, limit: int, fmt: str) -> None:
     """Counts per reason and the latest quarantined payloads."""
     with _queries(db_path) as q:
         counters = q.counters()
+        if fmt == "json":
+            reasons = {
+                k.removeprefix("quarantined."): v for k, v in counters.items() if k.startswith("quarantined.")
+            }
+            click.echo(json.dumps({"reasons": dict(sorted(reasons.items()))}))
+            return
         click.echo(
             json.dumps({k: v for k, v in counters.items() if k.startswith("quarantined")}, sort_keys=True)
         )
@@ -599,28 +636,108 @@ def audit_list(db_path: str, store_id: str | None, stale_after_days: int) -> Non
 @aggregator_group.command("serve")
 @DB_OPTION
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8780, show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8780, show_default=True)
 @click.option(
     "--token-env", default="SHOWROOM_API_TOKENS", show_default=True, help="Env var: comma-separated tokens."
 )
 @click.option(
-    "--token-file", type=click.Path(exists=True, path_type=Path), help="File with one token per line."
+    "--token-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="File with one token per line (mode 0600); these tokens read every store.",
 )
-def serve(db_path: str, host: str, port: int, token_env: str, token_file: Path | None) -> None:
-    """Serve the read-only HTTP JSON API (OpenAPI at /openapi.json)."""
+@click.option("--certfile", type=click.Path(path_type=Path, dir_okay=False), help="TLS certificate (PEM).")
+@click.option("--keyfile", type=click.Path(path_type=Path, dir_okay=False), help="TLS key (PEM, mode 0600).")
+@click.option(
+    "--header-timeout-s",
+    type=click.FloatRange(0.1, 600),
+    default=ApiLimits.header_timeout_s,
+    show_default=True,
+    help="Close a connection that has not sent a whole request within this time.",
+)
+@click.option(
+    "--request-timeout-s",
+    type=click.FloatRange(0.1, 3600),
+    default=ApiLimits.request_timeout_s,
+    show_default=True,
+    help="Answer 503 to a request that runs longer.",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(1, 100_000),
+    default=ApiLimits.limit_concurrency,
+    show_default=True,
+    help="Connections served at once; more are answered 503.",
+)
+def serve(
+    db_path: str,
+    host: str,
+    port: int,
+    token_env: str,
+    token_file: Path | None,
+    certfile: Path | None,
+    keyfile: Path | None,
+    header_timeout_s: float,
+    request_timeout_s: float,
+    max_connections: int,
+) -> None:
+    """Serve the read-only HTTP JSON API (OpenAPI at /openapi.json). Tokens: --token-file, the
+    --token-env variable (both read every store), and those made by `token create` (scoped)."""
     from aggregator.api import ApiServer
+    from aggregator.tokens import SecretFileError, TokenBook, read_secret_file
 
     tokens = [t.strip() for t in os.environ.get(token_env, "").split(",") if t.strip()]
-    if token_file is not None:
-        tokens += [t.strip() for t in token_file.read_text(encoding="utf-8").splitlines() if t.strip()]
     try:
-        server = ApiServer((host, port), db_path, tokens)
-    except ValueError as exc:
+        if token_file is not None:
+            tokens += read_secret_file(token_file)
+        if (certfile is None) != (keyfile is None):
+            raise click.UsageError("TLS needs both --certfile and --keyfile")
+        if keyfile is not None:
+            read_secret_file(keyfile)  # refused unless only its owner can read it
+        book = TokenBook(tokens)
+    except (SecretFileError, ValueError) as exc:
         raise click.UsageError(str(exc)) from exc
-    click.echo(f"serving http://{host}:{server.server_port}/openapi.json")
+    _migrate(db_path)
+    limits = ApiLimits(header_timeout_s, request_timeout_s, max_connections)
+    try:
+        server = ApiServer((host, port), db_path, book, limits=limits, certfile=certfile, keyfile=keyfile)
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"cannot serve on {host}:{port}: {exc}") from exc
+    scheme = "https" if server.tls else "http"
+    click.echo(f"serving {scheme}://{host}:{server.server_port}/openapi.json")
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         server.server_close()
+
+
+def _migrate(db_path: str) -> None:
+    """Bring the database's schema up to date (the API reads it read-only)."""
+    _storage(db_path).close()
+
+
+@aggregator_group.group("token")
+def token_group() -> None:
+    """API tokens scoped to a brand or a store, kept hashed; each is printed once, when made."""
+
+
+@token_group.command("create")
+@DB_OPTION
+@click.option("--brand", default=None, help="The token reads this brand's stores.")
+@click.option("--store", "store_id", default=None, help="The token reads this store only.")
+@click.option("--note", default="", help="Who or what the token is for (kept beside its hash).")
+def token_create(db_path: str, brand: str | None, store_id: str | None, note: str) -> None:
+    """Make a token and print it (it is not kept, only its SHA-256: note it down now)."""
+    from aggregator.tokens import Scope, create_token
+
+    if (brand is None) == (store_id is None):
+        raise click.UsageError("give exactly one of --brand or --store")
+    storage = _storage(db_path)
+    try:
+        token = create_token(storage, Scope(brand=brand, store=store_id), note)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    finally:
+        storage.close()
+    click.echo(token)

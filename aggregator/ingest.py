@@ -16,38 +16,38 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from functools import lru_cache
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 import numpy as np
-from pydantic import TypeAdapter, ValidationError
 
 from aggregator import histogram
 from aggregator.gaps import gap_report
+from aggregator.lru import LruCache
 from aggregator.registry import Registry
 from aggregator.storage.base import Row, StorageBackend
 from aggregator.storage.errors import StorageUnavailableError
 from aggregator.timebuckets import day_and_hour, hour_start_utc, local_day, ts_key, zone
 from edge.events import (
-    MAX_PAYLOAD_BYTES,
-    SCHEMA_V1,
+    DEFAULT_WINDOW,
     CarEntry,
     ContractError,
     Envelope,
-    Event,
     Heartbeat,
     Heat,
+    Reason,
     Reception,
     Status,
+    TimeWindow,
     VisitEnded,
     VisitStarted,
     ZoneDwell,
+    check_heat_floor,
     check_topic_matches,
     control_topic,
-    describe_validation_error,
-    parse_event,
+    parse_payload,
     parse_topic,
+    read_json,
 )
 from edge.mqtt_common import ReplayFormatError, ReplayReply
 
@@ -55,7 +55,9 @@ log = logging.getLogger(__name__)
 
 REPLAY_REPLY_SUFFIX = "/replay/reply"
 
-_EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+MAX_SEQ_JUMP = 10_000_000
+"""How far past the highest `seq` stored for a node a new payload's may lie (about three years of a busy
+node's payloads); a larger jump is forged or corrupt and is quarantined, not believed."""
 
 QUARANTINE_HEAD_BYTES = 4096
 """How much of a rejected payload is kept (the rest is counted, not stored)."""
@@ -91,70 +93,56 @@ class BatchResult:
         self.replay_replies += other.replay_replies
 
 
-class RejectedError(Exception):
-    """A payload that goes to quarantine; `code` is a short category, the message says why."""
+class RejectedError(ContractError):
+    """A message the ingester refuses beyond the payload contract: `RejectedError(code, reason text)`,
+    `code` one of `Reason`'s values."""
 
     def __init__(self, code: str, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
+        super().__init__(reason, Reason(code))
 
 
-def validate(topic: str, payload: bytes) -> Envelope:
-    """The contract event in `payload`, checked against its topic; `RejectedError` says why not.
+TOPIC_CACHE: LruCache[str, tuple[str, str, str] | tuple[Reason, str]] = LruCache(4096)
+"""Parsed topics (or why they are not topics): a running aggregator sees the same few per node again and
+again; bounded, so a flood of unique invalid topics costs nothing lasting."""
 
-    The common case (a valid payload) is parsed once, straight from bytes; only a failure is parsed
-    again, step by step, to name its category."""
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        raise RejectedError(
-            "oversize", f"payload is {len(payload)} bytes, over the {MAX_PAYLOAD_BYTES}-byte limit"
-        )
-    try:
-        event: Envelope = _EVENT_ADAPTER.validate_json(payload, strict=True)
-    except ValidationError as exc:
-        raise _classify(payload, exc) from exc
+
+def validate(
+    topic: str, payload: bytes, received_at: datetime | None = None, window: TimeWindow = DEFAULT_WINDOW
+) -> Envelope:
+    """The contract event in `payload` (`edge.events.parse_payload`), checked against its topic;
+    `ContractError` says why not."""
+    event = parse_payload(payload, received_at, window)
     parsed = _topic_parts(topic)
-    if isinstance(parsed, ContractError):
-        raise RejectedError("bad_topic", str(parsed))
+    if isinstance(parsed[0], Reason):
+        raise ContractError(parsed[1], parsed[0])
     if parsed != (event.store_id, event.node_id, event.kind):
-        try:
-            check_topic_matches(topic, event)
-        except ContractError as exc:
-            raise RejectedError("topic_mismatch", str(exc)) from exc
+        check_topic_matches(topic, event)
     return event
 
 
-@lru_cache(maxsize=65536)
-def _topic_parts(topic: str) -> tuple[str, str, str] | ContractError:
-    """`parse_topic`, remembered: a running aggregator sees the same few topics per node again and again."""
-    try:
-        return parse_topic(topic)
-    except ContractError as exc:
-        return exc
+def _topic_parts(topic: str) -> tuple[str, str, str] | tuple[Reason, str]:
+    found = TOPIC_CACHE.get(topic)
+    if found is None:
+        try:
+            found = parse_topic(topic)
+        except ContractError as exc:
+            found = (exc.rule, exc.message)  # the message only: an exception would keep its frames
+        TOPIC_CACHE.put(topic, found)
+    return found
 
 
-def _classify(payload: bytes, exc: ValidationError) -> RejectedError:
-    try:
-        text = payload.decode("utf-8")
-    except UnicodeDecodeError as err:
-        return RejectedError("not_utf8", f"payload is not UTF-8: {err}")
-    try:
-        data = json.loads(text)
-    except ValueError as err:
-        return RejectedError("not_json", f"payload is not JSON: {err}")
-    if not isinstance(data, dict):
-        return RejectedError("not_json", f"payload must be a JSON object, got {type(data).__name__}")
-    if data.get("schema") != SCHEMA_V1:
-        return RejectedError(
-            "schema", f"schema: unknown schema version {data.get('schema')!r}, expected {SCHEMA_V1!r}"
-        )
-    return RejectedError("invalid", describe_validation_error(exc))
+class RebuildError(RuntimeError):
+    """A store's stored events could not be rolled up again; nothing was changed."""
 
 
 @dataclass(frozen=True)
 class _StoreSettings:
     tz: ZoneInfo
     browse_min_s: float
+    floor_size_m: tuple[float, float] | None = None
+
+
+_UNKNOWN_STORE = _StoreSettings(zone("UTC"), 10.0)
 
 
 class Ingestor:
@@ -165,17 +153,27 @@ class Ingestor:
     UNAVAILABLE_WAIT_S = 1.0
     """Wait before the first of those retries (then twice, three times as long...)."""
 
-    def __init__(self, storage: StorageBackend, refresh_interval_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        storage: StorageBackend,
+        refresh_interval_s: float = 0.0,
+        time_window: TimeWindow = DEFAULT_WINDOW,
+        max_seq_jump: int = MAX_SEQ_JUMP,
+    ) -> None:
         """`refresh_interval_s`: 0 refreshes the touched store-days' rollups in every batch; more batches
         them (a live MQTT ingester uses about a second), with the pending store-days kept in storage so a
-        restart refreshes what was left."""
+        restart refreshes what was left. `time_window`: how far from its receipt a payload's timestamps
+        may lie. `max_seq_jump`: how far past a node's highest stored `seq` a payload's may lie."""
         self.storage = storage
+        self.time_window = time_window
+        self.max_seq_jump = max_seq_jump
         self.refresh_interval_s = refresh_interval_s
         self._last_refresh = 0.0
         self.pending = False
         """True while some store-days wait for a refresh (call `refresh_pending` when idle)."""
         self.totals = BatchResult()
         self._settings: dict[str, _StoreSettings] = {}
+        self._warned_unknown: LruCache[str, bool] = LruCache(1024)
         self._load_settings()
 
     # -- registry -------------------------------------------------------------------------------------
@@ -183,63 +181,83 @@ class Ingestor:
     def _load_settings(self) -> None:
         self._registry_version = self.storage.registry_version()
         self._settings = {
-            str(r[0]): _StoreSettings(zone(str(r[4])), float(r[7])) for r in self.storage.store_rows()
+            str(r[0]): _StoreSettings(
+                zone(str(r[4])),
+                float(r[7]),
+                (float(r[5]), float(r[6])) if r[5] is not None and r[6] is not None else None,
+            )
+            for r in self.storage.store_rows()
         }
 
     def settings(self, store_id: str) -> _StoreSettings:
         found = self._settings.get(store_id)
         if found is None:
             # A store not (yet) in the registry is bucketed in UTC; loading it later rebuilds its rollups.
-            found = _StoreSettings(zone("UTC"), 10.0)
-            self._settings[store_id] = found
-            log.warning("store %s is not in the registry: bucketing its events in UTC", store_id)
+            # Not remembered per store id: ids come from senders, so only a bounded set of warnings is.
+            if store_id not in self._warned_unknown:
+                self._warned_unknown.put(store_id, True)
+                log.warning("store %s is not in the registry: bucketing its events in UTC", store_id)
+            return _UNKNOWN_STORE
         return found
 
     def load_registry(self, registry: Registry) -> list[str]:
         """Write brands and stores; rebuild the rollups of stores whose time zone or threshold changed.
-        Returns the ids of rebuilt stores."""
+        Returns the ids of rebuilt stores. All in one transaction: if a rebuild fails (`RebuildError`),
+        the registry is left as it was."""
         before = {str(r[0]): (str(r[4]), float(r[7])) for r in self.storage.store_rows()}
-        with self.storage.transaction():
-            for b in registry.brands:
-                self.storage.write_brand(b.id, b.name, {str(k): v for k, v in b.weights().items()})
-            for s in registry.stores:
-                cars = [c.model_dump(mode="json") for c in s.cars]
-                w, h = s.floor_size_m if s.floor_size_m else (None, None)
-                self.storage.write_store(
-                    (
-                        s.store_id,
-                        s.name,
-                        s.brand,
-                        s.region,
-                        s.timezone,
-                        w,
-                        h,
-                        s.browse_min_s,
-                        json.dumps(cars),
-                    )
-                )
-        self._load_settings()
-        with_data = set(self.storage.store_ids_with_data())
         rebuilt = []
-        for s in registry.stores:
-            old = before.get(s.store_id, ("UTC", 10.0))
-            if s.store_id in with_data and old != (s.timezone, s.browse_min_s):
-                self.rebuild(s.store_id)
-                rebuilt.append(s.store_id)
+        try:
+            with self.storage.transaction():
+                for b in registry.brands:
+                    self.storage.write_brand(b.id, b.name, {str(k): v for k, v in b.weights().items()})
+                for s in registry.stores:
+                    cars = [c.model_dump(mode="json") for c in s.cars]
+                    w, h = s.floor_size_m if s.floor_size_m else (None, None)
+                    self.storage.write_store(
+                        (
+                            s.store_id,
+                            s.name,
+                            s.brand,
+                            s.region,
+                            s.timezone,
+                            w,
+                            h,
+                            s.browse_min_s,
+                            json.dumps(cars),
+                        )
+                    )
+                self._load_settings()
+                with_data = set(self.storage.store_ids_with_data())
+                for s in registry.stores:
+                    old = before.get(s.store_id, ("UTC", 10.0))
+                    if s.store_id in with_data and old != (s.timezone, s.browse_min_s):
+                        self._rebuild(s.store_id)
+                        rebuilt.append(s.store_id)
+        finally:
+            self._load_settings()  # what was committed, or what was there before
         return rebuilt
 
     def rebuild(self, store_id: str) -> None:
-        """Recompute every rollup of a store from its stored raw events."""
-        self._last_refresh = 0.0
+        """Recompute every rollup of a store from its stored raw events (`RebuildError`: nothing changed)."""
         with self.storage.transaction():
-            self.storage.delete_derived(store_id)
-            batch = _Batch()
-            for _event_id, _type, payload, _received_at in list(self.storage.raw_events(store_id)):
-                event = parse_event(payload)
-                ts = ts_key(event.ts)
-                self._apply(event, batch, ts)
-                batch.touch_node(event, None, ts)
-            self._flush(batch, seq=False)
+            self._rebuild(store_id)
+
+    def _rebuild(self, store_id: str) -> None:
+        self._last_refresh = 0.0
+        self.storage.delete_derived(store_id)
+        batch = _Batch()
+        for event_id, _type, payload, _received_at in list(self.storage.raw_events(store_id)):
+            try:
+                event = parse_payload(payload)
+            except ContractError as exc:
+                raise RebuildError(
+                    f"store {store_id}: stored event {event_id} no longer passes the contract "
+                    f"({exc.code}: {exc.message}); nothing was changed"
+                ) from None
+            ts = ts_key(event.ts)
+            self._apply(event, batch, ts)
+            batch.touch_node(event, None, ts)
+        self._flush(batch, seq=False)
 
     # -- ingest ---------------------------------------------------------------------------------------
 
@@ -252,6 +270,7 @@ class Ingestor:
             self._load_settings()  # another process loaded the registry
         with self.storage.transaction():
             valid: list[tuple[Envelope, Message, str]] = []
+            seq_hi: dict[tuple[str, str], int | None] = {}
             received_at, received = None, ""
             for msg in messages:
                 if msg.received_at is not received_at:  # consecutive messages often share one
@@ -262,15 +281,19 @@ class Ingestor:
                         self._record_replay_reply(msg, received)
                         result.replay_replies += 1
                         continue
-                    valid.append((validate(msg.topic, msg.payload), msg, received))
-                except RejectedError as rej:
+                    event = validate(msg.topic, msg.payload, msg.received_at, self.time_window)
+                    if isinstance(event, Heat):
+                        check_heat_floor(event, self.settings(event.store_id).floor_size_m)
+                    self._check_seq(event, seq_hi)
+                    valid.append((event, msg, received))
+                except ContractError as rej:
                     quarantine.append(
                         (
                             received,
                             msg.source,
                             msg.topic[:1024],
                             rej.code,
-                            rej.reason[:2000],
+                            rej.message[:2000],
                             len(msg.payload),
                             bytes(msg.payload[:QUARANTINE_HEAD_BYTES]),
                         )
@@ -342,6 +365,23 @@ class Ingestor:
                 node_id,
                 "; ".join(f"seq {lo}..{hi} ({reason})" for lo, hi, reason in reply.unavailable[:5]),
             )
+
+    def _check_seq(self, event: Envelope, seq_hi: dict[tuple[str, str], int | None]) -> None:
+        """A node's `seq` climbs by one per payload: one far past its highest stored is not believed.
+        `seq_hi`: the batch's view of each node's highest seq so far."""
+        key = (event.store_id, event.node_id)
+        if key not in seq_hi:
+            ranges = self.storage.seq_ranges(*key)
+            seq_hi[key] = ranges[-1][1] if ranges else None
+        hi = seq_hi[key]
+        if hi is not None and event.seq > hi + self.max_seq_jump:
+            raise ContractError(
+                f"seq: {event.seq} jumps {event.seq - hi} past node {key[0]}/{key[1]}'s highest {hi} "
+                f"(at most {self.max_seq_jump})",
+                Reason.SEQ_JUMP,
+            )
+        if not isinstance(event, Status):
+            seq_hi[key] = event.seq if hi is None else max(hi, event.seq)
 
     def ingest_safe(self, messages: Sequence[Message]) -> BatchResult:
         """`ingest`, but never raises: if a batch fails (a storage error, a bug), its messages are retried
@@ -649,9 +689,9 @@ def _message_of_line(raw: bytes, received_at: datetime, source: str) -> Message:
     """A JSON line as a Message: `{"topic", "payload"}` wrappers keep their topic; bare payloads get the
     topic their own store, node and type imply (so a file replays exactly like the wire)."""
     try:
-        data = json.loads(raw)
-    except ValueError:
-        return Message("(file)", raw, received_at, source)
+        data = read_json(raw)
+    except ContractError:
+        return Message("(file)", raw, received_at, source)  # quarantined with the same reason
     if isinstance(data, dict) and set(data) == {"topic", "payload"} and isinstance(data["topic"], str):
         payload = data["payload"]
         body = payload.encode("utf-8") if isinstance(payload, str) else json.dumps(payload).encode("utf-8")

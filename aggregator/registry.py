@@ -30,13 +30,14 @@ import zoneinfo
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from edge.events import ID_PATTERN
+from edge.strict_yaml import YamlFileError, load_yaml_file
 
 Identifier = Annotated[str, Field(pattern=ID_PATTERN, description="Lower-case id: a-z, 0-9, '-', '_'.")]
 XY = tuple[Annotated[float, Field(allow_inf_nan=False)], Annotated[float, Field(allow_inf_nan=False)]]
+Polygon = Annotated[list[XY], Field(max_length=200)]
 Dimension = Literal["traffic", "activity", "attractiveness", "car_entry", "reception", "heat"]
 DIMENSIONS: tuple[Dimension, ...] = (
     "traffic",
@@ -46,6 +47,10 @@ DIMENSIONS: tuple[Dimension, ...] = (
     "reception",
     "heat",
 )
+
+
+REGISTRY_MAX_BYTES = 32 * 1024 * 1024
+"""Largest registry file read (thousands of stores with their cars)."""
 
 
 class RegistryError(ValueError):
@@ -68,8 +73,8 @@ class _Model(BaseModel):
 class CarEntry(_Model):
     id: Identifier
     model_name: str = Field(min_length=1, max_length=100, description="Shown on screens.")
-    browse_zone_m: list[XY] = Field(default_factory=list, description="Browse zone polygon, metres.")
-    interior_zone_m: list[XY] = Field(
+    browse_zone_m: Polygon = Field(default_factory=list, description="Browse zone polygon, metres.")
+    interior_zone_m: Polygon = Field(
         default_factory=list, description="Interior (footprint) polygon, metres."
     )
 
@@ -95,8 +100,12 @@ class StoreEntry(_Model):
         tuple[Annotated[float, Field(gt=0, le=1000)], Annotated[float, Field(gt=0, le=1000)]] | None
     ) = None
     browse_min_s: float = Field(10.0, gt=0, le=3600, description="Dwell that makes a car browser.")
-    cars: list[CarEntry] | None = Field(None, description="Display cars; read from node_configs when absent.")
-    node_configs: list[Path] = Field(default_factory=list, description="Edge node config files of the store.")
+    cars: list[CarEntry] | None = Field(
+        None, max_length=64, description="Display cars; read from node_configs when absent."
+    )
+    node_configs: list[Path] = Field(
+        default_factory=list, max_length=16, description="Edge node config files of the store."
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -105,8 +114,8 @@ class StoreEntry(_Model):
 
 
 class RegistryFile(_Model):
-    brands: list[BrandEntry] = Field(default_factory=list)
-    stores: list[StoreEntry] = Field(min_length=1)
+    brands: list[BrandEntry] = Field(default_factory=list, max_length=1000)
+    stores: list[StoreEntry] = Field(min_length=1, max_length=20_000)
 
     @model_validator(mode="after")
     def _unique(self) -> RegistryFile:
@@ -123,8 +132,8 @@ class _NodeCar(BaseModel):
 
     id: Identifier
     model_name: str = Field(min_length=1, max_length=100)
-    browse_zone_m: list[XY]
-    interior_zone_m: list[XY]
+    browse_zone_m: Polygon
+    interior_zone_m: Polygon
 
 
 class _NodeFloor(BaseModel):
@@ -157,9 +166,9 @@ class NodeConfigFacts(BaseModel):
 def read_node_config(path: Path) -> NodeConfigFacts:
     """The registry's facts from a node config file; `RegistryError` names the file and each problem."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise RegistryError(f"{path}: cannot read: {exc}") from exc
+        data = load_yaml_file(path)
+    except YamlFileError as exc:
+        raise RegistryError(f"{path}: {exc}") from None
     try:
         return NodeConfigFacts.model_validate(data)
     except ValidationError as exc:
@@ -254,7 +263,7 @@ def load_registry(path: str | Path) -> Registry:
     """Read and validate a registry YAML file."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise RegistryError(f"{path}: cannot read: {exc}") from exc
+        data = load_yaml_file(path, max_bytes=REGISTRY_MAX_BYTES)
+    except YamlFileError as exc:
+        raise RegistryError(f"{path}: {exc}") from None
     return parse_registry(data, path.parent, str(path))

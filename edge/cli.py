@@ -24,9 +24,11 @@ def edge_group() -> None:
 @edge_group.command("check-config")
 @click.argument("config_file", type=click.Path(path_type=Path))
 def check_config(config_file: Path) -> None:
-    """Validate a node configuration file and check every camera's calibration pair by pair (each pair
-    against a fit of the others): prints OK, or every problem with its key path (exit 1)."""
+    """Validate a node configuration file, the files it names (password, TLS, floor plan, videos; secrets
+    0600) and every camera's calibration pair by pair (each pair against a fit of the others): prints OK,
+    or every problem with its key path (exit 1)."""
     # The calibration check needs cv2 and shapely: imported when the command runs, not by `showroom --help`.
+    from edge.config_files import file_problems
     from edge.floor.calibration_check import calibration_problems, check_node_calibration
 
     try:
@@ -35,7 +37,7 @@ def check_config(config_file: Path) -> None:
         click.echo(str(exc), err=True)
         sys.exit(1)
     reports = check_node_calibration(cfg)
-    problems = calibration_problems(reports)
+    problems = file_problems(cfg, config_file) + calibration_problems(reports)
     if problems:
         click.echo(str(ConfigError(str(config_file), problems)), err=True)
         for report in reports:

@@ -14,13 +14,13 @@ import zoneinfo
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from shapely.geometry import LineString, Point, Polygon, box
 from shapely.validation import explain_validity
 
 from edge.events import ID_PATTERN
 from edge.mqtt_common import BrokerAddress
+from edge.strict_yaml import YamlFileError, load_yaml_file
 from vision_models.boxes import BoxProfileError, load_box
 from vision_models.registry import ModelError, Task, get_entry, require_task
 
@@ -31,9 +31,19 @@ XY = Annotated[
     ],
     Field(description="A point [x, y]."),
 ]
+MAX_POLYGON_POINTS = 200
+"""Most points of one drawn polygon (a car's zone is a handful; a curved showroom wall a few dozen)."""
+
 PolygonM = Annotated[
-    list[XY], Field(description="Polygon on the floor plan, [[x, y], ...] in metres, at least 3 points.")
+    list[XY],
+    Field(
+        max_length=MAX_POLYGON_POINTS,
+        description=f"Polygon on the floor plan, [[x, y], ...] in metres, 3 to {MAX_POLYGON_POINTS} points.",
+    ),
 ]
+MAX_PIXELS = 16_384
+"""Largest image side any camera or model input may have, pixels."""
+PixelsWH = tuple[Annotated[int, Field(ge=1, le=MAX_PIXELS)], Annotated[int, Field(ge=1, le=MAX_PIXELS)]]
 Identifier = Annotated[str, Field(pattern=ID_PATTERN, description="Lower-case id: a-z, 0-9, '-', '_'.")]
 
 
@@ -92,7 +102,8 @@ class BrokerConfig(_Model):
     url: str = Field(
         "mqtt://127.0.0.1:1883",
         pattern=r"^mqtts?://[^\s/:]+(:\d{1,5})?/?$",
-        description="mqtt://host:port or mqtts://host:port (TLS).",
+        max_length=300,
+        description="mqtt://host:port or mqtts://host:port (TLS); port 1-65535.",
     )
     username: str | None = Field(None, max_length=200)
     password_env: str | None = Field(
@@ -104,6 +115,14 @@ class BrokerConfig(_Model):
     tls: TlsConfig | None = None
     keepalive_s: int = Field(30, ge=5, le=600)
     client_id: str | None = Field(None, max_length=64, description="Defaults to showroom-{store}-{node}.")
+
+    @field_validator("url")
+    @classmethod
+    def _port(cls, v: str) -> str:
+        port = v.rstrip("/").rsplit(":", 1)[-1]
+        if port.isdigit() and not 1 <= int(port) <= 65535:
+            raise ValueError(f"port {port} is not between 1 and 65535")
+        return v
 
     @model_validator(mode="after")
     def _one_password_source(self) -> Self:
@@ -120,8 +139,8 @@ class BrokerConfig(_Model):
             return value
         if self.password_file:
             try:
-                return self.password_file.read_text().splitlines()[0]
-            except (OSError, IndexError) as exc:
+                return self.password_file.read_text(encoding="utf-8").splitlines()[0]
+            except (OSError, IndexError, UnicodeDecodeError) as exc:
                 raise ConfigError("broker", [("broker.password_file", f"cannot read: {exc}")]) from exc
         return None
 
@@ -143,8 +162,12 @@ class BrokerConfig(_Model):
 class Calibration(_Model):
     """Image-to-floor correspondences: the same physical points in image pixels and in floor metres."""
 
-    image_points_px: list[XY] = Field(min_length=4, description="Points in the camera image, pixels.")
-    floor_points_m: list[XY] = Field(min_length=4, description="The same points on the floor plan, metres.")
+    image_points_px: list[XY] = Field(
+        min_length=4, max_length=200, description="Points in the camera image, pixels."
+    )
+    floor_points_m: list[XY] = Field(
+        min_length=4, max_length=200, description="The same points on the floor plan, metres."
+    )
     max_error_m: float = Field(
         0.3, gt=0, le=5, description="Largest acceptable mean reprojection error of the fitted homography."
     )
@@ -182,11 +205,12 @@ class CameraConfig(_Model):
     id: Identifier
     source: str = Field(
         min_length=1,
+        max_length=2000,
         description="rtsp://, http(s)://, usb:N, a video file path (file: prefix optional) or sim://...",
     )
     fps: float = Field(5.0, gt=0, le=30, description="Target frames per second to analyse.")
     loop: bool = Field(False, description="For video files: start again at the end.")
-    resolution_wh: tuple[int, int] | None = Field(None, description="Expected frame size [w, h], pixels.")
+    resolution_wh: PixelsWH | None = Field(None, description="Expected frame size [w, h], pixels.")
     calibration: Calibration | None = Field(None, description="Needed for every camera that counts.")
     anchor: Literal["bottom_center", "center"] = Field(
         "bottom_center", description="bottom_center for oblique views (feet), center for top-down views."
@@ -210,7 +234,9 @@ class FloorConfig(_Model):
         Annotated[float, Field(gt=0, le=1000)],
     ] = Field(description="Floor plan width and depth in metres.")
     image: Path | None = Field(None, description="Optional floor plan drawing, shown under heatmaps.")
-    image_px_per_m: float | None = Field(None, gt=0, description="Scale of the floor plan drawing.")
+    image_px_per_m: float | None = Field(
+        None, gt=0, le=10_000, allow_inf_nan=False, description="Scale of the floor plan drawing."
+    )
 
     def polygon(self) -> Polygon:
         return box(0, 0, self.size_m[0], self.size_m[1])
@@ -243,7 +269,7 @@ class CarConfig(_Model):
     browse_zone_m: PolygonM = Field(description="Area around the car where a visitor counts as browsing.")
     interior_zone_m: PolygonM = Field(description="The car's footprint: a person in it is in the car.")
     door_areas_m: list[PolygonM] = Field(
-        min_length=1, description="Areas beside the car's doors through which a person gets in."
+        min_length=1, max_length=8, description="Areas beside the car's doors through which a person gets in."
     )
     height_m: float = Field(
         1.5,
@@ -311,7 +337,9 @@ class Thresholds(_Model):
     car_entry_min_s: float = Field(3.0, gt=0, le=600, description="Time inside a car that makes an entry.")
     reception_min_s: float = Field(30.0, gt=0, le=3600, description="Time near staff that makes a reception.")
     reception_radius_m: float = Field(1.5, gt=0, le=10, description="Distance to staff that counts as near.")
-    heat_cell_m: float = Field(0.25, gt=0, le=5, description="Heatmap cell edge, metres.")
+    heat_cell_m: float = Field(
+        0.25, ge=0.1, le=5, description="Heatmap cell edge, metres (0.1 to 5: the event contract's range)."
+    )
     lost_after_s: float = Field(
         60.0, gt=0, le=3600, description="A visitor unseen this long away from the door has left for good."
     )
@@ -438,7 +466,9 @@ class TrackerConfig(_Model):
 class DetectorConfig(_Model):
     type: Literal["onnx"] = "onnx"
     model: str = Field("rtmdet-nano-person", min_length=1, description="Model id from the registry.")
-    input_size_wh: tuple[int, int] | None = Field(None, description="Network input [w, h]; model default.")
+    input_size_wh: (
+        tuple[Annotated[int, Field(ge=32, le=4096)], Annotated[int, Field(ge=32, le=4096)]] | None
+    ) = Field(None, description="Network input [w, h] (32 to 4096 pixels); model default.")
     score_threshold: float = Field(0.3, gt=0, lt=1)
     threads: int = Field(2, ge=1, le=64)
 
@@ -475,7 +505,9 @@ class OutboxConfig(_Model):
         Path("outbox.sqlite"),
         description="Local SQLite outbox (relative: in the node's state directory, see `node_state_dir`).",
     )
-    max_mb: float = Field(512, gt=0, description="Disk budget; oldest heat goes first, visit events last.")
+    max_mb: float = Field(
+        512, gt=0, le=1_000_000, description="Disk budget; oldest heat goes first, visit events last."
+    )
     history_days: float = Field(
         7,
         ge=0,
@@ -490,13 +522,13 @@ class NodeConfig(_Model):
 
     store_id: Identifier
     node_id: Identifier
-    timezone: str = Field(description="IANA time zone of the store, e.g. 'Asia/Shanghai'.")
+    timezone: str = Field(max_length=64, description="IANA time zone of the store, e.g. 'Asia/Shanghai'.")
     broker: BrokerConfig = Field(default_factory=BrokerConfig)
-    cameras: list[CameraConfig] = Field(min_length=1)
+    cameras: list[CameraConfig] = Field(min_length=1, max_length=64, description="At most 64 per node.")
     floor: FloorConfig
-    doors: list[DoorConfig] = Field(min_length=1)
-    cars: list[CarConfig] = Field(default_factory=list)
-    staff_areas: list[StaffArea] = Field(default_factory=list)
+    doors: list[DoorConfig] = Field(min_length=1, max_length=16)
+    cars: list[CarConfig] = Field(default_factory=list, max_length=64)
+    staff_areas: list[StaffArea] = Field(default_factory=list, max_length=64)
     staff_appearance: StaffAppearance | None = None
     thresholds: Thresholds = Field(default_factory=Thresholds)
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
@@ -599,25 +631,32 @@ def parse_config(data: Any, source: str = "<config>") -> NodeConfig:
 
 
 def load_config(path: str | Path) -> NodeConfig:
-    """Read and validate a node configuration file (YAML)."""
+    """Read and validate a node configuration file (YAML, UTF-8, no key given twice). Files it names
+    (password, TLS, floor plan image) are resolved relative to the config file's folder."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(str(path), [("(file)", f"cannot read: {exc.strerror or exc}")]) from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
-        raise ConfigError(str(path), [(where, f"not valid YAML: {getattr(exc, 'problem', exc)}")]) from exc
+        data = load_yaml_file(path)
+    except YamlFileError as exc:
+        raise ConfigError(str(path), [(exc.where, exc.message)]) from None
     config = parse_config(data, str(path))
-    password_file = config.broker.password_file
-    if password_file is not None and not password_file.is_absolute():
-        # Beside the config, like every file a config names: the node finds it from any working directory.
-        broker = config.broker.model_copy(update={"password_file": resolve_path(path, password_file)})
-        config = config.model_copy(update={"broker": broker})
-    return config
+    # Beside the config, like every file a config names: the node finds them from any working directory.
+    broker = config.broker
+    if broker.password_file is not None:
+        broker = broker.model_copy(update={"password_file": resolve_path(path, broker.password_file)})
+    if broker.tls is not None:
+        tls = broker.tls
+        tls = tls.model_copy(
+            update={
+                name: resolve_path(path, value)
+                for name in ("ca_file", "cert_file", "key_file")
+                if (value := getattr(tls, name)) is not None
+            }
+        )
+        broker = broker.model_copy(update={"tls": tls})
+    floor = config.floor
+    if floor.image is not None:
+        floor = floor.model_copy(update={"image": resolve_path(path, floor.image)})
+    return config.model_copy(update={"broker": broker, "floor": floor})
 
 
 def resolve_path(config_file: Path, value: Path) -> Path:

@@ -12,14 +12,19 @@ free-form blob. Visitor ids are random per visit. Heat is occupancy per floor ce
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import re
 import time
 import uuid
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from functools import cache
 from typing import Annotated, Any, Literal, Self, TypeVar
 
+import numpy as np
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -30,6 +35,7 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+from pydantic_core import PydanticCustomError, from_json
 
 SCHEMA_V1 = "showroom.v1"
 TOPIC_ROOT = "showroom/v1"
@@ -48,8 +54,45 @@ EventType = Literal[
 """The `type` of every payload: each payload class narrows it to its own value."""
 
 
+MAX_NESTING = 16
+"""Deepest nesting of JSON arrays and objects a payload may have (the deepest type needs 3); checked on
+the bytes before any parser sees them."""
+
+
+class Reason(StrEnum):
+    """Why a payload or topic was refused: the quarantine's reason codes, one per rule of the contract."""
+
+    OVERSIZE = "oversize"
+    TOO_DEEP = "too_deep"
+    NOT_UTF8 = "not_utf8"
+    NOT_JSON = "not_json"
+    SCHEMA = "schema"
+    NOT_FINITE = "not_finite"
+    INVALID = "invalid"
+    TIME_WINDOW = "time_window"
+    BAD_TOPIC = "bad_topic"
+    TOPIC_MISMATCH = "topic_mismatch"
+    OUTSIDE_FLOOR = "outside_floor"
+    SEQ_JUMP = "seq_jump"
+    BAD_REPLAY_REPLY = "bad_replay_reply"
+    """A node's answer to a replay request (`replay/reply`) that cannot be read."""
+
+
 class ContractError(ValueError):
-    """A topic or payload that does not follow the contract; the message names what and why."""
+    """A topic or payload that does not follow the contract. `rule` names the rule it breaks (`code`, its
+    value, is what the quarantine stores); `message` (also `reason`, the quarantine's reason text) says
+    what and why."""
+
+    def __init__(self, message: str, rule: Reason = Reason.INVALID) -> None:
+        super().__init__(message)
+        self.rule = rule
+        self.message = message
+        self.reason = message
+
+    @property
+    def code(self) -> str:
+        """The rule as stored in the quarantine."""
+        return self.rule.value
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -63,13 +106,23 @@ def _to_utc(value: datetime) -> datetime:
     # The contract's resolution is the millisecond: truncate so a round trip is exact. (Payloads are
     # written at that resolution, so the costly `replace` is rarely needed: this runs on every timestamp
     # the aggregator ingests.)
-    utc = value.astimezone(UTC)
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        # Year 1 with a positive offset (or 9999 with a negative one) has no UTC form.
+        raise PydanticCustomError(
+            "timestamp_range", "timestamp {value} has no UTC equivalent", {"value": value.isoformat()}
+        ) from None
     return utc.replace(microsecond=utc.microsecond - extra) if (extra := utc.microsecond % 1000) else utc
 
 
 def format_ts(value: datetime) -> str:
-    """RFC 3339 UTC with milliseconds: `2026-11-23T10:15:00.123Z`."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    """RFC 3339 UTC with milliseconds: `2026-11-23T10:15:00.123Z` (always a 4-digit year)."""
+    u = value.astimezone(UTC)
+    return (
+        f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}."
+        f"{u.microsecond // 1000:03d}Z"
+    )
 
 
 UtcDatetime = Annotated[
@@ -192,7 +245,7 @@ def event_id_time(event_id: str) -> datetime:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False, allow_inf_nan=False)
 
 
 class Envelope(_Strict):
@@ -210,7 +263,7 @@ class Envelope(_Strict):
     # class puts its own) so that `event.type` is typed for any payload.
     type: EventType
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
     @property
     def kind(self) -> EventKind:
@@ -319,7 +372,7 @@ class Heat(Envelope):
 
     type: Literal["heat"] = "heat"
     minute: UtcDatetime = Field(description="Start of the minute (seconds and milliseconds are zero).")
-    cell_m: float = Field(gt=0, le=10, allow_inf_nan=False, description="Cell edge in metres.")
+    cell_m: float = Field(ge=0.1, le=10, allow_inf_nan=False, description="Cell edge in metres.")
     cells: list[HeatCell] = Field(max_length=20_000)
     occupancy_max: int = Field(ge=0, le=10_000, description="Most visitors on the floor at once.")
 
@@ -339,6 +392,9 @@ class Heat(Envelope):
         return self
 
 
+_MAX_COUNT = 2**53 - 1
+"""Counters stay exact in every JSON reader (IEEE doubles hold integers up to 2^53)."""
+
 ConnectionQuality = Literal["excellent", "fair", "poor", "unusable"]
 
 
@@ -350,8 +406,8 @@ class CameraHealth(_Strict):
     fps: float = Field(ge=0, le=240, allow_inf_nan=False)
     target_fps: float = Field(gt=0, le=240, allow_inf_nan=False)
     inference_ms: float = Field(ge=0, le=60_000, allow_inf_nan=False)
-    dropped_frames: int = Field(ge=0)
-    reconnects: int = Field(ge=0)
+    dropped_frames: int = Field(ge=0, le=_MAX_COUNT)
+    reconnects: int = Field(ge=0, le=_MAX_COUNT)
     quality: ConnectionQuality
     detail: str | None = Field(None, max_length=200, description="Short human-readable reason, no data.")
 
@@ -361,21 +417,28 @@ class Heartbeat(Envelope):
 
     type: Literal["heartbeat"] = "heartbeat"
     cameras: list[CameraHealth] = Field(max_length=64)
-    outbox_depth: int = Field(ge=0)
+    outbox_depth: int = Field(ge=0, le=_MAX_COUNT)
     oldest_unsent_age_s: LongSeconds | None = None
     outbox_evicted: int = Field(
-        0, ge=0, description="Payloads the outbox dropped, ever, to stay within its disk budget (seq gaps)."
+        0,
+        ge=0,
+        le=_MAX_COUNT,
+        description="Payloads the outbox dropped, ever, to stay within its disk budget (seq gaps).",
     )
     model_id: str = Field(max_length=100)
     model_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
     software_version: str = Field(max_length=50)
     uptime_s: LongSeconds
     cpu_percent: float | None = Field(None, ge=0, le=100 * 256)
-    memory_mb: float | None = Field(None, ge=0)
+    memory_mb: float | None = Field(None, ge=0, le=1e9)
     temperature_c: float | None = Field(None, ge=-50, le=150)
     clock_offset_s: float | None = Field(None, ge=-86_400, le=86_400)
-    calibration_error_m: dict[str, float] = Field(
-        default_factory=dict, description="Per camera id, the calibration's reprojection error in metres."
+    calibration_error_m: dict[
+        Annotated[str, Field(max_length=64)], Annotated[float, Field(ge=0, le=1e6, allow_inf_nan=False)]
+    ] = Field(
+        default_factory=dict,
+        max_length=64,
+        description="Per camera id, the calibration's reprojection error in metres.",
     )
 
     @property
@@ -431,41 +494,164 @@ def to_json(event: Envelope) -> bytes:
     """Serialise to the wire form: compact UTF-8 JSON with the `schema` key."""
     data = event.model_dump_json(by_alias=True, exclude_none=False).encode()
     if len(data) > MAX_PAYLOAD_BYTES:
-        raise ContractError(f"payload is {len(data)} bytes, over the {MAX_PAYLOAD_BYTES}-byte limit")
+        raise ContractError(
+            f"payload is {len(data)} bytes, over the {MAX_PAYLOAD_BYTES}-byte limit", Reason.OVERSIZE
+        )
     return data
 
 
+@dataclass(frozen=True)
+class TimeWindow:
+    """How far from its receipt time a payload's timestamps may lie: `max_past` back (a node's outbox
+    drains days of backlog after an outage) and `max_future` ahead (clock skew)."""
+
+    max_past: timedelta = timedelta(days=400)
+    max_future: timedelta = timedelta(days=1)
+
+    def check(self, event: Envelope, received_at: datetime) -> None:
+        """`ContractError` (time_window) naming the first timestamp of `event` outside the window."""
+        lo, hi = received_at - self.max_past, received_at + self.max_future
+        for name in _time_fields(type(event)):
+            value = getattr(event, name)
+            if isinstance(value, datetime) and not lo <= value <= hi:
+                raise ContractError(
+                    f"{name}: {format_ts(value)} is outside the window {format_ts(lo)} .. {format_ts(hi)} "
+                    f"around its receipt at {format_ts(received_at)}",
+                    Reason.TIME_WINDOW,
+                )
+
+
+_TIME_FIELDS = ("ts", "started_at", "entered_at", "exited_at", "minute")
+
+
+@cache
+def _time_fields(cls: type[Envelope]) -> tuple[str, ...]:
+    """The timestamp fields a payload class has (looked up once: a missing attribute is slow to ask for)."""
+    return tuple(name for name in _TIME_FIELDS if name in cls.model_fields)
+
+
+DEFAULT_WINDOW = TimeWindow()
+
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_OPENERS = frozenset(b"[{")
+
+
+def check_bounds(payload: bytes) -> None:
+    """Size and nesting of a raw payload, checked before any parser reads it (`ContractError`)."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise ContractError(
+            f"payload is {len(payload)} bytes, over the {MAX_PAYLOAD_BYTES}-byte limit", Reason.OVERSIZE
+        )
+    if payload.count(b"[") + payload.count(b"{") <= MAX_NESTING:
+        return  # too few brackets to nest deeper (the common case: one flat object)
+    # Brackets inside strings do not nest: drop the strings, then depth is a running sum.
+    bare = np.frombuffer(_JSON_STRING.sub(b"", payload), dtype=np.uint8)
+    step = (np.isin(bare, (0x5B, 0x7B)).astype(np.int32)) - np.isin(bare, (0x5D, 0x7D)).astype(np.int32)
+    depth = int(np.cumsum(step).max(initial=0))
+    if depth > MAX_NESTING:
+        raise ContractError(
+            f"payload nests {depth} levels deep, over the limit of {MAX_NESTING}", Reason.TOO_DEEP
+        )
+
+
+def read_json(payload: bytes) -> Any:
+    """The JSON value of a raw payload, bounded first (`check_bounds`); `ContractError` names why not.
+    Non-finite numbers (NaN, Infinity) are refused as such."""
+    check_bounds(payload)
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ContractError(f"payload is not UTF-8: {exc}", Reason.NOT_UTF8) from exc
+    try:
+        data = from_json(text, allow_inf_nan=True)
+    except ValueError as exc:
+        raise ContractError(f"payload is not JSON: {exc}", Reason.NOT_JSON) from exc
+    where = _non_finite(data, "")
+    if where is not None:
+        raise ContractError(
+            f"{where or '(payload)'}: numbers must be finite (NaN, Infinity)", Reason.NOT_FINITE
+        )
+    return data
+
+
+def _non_finite(value: Any, path: str) -> str | None:
+    """The path of the first NaN or infinite number in a parsed JSON value (depth already bounded)."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else path
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = _non_finite(item, f"{path}.{key}" if path else str(key))
+        if found is not None:
+            return found
+    return None
+
+
+def parse_payload(
+    payload: bytes | str,
+    received_at: datetime | None = None,
+    window: TimeWindow = DEFAULT_WINDOW,
+) -> Envelope:
+    """Validate one raw payload against the contract: the one parser of the aggregator's ingest, its
+    rebuilds and the tests.
+
+    Size and nesting are bounded before parsing; then the payload is validated in one pass (the common,
+    valid case); a failure is read again step by step to name its `Reason`. With `received_at`, every
+    timestamp must lie within `window` of it. Raises `ContractError`; never anything else for any input.
+    """
+    raw = payload.encode("utf-8", "surrogatepass") if isinstance(payload, str) else bytes(payload)
+    check_bounds(raw)
+    try:
+        # Strict: "7" is not a number and 1 is not true on the wire; times stay RFC 3339 strings.
+        event: Envelope = _event_adapter.validate_json(raw, strict=True)
+    except ValidationError as exc:
+        raise _classify(raw, exc) from None
+    if "schema_" not in event.model_fields_set:
+        raise ContractError(f"schema: missing, expected {SCHEMA_V1!r}", Reason.SCHEMA)
+    if received_at is not None:
+        window.check(event, received_at)
+    return event
+
+
+def _classify(raw: bytes, exc: ValidationError) -> ContractError:
+    """Why a payload failed validation, as a `ContractError` with its `Reason`."""
+    try:
+        data = read_json(raw)
+    except ContractError as err:
+        return err
+    if not isinstance(data, dict):
+        return ContractError(f"payload must be a JSON object, got {type(data).__name__}", Reason.NOT_JSON)
+    schema = data.get("schema")
+    if schema != SCHEMA_V1:
+        return ContractError(
+            f"schema: unknown schema version {_short(schema)}, expected {SCHEMA_V1!r}", Reason.SCHEMA
+        )
+    errors = exc.errors(include_url=False)
+    if any(e["type"] == "timestamp_range" for e in errors):
+        return ContractError(describe_validation_error(exc), Reason.TIME_WINDOW)
+    return ContractError(describe_validation_error(exc), Reason.INVALID)
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def parse_event(payload: bytes | str | dict[str, Any]) -> Envelope:
-    """Validate one payload against the contract.
+    """Validate one payload against the contract (`parse_payload`; a dict is serialised first).
 
     Raises `ContractError` naming the failing field and the reason; never guesses at a payload.
     """
-    if isinstance(payload, bytes | bytearray):
-        if len(payload) > MAX_PAYLOAD_BYTES:
-            raise ContractError(f"payload is {len(payload)} bytes, over the {MAX_PAYLOAD_BYTES}-byte limit")
-        try:
-            payload = bytes(payload).decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ContractError(f"payload is not UTF-8: {exc}") from exc
     if isinstance(payload, dict):
         try:
             payload = json.dumps(payload, default=_json_default)
-        except (TypeError, ValueError) as exc:
-            raise ContractError(f"payload cannot be read as JSON: {exc}") from exc
-    try:
-        data = json.loads(payload)
-    except ValueError as exc:
-        raise ContractError(f"payload is not JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ContractError(f"payload must be a JSON object, got {type(data).__name__}")
-    schema = data.get("schema")
-    if schema != SCHEMA_V1:
-        raise ContractError(f"schema: unknown schema version {schema!r}, expected {SCHEMA_V1!r}")
-    try:
-        # Strict: "7" is not a number and 1 is not true on the wire; times stay RFC 3339 strings.
-        return _event_adapter.validate_json(payload, strict=True)
-    except ValidationError as exc:
-        raise ContractError(describe_validation_error(exc)) from exc
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise ContractError(f"payload cannot be read as JSON: {exc}", Reason.NOT_JSON) from None
+    return parse_payload(payload)
 
 
 def _json_default(value: object) -> str:
@@ -479,9 +665,7 @@ def describe_validation_error(exc: ValidationError) -> str:
     lines = []
     for err in exc.errors(include_url=False):
         loc = ".".join(str(p) for p in err["loc"]) or "(payload)"
-        got = repr(err.get("input"))
-        if len(got) > 80:
-            got = got[:77] + "..."
+        got = _short(err.get("input"))
         lines.append(f"{loc}: {err['msg']} (got {got})")
     return "; ".join(lines)
 
@@ -489,6 +673,10 @@ def describe_validation_error(exc: ValidationError) -> str:
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of every payload type (the file in docs/ is generated from this)."""
     schema = _event_adapter.json_schema(by_alias=True, mode="serialization")
+    for definition in schema.get("$defs", {}).values():
+        # Built in Python, `schema` defaults to the current version; on the wire it is required.
+        if "schema" in definition.get("properties", {}):
+            definition["required"] = ["schema", *(r for r in definition.get("required", []) if r != "schema")]
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "Showroom Vision event contract v1"
     schema["description"] = (__doc__ or "").strip().split("\n\n")[0]
@@ -519,13 +707,19 @@ def parse_topic(name: str) -> tuple[str, str, EventKind]:
     """(store_id, node_id, kind) of a contract topic; `ContractError` for anything else."""
     parts = name.split("/")
     if len(parts) != 5 or "/".join(parts[:2]) != TOPIC_ROOT:
-        raise ContractError(f"topic {name!r} is not {TOPIC_ROOT}/{{store_id}}/{{node_id}}/{{kind}}")
+        raise ContractError(
+            f"topic {name[:200]!r} is not {TOPIC_ROOT}/{{store_id}}/{{node_id}}/{{kind}}", Reason.BAD_TOPIC
+        )
     _, _, store_id, node_id, kind = parts
     if kind not in KINDS:
-        raise ContractError(f"topic {name!r}: kind {kind!r} is not one of {', '.join(KINDS)}")
+        raise ContractError(
+            f"topic {name[:200]!r}: kind {kind[:80]!r} is not one of {', '.join(KINDS)}", Reason.BAD_TOPIC
+        )
     for label, value in (("store_id", store_id), ("node_id", node_id)):
         if not _ID_RE.match(value):
-            raise ContractError(f"topic {name!r}: {label} {value!r} does not match {ID_PATTERN}")
+            raise ContractError(
+                f"topic {name[:200]!r}: {label} {value[:80]!r} does not match {ID_PATTERN}", Reason.BAD_TOPIC
+            )
     return store_id, node_id, kind
 
 
@@ -589,10 +783,34 @@ def check_topic_matches(topic_name: str, event: Envelope) -> None:
     if (store_id, node_id) != (event.store_id, event.node_id):
         raise ContractError(
             f"topic {topic_name!r} names {store_id}/{node_id} but the payload is from "
-            f"{event.store_id}/{event.node_id}"
+            f"{event.store_id}/{event.node_id}",
+            Reason.TOPIC_MISMATCH,
         )
     if kind != event.kind:
-        raise ContractError(f"topic {topic_name!r} is kind {kind!r} but a {event.kind!r} payload was sent")
+        raise ContractError(
+            f"topic {topic_name!r} is kind {kind!r} but a {event.kind!r} payload was sent",
+            Reason.TOPIC_MISMATCH,
+        )
+
+
+UNKNOWN_FLOOR_M = 200.0
+"""Floor edge assumed for a store the registry does not know (yet): bounds its heat grids."""
+
+
+def check_heat_floor(event: Heat, floor_size_m: tuple[float, float] | None) -> None:
+    """Every heat cell must lie on the store's floor (`floor_size_m`, width and depth in metres; None:
+    `UNKNOWN_FLOOR_M` square), with one cell of slack for a floor measured a little differently by the
+    node; `ContractError` (outside_floor) names the first cell that does not."""
+    w_m, h_m = floor_size_m or (UNKNOWN_FLOOR_M, UNKNOWN_FLOOR_M)
+    nx = max(1, math.ceil(w_m / event.cell_m)) + 1
+    ny = max(1, math.ceil(h_m / event.cell_m)) + 1
+    for ix, iy, _ in event.cells:
+        if ix >= nx or iy >= ny:
+            raise ContractError(
+                f"cells: [{ix}, {iy}] is outside the store's {w_m:g} x {h_m:g} m floor "
+                f"({nx} x {ny} cells of {event.cell_m:g} m)",
+                Reason.OUTSIDE_FLOOR,
+            )
 
 
 def floor_minute(ts_utc: datetime) -> datetime:
@@ -642,9 +860,11 @@ class EventStamper:
 
 __all__ = [
     "CONTROL_KINDS",
+    "DEFAULT_WINDOW",
     "EVENT_TYPES",
     "KINDS",
     "KIND_OF_TYPE",
+    "MAX_NESTING",
     "MAX_PAYLOAD_BYTES",
     "SCHEMA_V1",
     "CameraHealth",
@@ -658,11 +878,15 @@ __all__ = [
     "Heartbeat",
     "Heat",
     "IdSource",
+    "Reason",
     "Reception",
     "Status",
+    "TimeWindow",
     "VisitEnded",
     "VisitStarted",
     "ZoneDwell",
+    "check_bounds",
+    "check_heat_floor",
     "check_topic_matches",
     "commission_reply_topic",
     "commission_topic",
@@ -674,7 +898,9 @@ __all__ = [
     "new_event_id",
     "new_visitor_id",
     "parse_event",
+    "parse_payload",
     "parse_topic",
+    "read_json",
     "subscription",
     "to_json",
     "topic",

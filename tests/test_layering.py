@@ -12,7 +12,7 @@ The allowed arrows (README, Architecture):
 |-----------------|------------------------------------------------------------------------|
 | `showroom`      | anything (the application: root CLI, demo, simulator truth, evaluation) |
 | `dashboard`     | `aggregator`                                                           |
-| `aggregator`    | `edge.events` (the contract), `edge.mqtt_common` (broker, MQTT 5 rule)  |
+| `aggregator`    | `edge.events` (the contract), `edge.mqtt_common`, `edge.strict_yaml`   |
 | `hardware`      | `edge` (config, floor, node sources, MQTT helpers), `vision_models`     |
 | `edge`          | `vision_models`                                                        |
 | `vision_models` | nothing of ours                                                        |
@@ -38,7 +38,7 @@ PACKAGES = ("showroom", "dashboard", "aggregator", "hardware", "edge", "vision_m
 ALLOWED_ACROSS: dict[str, tuple[str, ...]] = {
     "showroom": PACKAGES,
     "dashboard": ("aggregator",),
-    "aggregator": ("edge.events", "edge.mqtt_common"),
+    "aggregator": ("edge.events", "edge.mqtt_common", "edge.strict_yaml"),
     "hardware": ("edge", "vision_models"),
     "edge": ("vision_models",),
     "vision_models": (),
@@ -48,6 +48,7 @@ ALLOWED_ACROSS: dict[str, tuple[str, ...]] = {
 # Within edge: (importer prefix, forbidden target prefixes, why).
 WITHIN_EDGE: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("edge.mqtt_common", ("edge",), "shared with the aggregator, so it imports nothing of ours"),
+    ("edge.strict_yaml", ("edge",), "shared with the aggregator, so it imports nothing of ours"),
     (
         "edge.tracking",
         ("edge.analytics", "edge.node", "edge.pipeline"),

@@ -173,4 +173,15 @@ MIGRATIONS: tuple[Migration, ...] = (
                 PRIMARY KEY (store_id, node_id, lo)) WITHOUT ROWID""",
         ),
     ),
+    Migration(
+        6,
+        "API tokens, kept as their SHA-256 only, each scoped to a brand or a store",
+        (
+            # Tokens are 256-bit random strings shown once at creation: the hash alone identifies one.
+            """CREATE TABLE api_tokens (
+                token_sha256 TEXT PRIMARY KEY, brand_id TEXT, store_id TEXT, note TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                CHECK ((brand_id IS NULL) <> (store_id IS NULL)))""",
+        ),
+    ),
 )

@@ -142,4 +142,14 @@ PG_MIGRATIONS: tuple[Migration, ...] = (
                 PRIMARY KEY (store_id, node_id, lo))""",
         ),
     ),
+    Migration(
+        3,
+        "API tokens, kept as their SHA-256 only, each scoped to a brand or a store",
+        (
+            f"""CREATE TABLE api_tokens (
+                token_sha256 {_T} PRIMARY KEY, brand_id {_T}, store_id {_T}, note text NOT NULL,
+                created_at {_T} NOT NULL,
+                CHECK ((brand_id IS NULL) <> (store_id IS NULL)))""",
+        ),
+    ),
 )

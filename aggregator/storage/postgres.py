@@ -980,6 +980,16 @@ class PgStorage:
         row = self._all("SELECT value FROM counters WHERE name = 'registry.version'")
         return 0 if not row else int(row[0][0])
 
+    def insert_api_token(self, row: Row) -> None:
+        """(token_sha256, brand_id, store_id, note, created_at); exactly one of brand_id, store_id."""
+        with self._conn() as c:
+            c.execute("INSERT INTO api_tokens VALUES (%s, %s, %s, %s, %s)", row)
+
+    def api_token(self, token_sha256: str) -> Row | None:
+        """(brand_id, store_id) of the token with this hash, or None."""
+        rows = self._all("SELECT brand_id, store_id FROM api_tokens WHERE token_sha256 = %s", (token_sha256,))
+        return rows[0] if rows else None
+
     @as_records(StoreRow)
     def store_rows(self) -> list[Row]:
         return self._all(

@@ -788,6 +788,17 @@ class SqliteStorage:
         ).fetchone()[0]
         return int(inward), int(outward)
 
+    def insert_api_token(self, row: Row) -> None:
+        """(token_sha256, brand_id, store_id, note, created_at); exactly one of brand_id, store_id."""
+        self.conn.execute("INSERT INTO api_tokens VALUES (?, ?, ?, ?, ?)", row)
+
+    def api_token(self, token_sha256: str) -> Row | None:
+        """(brand_id, store_id) of the token with this hash, or None."""
+        row: Row | None = self.conn.execute(
+            "SELECT brand_id, store_id FROM api_tokens WHERE token_sha256 = ?", (token_sha256,)
+        ).fetchone()
+        return row
+
     def insert_audit(self, row: Row) -> int:
         """(store_id, start_ts, end_ts, manual_in, system_in, manual_out, system_out, auditor, note,
         recorded_at); returns the audit's id."""

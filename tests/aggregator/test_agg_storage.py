@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -23,7 +23,7 @@ from aggregator.storage import (
 )
 from aggregator.storage.postgres import PgStorage
 from aggregator.synth import VisitPlan, stamper_for, visit_events
-from edge.events import Envelope, to_json, topic_for
+from edge.events import Envelope, TimeWindow, to_json, topic_for
 from showroom.cli import main
 from tests.netkit import free_port
 
@@ -172,7 +172,8 @@ def test_events_and_rollups_land_in_monthly_partitions(pg_databases: object) -> 
         storage = open_storage(url)
         assert isinstance(storage, PgStorage)
         old = events(3, start=datetime(2024, 2, 10, 11, 0, tzinfo=UTC))
-        Ingestor(storage).ingest(messages(old))
+        # History from 2024, as a backfill of old files would bring it (past the live receipt window).
+        Ingestor(storage, time_window=TimeWindow(max_past=timedelta(days=3650))).ingest(messages(old))
         for table in ("events", "daily_store", "hourly_store"):
             assert f"{table}_p2024_02" in storage.partition_names(table)
         with Queries.open(url) as q:

@@ -49,6 +49,8 @@ def test_pilot_history_moves_to_postgresql(tmp_path: Path, pg_databases: PgDatab
                     STORE,
                     "--date",
                     "2026-11-23",
+                    "--as-of",
+                    "2026-12-01T00:00:00+08:00",
                     "--format",
                     "json",
                 ],

@@ -174,9 +174,20 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_check_config_command_ok_and_errors(tmp_path: Path) -> None:
-    ok = run_cli("edge", "check-config", str(EXAMPLE))
+    # The example names the box's CA bundle (/etc/showroom/ca.pem): here, one beside the config.
+    (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    here = example_data()
+    here["broker"]["tls"]["ca_file"] = "ca.pem"
+    example = tmp_path / "example.yaml"
+    example.write_text(yaml.safe_dump(here))
+    ok = run_cli("edge", "check-config", str(example))
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.startswith("OK ")
+    if not Path("/etc/showroom/ca.pem").exists():
+        missing_ca = run_cli("edge", "check-config", str(EXAMPLE))
+        assert missing_ca.returncode == 1 and "broker.tls.ca_file: /etc/showroom/ca.pem does not exist" in (
+            missing_ca.stderr
+        )
 
     data = example_data()
     _typo(data)
