@@ -142,8 +142,7 @@ class EdgePipeline:
         det, feet = self.detections.get(camera_id), self._feet.get(camera_id)
         if det is None or feet is None:  # no track has a box from a camera not projected at this step
             return []
-        anchor = self.projections[camera_id].anchor
-        return self._overlay.rows(self.tracks, camera_id, det, feet, anchor)
+        return self._overlay.rows(self.tracks, det, feet, self.projections[camera_id])
 
     def process(
         self,
