@@ -183,7 +183,7 @@ SCENARIOS: dict[str, Scenario] = {
             name="launch-crowd",
             description=(
                 "A car launch, Saturday 14:00-14:10: 1,500 visitors an hour, 80-120 on the floor at once "
-                "from minute 5 on (above the tracker's default capacity)."
+                "from minute 5 on."
             ),
             start_local=_SATURDAY.replace(hour=14),
             duration_s=600,

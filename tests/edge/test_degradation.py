@@ -137,8 +137,10 @@ def test_a_calibration_that_puts_people_50_m_away_is_reported() -> None:
 
 
 def test_a_crowd_above_the_trackers_capacity_is_reported_and_tracks_stay_bounded() -> None:
-    # A car launch: 80-120 people on the floor from minute 5 on; the node tracks at most `max_tracks`.
-    config = parse_config(sim_store())
+    # A car launch: 80-120 people on the floor from minute 5 on, on a node set to track at most 64.
+    data = sim_store()
+    data["tracker"]["max_tracks"] = 64
+    config = parse_config(data)
     capacity = config.tracker.max_tracks
     pipeline = EdgePipeline(config, EventStamper(config.store_id, config.node_id, IdSource(0)))
     most_alive = most_visits = 0
