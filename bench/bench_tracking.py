@@ -12,7 +12,9 @@
    with its defaults and frame_rate = 7 (the sequence's rate).
 3. Scores: TrackEval HOTA, CLEAR (MOTA, ID switches) and Identity (IDF1), MOTChallenge protocol; door-line
    counts per direction (ground truth 14 left-to-right, 18 right-to-left): ours from the product's floor door
-   counter, and for every tracker from its boxes' bottom centres crossing the image line.
+   counter, and for every tracker from its boxes' bottom centres crossing the image line; the image-line
+   harness counts every tracker's boxes on five vertical and three horizontal lines, each direction, with its
+   total and worst error against the ground truth's boxes.
 4. Speed: tracker + analytics per frame with 20 people walking in view (synthetic detections), ms.
 5. `--reid`: ours again with on-box re-identification (`tracker.reid: {}`, the product's defaults), the
    detections embedding their boxes on the tracker's request from the clip's real frames (re-read while
@@ -297,6 +299,33 @@ def reid_label(variant: dict[str, Any]) -> str:
 
 LINES_X_768 = (200, 300, 384, 450, 550)
 """Vertical image lines (x in 768x576 pixels) through the walking area, for the any-line count check."""
+LINES_Y_768 = (200, 300, 400)
+"""Horizontal image lines (y in 768x576 pixels): people walk along them as much as across, so a box whose
+bottom jitters across such a line counts crossings nobody made."""
+
+
+def row_crossings(tracks: Rows, line_y: float) -> tuple[int, int]:
+    """(top-to-bottom, bottom-to-top) crossings of the horizontal image line by boxes' bottom centres."""
+    last: dict[int, float] = {}
+    down = up = 0
+    for frame in sorted(tracks):
+        for tid, box in tracks[frame]:
+            y = box[1] + box[3]
+            prev = last.get(tid)
+            if prev is not None:
+                if prev < line_y <= y:
+                    down += 1
+                elif prev >= line_y > y:
+                    up += 1
+            last[tid] = y
+    return down, up
+
+
+def image_line_counts(rows: Rows) -> dict[str, tuple[int, int]]:
+    """Per image line (`x200`..., `y200`...), the crossings by the rows' bottom centres, each direction."""
+    counts = {f"x{x}": line_crossings(rows, x * 0.625) for x in LINES_X_768}
+    counts.update({f"y{y}": row_crossings(rows, y * 0.625) for y in LINES_Y_768})
+    return counts
 
 
 def gt_line_counts(x_768: float, first: int = 1, last: int = 10**9) -> tuple[int, int]:
@@ -684,6 +713,9 @@ def main() -> None:
             x: line_crossings(cut(tracker_rows, first, last), x * 0.625) for x in LINES_X_768
         }
     door_lr, door_rl = lines["ground truth"][384]
+    image_lines = {"ground truth": image_line_counts(cut(gt_tracks(GT), first, last))}
+    for name, tracker_rows in all_rows.items():
+        image_lines[name] = image_line_counts(cut(tracker_rows, first, last))
 
     frames = f"{n} frames" if clip.frames is None else f"frames {first}-{last} of {n}"
     print(
@@ -714,6 +746,26 @@ def main() -> None:
             off = abs(lr - truth[x][0]) > 1 or abs(rl - truth[x][1]) > 1
             cells.append(f"{lr} / {rl}{' *' if off else ''}")
         print(f"| {name} | " + " | ".join(cells) + " |")
+    names = [*LINES_X_768, *LINES_Y_768]
+    print(
+        "\nImage-line harness: every tracker's boxes (bottom centres) on vertical lines x (L->R / R->L) and "
+        "horizontal lines y (down / up), 768x576 pixels; * = off by more than 1"
+    )
+    print(
+        "| tracker | "
+        + " | ".join([*(f"x = {x}" for x in LINES_X_768), *(f"y = {y}" for y in LINES_Y_768)])
+        + " | total error | worst |"
+    )
+    print("|---|" + "---|" * (len(names) + 2))
+    gt_lines = image_lines["ground truth"]
+    for name, by_line in image_lines.items():
+        cells, total, worst = [], 0, 0
+        for key in gt_lines:
+            a, b = by_line[key]
+            errors = (abs(a - gt_lines[key][0]), abs(b - gt_lines[key][1]))
+            total, worst = total + sum(errors), max(worst, *errors)
+            cells.append(f"{a} / {b}{' *' if max(errors) > 1 else ''}")
+        print(f"| {name} | " + " | ".join(cells) + f" | {total} | {worst} |")
     if reid_names:
         print("\nRe-identification (ms/frame: EdgePipeline.process wall, embedding included)")
         print(
@@ -734,7 +786,12 @@ def main() -> None:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         lines_json = {name: {str(x): v for x, v in by_x.items()} for name, by_x in lines.items()}
-        payload = {"pets09": results, "line_counts": lines_json, "ms_per_frame_20_people": speed}
+        payload = {
+            "pets09": results,
+            "line_counts": lines_json,
+            "image_line_counts": image_lines,
+            "ms_per_frame_20_people": speed,
+        }
         if clip.frames is not None:
             payload["frames"] = [first, last]
         args.json.write_text(json.dumps(payload, indent=2))

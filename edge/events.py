@@ -396,6 +396,10 @@ _MAX_COUNT = 2**53 - 1
 """Counters stay exact in every JSON reader (IEEE doubles hold integers up to 2^53)."""
 
 ConnectionQuality = Literal["excellent", "fair", "poor", "unusable"]
+Degradation = Literal["no_detections", "off_floor", "over_capacity"]
+"""What makes a delivering camera's counts unreliable (`edge.degradation`): its detector has returned no one
+for minutes, most of its people land off the floor plan (a wrong calibration), or people in its view were
+left untracked because the node's tracker was full."""
 
 
 class CameraHealth(_Strict):
@@ -410,6 +414,27 @@ class CameraHealth(_Strict):
     reconnects: int = Field(ge=0, le=_MAX_COUNT)
     quality: ConnectionQuality
     detail: str | None = Field(None, max_length=200, description="Short human-readable reason, no data.")
+    degraded: list[Degradation] = Field(
+        default_factory=list,
+        max_length=3,
+        description="Why this camera's counts are unreliable now, if they are (empty: nothing known).",
+    )
+    no_detections_s: LongSeconds | None = Field(
+        None,
+        description="Seconds of the camera's frames since its detector last returned a person; null before "
+        "its first analysed frame.",
+    )
+    off_floor_share: Ratio | None = Field(
+        None,
+        description="Of the camera's boxes in the last minute, the share whose feet landed off the floor "
+        "plan; null without boxes.",
+    )
+    untracked: int = Field(
+        0,
+        ge=0,
+        description="The most people in the camera's view at one step of the last minute that no track "
+        "follows because the node's tracker was at capacity.",
+    )
 
 
 class Heartbeat(Envelope):
@@ -870,6 +895,7 @@ __all__ = [
     "CameraHealth",
     "CarEntry",
     "ContractError",
+    "Degradation",
     "Envelope",
     "Event",
     "EventKind",

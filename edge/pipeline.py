@@ -14,7 +14,9 @@ frames) and returns the contract events it produced, in this order:
 Bad input inside the frame loop never raises and never turns into a count: it is dropped and counted in
 `stats` (boxes outside the image, foot points off the floor, a camera the configuration does not know, frames
 whose size does not match the calibration, time going backwards). NaN boxes never get this far: `Detections`
-refuses them where it is built, and its arrays are read-only.
+refuses them where it is built, and its arrays are read-only. Input that degrades a camera's counts without
+being wrong box by box (no detections for minutes, people off the floor plan, a crowd above the tracker's
+capacity) is reported per camera by `degradation()`, which the heartbeat carries (`edge.degradation`).
 Configuration problems (a camera without calibration, an inaccurate calibration, a zone no camera sees) raise
 `ConfigError` when the pipeline is built.
 """
@@ -35,6 +37,7 @@ from edge.analytics.showroom import ShowroomAnalytics
 from edge.config import NodeConfig
 from edge.cues.appearance import embed_on_request
 from edge.cues.uniform import uniform_cue
+from edge.degradation import CameraDegradation, ViewWatch
 from edge.events import Envelope, EventStamper
 from edge.floor.calibration import FloorProjection, calibrate_node, coverage_of
 from edge.floor.feet import CutBoxRecovery, Feet
@@ -64,6 +67,8 @@ class PipelineStats:
     """Boxes the re-identification model embedded (on request of the tracker, within its budget)."""
     cut_boxes: int = 0
     """Boxes a display car cut short at the bottom (feet hidden), stood a full height below their top."""
+    untracked: int = 0
+    """Floor detections that started no track because the tracker was at capacity (a crowd)."""
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -112,6 +117,8 @@ class EdgePipeline:
         self._overlay = OverlayBoxes()
         self._feet: dict[str, Feet] = {}
         """Per camera, where the latest step's boxes stand and what they show."""
+        self._views: list[CameraFloor] = []
+        self._watch = ViewWatch(self.projections)
         self._last_ts: datetime | None = None
 
     @property
@@ -124,14 +131,18 @@ class EdgePipeline:
         """Per camera, the calibration's mean reprojection error on the floor, metres."""
         return {cid: round(p.error_m, 4) for cid, p in sorted(self.projections.items())}
 
+    def degradation(self) -> dict[str, CameraDegradation]:
+        """Per configured camera, whether its counts degrade now (no detections for minutes, people off
+        the floor plan, a crowd above the tracker's capacity), as of its latest frame (`edge.degradation`)."""
+        return self._watch.report()
+
     def observed_tracks(self, camera_id: str) -> list[OverlayRow]:
         """(track id, float32 xyxy box in the camera's pixels, score) of the confirmed tracks the camera sees
         now, with steady box sizes (`edge.floor.overlay`)."""
         det, feet = self.detections.get(camera_id), self._feet.get(camera_id)
         if det is None or feet is None:  # no track has a box from a camera not projected at this step
             return []
-        anchor = self.projections[camera_id].anchor
-        return self._overlay.rows(self.tracks, camera_id, det, feet, anchor)
+        return self._overlay.rows(self.tracks, det, feet, self.projections[camera_id])
 
     def process(
         self,
@@ -152,6 +163,7 @@ class EdgePipeline:
         floor = self._to_floor(step_ts, detections_by_camera)
         step = self.tracker.update(step_ts, floor, self._floor.looked_at(detections_by_camera))
         self.tracks = step.tracks
+        self._watch_views(step_ts, detections_by_camera, floor, step.untracked)
         self._overlay.learn(self.tracks, self.detections, self._feet, self.projections)
         self._cut_boxes.learn(self.tracks, self._feet, self.projections)
         uniform = uniform_cue(
@@ -186,8 +198,32 @@ class EdgePipeline:
         self._last_ts = ts_utc
         return ts_utc
 
+    def _watch_views(
+        self,
+        ts_utc: datetime,
+        detections_by_camera: dict[str, Detections],
+        floor: FloorDetections,
+        untracked: tuple[int, ...],
+    ) -> None:
+        """Tell the view watch what each camera's boxes became at this step."""
+        self.stats.untracked += len(untracked)
+        untracked_by_camera: dict[str, int] = {}
+        for j in untracked:
+            for camera_id in floor.sources[j]:
+                untracked_by_camera[camera_id] = untracked_by_camera.get(camera_id, 0) + 1
+        for view in self._views:
+            self._watch.observe(
+                ts_utc,
+                view.camera_id,
+                boxes=len(detections_by_camera[view.camera_id]),
+                on_floor=len(view.index),
+                off_floor=view.off_floor,
+                untracked=untracked_by_camera.get(view.camera_id, 0),
+            )
+
     def _to_floor(self, ts_utc: datetime, detections_by_camera: dict[str, Detections]) -> FloorDetections:
         views: list[CameraFloor] = []
+        self._views = views
         self._feet = {}
         for camera_id in sorted(detections_by_camera):
             det = detections_by_camera[camera_id]

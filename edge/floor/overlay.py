@@ -1,4 +1,10 @@
-"""Boxes drawn for confirmed tracks (MOT rows, overlays): steady sizes standing on the person's feet."""
+"""Boxes drawn for confirmed tracks (MOT rows, overlays): steady sizes standing on the person's feet.
+
+Where a box stands is the mean of the matched detection's foot point and the track's filtered floor position
+seen in the camera (`FEET_SMOOTHING`): a detector's foot point jitters by a few pixels from frame to frame
+(a box edge along a line's direction flickers across it: one person walking along a counting line crosses it
+again and again), and the filter lags a turn by a step; halfway between, the jitter halves and the lag
+stays small."""
 
 from __future__ import annotations
 
@@ -7,12 +13,16 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 import numpy.typing as npt
 
+from edge.floor.calibration import FloorProjection
 from edge.floor.feet import Feet
 from edge.tracking import TrackState
 from vision_models.detections import Detections
 
 BOX_SIZE_SMOOTHING = 0.4
 """Weight of the newest detection in a track's box size (exponential smoothing), for MOT output."""
+FEET_SMOOTHING = 0.5
+"""Weight of the track's filtered floor position (in the camera's pixels) in where its box stands; the rest
+is the matched detection's own foot point."""
 
 OverlayRow = tuple[int, npt.NDArray[np.float32], float]
 """(track id, float32 (4,) xyxy box in the camera's pixels, detector score)."""
@@ -53,28 +63,40 @@ class OverlayBoxes:
         self._wh = sizes
 
     def rows(
-        self, tracks: Sequence[TrackState], camera_id: str, det: Detections, feet: Feet, anchor: str
+        self, tracks: Sequence[TrackState], det: Detections, feet: Feet, projection: FloorProjection
     ) -> list[OverlayRow]:
-        """The observed `tracks` that camera `camera_id` sees in `det` (this step's detections, with their
-        `feet`), in track order.
+        """The observed `tracks` that the camera of `projection` sees in `det` (this step's detections, with
+        their `feet`), in track order.
 
-        Each box has the track's smoothed size and stands on the matched detection's anchor point (`anchor`
-        `bottom_center`: the feet, or where the feet are when a car cut the box; `center`: its centre), so
-        it does not breathe with the detector's frame-to-frame size jitter.
+        Each box has the track's smoothed size, so it does not breathe with the detector's frame-to-frame
+        size jitter, and stands between the matched detection's anchor point (`bottom_center`: the feet, or
+        where the feet are when a car cut the box; `center`: its centre) and the track's filtered position
+        (`FEET_SMOOTHING`).
         """
-        rows = []
+        camera_id = projection.camera_id
+        shown = []
         for track in tracks:
             index = track.sources.get(camera_id)
             size = self._wh.get((track.track_id, camera_id))
             if track.observed and index is not None and size is not None:
-                xyxy = det.xyxy[index]
-                w, h = size
-                cx = (float(xyxy[0]) + float(xyxy[2])) / 2
-                if anchor == "bottom_center":
-                    y2 = float(feet.row_px[index])
-                    box = np.array([cx - w / 2, y2 - h, cx + w / 2, y2], dtype=np.float32)
-                else:
-                    cy = (float(xyxy[1]) + float(xyxy[3])) / 2
-                    box = np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dtype=np.float32)
-                rows.append((track.track_id, box, float(det.confidence[index])))
+                shown.append((track, index, size))
+        if not shown:
+            return []
+        filtered_px = projection.to_image([track.xy_m for track, _, _ in shown])
+        rows = []
+        a = FEET_SMOOTHING
+        for (track, index, (w, h)), (fx, fy) in zip(shown, filtered_px, strict=True):
+            xyxy = det.xyxy[index]
+            cx = (float(xyxy[0]) + float(xyxy[2])) / 2
+            if projection.anchor == "bottom_center":
+                cy = float(feet.row_px[index])
+            else:
+                cy = (float(xyxy[1]) + float(xyxy[3])) / 2
+            if np.isfinite(fx) and np.isfinite(fy):
+                cx, cy = a * float(fx) + (1 - a) * cx, a * float(fy) + (1 - a) * cy
+            if projection.anchor == "bottom_center":
+                box = np.array([cx - w / 2, cy - h, cx + w / 2, cy], dtype=np.float32)
+            else:
+                box = np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dtype=np.float32)
+            rows.append((track.track_id, box, float(det.confidence[index])))
         return rows

@@ -1,10 +1,11 @@
 """The heartbeat: node and camera health every 30 s, as a contract `Heartbeat` through the outbox.
 
 Per camera: delivered fps, inference ms, dropped frames, reconnects, state and connection quality (from
-`CameraMonitor`). Per node: outbox depth, oldest unsent age and evictions, CPU and memory of this process,
-temperature where the board exposes one, model id and checksum, software version, uptime and the clock's
-offset from its time source where chrony reports it. Readings that a machine does not offer are sent as
-null, never guessed.
+`CameraMonitor`), and whether what it sees still makes trustworthy counts (`edge.degradation`: no detections
+for minutes, people off the floor plan, a crowd above the tracker's capacity). Per node: outbox depth, oldest
+unsent age and evictions, CPU and memory of this process, temperature where the board exposes one, model id
+and checksum, software version, uptime and the clock's offset from its time source where chrony reports it.
+Readings that a machine does not offer are sent as null, never guessed.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 
 from edge import __version__
+from edge.degradation import CameraDegradation
 from edge.events import CameraHealth, EventStamper, Heartbeat
 from edge.node.outbox import OutboxStats
 from edge.node.sources import CameraSnapshot
@@ -94,7 +96,9 @@ class NodeVitals:
             return None
 
 
-def camera_health(snapshot: CameraSnapshot) -> CameraHealth:
+def camera_health(snapshot: CameraSnapshot, degradation: CameraDegradation | None = None) -> CameraHealth:
+    """The camera's health: its connection (`snapshot`) and, when the analytics watch it, its view."""
+    view = degradation or CameraDegradation(snapshot.camera_id, (), None, None, 0)
     return CameraHealth(
         camera_id=snapshot.camera_id,
         state=snapshot.state,
@@ -104,7 +108,11 @@ def camera_health(snapshot: CameraSnapshot) -> CameraHealth:
         dropped_frames=snapshot.dropped_frames,
         reconnects=snapshot.reconnects,
         quality=snapshot.quality,
-        detail=snapshot.detail,
+        detail=snapshot.detail or view.detail[:200] or None,
+        degraded=list(view.degraded),
+        no_detections_s=view.no_detections_s,
+        off_floor_share=view.off_floor_share,
+        untracked=view.untracked,
     )
 
 
@@ -119,12 +127,15 @@ def build_heartbeat(
     uptime_s: float,
     vitals: NodeVitals,
     calibration_error_m: Mapping[str, float] | None = None,
+    degradation: Mapping[str, CameraDegradation] | None = None,
 ) -> Heartbeat:
-    """A stamped `Heartbeat` (it takes the next seq like any outbox payload)."""
+    """A stamped `Heartbeat` (it takes the next seq like any outbox payload); `degradation`: per camera id,
+    what the analytics make of its view (`EdgePipeline.degradation`)."""
+    views = degradation or {}
     return stamper.stamp(
         Heartbeat,
         ts_utc,
-        cameras=[camera_health(s) for s in cameras],
+        cameras=[camera_health(s, views.get(s.camera_id)) for s in cameras],
         outbox_depth=outbox.depth,
         oldest_unsent_age_s=oldest_unsent_age_s,
         outbox_evicted=outbox.evicted_total,

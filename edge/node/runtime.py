@@ -39,6 +39,7 @@ import numpy.typing as npt
 
 from edge.config import BrokerConfig, ConfigError, NodeConfig, resolve_path, resolve_state_path
 from edge.cues.appearance import Embedder, EmbedTimer, load_embedder, with_appearance
+from edge.degradation import CameraDegradation
 from edge.events import Envelope, EventStamper, IdSource
 from edge.floor.calibration_check import calibration_problems, check_node_calibration
 from edge.node.heartbeat import HEARTBEAT_EVERY_S, ModelInfo, NodeVitals, build_heartbeat
@@ -89,6 +90,10 @@ class AnalyticsPipeline(Protocol):
         detections_by_camera: dict[str, Detections],
         frames_by_camera: dict[str, npt.NDArray[np.uint8]] | None = None,
     ) -> list[Envelope]: ...
+
+    def degradation(self) -> Mapping[str, CameraDegradation]:
+        """Per camera id, whether what it sees still makes trustworthy counts (for heartbeats)."""
+        ...
 
     def flush(self, ts_utc: datetime, reason: Literal["shutdown", "lost"] = "shutdown") -> list[Envelope]: ...
 
@@ -233,6 +238,7 @@ class NodeRuntime:
         }
         self.summary = RunSummary()
         self._last_states: dict[str, str] = {}
+        self._last_degraded: dict[str, tuple[str, ...]] = {}
         self._rotation = 0
         self.outbox: Outbox | None = None
         self.publisher: MqttPublisher | None = None
@@ -426,7 +432,7 @@ class NodeRuntime:
                 if batch:
                     last_ts = self._process(batch, detector, pipeline, stamper, last_ts)
                 if time.monotonic() >= next_heartbeat:
-                    self._heartbeat(stamper, model, started, vitals, calibration)
+                    self._heartbeat(stamper, model, started, vitals, calibration, pipeline.degradation())
                     next_heartbeat = time.monotonic() + self.options.heartbeat_s
                 if (
                     self.options.stop_when_cameras_end
@@ -571,6 +577,7 @@ class NodeRuntime:
         started: float,
         vitals: NodeVitals,
         calibration: Mapping[str, float],
+        degradation: Mapping[str, CameraDegradation],
         cameras: list[CameraSnapshot] | None = None,
     ) -> None:
         if self.outbox is None:
@@ -585,6 +592,7 @@ class NodeRuntime:
             uptime_s=time.monotonic() - started,
             vitals=vitals,
             calibration_error_m=calibration,
+            degradation=degradation,
         )
         self._store([heartbeat])
         self.summary.heartbeats += 1
@@ -594,6 +602,13 @@ class NodeRuntime:
                 detail = f": {cam.detail}" if cam.detail else ""
                 log.log(level, "camera %s is %s (%s%s)", cam.camera_id, cam.state, cam.quality, detail)
                 self._last_states[cam.camera_id] = cam.state
+        for view in degradation.values():
+            if self._last_degraded.get(view.camera_id, ()) != view.degraded:
+                if view.degraded:
+                    log.warning("camera %s: counts degraded: %s", view.camera_id, view.detail)
+                elif view.camera_id in self._last_degraded:
+                    log.info("camera %s: counts no longer degraded", view.camera_id)
+                self._last_degraded[view.camera_id] = view.degraded
 
     def _shutdown(
         self,
@@ -619,7 +634,12 @@ class NodeRuntime:
         except Exception:
             self.summary.pipeline_errors += 1
             log.exception("flushing the analytics failed")
-        self._heartbeat(stamper, model, started, vitals, calibration, final_cameras)
+        try:
+            degradation = pipeline.degradation()
+        except Exception:
+            degradation = {}
+            log.exception("reading the cameras' degradation failed")
+        self._heartbeat(stamper, model, started, vitals, calibration, degradation, final_cameras)
         if self.publisher is not None:
             self.publisher.stop(drain_timeout_s=self.options.drain_timeout_s)
         if self.outbox is not None:

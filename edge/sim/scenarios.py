@@ -98,6 +98,9 @@ class Scenario:
     n_staff: int = 3
     noise: NoiseModel = field(default_factory=NoiseModel)
     camera_outages: tuple[Outage, ...] = ()
+    detector_outages: tuple[Outage, ...] = ()
+    """Windows in which a camera delivers frames but its detector finds no one (a failed model, a lens
+    fogged over): the node must report it, not count an empty store."""
     broker_outages: tuple[Outage, ...] = ()
 
     def start_utc(self, timezone: str) -> datetime:
@@ -113,6 +116,9 @@ class Scenario:
 
     def camera_down(self, camera_index: int, t_s: float) -> bool:
         return any(o.camera_index == camera_index and o.covers(t_s) for o in self.camera_outages)
+
+    def detector_blind(self, camera_index: int, t_s: float) -> bool:
+        return any(o.camera_index == camera_index and o.covers(t_s) for o in self.detector_outages)
 
 
 _TUESDAY = datetime(2026, 11, 17)
@@ -172,6 +178,28 @@ SCENARIOS: dict[str, Scenario] = {
             duration_s=1800,
             n_staff=3,
             camera_outages=(Outage(600, 1200, camera_index=0),),
+        ),
+        Scenario(
+            name="launch-crowd",
+            description=(
+                "A car launch, Saturday 14:00-14:10: 1,500 visitors an hour, 80-120 on the floor at once "
+                "from minute 5 on."
+            ),
+            start_local=_SATURDAY.replace(hour=14),
+            duration_s=600,
+            rate_per_h=1500,
+            n_staff=4,
+        ),
+        Scenario(
+            name="detector-blind",
+            description=(
+                "Saturday 11:00-11:20 with the first camera's detector finding no one from minute 2 to "
+                "minute 12 while its frames keep arriving."
+            ),
+            start_local=_SATURDAY.replace(hour=11),
+            duration_s=1200,
+            n_staff=3,
+            detector_outages=(Outage(120, 720, camera_index=0),),
         ),
         Scenario(
             name="broker-outage",

@@ -89,6 +89,9 @@ class Simulation:
         self._people_cache: list[Person] | None = None
         self._starts = np.zeros(0)
         self._ends = np.zeros(0)
+        fixed = (scenario.rate_per_h or 0.0) * scenario.rate_scale
+        self._max_rate_per_h = max(_MAX_RATE_PER_H, fixed)
+        """The thinning's candidate rate: above any rate of the daily rhythm, or a crowd's fixed rate."""
 
     # -- building ------------------------------------------------------------------------------------
 
@@ -104,14 +107,14 @@ class Simulation:
         with self._lock:
             horizon = min(t_s, self.scenario.duration_s)
             consults: list[Consult] = []
-            group_rate_max = _MAX_RATE_PER_H / self._mean_size / 3600.0
+            group_rate_max = self._max_rate_per_h / self._mean_size / 3600.0
             while True:
                 # Thinning: candidate arrivals at the maximum rate, kept with probability rate / max.
                 candidate = self._next_arrival_s + float(self._rng.exponential(1.0 / group_rate_max))
                 if candidate >= horizon:
                     break
                 self._next_arrival_s = candidate
-                accept = self.rate_per_h(candidate) / _MAX_RATE_PER_H
+                accept = self.rate_per_h(candidate) / self._max_rate_per_h
                 if self._rng.random() >= accept:
                     continue
                 size = 1 + int(self._rng.choice(len(self._size_p), p=self._size_p))

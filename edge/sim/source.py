@@ -103,11 +103,14 @@ class SimulatedNode:
     def camera_down(self, camera_id: str, t_s: float) -> bool:
         return self.scenario.camera_down(self._index[camera_id], t_s)
 
+    def detector_blind(self, camera_id: str, t_s: float) -> bool:
+        return self.scenario.detector_blind(self._index[camera_id], t_s)
+
     def detect(self, camera_id: str, t_s: float) -> Detections:
         """Detections of camera `camera_id` at simulation time `t_s`."""
         with self._lock:
             samples = self.sim.samples(t_s, 1, 1.0)
-            return self._detect_rows(camera_id, samples, slice(None))
+            return self._detect_rows(camera_id, samples, slice(None), t_s)
 
     def batches(
         self, fps: float, end_s: float, chunk_frames: int = 600
@@ -125,17 +128,22 @@ class SimulatedNode:
                 yield (
                     t_s,
                     {
-                        cam_id: self._detect_rows(cam_id, samples, rows)
+                        cam_id: self._detect_rows(cam_id, samples, rows, t_s)
                         for cam_id in self.cameras
                         if not self.camera_down(cam_id, t_s)
                     },
                 )
 
-    def _detect_rows(self, camera_id: str, samples: Samples, rows: slice) -> Detections:
+    def _detect_rows(self, camera_id: str, samples: Samples, rows: slice, t_s: float) -> Detections:
         pid = samples.pid[rows]
-        return self.cameras[camera_id].detect(
+        camera = self.cameras[camera_id]
+        found = camera.detect(
             samples.xy_m[rows], samples.seated[rows], person_heights_m(pid), pid, samples.staff[rows]
         )
+        if self.detector_blind(camera_id, t_s):
+            # Drawn all the same, so the camera's faults after the outage are those of a run without it.
+            return Detections.empty(found.resolution_wh)
+        return found
 
 
 _nodes: dict[tuple[str, str, str, int, str], SimulatedNode] = {}

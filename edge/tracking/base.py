@@ -124,10 +124,13 @@ class TrackerStep:
     Attributes:
         tracks: every confirmed track still alive (observed now or lost for a short while), by id.
         ended: ids of confirmed tracks the tracker gave up on at this step (they never come back).
+        untracked: indices of this step's floor detections that would have started a track but found the
+            tracker at capacity (`TrackerConfig.max_tracks`): people in view that nothing follows.
     """
 
     tracks: list[TrackState]
     ended: list[int]
+    untracked: tuple[int, ...] = ()
 
 
 class Tracker(Protocol):

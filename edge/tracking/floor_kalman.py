@@ -18,6 +18,9 @@ Why this shape, for people walking among display cars:
   between display cars). A short track (a few matches: often a false positive) is not kept that long, and
   a track lost inside a display car's interior is not re-linked to anyone outside it: the person is sitting
   in the car.
+- At most `max_tracks` tracks live at once (tentative ones included): in a crowd beyond it the most
+  confident newcomers get the free places and the rest are returned as `untracked`, for the heartbeat to
+  report; time and memory per step stay bounded.
 - With a re-identification model (`tracker.reid`), appearance decides where motion cannot: a hidden
   person's track is re-linked only to someone who looks like them, and where two tracks could take the same
   detection (people side by side) the one whose person looks alike is cheaper. Boxes are embedded on
@@ -275,6 +278,7 @@ class FloorKalmanTracker:
             self._learn_appearance(matches, births, app, now_s)
         matched_ids = {self._meta[i].track_id: j for i, j in matches.items()}
         ended = self._prune(now_s)
+        births, untracked = self._admit(births, detections)
         for j in births:
             self._start(ts_utc, now_s, detections, j)
             if app is not None and (embedding := app.get(j)) is not None:
@@ -283,7 +287,7 @@ class FloorKalmanTracker:
                 matched_ids[self._meta[-1].track_id] = j
         if app is not None:
             self.embedded += app.embedded
-        return TrackerStep(tracks=self._states(matched_ids, detections), ended=ended)
+        return TrackerStep(tracks=self._states(matched_ids, detections), ended=ended, untracked=untracked)
 
     def close(self) -> list[int]:
         ended = [m.track_id for m in self._meta if m.confirmed]
@@ -318,6 +322,15 @@ class FloorKalmanTracker:
             )
         )
         self._next_id += 1
+
+    def _admit(self, births: list[int], det: FloorDetections) -> tuple[list[int], tuple[int, ...]]:
+        """The births that fit within `max_tracks` (the most confident first, in their given order), and
+        the detections left untracked."""
+        room = max(0, self.config.max_tracks - len(self._meta))
+        if len(births) <= room:
+            return births, ()
+        chosen = set(sorted(births, key=lambda j: (-det.score[j], j))[:room])
+        return [j for j in births if j in chosen], tuple(sorted(j for j in births if j not in chosen))
 
     def _prune(self, now_s: float) -> list[int]:
         keep: list[int] = []
