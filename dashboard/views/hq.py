@@ -14,7 +14,7 @@ from dashboard import charts
 from dashboard import format as fmt
 from dashboard.health_view import render_health
 from dashboard.i18n import Lang, t
-from dashboard.views.common import ViewContext, pick_period, show_chart
+from dashboard.views.common import ViewContext, follow_url, pick_period, set_param, show_chart
 
 SILENT_AFTER = timedelta(hours=2)
 AUDITS_SHOWN = 10
@@ -95,12 +95,10 @@ def _filters(ctx: ViewContext) -> tuple[str | None, str | None, date, date]:
             end_initial = date.fromisoformat(requested) if requested else latest
         except ValueError:
             end_initial = latest
-        end_day = st.date_input(
-            t(lang, "pick.period_end"), value=min(end_initial, latest), max_value=latest, key="hq_end"
-        )
+        follow_url("date", "hq_end", min(end_initial, latest))
+        end_day = st.date_input(t(lang, "pick.period_end"), max_value=latest, key="hq_end")
         end_day = end_day if isinstance(end_day, date) else latest
-        if st.query_params.get("date") != end_day.isoformat():
-            st.query_params["date"] = end_day.isoformat()
+        set_param("date", end_day.isoformat())
         start, end = pick_period(ctx, end_day, key="hq")
     return (None if brand == ALL else brand), (None if region == ALL else region), start, end
 
