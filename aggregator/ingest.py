@@ -278,6 +278,10 @@ class Ingestor:
                 )
                 result.stored += 1
                 self._apply(event, batch, ts)
+                if isinstance(event, Status):
+                    # Live, the status the broker delivered last is the node's state: its last will
+                    # ("offline") is stamped when the connection began, before that connection's "online".
+                    batch.statuses.append((event, received if msg.source == "mqtt" else ts))
                 batch.touch_node(event, received if msg.source == "mqtt" else None, ts)
             self.storage.insert_events(raw)
             if quarantine:
@@ -427,8 +431,6 @@ class Ingestor:
             batch.dirty_hours.add((store, hkey, ts_key(hour_start + timedelta(hours=1)), day))
         elif isinstance(event, Heartbeat):
             batch.heartbeats.append(event)
-        elif isinstance(event, Status):
-            batch.statuses.append(event)
         if not isinstance(event, Status):
             batch.seqs[(store, event.node_id)].append(event.seq)
 
@@ -452,8 +454,8 @@ class Ingestor:
             st.touch_node(store, node, seen, ts)
         for hb in batch.heartbeats:
             st.set_node_heartbeat(hb.store_id, hb.node_id, ts_key(hb.ts), hb.model_dump_json(by_alias=True))
-        for status in batch.statuses:
-            st.set_node_status(status.store_id, status.node_id, ts_key(status.ts), status.status)
+        for status, order_key in batch.statuses:
+            st.set_node_status(status.store_id, status.node_id, order_key, status.status)
         for (store, day, cell_m), cells in batch.heat_day.items():
             st.add_heat("heat_day", (store, day), day, cell_m, cells)
         for (store, hkey, day, cell_m), cells in batch.heat_hour.items():
@@ -553,7 +555,8 @@ class _Batch:
     flags: defaultdict[str, list[Row]] = field(default_factory=lambda: defaultdict(list))
     occupancy: list[tuple[str, str, str, int]] = field(default_factory=list)
     heartbeats: list[Heartbeat] = field(default_factory=list)
-    statuses: list[Status] = field(default_factory=list)
+    statuses: list[tuple[Status, str]] = field(default_factory=list)
+    """Each status with the key that orders it: when it was received live, else its own time stamp."""
     seqs: defaultdict[tuple[str, str], list[int]] = field(default_factory=lambda: defaultdict(list))
     nodes: dict[tuple[str, str], tuple[str | None, str]] = field(default_factory=dict)
 

@@ -28,18 +28,25 @@ def count(value: float | None) -> str:
     return f"{round(value):,}"
 
 
-def seconds(value: float | None) -> str:
-    """A duration: '45 s', '12 min 5 s', '1 h 3 min'."""
+# Units of a duration per language: hours, minutes, seconds.
+_DURATION_UNITS: dict[str, tuple[str, str, str]] = {"en": (" h", " min", " s"), "zh": (" 小时", " 分", " 秒")}
+
+
+def seconds(value: float | None, lang: str = "en") -> str:
+    """A duration: '45 s', '12 min 5 s', '1 h 3 min' ('45 秒', '12 分 5 秒', '1 小时 3 分' in Chinese)."""
     if value is None or math.isnan(value):
         return "–"
+    h_unit, m_unit, s_unit = _DURATION_UNITS.get(lang, _DURATION_UNITS["en"])
     total = round(value)
     if total < 60:
-        return f"{total} s"
+        return f"{total}{s_unit}"
     minutes, secs = divmod(total, 60)
     if minutes < 60:
-        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
+        return f"{minutes}{m_unit} {secs}{s_unit}" if secs else f"{minutes}{m_unit}"
     hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    if hours >= 48:
+        return f"{hours // 24}{' d' if lang != 'zh' else ' 天'} {hours % 24}{h_unit}"
+    return f"{hours}{h_unit} {minutes}{m_unit}" if minutes else f"{hours}{h_unit}"
 
 
 def timestamp(value: datetime | None) -> str:
@@ -52,3 +59,8 @@ def timestamp(value: datetime | None) -> str:
 def local_day(value: datetime, timezone: str) -> str:
     """The calendar day of an instant in a store's time zone, 'YYYY-MM-DD'."""
     return value.astimezone(ZoneInfo(timezone)).date().isoformat()
+
+
+def local_time(value: datetime, timezone: str) -> str:
+    """An instant in a store's time zone with the zone named: '2026-11-20 09:10 (Asia/Shanghai)'."""
+    return f"{value.astimezone(ZoneInfo(timezone)).strftime('%Y-%m-%d %H:%M')} ({timezone})"

@@ -9,7 +9,7 @@ import streamlit as st
 from aggregator.queries import NodeHealth
 from dashboard import attention
 from dashboard import format as fmt
-from dashboard.i18n import Lang, t
+from dashboard.i18n import TABLES, Lang, t
 from dashboard.views.common import ViewContext
 
 
@@ -25,8 +25,19 @@ def node_issues(node: NodeHealth, now: datetime) -> list[attention.Issue]:
     )
 
 
+LIVE_EVERY_S = 10
+"""The node list refreshes itself this often: a node that stops reporting shows within one heartbeat."""
+
+
 def issue_text(lang: Lang, issue: attention.Issue) -> str:
-    return t(lang, issue.key, **issue.values)
+    values = dict(issue.values)
+    for name, prefix in (("state", "cam.state"), ("quality", "cam.quality")):
+        if isinstance(values.get(name), str):
+            values[name] = translated(lang, prefix, str(values[name]))
+    if "age_s" in values:
+        age = values.pop("age_s")
+        values["age"] = fmt.seconds(age if isinstance(age, int | float) else None, lang)
+    return t(lang, issue.key, **values)
 
 
 def ranked(nodes: list[NodeHealth], now: datetime) -> list[tuple[NodeHealth, list[attention.Issue]]]:
@@ -54,14 +65,56 @@ def calibration_verdict(lang: Lang, error_m: float | None) -> str | None:
     return f"🟢 {t(lang, 'sev.ok')}"
 
 
-def _status(lang: Lang, node: NodeHealth) -> str:
-    return t(lang, "inst.online") if node.online else t(lang, "inst.offline")
+def _age_s(node: NodeHealth, now: datetime) -> float | None:
+    return (
+        None if node.last_heartbeat_at is None else max(0.0, (now - node.last_heartbeat_at).total_seconds())
+    )
+
+
+def node_state(lang: Lang, node: NodeHealth, now: datetime) -> str:
+    """'online'; 'offline' or 'stale (age)' once the node stopped reporting."""
+    age = _age_s(node, now)
+    if not node.online:
+        return t(lang, "inst.offline")
+    if not attention.reporting(node.online, age):
+        return t(lang, "inst.stale", age=fmt.seconds(age, lang))
+    return t(lang, "inst.online")
+
+
+def camera_state(lang: Lang, node: NodeHealth, state: str, now: datetime) -> str:
+    """A camera's state as its node last reported it, or 'stale (age)' when the node stopped reporting."""
+    age = _age_s(node, now)
+    if not attention.reporting(node.online, age):
+        return t(lang, "inst.stale", age=fmt.seconds(age, lang))
+    return translated(lang, "cam.state", state)
+
+
+def translated(lang: Lang, prefix: str, value: str) -> str:
+    """A value of the event contract (a camera state, a connection quality) in `lang`; as sent when the
+    contract grew a value this dashboard does not know yet."""
+    key = f"{prefix}.{value}"
+    return t(lang, key) if key in TABLES[lang] else value
 
 
 def render(ctx: ViewContext) -> None:
     lang = ctx.lang
-    now = datetime.now(UTC)
     st.title(t(lang, "inst.title"))
+    st.caption(
+        t(
+            lang,
+            "inst.live_caption",
+            seconds=LIVE_EVERY_S,
+            heartbeat=int(attention.HEARTBEAT_EVERY_S),
+            grace=int(attention.STALE_HEARTBEAT_S - attention.HEARTBEAT_EVERY_S),
+        )
+    )
+    _live_nodes(ctx)
+
+
+@st.fragment(run_every=LIVE_EVERY_S)
+def _live_nodes(ctx: ViewContext) -> None:
+    lang = ctx.lang
+    now = datetime.now(UTC)
     pairs = ranked(ctx.data.nodes(now=now.replace(microsecond=0)), now)
     if not pairs:
         st.info(t(lang, "empty"))
@@ -83,12 +136,9 @@ def render(ctx: ViewContext) -> None:
         t(lang, "inst.severity"): [t(lang, f"sev.{attention.worst(i)}") for _, i in pairs],
         t(lang, "inst.store"): [n.store_id for n, _ in pairs],
         t(lang, "inst.node"): [n.node_id for n, _ in pairs],
-        t(lang, "inst.status"): [_status(lang, n) for n, _ in pairs],
+        t(lang, "inst.status"): [node_state(lang, n, now) for n, _ in pairs],
         t(lang, "inst.last_heartbeat"): [fmt.timestamp(n.last_heartbeat_at) for n, _ in pairs],
-        t(lang, "inst.heartbeat_age"): [
-            None if n.last_heartbeat_at is None else int((now - n.last_heartbeat_at).total_seconds())
-            for n, _ in pairs
-        ],
+        t(lang, "inst.heartbeat_age"): [fmt.seconds(_age_s(n, now), lang) for n, _ in pairs],
         t(lang, "inst.cameras"): [len(n.cameras) for n, _ in pairs],
         t(lang, "inst.outbox"): [n.outbox_depth for n, _ in pairs],
         t(lang, "inst.oldest_unsent"): [n.oldest_unsent_age_s for n, _ in pairs],
@@ -99,7 +149,7 @@ def render(ctx: ViewContext) -> None:
         t(lang, "inst.issues"): ["; ".join(issue_text(lang, x) for x in i) for _, i in pairs],
         t(lang, "inst.software"): [n.software_version or "–" for n, _ in pairs],
         t(lang, "inst.model"): [n.model_id or "–" for n, _ in pairs],
-        t(lang, "inst.uptime"): [fmt.seconds(n.uptime_s) for n, _ in pairs],
+        t(lang, "inst.uptime"): [fmt.seconds(n.uptime_s, lang) for n, _ in pairs],
     }
     st.dataframe(nodes_table, hide_index=True, key="table_nodes")
 
@@ -110,11 +160,11 @@ def render(ctx: ViewContext) -> None:
             t(lang, "inst.store"): [n.store_id for n, _ in cam_rows],
             t(lang, "inst.node"): [n.node_id for n, _ in cam_rows],
             t(lang, "inst.camera"): [c.camera_id for _, c in cam_rows],
-            t(lang, "inst.status"): [c.state for _, c in cam_rows],
+            t(lang, "inst.status"): [camera_state(lang, n, c.state, now) for n, c in cam_rows],
             t(lang, "inst.fps"): [round(c.fps, 1) for _, c in cam_rows],
             t(lang, "inst.target_fps"): [c.target_fps for _, c in cam_rows],
             t(lang, "inst.inference_ms"): [round(c.inference_ms, 1) for _, c in cam_rows],
-            t(lang, "inst.quality"): [c.quality for _, c in cam_rows],
+            t(lang, "inst.quality"): [translated(lang, "cam.quality", c.quality) for _, c in cam_rows],
             t(lang, "inst.calibration"): [n.calibration_error_m.get(c.camera_id) for n, c in cam_rows],
             f"≤ {attention.CALIBRATION_MAX_ERROR_M:.2f} m": [
                 calibration_verdict(lang, n.calibration_error_m.get(c.camera_id)) for n, c in cam_rows

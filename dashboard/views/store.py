@@ -7,7 +7,6 @@ last week, the floor heatmap over the floor plan with the display cars, the car 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import streamlit as st
@@ -21,6 +20,8 @@ from dashboard.i18n import Lang, t
 from dashboard.views.common import ViewContext, pick_day, pick_period, pick_store, show_chart, store_today
 
 OCCUPANCY_FRESH = timedelta(minutes=5)
+LIVE_EVERY_S = 10
+"""How often "on the floor now" refreshes itself."""
 
 # (i18n key, attribute of FunnelFigures / FunnelChange, is a rate)
 FUNNEL_FIGURES: tuple[tuple[str, str, bool], ...] = (
@@ -155,6 +156,26 @@ def _render_cars(ctx: ViewContext, store: StoreInfo, start: date, end: date) -> 
     table_col.table(table, hide_index=True)
 
 
+def live_now(now: datetime) -> datetime:
+    """`now` down to the refresh period: every open page of a store asks the same question (one cache
+    entry) within a period."""
+    return now.replace(second=now.second - now.second % LIVE_EVERY_S, microsecond=0)
+
+
+@st.fragment(run_every=LIVE_EVERY_S)
+def live_occupancy(ctx: ViewContext, store: StoreInfo) -> None:
+    """People on the floor now, refreshed by itself (the rest of the page stays as it is)."""
+    lang = ctx.lang
+    occ = ctx.data.occupancy_now(store.store_id, live_now(datetime.now(UTC)))
+    # The floor count of a recent minute is best; else the visits started and not yet ended.
+    fresh = occ.floor_minute is not None and occ.as_of - occ.floor_minute <= OCCUPANCY_FRESH
+    shown = occ.floor_occupancy if fresh else occ.open_visits
+    as_of = occ.floor_minute if fresh and occ.floor_minute is not None else occ.as_of
+    with st.container(key="live_occupancy"):
+        st.metric(t(lang, "store.occupancy"), fmt.count(shown))
+        st.caption(t(lang, "store.occupancy_as_of", time=fmt.local_time(as_of, store.timezone)))
+
+
 def render(ctx: ViewContext) -> None:
     lang = ctx.lang
     store = pick_store(ctx)
@@ -168,18 +189,7 @@ def render(ctx: ViewContext) -> None:
     with head:
         st.title(t(lang, "store.title", store=store.name, date=day.isoformat()))
     with occupancy_col:
-        occ = ctx.data.occupancy_now(store.store_id, datetime.now(UTC).replace(second=0, microsecond=0))
-        # The floor count of a recent minute is best; else the visits started and not yet ended.
-        fresh = occ.floor_minute is not None and occ.as_of - occ.floor_minute <= OCCUPANCY_FRESH
-        shown = occ.floor_occupancy if fresh else occ.open_visits
-        as_of = occ.floor_minute if fresh and occ.floor_minute is not None else occ.as_of
-        st.metric(
-            t(lang, "store.occupancy"),
-            fmt.count(shown),
-            help=t(
-                lang, "store.occupancy_as_of", time=fmt.timestamp(as_of.astimezone(ZoneInfo(store.timezone)))
-            ),
-        )
+        live_occupancy(ctx, store)
 
     render_funnel(lang, ctx.data.funnel(store.store_id, day))
     _render_audit(ctx, store)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from aggregator.queries import CameraState
-from dashboard.attention import node_issues, worst
+from dashboard.attention import HEARTBEAT_EVERY_S, STALE_HEARTBEAT_S, node_issues, reporting, worst
 from dashboard.charts import (
     HEAT_COLOURS,
     HEAT_PX_PER_CELL_MAX,
@@ -68,8 +68,9 @@ def test_healthy_node_has_no_issue() -> None:
 
 
 def test_each_problem_is_reported() -> None:
-    assert _issues(online=False) == ["inst.issue.offline"]
-    assert _issues(heartbeat_age_s=600.0) == ["inst.issue.no_heartbeat"]
+    assert _issues(online=False) == ["inst.issue.offline", "inst.issue.cameras_stale"]
+    assert _issues(online=False, heartbeat_age_s=None, cameras=[]) == ["inst.issue.offline_silent"]
+    assert _issues(heartbeat_age_s=600.0) == ["inst.issue.stale", "inst.issue.cameras_stale"]
     assert _issues(cameras=[_cam(state="stalled")]) == ["inst.issue.camera_down"]
     assert _issues(cameras=[_cam(fps=3.0)]) == ["inst.issue.low_fps"]
     assert _issues(cameras=[_cam(fps=4.5)]) == []
@@ -77,6 +78,30 @@ def test_each_problem_is_reported() -> None:
     assert _issues(outbox_depth=5000) == ["inst.issue.backlog"]
     assert _issues(seq_missing=3) == ["inst.issue.gaps"]
     assert _issues(calibration_error_m={"cam-a": 0.45}) == ["inst.issue.calibration"]
+
+
+def test_a_node_that_stopped_reporting_is_stale_after_one_missed_heartbeat() -> None:
+    assert _issues(heartbeat_age_s=HEARTBEAT_EVERY_S + 10) == []
+    assert _issues(heartbeat_age_s=STALE_HEARTBEAT_S + 1)[0] == "inst.issue.stale"
+    # Its cameras' last states are old news: not judged ("ok", "excellent"), reported stale with the age.
+    issues = node_issues(
+        online=True,
+        heartbeat_age_s=75.0,
+        cameras=[_cam(), _cam(camera_id="cam-b", fps=0.5)],
+        outbox_depth=0,
+        seq_missing=0,
+        calibration_error_m={},
+    )
+    assert [i.key for i in issues] == ["inst.issue.stale", "inst.issue.cameras_stale"]
+    assert issues[1].values == {"cameras": "cam-a, cam-b", "age_s": 75.0}
+    assert not reporting(True, 75.0) and not reporting(False, 5.0) and reporting(True, 5.0)
+
+
+def test_durations_in_both_languages() -> None:
+    assert seconds(45) == "45 s" and seconds(45, "zh") == "45 秒"
+    assert seconds(291, "zh") == "4 分 51 秒"
+    assert seconds(3 * 3600 + 60, "zh") == "3 小时 1 分"
+    assert seconds(3 * 86400 + 7200) == "3 d 2 h"
 
 
 def test_critical_before_warning() -> None:
