@@ -309,31 +309,50 @@ def heatmap_spec(
     }
 
 
-def radar_chart(dimensions: Sequence[str], series: Sequence[tuple[str, Sequence[float], str]]) -> ChartSpec:
-    """Health radar on the 0-100 score scale: one closed line per (name, scores per dimension, colour)."""
+RADAR_RING_STEP = 25
+RADAR_MAX = 200.0
+"""The radar's outermost ring (% of brand TOP); a value beyond it is drawn on it (the table has it)."""
+
+
+def radar_rings(values: Sequence[float]) -> list[int]:
+    """The rings drawn: every 25 up to 100, further when a value goes beyond TOP (up to `RADAR_MAX`)."""
+    top = max([100.0, *[min(v, RADAR_MAX) for v in values]])
+    last = int(math.ceil(top / RADAR_RING_STEP) * RADAR_RING_STEP)
+    return list(range(RADAR_RING_STEP, last + 1, RADAR_RING_STEP))
+
+
+def radar_chart(
+    dimensions: Sequence[str], series: Sequence[tuple[str, Sequence[float], str]], *, scale_title: str
+) -> ChartSpec:
+    """Health radar in % of the brand's TOP (100 = TOP), with its scale: one closed line per (name, values
+    per dimension, colour). Values are not capped at 100, so a store above TOP shows outside TOP's ring."""
     n = len(dimensions)
+    rings = radar_rings([float(v) for _, values, _ in series for v in values])
+    outer = float(rings[-1])
 
     def point(i: int, r: float) -> tuple[float, float]:
         angle = math.pi / 2 - 2 * math.pi * i / n  # first dimension at the top, clockwise
         return r * math.cos(angle), r * math.sin(angle)
 
     grid_rows: list[dict[str, Any]] = []
-    for ring in (25, 50, 75, 100):
+    for ring in rings:
         for k in range(n + 1):
             gx, gy = point(k % n, ring)
             grid_rows.append({"x": gx, "y": gy, "order": k, "ring": ring})
-    spokes = [{"x": 0.0, "y": 0.0, "x2": point(i, 100)[0], "y2": point(i, 100)[1]} for i in range(n)]
+    spokes = [{"x": 0.0, "y": 0.0, "x2": point(i, outer)[0], "y2": point(i, outer)[1]} for i in range(n)]
     labels = [
-        {"x": point(i, 118)[0], "y": point(i, 118)[1], "label": name} for i, name in enumerate(dimensions)
+        {"x": point(i, outer * 1.2)[0], "y": point(i, outer * 1.2)[1], "label": name}
+        for i, name in enumerate(dimensions)
     ]
+    # The scale: each ring's value beside the first spoke.
+    ring_labels = [{"x": outer * 0.04, "y": float(ring), "label": str(ring)} for ring in rings]
     data_rows: list[dict[str, Any]] = []
-    for name, scores, _ in series:
+    for name, values, _ in series:
         for k in range(n + 1):
-            px, py = point(k % n, float(scores[k % n]))
-            data_rows.append(
-                {"x": px, "y": py, "order": k, "series": name, "score": round(float(scores[k % n]), 1)}
-            )
-    scale = {"domain": [-135, 135]}
+            value = float(values[k % n])
+            px, py = point(k % n, min(value, outer))
+            data_rows.append({"x": px, "y": py, "order": k, "series": name, "score": round(value, 1)})
+    scale = {"domain": [-outer * 1.38, outer * 1.38]}
     x, y = (
         _field("x", "quantitative", scale=scale, axis=None),
         _field("y", "quantitative", scale=scale, axis=None),
@@ -349,7 +368,8 @@ def radar_chart(dimensions: Sequence[str], series: Sequence[tuple[str, Sequence[
         "$schema": SCHEMA,
         "width": 380,
         "height": 380,
-        "config": {"view": {"strokeWidth": 0}, **LEGEND_ON_TOP},
+        "title": {"text": scale_title, "orient": "bottom", "fontSize": 11, "fontWeight": "normal"},
+        "config": {"view": {"strokeWidth": 0}, "legend": {"orient": "top", "columns": 1, "labelLimit": 400}},
         "layer": [
             {
                 "data": {"values": grid_rows},
@@ -360,6 +380,11 @@ def radar_chart(dimensions: Sequence[str], series: Sequence[tuple[str, Sequence[
                 "data": {"values": spokes},
                 "mark": {"type": "rule", "color": "#e5e7eb"},
                 "encoding": {"x": x, "y": y, "x2": {"field": "x2"}, "y2": {"field": "y2"}},
+            },
+            {
+                "data": {"values": ring_labels},
+                "mark": {"type": "text", "fontSize": 10, "color": "#6b7280", "align": "left", "dy": -5},
+                "encoding": {"x": x, "y": y, "text": _field("label", "nominal")},
             },
             {
                 "data": {"values": labels},

@@ -114,6 +114,11 @@ class ScopedData:
         result: list[Any] = self._fetch("car_ranking", (store_id, start, end))
         return result
 
+    def first_day(self, store_id: str) -> date | None:
+        self._figures_of(store_id)
+        result: date | None = self._fetch("first_day", (store_id,))
+        return result
+
     def occupancy_now(self, store_id: str, now: datetime) -> Occupancy:
         self._figures_of(store_id)
         result: Occupancy = self._fetch("occupancy_now", (store_id, now))

@@ -14,11 +14,36 @@ def pct(ratio: float | None, digits: int = 2) -> str:
     return f"{100 * ratio:.{digits}f}%"
 
 
+def pct_of(percent: float | None) -> str:
+    """A share already in percent, whole: 134.2 -> '134%'; None -> '–'."""
+    if percent is None or math.isnan(percent):
+        return "–"
+    return f"{percent:,.0f}%"
+
+
 def change(ratio: float | None, digits: int = 2) -> str | None:
     """Day-over-day or week-over-week change `(now - then) / then` as '+68.57%'; None when undefined."""
     if ratio is None or math.isnan(ratio) or math.isinf(ratio):
         return None
+    if abs(ratio) < NEUTRAL_CHANGE:
+        ratio = 0.0  # never '-0.00%'
     return f"{100 * ratio:+.{digits}f}%"
+
+
+NEUTRAL_CHANGE = 0.00005
+"""A relative change smaller than this shows as 0.00%: neither up nor down."""
+NEUTRAL_POINTS = 0.005
+"""A rate change smaller than this many percentage points shows as 0.00 pp: neither up nor down."""
+
+
+def points(now: float | None, then: float | None, unit: str = "pp", digits: int = 2) -> str | None:
+    """The change of a rate in percentage points: 0.2391 after 0.2121 -> '+2.70 pp'; None without both."""
+    if now is None or then is None or math.isnan(now) or math.isnan(then):
+        return None
+    change_pp = 100 * (now - then)
+    if abs(change_pp) < NEUTRAL_POINTS:
+        change_pp = 0.0
+    return f"{change_pp:+.{digits}f} {unit}"
 
 
 def count(value: float | None) -> str:

@@ -111,17 +111,32 @@ def store_today(store: StoreInfo) -> date:
     return datetime.now(ZoneInfo(store.timezone)).date()
 
 
-def pick_day(ctx: ViewContext, today: date, container: object = st.sidebar) -> date:
-    """The day to show (URL `date`, else today in the store's time zone)."""
+def pick_day(ctx: ViewContext, today: date, first: date | None, container: object = st.sidebar) -> date:
+    """The day to show: the URL's `date`, else today in the store's time zone. A date that is not one,
+    before the store's history (`first`, its first day with figures) or after today is refused with a
+    message, and today is shown instead."""
+    lang = ctx.lang
+    earliest = min(first or today, today)
     requested = st.query_params.get("date")
-    try:
-        initial = date.fromisoformat(requested) if requested else today
-    except ValueError:
-        initial = today
-    initial = min(initial, today)
+    initial = today
+    if requested:
+        try:
+            asked = date.fromisoformat(requested)
+        except ValueError:
+            st.error(t(lang, "pick.bad_date", day=requested, shown=today.isoformat()))
+        else:
+            if asked < earliest:
+                shown = today.isoformat()
+                st.error(t(lang, "pick.before_history", day=asked, first=earliest.isoformat(), shown=shown))
+            elif asked > today:
+                st.error(t(lang, "pick.after_today", day=asked.isoformat(), shown=today.isoformat()))
+            else:
+                initial = asked
     follow_url("date", "pick_date", initial)
+    if not earliest <= st.session_state["pick_date"] <= today:
+        st.session_state["pick_date"] = initial
     chosen = container.date_input(  # type: ignore[attr-defined]
-        t(ctx.lang, "pick.date"), max_value=today, key="pick_date", format="YYYY-MM-DD"
+        t(lang, "pick.date"), min_value=earliest, max_value=today, key="pick_date", format="YYYY-MM-DD"
     )
     day = chosen if isinstance(chosen, date) else initial
     set_param("date", day.isoformat())

@@ -127,8 +127,8 @@ def _render_trends(
             v = getattr(d.figures, figure) if d.has_data else None
             values.append(None if v is None else float(v) * (100 if "rate" in figure else 1))
         series.append((names.get(store_id, store_id), values))
-    if not dates:
-        st.info(t(lang, "empty"))
+    if not dates or all(v is None for _, values in series for v in values):
+        st.info(t(lang, "empty"))  # words, not empty axes
         return
     label = t(lang, f"m.{figure}") + (" (%)" if "rate" in figure else "")
     show_chart(charts.trend_chart(dates, series, value_label=label), "chart_trends", alt=label)

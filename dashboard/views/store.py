@@ -12,7 +12,7 @@ import numpy as np
 import streamlit as st
 
 from aggregator.audit import STALE_AFTER
-from aggregator.queries import Funnel, StoreInfo
+from aggregator.queries import Funnel, FunnelFigures, StoreInfo
 from dashboard import charts
 from dashboard import format as fmt
 from dashboard.health_view import render_health
@@ -34,17 +34,36 @@ FUNNEL_FIGURES: tuple[tuple[str, str, bool], ...] = (
 )
 
 
-def _change_line(lang: Lang, ratio: float | None, label_key: str) -> str:
-    """'▲ +68.57% day-over-day' in green (red when down, grey when flat or undefined)."""
-    text = fmt.change(ratio)
-    if text is None or ratio is None:
+def _coloured(lang: Lang, text: str | None, sign: float | None, label_key: str) -> str:
+    """'▲ +68.57% day-over-day' in green, red when down, grey when flat (0.00 is neither) or undefined."""
+    if text is None or sign is None:
         return f":gray[– {t(lang, label_key)}]"
-    colour, arrow = ("green", "▲") if ratio > 0 else ("red", "▼") if ratio < 0 else ("gray", "■")
+    colour, arrow = ("green", "▲") if sign > 0 else ("red", "▼") if sign < 0 else ("gray", "■")
     return f":{colour}[{arrow} {text}] :gray[{t(lang, label_key)}]"
 
 
-def render_funnel(lang: Lang, funnel: Funnel) -> None:
-    st.subheader(t(lang, "store.funnel"))
+def change_line(lang: Lang, ratio: float | None, label_key: str) -> str:
+    """A count's relative change, `(now - then) / then`, in percent."""
+    text = fmt.change(ratio)
+    if text is None or ratio is None:
+        return _coloured(lang, None, None, label_key)
+    return _coloured(lang, text, 0.0 if text == "+0.00%" else ratio, label_key)
+
+
+def points_line(lang: Lang, now: float | None, then: float | None, label_key: str) -> str:
+    """A rate's change in percentage points, labelled as such ('+2.70 pp')."""
+    text = fmt.points(now, then, unit=t(lang, "store.points"))
+    sign = (
+        None if text is None or now is None or then is None else (0.0 if text[1:5] == "0.00" else now - then)
+    )
+    return _coloured(lang, text, sign, label_key)
+
+
+def render_funnel(lang: Lang, funnel: Funnel, is_today: bool) -> None:
+    """The funnel's six cards with their day-over-day and week-over-week change. The heading says which
+    day it is ("Today's funnel" only for today)."""
+    heading = t(lang, "store.funnel") if is_today else t(lang, "store.funnel_of", date=funnel.day.isoformat())
+    st.subheader(heading)
     # Counts on one row, rates on the next: three cards a row stay readable on a tablet.
     cards = [
         (column, figure)
@@ -55,11 +74,23 @@ def render_funnel(lang: Lang, funnel: Funnel) -> None:
         value = getattr(funnel.today, attr)
         with column, st.container(border=True, key=f"metric_{attr}"):
             st.metric(t(lang, key), fmt.pct(value) if is_rate else fmt.count(value))
-            st.markdown(
-                _change_line(lang, getattr(funnel.dod, attr), "store.vs_yesterday")
-                + "  \n"
-                + _change_line(lang, getattr(funnel.wow, attr), "store.vs_last_week")
-            )
+            if is_rate:
+                lines = [
+                    points_line(lang, value, _rate(funnel.day_before, attr), "store.vs_yesterday"),
+                    points_line(lang, value, _rate(funnel.week_before, attr), "store.vs_last_week"),
+                ]
+            else:
+                lines = [
+                    change_line(lang, getattr(funnel.dod, attr), "store.vs_yesterday"),
+                    change_line(lang, getattr(funnel.wow, attr), "store.vs_last_week"),
+                ]
+            st.markdown("  \n".join(lines))
+    st.caption(t(lang, "store.points_note"))
+
+
+def _rate(figures: FunnelFigures | None, attr: str) -> float | None:
+    value = None if figures is None else getattr(figures, attr)
+    return None if value is None else float(value)
 
 
 def _render_audit(ctx: ViewContext, store: StoreInfo) -> None:
@@ -85,8 +116,8 @@ def _render_hourly(ctx: ViewContext, store: StoreInfo, day: date) -> None:
     lang = ctx.lang
     hours = ctx.data.hourly_traffic(store.store_id, day)
     st.subheader(t(lang, "store.hourly"))
-    if not hours:
-        st.info(t(lang, "empty"))
+    if not any(h.visitors or h.last_week_visitors for h in hours):
+        st.info(t(lang, "empty"))  # words, not empty axes
         return
     chart = charts.hourly_chart(
         [h.local_hour for h in hours],
@@ -107,7 +138,6 @@ def _render_heatmap(ctx: ViewContext, store: StoreInfo, start: date, end: date) 
     st.caption(t(lang, "store.heatmap_caption", cell=f"{heat.cell_m:g}"))
     if heat.grid.size == 0 or not np.any(heat.grid > 0):
         st.info(t(lang, "store.heatmap_none"))
-    if heat.grid.size == 0:
         return
     cars = [charts.CarOutline(c.id, c.model_name, c.interior_zone_m, c.browse_zone_m) for c in store.cars]
     spec = charts.heatmap_spec(
@@ -125,7 +155,7 @@ def _render_cars(ctx: ViewContext, store: StoreInfo, start: date, end: date) -> 
     ranking = ctx.data.car_ranking(store.store_id, start, end)
     st.subheader(t(lang, "store.cars"))
     st.caption(t(lang, "store.cars_caption"))
-    if not ranking:
+    if not any(c.browsers or c.entries for c in ranking):
         st.info(t(lang, "empty"))
         return
     labels = [c.model_name or c.car_id for c in ranking]
@@ -182,7 +212,7 @@ def render(ctx: ViewContext) -> None:
     if store is None:
         return
     today = store_today(store)
-    day = pick_day(ctx, today)
+    day = pick_day(ctx, today, ctx.data.first_day(store.store_id))
     start, end = pick_period(ctx, day, key="store")
 
     head, occupancy_col = st.columns([3, 1])
@@ -191,7 +221,7 @@ def render(ctx: ViewContext) -> None:
     with occupancy_col:
         live_occupancy(ctx, store)
 
-    render_funnel(lang, ctx.data.funnel(store.store_id, day))
+    render_funnel(lang, ctx.data.funnel(store.store_id, day), is_today=day == today)
     _render_audit(ctx, store)
     _render_hourly(ctx, store, day)
     st.caption(t(lang, "store.period_summary", start=start.isoformat(), end=end.isoformat()))

@@ -171,6 +171,60 @@ def test_store_manager_figures_equal_the_aggregator(queries: Queries) -> None:
     assert "+68.57%" in text and "+39.39%" in text and "+57.14%" in text
     assert at.title[0].value == f"Pudong Flagship — {DAY}"
     assert at.query_params["store"] == "sh-01"
+    # A past day is named, not called "today"; rates change in percentage points, labelled.
+    assert "Funnel of 2026-11-20" in [h.value for h in at.subheader]
+    assert funnel.day_before is not None and funnel.week_before is not None
+    for attr in ("browse_rate", "car_entry_rate", "reception_rate"):
+        now, before = getattr(funnel.today, attr), getattr(funnel.day_before, attr)
+        assert f"{100 * (now - before):+.2f} pp] :gray[day-over-day]" in text
+        week = getattr(funnel.week_before, attr)
+        assert f"{100 * (now - week):+.2f} pp] :gray[week-over-week]" in text
+    assert ":red[▼ -16.32 pp] :gray[day-over-day]" in text  # browse rate 77.97% after 94.29%
+
+
+def test_an_unchanged_figure_is_neither_up_nor_down() -> None:
+    from dashboard.views.store import change_line, points_line
+
+    assert change_line("en", -0.000001, "store.vs_yesterday") == ":gray[■ +0.00%] :gray[day-over-day]"
+    assert points_line("en", 0.5, 0.5, "store.vs_yesterday") == ":gray[■ +0.00 pp] :gray[day-over-day]"
+    assert points_line("en", 0.25, 0.2, "store.vs_yesterday") == ":green[▲ +5.00 pp] :gray[day-over-day]"
+    assert points_line("en", None, 0.2, "store.vs_yesterday") == ":gray[– day-over-day]"
+
+
+BEFORE_HISTORY = " is before this store's history, which starts on 2026-11-13: showing {today}."
+
+
+@pytest.mark.parametrize(
+    ("asked", "message"),
+    [
+        (
+            "1999-01-01",
+            "1999-01-01 is before this store's history, which starts on 2026-11-13: showing {today}.",
+        ),
+        (
+            "2026-11-12",
+            "2026-11-12 is before this store's history, which starts on 2026-11-13: showing {today}.",
+        ),
+        ("2099-01-01", "2099-01-01 has not happened yet in the store's time zone: showing {today}."),
+        ("20-11-2026", "20-11-2026 is not a date (expected YYYY-MM-DD): showing {today}."),
+    ],
+)
+def test_dates_outside_the_history_are_refused(asked: str, message: str) -> None:
+    today = datetime.now(ZoneInfo(world.TZ)).date().isoformat()
+    at = _login(_app(date=asked), "li.wei")
+    assert [e.value for e in at.error] == [message.format(today=today)]
+    assert at.title[0].value == f"Pudong Flagship — {today}"
+    assert at.query_params["date"] == today
+
+
+def test_an_empty_day_says_so_in_words(queries: Queries) -> None:
+    empty = world.DAY - timedelta(days=3)
+    assert queries.funnel("sh-01", empty).today.visitors == 0
+    at = _login(_app(date=empty.isoformat(), period="day"), "li.wei")
+    assert _charts(at) == [], "no empty axes"
+    infos = [i.value for i in at.info]
+    assert infos.count("No data for this period.") == 2  # hourly traffic, display cars
+    assert "No heat recorded for this period." in infos
 
 
 def test_store_manager_car_ranking_equals_the_aggregator(queries: Queries) -> None:
@@ -205,8 +259,17 @@ def test_store_manager_car_ranking_equals_the_aggregator(queries: Queries) -> No
     assert health.score is not None
     assert _metrics(at)["Health score"] == f"{health.score:.1f}"
     assert list(at.table[1].value["Score"]) == [f"{d.score:.1f}" for d in health.dimensions]
+    # The radar in % of TOP, uncapped, beside the table's uncapped figure; the score is capped at 100.
     store_line = [r for r in radar["layer"][-1]["data"]["values"] if r["series"] == "This store"]
-    assert [r["score"] for r in store_line][:-1] == [round(d.score or 0.0, 1) for d in health.dimensions]
+    of_top = [100 * (d.value or 0.0) / d.brand_top if d.brand_top else 0.0 for d in health.dimensions]
+    assert [r["score"] for r in store_line][:-1] == [round(v, 1) for v in of_top]
+    assert list(at.table[1].value["% of TOP"]) == [
+        "–" if d.value is None or not d.brand_top else f"{100 * d.value / d.brand_top:,.0f}%"
+        for d in health.dimensions
+    ]
+    assert [min(100.0, v) for v in of_top] == pytest.approx([d.score or 0.0 for d in health.dimensions])
+    legend = radar["layer"][-1]["encoding"]["color"]["scale"]["domain"]
+    assert legend[0] == f"Brand TOP (90th percentile of {health.brand_stores} stores)"
 
 
 @pytest.mark.parametrize(

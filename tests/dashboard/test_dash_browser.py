@@ -132,9 +132,10 @@ def test_store_manager_sees_the_aggregators_figures(server: str, page: Any, quer
     assert shown["Car-entry rate"] == fmt.pct(funnel.today.car_entry_rate) == "23.91%"
     assert shown["Reception rate"] == fmt.pct(funnel.today.reception_rate)
     body = page.locator("body").inner_text()
-    for attr in ("visitors", "car_browsers", "car_entrants", "browse_rate"):
+    for attr in ("visitors", "car_browsers", "car_entrants"):
         assert f"{fmt.change(getattr(funnel.dod, attr))} day-over-day" in body
         assert f"{fmt.change(getattr(funnel.wow, attr))} week-over-week" in body
+    assert "-16.32 pp day-over-day" in body  # browse rate 77.97% after 94.29%, in percentage points
     # Car ranking table: the aggregator's order and counts.
     rows = _table_rows(page.locator('[data-testid="stTable"]').first)
     cars = queries.car_ranking("sh-01", world.DAY, world.DAY)
@@ -155,7 +156,7 @@ def test_store_manager_sees_the_aggregators_figures(server: str, page: Any, quer
     _shot(page, "store_manager_tablet")
     assert _metric_values(page)["Visitors"] == "59"
     page.locator("[data-testid=stSidebar]").get_by_text("简体中文", exact=True).click()
-    page.get_by_text("今日漏斗").wait_for()
+    page.get_by_text("2026-11-20 漏斗").wait_for()
     wait_idle(page)
     _shot(page, "store_manager_store_zh")
     assert _metric_values(page)["进店人数"] == "59"

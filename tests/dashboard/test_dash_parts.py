@@ -17,6 +17,7 @@ from dashboard.charts import (
     heat_raster,
     heatmap_spec,
     radar_chart,
+    radar_rings,
     to_svg,
 )
 from dashboard.format import change, pct, seconds
@@ -170,12 +171,29 @@ def test_heatmap_spec_draws_the_raster_under_the_cars_with_a_legend_up_to_the_bu
     assert svg.startswith("<svg") and "Aurora 极光" in svg and "data:image/png;base64," in svg
 
 
-def test_radar_puts_brand_top_at_100() -> None:
-    spec = radar_chart(["a", "b", "c"], [("top", [100, 100, 100], "#000"), ("store", [50, 100, 0], "#111")])
+def test_radar_puts_brand_top_at_100_and_shows_its_scale() -> None:
+    spec = radar_chart(
+        ["a", "b", "c"], [("top", [100, 100, 100], "#000"), ("store", [50, 100, 0], "#111")], scale_title="%"
+    )
     lines = spec["layer"][-1]["data"]["values"]
     store = [r for r in lines if r["series"] == "store"]
     assert [r["score"] for r in store] == [50.0, 100.0, 0.0, 50.0]  # closed polygon
     assert store[0]["x"] == pytest.approx(0.0) and store[0]["y"] == pytest.approx(50.0)
+    scale = [r["label"] for r in spec["layer"][2]["data"]["values"]]
+    assert scale == ["25", "50", "75", "100"]
+    assert spec["title"]["text"] == "%"
+
+
+def test_radar_does_not_hide_top_under_a_store_above_it() -> None:
+    spec = radar_chart(
+        ["a", "b", "c"],
+        [("top", [100, 100, 100], "#000"), ("store", [160, 100, 80], "#111")],
+        scale_title="%",
+    )
+    store = [r for r in spec["layer"][-1]["data"]["values"] if r["series"] == "store"]
+    assert store[0]["score"] == 160.0 and store[0]["y"] == pytest.approx(160.0)  # outside TOP's ring
+    assert radar_rings([160.0]) == [25, 50, 75, 100, 125, 150, 175]
+    assert radar_rings([900.0])[-1] == 200  # drawn on the outer ring; the table holds the value
 
 
 def test_hq_lists_are_asked_for_once_a_minute() -> None:
