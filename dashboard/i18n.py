@@ -68,7 +68,15 @@ EN: dict[str, str] = {
     "store.hourly_last_week": "Same weekday last week",
     "store.hour": "Hour",
     "store.heatmap": "Floor heatmap",
-    "store.heatmap_caption": "Person-seconds per {cell} m cell, staff excluded. Boxes: display cars.",
+    "store.heatmap_caption": "Person-seconds per {cell} m cell, staff excluded; walls: the floor's outline; "
+    "blue boxes: display cars (dotted: where people browse them). The colour scale stops at the "
+    "{pct}th percentile of occupied floor cells ({top} person-s): busier cells, up to {busiest} "
+    "person-s, share its darkest colour. Time spent inside the cars is not coloured: it is written on "
+    "each car and listed below.",
+    "store.heat_legend": "person-s per cell (colour clipped at the {pct}th percentile)",
+    "store.inside": "inside: {minutes} person-min",
+    "store.inside_title": "Time inside the display cars",
+    "store.inside_col": "Person-minutes inside",
     "store.heatmap_none": "No heat recorded for this period.",
     "store.person_s": "person-seconds",
     "store.cars": "Display cars",
@@ -250,7 +258,14 @@ ZH: dict[str, str] = {
     "store.hourly_last_week": "上周同日",
     "store.hour": "小时",
     "store.heatmap": "热力图",
-    "store.heatmap_caption": "每 {cell} 米网格的人·秒数，已排除员工。方框为展车。",
+    "store.heatmap_caption": "每 {cell} 米网格的人·秒数，已排除员工；外框为场地边界；"
+    "蓝框为展车（虚线为浏览区）。"
+    "色阶止于有人网格的第 {pct} 百分位（{top} 人·秒），更热的网格（最高 {busiest} 人·秒）同用最深色。"
+    "车内停留时间不着色，标在各展车上并列于下表。",
+    "store.heat_legend": "每格人·秒（色阶截断于第 {pct} 百分位）",
+    "store.inside": "车内：{minutes} 人·分",
+    "store.inside_title": "展车车内停留时间",
+    "store.inside_col": "车内人·分钟",
     "store.heatmap_none": "该时段没有热力数据。",
     "store.person_s": "人·秒",
     "store.cars": "展车",

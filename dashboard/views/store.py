@@ -16,6 +16,7 @@ from aggregator.queries import Funnel, FunnelFigures, StoreInfo
 from dashboard import charts
 from dashboard import format as fmt
 from dashboard.health_view import render_health
+from dashboard.heat import CLIP_PERCENTILE, floor_heat
 from dashboard.i18n import Lang, t
 from dashboard.views.common import ViewContext, pick_day, pick_period, pick_store, show_chart, store_today
 
@@ -132,22 +133,49 @@ def _render_hourly(ctx: ViewContext, store: StoreInfo, day: date) -> None:
 
 
 def _render_heatmap(ctx: ViewContext, store: StoreInfo, start: date, end: date) -> None:
+    """Where people go: the floor's person-seconds per cell over the floor plan, on a perceptual colour
+    scale clipped at a high percentile (the legend says so); time inside the cars apart, per car."""
     lang = ctx.lang
     heat = ctx.data.heatmap(store.store_id, start, end)
     st.subheader(t(lang, "store.heatmap"))
-    st.caption(t(lang, "store.heatmap_caption", cell=f"{heat.cell_m:g}"))
     if heat.grid.size == 0 or not np.any(heat.grid > 0):
         st.info(t(lang, "store.heatmap_none"))
         return
+    split = floor_heat(heat.grid, heat.cell_m, {c.id: c.interior_zone_m for c in store.cars})
     cars = [charts.CarOutline(c.id, c.model_name, c.interior_zone_m, c.browse_zone_m) for c in store.cars]
+    inside = {
+        car_id: t(lang, "store.inside", minutes=fmt.count(s / 60)) for car_id, s in split.inside_s.items()
+    }
+    legend = t(lang, "store.heat_legend", pct=f"{CLIP_PERCENTILE:g}")
     spec = charts.heatmap_spec(
-        heat.grid.astype(np.float64),
+        split.floor,
         heat.cell_m,
         heat.floor_size_m,
         cars,
-        colour_title=t(lang, "store.person_s"),
+        colour_title=legend,
+        colour_top=split.colour_top_s,
+        inside_labels=inside,
     )
     show_chart(spec, "chart_heatmap", alt=t(lang, "store.heatmap"))
+    st.caption(
+        t(
+            lang,
+            "store.heatmap_caption",
+            cell=f"{heat.cell_m:g}",
+            pct=f"{CLIP_PERCENTILE:g}",
+            top=fmt.count(split.colour_top_s),
+            busiest=fmt.count(split.busiest_s),
+        )
+    )
+    if split.inside_s:
+        names = {c.id: c.model_name or c.id for c in store.cars}
+        ranked = sorted(split.inside_s.items(), key=lambda kv: -kv[1])
+        table = {
+            t(lang, "car.model"): [names.get(car_id, car_id) for car_id, _ in ranked],
+            t(lang, "store.inside_col"): [fmt.count(s / 60) for _, s in ranked],
+        }
+        st.markdown(f"**{t(lang, 'store.inside_title')}**")
+        st.dataframe(table, hide_index=True, key="table_inside_cars")
 
 
 def _render_cars(ctx: ViewContext, store: StoreInfo, start: date, end: date) -> None:

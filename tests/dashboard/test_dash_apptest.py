@@ -25,6 +25,7 @@ from aggregator.queries import Queries
 from dashboard import format as fmt
 from dashboard.auth import AccessDeniedError, load_users
 from dashboard.data import ScopedData, direct_fetch
+from dashboard.heat import floor_heat
 from dashboard.settings import ENV_DB, ENV_USERS
 from dashboard.views.common import CHARTS_SHOWN
 
@@ -243,12 +244,22 @@ def test_store_manager_car_ranking_equals_the_aggregator(queries: Queries) -> No
     layers = heatmap["layer"]
     assert layers[1]["mark"]["type"] == "image"
     heat = queries.heatmap("sh-01", world.DAY, world.DAY)
-    assert layers[2]["encoding"]["color"]["scale"]["domain"][-1] == pytest.approx(float(heat.grid.max()))
+    # The floor apart from the time inside car-01 (its interior, 4-8.8 m x 5-7 m, holds some of the heat).
+    store = queries.store("sh-01")
+    split = floor_heat(heat.grid, heat.cell_m, {c.id: c.interior_zone_m for c in store.cars})
+    assert split.inside_s["car-01"] > 0 and split.inside_s["car-02"] == 0
+    assert split.floor.sum() + sum(split.inside_s.values()) == pytest.approx(float(heat.grid.sum()))
+    legend = layers[2]["encoding"]["color"]
+    assert legend["scale"]["domain"][-1] == pytest.approx(split.colour_top_s)
+    assert legend["title"] == "person-s per cell (colour clipped at the 99th percentile)"
     png = base64.b64decode(layers[1]["data"]["values"][0]["url"].split(",", 1)[1])
     alpha = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)[..., 3]
     k = alpha.shape[1] // heat.grid.shape[1]
     assert alpha.shape == (heat.grid.shape[0] * k, heat.grid.shape[1] * k)
-    assert (alpha[k // 2 :: k, k // 2 :: k] > 0).tolist() == (heat.grid > 0).tolist()  # a cell per cell
+    assert (alpha[k // 2 :: k, k // 2 :: k] > 0).tolist() == (split.floor > 0).tolist()  # a cell per cell
+    inside = _table_with(at, "Person-minutes inside")
+    assert inside["Model"].tolist()[0] == "Model S Sedan"
+    assert inside["Person-minutes inside"].tolist()[0] == fmt.count(split.inside_s["car-01"] / 60)
     labels = {r["label"] for r in layers[-1]["data"]["values"]}
     assert labels == {c["model_name"] for c in world.CARS}
     outlines = {r["group"] for r in layers[-2]["data"]["values"]}

@@ -7,6 +7,7 @@ store by editing the URL; a screenshot of every page goes to tests/artifacts/das
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -149,6 +150,18 @@ def test_store_manager_sees_the_aggregators_figures(server: str, page: Any, quer
         "Display cars",
         "Health of Pudong Flagship",
     ]
+
+    # The heatmap as the browser got it: its legend says where the colour scale stops, the cars are named
+    # on the plan with the time spent inside them, kept off the floor's colours.
+    src = page.locator('[data-testid="stImage"] img[alt="Floor heatmap"]').get_attribute("src")
+    assert src is not None and src.startswith("data:image/svg+xml;base64,")
+    svg = base64.b64decode(src.split(",", 1)[1]).decode("utf-8")
+    assert "person-s per cell (colour clipped at the 99th percentile)" in svg
+    for car in world.CARS:
+        assert str(car["model_name"]) in svg
+    assert "inside: " in svg and "person-min" in svg
+    assert "colour scale stops at the 99th percentile of occupied floor cells" in body
+    assert "Time inside the display cars" in body
 
     # The same page on a tablet (portrait), then in Chinese.
     page.set_viewport_size(TABLET)

@@ -21,6 +21,7 @@ from dashboard.charts import (
     to_svg,
 )
 from dashboard.format import change, pct, seconds
+from dashboard.heat import CLIP_PERCENTILE, floor_heat, zone_mask
 
 
 def _cam(camera_id: str = "cam-a", **kw: object) -> CameraState:
@@ -153,6 +154,34 @@ def test_heat_raster_colours_each_cell_on_the_legend_scale_and_leaves_empty_cell
     assert quiet.tolist() == [*_rgb(HEAT_COLOURS[1]), 255]
     # Every opaque pixel belongs to a cell with heat.
     assert int((rgba[..., 3] > 0).sum()) == 3 * k * k
+
+
+def test_heat_raster_clips_at_the_colour_top() -> None:
+    grid = np.zeros((4, 4))
+    grid[0, 0], grid[1, 1], grid[2, 2] = 10.0, 20.0, 5000.0
+    png, top = heat_raster(grid, target_px=4, top=20.0)
+    assert top == 20.0
+    rgba = cv2.cvtColor(cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGRA2RGBA)
+    assert rgba[2, 2].tolist() == rgba[1, 1].tolist() == [*_rgb(HEAT_COLOURS[-1]), 255]
+    assert rgba[0, 0].tolist() == [*_rgb(HEAT_COLOURS[4]), 255]  # half way up the scale
+
+
+def test_floor_heat_keeps_time_inside_cars_off_the_floor_and_clips_at_a_percentile() -> None:
+    grid = np.zeros((40, 40))  # 10 m x 10 m at 0.25 m
+    grid[::2, ::2] = 10.0  # a quiet floor
+    grid[10:14, 10:14] = 25_000.0  # people sitting in the car: cells 10-13 = 2.5-3.5 m
+    grid[30, 30] = 400.0  # one busy floor cell
+    interior = [(2.5, 2.5), (3.5, 2.5), (3.5, 3.5), (2.5, 3.5)]
+    mask = zone_mask(interior, grid.shape, 0.25)
+    assert mask.sum() == 16 and mask[10:14, 10:14].all()
+    split = floor_heat(grid, 0.25, {"car-01": interior})
+    assert split.inside_s == {"car-01": pytest.approx(16 * 25_000.0)}
+    assert split.floor[10:14, 10:14].sum() == 0
+    assert split.busiest_s == 400.0 and split.colour_top_s < 400.0 and split.clipped
+    occupied = split.floor[split.floor > 0]
+    assert split.colour_top_s == pytest.approx(float(np.percentile(occupied, CLIP_PERCENTILE)))
+    with pytest.raises(ValueError, match="percentile"):
+        floor_heat(grid, 0.25, {}, percentile=0)
 
 
 def test_heatmap_spec_draws_the_raster_under_the_cars_with_a_legend_up_to_the_busiest_cell() -> None:
