@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 
@@ -89,3 +89,24 @@ def local_day(value: datetime, timezone: str) -> str:
 def local_time(value: datetime, timezone: str) -> str:
     """An instant in a store's time zone with the zone named: '2026-11-20 09:10 (Asia/Shanghai)'."""
     return f"{value.astimezone(ZoneInfo(timezone)).strftime('%Y-%m-%d %H:%M')} ({timezone})"
+
+
+def utc_time(value: datetime | None) -> str:
+    """An instant in UTC, labelled: '2026-11-20 01:10:00 UTC'; '–' when unknown."""
+    if value is None:
+        return "–"
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") + " UTC"
+
+
+def number(value: float | None, digits: int = 1) -> str:
+    """A measured quantity with thousands separators: 2150.0 -> '2,150.0'; '–' when unknown."""
+    if value is None or math.isnan(value):
+        return "–"
+    return f"{value:,.{digits}f}"
+
+
+def metres(value: float | None) -> str:
+    """A small distance: 0.08 -> '0.08 m'; '–' when unknown."""
+    if value is None or math.isnan(value):
+        return "–"
+    return f"{value:.2f} m"

@@ -10,19 +10,24 @@ from aggregator.queries import Health
 from dashboard import charts
 from dashboard import format as fmt
 from dashboard.i18n import Lang, t
-from dashboard.views.common import show_chart
+from dashboard.views.common import show_chart, show_table
 
 RATE_DIMENSIONS = {"activity", "car_entry", "reception"}
 
 
-def dimension_value(name: str, value: float | None) -> str:
-    """A dimension's raw value in its own unit (rates in %, visit length in time, others as numbers)."""
+def dimension_value(name: str, value: float | None, lang: Lang = "en") -> str:
+    """A dimension's raw value in its own unit: rates in %, visit length as a duration, traffic in
+    visitors a day, heat in person-seconds per car and open hour."""
     if value is None:
         return "–"
     if name in RATE_DIMENSIONS:
         return fmt.pct(value)
     if name == "attractiveness":
-        return fmt.seconds(value)
+        return fmt.seconds(value, lang)
+    if name == "traffic":
+        return t(lang, "unit.per_day", value=f"{value:,.1f}")
+    if name == "heat":
+        return t(lang, "unit.per_car_hour", value=f"{value:,.1f}")
     return f"{value:,.1f}"
 
 
@@ -58,9 +63,9 @@ def dimension_rows(lang: Lang, health: Health) -> dict[str, list[str]]:
     dims = health.dimensions
     return {
         t(lang, "health.dimension"): [t(lang, f"dim.{d.name}") for d in dims],
-        t(lang, "health.store"): [dimension_value(d.name, d.value) for d in dims],
-        t(lang, "health.top"): [dimension_value(d.name, d.brand_top) for d in dims],
-        t(lang, "health.avg"): [dimension_value(d.name, d.brand_average) for d in dims],
+        t(lang, "health.store"): [dimension_value(d.name, d.value, lang) for d in dims],
+        t(lang, "health.top"): [dimension_value(d.name, d.brand_top, lang) for d in dims],
+        t(lang, "health.avg"): [dimension_value(d.name, d.brand_average, lang) for d in dims],
         t(lang, "health.of_top"): [fmt.pct_of(of_top(d.value, d.brand_top)) for d in dims],
         t(lang, "health.score"): ["–" if d.score is None else f"{d.score:.1f}" for d in dims],
     }
@@ -85,5 +90,5 @@ def render_health(lang: Lang, health: Health, store_name: str) -> None:
             alt=t(lang, "health.title", store=store_name),
         )
     with right:
-        st.table(dimension_rows(lang, health), hide_index=True)
+        show_table(lang, dimension_rows(lang, health), "table_health", static=True)
         st.caption(t(lang, "health.caption", stores=health.brand_stores))

@@ -56,6 +56,13 @@ VIEWS_BY_ROLE: dict[str, tuple[str, ...]] = {
 }
 
 
+PAGE_STYLE = """<style>
+/* Page titles on one line at any width (a tablet included): the size follows the width, never a break. */
+h1 { font-size: clamp(1.5rem, 1rem + 1.6vw, 2.6rem) !important; white-space: nowrap; overflow: hidden;
+     text-overflow: ellipsis; }
+</style>"""
+
+
 @st.cache_resource
 def _warm_chart_renderer() -> threading.Thread:
     """Start the server-side chart renderer once per process, in the background while someone logs in:
@@ -293,6 +300,7 @@ def run() -> None:
         st.error(str(exc))
         return
     _warm_chart_renderer()
+    st.html(PAGE_STYLE)
     st.session_state[CHARTS_SHOWN] = {}
     _client_id()
     try:

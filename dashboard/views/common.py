@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -172,3 +174,43 @@ def pick_period(
         start, end = picked
         return start, end
     return end_day, end_day
+
+
+def table_csv(columns: Mapping[str, Sequence[object]]) -> bytes:
+    """A table as CSV: UTF-8 with a byte-order mark, so spreadsheet programs read Chinese correctly;
+    missing values empty."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    names = list(columns)
+    writer.writerow(names)
+    rows = zip(*(columns[n] for n in names), strict=True)
+    writer.writerows(["" if v is None else v for v in row] for row in rows)
+    return ("\ufeff" + buffer.getvalue()).encode("utf-8")
+
+
+def show_table(
+    lang: Lang,
+    columns: Mapping[str, Sequence[object]],
+    key: str,
+    *,
+    static: bool = False,
+    container: object = st,
+    column_config: Mapping[str, Any] | None = None,
+) -> None:
+    """A table (a scrollable data frame, or a plain table when `static`) with its CSV download below."""
+    data = {name: list(values) for name, values in columns.items()}
+    if static:
+        container.table(data, hide_index=True)  # type: ignore[attr-defined]
+    else:
+        container.dataframe(  # type: ignore[attr-defined]
+            data, hide_index=True, key=key, column_config=dict(column_config or {})
+        )
+    container.download_button(  # type: ignore[attr-defined]
+        t(lang, "export.csv"),
+        data=table_csv(data),
+        file_name=f"{key.removeprefix('table_')}.csv",
+        mime="text/csv",
+        key=f"csv_{key}",
+        on_click="ignore",
+        icon=":material/download:",
+    )

@@ -10,7 +10,7 @@ from aggregator.queries import NodeHealth
 from dashboard import attention
 from dashboard import format as fmt
 from dashboard.i18n import TABLES, Lang, t
-from dashboard.views.common import ViewContext
+from dashboard.views.common import ViewContext, show_table
 
 
 def node_issues(node: NodeHealth, now: datetime) -> list[attention.Issue]:
@@ -31,6 +31,9 @@ LIVE_EVERY_S = 10
 
 def issue_text(lang: Lang, issue: attention.Issue) -> str:
     values = dict(issue.values)
+    for name, value in list(values.items()):
+        if isinstance(value, int) and not isinstance(value, bool):
+            values[name] = fmt.count(value)  # '2,500', as in the tables
     for name, prefix in (("state", "cam.state"), ("quality", "cam.quality")):
         if isinstance(values.get(name), str):
             values[name] = translated(lang, prefix, str(values[name]))
@@ -137,39 +140,42 @@ def _live_nodes(ctx: ViewContext) -> None:
         t(lang, "inst.store"): [n.store_id for n, _ in pairs],
         t(lang, "inst.node"): [n.node_id for n, _ in pairs],
         t(lang, "inst.status"): [node_state(lang, n, now) for n, _ in pairs],
-        t(lang, "inst.last_heartbeat"): [fmt.timestamp(n.last_heartbeat_at) for n, _ in pairs],
+        t(lang, "inst.last_heartbeat"): [fmt.utc_time(n.last_heartbeat_at) for n, _ in pairs],
         t(lang, "inst.heartbeat_age"): [fmt.seconds(_age_s(n, now), lang) for n, _ in pairs],
-        t(lang, "inst.cameras"): [len(n.cameras) for n, _ in pairs],
-        t(lang, "inst.outbox"): [n.outbox_depth for n, _ in pairs],
-        t(lang, "inst.oldest_unsent"): [n.oldest_unsent_age_s for n, _ in pairs],
-        t(lang, "inst.gaps"): [n.seq_missing for n, _ in pairs],
+        t(lang, "inst.cameras"): [fmt.count(len(n.cameras)) for n, _ in pairs],
+        t(lang, "inst.outbox"): [fmt.count(n.outbox_depth) for n, _ in pairs],
+        t(lang, "inst.oldest_unsent"): [fmt.seconds(n.oldest_unsent_age_s, lang) for n, _ in pairs],
+        t(lang, "inst.gaps"): [fmt.count(n.seq_missing) for n, _ in pairs],
         t(lang, "inst.calibration"): [
-            max(n.calibration_error_m.values()) if n.calibration_error_m else None for n, _ in pairs
+            fmt.metres(max(n.calibration_error_m.values()) if n.calibration_error_m else None)
+            for n, _ in pairs
         ],
         t(lang, "inst.issues"): ["; ".join(issue_text(lang, x) for x in i) for _, i in pairs],
         t(lang, "inst.software"): [n.software_version or "–" for n, _ in pairs],
         t(lang, "inst.model"): [n.model_id or "–" for n, _ in pairs],
         t(lang, "inst.uptime"): [fmt.seconds(n.uptime_s, lang) for n, _ in pairs],
     }
-    st.dataframe(nodes_table, hide_index=True, key="table_nodes")
+    show_table(lang, nodes_table, "table_nodes")
 
     st.subheader(t(lang, "inst.cameras"))
     cam_rows = [(n, c) for n, _ in pairs for c in n.cameras]
-    st.dataframe(
+    show_table(
+        lang,
         {
             t(lang, "inst.store"): [n.store_id for n, _ in cam_rows],
             t(lang, "inst.node"): [n.node_id for n, _ in cam_rows],
             t(lang, "inst.camera"): [c.camera_id for _, c in cam_rows],
             t(lang, "inst.status"): [camera_state(lang, n, c.state, now) for n, c in cam_rows],
-            t(lang, "inst.fps"): [round(c.fps, 1) for _, c in cam_rows],
-            t(lang, "inst.target_fps"): [c.target_fps for _, c in cam_rows],
-            t(lang, "inst.inference_ms"): [round(c.inference_ms, 1) for _, c in cam_rows],
+            t(lang, "inst.fps"): [fmt.number(c.fps) for _, c in cam_rows],
+            t(lang, "inst.target_fps"): [fmt.number(c.target_fps) for _, c in cam_rows],
+            t(lang, "inst.inference_ms"): [fmt.number(c.inference_ms) for _, c in cam_rows],
             t(lang, "inst.quality"): [translated(lang, "cam.quality", c.quality) for _, c in cam_rows],
-            t(lang, "inst.calibration"): [n.calibration_error_m.get(c.camera_id) for n, c in cam_rows],
+            t(lang, "inst.calibration"): [
+                fmt.metres(n.calibration_error_m.get(c.camera_id)) for n, c in cam_rows
+            ],
             f"≤ {attention.CALIBRATION_MAX_ERROR_M:.2f} m": [
                 calibration_verdict(lang, n.calibration_error_m.get(c.camera_id)) for n, c in cam_rows
             ],
         },
-        hide_index=True,
-        key="table_cameras",
+        "table_cameras",
     )

@@ -18,7 +18,17 @@ from dashboard import format as fmt
 from dashboard.health_view import render_health
 from dashboard.heat import CLIP_PERCENTILE, floor_heat
 from dashboard.i18n import Lang, t
-from dashboard.views.common import ViewContext, pick_day, pick_period, pick_store, show_chart, store_today
+from dashboard.report import report_pdf, report_png
+from dashboard.views.common import (
+    CHARTS_SHOWN,
+    ViewContext,
+    pick_day,
+    pick_period,
+    pick_store,
+    show_chart,
+    show_table,
+    store_today,
+)
 
 OCCUPANCY_FRESH = timedelta(minutes=5)
 LIVE_EVERY_S = 10
@@ -175,7 +185,7 @@ def _render_heatmap(ctx: ViewContext, store: StoreInfo, start: date, end: date) 
             t(lang, "store.inside_col"): [fmt.count(s / 60) for _, s in ranked],
         }
         st.markdown(f"**{t(lang, 'store.inside_title')}**")
-        st.dataframe(table, hide_index=True, key="table_inside_cars")
+        show_table(lang, table, "table_inside_cars")
 
 
 def _render_cars(ctx: ViewContext, store: StoreInfo, start: date, end: date) -> None:
@@ -203,15 +213,13 @@ def _render_cars(ctx: ViewContext, store: StoreInfo, start: date, end: date) -> 
     table = {
         t(lang, "car.id"): [c.car_id for c in ranking],
         t(lang, "car.model"): labels,
-        t(lang, "car.browsers"): [c.browsers for c in ranking],
-        t(lang, "car.dwell_total"): [f"{c.dwell_total_s / 60:.1f}" for c in ranking],
-        t(lang, "car.dwell_median"): [
-            "–" if c.dwell_median_s is None else f"{c.dwell_median_s:.1f}" for c in ranking
-        ],
-        t(lang, "car.entries"): [c.entries for c in ranking],
+        t(lang, "car.browsers"): [fmt.count(c.browsers) for c in ranking],
+        t(lang, "car.dwell_total"): [fmt.seconds(c.dwell_total_s, lang) for c in ranking],
+        t(lang, "car.dwell_median"): [fmt.seconds(c.dwell_median_s, lang) for c in ranking],
+        t(lang, "car.entries"): [fmt.count(c.entries) for c in ranking],
         t(lang, "car.ignored"): ["⚠" if c.browsers == 0 else "" for c in ranking],
     }
-    table_col.table(table, hide_index=True)
+    show_table(lang, table, "table_cars", static=True, container=table_col)
 
 
 def live_now(now: datetime) -> datetime:
@@ -249,10 +257,60 @@ def render(ctx: ViewContext) -> None:
     with occupancy_col:
         live_occupancy(ctx, store)
 
-    render_funnel(lang, ctx.data.funnel(store.store_id, day), is_today=day == today)
+    funnel = ctx.data.funnel(store.store_id, day)
+    render_funnel(lang, funnel, is_today=day == today)
     _render_audit(ctx, store)
     _render_hourly(ctx, store, day)
-    st.caption(t(lang, "store.period_summary", start=start.isoformat(), end=end.isoformat()))
+    period = t(lang, "store.period_summary", start=start.isoformat(), end=end.isoformat())
+    st.caption(period)
     _render_heatmap(ctx, store, start, end)
     _render_cars(ctx, store, start, end)
-    render_health(lang, ctx.data.health(store.store_id, start, end), store.name)
+    health = ctx.data.health(store.store_id, start, end)
+    render_health(lang, health, store.name)
+    title = t(lang, "store.title", store=store.name, date=day.isoformat())
+    _report_buttons(lang, title, [*funnel_lines(lang, funnel), period], f"{store.store_id}-{day.isoformat()}")
+
+
+def funnel_lines(lang: Lang, funnel: Funnel) -> list[str]:
+    """The funnel's figures as report lines: 'Visitors: 59 (+68.57% day-over-day, +18.00% week-over-week)'."""
+    lines = []
+    for key, attr, is_rate in FUNNEL_FIGURES:
+        value = getattr(funnel.today, attr)
+        if is_rate:
+            shown = fmt.pct(value)
+            unit = t(lang, "store.points")
+            dod = fmt.points(value, _rate(funnel.day_before, attr), unit=unit)
+            wow = fmt.points(value, _rate(funnel.week_before, attr), unit=unit)
+        else:
+            shown = fmt.count(value)
+            dod, wow = fmt.change(getattr(funnel.dod, attr)), fmt.change(getattr(funnel.wow, attr))
+        changes = (
+            f"{dod or '–'} {t(lang, 'store.vs_yesterday')}, {wow or '–'} {t(lang, 'store.vs_last_week')}"
+        )
+        lines.append(f"{t(lang, key)}: {shown} ({changes})")
+    return lines
+
+
+def _report_buttons(lang: Lang, title: str, lines: list[str], name: str) -> None:
+    """Download the page as a report: its figures and the charts it drew, made when the button is pressed
+    (rendering takes about a second, which the page itself does not pay)."""
+    charts_drawn = list(st.session_state.get(CHARTS_SHOWN, {}).values())
+    pdf_col, png_col = st.columns(2)
+    pdf_col.download_button(
+        t(lang, "export.report"),
+        data=lambda: report_pdf(title, lines, charts_drawn),
+        file_name=f"{name}.pdf",
+        mime="application/pdf",
+        key="report_pdf",
+        on_click="ignore",
+        icon=":material/picture_as_pdf:",
+    )
+    png_col.download_button(
+        t(lang, "export.report_png"),
+        data=lambda: report_png(title, lines, charts_drawn),
+        file_name=f"{name}.png",
+        mime="image/png",
+        key="report_png",
+        on_click="ignore",
+        icon=":material/image:",
+    )

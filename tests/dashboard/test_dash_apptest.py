@@ -233,8 +233,10 @@ def test_store_manager_car_ranking_equals_the_aggregator(queries: Queries) -> No
     cars = queries.car_ranking("sh-01", world.DAY, world.DAY)
     table = at.table[0].value
     assert list(table["Car"]) == [c.car_id for c in cars] == ["car-01", "car-02", "car-03"]
-    assert list(table["Browsers"]) == [c.browsers for c in cars] == [30, 16, 0]
-    assert list(table["Entries"]) == [c.entries for c in cars]
+    assert list(table["Browsers"]) == [fmt.count(c.browsers) for c in cars] == ["30", "16", "0"]
+    assert list(table["Entries"]) == [fmt.count(c.entries) for c in cars]
+    assert list(table["Total dwell"]) == [fmt.seconds(c.dwell_total_s) for c in cars]
+    assert list(table["Median dwell"])[-1] == "–"  # nobody browsed car-03
     assert list(table["Ignored"]) == ["", "", "⚠"]
     hourly, heatmap, ranking, radar = _charts(at)
     hours = queries.hourly_traffic("sh-01", world.DAY)
@@ -407,13 +409,13 @@ def test_installer_sees_nodes_worst_first_and_no_visitor_figures(
     assert attention[0].startswith("**bj-02 / node-a**") or attention[0].startswith("**gz-03 / node-a**")
     joined = "\n".join(attention)
     assert "camera cam-a stalled" in joined
-    assert "outbox backlog 2500" in joined
+    assert "outbox backlog 2,500" in joined
     assert "3 missing events" in joined
     assert "sh-01" not in joined  # healthy node: not in the attention list
     nodes = at.dataframe[0].value
     assert sorted(nodes["Store"]) == sorted(n.store_id for n in queries.nodes())
     gz = list(nodes["Store"]).index("gz-03")
-    assert list(nodes["Sequence gaps"])[gz] == 3
+    assert list(nodes["Sequence gaps"])[gz] == "3"
     assert list(nodes["Status"])[gz] == "offline"
     assert set(nodes["Software"]) == {"0.1.0"} and set(nodes["Detector model"]) == {"yolox-tiny"}
 

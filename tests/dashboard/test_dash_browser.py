@@ -235,7 +235,9 @@ def test_installer_sees_node_health_only(
     alerts = page.locator('[data-testid="stAlert"]').all_inner_texts()
     assert len(alerts) == 2
     joined = "\n".join(alerts)
-    assert "bj-02 / node-a" in joined and "camera cam-a stalled" in joined and "outbox backlog 2500" in joined
+    assert (
+        "bj-02 / node-a" in joined and "camera cam-a stalled" in joined and "outbox backlog 2,500" in joined
+    )
     assert "gz-03 / node-a" in joined and "3 missing events" in joined
     nodes = {n.store_id: n for n in queries.nodes()}
     assert nodes["gz-03"].seq_missing == 3 and not nodes["gz-03"].online

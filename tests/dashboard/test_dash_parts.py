@@ -234,3 +234,22 @@ def test_hq_lists_are_asked_for_once_a_minute() -> None:
     b = query_minute(datetime(2026, 11, 23, 18, 5, 59, 999999, tzinfo=UTC))
     assert a == b == datetime(2026, 11, 23, 18, 5, tzinfo=UTC)  # one cache key for the whole minute
     assert query_minute(datetime(2026, 11, 23, 18, 6, tzinfo=UTC)) > a
+
+
+def test_table_csv_keeps_chinese_and_leaves_missing_values_empty() -> None:
+    from dashboard.views.common import table_csv
+
+    data = table_csv({"车型": ["Model S", "极光"], "浏览人数": [30, None]})
+    assert data.startswith("\ufeff".encode())
+    assert data.decode("utf-8-sig").splitlines() == ["车型,浏览人数", "Model S,30", "极光,"]
+
+
+def test_report_stacks_the_figures_and_the_page_charts() -> None:
+    from dashboard.report import report_pdf, report_spec
+
+    radar = radar_chart(["a", "b", "c"], [("top", [100, 100, 100], "#000")], scale_title="%")
+    spec = report_spec("Pudong Flagship — 2026-11-20", ["Visitors: 59", "Browse rate: 77.97%"], [radar])
+    text, chart = spec["vconcat"]
+    assert [r["line"] for r in text["data"]["values"]] == ["Visitors: 59", "Browse rate: 77.97%"]
+    assert "config" not in chart and "$schema" not in chart and chart["layer"] == radar["layer"]
+    assert report_pdf("t", ["x"], [radar]).startswith(b"%PDF")
