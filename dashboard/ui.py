@@ -2,7 +2,9 @@
 
 Everything that decides what a person may see happens here and in `dashboard.data` on the server: the
 logged-in user lives in Streamlit's server-side session state, and the URL's query parameters (`view`,
-`store`, `date`) are only requests, checked against the user's role and stores on every rerun.
+`store`, `date`) are only requests, checked against the user's role and stores on every rerun. A reload
+(a new Streamlit session) is logged in again from the browser's session cookie, which only names a session
+the server still holds (`dashboard.sessions`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import streamlit as st
-import streamlit.components.v1 as components
 from streamlit.errors import StreamlitMissingAuthlibError
 
 from dashboard import charts
@@ -216,7 +217,7 @@ def _write_cookies() -> None:
         "const secure = window.parent.location.protocol === 'https:' ? '; Secure' : '';\n" + "\n".join(lines)
     )
     # A same-origin frame: unlike st.html, it runs its script again whenever the script changes.
-    components.html(f"<script>{script}</script>", height=0)
+    st.iframe(f"<script>{script}</script>", height=1)
 
 
 def _client_id() -> str:

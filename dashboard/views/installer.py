@@ -25,6 +25,8 @@ def node_issues(node: NodeHealth, now: datetime) -> list[attention.Issue]:
     )
 
 
+ATTENTION_SHOWN = 15
+"""Nodes listed under "needs attention first" (the worst); the rest are in the table below, worst first."""
 LIVE_EVERY_S = 10
 """The node list refreshes itself this often: a node that stops reporting shows within one heartbeat."""
 
@@ -127,12 +129,15 @@ def _live_nodes(ctx: ViewContext) -> None:
     troubled = [(n, issues) for n, issues in pairs if issues]
     if not troubled:
         st.success(t(lang, "inst.all_ok"))
-    for node, issues in troubled:
+    for node, issues in troubled[:ATTENTION_SHOWN]:
         line = f"**{node.store_id} / {node.node_id}** — " + "; ".join(issue_text(lang, i) for i in issues)
         if attention.worst(issues) == "critical":
             st.error(line, icon=":material/error:")
         else:
             st.warning(line, icon=":material/warning:")
+
+    if len(troubled) > ATTENTION_SHOWN:
+        st.caption(t(lang, "inst.attention_more", more=len(troubled) - ATTENTION_SHOWN))
 
     st.subheader(t(lang, "inst.title"))
     nodes_table = {
