@@ -109,6 +109,11 @@ class ScopedData:
         result: Heatmap = self._fetch("heatmap", (store_id, start, end))
         return result
 
+    def heatmap_hours(self, store_id: str, start_utc: datetime, end_utc: datetime) -> Heatmap:
+        self._figures_of(store_id)
+        result: Heatmap = self._fetch("heatmap_hours", (store_id, start_utc, end_utc))
+        return result
+
     def car_ranking(self, store_id: str, start: date, end: date) -> list[Any]:
         self._figures_of(store_id)
         result: list[Any] = self._fetch("car_ranking", (store_id, start, end))

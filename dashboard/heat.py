@@ -77,3 +77,22 @@ def floor_heat(
     busiest = float(occupied.max()) if occupied.size else 0.0
     top = float(np.percentile(occupied, percentile)) if occupied.size else 0.0
     return FloorHeat(floor, inside_s, top, busiest)
+
+
+def zone_seconds(
+    person_seconds: npt.NDArray[np.floating],
+    cell_m: float,
+    zones_m: dict[str, Sequence[tuple[float, float]]],
+    inside_m: dict[str, Sequence[tuple[float, float]]] | None = None,
+) -> dict[str, float]:
+    """Person-seconds in each zone (by id), leaving out the cells of the zone's own interior in
+    `inside_m` (a car's browse zone without the car: people around it, not in it)."""
+    grid = np.nan_to_num(np.asarray(person_seconds, dtype=np.float64), nan=0.0)
+    shape = (grid.shape[0], grid.shape[1])
+    out: dict[str, float] = {}
+    for zone_id, polygon in zones_m.items():
+        mask = zone_mask(polygon, shape, cell_m)
+        if inside_m and zone_id in inside_m:
+            mask &= ~zone_mask(inside_m[zone_id], shape, cell_m)
+        out[zone_id] = float(grid[mask].sum())
+    return out

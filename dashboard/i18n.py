@@ -66,7 +66,7 @@ EN: dict[str, str] = {
     "store.hourly": "Hourly traffic",
     "store.hourly_today": "This day",
     "store.hourly_last_week": "Same weekday last week",
-    "store.hour": "Hour",
+    "store.hour": "Hour ({tz})",
     "store.heatmap": "Floor heatmap",
     "store.heatmap_caption": "Person-seconds per {cell} m cell, staff excluded; walls: the floor's outline; "
     "blue boxes: display cars (dotted: where people browse them). The colour scale stops at the "
@@ -75,6 +75,12 @@ EN: dict[str, str] = {
     "each car and listed below.",
     "store.heat_legend": "person-s per cell (colour clipped at the {pct}th percentile)",
     "store.inside": "inside: {minutes} person-min",
+    "store.live_zones": "Display cars this hour (live)",
+    "store.live_zones_caption": "Person-minutes since {since}, refreshed every {seconds} s: around each car "
+    "(its browse zone) and inside it.",
+    "store.live_zones_none": "No one near the display cars since {since}.",
+    "store.zone_around": "Around (person-min)",
+    "store.zone_inside": "Inside (person-min)",
     "store.inside_title": "Time inside the display cars",
     "store.inside_col": "Person-minutes inside",
     "store.heatmap_none": "No heat recorded for this period.",
@@ -270,7 +276,7 @@ ZH: dict[str, str] = {
     "store.hourly": "分时客流",
     "store.hourly_today": "当日",
     "store.hourly_last_week": "上周同日",
-    "store.hour": "小时",
+    "store.hour": "小时（{tz}）",
     "store.heatmap": "热力图",
     "store.heatmap_caption": "每 {cell} 米网格的人·秒数，已排除员工；外框为场地边界；"
     "蓝框为展车（虚线为浏览区）。"
@@ -278,6 +284,11 @@ ZH: dict[str, str] = {
     "车内停留时间不着色，标在各展车上并列于下表。",
     "store.heat_legend": "每格人·秒（色阶截断于第 {pct} 百分位）",
     "store.inside": "车内：{minutes} 人·分",
+    "store.live_zones": "本小时展车热度（实时）",
+    "store.live_zones_caption": "自 {since} 起的人·分钟数，每 {seconds} 秒刷新：展车周围（浏览区）与车内。",
+    "store.live_zones_none": "自 {since} 起展车附近无人。",
+    "store.zone_around": "周围（人·分）",
+    "store.zone_inside": "车内（人·分）",
     "store.inside_title": "展车车内停留时间",
     "store.inside_col": "车内人·分钟",
     "store.heatmap_none": "该时段没有热力数据。",

@@ -16,7 +16,7 @@ from aggregator.queries import Funnel, FunnelFigures, StoreInfo
 from dashboard import charts
 from dashboard import format as fmt
 from dashboard.health_view import render_health
-from dashboard.heat import CLIP_PERCENTILE, floor_heat
+from dashboard.heat import CLIP_PERCENTILE, floor_heat, zone_seconds
 from dashboard.i18n import Lang, t
 from dashboard.report import report_pdf, report_png
 from dashboard.views.common import (
@@ -136,7 +136,7 @@ def _render_hourly(ctx: ViewContext, store: StoreInfo, day: date) -> None:
         [h.last_week_visitors for h in hours],
         this_label=t(lang, "store.hourly_today"),
         last_week_label=t(lang, "store.hourly_last_week"),
-        hour_label=t(lang, "store.hour"),
+        hour_label=t(lang, "store.hour", tz=store.timezone),
         visitors_label=t(lang, "m.visitors"),
     )
     show_chart(chart, "chart_hourly", alt=t(lang, "store.hourly"))
@@ -242,6 +242,39 @@ def live_occupancy(ctx: ViewContext, store: StoreInfo) -> None:
         st.caption(t(lang, "store.occupancy_as_of", time=fmt.local_time(as_of, store.timezone)))
 
 
+@st.fragment(run_every=LIVE_EVERY_S)
+def live_zones(ctx: ViewContext, store: StoreInfo) -> None:
+    """People around each display car and inside it in the current hour so far, refreshed by itself."""
+    lang = ctx.lang
+    now = live_now(datetime.now(UTC))
+    hour = now.replace(minute=0, second=0)
+    heat = ctx.data.heatmap_hours(store.store_id, hour, hour + timedelta(hours=1))
+    st.subheader(t(lang, "store.live_zones"))
+    if heat.grid.size == 0 or not np.any(heat.grid > 0) or not store.cars:
+        st.info(t(lang, "store.live_zones_none", since=fmt.local_time(hour, store.timezone)))
+        return
+    around = zone_seconds(
+        heat.grid,
+        heat.cell_m,
+        {c.id: c.browse_zone_m for c in store.cars},
+        {c.id: c.interior_zone_m for c in store.cars},
+    )
+    inside = zone_seconds(heat.grid, heat.cell_m, {c.id: c.interior_zone_m for c in store.cars})
+    ranked = sorted(store.cars, key=lambda c: -(around[c.id] + inside[c.id]))
+    since = fmt.local_time(hour, store.timezone)
+    st.caption(t(lang, "store.live_zones_caption", since=since, seconds=LIVE_EVERY_S))
+    show_table(
+        lang,
+        {
+            t(lang, "car.model"): [c.model_name or c.id for c in ranked],
+            t(lang, "store.zone_around"): [fmt.count(around[c.id] / 60) for c in ranked],
+            t(lang, "store.zone_inside"): [fmt.count(inside[c.id] / 60) for c in ranked],
+        },
+        "table_live_zones",
+        static=True,
+    )
+
+
 def render(ctx: ViewContext) -> None:
     lang = ctx.lang
     store = pick_store(ctx)
@@ -259,6 +292,8 @@ def render(ctx: ViewContext) -> None:
 
     funnel = ctx.data.funnel(store.store_id, day)
     render_funnel(lang, funnel, is_today=day == today)
+    if day == today:
+        live_zones(ctx, store)
     _render_audit(ctx, store)
     _render_hourly(ctx, store, day)
     period = t(lang, "store.period_summary", start=start.isoformat(), end=end.isoformat())

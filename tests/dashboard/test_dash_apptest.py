@@ -218,6 +218,17 @@ def test_dates_outside_the_history_are_refused(asked: str, message: str) -> None
     assert at.query_params["date"] == today
 
 
+def test_today_shows_the_display_cars_live_and_a_past_day_does_not() -> None:
+    today = _login(_app(), "li.wei")
+    assert "Display cars this hour (live)" in [h.value for h in today.subheader]
+    assert "Today's funnel" in [h.value for h in today.subheader]
+    # The test world has no heat this hour: said in words, with the hour's start in the store's zone.
+    assert any(i.value.startswith("No one near the display cars since ") for i in today.info)
+    assert any("(Asia/Shanghai)" in i.value for i in today.info)
+    past = _login(_app(date=DAY), "li.wei")
+    assert "Display cars this hour (live)" not in [h.value for h in past.subheader]
+
+
 def test_an_empty_day_says_so_in_words(queries: Queries) -> None:
     empty = world.DAY - timedelta(days=3)
     assert queries.funnel("sh-01", empty).today.visitors == 0

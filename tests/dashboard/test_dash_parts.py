@@ -21,7 +21,7 @@ from dashboard.charts import (
     to_svg,
 )
 from dashboard.format import change, pct, seconds
-from dashboard.heat import CLIP_PERCENTILE, floor_heat, zone_mask
+from dashboard.heat import CLIP_PERCENTILE, floor_heat, zone_mask, zone_seconds
 
 
 def _cam(camera_id: str = "cam-a", **kw: object) -> CameraState:
@@ -253,3 +253,15 @@ def test_report_stacks_the_figures_and_the_page_charts() -> None:
     assert [r["line"] for r in text["data"]["values"]] == ["Visitors: 59", "Browse rate: 77.97%"]
     assert "config" not in chart and "$schema" not in chart and chart["layer"] == radar["layer"]
     assert report_pdf("t", ["x"], [radar]).startswith(b"%PDF")
+
+
+def test_zone_seconds_counts_around_a_car_apart_from_inside_it() -> None:
+    grid = np.zeros((40, 40))  # 10 m x 10 m at 0.25 m
+    grid[4:36, 4:36] = 1.0  # around: browse zone 1-9 m
+    grid[16:24, 16:24] = 100.0  # inside: interior 4-6 m
+    browse = [(1.0, 1.0), (9.0, 1.0), (9.0, 9.0), (1.0, 9.0)]
+    interior = [(4.0, 4.0), (6.0, 4.0), (6.0, 6.0), (4.0, 6.0)]
+    around = zone_seconds(grid, 0.25, {"car-01": browse}, {"car-01": interior})
+    inside = zone_seconds(grid, 0.25, {"car-01": interior})
+    assert around == {"car-01": pytest.approx(32 * 32 - 8 * 8)}
+    assert inside == {"car-01": pytest.approx(8 * 8 * 100.0)}
