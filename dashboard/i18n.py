@@ -143,6 +143,8 @@ EN: dict[str, str] = {
     "health.caption": "Against the brand's {stores} stores with data in the period (TOP: 90th percentile).",
     # HQ view
     "hq.title": "Brand HQ",
+    "hq.health_per_brand": "Health scores are measured against each store's own brand (its TOP: the 90th "
+    "percentile of the brand's stores), so compare them within a brand. Stores per brand: {brands}.",
     "hq.league": "League table",
     "hq.region": "Region",
     "hq.brand": "Brand",
@@ -347,6 +349,8 @@ ZH: dict[str, str] = {
     "health.none": "该门店在此时段没有健康度评分。",
     "health.caption": "与本品牌该时段有数据的 {stores} 家门店比较（TOP 为第 90 百分位）。",
     "hq.title": "品牌总部",
+    "hq.health_per_brand": "健康度以各门店所属品牌为基准（品牌 TOP 为该品牌门店的第 90 百分位），"
+    "请在同一品牌内比较。各品牌门店数：{brands}。",
     "hq.league": "门店排行榜",
     "hq.region": "区域",
     "hq.brand": "品牌",

@@ -3,6 +3,7 @@ daily trends, stores whose door-count audit is missing or stale, and stores whos
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -223,6 +224,11 @@ def render(ctx: ViewContext) -> None:
         t(lang, "hq.sort"), list(SORTS), format_func=lambda s: t(lang, SORTS[s][0]), key="hq_sort"
     )
     st.caption(t(lang, "hq.stores_count", count=len(rows)))
+    sizes = Counter(r.store.brand for r in rows)
+    if len(sizes) > 1:
+        # Each score is measured against its own brand's TOP: scores of different brands do not compare.
+        per_brand = ", ".join(f"{b} {fmt.count(n)}" for b, n in sorted(sizes.items()))
+        st.caption(t(lang, "hq.health_per_brand", brands=per_brand))
     show_table(lang, league_frame(lang, rows, sort), "table_league", column_config=league_columns(lang))
 
     if not rows:

@@ -229,6 +229,16 @@ def test_today_shows_the_display_cars_live_and_a_past_day_does_not() -> None:
     assert "Display cars this hour (live)" not in [h.value for h in past.subheader]
 
 
+def test_a_league_of_several_brands_says_scores_compare_within_a_brand() -> None:
+    group = _login(_app(date=DAY, period="day"), "hq.group")
+    assert (
+        "Health scores are measured against each store's own brand (its TOP: the 90th percentile of the "
+        "brand's stores), so compare them within a brand. Stores per brand: aurora 2, nova 1."
+    ) in _texts(group)
+    one_brand = _login(_app(date=DAY, period="day"), "hq.aurora")
+    assert "Stores per brand" not in _texts(one_brand)
+
+
 def test_an_empty_day_says_so_in_words(queries: Queries) -> None:
     empty = world.DAY - timedelta(days=3)
     assert queries.funnel("sh-01", empty).today.visitors == 0
