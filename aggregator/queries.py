@@ -823,6 +823,11 @@ class Queries:
             grid[: g.shape[0], : g.shape[1]] += g
         return Heatmap(store_id, start, end, cell_m, floor, grid.astype(np.float32))
 
+    def first_day(self, store_id: str) -> date | None:
+        """The first local day with figures for the store (the start of its history); None: none yet."""
+        rows = self.storage.daily_rows([store_id], "0001-01-01", "9999-12-31")
+        return date.fromisoformat(str(rows[0][1])) if rows else None
+
     def occupancy_now(self, store_id: str, now: datetime | None = None) -> Occupancy:
         now = now or datetime.now(UTC)
         since = format_ts(now - self.OPEN_VISIT_WINDOW)

@@ -12,7 +12,8 @@ Severity = Literal["critical", "warning"]
 SEVERITY_RANK: dict[str, int] = {"critical": 2, "warning": 1, "ok": 0}
 
 HEARTBEAT_EVERY_S = 30.0
-STALE_HEARTBEAT_S = 3 * HEARTBEAT_EVERY_S  # three missed heartbeats
+# One heartbeat missed (with 15 s for the network and the aggregator): the node stopped reporting.
+STALE_HEARTBEAT_S = HEARTBEAT_EVERY_S + 15.0
 LOW_FPS_RATIO = 0.8
 BACKLOG_WARNING = 1_000
 CALIBRATION_MAX_ERROR_M = 0.3  # NodeConfig's default `calibration.max_error_m`
@@ -37,12 +38,25 @@ def node_issues(
     calibration_error_m: Mapping[str, float],
     calibration_max_error_m: float = CALIBRATION_MAX_ERROR_M,
 ) -> list[Issue]:
-    """Problems of one node, most severe first."""
+    """Problems of one node, most severe first.
+
+    A node that is offline (its last will) or whose last heartbeat is older than `STALE_HEARTBEAT_S` has
+    stopped reporting: that is said with the heartbeat's age (`age_s`, seconds, or None when it never sent
+    one), and its cameras' last states are reported as stale rather than judged (they are old news)."""
     issues: list[Issue] = []
-    if online is False:
-        issues.append(Issue("critical", "inst.issue.offline"))
-    if heartbeat_age_s is not None and heartbeat_age_s > STALE_HEARTBEAT_S:
-        issues.append(Issue("critical", "inst.issue.no_heartbeat", {"minutes": int(heartbeat_age_s // 60)}))
+    stale = heartbeat_age_s is not None and heartbeat_age_s > STALE_HEARTBEAT_S
+    if online is False and heartbeat_age_s is None:
+        issues.append(Issue("critical", "inst.issue.offline_silent"))
+    elif online is False:
+        issues.append(Issue("critical", "inst.issue.offline", {"age_s": heartbeat_age_s}))
+    elif stale:
+        issues.append(Issue("critical", "inst.issue.stale", {"age_s": heartbeat_age_s}))
+    if (online is False or stale) and cameras:
+        names = ", ".join(c.camera_id for c in cameras)
+        issues.append(
+            Issue("warning", "inst.issue.cameras_stale", {"cameras": names, "age_s": heartbeat_age_s})
+        )
+        cameras = ()
     for cam in cameras:
         if cam.state != "ok":
             issues.append(
@@ -73,6 +87,11 @@ def node_issues(
             )
     issues.sort(key=lambda i: -SEVERITY_RANK[i.severity])
     return issues
+
+
+def reporting(online: bool | None, heartbeat_age_s: float | None) -> bool:
+    """Whether a node is reporting now: not offline, and a heartbeat within `STALE_HEARTBEAT_S`."""
+    return online is not False and heartbeat_age_s is not None and heartbeat_age_s <= STALE_HEARTBEAT_S
 
 
 def worst(issues: Sequence[Issue]) -> str:

@@ -143,17 +143,20 @@ def car_ranking_chart(
 
 
 HEAT_COLOURS = (
-    *("#ffffcc", "#ffeda0", "#fed976", "#feb24c", "#fd8d3c"),
-    *("#fc4e2a", "#e31a1c", "#bd0026", "#800026"),
+    *("#fcfdbf", "#feca8d", "#fd9668", "#f1605d", "#cd4071"),
+    *("#9e2f7f", "#721f81", "#440f76", "#180f3d"),
 )
-"""Yellow-orange-red (ColorBrewer YlOrRd), from an empty cell's first person-second to the busiest cell."""
+"""Magma, reversed (light = little, dark = much): a perceptually uniform scale, so equal steps of
+person-seconds look like equal steps of colour, from an occupied cell's first person-second to the top."""
 HEAT_PX_PER_CELL_MAX = 8
 """Cells are drawn as blocks of at most this many pixels a side (nearest-neighbour: no blurred edges)."""
 
 
-def heat_raster(person_seconds: npt.NDArray[np.float64], target_px: int = 900) -> tuple[bytes, float]:
-    """The grid coloured on the server as a PNG (RGBA, empty cells transparent) and the value of its
-    busiest cell, which is the top of the colour scale.
+def heat_raster(
+    person_seconds: npt.NDArray[np.float64], target_px: int = 900, top: float | None = None
+) -> tuple[bytes, float]:
+    """The grid coloured on the server as a PNG (RGBA, empty cells transparent) and the top of the colour
+    scale: `top` when given (busier cells take the last colour), else the busiest cell.
 
     Pixel row 0 is grid row 0 (the plan's top edge). Colours run linearly in RGB through `HEAT_COLOURS`,
     as the chart's legend does (`interpolate: rgb`), so the legend reads the cells exactly.
@@ -161,9 +164,9 @@ def heat_raster(person_seconds: npt.NDArray[np.float64], target_px: int = 900) -
     grid = np.nan_to_num(np.asarray(person_seconds, dtype=np.float64), nan=0.0)
     grid = np.where(grid > 0, grid, 0.0)
     ny, nx = grid.shape
-    vmax = float(grid.max()) if grid.size else 0.0
+    vmax = top if top is not None and top > 0 else (float(grid.max()) if grid.size else 0.0)
     stops = np.array([[int(c[i : i + 2], 16) for i in (1, 3, 5)] for c in HEAT_COLOURS], dtype=np.float64)
-    pos = grid / vmax * (len(stops) - 1) if vmax > 0 else np.zeros_like(grid)
+    pos = np.minimum(grid, vmax) / vmax * (len(stops) - 1) if vmax > 0 else np.zeros_like(grid)
     i = np.clip(np.floor(pos).astype(int), 0, len(stops) - 2)
     f = (pos - i)[..., None]
     rgb = stops[i] * (1.0 - f) + stops[i + 1] * f
@@ -190,6 +193,8 @@ def heatmap_spec(
     cars: Sequence[CarOutline],
     *,
     colour_title: str,
+    colour_top: float | None = None,
+    inside_labels: Mapping[str, str] | None = None,
     width_px: int = 600,
 ) -> dict[str, Any]:
     """Floor heatmap as a Vega-Lite spec: person-seconds per cell (`person_seconds[iy, ix]`), origin at the
@@ -197,7 +202,10 @@ def heatmap_spec(
 
     Each display car's footprint is outlined (solid) with its browse zone (dotted) and labelled with its
     model name. The cells are one image coloured on the server (`heat_raster`), with a legend of the same
-    colours: the chart costs the same whatever the floor's size or cell edge.
+    colours: the chart costs the same whatever the floor's size or cell edge. The colour scale ends at
+    `colour_top` (default: the busiest cell); the legend's title should say how it was chosen.
+    `inside_labels` (by car id) is written under each car's name: the time spent inside it, kept off the
+    floor's colours.
     """
     ny, nx = person_seconds.shape
     width_m = floor_size_m[0] if floor_size_m else nx * cell_m
@@ -211,24 +219,22 @@ def heatmap_spec(
         "title": "m",
     }
     order = {"field": "order", "type": "quantitative"}
-    png, vmax = heat_raster(person_seconds)
+    png, vmax = heat_raster(person_seconds, top=colour_top)
     image_url = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
     interiors: list[dict[str, Any]] = []
     browses: list[dict[str, Any]] = []
     labels: list[dict[str, Any]] = []
+    inside_rows: list[dict[str, Any]] = []
     for car in cars:
         if len(car.browse_m) >= 3:
             browses += _polygon_rows(car.browse_m, car.car_id)
         outline = car.interior_m if len(car.interior_m) >= 3 else car.browse_m
         if len(outline) >= 3:
             interiors += _polygon_rows(outline, car.car_id)
-            labels.append(
-                {
-                    "x": sum(p[0] for p in outline) / len(outline),
-                    "y": sum(p[1] for p in outline) / len(outline),
-                    "label": car.label,
-                }
-            )
+            cx, cy = sum(p[0] for p in outline) / len(outline), sum(p[1] for p in outline) / len(outline)
+            labels.append({"x": cx, "y": cy, "label": car.label})
+            if inside_labels and car.car_id in inside_labels:
+                inside_rows.append({"x": cx, "y": cy, "label": inside_labels[car.car_id]})
     floor = _polygon_rows([(0, 0), (width_m, 0), (width_m, depth_m), (0, depth_m)], "floor")
     layers: list[dict[str, Any]] = [
         {
@@ -266,7 +272,7 @@ def heatmap_spec(
                         "interpolate": "rgb",
                     },
                     "title": colour_title,
-                    "legend": {"format": ",.0f"},
+                    "legend": {"format": ",.0f", "titleLimit": 600},
                 },
             },
         },
@@ -293,11 +299,30 @@ def heatmap_spec(
                 "encoding": {"x": x, "y": y, "order": order, "detail": detail},
             }
         )
+    if interiors:
+        # Car interiors are not floor: their time is written on them, not coloured.
+        layers.insert(
+            3,
+            {
+                "data": {"values": interiors},
+                "mark": {"type": "line", "fill": "#e5e7eb", "fillOpacity": 0.9, "strokeOpacity": 0},
+                "encoding": {"x": x, "y": y, "order": order, "detail": detail},
+            },
+        )
+    if inside_rows:
+        layers.insert(
+            4,
+            {
+                "data": {"values": inside_rows},
+                "mark": {"type": "text", "color": "#374151", "fontSize": 10, "dy": 10},
+                "encoding": {"x": x, "y": y, "text": {"field": "label", "type": "nominal"}},
+            },
+        )
     if labels:
         layers.append(
             {
                 "data": {"values": labels},
-                "mark": {"type": "text", "fontWeight": "bold", "color": "#1e3a8a", "fontSize": 12},
+                "mark": {"type": "text", "fontWeight": "bold", "color": "#1e3a8a", "fontSize": 12, "dy": -4},
                 "encoding": {"x": x, "y": y, "text": {"field": "label", "type": "nominal"}},
             }
         )
@@ -309,31 +334,50 @@ def heatmap_spec(
     }
 
 
-def radar_chart(dimensions: Sequence[str], series: Sequence[tuple[str, Sequence[float], str]]) -> ChartSpec:
-    """Health radar on the 0-100 score scale: one closed line per (name, scores per dimension, colour)."""
+RADAR_RING_STEP = 25
+RADAR_MAX = 200.0
+"""The radar's outermost ring (% of brand TOP); a value beyond it is drawn on it (the table has it)."""
+
+
+def radar_rings(values: Sequence[float]) -> list[int]:
+    """The rings drawn: every 25 up to 100, further when a value goes beyond TOP (up to `RADAR_MAX`)."""
+    top = max([100.0, *[min(v, RADAR_MAX) for v in values]])
+    last = int(math.ceil(top / RADAR_RING_STEP) * RADAR_RING_STEP)
+    return list(range(RADAR_RING_STEP, last + 1, RADAR_RING_STEP))
+
+
+def radar_chart(
+    dimensions: Sequence[str], series: Sequence[tuple[str, Sequence[float], str]], *, scale_title: str
+) -> ChartSpec:
+    """Health radar in % of the brand's TOP (100 = TOP), with its scale: one closed line per (name, values
+    per dimension, colour). Values are not capped at 100, so a store above TOP shows outside TOP's ring."""
     n = len(dimensions)
+    rings = radar_rings([float(v) for _, values, _ in series for v in values])
+    outer = float(rings[-1])
 
     def point(i: int, r: float) -> tuple[float, float]:
         angle = math.pi / 2 - 2 * math.pi * i / n  # first dimension at the top, clockwise
         return r * math.cos(angle), r * math.sin(angle)
 
     grid_rows: list[dict[str, Any]] = []
-    for ring in (25, 50, 75, 100):
+    for ring in rings:
         for k in range(n + 1):
             gx, gy = point(k % n, ring)
             grid_rows.append({"x": gx, "y": gy, "order": k, "ring": ring})
-    spokes = [{"x": 0.0, "y": 0.0, "x2": point(i, 100)[0], "y2": point(i, 100)[1]} for i in range(n)]
+    spokes = [{"x": 0.0, "y": 0.0, "x2": point(i, outer)[0], "y2": point(i, outer)[1]} for i in range(n)]
     labels = [
-        {"x": point(i, 118)[0], "y": point(i, 118)[1], "label": name} for i, name in enumerate(dimensions)
+        {"x": point(i, outer * 1.2)[0], "y": point(i, outer * 1.2)[1], "label": name}
+        for i, name in enumerate(dimensions)
     ]
+    # The scale: each ring's value beside the first spoke.
+    ring_labels = [{"x": outer * 0.04, "y": float(ring), "label": str(ring)} for ring in rings]
     data_rows: list[dict[str, Any]] = []
-    for name, scores, _ in series:
+    for name, values, _ in series:
         for k in range(n + 1):
-            px, py = point(k % n, float(scores[k % n]))
-            data_rows.append(
-                {"x": px, "y": py, "order": k, "series": name, "score": round(float(scores[k % n]), 1)}
-            )
-    scale = {"domain": [-135, 135]}
+            value = float(values[k % n])
+            px, py = point(k % n, min(value, outer))
+            data_rows.append({"x": px, "y": py, "order": k, "series": name, "score": round(value, 1)})
+    scale = {"domain": [-outer * 1.38, outer * 1.38]}
     x, y = (
         _field("x", "quantitative", scale=scale, axis=None),
         _field("y", "quantitative", scale=scale, axis=None),
@@ -349,7 +393,8 @@ def radar_chart(dimensions: Sequence[str], series: Sequence[tuple[str, Sequence[
         "$schema": SCHEMA,
         "width": 380,
         "height": 380,
-        "config": {"view": {"strokeWidth": 0}, **LEGEND_ON_TOP},
+        "title": {"text": scale_title, "orient": "bottom", "fontSize": 11, "fontWeight": "normal"},
+        "config": {"view": {"strokeWidth": 0}, "legend": {"orient": "top", "columns": 1, "labelLimit": 400}},
         "layer": [
             {
                 "data": {"values": grid_rows},
@@ -360,6 +405,11 @@ def radar_chart(dimensions: Sequence[str], series: Sequence[tuple[str, Sequence[
                 "data": {"values": spokes},
                 "mark": {"type": "rule", "color": "#e5e7eb"},
                 "encoding": {"x": x, "y": y, "x2": {"field": "x2"}, "y2": {"field": "y2"}},
+            },
+            {
+                "data": {"values": ring_labels},
+                "mark": {"type": "text", "fontSize": 10, "color": "#6b7280", "align": "left", "dy": -5},
+                "encoding": {"x": x, "y": y, "text": _field("label", "nominal")},
             },
             {
                 "data": {"values": labels},

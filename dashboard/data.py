@@ -137,9 +137,19 @@ class ScopedData:
         result: Heatmap = self._fetch("heatmap", (store_id, start, end))
         return result
 
+    def heatmap_hours(self, store_id: str, start_utc: datetime, end_utc: datetime) -> Heatmap:
+        self._figures_of(store_id)
+        result: Heatmap = self._fetch("heatmap_hours", (store_id, start_utc, end_utc))
+        return result
+
     def car_ranking(self, store_id: str, start: date, end: date) -> list[Any]:
         self._figures_of(store_id)
         result: list[Any] = self._fetch("car_ranking", (store_id, start, end))
+        return result
+
+    def first_day(self, store_id: str) -> date | None:
+        self._figures_of(store_id)
+        result: date | None = self._fetch("first_day", (store_id,))
         return result
 
     def occupancy_now(self, store_id: str, now: datetime) -> Occupancy:

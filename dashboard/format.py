@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 
@@ -14,11 +14,36 @@ def pct(ratio: float | None, digits: int = 2) -> str:
     return f"{100 * ratio:.{digits}f}%"
 
 
+def pct_of(percent: float | None) -> str:
+    """A share already in percent, whole: 134.2 -> '134%'; None -> '–'."""
+    if percent is None or math.isnan(percent):
+        return "–"
+    return f"{percent:,.0f}%"
+
+
 def change(ratio: float | None, digits: int = 2) -> str | None:
     """Day-over-day or week-over-week change `(now - then) / then` as '+68.57%'; None when undefined."""
     if ratio is None or math.isnan(ratio) or math.isinf(ratio):
         return None
+    if abs(ratio) < NEUTRAL_CHANGE:
+        ratio = 0.0  # never '-0.00%'
     return f"{100 * ratio:+.{digits}f}%"
+
+
+NEUTRAL_CHANGE = 0.00005
+"""A relative change smaller than this shows as 0.00%: neither up nor down."""
+NEUTRAL_POINTS = 0.005
+"""A rate change smaller than this many percentage points shows as 0.00 pp: neither up nor down."""
+
+
+def points(now: float | None, then: float | None, unit: str = "pp", digits: int = 2) -> str | None:
+    """The change of a rate in percentage points: 0.2391 after 0.2121 -> '+2.70 pp'; None without both."""
+    if now is None or then is None or math.isnan(now) or math.isnan(then):
+        return None
+    change_pp = 100 * (now - then)
+    if abs(change_pp) < NEUTRAL_POINTS:
+        change_pp = 0.0
+    return f"{change_pp:+.{digits}f} {unit}"
 
 
 def count(value: float | None) -> str:
@@ -28,18 +53,25 @@ def count(value: float | None) -> str:
     return f"{round(value):,}"
 
 
-def seconds(value: float | None) -> str:
-    """A duration: '45 s', '12 min 5 s', '1 h 3 min'."""
+# Units of a duration per language: hours, minutes, seconds.
+_DURATION_UNITS: dict[str, tuple[str, str, str]] = {"en": (" h", " min", " s"), "zh": (" 小时", " 分", " 秒")}
+
+
+def seconds(value: float | None, lang: str = "en") -> str:
+    """A duration: '45 s', '12 min 5 s', '1 h 3 min' ('45 秒', '12 分 5 秒', '1 小时 3 分' in Chinese)."""
     if value is None or math.isnan(value):
         return "–"
+    h_unit, m_unit, s_unit = _DURATION_UNITS.get(lang, _DURATION_UNITS["en"])
     total = round(value)
     if total < 60:
-        return f"{total} s"
+        return f"{total}{s_unit}"
     minutes, secs = divmod(total, 60)
     if minutes < 60:
-        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
+        return f"{minutes}{m_unit} {secs}{s_unit}" if secs else f"{minutes}{m_unit}"
     hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    if hours >= 48:
+        return f"{hours // 24}{' d' if lang != 'zh' else ' 天'} {hours % 24}{h_unit}"
+    return f"{hours}{h_unit} {minutes}{m_unit}" if minutes else f"{hours}{h_unit}"
 
 
 def timestamp(value: datetime | None) -> str:
@@ -52,3 +84,29 @@ def timestamp(value: datetime | None) -> str:
 def local_day(value: datetime, timezone: str) -> str:
     """The calendar day of an instant in a store's time zone, 'YYYY-MM-DD'."""
     return value.astimezone(ZoneInfo(timezone)).date().isoformat()
+
+
+def local_time(value: datetime, timezone: str) -> str:
+    """An instant in a store's time zone with the zone named: '2026-11-20 09:10 (Asia/Shanghai)'."""
+    return f"{value.astimezone(ZoneInfo(timezone)).strftime('%Y-%m-%d %H:%M')} ({timezone})"
+
+
+def utc_time(value: datetime | None) -> str:
+    """An instant in UTC, labelled: '2026-11-20 01:10:00 UTC'; '–' when unknown."""
+    if value is None:
+        return "–"
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") + " UTC"
+
+
+def number(value: float | None, digits: int = 1) -> str:
+    """A measured quantity with thousands separators: 2150.0 -> '2,150.0'; '–' when unknown."""
+    if value is None or math.isnan(value):
+        return "–"
+    return f"{value:,.{digits}f}"
+
+
+def metres(value: float | None) -> str:
+    """A small distance: 0.08 -> '0.08 m'; '–' when unknown."""
+    if value is None or math.isnan(value):
+        return "–"
+    return f"{value:.2f} m"

@@ -2,17 +2,18 @@
 
 Everything that decides what a person may see happens here and in `dashboard.data` on the server: the
 logged-in user lives in Streamlit's server-side session state, and the URL's query parameters (`view`,
-`store`, `date`) are only requests, checked against the user's role and stores on every rerun.
+`store`, `date`) are only requests, checked against the user's role and stores on every rerun. A reload
+(a new Streamlit session) is logged in again from the browser's session cookie, which only names a session
+the server still holds (`dashboard.sessions`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +31,16 @@ from dashboard.auth import (
 )
 from dashboard.data import Fetch, ScopedData, direct_fetch
 from dashboard.i18n import LANGUAGES, Lang, as_lang, t
+from dashboard.sessions import (
+    CLIENT_COOKIE,
+    CLIENT_TTL_S,
+    SESSION_COOKIE,
+    LoginGuard,
+    SessionStore,
+)
 from dashboard.settings import Settings, SettingsError
 from dashboard.views import hq, installer, store
-from dashboard.views.common import CHARTS_SHOWN, ViewContext
+from dashboard.views.common import CHARTS_SHOWN, ViewContext, follow_url, set_param, write_url
 
 log = logging.getLogger(__name__)
 
@@ -47,30 +55,13 @@ VIEWS_BY_ROLE: dict[str, tuple[str, ...]] = {
     "brand_hq": ("hq", "store"),
     "installer": ("installer",),
 }
-MAX_FAILURES, LOCK_S = 5, 30.0
 
 
-@dataclass
-class _Throttle:
-    """Failed log-ins per username across all sessions: after MAX_FAILURES, refuse for LOCK_S seconds."""
-
-    failures: dict[str, int] = field(default_factory=dict)
-    locked_until: dict[str, float] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def wait_s(self, name: str) -> float:
-        with self.lock:
-            return max(0.0, self.locked_until.get(name, 0.0) - time.monotonic())
-
-    def record(self, name: str, ok: bool) -> None:
-        with self.lock:
-            if ok:
-                self.failures.pop(name, None)
-                return
-            self.failures[name] = self.failures.get(name, 0) + 1
-            if self.failures[name] >= MAX_FAILURES:
-                self.locked_until[name] = time.monotonic() + LOCK_S
-                self.failures[name] = 0
+PAGE_STYLE = """<style>
+/* Page titles on one line at any width (a tablet included): the size follows the width, never a break. */
+h1 { font-size: clamp(1.5rem, 1rem + 1.6vw, 2.6rem) !important; white-space: nowrap; overflow: hidden;
+     text-overflow: ellipsis; }
+</style>"""
 
 
 @st.cache_resource
@@ -88,8 +79,14 @@ def _warm_chart_renderer() -> threading.Thread:
 
 
 @st.cache_resource
-def _throttle() -> _Throttle:
-    return _Throttle()
+def _login_guard() -> LoginGuard:
+    return LoginGuard()
+
+
+@st.cache_resource
+def _sessions() -> SessionStore:
+    # One per server process: its signing key is random, so a restart ends every session.
+    return SessionStore()
 
 
 @st.cache_data(ttl=60, max_entries=5000, show_spinner=False)
@@ -184,22 +181,94 @@ def _login(users: dict[str, User], idp: bool) -> User | None:
             submitted = st.form_submit_button(t(lang, "login.submit"), type="primary")
         if not submitted:
             return None
-        name = username.strip().lower()
-        throttle = _throttle()
-        wait = throttle.wait_s(name)
+        guard, client, address = _login_guard(), _client_id(), st.context.ip_address
+        wait = guard.wait_s(client, address, username)
         if wait > 0:
             st.error(t(lang, "login.locked", seconds=int(wait) + 1))
             return None
         user = authenticate(users, username, password)
-        throttle.record(name, user is not None)
+        guard.record(client, address, username, user is not None)
         if user is None:
             st.error(t(lang, "login.failed"))
         return user
 
 
+_COOKIES_TO_WRITE = "cookies_to_write"
+"""Session key: cookies (name -> (value, max-age s)) this browser is to keep; written on every run."""
+
+
+def _remember_cookie(name: str, value: str, max_age_s: float) -> None:
+    st.session_state.setdefault(_COOKIES_TO_WRITE, {})[name] = (value, int(max_age_s))
+
+
+def _write_cookies() -> None:
+    """Have the browser store the session's cookies (Streamlit sets none itself). Same-site only, and
+    Secure whenever the page came over HTTPS."""
+    wanted: dict[str, tuple[str, int]] = st.session_state.get(_COOKIES_TO_WRITE, {})
+    if not wanted:
+        return
+    lines = [
+        f"doc.cookie = {json.dumps(name)} + '=' + {json.dumps(value)} + "
+        f"'; Path=/; Max-Age={max_age}; SameSite=Strict' + secure;"
+        for name, (value, max_age) in sorted(wanted.items())
+    ]
+    script = (
+        "const doc = window.parent.document;\n"
+        "const secure = window.parent.location.protocol === 'https:' ? '; Secure' : '';\n" + "\n".join(lines)
+    )
+    # A same-origin frame: unlike st.html, it runs its script again whenever the script changes.
+    st.iframe(f"<script>{script}</script>", height=1)
+
+
+def _client_id() -> str:
+    """This browser's client id (from its client cookie; a new one, and the cookie, when it has none)."""
+    known = st.session_state.get("client_id")
+    if isinstance(known, str):
+        return known
+    sessions = _sessions()
+    client = sessions.client_id(st.context.cookies.get(CLIENT_COOKIE))
+    if client is None:
+        client, cookie = sessions.new_client()
+        _remember_cookie(CLIENT_COOKIE, cookie, CLIENT_TTL_S)
+    st.session_state["client_id"] = client
+    return client
+
+
+def _start_session(user: User) -> None:
+    cookie = _sessions().issue(user.username)
+    st.session_state["session_cookie"] = cookie
+    _remember_cookie(SESSION_COOKIE, cookie, _sessions().ttl_s)
+
+
+def _resumed_username(users: dict[str, User]) -> str | None:
+    """The user of this run: the session's, while its session is live on the server (a log-out in
+    another tab ends it here too), else the one the browser's session cookie names (after a reload)."""
+    sessions = _sessions()
+    username = st.session_state.get("username")
+    if isinstance(username, str):
+        if sessions.username(st.session_state.get("session_cookie")) == username and username in users:
+            return username
+        _logout()
+        return None
+    cookie = st.context.cookies.get(SESSION_COOKIE)
+    if st.session_state.get("logged_out") or not cookie:
+        return None
+    resumed = sessions.username(cookie)
+    if resumed is None or resumed not in users:
+        return None
+    st.session_state["username"] = resumed
+    st.session_state["session_cookie"] = cookie
+    st.session_state.setdefault("lang", users[resumed].language)
+    return resumed
+
+
 def _logout() -> None:
-    for key in ("username", "login_password"):
+    _sessions().revoke(st.session_state.get("session_cookie"))
+    for key in ("username", "login_password", "session_cookie"):
         st.session_state.pop(key, None)
+    # The cookie this page was opened with is dead on the server; forget it in the browser too.
+    st.session_state["logged_out"] = True
+    _remember_cookie(SESSION_COOKIE, "", 0)
 
 
 def _choose_view(user: User, lang: Lang) -> str | None:
@@ -211,15 +280,14 @@ def _choose_view(user: User, lang: Lang) -> str | None:
     if len(allowed) == 1:
         chosen = allowed[0]
     else:
+        follow_url("view", "nav_view", requested if requested in allowed else allowed[0])
         chosen = st.sidebar.radio(
             t(lang, "nav.view"),
             options=list(allowed),
-            index=allowed.index(requested) if requested in allowed else 0,
             format_func=lambda v: t(lang, VIEWS[v][0]),
             key="nav_view",
         )
-    if st.query_params.get("view") != chosen:
-        st.query_params["view"] = chosen
+    set_param("view", chosen)
     return chosen
 
 
@@ -233,8 +301,18 @@ def run() -> None:
         st.error(str(exc))
         return
     _warm_chart_renderer()
+    st.html(PAGE_STYLE)
     st.session_state[CHARTS_SHOWN] = {}
-    username = st.session_state.get("username")
+    _client_id()
+    try:
+        _run_page(settings, users)
+        write_url()
+    finally:
+        _write_cookies()
+
+
+def _run_page(settings: Settings, users: dict[str, User]) -> None:
+    username = _resumed_username(users)
     user = users.get(username) if isinstance(username, str) else None
     if user is None:
         # Nothing but the log-in form before log-in, whatever the URL asks for. A session whose user was
@@ -251,6 +329,8 @@ def run() -> None:
             return
         slot.empty()
         st.session_state["username"] = user.username.lower()
+        st.session_state.pop("logged_out", None)
+        _start_session(user)
         st.session_state.setdefault("lang", user.language)
 
     lang = _lang()

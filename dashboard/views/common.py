@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -47,9 +49,36 @@ def show_chart(spec: Mapping[str, Any], key: str, *, alt: str, container: object
     container.image(_svg(json.dumps(as_dict, sort_keys=True)), alt=alt)  # type: ignore[attr-defined]
 
 
-def _set_param(name: str, value: str) -> None:
-    if st.query_params.get(name) != value:
-        st.query_params[name] = value
+_URL_WRITTEN = "url_written"
+"""Session key: the value this session last wrote to each URL parameter."""
+_URL_PENDING = "url_pending"
+"""Session key: URL parameters chosen in this run, written together by `write_url` at its end."""
+
+
+def set_param(name: str, value: str) -> None:
+    """Put a view's choice in the URL (at the end of the run: see `write_url`)."""
+    st.session_state.setdefault(_URL_WRITTEN, {})[name] = value
+    st.session_state.setdefault(_URL_PENDING, {})[name] = value
+
+
+def write_url() -> None:
+    """Write this run's choices to the URL at once: one browser history entry per change of view, so Back
+    returns to the previous view, not to a half-written URL."""
+    # Popped: a run that stops early (an error, a rerun) leaves nothing for the next one.
+    pending: dict[str, str] = st.session_state.pop(_URL_PENDING, {})
+    changed = {k: v for k, v in pending.items() if st.query_params.get(k) != v}
+    if changed:
+        st.query_params.update(changed)
+
+
+def follow_url(name: str, widget_key: str, value: object) -> None:
+    """Before drawing the widget behind URL parameter `name`: show `value` (what the URL asks for) when
+    the widget is new or the URL changed from outside since this session wrote it (Back, Forward, an
+    edited link). Otherwise the widget keeps what the person chose."""
+    requested = st.query_params.get(name)
+    written = st.session_state.setdefault(_URL_WRITTEN, {}).get(name)
+    if widget_key not in st.session_state or (requested is not None and requested != written):
+        st.session_state[widget_key] = value
 
 
 def pick_store(ctx: ViewContext, container: object = st.sidebar) -> StoreInfo | None:
@@ -68,14 +97,14 @@ def pick_store(ctx: ViewContext, container: object = st.sidebar) -> StoreInfo | 
         st.warning(t(ctx.lang, "access.no_stores"))
         return None
     by_id = {s.store_id: s for s in stores}
+    follow_url("store", "pick_store", requested if requested in ids else ids[0])
     chosen: str = container.selectbox(  # type: ignore[attr-defined]
         t(ctx.lang, "pick.store"),
         options=ids,
-        index=ids.index(requested) if requested in ids else 0,
         format_func=lambda sid: f"{by_id[sid].name} ({sid})",
         key="pick_store",
     )
-    _set_param("store", chosen)
+    set_param("store", chosen)
     return by_id[chosen]
 
 
@@ -84,19 +113,35 @@ def store_today(store: StoreInfo) -> date:
     return datetime.now(ZoneInfo(store.timezone)).date()
 
 
-def pick_day(ctx: ViewContext, today: date, container: object = st.sidebar) -> date:
-    """The day to show (URL `date`, else today in the store's time zone)."""
+def pick_day(ctx: ViewContext, today: date, first: date | None, container: object = st.sidebar) -> date:
+    """The day to show: the URL's `date`, else today in the store's time zone. A date that is not one,
+    before the store's history (`first`, its first day with figures) or after today is refused with a
+    message, and today is shown instead."""
+    lang = ctx.lang
+    earliest = min(first or today, today)
     requested = st.query_params.get("date")
-    try:
-        initial = date.fromisoformat(requested) if requested else today
-    except ValueError:
-        initial = today
-    initial = min(initial, today)
+    initial = today
+    if requested:
+        try:
+            asked = date.fromisoformat(requested)
+        except ValueError:
+            st.error(t(lang, "pick.bad_date", day=requested, shown=today.isoformat()))
+        else:
+            if asked < earliest:
+                shown = today.isoformat()
+                st.error(t(lang, "pick.before_history", day=asked, first=earliest.isoformat(), shown=shown))
+            elif asked > today:
+                st.error(t(lang, "pick.after_today", day=asked.isoformat(), shown=today.isoformat()))
+            else:
+                initial = asked
+    follow_url("date", "pick_date", initial)
+    if not earliest <= st.session_state["pick_date"] <= today:
+        st.session_state["pick_date"] = initial
     chosen = container.date_input(  # type: ignore[attr-defined]
-        t(ctx.lang, "pick.date"), value=initial, max_value=today, key="pick_date", format="YYYY-MM-DD"
+        t(lang, "pick.date"), min_value=earliest, max_value=today, key="pick_date", format="YYYY-MM-DD"
     )
     day = chosen if isinstance(chosen, date) else initial
-    _set_param("date", day.isoformat())
+    set_param("date", day.isoformat())
     return day
 
 
@@ -106,16 +151,16 @@ def pick_period(
     """A period ending on `end_day`: the day, the last 7 or 30 days, or a custom range."""
     requested = st.query_params.get("period")
     initial = requested if requested in PERIODS else "week"
+    follow_url("period", f"{key}_period", initial)
     kind = container.segmented_control(  # type: ignore[attr-defined]
         t(ctx.lang, "pick.period"),
         options=list(PERIODS),
-        default=initial,
         format_func=lambda p: t(ctx.lang, f"period.{p}"),
         key=f"{key}_period",
         required=True,
     )
     kind = kind if kind in PERIODS else initial
-    _set_param("period", kind)
+    set_param("period", kind)
     if kind != "custom":
         return end_day - timedelta(days=PERIOD_DAYS[kind] - 1), end_day
     picked = container.date_input(  # type: ignore[attr-defined]
@@ -129,3 +174,43 @@ def pick_period(
         start, end = picked
         return start, end
     return end_day, end_day
+
+
+def table_csv(columns: Mapping[str, Sequence[object]]) -> bytes:
+    """A table as CSV: UTF-8 with a byte-order mark, so spreadsheet programs read Chinese correctly;
+    missing values empty."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    names = list(columns)
+    writer.writerow(names)
+    rows = zip(*(columns[n] for n in names), strict=True)
+    writer.writerows(["" if v is None else v for v in row] for row in rows)
+    return ("\ufeff" + buffer.getvalue()).encode("utf-8")
+
+
+def show_table(
+    lang: Lang,
+    columns: Mapping[str, Sequence[object]],
+    key: str,
+    *,
+    static: bool = False,
+    container: object = st,
+    column_config: Mapping[str, Any] | None = None,
+) -> None:
+    """A table (a scrollable data frame, or a plain table when `static`) with its CSV download below."""
+    data = {name: list(values) for name, values in columns.items()}
+    if static:
+        container.table(data, hide_index=True)  # type: ignore[attr-defined]
+    else:
+        container.dataframe(  # type: ignore[attr-defined]
+            data, hide_index=True, key=key, column_config=dict(column_config or {})
+        )
+    container.download_button(  # type: ignore[attr-defined]
+        t(lang, "export.csv"),
+        data=table_csv(data),
+        file_name=f"{key.removeprefix('table_')}.csv",
+        mime="text/csv",
+        key=f"csv_{key}",
+        on_click="ignore",
+        icon=":material/download:",
+    )

@@ -3,6 +3,7 @@ daily trends, stores whose door-count audit is missing or stale, and stores whos
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -13,8 +14,15 @@ from aggregator.queries import LeagueRow
 from dashboard import charts
 from dashboard import format as fmt
 from dashboard.health_view import render_health
-from dashboard.i18n import Lang, t
-from dashboard.views.common import ViewContext, pick_period, show_chart
+from dashboard.i18n import TABLES, Lang, t
+from dashboard.views.common import (
+    ViewContext,
+    follow_url,
+    pick_period,
+    set_param,
+    show_chart,
+    show_table,
+)
 
 SILENT_AFTER = timedelta(hours=2)
 AUDITS_SHOWN = 10
@@ -51,6 +59,20 @@ def _sort_value(row: LeagueRow, sort: str) -> float | None:
     return None if value is None else float(value)
 
 
+def region_name(lang: Lang, region: str) -> str:
+    """A region as written in `lang` (the registry's usual region ids are translated; others as given)."""
+    key = f"region.{region.lower()}"
+    return t(lang, key) if key in TABLES[lang] else region
+
+
+def league_columns(lang: Lang) -> dict[str, Any]:
+    """Counts with thousands separators in the reader's locale, kept numeric so the table sorts them."""
+    counts = ("m.visitors", "m.car_browsers", "m.car_entrants")
+    config: dict[str, Any] = {t(lang, k): st.column_config.NumberColumn(format="localized") for k in counts}
+    config[t(lang, "m.health")] = st.column_config.NumberColumn(format="%.1f")
+    return config
+
+
 def league_frame(lang: Lang, rows: list[LeagueRow], sort: str) -> dict[str, list[Any]]:
     """The league table as shown: best first by `sort`, rates as percentages, health to one decimal."""
     ordered = sorted(rows, key=lambda r: (_sort_value(r, sort) is None, -(_sort_value(r, sort) or 0.0)))
@@ -59,14 +81,14 @@ def league_frame(lang: Lang, rows: list[LeagueRow], sort: str) -> dict[str, list
         t(lang, "hq.store"): [r.store.store_id for r in ordered],
         t(lang, "hq.name"): [r.store.name for r in ordered],
         t(lang, "hq.brand"): [r.store.brand for r in ordered],
-        t(lang, "hq.region"): [r.store.region for r in ordered],
+        t(lang, "hq.region"): [region_name(lang, r.store.region) for r in ordered],
         t(lang, "m.visitors"): [r.figures.visitors for r in ordered],
         t(lang, "m.car_browsers"): [r.figures.car_browsers for r in ordered],
         t(lang, "m.car_entrants"): [r.figures.car_entrants for r in ordered],
         t(lang, "m.browse_rate"): [fmt.pct(r.figures.browse_rate) for r in ordered],
         t(lang, "m.car_entry_rate"): [fmt.pct(r.figures.car_entry_rate) for r in ordered],
         t(lang, "m.reception_rate"): [fmt.pct(r.figures.reception_rate) for r in ordered],
-        t(lang, "m.median_visit"): [fmt.seconds(r.figures.median_visit_s) for r in ordered],
+        t(lang, "m.median_visit"): [fmt.seconds(r.figures.median_visit_s, lang) for r in ordered],
         t(lang, "m.health"): [None if r.health is None else round(r.health, 1) for r in ordered],
     }
 
@@ -87,7 +109,7 @@ def _filters(ctx: ViewContext) -> tuple[str | None, str | None, date, date]:
         region = st.selectbox(
             t(lang, "hq.region"),
             [ALL, *regions],
-            format_func=lambda r: t(lang, "hq.all") if r == ALL else r,
+            format_func=lambda r: t(lang, "hq.all") if r == ALL else region_name(lang, r),
             key="hq_region",
         )
         requested = st.query_params.get("date")
@@ -95,12 +117,10 @@ def _filters(ctx: ViewContext) -> tuple[str | None, str | None, date, date]:
             end_initial = date.fromisoformat(requested) if requested else latest
         except ValueError:
             end_initial = latest
-        end_day = st.date_input(
-            t(lang, "pick.period_end"), value=min(end_initial, latest), max_value=latest, key="hq_end"
-        )
+        follow_url("date", "hq_end", min(end_initial, latest))
+        end_day = st.date_input(t(lang, "pick.period_end"), max_value=latest, key="hq_end")
         end_day = end_day if isinstance(end_day, date) else latest
-        if st.query_params.get("date") != end_day.isoformat():
-            st.query_params["date"] = end_day.isoformat()
+        set_param("date", end_day.isoformat())
         start, end = pick_period(ctx, end_day, key="hq")
     return (None if brand == ALL else brand), (None if region == ALL else region), start, end
 
@@ -130,8 +150,8 @@ def _render_trends(
             v = getattr(d.figures, figure) if d.has_data and not d.partial else None
             values.append(None if v is None else float(v) * (100 if "rate" in figure else 1))
         series.append((names.get(store_id, store_id), values))
-    if not dates:
-        st.info(t(lang, "empty"))
+    if not dates or all(v is None for _, values in series for v in values):
+        st.info(t(lang, "empty"))  # words, not empty axes
         return
     label = t(lang, f"m.{figure}") + (" (%)" if "rate" in figure else "")
     show_chart(charts.trend_chart(dates, series, value_label=label), "chart_trends", alt=label)
@@ -152,7 +172,8 @@ def _render_audits(ctx: ViewContext) -> None:
     stale = every[:AUDITS_SHOWN]  # never audited first, then the oldest audits
     zones = {s.store_id: s.timezone for s in ctx.data.stores()}
     # Lists of stores are data frames: a plain table renders every cell as markdown in the browser.
-    st.dataframe(
+    show_table(
+        lang,
         {
             t(lang, "hq.store"): [a.store_id for a in stale],
             t(lang, "hq.name"): [a.name or "" for a in stale],
@@ -169,8 +190,7 @@ def _render_audits(ctx: ViewContext) -> None:
                 for a in stale
             ],
         },
-        hide_index=True,
-        key="table_audits",
+        "table_audits",
     )
 
 
@@ -181,15 +201,15 @@ def _render_silent(ctx: ViewContext) -> None:
     if not silent:
         st.success(t(lang, "hq.silent_none"))
         return
-    st.dataframe(
+    show_table(
+        lang,
         {
             t(lang, "hq.store"): [s.store_id for s in silent],
             t(lang, "hq.name"): [s.name or "" for s in silent],
-            t(lang, "hq.silent_since"): [fmt.timestamp(s.last_seen_at) for s in silent],
+            t(lang, "hq.silent_since"): [fmt.utc_time(s.last_seen_at) for s in silent],
             t(lang, "hq.reason"): [t(lang, "hq.reason_silent") for _ in silent],
         },
-        hide_index=True,
-        key="table_silent",
+        "table_silent",
     )
 
 
@@ -207,7 +227,12 @@ def render(ctx: ViewContext) -> None:
     st.caption(t(lang, "hq.stores_count", count=len(rows)))
     if any(r.partial for r in rows):
         st.caption(t(lang, "hq.partial", day=end.isoformat()))
-    st.dataframe(league_frame(lang, rows, sort), hide_index=True, key="table_league")
+    sizes = Counter(r.store.brand for r in rows)
+    if len(sizes) > 1:
+        # Each score is measured against its own brand's TOP: scores of different brands do not compare.
+        per_brand = ", ".join(f"{b} {fmt.count(n)}" for b, n in sorted(sizes.items()))
+        st.caption(t(lang, "hq.health_per_brand", brands=per_brand))
+    show_table(lang, league_frame(lang, rows, sort), "table_league", column_config=league_columns(lang))
 
     if not rows:
         return

@@ -185,6 +185,23 @@ def test_node_heartbeat_status_and_offline(ing: Ingestor, db: str) -> None:
         assert n.status == "offline" and not n.online
 
 
+def test_a_last_will_received_after_online_takes_the_node_offline(ing: Ingestor, db: str) -> None:
+    """A node's last will is fixed (and stamped) when it connects, before that connection's "online":
+    received live after it, it is the node's state; a new connection's "online" then wins again."""
+    stamper = stamper_for(STORE)
+    will = stamper.stamp(Status, NOW, status="offline")
+    online = stamper.stamp(Status, NOW + timedelta(milliseconds=50), status="online")
+    ing.ingest(msgs([online], received_at=NOW + timedelta(seconds=1)))
+    ing.ingest(msgs([will], received_at=NOW + timedelta(minutes=3)))
+    with Queries.open(db) as q:
+        n = q.nodes(now=NOW + timedelta(minutes=3, seconds=1))[0]
+        assert n.status == "offline" and not n.online
+    again = stamper.stamp(Status, NOW + timedelta(minutes=4), status="online")
+    ing.ingest(msgs([again], received_at=NOW + timedelta(minutes=4, seconds=1)))
+    with Queries.open(db) as q:
+        assert q.nodes(now=NOW + timedelta(minutes=4, seconds=2))[0].status == "online"
+
+
 def test_heat_and_occupancy(ing: Ingestor, db: str) -> None:
     a, b = stamper_for(STORE, "node-a", 1), stamper_for(STORE, "node-b", 2)
     minute = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # 10:00 local

@@ -87,8 +87,15 @@ def wait_idle(page: Any, timeout_ms: int = 20_000) -> None:
 
 
 def log_in(page: Any, url: str, username: str, password: str) -> None:
-    """Open `url` (log-in form first) and log in."""
+    """Open `url` and log in. A session this browser still holds (the session cookie) is logged out
+    first, so the log-in form is always what comes first."""
     page.goto(url)
+    form, signed_in = page.get_by_role("button", name="Log in"), page.get_by_text("Signed in as")
+    form.or_(signed_in).first.wait_for(timeout=20_000)
+    if form.count() == 0:
+        page.locator("[data-testid=stSidebar]").get_by_role("button", name="Log out").click()
+        form.wait_for(timeout=20_000)
+        page.goto(url)
     page.get_by_role("textbox", name="Username").fill(username)
     page.get_by_role("textbox", name="Password").fill(password)
     page.get_by_role("button", name="Log in").click()

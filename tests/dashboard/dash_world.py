@@ -133,6 +133,7 @@ USERS = [
     {"username": "hq.aurora", "name": "Aurora HQ", "role": "brand_hq", "brands": ["aurora"]},
     {"username": "hq.nova", "name": "Nova HQ", "role": "brand_hq", "brands": ["nova"], "language": "zh"},
     {"username": "tech", "name": "Installer Wang", "role": "installer"},
+    {"username": "hq.group", "name": "Group HQ", "role": "brand_hq", "brands": ["aurora", "nova"]},
 ]
 IDP_ONLY_USERS = [
     # No password: logs in only through the deployment's identity provider.

@@ -25,6 +25,7 @@ from aggregator.queries import Queries
 from dashboard import format as fmt
 from dashboard.auth import AccessDeniedError, load_users
 from dashboard.data import ScopedData, direct_fetch
+from dashboard.heat import floor_heat
 from dashboard.settings import ENV_DB, ENV_USERS
 from dashboard.views.common import CHARTS_SHOWN
 
@@ -171,6 +172,81 @@ def test_store_manager_figures_equal_the_aggregator(queries: Queries) -> None:
     assert "+68.57%" in text and "+39.39%" in text and "+57.14%" in text
     assert at.title[0].value == f"Pudong Flagship — {DAY}"
     assert at.query_params["store"] == "sh-01"
+    # A past day is named, not called "today"; rates change in percentage points, labelled.
+    assert "Funnel of 2026-11-20" in [h.value for h in at.subheader]
+    assert funnel.day_before is not None and funnel.week_before is not None
+    for attr in ("browse_rate", "car_entry_rate", "reception_rate"):
+        now, before = getattr(funnel.today, attr), getattr(funnel.day_before, attr)
+        assert f"{100 * (now - before):+.2f} pp] :gray[day-over-day]" in text
+        week = getattr(funnel.week_before, attr)
+        assert f"{100 * (now - week):+.2f} pp] :gray[week-over-week]" in text
+    assert ":red[▼ -16.32 pp] :gray[day-over-day]" in text  # browse rate 77.97% after 94.29%
+
+
+def test_an_unchanged_figure_is_neither_up_nor_down() -> None:
+    from dashboard.views.store import change_line, points_line
+
+    assert change_line("en", -0.000001, "store.vs_yesterday") == ":gray[■ +0.00%] :gray[day-over-day]"
+    assert points_line("en", 0.5, 0.5, "store.vs_yesterday") == ":gray[■ +0.00 pp] :gray[day-over-day]"
+    assert points_line("en", 0.25, 0.2, "store.vs_yesterday") == ":green[▲ +5.00 pp] :gray[day-over-day]"
+    assert points_line("en", None, 0.2, "store.vs_yesterday") == ":gray[– day-over-day]"
+
+
+BEFORE_HISTORY = " is before this store's history, which starts on 2026-11-13: showing {today}."
+
+
+@pytest.mark.parametrize(
+    ("asked", "message"),
+    [
+        (
+            "1999-01-01",
+            "1999-01-01 is before this store's history, which starts on 2026-11-13: showing {today}.",
+        ),
+        (
+            "2026-11-12",
+            "2026-11-12 is before this store's history, which starts on 2026-11-13: showing {today}.",
+        ),
+        ("2099-01-01", "2099-01-01 has not happened yet in the store's time zone: showing {today}."),
+        ("20-11-2026", "20-11-2026 is not a date (expected YYYY-MM-DD): showing {today}."),
+    ],
+)
+def test_dates_outside_the_history_are_refused(asked: str, message: str) -> None:
+    today = datetime.now(ZoneInfo(world.TZ)).date().isoformat()
+    at = _login(_app(date=asked), "li.wei")
+    assert [e.value for e in at.error] == [message.format(today=today)]
+    assert at.title[0].value == f"Pudong Flagship — {today}"
+    assert at.query_params["date"] == today
+
+
+def test_today_shows_the_display_cars_live_and_a_past_day_does_not() -> None:
+    today = _login(_app(), "li.wei")
+    assert "Display cars this hour (live)" in [h.value for h in today.subheader]
+    assert "Today's funnel" in [h.value for h in today.subheader]
+    # The test world has no heat this hour: said in words, with the hour's start in the store's zone.
+    assert any(i.value.startswith("No one near the display cars since ") for i in today.info)
+    assert any("(Asia/Shanghai)" in i.value for i in today.info)
+    past = _login(_app(date=DAY), "li.wei")
+    assert "Display cars this hour (live)" not in [h.value for h in past.subheader]
+
+
+def test_a_league_of_several_brands_says_scores_compare_within_a_brand() -> None:
+    group = _login(_app(date=DAY, period="day"), "hq.group")
+    assert (
+        "Health scores are measured against each store's own brand (its TOP: the 90th percentile of the "
+        "brand's stores), so compare them within a brand. Stores per brand: aurora 2, nova 1."
+    ) in _texts(group)
+    one_brand = _login(_app(date=DAY, period="day"), "hq.aurora")
+    assert "Stores per brand" not in _texts(one_brand)
+
+
+def test_an_empty_day_says_so_in_words(queries: Queries) -> None:
+    empty = world.DAY - timedelta(days=3)
+    assert queries.funnel("sh-01", empty).today.visitors == 0
+    at = _login(_app(date=empty.isoformat(), period="day"), "li.wei")
+    assert _charts(at) == [], "no empty axes"
+    infos = [i.value for i in at.info]
+    assert infos.count("No data for this period.") == 2  # hourly traffic, display cars
+    assert "No heat recorded for this period." in infos
 
 
 def test_store_manager_car_ranking_equals_the_aggregator(queries: Queries) -> None:
@@ -178,8 +254,10 @@ def test_store_manager_car_ranking_equals_the_aggregator(queries: Queries) -> No
     cars = queries.car_ranking("sh-01", world.DAY, world.DAY)
     table = at.table[0].value
     assert list(table["Car"]) == [c.car_id for c in cars] == ["car-01", "car-02", "car-03"]
-    assert list(table["Browsers"]) == [c.browsers for c in cars] == [30, 16, 0]
-    assert list(table["Entries"]) == [c.entries for c in cars]
+    assert list(table["Browsers"]) == [fmt.count(c.browsers) for c in cars] == ["30", "16", "0"]
+    assert list(table["Entries"]) == [fmt.count(c.entries) for c in cars]
+    assert list(table["Total dwell"]) == [fmt.seconds(c.dwell_total_s) for c in cars]
+    assert list(table["Median dwell"])[-1] == "–"  # nobody browsed car-03
     assert list(table["Ignored"]) == ["", "", "⚠"]
     hourly, heatmap, ranking, radar = _charts(at)
     hours = queries.hourly_traffic("sh-01", world.DAY)
@@ -189,12 +267,22 @@ def test_store_manager_car_ranking_equals_the_aggregator(queries: Queries) -> No
     layers = heatmap["layer"]
     assert layers[1]["mark"]["type"] == "image"
     heat = queries.heatmap("sh-01", world.DAY, world.DAY)
-    assert layers[2]["encoding"]["color"]["scale"]["domain"][-1] == pytest.approx(float(heat.grid.max()))
+    # The floor apart from the time inside car-01 (its interior, 4-8.8 m x 5-7 m, holds some of the heat).
+    store = queries.store("sh-01")
+    split = floor_heat(heat.grid, heat.cell_m, {c.id: c.interior_zone_m for c in store.cars})
+    assert split.inside_s["car-01"] > 0 and split.inside_s["car-02"] == 0
+    assert split.floor.sum() + sum(split.inside_s.values()) == pytest.approx(float(heat.grid.sum()))
+    legend = layers[2]["encoding"]["color"]
+    assert legend["scale"]["domain"][-1] == pytest.approx(split.colour_top_s)
+    assert legend["title"] == "person-s per cell (colour clipped at the 99th percentile)"
     png = base64.b64decode(layers[1]["data"]["values"][0]["url"].split(",", 1)[1])
     alpha = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)[..., 3]
     k = alpha.shape[1] // heat.grid.shape[1]
     assert alpha.shape == (heat.grid.shape[0] * k, heat.grid.shape[1] * k)
-    assert (alpha[k // 2 :: k, k // 2 :: k] > 0).tolist() == (heat.grid > 0).tolist()  # a cell per cell
+    assert (alpha[k // 2 :: k, k // 2 :: k] > 0).tolist() == (split.floor > 0).tolist()  # a cell per cell
+    inside = _table_with(at, "Person-minutes inside")
+    assert inside["Model"].tolist()[0] == "Model S Sedan"
+    assert inside["Person-minutes inside"].tolist()[0] == fmt.count(split.inside_s["car-01"] / 60)
     labels = {r["label"] for r in layers[-1]["data"]["values"]}
     assert labels == {c["model_name"] for c in world.CARS}
     outlines = {r["group"] for r in layers[-2]["data"]["values"]}
@@ -205,8 +293,17 @@ def test_store_manager_car_ranking_equals_the_aggregator(queries: Queries) -> No
     assert health.score is not None
     assert _metrics(at)["Health score"] == f"{health.score:.1f}"
     assert list(at.table[1].value["Score"]) == [f"{d.score:.1f}" for d in health.dimensions]
+    # The radar in % of TOP, uncapped, beside the table's uncapped figure; the score is capped at 100.
     store_line = [r for r in radar["layer"][-1]["data"]["values"] if r["series"] == "This store"]
-    assert [r["score"] for r in store_line][:-1] == [round(d.score or 0.0, 1) for d in health.dimensions]
+    of_top = [100 * (d.value or 0.0) / d.brand_top if d.brand_top else 0.0 for d in health.dimensions]
+    assert [r["score"] for r in store_line][:-1] == [round(v, 1) for v in of_top]
+    assert list(at.table[1].value["% of TOP"]) == [
+        "–" if d.value is None or not d.brand_top else f"{100 * d.value / d.brand_top:,.0f}%"
+        for d in health.dimensions
+    ]
+    assert [min(100.0, v) for v in of_top] == pytest.approx([d.score or 0.0 for d in health.dimensions])
+    legend = radar["layer"][-1]["encoding"]["color"]["scale"]["domain"]
+    assert legend[0] == f"Brand TOP (90th percentile of {health.brand_stores} stores)"
 
 
 @pytest.mark.parametrize(
@@ -333,13 +430,13 @@ def test_installer_sees_nodes_worst_first_and_no_visitor_figures(
     assert attention[0].startswith("**bj-02 / node-a**") or attention[0].startswith("**gz-03 / node-a**")
     joined = "\n".join(attention)
     assert "camera cam-a stalled" in joined
-    assert "outbox backlog 2500" in joined
+    assert "outbox backlog 2,500" in joined
     assert "3 missing events" in joined
     assert "sh-01" not in joined  # healthy node: not in the attention list
     nodes = at.dataframe[0].value
     assert sorted(nodes["Store"]) == sorted(n.store_id for n in queries.nodes())
     gz = list(nodes["Store"]).index("gz-03")
-    assert list(nodes["Sequence gaps"])[gz] == 3
+    assert list(nodes["Sequence gaps"])[gz] == "3"
     assert list(nodes["Status"])[gz] == "offline"
     assert set(nodes["Software"]) == {"0.1.0"} and set(nodes["Detector model"]) == {"yolox-tiny"}
 

@@ -7,6 +7,7 @@ store by editing the URL; a screenshot of every page goes to tests/artifacts/das
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -151,13 +152,25 @@ def test_store_manager_sees_the_aggregators_figures(server: str, page: Any, quer
         "Health of Pudong Flagship",
     ]
 
+    # The heatmap as the browser got it: its legend says where the colour scale stops, the cars are named
+    # on the plan with the time spent inside them, kept off the floor's colours.
+    src = page.locator('[data-testid="stImage"] img[alt="Floor heatmap"]').get_attribute("src")
+    assert src is not None and src.startswith("data:image/svg+xml;base64,")
+    svg = base64.b64decode(src.split(",", 1)[1]).decode("utf-8")
+    assert "person-s per cell (colour clipped at the 99th percentile)" in svg
+    for car in world.CARS:
+        assert str(car["model_name"]) in svg
+    assert "inside: " in svg and "person-min" in svg
+    assert "colour scale stops at the 99th percentile of occupied floor cells" in body
+    assert "Time inside the display cars" in body
+
     # The same page on a tablet (portrait), then in Chinese.
     page.set_viewport_size(TABLET)
     wait_idle(page)
     _shot(page, "store_manager_tablet")
     assert _metric_values(page)["Visitors"] == "59"
     page.locator("[data-testid=stSidebar]").get_by_text("简体中文", exact=True).click()
-    page.get_by_text("今日漏斗").wait_for()
+    page.get_by_text("2026-11-20 漏斗").wait_for()
     wait_idle(page)
     _shot(page, "store_manager_store_zh")
     assert _metric_values(page)["进店人数"] == "59"
@@ -223,7 +236,9 @@ def test_installer_sees_node_health_only(
     alerts = page.locator('[data-testid="stAlert"]').all_inner_texts()
     assert len(alerts) == 2
     joined = "\n".join(alerts)
-    assert "bj-02 / node-a" in joined and "camera cam-a stalled" in joined and "outbox backlog 2500" in joined
+    assert (
+        "bj-02 / node-a" in joined and "camera cam-a stalled" in joined and "outbox backlog 2,500" in joined
+    )
     assert "gz-03 / node-a" in joined and "3 missing events" in joined
     nodes = {n.store_id: n for n in queries.nodes()}
     assert nodes["gz-03"].seq_missing == 3 and not nodes["gz-03"].online
