@@ -527,9 +527,10 @@ def parse_topic(name: str) -> tuple[str, str, EventKind]:
     return store_id, node_id, kind
 
 
-CONTROL_KINDS: tuple[str, ...] = ("commission", "commission/reply")
+CONTROL_KINDS: tuple[str, ...] = ("commission", "commission/reply", "handover")
 """Topic kinds that are not events: a node's commissioning test message (`commission`, answered by the
-aggregator) and the aggregator's answer (`commission/reply`). Never stored, never quarantined."""
+aggregator), the aggregator's answer (`commission/reply`) and the hand-overs between the boxes of one store
+(`handover`, `edge.handover_messages`). Never stored, never quarantined."""
 
 
 def commission_topic(store_id: str, node_id: str) -> str:
