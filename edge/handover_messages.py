@@ -35,6 +35,16 @@ Speed = Annotated[float, Field(ge=-20, le=20, allow_inf_nan=False)]
 HandoverType = Literal["handover.offer", "handover.taken", "handover.withdrawn"]
 
 
+class CarriedStay(BaseModel):
+    """A browse-zone stay in progress when the visitor crossed: the receiving box continues it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    car_id: Identifier
+    entered_at: UtcDatetime
+    last_in: UtcDatetime
+
+
 class HandoverMessage(BaseModel):
     """One hand-over message; see the module docstring for the three types."""
 
@@ -55,6 +65,15 @@ class HandoverMessage(BaseModel):
     browsed: bool = False
     entered_car: bool = False
     received: bool = False
+    stays: list[CarriedStay] = Field(
+        default_factory=list, max_length=16, description="A visit's browse-zone stays in progress."
+    )
+    reception_since: UtcDatetime | None = Field(
+        None, description="A visit's conversation with staff in progress: when it began."
+    )
+    reception_last_near: UtcDatetime | None = Field(
+        None, description="... and when the visitor was last near the staff member."
+    )
     clock_offset_s: float | None = Field(
         None, ge=-86_400, le=86_400, description="The sender's clock offset (+ = fast), as in its heartbeat."
     )
@@ -111,6 +130,7 @@ def handover_schema() -> dict[str, Any]:
 
 __all__ = [
     "HANDOVER_KIND",
+    "CarriedStay",
     "HandoverMessage",
     "HandoverType",
     "handover_schema",

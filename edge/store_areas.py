@@ -208,6 +208,16 @@ class BoxLayout:
                 best = (d, node_id)
         return None if best is None else best[1]
 
+    def holds_line(self, line_m: Sequence[XY]) -> bool:
+        """True when the middle of the line (a door line) lies in this box's area: this box counts it. A
+        middle on the boundary itself goes to the first box by node id."""
+        (x0, y0), (x1, y1) = line_m[0], line_m[-1]
+        middle = Point((x0 + x1) / 2, (y0 + y1) / 2)
+        if self.area.distance(middle) > 1e-3:
+            return False
+        sharing = [n for n, poly in self.neighbours.items() if poly.distance(middle) <= 1e-3]
+        return all(self.node_id < n for n in sharing)
+
     def seen_area(self) -> BaseGeometry:
         """The floor this box's cameras must see: its area and the overlap strip past its boundaries."""
         return self.area.buffer(self.overlap_m, join_style="mitre")

@@ -28,8 +28,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
+from edge.analytics.reception import ReceptionStreak
 from edge.analytics.track_records import TrackRecords
 from edge.analytics.visits import Visit, Visits
+from edge.analytics.zones import ZoneStay
 from edge.events import Envelope, IdSource
 from edge.handover_messages import HandoverMessage, HandoverType
 from edge.store_areas import BoxLayout
@@ -95,6 +97,15 @@ class _Offered:
     to_node: str
     ts_utc: datetime
     xy_m: XY
+    stays: dict[str, ZoneStay] = field(default_factory=dict)
+    reception: ReceptionStreak | None = None
+
+    def restore(self) -> Visit:
+        """The visit with the stays and conversation it carried (they stay here after all)."""
+        self.visit.stays.update(self.stays)
+        if self.visit.reception is None:
+            self.visit.reception = self.reception
+        return self.visit
 
 
 @dataclass
@@ -183,7 +194,7 @@ class Handover:
     def flush(self) -> None:
         """The node stops: visits still on offer go back to the visits (ended with the others)."""
         for visitor_id, offered in self._offered.items():
-            self.visits.open[visitor_id] = offered.visit
+            self.visits.open[visitor_id] = offered.restore()
         self._offered.clear()
         self._incoming.clear()
         self._adopted.clear()
@@ -242,9 +253,13 @@ class Handover:
             neighbour = self.layout.neighbour_at(track.xy_m)
             if neighbour is None:
                 continue
+            # Stays in a browse zone and a conversation with staff go on at the neighbour's: carried over.
+            stays, visit.stays = dict(visit.stays), {}
+            reception, visit.reception = visit.reception, None
             out += self.visits.release(visit, ts_utc)
             visit.last_seen_utc, visit.last_xy = ts_utc, track.xy_m
-            self._offered[visit.visitor_id] = _Offered(visit, track.track_id, neighbour, ts_utc, track.xy_m)
+            offered = _Offered(visit, track.track_id, neighbour, ts_utc, track.xy_m, stays, reception)
+            self._offered[visit.visitor_id] = offered
             self._adopted.pop(visit.visitor_id, None)
             self.counts.offered += 1
             self._send(
@@ -258,6 +273,12 @@ class Handover:
                 browsed=visit.browsed,
                 entered_car=visit.entered_car,
                 received=visit.received,
+                stays=[
+                    {"car_id": car_id, "entered_at": stay.entered_at, "last_in": stay.last_in}
+                    for car_id, stay in sorted(stays.items())
+                ][:16],
+                reception_since=None if reception is None else reception.started_at,
+                reception_last_near=None if reception is None else reception.last_near,
             )
         for track in by_id.values():
             record = self.records.get(track.track_id)
@@ -291,7 +312,7 @@ class Handover:
             if self.layout.inside_by_m(track.xy_m) < hysteresis:
                 continue
             del self._offered[visitor_id]
-            self.visits.adopt(offered.visit, track.track_id)
+            self.visits.adopt(offered.restore(), track.track_id)
             self.counts.withdrawn += 1
             self._send("handover.withdrawn", offered.to_node, ts_utc, visitor_id, track)
 
@@ -309,18 +330,19 @@ class Handover:
         if not self._incoming:
             return
         free = [
-            t
+            (t, r.staff)
             for t in by_id.values()
             if t.observed
             and (r := self.records.get(t.track_id)) is not None
             and r.visitor_id is None
-            and not r.staff
             and self.layout.owns(t.xy_m)
         ]
         pairs: list[tuple[float, str, int]] = []
         for subject_id, incoming in self._incoming.items():
             target = self._predicted(incoming.message, incoming.at_utc, ts_utc)
-            for track in free:
+            for track, staff in free:
+                if staff and incoming.message.is_visit:
+                    continue  # a visit never goes to a staff member's track (a staff offer may: no harm)
                 d = math.dist(target, track.xy_m)
                 if d <= self.rules.gate_m:
                     pairs.append((d, subject_id, track.track_id))
@@ -344,6 +366,10 @@ class Handover:
             self.counts.staff_adopted += 1
             return
         assert message.door_id is not None and message.started_at is not None  # the contract's rule
+        shift = self._local(message) - message.ts
+        reception = None
+        if message.reception_since is not None and message.reception_last_near is not None:
+            reception = ReceptionStreak(message.reception_since + shift, message.reception_last_near + shift)
         visit = Visit(
             message.subject_id,
             message.door_id,
@@ -355,6 +381,8 @@ class Handover:
             browsed=message.browsed,
             entered_car=message.entered_car,
             received=message.received,
+            stays={s.car_id: ZoneStay(s.entered_at + shift, s.last_in + shift) for s in message.stays},
+            reception=reception,
         )
         self.visits.adopt(visit, track.track_id)
         self._adopted[message.subject_id] = _Adopted(message.from_node)
@@ -374,7 +402,7 @@ class Handover:
                 continue
             del self._offered[visitor_id]
             self.counts.lost_at_boundary += 1
-            visit = offered.visit
+            visit = offered.restore()
             self.visits.open[visitor_id] = visit
             out += self.visits.end(visit, max(visit.last_seen_utc, visit.started_at), None, "lost")
         return out

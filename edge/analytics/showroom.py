@@ -40,7 +40,13 @@ class ShowroomAnalytics:
         self.config = config
         self.stamper = stamper
         self.thresholds = config.thresholds
-        self.doors = [DoorCounter(d) for d in config.doors]
+        layout = None
+        if config.floor.areas:
+            areas = [(a.node_id, a.polygon_m) for a in config.floor.areas]
+            layout = BoxLayout.of(config.node_id, areas, config.floor.overlap_m)
+        # In a store of several boxes, each box counts the doors in its own area (a door in the strip is
+        # seen by both: one starts the visit).
+        self.doors = [DoorCounter(d) for d in config.doors if layout is None or layout.holds_line(d.line_m)]
         self.cars = [
             CarZones(c.id, Zone(c.browse_zone_m), Zone(c.interior_zone_m), [Zone(a) for a in c.door_areas_m])
             for c in config.cars
@@ -68,9 +74,7 @@ class ShowroomAnalytics:
         )
         self.handover: Handover | None = None
         """A store served by several boxes (`floor.areas`): visits handed over at the boundaries."""
-        if config.floor.areas:
-            areas = [(a.node_id, a.polygon_m) for a in config.floor.areas]
-            layout = BoxLayout.of(config.node_id, areas, config.floor.overlap_m)
+        if layout is not None:
             self.handover = Handover(layout, config.store_id, self._visits, self._tracks, stamper.ids)
 
     @property
