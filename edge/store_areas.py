@@ -110,12 +110,21 @@ def crossing_problems(
 
 
 def propose_areas(
-    size_m: tuple[float, float], zones: Sequence[Sequence[XY]], boxes: int, node_ids: Sequence[str] = ()
+    size_m: tuple[float, float],
+    zones: Sequence[Sequence[XY]],
+    boxes: int,
+    node_ids: Sequence[str] = (),
+    aims: Sequence[float] = (),
+    snap_m: float | None = None,
 ) -> list[tuple[str, list[XY]]]:
     """Split the floor `size_m` into `boxes` areas side by side along its longer side, each boundary in a
-    gap between the zones (car browse zones) nearest to an even split, so that no zone is cut; a boundary
-    goes through a zone only where no gap is left. Returns `[(node_id, polygon_m), ...]` (ids default to
-    node-a, node-b, ...)."""
+    gap between the zones (car browse zones) nearest to where it aims, so that no zone is cut; a boundary
+    goes through a zone only where no gap is near. Returns `[(node_id, polygon_m), ...]` (ids default to
+    node-a, node-b, ...).
+
+    `aims`: where along the longer side each of the `boxes - 1` boundaries should go (e.g. between groups
+    of cameras, one group per box); default: an even split. `snap_m`: how far a boundary may move from
+    its aim to a gap (default: half an area's length)."""
     if boxes < 1:
         raise ValueError(f"boxes must be at least 1, got {boxes}")
     ids = list(node_ids) or [f"node-{chr(ord('a') + i)}" for i in range(boxes)]
@@ -137,11 +146,14 @@ def propose_areas(
     if reach < length:
         gaps.append((reach + length) / 2)
     cuts: list[float] = []
+    if aims and len(aims) != boxes - 1:
+        raise ValueError(f"{boxes} boxes need {boxes - 1} boundary aims, got {len(aims)}")
     for i in range(1, boxes):
-        even = length * i / boxes
+        even = aims[i - 1] if aims else length * i / boxes
         free = [g for g in gaps if g not in cuts and (not cuts or g > cuts[-1]) and 0 < g < length]
         best = min(free, key=lambda g: abs(g - even)) if free else even
-        cuts.append(round(best if abs(best - even) < length / boxes / 2 else even, 3))
+        reach_m = length / boxes / 2 if snap_m is None else snap_m
+        cuts.append(round(best if abs(best - even) <= reach_m else even, 3))
     edges = [0.0, *cuts, length]
     areas: list[tuple[str, list[XY]]] = []
     for node_id, lo, hi in zip(ids, edges[:-1], edges[1:], strict=True):
@@ -179,9 +191,9 @@ class BoxLayout:
 
     @property
     def hysteresis_m(self) -> float:
-        """How far past a boundary a person must be before they count as on the other side (a quarter of
-        the overlap strip, so that someone standing on the line is not handed back and forth)."""
-        return self.overlap_m / 4
+        """How far past a boundary a person must be before they count as on the other side (half the
+        overlap strip, so that someone standing near the line is not handed back and forth)."""
+        return self.overlap_m / 2
 
     def beyond_m(self, xy_m: XY) -> float:
         """How far `xy_m` lies outside this box's area (0 inside), metres."""

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
+from edge.analytics.door import DoorCounter, outside_doors
 from edge.analytics.reception import ReceptionStreak
 from edge.analytics.track_records import TrackRecords
 from edge.analytics.visits import Visit, Visits
@@ -131,9 +132,12 @@ class Handover:
         visits: Visits,
         records: TrackRecords,
         ids: IdSource,
+        doors: Sequence[DoorCounter] = (),
         rules: HandoverRules | None = None,
     ) -> None:
         self.layout = layout
+        self.doors = doors
+        """This box's doors: nobody outside them is taken for a person handed over."""
         self.store_id = store_id
         self.visits = visits
         self.records = records
@@ -190,6 +194,15 @@ class Handover:
         out += self._expire(ts_utc)
         self._staff_offered &= set(by_id)
         return out
+
+    def track_ending(self, track_id: int) -> None:
+        """The tracker is ending `track_id`: a staff member whose track ends past this box's boundary has
+        walked over to the neighbour (handed over), and is not a staff member lost here, whose flag the
+        next look-alike track would take."""
+        record = self.records.get(track_id)
+        last = record.last if record is not None and record.staff else None
+        if record is not None and last is not None and self.layout.beyond_m(last.xy) > 0:
+            record.staff = False
 
     def flush(self) -> None:
         """The node stops: visits still on offer go back to the visits (ended with the others)."""
@@ -327,6 +340,11 @@ class Handover:
             if (ts_utc - incoming.at_utc).total_seconds() > self.rules.window_s:
                 del self._incoming[subject_id]
                 self.counts.unmatched += 1
+                if incoming.message.is_visit:
+                    # Nobody appeared where predicted (hidden, or tracked late): the visit is taken all
+                    # the same and waits here for its visitor like any lost one (`Visits.lost`), so
+                    # the track that turns out to be them takes it over, or it ends as lost here.
+                    self._adopt(ts_utc, incoming.message, None)
         if not self._incoming:
             return
         free = [
@@ -336,6 +354,7 @@ class Handover:
             and (r := self.records.get(t.track_id)) is not None
             and r.visitor_id is None
             and self.layout.owns(t.xy_m)
+            and not outside_doors(self.doors, t.xy_m)
         ]
         pairs: list[tuple[float, str, int]] = []
         for subject_id, incoming in self._incoming.items():
@@ -343,6 +362,10 @@ class Handover:
             for track, staff in free:
                 if staff and incoming.message.is_visit:
                     continue  # a visit never goes to a staff member's track (a staff offer may: no harm)
+                if not incoming.message.is_visit and self.layout.beyond_m(track.first_xy_m) <= 0:
+                    # A staff flag only for a track that came from the neighbour's side: a wrong flag
+                    # would take a visitor out of every count.
+                    continue
                 d = math.dist(target, track.xy_m)
                 if d <= self.rules.gate_m:
                     pairs.append((d, subject_id, track.track_id))
@@ -360,8 +383,10 @@ class Handover:
             message.xy_m[1] + message.velocity_mps[1] * dt,
         )
 
-    def _adopt(self, ts_utc: datetime, message: HandoverMessage, track: TrackState) -> None:
+    def _adopt(self, ts_utc: datetime, message: HandoverMessage, track: TrackState | None) -> None:
+        """Take the offered visit on `track` (None: it waits for its visitor); mark a staff member's."""
         if not message.is_visit:
+            assert track is not None
             self.records[track.track_id].staff = True
             self.counts.staff_adopted += 1
             return
@@ -375,8 +400,8 @@ class Handover:
             message.door_id,
             message.started_at,
             None,
-            ts_utc,
-            track.xy_m,
+            self._local(message) if track is None else ts_utc,
+            message.xy_m if track is None else track.xy_m,
             confirmed=True,
             browsed=message.browsed,
             entered_car=message.entered_car,
@@ -384,10 +409,13 @@ class Handover:
             stays={s.car_id: ZoneStay(s.entered_at + shift, s.last_in + shift) for s in message.stays},
             reception=reception,
         )
-        self.visits.adopt(visit, track.track_id)
+        if track is None:
+            self.visits.open[visit.visitor_id] = visit
+        else:
+            self.visits.adopt(visit, track.track_id)
         self._adopted[message.subject_id] = _Adopted(message.from_node)
         self.counts.adopted += 1
-        self._send("handover.taken", message.from_node, ts_utc, message.subject_id, track)
+        self._send("handover.taken", message.from_node, ts_utc, message.subject_id, track, xy_m=message.xy_m)
 
     # ---------------------------------------------------------------------------------------------
     # Offers nobody took
@@ -413,9 +441,12 @@ class Handover:
         to_node: str,
         ts_utc: datetime,
         subject_id: str,
-        track: TrackState,
+        track: TrackState | None,
         **visit: object,
     ) -> None:
+        xy = track.xy_m if track is not None else visit.pop("xy_m")
+        velocity = track.velocity_mps if track is not None else (0.0, 0.0)
+        visit.pop("xy_m", None)
         self.outgoing.append(
             HandoverMessage.model_validate(
                 {
@@ -426,11 +457,8 @@ class Handover:
                     "ts": ts_utc,
                     "type": kind,
                     "subject_id": subject_id,
-                    "xy_m": (round(track.xy_m[0], 3), round(track.xy_m[1], 3)),
-                    "velocity_mps": (
-                        round(_bounded(track.velocity_mps[0]), 3),
-                        round(_bounded(track.velocity_mps[1]), 3),
-                    ),
+                    "xy_m": (round(xy[0], 3), round(xy[1], 3)),  # type: ignore[index]
+                    "velocity_mps": (round(_bounded(velocity[0]), 3), round(_bounded(velocity[1]), 3)),
                     "clock_offset_s": self.clock_offset_s,
                     **visit,
                 }

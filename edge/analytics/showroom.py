@@ -75,7 +75,9 @@ class ShowroomAnalytics:
         self.handover: Handover | None = None
         """A store served by several boxes (`floor.areas`): visits handed over at the boundaries."""
         if layout is not None:
-            self.handover = Handover(layout, config.store_id, self._visits, self._tracks, stamper.ids)
+            self.handover = Handover(
+                layout, config.store_id, self._visits, self._tracks, stamper.ids, self.doors
+            )
 
     @property
     def visits(self) -> dict[str, Visit]:
@@ -126,6 +128,8 @@ class ShowroomAnalytics:
         staff_xy = [t.xy_m for t in tracks.tracks if t.observed and self._tracks.counts_as_staff(t.track_id)]
         out += self._visits.step(ts_utc, {t.track_id: t for t in tracks.tracks}, staff_xy)
         for track_id in tracks.ended:
+            if self.handover is not None:
+                self.handover.track_ending(track_id)
             self._continuity.track_ended(track_id, tracks.tracks)
         if self.handover is not None:
             out += self.handover.step(ts_utc, tracks.tracks)

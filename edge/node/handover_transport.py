@@ -40,6 +40,7 @@ class HandoverTransport:
         neighbours: the node ids whose hand-over topics it reads.
         password: the broker account's password (`BrokerConfig.password()`).
         url: overrides `broker.url`.
+        client_id: the MQTT client id (default `showroom-{store}-{node}-handover`, beside the publisher's).
     """
 
     def __init__(
@@ -51,6 +52,7 @@ class HandoverTransport:
         *,
         password: str | None = None,
         url: str | None = None,
+        client_id: str | None = None,
     ) -> None:
         self.broker = broker if url is None else broker.model_copy(update={"url": url})
         self.store_id = store_id
@@ -70,7 +72,7 @@ class HandoverTransport:
         self._acked_lock = threading.Lock()
         self._client = paho.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=f"showroom-{store_id}-{node_id}-handover",
+            client_id=client_id or f"showroom-{store_id}-{node_id}-handover",
             protocol=MQTTProtocolVersion.MQTTv311,
             clean_session=True,
         )

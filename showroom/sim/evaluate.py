@@ -38,7 +38,7 @@ from edge.pipeline import EdgePipeline
 from edge.sim.scenarios import Scenario, get_scenario
 from edge.sim.source import SimulatedNode
 from edge.sim.world import Vec
-from showroom.sim.several_boxes import BoxesRun, box_nodes, run_boxes, split_store
+from showroom.sim.several_boxes import BoxesRun, box_nodes, run_boxes, run_store_id, split_store
 from showroom.sim.truth import GroundTruth, compute_truth
 
 log = logging.getLogger(__name__)
@@ -293,7 +293,7 @@ def _evaluate_boxes(
 ) -> Evaluation:
     """The store split across `boxes` edge boxes, each with its own cameras, handing over through the
     broker; scored as one store."""
-    nodes = box_nodes(split_store(config, boxes), scenario, seed)
+    nodes = box_nodes(split_store(config, boxes, store_id=run_store_id(config.store_id)), scenario, seed)
     end_s = nodes[0].sim.finish()
     truth = compute_truth(nodes[0].sim, config.thresholds)
     run = run_boxes(nodes, end_s, seed, broker_url)

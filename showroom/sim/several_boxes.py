@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -39,14 +40,20 @@ class HandoverDeliveryError(RuntimeError):
     """Hand-over messages published through the broker did not arrive in time."""
 
 
-def split_store(config: NodeConfig, boxes: int, overlap_m: float = 2.0) -> list[NodeConfig]:
-    """The store of `config` as `boxes` node configurations (node-a, node-b, ...), one area each."""
+def split_store(
+    config: NodeConfig, boxes: int, overlap_m: float = 2.0, store_id: str | None = None
+) -> list[NodeConfig]:
+    """The store of `config` as `boxes` node configurations (node-a, node-b, ...), one area each.
+
+    `store_id`: the store's id in the boxes' configurations (default: the config's). Simulated runs sharing
+    one broker each take an id of their own, so that their hand-over topics stay apart."""
     areas = propose_areas(config.floor.size_m, [car.browse_zone_m for car in config.cars], boxes)
     base = config.model_dump(mode="json", by_alias=True, exclude_none=True)
     out: list[NodeConfig] = []
     for node_id, _ in areas:
         data: dict[str, Any] = dict(base)
         data["node_id"] = node_id
+        data["store_id"] = store_id or config.store_id
         data["floor"] = {
             **base["floor"],
             "areas": [{"node_id": n, "polygon_m": [list(p) for p in poly]} for n, poly in areas],
@@ -97,8 +104,12 @@ def run_boxes(nodes: list[SimulatedNode], end_s: float, seed: int, broker_url: s
             cfg = node.config
             stamper = EventStamper(cfg.store_id, cfg.node_id, IdSource(seed * 1009 + k + 1))
             pipelines.append(EdgePipeline(cfg, stamper))
+            # A client id of its own, so that evaluations running side by side on one broker do not
+            # take over each other's sessions.
+            client_id = f"sim-{cfg.node_id}-handover-{uuid.uuid4().hex[:12]}"
+            neighbours = sorted(_layout(cfg).neighbours)
             transport = HandoverTransport(
-                cfg.broker, cfg.store_id, cfg.node_id, sorted(_layout(cfg).neighbours), url=broker_url
+                cfg.broker, cfg.store_id, cfg.node_id, neighbours, url=broker_url, client_id=client_id
             )
             transport.start()
             transports.append(transport)
@@ -168,4 +179,9 @@ def _collect(transport: HandoverTransport, expected: int) -> list[HandoverMessag
     return got
 
 
-__all__ = ["BoxesRun", "HandoverDeliveryError", "box_nodes", "run_boxes", "split_store"]
+def run_store_id(store_id: str) -> str:
+    """A store id of its own for one simulated run (`store_id` and 8 random hex digits)."""
+    return f"{store_id[:55]}-{uuid.uuid4().hex[:8]}"
+
+
+__all__ = ["BoxesRun", "HandoverDeliveryError", "box_nodes", "run_boxes", "run_store_id", "split_store"]

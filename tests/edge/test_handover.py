@@ -211,7 +211,7 @@ def test_a_visitor_who_crosses_the_boundary_and_back_is_one_visit(store: Store) 
 
 
 def test_a_visitor_who_turns_back_in_the_strip_stays_with_the_box_they_never_left(store: Store) -> None:
-    edge_of_b = (BOUNDARY_X + 1.0, 10.0)  # past the hysteresis, inside node-b's area and node-a's view
+    edge_of_b = (BOUNDARY_X + 1.5, 10.0)  # past the hysteresis (1 m), in node-b's area and node-a's view
     store.walk(
         {1: [*come_in((8.0, 10.0)), *line((8.0, 10.0), edge_of_b, 3), *line(edge_of_b, (8.0, 10.0), 3)]}
     )
