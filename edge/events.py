@@ -354,6 +354,19 @@ class CameraHealth(_Strict):
     detail: str | None = Field(None, max_length=200, description="Short human-readable reason, no data.")
 
 
+class HandoverHealth(_Strict):
+    """A box of a store served by several: its hand-overs at the boundaries since it started."""
+
+    offered: int = Field(ge=0, description="Visits offered to a neighbour.")
+    taken: int = Field(ge=0, description="Of those, taken by the neighbour.")
+    adopted: int = Field(ge=0, description="Neighbours' visits this box took over.")
+    withdrawn: int = Field(ge=0, description="Visitors who turned back before being taken.")
+    lost_at_boundary: int = Field(ge=0, description="Offers nobody took in time: visits ended as lost.")
+    unmatched: int = Field(ge=0, description="Neighbours' offers no track took in time (waited as lost).")
+    stale: int = Field(ge=0, description="Offers that came too late (a neighbour offline, a replay).")
+    pending: int = Field(ge=0, description="Offers of this box not answered yet.")
+
+
 class Heartbeat(Envelope):
     """Node and camera health, every 30 s."""
 
@@ -374,6 +387,9 @@ class Heartbeat(Envelope):
     clock_offset_s: float | None = Field(None, ge=-86_400, le=86_400)
     calibration_error_m: dict[str, float] = Field(
         default_factory=dict, description="Per camera id, the calibration's reprojection error in metres."
+    )
+    handover: HandoverHealth | None = Field(
+        None, description="A box of a store served by several: its hand-overs at the boundaries."
     )
 
     @property
@@ -636,6 +652,7 @@ __all__ = [
     "EventKind",
     "EventStamper",
     "EventType",
+    "HandoverHealth",
     "Heartbeat",
     "Heat",
     "IdSource",

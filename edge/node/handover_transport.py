@@ -83,11 +83,15 @@ class HandoverTransport:
         self._client.on_publish = self._on_publish
         self._client.reconnect_delay_set(min_delay=1, max_delay=10)
 
-    def start(self, timeout_s: float = 10.0) -> None:
-        """Connect and subscribe to every neighbour's topic; `HandoverLinkError` if that fails in time."""
+    def connect(self) -> None:
+        """Start connecting in the background (and reconnecting whenever the link drops)."""
         host, port = self.broker.host_port
         self._client.connect_async(host, port, keepalive=self.broker.keepalive_s)
         self._client.loop_start()
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        """Connect and subscribe to every neighbour's topic; `HandoverLinkError` if that fails in time."""
+        self.connect()
         if not self._connected.wait(timeout_s):
             self.stop()
             raise HandoverLinkError(f"no connection to {self.broker.url} within {timeout_s:g} s")

@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 
 from edge import __version__
-from edge.events import CameraHealth, EventStamper, Heartbeat
+from edge.events import CameraHealth, EventStamper, HandoverHealth, Heartbeat
 from edge.node.outbox import OutboxStats
 from edge.node.sources import CameraSnapshot
 
@@ -119,6 +119,7 @@ def build_heartbeat(
     uptime_s: float,
     vitals: NodeVitals,
     calibration_error_m: Mapping[str, float] | None = None,
+    handover: HandoverHealth | None = None,
 ) -> Heartbeat:
     """A stamped `Heartbeat` (it takes the next seq like any outbox payload)."""
     return stamper.stamp(
@@ -137,4 +138,5 @@ def build_heartbeat(
         temperature_c=vitals.temperature_c(),
         clock_offset_s=vitals.clock_offset_s(),
         calibration_error_m={k: round(float(v), 4) for k, v in (calibration_error_m or {}).items()},
+        handover=handover,
     )

@@ -16,18 +16,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from node_testkit import Mosquitto, running_mosquitto
+import yaml
+from node_testkit import Mosquitto, Recorder, running_mosquitto
 from showroom_builders import END, FPS, Scene, config_dict, line, stay
 
 from edge.analytics.handover import Handover
 from edge.analytics.showroom import ShowroomAnalytics
 from edge.config import parse_config
-from edge.events import Envelope, EventStamper, IdSource
+from edge.events import Envelope, EventStamper, Heartbeat, IdSource, parse_event
 from edge.handover_messages import HandoverMessage, handover_schema, parse_handover
 from edge.node.handover_transport import HandoverTransport
+from edge.node.runtime import NodeRuntime, RuntimeOptions
 from edge.tracking.base import TrackerStep
 from vision_models.arrays import XY
 
+REPO = Path(__file__).resolve().parents[2]
 BOUNDARY_X = 12.0
 OVERLAP_M = 2.0
 OUT = (10.0, 21.5)
@@ -332,3 +335,34 @@ def _items(value: object) -> list[tuple[str, object]]:
     if isinstance(value, list):
         return [item for v in value for item in _items(v)]
     return []
+
+
+def test_a_node_of_a_split_store_runs_its_hand_over_link_and_reports_it_in_heartbeats(tmp_path: Path) -> None:
+    """The real node runtime on the simulated store's node-a (its neighbour node-b is not running): it
+    connects its hand-over link, offers visitors who walk over to node-b's area, and its heartbeats carry
+    the hand-over counts (offers nobody took end as lost at the boundary)."""
+    data = yaml.safe_load((REPO / "examples" / "sim-store.yaml").read_text())
+    data["outbox"] = {"path": str(tmp_path / "outbox.sqlite"), "max_mb": 50}
+    data["floor"]["areas"] = [
+        {"node_id": "node-a", "polygon_m": [[0, 0], [19.15, 0], [19.15, 20], [0, 20]]},
+        {"node_id": "node-b", "polygon_m": [[19.15, 0], [30, 0], [30, 20], [19.15, 20]]},
+    ]
+    with running_mosquitto(tmp_path, persistence=False) as broker:
+        recorder = Recorder(broker.port)
+        assert recorder.wait_for(lambda: recorder.client.is_connected())
+        recorder.client.subscribe("showroom/v1/+/+/handover", qos=1)
+        data["broker"] = {"url": broker.url}
+        config = parse_config(data)
+        runtime = NodeRuntime(config, options=RuntimeOptions(heartbeat_s=1.0, realtime=False))
+        runtime.run(duration_s=8.0)
+        assert recorder.wait_for(lambda: len(recorder.payloads("heartbeat")) >= 2)
+        recorder.close()
+    beats = [parse_event(p) for p in recorder.payloads("heartbeat")]
+    health = [b.handover for b in beats if isinstance(b, Heartbeat)]
+    assert health and all(h is not None for h in health)
+    last = health[-1]
+    assert last is not None
+    offers = [m for m in recorder.messages if m[0].endswith("/handover")]
+    print(f"node-a alone: {last}; {len(offers)} hand-over messages on the broker")
+    assert last.offered == len([m for m in offers if b'"handover.offer"' in m[1] and b'"s-' not in m[1]])
+    assert last.taken == 0 and last.adopted == 0  # nobody answers: node-b is not running
