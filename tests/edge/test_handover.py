@@ -366,3 +366,22 @@ def test_a_node_of_a_split_store_runs_its_hand_over_link_and_reports_it_in_heart
     print(f"node-a alone: {last}; {len(offers)} hand-over messages on the broker")
     assert last.offered == len([m for m in offers if b'"handover.offer"' in m[1] and b'"s-' not in m[1]])
     assert last.taken == 0 and last.adopted == 0  # nobody answers: node-b is not running
+
+
+def test_clock_offsets_between_boxes_are_tolerated(store: Store) -> None:
+    """node-b's clock runs 20 s fast (its heartbeat's offset says so): offers keep their meaning."""
+    store.b.scene.t += timedelta(seconds=20)
+    store.b.handover.clock_offset_s = 20.0
+    store.a.handover.clock_offset_s = 0.0
+    east = (16.0, 10.0)
+    store.walk({1: [*come_in((8.0, 10.0)), *line((8.0, 10.0), east, 6), *stay(east, 3)]})
+    assert store.b.visitor_of(1) is not None
+    b = store.b.handover.counts
+    assert (b.adopted, b.stale, b.unmatched) == (1, 0, 0)
+    store.walk({1: [*line(east, (8.0, 12.0), 6), *go_out((8.0, 12.0))]})
+    assert store.a.handover.counts.adopted == 1
+    (ended,) = store.of_type("visit.ended")
+    assert ended.node_id == "node-a" and ended.end_reason == "door"
+    # Without the offsets, the same offers would look 20 s old to node-b and 20 s early to node-a.
+    offer = next(m for m in store.sent if m.type == "handover.offer" and m.to_node == "node-b")
+    assert offer.clock_offset_s == 0.0
