@@ -12,10 +12,17 @@ The store's events are the union of every box's; `showroom.sim.evaluate.measure`
 from __future__ import annotations
 
 import logging
+import shutil
+import socket
+import subprocess
+import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from shapely.geometry import box
@@ -24,6 +31,7 @@ from edge.analytics.handover import HandoverCounts
 from edge.config import NodeConfig, parse_config
 from edge.events import Envelope, EventStamper, IdSource
 from edge.handover_messages import HandoverMessage
+from edge.mqtt_common import BrokerAddress
 from edge.node.handover_transport import HandoverTransport
 from edge.pipeline import EdgePipeline
 from edge.sim.scenarios import Scenario
@@ -179,9 +187,63 @@ def _collect(transport: HandoverTransport, expected: int) -> list[HandoverMessag
     return got
 
 
+def reachable(url: str, timeout_s: float = 1.0) -> bool:
+    """True when something listens at the broker URL's host and port."""
+    address = BrokerAddress.parse(url)
+    try:
+        with socket.create_connection((address.host, address.port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+@contextmanager
+def private_broker() -> Iterator[str]:
+    """The system's Mosquitto on a free local port for the length of a run (no broker at the configured
+    URL); `HandoverDeliveryError` when Mosquitto is not installed."""
+    binary = shutil.which("mosquitto") or next(
+        (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if Path(p).exists()), None
+    )
+    if binary is None:
+        raise HandoverDeliveryError(
+            "no broker reachable and no mosquitto installed: pass --broker mqtt://HOST:PORT"
+        )
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    with tempfile.TemporaryDirectory() as tmp:
+        conf = Path(tmp) / "mosquitto.conf"
+        conf.write_text(
+            f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n", encoding="utf-8"
+        )
+        proc = subprocess.Popen(
+            [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        try:
+            url = f"mqtt://127.0.0.1:{port}"
+            deadline = time.monotonic() + 10.0
+            while not reachable(url, 0.2):
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise HandoverDeliveryError(f"mosquitto did not start on port {port}")
+                time.sleep(0.05)
+            yield url
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
 def run_store_id(store_id: str) -> str:
     """A store id of its own for one simulated run (`store_id` and 8 random hex digits)."""
     return f"{store_id[:55]}-{uuid.uuid4().hex[:8]}"
 
 
-__all__ = ["BoxesRun", "HandoverDeliveryError", "box_nodes", "run_boxes", "run_store_id", "split_store"]
+__all__ = [
+    "BoxesRun",
+    "HandoverDeliveryError",
+    "box_nodes",
+    "private_broker",
+    "reachable",
+    "run_boxes",
+    "run_store_id",
+    "split_store",
+]
