@@ -38,6 +38,14 @@ def check_config(config_file: Path) -> None:
         sys.exit(1)
     reports = check_node_calibration(cfg)
     problems = file_problems(cfg, config_file) + calibration_problems(reports)
+    if not problems and cfg.floor.areas:
+        # A box of a store served by several: its cameras must see its zones and the overlap strip.
+        from edge.floor.calibration import calibrate_node
+
+        try:
+            calibrate_node(cfg, str(config_file))
+        except ConfigError as exc:
+            problems = exc.problems
     if problems:
         click.echo(str(ConfigError(str(config_file), problems)), err=True)
         for report in reports:

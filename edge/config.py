@@ -20,6 +20,7 @@ from shapely.validation import explain_validity
 
 from edge.events import ID_PATTERN
 from edge.mqtt_common import BrokerAddress
+from edge.store_areas import crossing_problems, tiling_problems
 from edge.strict_yaml import YamlFileError, load_yaml_file
 from vision_models.boxes import BoxProfileError, load_box
 from vision_models.registry import ModelError, Task, get_entry, require_task
@@ -228,6 +229,18 @@ class CameraConfig(_Model):
 # ---------------------------------------------------------------------------------------------------
 
 
+class BoxArea(_Model):
+    """The part of the floor one edge box owns in a store served by several boxes."""
+
+    node_id: Identifier = Field(description="The edge node (box) that owns this area.")
+    polygon_m: PolygonM = Field(description="The area on the floor plan, metres.")
+
+    @field_validator("polygon_m")
+    @classmethod
+    def _poly(cls, v: list[XY]) -> list[XY]:
+        return _check_polygon(v, "area")
+
+
 class FloorConfig(_Model):
     size_m: tuple[
         Annotated[float, Field(gt=0, le=1000)],
@@ -236,6 +249,18 @@ class FloorConfig(_Model):
     image: Path | None = Field(None, description="Optional floor plan drawing, shown under heatmaps.")
     image_px_per_m: float | None = Field(
         None, gt=0, le=10_000, allow_inf_nan=False, description="Scale of the floor plan drawing."
+    )
+    areas: list[BoxArea] = Field(
+        default_factory=list,
+        description="A store served by several edge boxes: each box's part of the floor. The areas tile the "
+        "floor without overlapping; empty: one box owns the whole floor.",
+    )
+    overlap_m: float = Field(
+        2.0,
+        gt=0,
+        le=20,
+        description="How far past its boundary with a neighbour each box's cameras must see (the strip both "
+        "boxes see, where a visitor is handed over), metres.",
     )
 
     def polygon(self) -> Polygon:
@@ -587,12 +612,32 @@ class NodeConfig(_Model):
                 problems.append(
                     (f"staff_areas[{i}].polygon_m", f"area {area.id!r} lies outside the floor plan {extent}")
                 )
+        problems += area_problems(self)
         if problems:
             raise CrossFieldError(problems)
         return self
 
     def tz(self) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(self.timezone)
+
+
+def area_problems(config: NodeConfig) -> list[tuple[str, str]]:
+    """A store served by several boxes (`floor.areas`): the areas must tile the floor, name this node, and
+    leave every car's browse zone to one box."""
+    floor = config.floor
+    if not floor.areas:
+        return []
+    areas = [(a.node_id, a.polygon_m) for a in floor.areas]
+    problems = tiling_problems(floor.size_m, areas)
+    if config.node_id not in {a.node_id for a in floor.areas}:
+        names = ", ".join(a.node_id for a in floor.areas)
+        problems.append(
+            ("floor.areas", f"no area belongs to this node {config.node_id!r} (areas of: {names})")
+        )
+    zones = [
+        (f"cars[{i}].browse_zone_m", f"car {c.id!r}", c.browse_zone_m) for i, c in enumerate(config.cars)
+    ]
+    return problems + crossing_problems(areas, zones)
 
 
 def _format_loc(loc: tuple[int | str, ...]) -> str:

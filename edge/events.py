@@ -437,6 +437,19 @@ class CameraHealth(_Strict):
     )
 
 
+class HandoverHealth(_Strict):
+    """A box of a store served by several: its hand-overs at the boundaries since it started."""
+
+    offered: int = Field(ge=0, description="Visits offered to a neighbour.")
+    taken: int = Field(ge=0, description="Of those, taken by the neighbour.")
+    adopted: int = Field(ge=0, description="Neighbours' visits this box took over.")
+    withdrawn: int = Field(ge=0, description="Visitors who turned back before being taken.")
+    lost_at_boundary: int = Field(ge=0, description="Offers nobody took in time: visits ended as lost.")
+    unmatched: int = Field(ge=0, description="Neighbours' offers no track took in time (waited as lost).")
+    stale: int = Field(ge=0, description="Offers that came too late (a neighbour offline, a replay).")
+    pending: int = Field(ge=0, description="Offers of this box not answered yet.")
+
+
 class Heartbeat(Envelope):
     """Node and camera health, every 30 s."""
 
@@ -464,6 +477,9 @@ class Heartbeat(Envelope):
         default_factory=dict,
         max_length=64,
         description="Per camera id, the calibration's reprojection error in metres.",
+    )
+    handover: HandoverHealth | None = Field(
+        None, description="A box of a store served by several: its hand-overs at the boundaries."
     )
 
     @property
@@ -748,11 +764,12 @@ def parse_topic(name: str) -> tuple[str, str, EventKind]:
     return store_id, node_id, kind
 
 
-CONTROL_KINDS: tuple[str, ...] = ("commission", "commission/reply", "replay", "replay/reply")
+CONTROL_KINDS: tuple[str, ...] = ("commission", "commission/reply", "replay", "replay/reply", "handover")
 """Topic kinds that are not events: a node's commissioning test message (`commission`, answered by the
 aggregator) and the aggregator's answer (`commission/reply`); the aggregator's request to send a `seq`
-range again (`replay`, see `edge.mqtt_common.ReplayRequest`) and the node's answer (`replay/reply`).
-Never stored as events, never quarantined as such."""
+range again (`replay`, see `edge.mqtt_common.ReplayRequest`) and the node's answer (`replay/reply`); the
+hand-overs between the boxes of one store (`handover`, `edge.handover_messages`). Never stored as events,
+never quarantined as such."""
 
 
 def replay_topic(store_id: str, node_id: str) -> str:
@@ -901,6 +918,7 @@ __all__ = [
     "EventKind",
     "EventStamper",
     "EventType",
+    "HandoverHealth",
     "Heartbeat",
     "Heat",
     "IdSource",

@@ -43,7 +43,7 @@ import numpy.typing as npt
 import shapely
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from shapely.geometry import LineString, Polygon, box
+from shapely.geometry import LineString, Point, Polygon, box
 from shapely.ops import unary_union
 
 from edge.config import (
@@ -57,6 +57,7 @@ from edge.config import (
     polygon_of,
     problems_of,
 )
+from edge.store_areas import propose_areas
 from hardware.profiles import PERSON_HEIGHT_M, CameraProfile, ProfileError, load_camera
 from vision_models.boxes import BoxProfile, BoxProfileError, load_box
 
@@ -512,8 +513,37 @@ class Plan:
             "blind_area_m2": round(float(sum(b["area_m2"] for b in blind)), 2),
             "blind_spots": blind,
             "bill_of_materials": self.bill_of_materials(n_cams, boxes),
+            "box_areas": self.box_areas(boxes, per_box) if boxes and boxes > 1 else [],
             "runtime_s": round(self.runtime_s, 2),
         }
+
+    def box_areas(self, boxes: int, per_box: int) -> list[dict[str, Any]]:
+        """When one box is not enough: the floor split into one area per box (boundaries between the
+        display cars, `edge.store_areas.propose_areas`), each with the planned cameras mounted over it,
+        ready for `floor.areas` in every box's configuration."""
+        _, _, width, depth = self.floor.outline.bounds
+        zones = [car.browse_zone_m for car in self.floor.cars]
+        # Each boundary aims between two groups of cameras (along the longer side), one group per box.
+        along = sorted(c.xy_m[0 if width >= depth else 1] for c in self.cameras)
+        aims = []
+        for i in range(1, boxes):
+            k = min(len(along) - 1, max(1, round(i * len(along) / boxes)))
+            aims.append((along[k - 1] + along[k]) / 2)
+        # Boundaries in the gaps between cars (a car is counted by one box); a box left with more
+        # cameras than it can take is flagged, for the installer to move cameras or add a box.
+        out: list[dict[str, Any]] = []
+        for node_id, polygon in propose_areas((width, depth), zones, boxes, aims=aims):
+            area = Polygon(polygon).buffer(1e-6)
+            cams = [f"cam-{i + 1:02d}" for i, c in enumerate(self.cameras) if area.contains(Point(c.xy_m))]
+            out.append(
+                {
+                    "node_id": node_id,
+                    "polygon_m": [[round(x, 3), round(y, 3)] for x, y in polygon],
+                    "cameras": cams,
+                    "over_capacity": len(cams) > per_box,
+                }
+            )
+        return out
 
     def bill_of_materials(self, n_cams: int, boxes: int | None) -> list[dict[str, Any]]:
         b = self.box_profile
@@ -934,6 +964,16 @@ def _print_report(r: dict[str, Any]) -> None:
         x, y = b["centre_m"]
         touches = f" on {', '.join(b['touches'])}" if b["touches"] else ""
         click.echo(f"  blind spot {b['area_m2']} m2 at ({x:g}, {y:g}){touches}: {b['cause']}")
+    if r["box_areas"]:
+        click.echo(f"split across {len(r['box_areas'])} boxes (floor.areas; overlap strip 2 m):")
+        for a in r["box_areas"]:
+            xs = [p[0] for p in a["polygon_m"]]
+            ys = [p[1] for p in a["polygon_m"]]
+            full = "  OVER CAPACITY: move cameras to a neighbour or add a box" if a["over_capacity"] else ""
+            click.echo(
+                f"  {a['node_id']}: x {min(xs):g}..{max(xs):g}, y {min(ys):g}..{max(ys):g} m, "
+                f"{len(a['cameras'])} cameras ({', '.join(a['cameras'])}){full}"
+            )
     click.echo("bill of materials:")
     for line in r["bill_of_materials"]:
         click.echo(f"  {line['quantity']} x {line['item']}")

@@ -12,8 +12,9 @@ The broker folder B holds everything the broker needs, written 0600 in a 0700 fo
   --account B/aggregator.yaml`.
 
 A node's account is `node-{store}-{node}`. It may write its own topics, `showroom/v1/{store}/{node}/+`
-(events, heat, heartbeat, status and the commissioning request), and read one topic, its commissioning
-reply `showroom/v1/{store}/{node}/commission/reply`. The aggregator may read `showroom/v1/#` (its shared
+(events, heat, heartbeat, status, the commissioning request and its hand-overs), and read its commissioning
+reply `showroom/v1/{store}/{node}/commission/reply` and the hand-overs of its own store's boxes,
+`showroom/v1/{store}/+/handover`. The aggregator may read `showroom/v1/#` (its shared
 subscription included) and write only commissioning replies. Nothing is granted to anonymous clients.
 
 Re-running either command keeps existing accounts and passwords; `--rotate` issues a new one. Mosquitto
@@ -130,6 +131,8 @@ def acl_entry(account: Account, share_group: str) -> AclEntry:
         AclRule("write", f"{prefix}/replay/reply"),
         AclRule("read", f"{prefix}/commission/reply"),
         AclRule("read", f"{prefix}/replay"),
+        # A store served by several boxes: each reads the hand-overs of the boxes of its own store.
+        AclRule("read", f"{TOPIC_ROOT}/{account.store_id}/+/handover"),
     )
     return AclEntry(account.username, f"store {account.store_id}, node {account.node_id}", rules)
 

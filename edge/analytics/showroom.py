@@ -14,8 +14,11 @@ from collections import Counter
 from datetime import datetime
 from typing import Literal
 
+from shapely.geometry import Point
+
 from edge.analytics.continuity import TrackContinuity
 from edge.analytics.door import Direction, DoorCounter, outside_doors
+from edge.analytics.handover import Handover
 from edge.analytics.heat import HeatGrid, heat_event
 from edge.analytics.staff_flags import StaffFlags
 from edge.analytics.track_records import TrackRecords
@@ -24,8 +27,10 @@ from edge.analytics.visits import Visit, Visits
 from edge.analytics.zones import CarZones, Zone
 from edge.config import NodeConfig
 from edge.events import Envelope, EventStamper
+from edge.store_areas import BoxLayout
 from edge.tracking.base import TrackerStep, TrackState
 from edge.tracking.relink import Relinker
+from vision_models.arrays import XY
 
 
 class ShowroomAnalytics:
@@ -35,7 +40,13 @@ class ShowroomAnalytics:
         self.config = config
         self.stamper = stamper
         self.thresholds = config.thresholds
-        self.doors = [DoorCounter(d) for d in config.doors]
+        layout = None
+        if config.floor.areas:
+            areas = [(a.node_id, a.polygon_m) for a in config.floor.areas]
+            layout = BoxLayout.of(config.node_id, areas, config.floor.overlap_m)
+        # In a store of several boxes, each box counts the doors in its own area (a door in the strip is
+        # seen by both: one starts the visit).
+        self.doors = [DoorCounter(d) for d in config.doors if layout is None or layout.holds_line(d.line_m)]
         self.cars = [
             CarZones(c.id, Zone(c.browse_zone_m), Zone(c.interior_zone_m), [Zone(a) for a in c.door_areas_m])
             for c in config.cars
@@ -61,6 +72,12 @@ class ShowroomAnalytics:
         self._continuity = TrackContinuity(
             self.doors, self.cars, self._tracks, self._visits, self._staff, self._relinker
         )
+        self.handover: Handover | None = None
+        """A store served by several boxes (`floor.areas`): visits handed over at the boundaries."""
+        if layout is not None:
+            self.handover = Handover(
+                layout, config.store_id, self._visits, self._tracks, stamper.ids, self.doors
+            )
 
     @property
     def visits(self) -> dict[str, Visit]:
@@ -111,17 +128,23 @@ class ShowroomAnalytics:
         staff_xy = [t.xy_m for t in tracks.tracks if t.observed and self._tracks.counts_as_staff(t.track_id)]
         out += self._visits.step(ts_utc, {t.track_id: t for t in tracks.tracks}, staff_xy)
         for track_id in tracks.ended:
+            if self.handover is not None:
+                self.handover.track_ending(track_id)
             self._continuity.track_ended(track_id, tracks.tracks)
+        if self.handover is not None:
+            out += self.handover.step(ts_utc, tracks.tracks)
         out += self._visits.expire_lost(ts_utc)
         self._staff.expire(ts_utc)
         for track in tracks.tracks:
-            if not self._tracks.counts_as_staff(track.track_id) and not outside_doors(self.doors, track.xy_m):
+            if not self._tracks.counts_as_staff(track.track_id) and self._heat_here(track.xy_m):
                 self.heat.add(track.xy_m, dt)
         self.heat.note_occupancy(self.occupancy)
         return out
 
     def flush(self, ts_utc: datetime, reason: Literal["shutdown", "lost"] = "shutdown") -> list[Envelope]:
         """End every open visit with `reason` and send the heat of the minute in progress."""
+        if self.handover is not None:
+            self.handover.flush()
         out = self._visits.flush(ts_utc, reason)
         # The tracker starts afresh after a flush: forget every track.
         for door in self.doors:
@@ -132,6 +155,12 @@ class ShowroomAnalytics:
         if done is not None:
             out.append(heat_event(self.stamper, self.heat.cell_m, done, max(ts_utc, done[0])))
         return out
+
+    def _heat_here(self, xy_m: XY) -> bool:
+        """Heat is counted inside the doors and, in a store of several boxes, in this box's own area."""
+        if outside_doors(self.doors, xy_m):
+            return False
+        return self.handover is None or bool(self.handover.layout.area.contains(Point(xy_m)))
 
     def _finite(self, step: TrackerStep) -> TrackerStep:
         good = [t for t in step.tracks if math.isfinite(t.xy_m[0]) and math.isfinite(t.xy_m[1])]

@@ -300,6 +300,23 @@ class Visits:
                 del self.open[visitor_id]
                 record.visitor_id = None
 
+    def adopt(self, visit: Visit, track_id: int) -> None:
+        """A visit handed over from a neighbouring box (or kept after a hand-over was withdrawn) goes on
+        with track `track_id` (`edge.analytics.handover`)."""
+        self.open[visit.visitor_id] = visit
+        self._link(visit, track_id)
+        visit.in_car = None
+
+    def release(self, visit: Visit, ts_utc: datetime) -> list[Envelope]:
+        """The visit leaves this box for a neighbouring one without ending: what it measured here goes out
+        (dwell, entries, reception so far) and its track lets go of it."""
+        out = self.metrics.close(visit, ts_utc)
+        if visit.track_id is not None and (record := self.records.get(visit.track_id)) is not None:
+            record.visitor_id = None
+        visit.track_id = None
+        del self.open[visit.visitor_id]
+        return out
+
     def _link(self, visit: Visit, track_id: int) -> None:
         visit.track_id = track_id
         self.records[track_id].visitor_id = visit.visitor_id

@@ -22,6 +22,7 @@ from shapely.geometry import LineString, Polygon, box
 from shapely.geometry.base import BaseGeometry
 
 from edge.config import Calibration, CameraConfig, ConfigError, NodeConfig
+from edge.store_areas import MIN_AREA_M2, BoxLayout
 from vision_models.arrays import Float64Array
 
 log = logging.getLogger(__name__)
@@ -241,6 +242,25 @@ def coverage_of(
     return seen
 
 
+def overlap_problems(layout: BoxLayout, seen: BaseGeometry, floor: BaseGeometry) -> list[tuple[str, str]]:
+    """Where this box's cameras miss part of the overlap strip past a boundary with a neighbour."""
+    problems: list[tuple[str, str]] = []
+    for node_id, other in layout.neighbours.items():
+        strip = layout.seen_area().intersection(other).intersection(floor)
+        missed = strip.difference(seen)
+        if missed.area >= MIN_AREA_M2:
+            problems.append(
+                (
+                    "floor.overlap_m",
+                    f"the cameras of {layout.node_id!r} miss {missed.area:.2f} m² of the "
+                    f"{layout.overlap_m:g} m strip past the boundary with {node_id!r} (at x "
+                    f"{missed.bounds[0]:.2f}..{missed.bounds[2]:.2f}, y {missed.bounds[1]:.2f}.."
+                    f"{missed.bounds[3]:.2f} m): the hand-over needs both boxes to see it",
+                )
+            )
+    return problems
+
+
 def calibrate_node(config: NodeConfig, source: str = "<config>") -> dict[str, FloorProjection]:
     """Fit every camera and check that each door, car zone and staff area is seen by some camera.
 
@@ -267,9 +287,17 @@ def calibrate_node(config: NodeConfig, source: str = "<config>") -> dict[str, Fl
         )
         return projections
     seen = coverage.buffer(0.05)  # a line drawn to the very edge of the image is still seen
+    if config.floor.areas:
+        # A store served by several boxes: this box sees its own area and the strip past its boundaries.
+        layout = BoxLayout.of(
+            config.node_id, [(a.node_id, a.polygon_m) for a in config.floor.areas], config.floor.overlap_m
+        )
+        floor = layout.area
+        problems += overlap_problems(layout, seen, box(0, 0, config.floor.size_m[0], config.floor.size_m[1]))
 
     def unseen(geometry: BaseGeometry, path: str, what: str) -> None:
-        if not seen.contains(geometry.intersection(floor)):
+        mine = geometry.intersection(floor)
+        if not mine.is_empty and not seen.contains(mine):
             problems.append((path, f"{what} lies (partly) outside every camera's view"))
 
     for i, door in enumerate(config.doors):

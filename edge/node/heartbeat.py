@@ -22,7 +22,7 @@ from pathlib import Path
 
 from edge import __version__
 from edge.degradation import CameraDegradation
-from edge.events import CameraHealth, EventStamper, Heartbeat
+from edge.events import CameraHealth, EventStamper, HandoverHealth, Heartbeat
 from edge.node.outbox import OutboxStats
 from edge.node.sources import CameraSnapshot
 
@@ -128,6 +128,7 @@ def build_heartbeat(
     vitals: NodeVitals,
     calibration_error_m: Mapping[str, float] | None = None,
     degradation: Mapping[str, CameraDegradation] | None = None,
+    handover: HandoverHealth | None = None,
 ) -> Heartbeat:
     """A stamped `Heartbeat` (it takes the next seq like any outbox payload); `degradation`: per camera id,
     what the analytics make of its view (`EdgePipeline.degradation`)."""
@@ -148,4 +149,5 @@ def build_heartbeat(
         temperature_c=vitals.temperature_c(),
         clock_offset_s=vitals.clock_offset_s(),
         calibration_error_m={k: round(float(v), 4) for k, v in (calibration_error_m or {}).items()},
+        handover=handover,
     )

@@ -37,11 +37,13 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from edge.analytics.handover import Handover
 from edge.config import BrokerConfig, ConfigError, NodeConfig, resolve_path, resolve_state_path
 from edge.cues.appearance import Embedder, EmbedTimer, load_embedder, with_appearance
 from edge.degradation import CameraDegradation
 from edge.events import Envelope, EventStamper, IdSource
 from edge.floor.calibration_check import calibration_problems, check_node_calibration
+from edge.node.handover_link import HandoverLink
 from edge.node.heartbeat import HEARTBEAT_EVERY_S, ModelInfo, NodeVitals, build_heartbeat
 from edge.node.mqtt import MqttPublisher
 from edge.node.outbox import Outbox, OutboxStats
@@ -102,6 +104,13 @@ PipelineFactory = Callable[[NodeConfig, EventStamper], AnalyticsPipeline]
 DetectorFactory = Callable[[NodeConfig], Detector]
 EmbedderFactory = Callable[[NodeConfig], Embedder | None]
 SourceFactory = Callable[[NodeConfig, Any], FrameSource]
+
+
+def _handover_of(pipeline: AnalyticsPipeline) -> Handover | None:
+    """The hand-over of the node's analytics (a box of a store served by several), if any."""
+    analytics = getattr(pipeline, "analytics", None)
+    handover = getattr(analytics, "handover", None)
+    return handover if isinstance(handover, Handover) else None
 
 
 def default_pipeline(config: NodeConfig, stamper: EventStamper) -> AnalyticsPipeline:
@@ -243,6 +252,8 @@ class NodeRuntime:
         self.outbox: Outbox | None = None
         self.publisher: MqttPublisher | None = None
         self.writer: OutboxWriter | None = None
+        self._handover: HandoverLink | None = None
+        """A box of a store served by several: its hand-over link to its neighbours."""
 
     @staticmethod
     def _resolve_paths(config: NodeConfig, config_path: Path | None) -> NodeConfig:
@@ -417,6 +428,7 @@ class NodeRuntime:
         for reader in readers:
             reader.start()
         vitals = NodeVitals()
+        self._handover = HandoverLink.open(self.config, _handover_of(pipeline), self.options.broker_url)
         calibration = dict(pipeline.calibration_errors_m)
         last_ts: datetime | None = None
         next_heartbeat = time.monotonic() + min(self.options.heartbeat_s, 5.0)
@@ -526,7 +538,11 @@ class NodeRuntime:
         try:
             detections = self._detect(batch, detector)
             images = {f.camera_id: f.image_bgr for f in batch if f.image_bgr is not None}
+            if self._handover is not None:
+                self._handover.before_step()
             events = pipeline.process(ts, detections, images or None)
+            if self._handover is not None:
+                self._handover.after_step()
         except Exception:
             # One bad frame must not stop the node: count it, log it, go on with the next batch.
             self.summary.pipeline_errors += 1
@@ -593,7 +609,10 @@ class NodeRuntime:
             vitals=vitals,
             calibration_error_m=calibration,
             degradation=degradation,
+            handover=None if self._handover is None else self._handover.health(),
         )
+        if self._handover is not None:
+            self._handover.set_clock_offset(heartbeat.clock_offset_s)
         self._store([heartbeat])
         self.summary.heartbeats += 1
         for cam in heartbeat.cameras:
@@ -640,6 +659,8 @@ class NodeRuntime:
             degradation = {}
             log.exception("reading the cameras' degradation failed")
         self._heartbeat(stamper, model, started, vitals, calibration, degradation, final_cameras)
+        if self._handover is not None:
+            self._handover.close()
         if self.publisher is not None:
             self.publisher.stop(drain_timeout_s=self.options.drain_timeout_s)
         if self.outbox is not None:

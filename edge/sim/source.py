@@ -16,6 +16,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 import numpy.typing as npt
+from shapely import contains_xy
+from shapely.geometry.base import BaseGeometry
 
 from edge.config import CameraConfig, NodeConfig
 from edge.sim.appearance import SimAppearance
@@ -76,20 +78,31 @@ class SimulatedNode:
     """
 
     def __init__(
-        self, config: NodeConfig, scenario: Scenario, seed: int, start_utc: datetime | None = None
+        self,
+        config: NodeConfig,
+        scenario: Scenario,
+        seed: int,
+        start_utc: datetime | None = None,
+        *,
+        shared: Simulation | None = None,
+        view_m: BaseGeometry | None = None,
+        box_index: int = 0,
     ) -> None:
         self.config = config
         self.scenario = scenario
-        self.sim = Simulation(config, scenario, seed, start_utc)
+        self.sim = shared if shared is not None else Simulation(config, scenario, seed, start_utc)
+        self.view_m = view_m
+        """A store of several boxes: the part of the floor this box's cameras look at (None: all of it)."""
         appearance = SimAppearance(scenario.noise, seed) if config.tracker.reid is not None else None
+        salt = [box_index] if box_index else []
         self.cameras = {
             cam.id: SimCamera(
                 cam,
                 self.sim.world,
                 scenario.noise,
-                np.random.default_rng([seed, 7919, i]),
+                np.random.default_rng([seed, 7919, i, *salt]),
                 appearance,
-                np.random.default_rng([seed, 7927, i]),
+                np.random.default_rng([seed, 7927, i, *salt]),
             )
             for i, cam in enumerate(config.cameras)
         }
@@ -136,10 +149,11 @@ class SimulatedNode:
 
     def _detect_rows(self, camera_id: str, samples: Samples, rows: slice, t_s: float) -> Detections:
         pid = samples.pid[rows]
-        camera = self.cameras[camera_id]
-        found = camera.detect(
-            samples.xy_m[rows], samples.seated[rows], person_heights_m(pid), pid, samples.staff[rows]
-        )
+        xy_m, seated, staff = samples.xy_m[rows], samples.seated[rows], samples.staff[rows]
+        if self.view_m is not None:
+            seen = contains_xy(self.view_m, xy_m[:, 0], xy_m[:, 1])
+            pid, xy_m, seated, staff = pid[seen], xy_m[seen], seated[seen], staff[seen]
+        found = self.cameras[camera_id].detect(xy_m, seated, person_heights_m(pid), pid, staff)
         if self.detector_blind(camera_id, t_s):
             # Drawn all the same, so the camera's faults after the outage are those of a run without it.
             return Detections.empty(found.resolution_wh)

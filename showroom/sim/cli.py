@@ -10,9 +10,11 @@ import numpy as np
 
 from edge.config import ConfigError, NodeConfig, load_config
 from edge.events import EventStamper, IdSource, to_json
+from edge.node.handover_transport import HandoverLinkError
 from edge.sim.scenarios import LIBRARY, SCENARIOS, UnknownScenarioError, get_scenario
 from edge.sim.source import SimulatedNode
 from showroom.sim.evaluate import default_config, evaluate, format_text
+from showroom.sim.several_boxes import HandoverDeliveryError
 from showroom.sim.truth import compute_truth
 
 
@@ -143,8 +145,23 @@ def _write_detections(node: SimulatedNode, end_s: float, out_dir: Path) -> None:
 @click.option("--duration", type=float, help="Arrivals window in seconds (default: the scenario's).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--all", "run_all", is_flag=True, help="Every scenario of the library (ignores --scenario).")
+@click.option(
+    "--nodes",
+    type=click.IntRange(1, 8),
+    default=1,
+    show_default=True,
+    help="Split the store across this many edge boxes, handing visitors over through the broker.",
+)
+@click.option("--broker", "broker_url", help="Broker for the hand-overs (default: the config's broker.url).")
 def evaluate_cmd(
-    scenario_name: str, seed: int, config_file: Path | None, duration: float | None, fmt: str, run_all: bool
+    scenario_name: str,
+    seed: int,
+    config_file: Path | None,
+    duration: float | None,
+    fmt: str,
+    run_all: bool,
+    nodes: int,
+    broker_url: str | None,
 ) -> None:
     """Run a scenario's detections through the edge pipeline; print truth, measured and error per metric."""
     names = list(LIBRARY) if run_all else [scenario_name]
@@ -158,7 +175,10 @@ def evaluate_cmd(
     cfg = _config(config_file)
     results = []
     for name in names:
-        result = evaluate(name, seed, cfg, duration_s=duration)
+        try:
+            result = evaluate(name, seed, cfg, duration_s=duration, nodes=nodes, broker_url=broker_url)
+        except (HandoverLinkError, HandoverDeliveryError) as exc:
+            raise click.ClickException(f"{nodes} boxes need a broker between them: {exc}") from exc
         results.append(result)
         if fmt == "text":
             click.echo(format_text(result))

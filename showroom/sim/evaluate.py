@@ -38,6 +38,15 @@ from edge.pipeline import EdgePipeline
 from edge.sim.scenarios import Scenario, get_scenario
 from edge.sim.source import SimulatedNode
 from edge.sim.world import Vec
+from showroom.sim.several_boxes import (
+    BoxesRun,
+    box_nodes,
+    private_broker,
+    reachable,
+    run_boxes,
+    run_store_id,
+    split_store,
+)
 from showroom.sim.truth import GroundTruth, compute_truth
 
 log = logging.getLogger(__name__)
@@ -217,9 +226,11 @@ class Evaluation:
     simulated_s: float
     wall_s: float
     link: LinkStats | None = None
+    boxes: BoxesRun | None = None
+    """A store served by several boxes: what their hand-over did (None: one box)."""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "scenario": self.scenario.name,
             "seed": self.seed,
             "store_id": self.config.store_id,
@@ -228,6 +239,14 @@ class Evaluation:
             "metrics": self.metrics,
             "outbox": None if self.link is None else vars(self.link),
         }
+        if self.boxes is not None:
+            out["nodes"] = len(self.boxes.per_node)
+            out["handover"] = {
+                **self.boxes.handover.as_dict(),
+                "messages": self.boxes.messages,
+                "per_node": self.boxes.per_node,
+            }
+        return out
 
 
 def default_config() -> NodeConfig:
@@ -245,6 +264,8 @@ def evaluate(
     *,
     duration_s: float | None = None,
     events: list[Envelope] | None = None,
+    nodes: int = 1,
+    broker_url: str | None = None,
 ) -> Evaluation:
     """Run `scenario` with `seed` through the pipeline (or score the given `events`) against the truth.
 
@@ -254,12 +275,16 @@ def evaluate(
         config: the node (default: the packaged simulated store).
         duration_s: shorten the arrivals window (the run still lasts until everyone has left).
         events: score these events instead of running the pipeline (e.g. the truth's own events).
+        nodes: split the store across this many edge boxes (`showroom.sim.several_boxes`), handing
+            visitors over through the broker at `broker_url` (default: the config's).
     """
     began = time.perf_counter()
     sc = get_scenario(scenario) if isinstance(scenario, str) else scenario
     if duration_s is not None:
         sc = sc.with_duration(duration_s)
     cfg = config or default_config()
+    if nodes > 1:
+        return _evaluate_boxes(sc, seed, cfg, nodes, broker_url or cfg.broker.url, began)
     node = SimulatedNode(cfg, sc, seed)
     end_s = node.sim.finish()
     truth = compute_truth(node.sim, cfg.thresholds)
@@ -269,6 +294,27 @@ def evaluate(
     measured = measure(events, cfg.thresholds)
     metrics = compare(truth, measured, cfg)
     return Evaluation(sc, seed, cfg, truth, measured, metrics, end_s, time.perf_counter() - began, link)
+
+
+def _evaluate_boxes(
+    scenario: Scenario, seed: int, config: NodeConfig, boxes: int, broker_url: str, began: float
+) -> Evaluation:
+    """The store split across `boxes` edge boxes, each with its own cameras, handing over through the
+    broker; scored as one store."""
+    nodes = box_nodes(split_store(config, boxes, store_id=run_store_id(config.store_id)), scenario, seed)
+    end_s = nodes[0].sim.finish()
+    truth = compute_truth(nodes[0].sim, config.thresholds)
+    if reachable(broker_url):
+        run = run_boxes(nodes, end_s, seed, broker_url)
+    else:
+        log.warning("no broker at %s: the boxes hand over through a private mosquitto", broker_url)
+        with private_broker() as url:
+            run = run_boxes(nodes, end_s, seed, url)
+    measured = measure(run.events, config.thresholds)
+    metrics = compare(truth, measured, config)
+    link = LinkStats(len(run.events), len(run.events))
+    wall_s = time.perf_counter() - began
+    return Evaluation(scenario, seed, config, truth, measured, metrics, end_s, wall_s, link, run)
 
 
 def format_text(evaluation: Evaluation) -> str:
@@ -293,6 +339,13 @@ def format_text(evaluation: Evaluation) -> str:
         lines.append(
             f"re-identification: {boxes} boxes embedded, {boxes / max(evaluation.simulated_s, 1e-9):.2f} "
             "per second of the scenario"
+        )
+    if evaluation.boxes is not None:
+        counts = evaluation.boxes.handover
+        lines.append(
+            f"{len(evaluation.boxes.per_node)} boxes: {counts.offered} visits offered at a boundary, "
+            f"{counts.taken} taken, {counts.withdrawn} turned back, {counts.lost_at_boundary} lost at the "
+            f"boundary; {evaluation.boxes.messages} hand-over messages through the broker"
         )
     if "distribution_error" in evaluation.metrics["heat"]:
         lines.append(

@@ -13,6 +13,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from edge.config import parse_config
 from showroom.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
@@ -153,3 +154,27 @@ def test_an_invalid_node_config_exits_2_with_its_key(tmp_path: Path) -> None:
     result = plan("--floor", str(path), "--ceiling-m", "4", "--camera", "fisheye-12mp")
     assert result.exit_code == 2
     assert f"{path}: cars[0].interior_zone_m: zone is not a simple polygon" in result.output
+
+
+def test_when_one_box_is_not_enough_the_plan_splits_the_floor_between_boxes() -> None:
+    """Two 8-core boxes for the example showroom: one area each, boundaries between the cars, usable as
+    `floor.areas` in the node configuration; a box left with more cameras than it takes is flagged."""
+    args = ["--floor", str(EXAMPLE), "--ceiling-m", "4.5", "--camera", "fisheye-12mp", "--box", "x86-8c"]
+    result = plan(*args, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["boxes_needed"] == 2
+    areas = report["box_areas"]
+    assert [a["node_id"] for a in areas] == ["node-a", "node-b"]
+    assigned = [cam for a in areas for cam in a["cameras"]]
+    assert sorted(assigned) == sorted(c["id"] for c in report["cameras"])  # every camera once
+    for a in areas:
+        assert a["over_capacity"] is (len(a["cameras"]) > report["cameras_per_box"])
+    data = yaml.safe_load(EXAMPLE.read_text())
+    data["floor"]["areas"] = [{"node_id": a["node_id"], "polygon_m": a["polygon_m"]} for a in areas]
+    data["node_id"] = "node-b"
+    parse_config(data)  # tiles the floor, cuts no car, names this node
+    text = plan(*args)
+    assert "split across 2 boxes" in text.output and "node-b: x " in text.output
+    one = plan(*args, "--fps", "2", "--json")
+    assert json.loads(one.output)["box_areas"] == []  # one box is enough: no split

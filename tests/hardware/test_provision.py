@@ -534,3 +534,26 @@ def test_replay_requests_reach_only_their_node_and_only_nodes_answer_them(
     assert spy.messages == []
     spy.close()
     node.close()
+
+
+def test_boxes_of_one_store_read_each_others_hand_overs_and_nothing_of_another_store(
+    site: Site, aggregator: Client
+) -> None:
+    """A store served by several boxes: a node publishes its hand-overs under its own topics and reads its
+    store's boxes' hand-overs; another store's, or a hand-over forged under a neighbour's name, never."""
+    n2 = site.node("s1", "n2")
+    n2.subscribe("showroom/v1/s1/+/handover")
+    n2.subscribe("showroom/v1/s2/+/handover")
+    n2.subscribe("showroom/v1/s1/n1/events")
+    n1 = site.node("s1", "n1")
+    other = site.node("s2", "n1")
+    other.publish("showroom/v1/s2/n1/handover", "other store's offer")
+    n1.publish("showroom/v1/s1/n1/events", "n1 event")
+    n1.publish("showroom/v1/s1/n2/handover", "forged under n2's name")
+    n1.publish("showroom/v1/s1/n1/handover", "n1 offer")
+    n2.wait_for("n1 offer")
+    time.sleep(0.3)
+    assert [p for _t, p, _r in n2.messages] == [b"n1 offer"], n2.messages
+    aggregator.wait_for("n1 event")
+    for client in (n1, n2, other):
+        client.close()
