@@ -19,6 +19,13 @@ is answered from the outbox's history: the payloads of the range it still holds 
 (QoS 1, their original bytes), then a `ReplayReply` on `.../replay/reply` lists what it could not send
 and why.
 
+Control messages: other parts of the node (the hand-over link between the boxes of a store) ride on this
+same connection rather than opening a second one under the node's account (an installer-configured broker
+uses the user name as client id, so a second connection would take the first one's place). `subscribe`
+adds topic filters with a handler; they are subscribed again on every connect (after a fall-back to MQTT
+3.1.1 too). `publish_control` sends a message at QoS 1 outside the outbox (nothing kept if it cannot go
+now); `control_acknowledged` says whether the broker acknowledged it.
+
 Delivery: a row is published, remembered in flight by its message id, and deleted from the outbox when its
 PUBACK arrives. paho re-sends in-flight messages after a reconnect; a message still unacknowledged after
 `resend_after_s` while connected is published again from the outbox. The result is at-least-once: a
@@ -33,7 +40,7 @@ import queue
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -56,6 +63,9 @@ from edge.node.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
+MessageHandler = Callable[[str, bytes], None]
+"""Called on the network thread with a message's topic and payload: record it, never block."""
+
 
 @dataclass(frozen=True)
 class PublisherStats:
@@ -73,6 +83,10 @@ class PublisherStats:
     """Payloads published again for them."""
     replays_refused: int = 0
     """Replay requests too malformed to answer (logged)."""
+    control_sent: int = 0
+    """Control messages (`publish_control`) handed to the connection."""
+    control_acked: int = 0
+    """... and acknowledged by the broker."""
 
 
 def log_in(client: paho.Client, broker: BrokerConfig, password: str | None) -> None:
@@ -154,6 +168,19 @@ class MqttPublisher:
         self._published = 0
         self._acked = 0
         self._refused = 0
+        self._subscriptions: list[tuple[tuple[str, ...], MessageHandler]] = []
+        self._subscribed = threading.Event()
+        self._pending_subs: set[int] = set()
+        self._subs_lock = threading.Lock()
+        self._control_lock = threading.Lock()
+        self._control_pending: set[int] = set()
+        """Message ids of control messages sent, not yet acknowledged."""
+        self._control_acked: set[int] = set()
+        self._control_early: dict[int, bool] = {}
+        """Acknowledgements that came while a control message was being handed to paho (maybe its own)."""
+        self._control_publishing = 0
+        self._control_sent = 0
+        self._control_acked_n = 0
 
     # ------------------------------------------------------------------------------------------------
     # Client set-up
@@ -197,6 +224,7 @@ class MqttPublisher:
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         return client
 
     def _start_client(self) -> None:
@@ -230,7 +258,7 @@ class MqttPublisher:
             self.status_topic, to_json(self._status("online", self._connection_ts)), qos=1, retain=True
         )
         client.subscribe(self.replay_topic, qos=1)
-        self._connected.set()
+        self._subscribe_extra(client)  # sets connected
         self._wake.set()
 
     def _on_connect_fail(self, client: paho.Client, userdata: Any) -> None:
@@ -241,6 +269,7 @@ class MqttPublisher:
     ) -> None:
         was_connected = self._connected.is_set()
         self._connected.clear()
+        self._subscribed.clear()
         if not self._stopping.is_set():
             self._arm_will(client)
             arm_reconnect(client)
@@ -259,13 +288,119 @@ class MqttPublisher:
     def _on_publish(
         self, client: paho.Client, userdata: Any, mid: int, reason: ReasonCode, properties: Any
     ) -> None:
-        self._acks.put((mid, not reason.is_failure))
+        ok = not reason.is_failure
+        with self._control_lock:
+            if mid in self._control_pending:
+                self._control_pending.discard(mid)
+                self._control_ack(mid, ok)
+                return
+            if self._control_publishing:
+                self._control_early[mid] = ok
+        self._acks.put((mid, ok))
         self._wake.set()
+
+    def _control_ack(self, mid: int, ok: bool) -> None:
+        """Record a control message's acknowledgement (the control lock held)."""
+        if ok:
+            self._control_acked.add(mid)
+            self._control_acked_n += 1
+        else:
+            log.warning("broker refused a control message (mid %d)", mid)
+
+    def _on_subscribe(
+        self, client: paho.Client, userdata: Any, mid: int, reasons: list[ReasonCode], properties: Any
+    ) -> None:
+        with self._subs_lock:  # the SUBACK may come before `_subscribe_to` has recorded its id
+            if mid not in self._pending_subs:
+                return
+            refused = [str(r) for r in reasons if r.is_failure]
+            if refused:
+                log.error("broker %s refused a subscription: %s", self.broker.url, ", ".join(refused))
+                return
+            self._pending_subs.discard(mid)
+            if not self._pending_subs:
+                self._subscribed.set()
 
     def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
         if msg.topic == self.replay_topic:
             self._replay_requests.put(bytes(msg.payload))
             self._wake.set()
+            return
+        for filters, handler in list(self._subscriptions):
+            if any(paho.topic_matches_sub(f, msg.topic) for f in filters):
+                try:
+                    handler(msg.topic, bytes(msg.payload))
+                except Exception:
+                    log.exception("handler for %s failed", msg.topic)
+
+    # ------------------------------------------------------------------------------------------------
+    # Control messages and extra subscriptions (any thread)
+    # ------------------------------------------------------------------------------------------------
+
+    def subscribe(self, topic_filters: Sequence[str], handler: MessageHandler) -> None:
+        """Read `topic_filters` (QoS 1) on this connection, now and after every reconnect; `handler` gets
+        each message on them (on the network thread: it must not block)."""
+        filters = tuple(topic_filters)
+        if not filters:
+            return
+        with self._subs_lock:  # against a connect going through the list at the same time
+            self._subscriptions.append((filters, handler))
+            client = self._client
+            if client is not None and self._connected.is_set():
+                self._subscribed.clear()
+                self._subscribe_to(client, filters)
+
+    def _subscribe_extra(self, client: paho.Client) -> None:
+        """Subscribe again to what `subscribe` added (a new connection's session has none of it)."""
+        with self._subs_lock:
+            self._pending_subs.clear()
+            self._subscribed.clear()
+            for filters, _handler in self._subscriptions:
+                self._subscribe_to(client, filters)
+            if not self._pending_subs:
+                self._subscribed.set()
+            self._connected.set()
+
+    def _subscribe_to(self, client: paho.Client, filters: tuple[str, ...]) -> None:
+        result, mid = client.subscribe([(f, 1) for f in filters])
+        if result == MQTTErrorCode.MQTT_ERR_SUCCESS and mid is not None:
+            self._pending_subs.add(mid)
+        else:
+            log.warning("subscription to %s not sent: %s", ", ".join(filters), result)
+
+    def wait_subscribed(self, timeout_s: float) -> bool:
+        """Block until the broker granted every subscription of `subscribe` on the live connection."""
+        return self._subscribed.wait(timeout_s)
+
+    def publish_control(self, topic_name: str, payload: bytes) -> int | None:
+        """Send `payload` on `topic_name` at QoS 1 on this connection, outside the outbox; its message id
+        (see `control_acknowledged`), or None when it cannot go now (not connected: nothing is kept)."""
+        client = self._client
+        if client is None or not self._connected.is_set():
+            return None
+        with self._control_lock:
+            self._control_publishing += 1
+        # Not under the lock: paho calls on_publish holding its own lock, which publish() takes too.
+        info = client.publish(topic_name, payload, qos=1, retain=False)
+        with self._control_lock:
+            self._control_publishing -= 1
+            early = self._control_early.pop(info.mid, None)
+            if not self._control_publishing:
+                self._control_early.clear()
+            if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                return None
+            self._control_sent += 1
+            self._control_acked.discard(info.mid)  # an earlier message's, under the same (reused) id
+            if early is None:
+                self._control_pending.add(info.mid)
+            else:
+                self._control_ack(info.mid, early)
+        return info.mid
+
+    def control_acknowledged(self, mids: Sequence[int]) -> bool:
+        """True when the broker acknowledged every control message id in `mids`."""
+        with self._control_lock:
+            return all(mid in self._control_acked for mid in mids)
 
     # ------------------------------------------------------------------------------------------------
     # The drain loop (its own thread: the only one touching the in-flight table)
@@ -313,6 +448,8 @@ class MqttPublisher:
         self._in_flight.clear()
         self._early_acks.clear()
         self._untracked.clear()
+        with self._control_lock:
+            self._control_pending.clear()
         self._start_client()
 
     def _handle_acks(self) -> None:
@@ -440,6 +577,8 @@ class MqttPublisher:
             replays=self._replays,
             replayed=self._replayed,
             replays_refused=self._replays_refused,
+            control_sent=self._control_sent,
+            control_acked=self._control_acked_n,
         )
 
     def stop(self, *, drain_timeout_s: float = 5.0, publish_offline: bool = True) -> None:
