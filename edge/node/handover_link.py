@@ -2,8 +2,9 @@
 the broker (`edge.node.handover_transport`), for a box of a store served by several (`floor.areas`).
 
 Before each step the messages that came are handed to the analytics; after it, what they want to say is
-published. The link connects in the background and reconnects by itself: a broker out of reach delays
-nothing, and offers that cannot go out time out at the sender and are counted (heartbeat `handover`).
+published. The messages travel on the node's one connection, its publisher's (which connects and
+reconnects in the background, subscribing again each time): a broker out of reach delays nothing, and
+offers that cannot go out time out at the sender and are counted (heartbeat `handover`).
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from __future__ import annotations
 import logging
 
 from edge.analytics.handover import Handover
-from edge.config import NodeConfig
 from edge.events import HandoverHealth
-from edge.node.handover_transport import HandoverTransport
+from edge.node.handover_transport import HandoverChannel, PublisherHandoverTransport
+from edge.node.mqtt import MqttPublisher
 
 log = logging.getLogger(__name__)
 
@@ -21,26 +22,16 @@ log = logging.getLogger(__name__)
 class HandoverLink:
     """Carries one box's hand-over messages between its analytics and its neighbours."""
 
-    def __init__(self, handover: Handover, transport: HandoverTransport) -> None:
+    def __init__(self, handover: Handover, transport: HandoverChannel) -> None:
         self.handover = handover
         self.transport = transport
 
     @classmethod
-    def open(
-        cls, config: NodeConfig, handover: Handover | None, broker_url: str | None = None
-    ) -> HandoverLink | None:
-        """The link for a box with neighbours; None for a store of one box."""
+    def open(cls, publisher: MqttPublisher, handover: Handover | None) -> HandoverLink | None:
+        """The link for a box with neighbours, on `publisher`'s connection; None for a store of one box."""
         if handover is None or not handover.layout.neighbours:
             return None
-        transport = HandoverTransport(
-            config.broker,
-            config.store_id,
-            config.node_id,
-            sorted(handover.layout.neighbours),
-            password=config.broker.password(),
-            url=broker_url,
-        )
-        transport.connect()
+        transport = PublisherHandoverTransport(publisher, sorted(handover.layout.neighbours))
         log.info("hand-over link to %s", ", ".join(sorted(handover.layout.neighbours)))
         return cls(handover, transport)
 

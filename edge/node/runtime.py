@@ -428,7 +428,7 @@ class NodeRuntime:
         for reader in readers:
             reader.start()
         vitals = NodeVitals()
-        self._handover = HandoverLink.open(self.config, _handover_of(pipeline), self.options.broker_url)
+        self._handover = HandoverLink.open(publisher, _handover_of(pipeline))
         calibration = dict(pipeline.calibration_errors_m)
         last_ts: datetime | None = None
         next_heartbeat = time.monotonic() + min(self.options.heartbeat_s, 5.0)
