@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import paho.mqtt.client as paho
@@ -31,7 +32,13 @@ from click.testing import CliRunner, Result
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.config import load_config
+from edge.events import EventStamper, new_event_id, to_json
+from edge.handover_messages import HandoverMessage, HandoverType
+from edge.node.handover_transport import HandoverTransport, PublisherHandoverTransport
+from edge.node.mqtt import MqttPublisher
+from edge.node.outbox import Outbox
 from showroom.cli import main
+from tests.edge.node_testkit import make_events
 from tests.netkit import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -557,3 +564,90 @@ def test_boxes_of_one_store_read_each_others_hand_overs_and_nothing_of_another_s
     aggregator.wait_for("n1 event")
     for client in (n1, n2, other):
         client.close()
+
+
+def hand_over(kind: HandoverType, from_node: str, to_node: str, subject_id: str) -> HandoverMessage:
+    now = datetime.now(UTC)
+    return HandoverMessage(
+        message_id=new_event_id(now),
+        store_id="s1",
+        from_node=from_node,
+        to_node=to_node,
+        ts=now,
+        type=kind,
+        subject_id=subject_id,
+        xy_m=(12.0, 8.0),
+        velocity_mps=(1.0, 0.0),
+        door_id="main",
+        started_at=now - timedelta(minutes=3),
+    )
+
+
+class Box:
+    """A provisioned node with its one connection: its publisher, carrying its hand-overs too."""
+
+    def __init__(self, site: Site, node: str, folder: Path) -> None:
+        config = load_config(site.outs["s1", node] / "node.yaml")
+        self.outbox = Outbox(folder / f"{node}.sqlite", 10_000_000, history_s=3600)
+        self.publisher = MqttPublisher(config.broker, self.outbox, store_id="s1", node_id=node)
+        self.link = PublisherHandoverTransport(self.publisher, ["n2" if node == "n1" else "n1"])
+        self.events = make_events(EventStamper("s1", node), 3)
+        self.publisher.start()
+
+    def close(self) -> None:
+        self.publisher.stop(drain_timeout_s=1)
+        self.outbox.close()
+
+
+def test_boxes_of_one_store_hand_over_on_their_one_connection_beside_their_events(
+    site: Site, aggregator: Client, tmp_path: Path
+) -> None:
+    """The installer's broker gives a connection its account's name as client id: a node has one
+    connection, and its events, hand-overs and status all go over it, none throwing another off."""
+    n1, n2 = Box(site, "n1", tmp_path), Box(site, "n2", tmp_path)
+    try:
+        for box in (n1, n2):
+            box.link.start(10)
+            box.outbox.extend(box.events)
+            box.publisher.notify()
+        offer = hand_over("handover.offer", "n1", "n2", "v-00112233445566ff")
+        sent = n1.link.publish([offer])
+        assert n2.link.received(timeout_s=5) == [offer]
+        taken = hand_over("handover.taken", "n2", "n1", offer.subject_id)
+        assert n2.link.publish([taken]) and n1.link.received(timeout_s=5) == [taken]
+        deadline = time.monotonic() + 5
+        while not n1.link.acknowledged(sent) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert n1.link.acknowledged(sent) and sent
+        assert n1.publisher.wait_drained(10) and n2.publisher.wait_drained(10)
+        for box in (n1, n2):
+            for event in box.events:
+                aggregator.wait_for(to_json(event).decode())
+        time.sleep(1.0)  # a connection thrown off comes back within 0.5-3 s: long enough to see one go
+        for box in (n1, n2):
+            stats = box.publisher.stats()
+            assert (stats.connects, stats.disconnects, stats.connected) == (1, 0, True), stats
+            assert (box.link.sent, box.link.send_failures, box.link.rejected) == (1, 0, 0)
+    finally:
+        n1.close()
+        n2.close()
+
+
+def test_a_second_connection_under_a_node_account_throws_the_publisher_off(
+    site: Site, tmp_path: Path
+) -> None:
+    """Why the hand-over rides on the publisher: a link of its own under the node's account (the same
+    client id on this broker) takes the publisher's place, and the connection counts show it."""
+    box = Box(site, "n1", tmp_path)
+    config = load_config(site.outs["s1", "n1"] / "node.yaml")
+    own = HandoverTransport(config.broker, "s1", "n1", ["n2"], password=config.broker.password())
+    try:
+        assert box.publisher.wait_connected(10)
+        own.connect()
+        deadline = time.monotonic() + 5
+        while box.publisher.stats().disconnects == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert box.publisher.stats().disconnects >= 1
+    finally:
+        own.stop()
+        box.close()
