@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from node_testkit import T0, Mqtt311OnlyProxy, Recorder, make_events, make_tls_files, running_mosquitto
+from paho.mqtt.publish import single
 
 from edge.config import BrokerConfig
 from edge.events import EventStamper, parse_event
@@ -189,3 +191,60 @@ def test_tls_with_the_provisioned_ca_connects_and_delivers(tmp_path: Path) -> No
         finally:
             pub.stop()
         outbox.close()
+
+
+def test_extra_subscriptions_and_control_messages_survive_the_fall_back_and_a_broker_restart(
+    tmp_path: Path,
+) -> None:
+    """What rides on the publisher's connection besides the outbox (the hand-over between boxes): its
+    subscriptions are made again on every connect, after the MQTT 3.1.1 fall-back and after a restart."""
+    with running_mosquitto(tmp_path) as broker:
+        proxy = Mqtt311OnlyProxy(broker.port)
+        outbox = Outbox(tmp_path / "o.sqlite", 10_000_000)
+        pub = publisher(f"mqtt://127.0.0.1:{proxy.port}", outbox)
+        got: list[tuple[str, bytes]] = []
+        arrived = threading.Condition()
+
+        def handler(topic_name: str, payload: bytes) -> None:
+            with arrived:
+                got.append((topic_name, payload))
+                arrived.notify_all()
+
+        def neighbour_says(payload: bytes) -> None:
+            single("showroom/v1/store-a/node-2/handover", payload, qos=1, port=broker.port)
+            with arrived:
+                assert arrived.wait_for(lambda: payload in [p for _t, p in got], 10), got
+
+        pub.subscribe(["showroom/v1/store-a/node-2/handover"], handler)
+        pub.start()
+        try:
+            assert pub.wait_connected(15) and pub.wait_subscribed(10), pub.stats()
+            assert pub.stats().protocol == "3.1.1"
+            neighbour_says(b"before")
+            mid = pub.publish_control("showroom/v1/store-a/node-1/handover", b"mine")
+            assert mid is not None
+            assert wait(lambda: pub.control_acknowledged([mid]))
+            broker.stop()
+            assert wait(lambda: not pub.connected)
+            assert pub.publish_control("showroom/v1/store-a/node-1/handover", b"lost") is None
+            broker.start()
+            assert pub.wait_connected(30) and pub.wait_subscribed(10), pub.stats()
+            neighbour_says(b"after")
+            mid = pub.publish_control("showroom/v1/store-a/node-1/handover", b"mine again")
+            assert mid is not None and wait(lambda: pub.control_acknowledged([mid]))
+            stats = pub.stats()
+            assert (stats.connects, stats.control_sent, stats.control_acked) == (2, 2, 2), stats
+            assert got == [("showroom/v1/store-a/node-2/handover", p) for p in (b"before", b"after")]
+        finally:
+            pub.stop()
+            proxy.close()
+        outbox.close()
+
+
+def wait(condition: Callable[[], bool], timeout_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
