@@ -25,7 +25,9 @@ from edge.analytics.showroom import ShowroomAnalytics
 from edge.config import parse_config
 from edge.events import Envelope, EventStamper, Heartbeat, IdSource, parse_event
 from edge.handover_messages import HandoverMessage, handover_schema, parse_handover
-from edge.node.handover_transport import HandoverTransport
+from edge.node.handover_transport import PublisherHandoverTransport
+from edge.node.mqtt import MqttPublisher
+from edge.node.outbox import Outbox
 from edge.node.runtime import NodeRuntime, RuntimeOptions
 from edge.tracking.base import TrackerStep
 from vision_models.arrays import XY
@@ -59,9 +61,10 @@ def sees(node_id: str, xy: XY) -> bool:
 
 
 class Box:
-    """One edge box: its analytics (driven by `Scene`) and its hand-over link through the broker."""
+    """One edge box: its analytics (driven by `Scene`) and its hand-over link through the broker, on its
+    publisher's connection as in a node."""
 
-    def __init__(self, node_id: str, seed: int, broker: Mosquitto) -> None:
+    def __init__(self, node_id: str, seed: int, broker: Mosquitto, folder: Path) -> None:
         self.node_id = node_id
         self.config = parse_config(box_config(node_id))
         self.scene = Scene(config=self.config)
@@ -69,7 +72,8 @@ class Box:
             self.config, EventStamper("test-store", node_id, IdSource(seed))
         )
         self.broker = broker
-        self.transport: HandoverTransport | None = None
+        self.folder = folder
+        self.transport: PublisherHandoverTransport | None = None
         self.online = True
         self._track: dict[int, int] = {}  # person -> current track id in this box
         self._next = 100 if node_id == "node-a" else 500
@@ -83,14 +87,19 @@ class Box:
 
     def connect(self) -> None:
         neighbours = ["node-b" if self.node_id == "node-a" else "node-a"]
-        self.transport = HandoverTransport(
-            self.config.broker, "test-store", self.node_id, neighbours, url=self.broker.url
+        outbox = Outbox(self.folder / f"{self.node_id}.sqlite", 10_000_000)
+        publisher = MqttPublisher(
+            self.config.broker, outbox, store_id="test-store", node_id=self.node_id, url=self.broker.url
         )
+        self.transport = PublisherHandoverTransport(publisher, neighbours)
+        publisher.start()
         self.transport.start()
 
     def disconnect(self) -> None:
         assert self.transport is not None
         self.transport.stop()
+        self.transport.publisher.stop(drain_timeout_s=0)
+        self.transport.publisher.outbox.close()
         self.transport = None
 
     def frame(self, people: dict[int, XY | None]) -> dict[int, list[XY | str]]:
@@ -117,9 +126,9 @@ class Box:
 class Store:
     """Two boxes in lock step: each frame both step, then their hand-over messages cross the broker."""
 
-    def __init__(self, broker: Mosquitto) -> None:
-        self.a = Box("node-a", 1, broker)
-        self.b = Box("node-b", 2, broker)
+    def __init__(self, broker: Mosquitto, folder: Path) -> None:
+        self.a = Box("node-a", 1, broker, folder)
+        self.b = Box("node-b", 2, broker, folder)
         self.sent: list[HandoverMessage] = []
 
     @property
@@ -175,7 +184,7 @@ class Store:
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
     with running_mosquitto(tmp_path, persistence=False) as broker:
-        two = Store(broker)
+        two = Store(broker, tmp_path)
         try:
             yield two
         finally:
