@@ -5,7 +5,8 @@ boundaries in the gaps between display cars) and gives each box the store's floo
 own cameras: copies of the store's cameras with their own noise, each seeing only the box's area and the
 overlap strip past its boundaries. `run_boxes` runs every box's real pipeline on the same simulated people
 in step, and carries each box's hand-over messages to its neighbours through the broker
-(`edge.node.handover_transport`): what one box publishes at a step reaches its neighbour before the next.
+(`edge.node.handover_transport.HandoverTransport`, a connection per box under its own client id: these boxes
+have no publisher to ride on): what one box publishes at a step reaches its neighbour before the next.
 The store's events are the union of every box's; `showroom.sim.evaluate.measure` joins them by visitor id.
 """
 
