@@ -28,8 +28,10 @@ def start_node(config: Path, *extra: str, log: Path) -> subprocess.Popen[bytes]:
 
 
 def outbox_rows(path: Path) -> list[tuple[int, str]]:
+    """The payloads still waiting to be sent (acknowledged ones stay as history, with `sent_at`)."""
     with sqlite3.connect(path) as db:
-        return [(int(s), str(e)) for s, e in db.execute("SELECT seq, event_id FROM outbox ORDER BY seq")]
+        rows = db.execute("SELECT seq, event_id FROM outbox WHERE sent_at IS NULL ORDER BY seq")
+        return [(int(s), str(e)) for s, e in rows]
 
 
 def stored_payloads(recorder: Recorder) -> list[dict[str, object]]:

@@ -157,6 +157,8 @@ def test_a_node_configuration_can_name_an_imported_detector(model_dir: Path, tmp
     assert models_cli("import", str(source), "--id", "ceiling-v8").exit_code == 0
     config = yaml.safe_load(EXAMPLE_CONFIG.read_text(encoding="utf-8"))
     config["detector"] = {"model": "ceiling-v8", "threads": 1}
+    for camera in config["cameras"]:  # the example's files, named from where the copy lives
+        camera["source"] = str((EXAMPLE_CONFIG.parent / camera["source"]).resolve())
     path = tmp_path / "node.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     checked = CliRunner().invoke(main, ["edge", "check-config", str(path)])
