@@ -123,10 +123,6 @@ PG_MIGRATIONS: tuple[Migration, ...] = (
             # Bumped by every write of daily rollups: readers cache period sums until it changes.
             "CREATE TABLE rollups_version (version bigint NOT NULL)",
             "INSERT INTO rollups_version VALUES (0)",
-            # Sequence gaps a node said it cannot replay, with its reason.
-            f"""CREATE TABLE node_seq_unrecoverable (
-                store_id {_T} NOT NULL, node_id {_T} NOT NULL, lo bigint NOT NULL, hi bigint NOT NULL,
-                reason text NOT NULL, reported_at {_T} NOT NULL, PRIMARY KEY (store_id, node_id, lo))""",
             f"""CREATE TABLE week_part_store (
                 day {_T} NOT NULL, part {_T} NOT NULL, store_id {_T} NOT NULL,
                 visitors integer NOT NULL, car_browsers integer NOT NULL, car_entrants integer NOT NULL,

@@ -506,39 +506,6 @@ class PgStorage:
     def count_events(self) -> int:
         return int(self._one("SELECT count(*) FROM events")[0])
 
-    def events_between(self, store_id: str, types: Sequence[str], start: str, end: str) -> list[Row]:
-        """(type, payload) of the store's events of `types` with `ts` in [start, end), in time order."""
-        return self._all(
-            "SELECT type, payload FROM events WHERE store_id = %s AND ts >= %s AND ts < %s "
-            "AND type = ANY(%s) ORDER BY ts, event_id",
-            (store_id, start, end, list(types)),
-        )
-
-    def has_events_between(self, store_id: str, start: str, end: str) -> bool:
-        """Whether any event of the store with `ts` in [start, end) is stored (rollups may exist without)."""
-        return bool(
-            self._all(
-                "SELECT 1 FROM events WHERE store_id = %s AND ts >= %s AND ts < %s LIMIT 1",
-                (store_id, start, end),
-            )
-        )
-
-    @contextmanager
-    def snapshot(self) -> Iterator[None]:
-        """Every read inside sees the database as it was at the first one (one REPEATABLE READ, read-only
-        transaction). Nested uses, and uses inside a write transaction, join the outer one."""
-        if self._tx.conn is not None:
-            yield
-            return
-        with self._conn() as conn:
-            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            self._tx.conn = conn
-            try:
-                yield
-            finally:
-                self._tx.conn = None
-                conn.execute("COMMIT")
-
     # -- visits and per-visitor facts ------------------------------------------------------------------
 
     def _mark_dirty(self, keys: Iterable[tuple[str, str | None]]) -> None:
@@ -676,8 +643,8 @@ class PgStorage:
         ):
             facts.counts[(s_, d)] = (int(n), int(b), int(e), int(r))
         for s_, d, duration in self._all(
-            f"SELECT t.store_id, t.day, duration_s FROM visits t {join} WHERE has_end = 1 "
-            "AND duration_s IS NOT NULL AND end_reason IS DISTINCT FROM 'restart' ORDER BY 1, 2, visitor_id",
+            f"SELECT t.store_id, t.day, duration_s FROM visits t {join} "
+            "WHERE has_end = 1 AND duration_s IS NOT NULL ORDER BY 1, 2, visitor_id",
             keys,
         ):
             facts.durations[(s_, d)].append(float(duration))
@@ -721,7 +688,7 @@ class PgStorage:
             return list(facts.durations.get((store_id, day), []))
         rows = self._all(
             "SELECT duration_s FROM visits WHERE store_id = %s AND day = %s AND has_end = 1 "
-            "AND duration_s IS NOT NULL AND end_reason IS DISTINCT FROM 'restart' ORDER BY visitor_id",
+            "AND duration_s IS NOT NULL ORDER BY visitor_id",
             (store_id, day),
         )
         return [float(r[0]) for r in rows]
@@ -929,24 +896,6 @@ class PgStorage:
             "UPDATE nodes SET seq_min = %s, seq_max = %s, seq_received = %s, seq_missing = %s "
             "WHERE store_id = %s AND node_id = %s",
             (lo, hi, received, missing, store_id, node_id),
-        )
-
-    def unrecoverable_ranges(self, store_id: str, node_id: str) -> list[tuple[int, int, str, str]]:
-        """(lo, hi, reason, reported_at) of the ranges the node said it cannot send again, by `lo`."""
-        rows = self._all(
-            "SELECT lo, hi, reason, reported_at FROM node_seq_unrecoverable "
-            "WHERE store_id = %s AND node_id = %s ORDER BY lo",
-            (store_id, node_id),
-        )
-        return [(int(a), int(b), str(r), str(t)) for a, b, r, t in rows]
-
-    def add_unrecoverable_ranges(
-        self, store_id: str, node_id: str, ranges: Sequence[tuple[int, int, str]], reported_at: str
-    ) -> None:
-        """Record ranges the node cannot send again (a range already recorded keeps its first reason)."""
-        self._many(
-            "INSERT INTO node_seq_unrecoverable VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-            [(store_id, node_id, lo, hi, reason, reported_at) for lo, hi, reason in ranges],
         )
 
     @as_records(NodeRow)

@@ -241,35 +241,4 @@ def test_storages_of_one_process_share_a_pool(pg_databases: object) -> None:
         assert isinstance(writer, PgStorage) and writer.pool is not a.pool  # writers have their own
         writer.close()
     finally:
-        pg_databases.release(db)  # type: ignore[attr-defined]
-
-
-def test_postgresql_reads_for_replays_and_snapshots(pg_databases: object) -> None:
-    """The reads the node-gap and report features use, on PostgreSQL: events of some types in a window,
-    whether a window holds any event, ranges a node cannot replay, and a snapshot that later commits do not
-    change."""
-    url = pg_databases.new()  # type: ignore[attr-defined]
-    storage = open_storage(url)
-    assert isinstance(storage, PgStorage)
-    try:
-        evs = events(3)
-        Ingestor(storage).ingest(messages(evs))
-        start, end = "2026-11-23T12:00:00.000Z", "2026-11-23T13:00:00.000Z"
-        got = storage.events_between(STORE, ["visit.started"], start, end)
-        assert [t for t, _ in got] == ["visit.started"] * 3
-        assert storage.has_events_between(STORE, start, end)
-        assert not storage.has_events_between(STORE, "2026-11-24", "2026-11-25")
-        with storage.transaction():
-            storage.add_unrecoverable_ranges(STORE, "node-a", [(5, 9, "outbox_evicted")], "2026-11-23T13:00Z")
-            storage.add_unrecoverable_ranges(STORE, "node-a", [(5, 9, "other")], "2026-11-23T14:00Z")
-        assert storage.unrecoverable_ranges(STORE, "node-a") == [
-            (5, 9, "outbox_evicted", "2026-11-23T13:00Z")
-        ]
-        with storage.snapshot():
-            before = storage.count_events()
-            Ingestor(open_storage(url)).ingest(messages(events(2, seed=2)))  # another writer commits
-            assert storage.count_events() == before  # unchanged inside the snapshot
-        assert storage.count_events() == before + 2 * len(events(1))
-    finally:
-        storage.close()
         pg_databases.release(url)  # type: ignore[attr-defined]
