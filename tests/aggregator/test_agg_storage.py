@@ -241,4 +241,4 @@ def test_storages_of_one_process_share_a_pool(pg_databases: object) -> None:
         assert isinstance(writer, PgStorage) and writer.pool is not a.pool  # writers have their own
         writer.close()
     finally:
-        pg_databases.release(url)  # type: ignore[attr-defined]
+        pg_databases.release(db)  # type: ignore[attr-defined]
