@@ -229,7 +229,8 @@ def test_connection_lost_mid_batch_writes_nothing_then_the_batch_is_retried(pg_d
 def test_storages_of_one_process_share_a_pool(pg_databases: object) -> None:
     """The HTTP API opens storage per request thread: those share one pool of connections, closed with the
     last of them, instead of a pool (and its connections) per thread."""
-    url = pg_databases.new()  # type: ignore[attr-defined]
+    db = pg_databases.new()  # type: ignore[attr-defined]
+    url = db + "?application_name=showroom-pool-test"  # a URL no other test's storage holds open
     try:
         a, b = open_storage(url, readonly=True), open_storage(url, readonly=True)
         assert isinstance(a, PgStorage) and isinstance(b, PgStorage) and a.pool is b.pool
@@ -241,4 +242,4 @@ def test_storages_of_one_process_share_a_pool(pg_databases: object) -> None:
         assert isinstance(writer, PgStorage) and writer.pool is not a.pool  # writers have their own
         writer.close()
     finally:
-        pg_databases.release(url)  # type: ignore[attr-defined]
+        pg_databases.release(db)  # type: ignore[attr-defined]
