@@ -188,6 +188,21 @@ def _explicit(ctx: click.Context, name: str) -> bool:
     help="process: validate and store in a child process, so receiving and storing use two cores; "
     "thread: everything in this process (one-core machines).",
 )
+@click.option(
+    "--max-age-days",
+    type=click.IntRange(1, 3650),
+    default=TimeWindow().max_past.days,
+    show_default=True,
+    help="Payloads with a timestamp older than this before their receipt are quarantined (time_window): "
+    "raise it to take in nodes' backlogs after a longer outage.",
+)
+@click.option(
+    "--max-ahead-hours",
+    type=click.FloatRange(0, 24 * 30),
+    default=TimeWindow().max_future.total_seconds() / 3600,
+    show_default=True,
+    help="Payloads with a timestamp further ahead of their receipt are quarantined (a node's clock wrong).",
+)
 @click.pass_context
 def run(
     ctx: click.Context,
@@ -201,6 +216,8 @@ def run(
     password_file: Path | None,
     account_file: Path | None,
     writer: str,
+    max_age_days: int,
+    max_ahead_hours: float,
 ) -> None:
     """Subscribe to every store's topics and ingest until SIGINT/SIGTERM."""
     from aggregator.mqtt import MqttIngestService
@@ -219,10 +236,11 @@ def run(
         password = _read_password_file(password_file, "--password-file")
     if broker_url is None:
         raise click.UsageError("give --broker (or an --account file with a broker_url)")
+    window = TimeWindow(max_past=timedelta(days=max_age_days), max_future=timedelta(hours=max_ahead_hours))
     service = MqttIngestService(
-        ProcessWriter(db_path, refresh_interval_s=1.0)
+        ProcessWriter(db_path, refresh_interval_s=1.0, time_window=window)
         if writer == "process"
-        else Ingestor(_storage(db_path), refresh_interval_s=1.0),
+        else Ingestor(_storage(db_path), refresh_interval_s=1.0, time_window=window),
         broker_url,
         protocol="5" if protocol == "5" else "3.1.1" if protocol == "3.1.1" else "auto",
         share_group=share_group,

@@ -27,6 +27,7 @@ from typing import Protocol
 
 from aggregator.ingest import BatchResult, Ingestor, Message
 from aggregator.storage import open_storage
+from edge.events import DEFAULT_WINDOW, TimeWindow
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,7 @@ def _serve(
     conn: Connection,
     db_path: str,
     refresh_interval_s: float,
+    time_window: TimeWindow,
     log_level: int,
     log_format: tuple[str | None, str | None],
 ) -> None:
@@ -125,7 +127,9 @@ def _serve(
     root.handlers[:] = [handler]
     root.setLevel(log_level)
     try:
-        ingestor = Ingestor(open_storage(db_path), refresh_interval_s=refresh_interval_s)
+        ingestor = Ingestor(
+            open_storage(db_path), refresh_interval_s=refresh_interval_s, time_window=time_window
+        )
     except Exception as exc:  # reported to the parent, which raises it where the service is built
         conn.send(f"{type(exc).__name__}: {exc}")
         conn.close()
@@ -166,14 +170,17 @@ class ProcessWriter:
 
     depth = 2
 
-    def __init__(self, db_path: str | Path, refresh_interval_s: float = 1.0) -> None:
+    def __init__(
+        self, db_path: str | Path, refresh_interval_s: float = 1.0, time_window: TimeWindow = DEFAULT_WINDOW
+    ) -> None:
+        """`time_window`: how far from its receipt a payload's timestamps may lie (`Ingestor`)."""
         # spawn, not fork: the parent runs paho's network thread, and a forked copy of a threaded process
         # may inherit a held lock.
         ctx = mp.get_context("spawn")
         self._conn, child_conn = ctx.Pipe()
         self._process = ctx.Process(
             target=_serve,
-            args=(child_conn, str(db_path), refresh_interval_s, *_logging_of_this_process()),
+            args=(child_conn, str(db_path), refresh_interval_s, time_window, *_logging_of_this_process()),
             name="showroom-aggregator-writer",
             daemon=True,
         )

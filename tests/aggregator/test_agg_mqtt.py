@@ -6,6 +6,7 @@ interfere with exact counts); one runs against the machine's broker on 127.0.0.1
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -516,3 +517,50 @@ def test_writer_process_starts_whatever_formatter_the_root_logger_has(tmp_path: 
     result = writer.result(timeout_s=60)
     writer.close()
     assert result is not None and result.stored == len(events)
+
+
+def test_cli_run_takes_its_receipt_window_from_the_command_line(own_broker: str, db: str) -> None:
+    """`aggregator run --max-age-days N`: payloads older than N days at their receipt are quarantined as
+    `time_window` by the writer process, and the same payloads are stored under the default window."""
+    age_days = (datetime.now(UTC) - NOW).days
+    assert age_days >= 2, "the test's payloads must be at least two days old"
+    showroom = Path(sys.executable).parent / "showroom"
+    events = events_for(f"st-win-{uuid.uuid4().hex[:4]}", 1)
+    pub = Publisher(own_broker)
+    try:
+        for max_age, want in ((age_days - 1, "quarantined.time_window"), (age_days + 1, "stored")):
+            cmd = [str(showroom), "aggregator", "run", "--broker", own_broker, "--db", str(db)]
+            proc = subprocess.Popen(
+                # A group of its own: the first run's persistent session would keep its share of messages.
+                [
+                    *cmd,
+                    "--client-id",
+                    f"aggwin-{uuid.uuid4().hex[:6]}",
+                    "--share-group",
+                    f"win-{uuid.uuid4().hex[:6]}",
+                ]
+                + ["--max-age-days", str(max_age)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                start_new_session=True,
+            )
+            try:
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline and proc.poll() is None:
+                    with contextlib.suppress(Exception), Queries.open(db) as q:
+                        if int(q.counters().get(want, 0)) >= len(events):
+                            break
+                    for e in events:
+                        pub.publish(topic_for(e), to_json(e))
+                    time.sleep(0.3)
+            finally:
+                os.killpg(proc.pid, signal.SIGINT)
+                _out, err = proc.communicate(timeout=20)
+            assert proc.returncode == 0, err
+        with Queries.open(db) as q:
+            counters = q.counters()
+            assert counters.get("stored", 0) == len(events)
+            assert counters.get("quarantined.time_window", 0) >= len(events)
+    finally:
+        pub.close()
