@@ -534,12 +534,10 @@ def test_cli_run_takes_its_receipt_window_from_the_command_line(own_broker: str,
                 # A group of its own: the first run's persistent session would keep its share of messages.
                 [
                     *cmd,
-                    "--client-id",
-                    f"aggwin-{uuid.uuid4().hex[:6]}",
-                    "--share-group",
-                    f"win-{uuid.uuid4().hex[:6]}",
-                ]
-                + ["--max-age-days", str(max_age)],
+                    *("--client-id", f"aggwin-{uuid.uuid4().hex[:6]}"),
+                    *("--share-group", f"win-{uuid.uuid4().hex[:6]}"),
+                    *("--max-age-days", str(max_age)),
+                ],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
