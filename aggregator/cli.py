@@ -486,6 +486,11 @@ def nodes(db_path: str, store_ids: tuple[str, ...], silent_after_min: int) -> No
                 + (f"  [{cams}]" if cams else "")
                 + ("  (stale: nothing heard for two heartbeat periods)" if n.state == "stale" else "")
             )
+            if n.outbox_write_failures or n.outbox_held:
+                click.echo(
+                    f"  outbox: {n.outbox_write_failures} writes failed (disk full?), "
+                    f"{n.outbox_held} held in memory"
+                )
             for g in n.gaps:
                 why = f": {g.reason}" if g.reason else ""
                 click.echo(f"  seq {g.lo}..{g.hi} ({g.size}): {g.state}{why}")

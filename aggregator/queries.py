@@ -322,6 +322,10 @@ class NodeHealth:
     """online; stale (nothing, not even a heartbeat, for two heartbeat periods); offline (its status)."""
     gaps: tuple[Gap, ...] = ()
     """Its `seq` gaps: open (being asked for again), unrecoverable (with the node's reason), not believed."""
+    outbox_write_failures: int = 0
+    """Outbox writes the node's disk refused since it started (its last heartbeat; 0 from older nodes)."""
+    outbox_held: int = 0
+    """Payloads the node held in memory, not yet on disk, when it made its last heartbeat."""
 
 
 @dataclass(frozen=True)
@@ -1296,6 +1300,8 @@ class Queries:
                     None if r.seq_max is None else int(r.seq_max),
                     state,
                     gaps,
+                    int(hb.get("outbox_write_failures", 0)),
+                    int(hb.get("outbox_held", 0)),
                 )
             )
         return out

@@ -463,6 +463,20 @@ class Heartbeat(Envelope):
         le=_MAX_COUNT,
         description="Payloads the outbox dropped, ever, to stay within its disk budget (seq gaps).",
     )
+    outbox_write_failures: int = Field(
+        0,
+        ge=0,
+        le=_MAX_COUNT,
+        description="Writes the outbox refused since the node started (a full disk, or another storage "
+        "error); the payloads were held in memory, not lost.",
+    )
+    outbox_held: int = Field(
+        0,
+        ge=0,
+        le=_MAX_COUNT,
+        description="Payloads held in memory when this heartbeat was made, not yet on disk (also counted "
+        "in outbox_depth).",
+    )
     model_id: str = Field(max_length=100)
     model_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
     software_version: str = Field(max_length=50)

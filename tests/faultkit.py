@@ -147,6 +147,8 @@ class SimNode:
             cameras=[],
             outbox_depth=stats.depth + self.writer.held,
             outbox_evicted=stats.evicted_total,
+            outbox_write_failures=self.writer.failures,
+            outbox_held=self.writer.held,
             model_id="sim",
             software_version="faultkit",
             uptime_s=time.monotonic() - self._started,

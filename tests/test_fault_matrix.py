@@ -19,10 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
-from aggregator.queries import Queries
+from aggregator.queries import NodeHealth, Queries
 from aggregator.storage import SqliteStorage
 from edge.mqtt_common import RECONNECT_MAX_S
+from showroom.cli import main
 from tests.edge.node_testkit import Mosquitto, require_mosquitto
 from tests.faultkit import (
     AggregatorProcess,
@@ -76,10 +78,15 @@ class Rig:
         )
 
     def state(self) -> str | None:
+        health = self.health()
+        return health.state if health is not None else None
+
+    def health(self) -> NodeHealth | None:
+        """The aggregator's record of the node (`Queries.nodes`)."""
         storage = SqliteStorage(self.db, readonly=True)
         try:
             nodes = Queries(storage).nodes([STORE], heartbeat_period_s=1.0)
-            return nodes[0].state if nodes else None
+            return nodes[0] if nodes else None
         finally:
             storage.close()
 
@@ -258,14 +265,32 @@ def test_node_disk_full_is_reported_and_counting_goes_on(rig: Rig) -> None:
     wait_until(lambda: failures() > 0, 40)
     time.sleep(1.0)
     assert json.loads(status.read_text())["held"] > 0  # counting went on, held in memory
+    # Heartbeats are held with the rest (not sent past the held seqs): meanwhile the node reads stale.
+    stale_after = wait_until(lambda: rig.state() == "stale", 15)
+    print(f"disk full: the node read stale {stale_after:.1f} s later")
     node.signal(signal.SIGUSR1)  # the disk has room again
     wait_until(lambda: json.loads(status.read_text())["held"] == 0, 20)
+    refused = failures()
     rig.settle()
     node.stop()
     result = rig.delivered()
     aggregator.stop()
     assert result.gaps == [] and result.state == "offline"
     assert "cannot store in the outbox" in rig.outbox.with_suffix(".log").read_text()
+    # Afterwards the aggregator's record of the node says the disk was full: its last heartbeat (made at
+    # the stop, the disk clear again) counts every refused write and holds nothing.
+    health = rig.health()
+    assert health is not None
+    assert (health.outbox_write_failures, health.outbox_held) == (refused, 0)
+    shown = CliRunner().invoke(main, ["aggregator", "nodes", "--db", str(rig.db)])
+    assert shown.exit_code == 0, shown.output
+    assert f"outbox: {refused} writes failed (disk full?), 0 held in memory" in shown.output
+    # The heartbeats made during the outage arrived with the rest once it ended, each with its hold.
+    with sqlite3.connect(rig.db) as db:
+        beats = [json.loads(p) for (p,) in db.execute("SELECT payload FROM events WHERE type = 'heartbeat'")]
+    most_held = max(b["outbox_held"] for b in beats)
+    print(f"disk full: {refused} writes refused, up to {most_held} payloads held (heartbeats said)")
+    assert most_held > 0
 
 
 def test_aggregator_database_locked_by_a_reader_loses_nothing(rig: Rig) -> None:

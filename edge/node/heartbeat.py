@@ -3,7 +3,8 @@
 Per camera: delivered fps, inference ms, dropped frames, reconnects, state and connection quality (from
 `CameraMonitor`), and whether what it sees still makes trustworthy counts (`edge.degradation`: no detections
 for minutes, people off the floor plan, a crowd above the tracker's capacity). Per node: outbox depth, oldest
-unsent age and evictions, CPU and memory of this process, temperature where the board exposes one, model id
+unsent age and evictions, the writes a full disk refused and the payloads held in memory meanwhile
+(`edge.node.outbox_writer`), CPU and memory of this process, temperature where the board exposes one, model id
 and checksum, software version, uptime and the clock's offset from its time source where chrony reports it.
 Readings that a machine does not offer are sent as null, never guessed.
 """
@@ -129,9 +130,12 @@ def build_heartbeat(
     calibration_error_m: Mapping[str, float] | None = None,
     degradation: Mapping[str, CameraDegradation] | None = None,
     handover: HandoverHealth | None = None,
+    write_failures: int = 0,
+    held: int = 0,
 ) -> Heartbeat:
     """A stamped `Heartbeat` (it takes the next seq like any outbox payload); `degradation`: per camera id,
-    what the analytics make of its view (`EdgePipeline.degradation`)."""
+    what the analytics make of its view (`EdgePipeline.degradation`); `write_failures` and `held`: the
+    `OutboxWriter`'s refused writes since start and payloads held in memory now."""
     views = degradation or {}
     return stamper.stamp(
         Heartbeat,
@@ -140,6 +144,8 @@ def build_heartbeat(
         outbox_depth=outbox.depth,
         oldest_unsent_age_s=oldest_unsent_age_s,
         outbox_evicted=outbox.evicted_total,
+        outbox_write_failures=write_failures,
+        outbox_held=held,
         model_id=model.model_id[:100],
         model_sha256=model.sha256,
         software_version=__version__,

@@ -16,8 +16,9 @@ reason `restart`, at the time of the last payload the node stored before it stop
 A full disk: when the outbox cannot store a batch, the node keeps counting; the batch is held in memory
 and stored with the next batch that fits (`edge.node.outbox_writer`, at most
 `RuntimeOptions.max_unstored` payloads). Each failure is counted (`RunSummary.outbox_errors`) and logged;
-the heartbeats are held too, so the aggregator shows the node `stale` until its disk has room again, and
-the first heartbeat after that counts the held payloads in its `outbox_depth`.
+the heartbeats are held too, so the aggregator shows the node `stale` until its disk has room again; the
+heartbeats then delivered say what happened: `outbox_write_failures` (writes refused since start) and
+`outbox_held` (payloads in memory when each was made, also in its `outbox_depth`).
 """
 
 from __future__ import annotations
@@ -610,9 +611,17 @@ class NodeRuntime:
             calibration_error_m=calibration,
             degradation=degradation,
             handover=None if self._handover is None else self._handover.health(),
+            write_failures=self.writer.failures if self.writer is not None else 0,
+            held=self.writer.held if self.writer is not None else 0,
         )
         if self._handover is not None:
             self._handover.set_clock_offset(heartbeat.clock_offset_s)
+        # While the disk is full this heartbeat is held with the rest, not sent live outside the outbox
+        # (`MqttPublisher.publish_control`): it takes a seq like every payload, so a live copy would arrive
+        # ahead of the held seqs below it, the aggregator would ask for a replay of them, and the outbox,
+        # which has not stored them, would answer "beyond the node's last seq": payloads not lost marked
+        # unrecoverable. The node reads `stale` during the outage; the held heartbeats, delivered once the
+        # disk has room, carry the refused writes and the held count, so the outage is reported after it.
         self._store([heartbeat])
         self.summary.heartbeats += 1
         for cam in heartbeat.cameras:

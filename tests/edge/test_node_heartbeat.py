@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
-from node_testkit import T0
+import pytest
+from node_testkit import T0, make_events
 
-from edge.events import EventStamper, Heartbeat, parse_event, to_json
+from edge.events import ContractError, EventStamper, Heartbeat, parse_event, to_json
 from edge.node.heartbeat import ModelInfo, NodeVitals, build_heartbeat
-from edge.node.outbox import OutboxStats
+from edge.node.outbox import Outbox, OutboxStats
+from edge.node.outbox_writer import OutboxWriter
 from edge.node.sources import CameraSnapshot
 
 
@@ -73,3 +76,43 @@ def test_heartbeat_carries_cameras_outbox_and_node_and_round_trips(tmp_path: Pat
 def test_machine_without_sensors_reports_null_not_a_guess(tmp_path: Path) -> None:
     vitals = NodeVitals(tmp_path / "no-thermal")
     assert vitals.temperature_c() is None
+
+
+def test_heartbeat_reports_what_a_full_disk_refused_and_holds(tmp_path: Path) -> None:
+    with Outbox(tmp_path / "o.sqlite", 10_000_000) as outbox:
+        stamper = EventStamper("s", "n", next_seq=outbox.next_seq)
+        writer = OutboxWriter(outbox, max_held=1000)
+        writer.store(make_events(stamper, 2))
+        # A real "database or disk is full": the file may not grow past its current pages.
+        (pages,) = outbox._db.execute("PRAGMA page_count").fetchone()
+        outbox._db.execute(f"PRAGMA max_page_count = {pages}")
+        assert writer.store(make_events(stamper, 120)) == []
+        assert writer.store(make_events(stamper, 3)) == []
+        stats = outbox.stats()
+        common = {
+            "cameras": [snapshot("door")],
+            "outbox": replace(stats, depth=stats.depth + writer.held),  # as the runtime counts it
+            "oldest_unsent_age_s": None,
+            "model": ModelInfo("m", None),
+            "uptime_s": 60.0,
+            "vitals": NodeVitals(tmp_path / "no-thermal"),
+        }
+        beat = build_heartbeat(
+            stamper,
+            T0,
+            write_failures=writer.failures,
+            held=writer.held,
+            **common,  # type: ignore[arg-type]
+        )
+    parsed = parse_event(to_json(beat))
+    assert isinstance(parsed, Heartbeat)
+    assert (parsed.outbox_write_failures, parsed.outbox_held, parsed.outbox_depth) == (2, 123, 125)
+    quiet = build_heartbeat(EventStamper("s", "n"), T0, **common)  # type: ignore[arg-type]
+    assert (quiet.outbox_write_failures, quiet.outbox_held) == (0, 0)
+    raw = json.loads(to_json(beat))
+    raw["outbox_held"] = -1
+    with pytest.raises(ContractError, match="outbox_held"):
+        parse_event(json.dumps(raw))
+    del raw["outbox_held"], raw["outbox_write_failures"]  # a node from before these fields
+    older = parse_event(json.dumps(raw))
+    assert isinstance(older, Heartbeat) and (older.outbox_write_failures, older.outbox_held) == (0, 0)
