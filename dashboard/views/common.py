@@ -108,6 +108,12 @@ def pick_store(ctx: ViewContext, container: object = st.sidebar) -> StoreInfo | 
     return by_id[chosen]
 
 
+def open_store(store_id: str) -> None:
+    """Switch to `store_id`'s store page now (the URL names the view and the store, as a link would)."""
+    st.query_params.update({"view": "store", "store": store_id})
+    st.rerun()
+
+
 def store_today(store: StoreInfo) -> date:
     """Today's date in the store's own time zone."""
     return datetime.now(ZoneInfo(store.timezone)).date()

@@ -1,5 +1,7 @@
-"""Brand HQ view: league table with filters and sorting, health radar against brand TOP and average,
-daily trends, stores whose door-count audit is missing or stale, and stores whose data went silent."""
+"""Brand HQ view: the league (each store's change against the period before, its health rank within its
+brand, the stores that need a look, partial and missing days) with totals per brand and region; a row
+opens that store's page. Then the health radar against brand TOP and average, daily trends, stores
+whose door-count audit is missing or stale, and stores whose data went silent."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from typing import Any
 import streamlit as st
 
 from aggregator.audit import STALE_AFTER
-from aggregator.queries import LeagueRow
+from aggregator.league import GroupTotal, LeagueEntry, LeagueReport
 from dashboard import charts
 from dashboard import format as fmt
 from dashboard.health_view import render_health
@@ -18,15 +20,19 @@ from dashboard.i18n import TABLES, Lang, t
 from dashboard.views.common import (
     ViewContext,
     follow_url,
+    open_store,
     pick_period,
     set_param,
     show_chart,
     show_table,
+    table_csv,
 )
 
 SILENT_AFTER = timedelta(hours=2)
 AUDITS_SHOWN = 10
 ALL = "__all__"
+OPENED = "hq_opened"
+"""Session key: the store whose league row this session last acted on (None: no row selected)."""
 # Sort keys of the league table: (i18n key, value of a row; None sorts last).
 SORTS: dict[str, tuple[str, str]] = {
     "health": ("m.health", "health"),
@@ -52,10 +58,10 @@ def query_minute(now: datetime) -> datetime:
     return now.replace(second=0, microsecond=0)
 
 
-def _sort_value(row: LeagueRow, sort: str) -> float | None:
+def _sort_value(entry: LeagueEntry, sort: str) -> float | None:
     if sort == "health":
-        return row.health
-    value = getattr(row.figures, SORTS[sort][1])
+        return entry.health
+    value = getattr(entry.counts, SORTS[sort][1])
     return None if value is None else float(value)
 
 
@@ -73,24 +79,107 @@ def league_columns(lang: Lang) -> dict[str, Any]:
     return config
 
 
-def league_frame(lang: Lang, rows: list[LeagueRow], sort: str) -> dict[str, list[Any]]:
-    """The league table as shown: best first by `sort`, rates as percentages, health to one decimal."""
-    ordered = sorted(rows, key=lambda r: (_sort_value(r, sort) is None, -(_sort_value(r, sort) or 0.0)))
+def sorted_entries(entries: tuple[LeagueEntry, ...], sort: str) -> list[LeagueEntry]:
+    """Best first by `sort`; stores without the figure last (a stable sort keeps the report's order)."""
+    return sorted(entries, key=lambda e: (_sort_value(e, sort) is None, -(_sort_value(e, sort) or 0.0)))
+
+
+def flags(lang: Lang, entry: LeagueEntry) -> str:
+    """Why a store needs a look, in words: its outliers, a last day in progress, days without data."""
+    words = [t(lang, f"hq.flag_{o}") for o in entry.outliers]
+    if entry.partial:
+        words.append(t(lang, "hq.flag_partial", time=entry.compared_until or "–"))
+    if entry.missing_days:
+        words.append(t(lang, "hq.flag_missing", days=entry.missing_days))
+    return "; ".join(words)
+
+
+def _pp(value: float | None) -> str:
+    """A change already in percentage points, signed ('+2.70 pp'); '–' without a previous period."""
+    return "–" if value is None else (fmt.points(value / 100, 0.0) or "–")
+
+
+def _rates(lang: Lang, counts: list[Any], changes: list[Any]) -> dict[str, list[Any]]:
+    columns: dict[str, list[Any]] = {}
+    for rate in ("browse_rate", "car_entry_rate", "reception_rate"):
+        figure = t(lang, f"m.{rate}")
+        columns[figure] = [fmt.pct(getattr(c, rate)) for c in counts]
+        columns[t(lang, "hq.change_pp", figure=figure)] = [_pp(getattr(c, f"{rate}_pp")) for c in changes]
+    return columns
+
+
+def league_frame(lang: Lang, entries: list[LeagueEntry]) -> dict[str, list[Any]]:
+    """The league table as shown: counts with their % change, rates with their change in points, health
+    with its change, rank within the brand of the brand's size, and what needs a look."""
+    visitors = t(lang, "m.visitors")
+    health = t(lang, "m.health")
     return {
-        "#": list(range(1, len(ordered) + 1)),
-        t(lang, "hq.store"): [r.store.store_id for r in ordered],
-        t(lang, "hq.name"): [r.store.name for r in ordered],
-        t(lang, "hq.brand"): [r.store.brand for r in ordered],
-        t(lang, "hq.region"): [region_name(lang, r.store.region) for r in ordered],
-        t(lang, "m.visitors"): [r.figures.visitors for r in ordered],
-        t(lang, "m.car_browsers"): [r.figures.car_browsers for r in ordered],
-        t(lang, "m.car_entrants"): [r.figures.car_entrants for r in ordered],
-        t(lang, "m.browse_rate"): [fmt.pct(r.figures.browse_rate) for r in ordered],
-        t(lang, "m.car_entry_rate"): [fmt.pct(r.figures.car_entry_rate) for r in ordered],
-        t(lang, "m.reception_rate"): [fmt.pct(r.figures.reception_rate) for r in ordered],
-        t(lang, "m.median_visit"): [fmt.seconds(r.figures.median_visit_s, lang) for r in ordered],
-        t(lang, "m.health"): [None if r.health is None else round(r.health, 1) for r in ordered],
+        "#": list(range(1, len(entries) + 1)),
+        t(lang, "hq.store"): [e.store_id for e in entries],
+        t(lang, "hq.name"): [e.name for e in entries],
+        t(lang, "hq.brand"): [e.brand for e in entries],
+        t(lang, "hq.region"): [region_name(lang, e.region) for e in entries],
+        visitors: [e.counts.visitors for e in entries],
+        t(lang, "hq.change_pct", figure=visitors): [fmt.change(e.change.visitors) or "–" for e in entries],
+        t(lang, "m.car_browsers"): [e.counts.car_browsers for e in entries],
+        t(lang, "m.car_entrants"): [e.counts.car_entrants for e in entries],
+        **_rates(lang, [e.counts for e in entries], [e.change for e in entries]),
+        health: [None if e.health is None else round(e.health, 1) for e in entries],
+        t(lang, "hq.change_pp", figure=health): [
+            "–" if e.change.health_points is None else f"{e.change.health_points:+.1f}" for e in entries
+        ],
+        t(lang, "hq.rank"): [
+            "–" if e.brand_rank is None else t(lang, "hq.rank_of", rank=e.brand_rank, size=e.brand_size)
+            for e in entries
+        ],
+        t(lang, "hq.flags"): [flags(lang, e) for e in entries],
     }
+
+
+def totals_frame(lang: Lang, groups: tuple[GroupTotal, ...]) -> dict[str, list[Any]]:
+    """Totals of a brand's or a region's stores, with their change against the period before."""
+    kind = "hq.brand" if groups and groups[0].kind == "brand" else "hq.region"
+    visitors = t(lang, "m.visitors")
+    return {
+        t(lang, kind): [g.key if g.kind == "brand" else region_name(lang, g.key) for g in groups],
+        t(lang, "hq.stores"): [g.stores for g in groups],
+        visitors: [g.counts.visitors for g in groups],
+        t(lang, "hq.change_pct", figure=visitors): [fmt.change(g.change.visitors) or "–" for g in groups],
+        **_rates(lang, [g.counts for g in groups], [g.change for g in groups]),
+        t(lang, "hq.outlier_stores"): [g.outlier_stores for g in groups],
+    }
+
+
+def _render_league(ctx: ViewContext, report: LeagueReport, sort: str) -> None:
+    """The league table; selecting a row opens that store's page."""
+    lang = ctx.lang
+    entries = sorted_entries(report.entries, sort)
+    frame = league_frame(lang, entries)
+    st.caption(t(lang, "hq.open_hint"))
+    event = st.dataframe(
+        frame,
+        hide_index=True,
+        key="table_league",
+        column_config=league_columns(lang),
+        on_select="rerun",
+        selection_mode="single-row",
+    )
+    st.download_button(
+        t(lang, "export.csv"),
+        data=table_csv(frame),
+        file_name="league.csv",
+        mime="text/csv",
+        key="csv_table_league",
+        on_click="ignore",
+        icon=":material/download:",
+    )
+    rows = list(event.selection.rows) if event is not None else []
+    chosen = entries[rows[0]].store_id if rows and 0 <= rows[0] < len(entries) else None
+    # Acted on once per selection: back on this page, the row still selected does not open it again.
+    if chosen != st.session_state.get(OPENED):
+        st.session_state[OPENED] = chosen
+        if chosen is not None:
+            open_store(chosen)
 
 
 def _filters(ctx: ViewContext) -> tuple[str | None, str | None, date, date]:
@@ -219,28 +308,40 @@ def render(ctx: ViewContext) -> None:
     st.title(t(lang, "hq.title"))
     st.caption(t(lang, "store.period_summary", start=start.isoformat(), end=end.isoformat()))
 
-    rows = ctx.data.league(start, end, brand=brand, region=region)
+    report = ctx.data.league_report(start, end, query_minute(datetime.now(UTC)), brand=brand, region=region)
+    rows = report.entries
     st.subheader(t(lang, "hq.league"))
     sort = st.selectbox(
         t(lang, "hq.sort"), list(SORTS), format_func=lambda s: t(lang, SORTS[s][0]), key="hq_sort"
     )
     st.caption(t(lang, "hq.stores_count", count=len(rows)))
+    prev = (report.previous_start.isoformat(), report.previous_end.isoformat())
+    st.caption(t(lang, "hq.compared_with", start=prev[0], end=prev[1]))
     if any(r.partial for r in rows):
         st.caption(t(lang, "hq.partial", day=end.isoformat()))
-    sizes = Counter(r.store.brand for r in rows)
+    sizes = Counter(r.brand for r in rows)
     if len(sizes) > 1:
         # Each score is measured against its own brand's TOP: scores of different brands do not compare.
         per_brand = ", ".join(f"{b} {fmt.count(n)}" for b, n in sorted(sizes.items()))
         st.caption(t(lang, "hq.health_per_brand", brands=per_brand))
-    show_table(lang, league_frame(lang, rows, sort), "table_league", column_config=league_columns(lang))
-
+    _render_league(ctx, report, sort)
     if not rows:
         return
-    names = {r.store.store_id: r.store.name for r in rows}
-    ids = [r.store.store_id for r in rows]
+    left, right = st.columns(2)
+    with left:
+        st.markdown(f"**{t(lang, 'hq.totals_brand')}**")
+        show_table(lang, totals_frame(lang, report.brands), "table_brand_totals")
+    with right:
+        st.markdown(f"**{t(lang, 'hq.totals_region')}**")
+        show_table(lang, totals_frame(lang, report.regions), "table_region_totals")
+
+    names = {r.store_id: r.name for r in rows}
+    ids = [r.store_id for r in sorted_entries(rows, "health")]
     chosen = st.selectbox(
         t(lang, "pick.store"), ids, format_func=lambda s: f"{names[s]} ({s})", key="hq_store"
     )
+    if st.button(t(lang, "hq.open_store"), key="hq_open_store"):
+        open_store(chosen)
     render_health(ctx.lang, ctx.data.health(chosen, start, end), names[chosen])
     compare = st.multiselect(
         t(lang, "hq.compare"),

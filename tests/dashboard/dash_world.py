@@ -244,14 +244,15 @@ def _heartbeat(
     )
 
 
-def world_events(now_utc: datetime) -> list[Envelope]:
-    """Every event of the test world, in sending order per node."""
+def world_events(now_utc: datetime, plans: dict[tuple[str, date], DayPlan] | None = None) -> list[Envelope]:
+    """Every event of the test world (its days as `plans`, default `PLANS`), in sending order per node."""
+    plans = PLANS if plans is None else plans
     events: list[Envelope] = []
     ids = IdSource(seed=7)
     for store in ("sh-01", "bj-02", "gz-03"):
         stamper = EventStamper(store, "node-a", ids)
         events.append(stamper.stamp(Status, _local(DAY - timedelta(days=7), 9), status="online"))
-        for (s, day), plan in sorted(PLANS.items(), key=lambda kv: kv[0][1]):
+        for (s, day), plan in sorted(plans.items(), key=lambda kv: kv[0][1]):
             if s == store:
                 events.extend(_day_events(stamper, ids, day, plan))
                 events.extend(_heat(stamper, day))
@@ -276,8 +277,11 @@ def world_events(now_utc: datetime) -> list[Envelope]:
     return events
 
 
-def build_db(path: Path, now_utc: datetime | None = None) -> Path:
-    """Fill a fresh aggregator database with the world, through the aggregator's ingest.
+def build_db(
+    path: Path, now_utc: datetime | None = None, plans: dict[tuple[str, date], DayPlan] | None = None
+) -> Path:
+    """Fill a fresh aggregator database with the world (its days as `plans`, default `PLANS`), through
+    the aggregator's ingest.
 
     Each payload is handed to the ingest as a live MQTT receipt one second after its timestamp (never
     after `now_utc`), so liveness and silence are what they would be live: gz-03's last payload arrived
@@ -291,7 +295,7 @@ def build_db(path: Path, now_utc: datetime | None = None) -> Path:
     ingestor.load_registry(parse_registry(REGISTRY))
     messages = [
         Message(topic_for(e), to_json(e), min(e.ts + timedelta(seconds=1), now_utc), source=LIVE)
-        for e in world_events(now_utc)
+        for e in world_events(now_utc, plans)
     ]
     result = ingestor.ingest(messages)
     assert result.quarantined == 0 and result.stored == len(messages), result

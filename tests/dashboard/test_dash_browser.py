@@ -213,6 +213,19 @@ def test_brand_hq_league_and_health(server: str, page: Any, queries: Queries) ->
     assert len(_drawn_charts(page)) == 2  # radar and trends
 
 
+def test_brand_hq_league_row_opens_the_store(server: str, page: Any) -> None:
+    log_in(page, f"{server}/?date={DAY}&period=day", "hq.aurora", world.PASSWORD)
+    page.get_by_text("Health of Pudong Flagship").wait_for()
+    wait_idle(page)
+    # The league is a canvas grid, best health first (sh-01, then bj-02): tick the second row's marker.
+    grid = page.locator('[data-testid="stDataFrame"]').first
+    box = grid.bounding_box()
+    assert box is not None
+    page.mouse.click(box["x"] + 18, box["y"] + 35 * 2 + 17)
+    page.get_by_text("Chaoyang Mall — 2026-11-20").wait_for()
+    assert "view=store" in page.url and "store=bj-02" in page.url
+
+
 def test_brand_hq_store_view_and_tampering(server: str, page: Any, queries: Queries) -> None:
     log_in(page, f"{server}/?view=store&store=bj-02&date={DAY}", "hq.aurora", world.PASSWORD)
     page.get_by_text("Chaoyang Mall — 2026-11-20").wait_for()
