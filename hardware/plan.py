@@ -41,7 +41,6 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 import shapely
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from shapely.geometry import LineString, Point, Polygon, box
 from shapely.ops import unary_union
@@ -58,6 +57,7 @@ from edge.config import (
     problems_of,
 )
 from edge.store_areas import propose_areas
+from edge.strict_yaml import YamlFileError, load_yaml_file
 from hardware.profiles import PERSON_HEIGHT_M, CameraProfile, ProfileError, load_camera
 from vision_models.boxes import BoxProfile, BoxProfileError, load_box
 
@@ -160,11 +160,9 @@ def load_floor(path: Path) -> Floor:
     """A node config or a floor-only YAML as a `Floor`; `PlanError` names file, key and reason."""
     source = str(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise PlanError(f"{source}: (file): cannot read: {exc.strerror or exc}") from exc
-    except yaml.YAMLError as exc:
-        raise PlanError(f"{source}: (file): not valid YAML: {getattr(exc, 'problem', exc)}") from exc
+        data = load_yaml_file(path)  # strict: a key given twice, non-UTF-8 or an oversized file is named
+    except YamlFileError as exc:
+        raise PlanError(f"{source}: {exc}") from exc
     if not isinstance(data, dict):
         raise PlanError(f"{source}: (top level): expected a mapping, got {type(data).__name__}")
     if "node_id" in data or "cameras" in data:  # a node config: validated as the node would

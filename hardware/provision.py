@@ -45,6 +45,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from edge.config import ConfigError, parse_config
 from edge.events import ID_PATTERN, TOPIC_ROOT
 from edge.mqtt_common import BrokerAddress
+from edge.strict_yaml import YamlFileError, load_yaml_file
 from hardware.mosquitto import (
     AclEntry,
     AclRule,
@@ -426,11 +427,9 @@ def minimal_node_config(store_id: str, node_id: str, timezone: str) -> dict[str,
 
 def _load_yaml_mapping(path: Path, what: str) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ProvisionError(f"{what} {path}: cannot read: {exc.strerror or exc}") from exc
-    except yaml.YAMLError as exc:
-        raise ProvisionError(f"{what} {path}: not valid YAML: {exc}") from exc
+        data = load_yaml_file(path)  # strict: a key given twice, non-UTF-8 or an oversized file is named
+    except YamlFileError as exc:
+        raise ProvisionError(f"{what} {path}: {exc}") from exc
     if not isinstance(data, dict):
         raise ProvisionError(f"{what} {path}: expected a mapping, got {type(data).__name__}")
     return data

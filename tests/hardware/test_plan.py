@@ -146,6 +146,17 @@ def test_a_floor_outline_that_does_not_close_exits_2_naming_file_and_key(tmp_pat
     assert "Traceback" not in result.output
 
 
+def test_a_floor_file_with_a_key_given_twice_exits_2_naming_the_line(tmp_path: Path) -> None:
+    """PyYAML alone keeps the last of two keys silently; the planner refuses the file and says where."""
+    text = pillar_floor(tmp_path).read_text()
+    path = tmp_path / "twice.yaml"
+    path.write_text(text.replace("floor:\n", "floor:\n  size_m: [99, 99]\n", 1))
+    result = plan("--floor", str(path), "--ceiling-m", "4", "--camera", "fisheye-12mp")
+    assert result.exit_code == 2, result.output
+    assert f"{path}: line " in result.output and "'size_m' appears twice" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_an_invalid_node_config_exits_2_with_its_key(tmp_path: Path) -> None:
     data = yaml.safe_load(EXAMPLE.read_text())
     data["cars"][0]["interior_zone_m"] = [[4, 5], [9, 7], [9, 5], [4, 7]]
