@@ -21,13 +21,14 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from click.testing import CliRunner
 
 from aggregator.api import ApiServer
 from aggregator.ingest import Ingestor, Message
 from aggregator.registry import parse_registry
-from aggregator.storage import SqliteStorage
+from aggregator.storage import open_storage
 from aggregator.synth import funnel_day_plans, local_midnight_utc, stamper_for, visit_events
 from aggregator.tokens import TokenBook
 from edge.events import to_json, topic_for
@@ -39,8 +40,8 @@ DAY = date(2026, 11, 23)
 STORES = {"sh-pudong-01": "aurora", "bj-chaoyang-02": "aurora", "gz-tianhe-03": "zenith"}
 
 
-def make_db(path: Path) -> Path:
-    ing = Ingestor(SqliteStorage(path))
+def make_db(db: str) -> str:
+    ing = Ingestor(open_storage(db))
     ing.load_registry(
         parse_registry(
             {
@@ -59,7 +60,23 @@ def make_db(path: Path) -> Path:
         ]
         ing.ingest([Message(topic_for(e), to_json(e), datetime.now(UTC)) for e in events])
     ing.storage.close()
-    return path
+    return db
+
+
+def stored_bytes(db: str) -> bytes:
+    """Everything the database holds: the SQLite file and its write-ahead log, or every PostgreSQL row."""
+    if db.startswith("postgresql"):
+        with psycopg.connect(db) as pg:
+            tables = [
+                str(r[0])
+                for r in pg.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'").fetchall()
+            ]
+            rows = [str(r[0]) for t in tables for r in pg.execute(f'SELECT t::text FROM "{t}" t').fetchall()]
+        assert rows  # the stores and the tokens at least
+        return "\n".join(rows).encode()
+    path = Path(db)
+    wal = path.with_name(path.name + "-wal")
+    return path.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
 
 
 def secret_file(path: Path, text: str, mode: int = 0o600) -> Path:
@@ -68,7 +85,7 @@ def secret_file(path: Path, text: str, mode: int = 0o600) -> Path:
     return path
 
 
-def token_create(db: Path, *scope: str) -> str:
+def token_create(db: str, *scope: str) -> str:
     r = CliRunner().invoke(main, ["aggregator", "token", "create", "--db", str(db), *scope])
     assert r.exit_code == 0, r.output
     [token] = r.output.split()
@@ -80,8 +97,9 @@ class Served:
     url: str
     proc: subprocess.Popen[bytes]
     tokens: dict[str, str]
-    db: Path
+    db: str
     log: Path
+    tmp: Path  # the server's own files
 
     def get(self, path: str, token: str | None = None, method: str = "GET") -> tuple[int, Any]:
         req = urllib.request.Request(self.url + path, method=method)
@@ -95,15 +113,16 @@ class Served:
             return err.code, json.loads(body) if body.startswith(b"{") else body
 
 
-def serve_cmd(db: Path, port: int, *extra: str) -> list[str]:
+def serve_cmd(db: str, port: int, *extra: str) -> list[str]:
     showroom = str(Path(sys.executable).parent / "showroom")
     return [showroom, "aggregator", "serve", "--db", str(db), "--port", str(port), *extra]
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def served(module_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """The API served from a database of each backend, the same world in both."""
     tmp = tmp_path_factory.mktemp("api-sec")
-    db = make_db(tmp / "agg.sqlite")
+    db = make_db(module_db)
     tokens = {
         "store": token_create(db, "--store", "sh-pudong-01"),
         "brand": token_create(db, "--brand", "aurora"),
@@ -125,7 +144,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             wait_port(port, timeout_s=30)
         except TimeoutError:
             raise AssertionError(log.read_text()) from None
-        yield Served(f"http://127.0.0.1:{port}", proc, tokens, db, log)
+        yield Served(f"http://127.0.0.1:{port}", proc, tokens, db, log, tmp)
     finally:
         proc.terminate()
         proc.wait(10)
@@ -135,8 +154,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 
 def test_tokens_are_printed_once_and_kept_hashed(served: Served) -> None:
-    wal = served.db.with_name(served.db.name + "-wal")
-    raw = served.db.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
+    raw = stored_bytes(served.db)
     for name in ("store", "brand"):
         assert served.tokens[name].encode() not in raw
         assert len(served.tokens[name]) >= 40
@@ -231,7 +249,7 @@ def test_half_open_connections_do_not_hold_the_server(served: Served) -> None:
 
 
 def test_token_and_key_files_are_refused_unless_private(tmp_path: Path) -> None:
-    db = make_db(tmp_path / "agg.sqlite")
+    db = make_db(str(tmp_path / "agg.sqlite"))  # secret files and TLS, whatever the storage: SQLite only
     loose = secret_file(tmp_path / "tokens.txt", OPERATOR_TOKEN + "\n", 0o644)
     r = CliRunner().invoke(
         main, ["aggregator", "serve", "--db", str(db), "--port", "0", "--token-file", str(loose)]
@@ -279,7 +297,7 @@ def make_cert(cert: Path, key: Path) -> None:
 
 
 def test_tls(tmp_path: Path) -> None:
-    db = make_db(tmp_path / "agg.sqlite")
+    db = make_db(str(tmp_path / "agg.sqlite"))  # secret files and TLS, whatever the storage: SQLite only
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     make_cert(cert, key)
     server = ApiServer(("127.0.0.1", 0), db, TokenBook([OPERATOR_TOKEN]), certfile=cert, keyfile=key)
@@ -309,7 +327,7 @@ def test_schemathesis_finds_no_failure(served: Served) -> None:
         [str(schemathesis), "--config-file", str(config), "run", served.url + "/openapi.json",
          "-H", f"Authorization: Bearer {served.tokens['operator']}", "--max-examples", "5", "--workers", "1",
          "--phases", "coverage,fuzzing", "--suppress-health-check", "all", "--seed", "1"],
-        capture_output=True, text=True, timeout=120, cwd=served.db.parent,  # its example store stays there
+        capture_output=True, text=True, timeout=120, cwd=served.tmp,  # its example store stays there
     )  # fmt: skip
     summary = r.stdout[r.stdout.find("SUMMARY") :]
     print(summary)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import pytest
 
@@ -11,7 +10,7 @@ from aggregator import backfill
 from aggregator.ingest import Ingestor
 from aggregator.queries import HistoryLoading, Queries
 from aggregator.registry import parse_registry
-from aggregator.storage import SqliteStorage
+from aggregator.storage import open_storage
 
 STORE = "sh-pudong-01"
 REGISTRY = {
@@ -35,9 +34,8 @@ REGISTRY = {
 }
 
 
-def test_history_loading_until_every_announced_day_is_in(tmp_path: Path) -> None:
-    db = tmp_path / "agg.sqlite"
-    storage = SqliteStorage(db)
+def test_history_loading_until_every_announced_day_is_in(db: str) -> None:
+    storage = open_storage(db)
     Ingestor(storage).load_registry(parse_registry(REGISTRY))
     day = date(2026, 11, 20)
     as_of = datetime(2026, 11, 21, tzinfo=UTC)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from aggregator.ingest import Ingestor, Message
 from aggregator.registry import parse_registry
-from aggregator.storage import SqliteStorage
+from aggregator.storage import open_storage
 from aggregator.synth import funnel_day_plans, local_midnight_utc, stamper_for, visit_events
 from edge.events import to_json, topic_for
 from showroom.cli import main
@@ -41,9 +40,9 @@ REGISTRY = {
 
 
 @pytest.fixture(scope="module")
-def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("digest") / "agg.sqlite"
-    ing = Ingestor(SqliteStorage(path))
+def db(module_db: str) -> str:
+    """One world, built once per backend and only read by the tests."""
+    ing = Ingestor(open_storage(module_db))
     ing.load_registry(parse_registry(REGISTRY))
     # DOMAIN.md's screen: 59 / 46 / 11 today, 35 / 33 / 7 the day before; car-03 browsed by nobody today.
     for day, funnel, seed in ((date(2026, 11, 22), (35, 33, 7, 20), 1), (DAY, (59, 46, 11, 40), 2)):
@@ -52,10 +51,10 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
         events = [e for p in plans for e in visit_events(stamper, p)]
         ing.ingest([Message(topic_for(e), to_json(e), datetime.now(UTC)) for e in events])
     ing.storage.close()
-    return path
+    return module_db
 
 
-def run(db: Path, *extra: str) -> str:
+def run(db: str, *extra: str) -> str:
     r = CliRunner().invoke(
         main, ["aggregator", "digest", "--db", str(db), "--store", STORE, "--date", DAY.isoformat(), *extra]
     )
@@ -63,7 +62,7 @@ def run(db: Path, *extra: str) -> str:
     return r.output
 
 
-def test_digest_json(db: Path) -> None:
+def test_digest_json(db: str) -> None:
     data = json.loads(run(db, "--format", "json"))
     f = data["funnel"]
     assert data["partial"] is False and data["store"]["name"] == "Pudong Flagship"
@@ -89,7 +88,7 @@ def test_digest_json(db: Path) -> None:
     assert any(n.get("audit_stale") for n in notable)  # never audited
 
 
-def test_digest_markdown(db: Path) -> None:
+def test_digest_markdown(db: str) -> None:
     text = run(db)
     print(text)
     assert text.startswith("# Pudong Flagship — 2026-11-23\n")
@@ -98,7 +97,7 @@ def test_digest_markdown(db: Path) -> None:
     assert "- Nobody browsed Roadster" in text and "- The door count was never audited" in text
 
 
-def test_digest_of_a_morning_says_so(db: Path) -> None:
+def test_digest_of_a_morning_says_so(db: str) -> None:
     data = json.loads(run(db, "--format", "json", "--as-of", "2026-11-23T09:10"))
     assert data["partial"] is True and data["compared_until"] == "09:10"
     assert data["funnel"]["day_before_until"] == "2026-11-22T01:10:00.000Z"
@@ -119,7 +118,7 @@ def test_digest_of_a_morning_says_so(db: Path) -> None:
     assert "until 09:10" in run(db, "--as-of", "2026-11-23T09:10")
 
 
-def test_digest_errors_name_what_was_wrong(db: Path) -> None:
+def test_digest_errors_name_what_was_wrong(db: str) -> None:
     r = CliRunner().invoke(
         main, ["aggregator", "digest", "--db", str(db), "--store", "nope", "--date", DAY.isoformat()]
     )

@@ -4,15 +4,18 @@ request and reply formats, when the aggregator asks, and statuses that count fro
 from __future__ import annotations
 
 import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
+import psycopg
 import pytest
 
 from aggregator.gaps import Gap, ReplayScheduler, gap_report, missing_count
 from aggregator.ingest import Ingestor, Message
 from aggregator.queries import Queries
-from aggregator.storage import SqliteStorage
+from aggregator.storage import open_storage
 from aggregator.synth import VisitPlan, stamper_for, visit_events
 from edge.events import Envelope, Status, VisitEnded, VisitStarted, replay_reply_topic, to_json, topic_for
 from edge.mqtt_common import REPLAY_MAX_SPAN, ReplayFormatError, ReplayReply, ReplayRequest
@@ -25,9 +28,23 @@ def msgs(events: list[Envelope], received_at: datetime = NOW) -> list[Message]:
     return [Message(topic_for(e), to_json(e), received_at) for e in events]
 
 
+def scalar(db: str, sql: str) -> object:
+    """One value read straight from the test database of either backend."""
+    if db.startswith("postgresql"):
+        with psycopg.connect(db) as pg:
+            row = pg.execute(sql).fetchone()
+    else:
+        with closing(sqlite3.connect(db)) as lite:
+            row = lite.execute(sql).fetchone()
+    assert row is not None
+    return row[0]
+
+
 @pytest.fixture
-def ing(tmp_path: Path) -> Ingestor:
-    return Ingestor(SqliteStorage(tmp_path / "agg.db"))
+def ing(db: str) -> Iterator[Ingestor]:
+    ingestor = Ingestor(open_storage(db))
+    yield ingestor
+    ingestor.storage.close()
 
 
 def test_gap_report_splits_open_and_unrecoverable_and_never_believes_a_forged_jump() -> None:
@@ -139,7 +156,9 @@ def test_a_forged_seq_of_2_63_minus_1_is_not_believed_nor_asked_for(ing: Ingesto
     assert gap.state == "not believed" and "9223372036854775801" not in (gap.reason or "")
 
 
-def test_visits_a_node_closed_on_restart_count_as_visitors_but_not_in_durations(ing: Ingestor) -> None:
+def test_visits_a_node_closed_on_restart_count_as_visitors_but_not_in_durations(
+    ing: Ingestor, db: str
+) -> None:
     stamper = stamper_for(STORE, "n1")
     door = visit_events(stamper, VisitPlan(NOW, 120))
     started = visit_events(stamper, VisitPlan(NOW + timedelta(minutes=5), 60))[0]
@@ -160,8 +179,4 @@ def test_visits_a_node_closed_on_restart_count_as_visitors_but_not_in_durations(
     day = NOW.date().isoformat()
     assert ing.storage.day_visit_counts(STORE, day)[0] == 2
     assert ing.storage.day_visit_durations(STORE, day) == [120.0]
-    with ing.storage.transaction():
-        marked = ing.storage.conn.execute(
-            "SELECT count(*) FROM visits WHERE end_reason = 'restart'"
-        ).fetchone()
-    assert marked == (1,)
+    assert scalar(db, "SELECT count(*) FROM visits WHERE end_reason = 'restart'") == 1

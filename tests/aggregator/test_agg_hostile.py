@@ -6,10 +6,13 @@ from __future__ import annotations
 import json
 import sqlite3
 import tracemalloc
+from collections.abc import Iterator
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
@@ -19,7 +22,7 @@ from aggregator import ingest as ingest_module
 from aggregator.ingest import Ingestor, Message
 from aggregator.queries import Queries
 from aggregator.registry import parse_registry
-from aggregator.storage import SqliteStorage
+from aggregator.storage import open_storage
 from aggregator.synth import VisitPlan, heat_event, stamper_for, visit_events
 from edge.events import (
     MAX_NESTING,
@@ -58,15 +61,21 @@ def registry(tz: str = "Asia/Shanghai") -> dict[str, object]:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "agg.sqlite"
-
-
-@pytest.fixture
-def ing(db: Path) -> Ingestor:
-    i = Ingestor(SqliteStorage(db))
+def ing(db: str) -> Iterator[Ingestor]:
+    i = Ingestor(open_storage(db))
     i.load_registry(parse_registry(registry()))
-    return i
+    yield i
+    i.storage.close()
+
+
+def execute(db: str, sql: str, params: tuple[object, ...]) -> None:
+    """One statement run straight on the test database of either backend, as an older version might have."""
+    if db.startswith("postgresql"):
+        with psycopg.connect(db) as pg:
+            pg.execute(sql.replace("?", "%s"), params)
+    else:
+        with closing(sqlite3.connect(db)) as lite, lite:
+            lite.execute(sql, params)
 
 
 def visit() -> list[Envelope]:
@@ -175,7 +184,7 @@ def test_heat_of_a_store_outside_the_registry_is_bounded(ing: Ingestor) -> None:
     assert result.reasons == {"outside_floor": 1}
 
 
-def test_a_forged_seq_jump_is_quarantined_not_believed(ing: Ingestor, db: Path) -> None:
+def test_a_forged_seq_jump_is_quarantined_not_believed(ing: Ingestor, db: str) -> None:
     events = visit()
     assert ing.ingest([Message(topic_for(e), to_json(e), NOW) for e in events]).stored == len(events)
     forged = stamper_for(STORE, seed=9)
@@ -279,7 +288,7 @@ def test_any_bytes_are_stored_or_quarantined_with_a_named_reason(
 # --- file ingest and the registry ---------------------------------------------------------------------
 
 
-def test_file_ingest_quarantines_a_deeply_nested_line_and_stores_the_rest(tmp_path: Path, db: Path) -> None:
+def test_file_ingest_quarantines_a_deeply_nested_line_and_stores_the_rest(tmp_path: Path, db: str) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
     events = visit_events(stamper_for(STORE), VisitPlan(now - timedelta(hours=1), 300.0))
     lines = [to_json(e) for e in events]
@@ -296,22 +305,24 @@ def test_file_ingest_quarantines_a_deeply_nested_line_and_stores_the_rest(tmp_pa
     assert json.loads(r.output) == {"reasons": {"too_deep": 2}}
 
 
-def test_a_time_zone_change_that_cannot_rebuild_changes_nothing(tmp_path: Path, db: Path) -> None:
+def test_a_time_zone_change_that_cannot_rebuild_changes_nothing(tmp_path: Path, db: str) -> None:
     runner = CliRunner()
     reg = tmp_path / "stores.yaml"
     reg.write_text(json.dumps(registry("Asia/Shanghai")), encoding="utf-8")
     assert runner.invoke(main, ["aggregator", "stores", "load", str(reg), "--db", str(db)]).exit_code == 0
-    ing = Ingestor(SqliteStorage(db))
+    ing = Ingestor(open_storage(db))
     events = visit()
     assert ing.ingest([Message(topic_for(e), to_json(e), NOW) for e in events]).stored == len(events)
+    ing.storage.close()
     # An event stored by an older, laxer version: no `schema` key.
     data = json.loads(to_json(visit_events(stamper_for(STORE, seed=3), VisitPlan(NOW, 60.0))[0]))
     del data["schema"]
-    with sqlite3.connect(db) as conn:
-        conn.execute(
-            "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (data["event_id"], STORE, "node-b", 0, data["type"], data["ts"], data["ts"], json.dumps(data)),
-        )
+    execute(
+        db,
+        "INSERT INTO events (event_id, store_id, node_id, seq, type, ts, received_at, payload)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (data["event_id"], STORE, "node-b", 0, data["type"], data["ts"], data["ts"], json.dumps(data)),
+    )
     reg.write_text(json.dumps(registry("Europe/Berlin")), encoding="utf-8")
     r = runner.invoke(main, ["aggregator", "stores", "load", str(reg), "--db", str(db)])
     assert r.exit_code == 1 and "Traceback" not in r.output, r.output
@@ -319,8 +330,7 @@ def test_a_time_zone_change_that_cannot_rebuild_changes_nothing(tmp_path: Path, 
     with Queries.open(db) as q:
         assert q.store(STORE).timezone == "Asia/Shanghai"  # nothing committed
     # without the bad row the change rebuilds, in one go
-    with sqlite3.connect(db) as conn:
-        conn.execute("DELETE FROM events WHERE event_id = ?", (data["event_id"],))
+    execute(db, "DELETE FROM events WHERE event_id = ?", (data["event_id"],))
     r = runner.invoke(main, ["aggregator", "stores", "load", str(reg), "--db", str(db)])
     assert r.exit_code == 0 and f"rebuilt {STORE}" in r.output, r.output
     with Queries.open(db) as q:

@@ -4,14 +4,13 @@ outliers, missing and partial days, and totals per brand and region."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
 
 import pytest
 
 from aggregator.ingest import Ingestor, Message
 from aggregator.queries import Queries
 from aggregator.registry import parse_registry
-from aggregator.storage import SqliteStorage
+from aggregator.storage import open_storage
 from aggregator.synth import VisitPlan, stamper_for, visit_events
 from aggregator.timebuckets import zone
 from edge.events import Envelope, to_json, topic_for
@@ -68,9 +67,9 @@ def visitors_on(store: str, day: date) -> tuple[int, int]:
 
 
 @pytest.fixture(scope="module")
-def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("league") / "agg.sqlite"
-    ing = Ingestor(SqliteStorage(path))
+def db(module_db: str) -> str:
+    """One world, built once per backend and only read by the tests."""
+    ing = Ingestor(open_storage(module_db))
     ing.load_registry(parse_registry(REGISTRY))
     events: list[Envelope] = []
     for k, store in enumerate(STORES):
@@ -82,10 +81,10 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
             day += timedelta(days=1)
     ing.ingest([Message(topic_for(e), to_json(e), datetime.now(UTC)) for e in events])
     ing.storage.close()
-    return path
+    return module_db
 
 
-def test_closed_period_against_the_one_before(db: Path) -> None:
+def test_closed_period_against_the_one_before(db: str) -> None:
     with Queries.open(db) as q:
         report = q.league_report(START, END, as_of=local(END + timedelta(days=1), 12, 0))
     entries = {e.store_id: e for e in report.entries}
@@ -115,7 +114,7 @@ def test_closed_period_against_the_one_before(db: Path) -> None:
     assert regions["east"].counts.visitors == 60 + 12 + 30 and regions["west"].counts.visitors == 30 + 10
 
 
-def test_partial_period_cut_at_the_same_local_time(db: Path) -> None:
+def test_partial_period_cut_at_the_same_local_time(db: str) -> None:
     with Queries.open(db) as q:
         report = q.league_report(START, END, as_of=local(END, 9, 10))
     entries = {e.store_id: e for e in report.entries}

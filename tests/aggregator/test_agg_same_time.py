@@ -1,6 +1,7 @@
 """Comparisons at the same time of day: a day in progress against earlier days cut at the same local time.
 
-Known visits are ingested as contract events through the real ingest path into a real SQLite file; the
+Known visits are ingested as contract events through the real ingest path into a real database of
+each storage backend; the
 expected figures are counted from the plans below, not read back from the code under test.
 """
 
@@ -8,21 +9,21 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aggregator.ingest import Ingestor, Message
 from aggregator.queries import Queries
 from aggregator.registry import parse_registry
-from aggregator.storage import SqliteStorage
+from aggregator.storage import open_storage
 from aggregator.synth import VisitPlan, funnel_day_plans, stamper_for, visit_events
 from aggregator.timebuckets import zone
 from edge.events import Envelope, to_json, topic_for
 from showroom.cli import main
+from tests.aggregator.conftest import NewDb
 
 STORE = "sh-pudong-01"
 TZ = "Asia/Shanghai"
@@ -78,10 +79,9 @@ def later(day: date, visitors: int) -> list[VisitPlan]:
     ]
 
 
-def ingest_events(tmp_path: Path, events: list[Envelope]) -> Path:
-    """The events through the real ingest path into a fresh SQLite file."""
-    db = tmp_path / "agg.sqlite"
-    ing = Ingestor(SqliteStorage(db))
+def ingest_events(db: str, events: list[Envelope]) -> str:
+    """The events through the real ingest path into the fresh database `db`."""
+    ing = Ingestor(open_storage(db))
     ing.load_registry(parse_registry(REGISTRY))
     now = datetime.now(UTC)
     ing.ingest([Message(topic_for(e), to_json(e), now) for e in events])
@@ -89,21 +89,22 @@ def ingest_events(tmp_path: Path, events: list[Envelope]) -> Path:
     return db
 
 
-def ingest(tmp_path: Path, plans_by_day: dict[date, list[VisitPlan]]) -> Path:
+def ingest(db: str, plans_by_day: dict[date, list[VisitPlan]]) -> str:
     events: list[Envelope] = []
     for seed, plans in enumerate(plans_by_day.values()):
         stamper = stamper_for(STORE, seed=seed + 1)
         events += [e for p in plans for e in visit_events(stamper, p)]
-    return ingest_events(tmp_path, events)
+    return ingest_events(db, events)
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
+@pytest.fixture(scope="module")
+def db(module_db: str) -> str:
+    """One world, built once per backend and only read by the tests."""
     # The morning: today 15 visitors by 09:10, yesterday 10, last week 20 (and hundreds later those days).
     # One visitor today starts at 09:08 and browses until 09:12: a visitor at 09:10, not yet a browser.
     straddling = VisitPlan(at(TODAY, 9, 8), 900.0, browse_car="car-01", browse_s=235.0)
     return ingest(
-        tmp_path,
+        module_db,
         {
             TODAY: [*morning(TODAY, 14, 9, 3, 7), straddling, *later(TODAY, 40)],
             YESTERDAY: [*morning(YESTERDAY, 10, 5, 1, 4), *later(YESTERDAY, 120)],
@@ -112,7 +113,7 @@ def db(tmp_path: Path) -> Path:
     )
 
 
-def test_morning_compares_with_the_same_time_of_day(db: Path) -> None:
+def test_morning_compares_with_the_same_time_of_day(db: str) -> None:
     with Queries.open(db) as q:
         f = q.funnel(STORE, TODAY, at(TODAY, 9, 10))
     print(f)
@@ -133,7 +134,7 @@ def test_morning_compares_with_the_same_time_of_day(db: Path) -> None:
     assert t.median_visit_s == pytest.approx(120.0)  # the 09:08 visit has not ended
 
 
-def test_a_closed_day_compares_whole_days(db: Path) -> None:
+def test_a_closed_day_compares_whole_days(db: str) -> None:
     with Queries.open(db) as q:
         f = q.funnel(STORE, TODAY, at(TODAY + timedelta(days=1), 8, 0))
         default_now = q.funnel(STORE, TODAY)
@@ -145,7 +146,7 @@ def test_a_closed_day_compares_whole_days(db: Path) -> None:
     assert default_now.today == f.today and not default_now.partial
 
 
-def test_the_cut_follows_the_clock(db: Path) -> None:
+def test_the_cut_follows_the_clock(db: str) -> None:
     with Queries.open(db) as q:
         nine = q.funnel(STORE, TODAY, at(TODAY, 9, 0))
         noon = q.funnel(STORE, TODAY, at(TODAY, 12, 0))
@@ -158,7 +159,7 @@ def test_the_cut_follows_the_clock(db: Path) -> None:
     assert noon.day_before is not None and noon.day_before.visitors == 10 + 24
 
 
-def test_report_command_as_of(db: Path) -> None:
+def test_report_command_as_of(db: str) -> None:
     runner = CliRunner()
     base = ["aggregator", "report", "--db", str(db), "--store", STORE, "--date", TODAY.isoformat()]
     local = runner.invoke(main, [*base, "--as-of", "2026-11-20T09:10", "--format", "json"])
@@ -186,7 +187,7 @@ def test_report_command_as_of(db: Path) -> None:
     assert early.exit_code == 2 and "before 2026-11-20 begins" in early.output
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     visitors=st.integers(0, 40),
     browse=st.floats(0, 1),
@@ -195,7 +196,7 @@ def test_report_command_as_of(db: Path) -> None:
     seed=st.integers(0, 10_000),
 )
 def test_replaying_a_whole_day_gives_its_rollup(
-    tmp_path_factory: pytest.TempPathFactory,
+    new_db: NewDb,
     visitors: int,
     browse: float,
     enter: float,
@@ -208,11 +209,12 @@ def test_replaying_a_whole_day_gives_its_rollup(
     entrants, received = int(browsers * enter), int(visitors * receive)
     stamper = stamper_for(STORE, seed=seed + 1)
     plans = funnel_day_plans(at(TODAY, 0, 0), visitors, browsers, entrants, received, seed=seed)
-    db = ingest_events(tmp_path_factory.mktemp("prop"), [e for p in plans for e in visit_events(stamper, p)])
+    db = ingest_events(new_db(), [e for p in plans for e in visit_events(stamper, p)])
     end = at(TODAY + timedelta(days=1), 0, 0)
     with Queries.open(db) as q:
         replayed = q.day_until(STORE, TODAY, end)
         stored = q.funnel(STORE, TODAY, end).today
+    new_db.release(db)  # each example a fresh database
     if visitors == 0:
         assert replayed is None  # nothing stored that day
         return

@@ -4,12 +4,11 @@ disagree (the funnel, hourly traffic, cars and health all count the same visits)
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 from aggregator.ingest import Ingestor, Message
 from aggregator.queries import HourTraffic, Queries
 from aggregator.registry import parse_registry
-from aggregator.storage import SqliteStorage
+from aggregator.storage import open_storage
 from aggregator.synth import funnel_day_plans, local_midnight_utc, stamper_for, visit_events
 from edge.events import to_json, topic_for
 
@@ -47,8 +46,8 @@ class WriterBetweenReads(Queries):
     """Queries whose hourly read first lets a second process-like writer commit 10 more visits: the moment
     between two reads of one page, made deterministic."""
 
-    def __init__(self, db: Path, writer: Ingestor) -> None:
-        super().__init__(SqliteStorage(db, readonly=True))
+    def __init__(self, db: str, writer: Ingestor) -> None:
+        super().__init__(open_storage(db, readonly=True))
         self.writer = writer
         self.seed = 100
 
@@ -58,14 +57,13 @@ class WriterBetweenReads(Queries):
         return super().hourly_traffic(store_id, day)
 
 
-def writer(db: Path) -> Ingestor:
-    ing = Ingestor(SqliteStorage(db))
+def writer(db: str) -> Ingestor:
+    ing = Ingestor(open_storage(db))
     ing.load_registry(parse_registry(REGISTRY))
     return ing
 
 
-def test_store_page_reads_one_snapshot(tmp_path: Path) -> None:
-    db = tmp_path / "agg.sqlite"
+def test_store_page_reads_one_snapshot(db: str) -> None:
     ing = writer(db)
     visits(ing, 20, 8, seed=1)
     with WriterBetweenReads(db, ing) as q:
@@ -81,10 +79,9 @@ def test_store_page_reads_one_snapshot(tmp_path: Path) -> None:
     assert after.today.visitors == 30
 
 
-def test_without_a_snapshot_the_same_reads_disagree(tmp_path: Path) -> None:
+def test_without_a_snapshot_the_same_reads_disagree(db: str) -> None:
     """The control: the same interleaving outside one snapshot gives two different visitor counts, so the
     test above would catch a page that read figure by figure."""
-    db = tmp_path / "agg.sqlite"
     ing = writer(db)
     visits(ing, 20, 8, seed=1)
     with WriterBetweenReads(db, ing) as q:
@@ -99,11 +96,10 @@ def test_without_a_snapshot_the_same_reads_disagree(tmp_path: Path) -> None:
     assert inside.today.visitors == 30 and sum(h.visitors for h in hourly_inside) == 30
 
 
-def test_a_live_page_counts_today_as_stored(tmp_path: Path) -> None:
+def test_a_live_page_counts_today_as_stored(db: str) -> None:
     """A page read during a minute carries that minute as its time: visits stored in the seconds after it
     still count in the funnel as in the hourly chart and the health table, and the base days are cut at
     that minute."""
-    db = tmp_path / "agg.sqlite"
     ing = writer(db)
     visits(ing, 20, 8, seed=1)  # visits start 01:00-11:00 local
     minute = local_midnight_utc(DAY, TZ) + timedelta(hours=6)

@@ -4,7 +4,6 @@ entrance, ranked and compared with the period before."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +11,7 @@ import pytest
 from aggregator.ingest import Ingestor, Message
 from aggregator.queries import Queries
 from aggregator.registry import parse_registry
-from aggregator.storage import SqliteStorage
+from aggregator.storage import open_storage
 from aggregator.synth import heat_event, local_midnight_utc, stamper_for
 from aggregator.zones import FloorZone, compare_zones
 from edge.events import to_json, topic_for
@@ -67,10 +66,9 @@ def heat(day: date, cells: list[tuple[tuple[int, int], float]], seed: int) -> li
     return [Message(topic_for(e), to_json(e), datetime.now(UTC))]
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    path = tmp_path / "agg.sqlite"
-    ing = Ingestor(SqliteStorage(path))
+@pytest.fixture(scope="module")
+def db(module_db: str) -> str:
+    ing = Ingestor(open_storage(module_db))
     ing.load_registry(parse_registry(REGISTRY))
     ing.ingest(heat(BEFORE, [(CAR1_FLOOR, 20.0), (CAR2_FLOOR, 40.0), (DESK, 10.0), (CAR1_SEAT, 60.0)], 1))
     ing.ingest(
@@ -88,10 +86,10 @@ def db(tmp_path: Path) -> Path:
         )
     )
     ing.storage.close()
-    return path
+    return module_db
 
 
-def test_zone_comparison_ranks_zones_period_over_period(db: Path) -> None:
+def test_zone_comparison_ranks_zones_period_over_period(db: str) -> None:
     with Queries.open(db) as q:
         result = q.zone_comparison(STORE, DAY, DAY, extra_zones=[RECEPTION, ENTRANCE])
     got = {f.zone.zone_id: f for f in result.zones}
