@@ -332,7 +332,8 @@ def migrate(source_url: str, target_url: str, batch_size: int) -> None:
         target.close()
     click.echo(
         f"copied {report.events} events, {report.stores} store(s), {report.brands} brand(s), "
-        f"{report.quarantine_rows} quarantined payload(s), {report.audits} audit(s)"
+        f"{report.quarantine_rows} quarantined payload(s), {report.audits} audit(s), "
+        f"{report.api_tokens} API token(s)"
     )
     click.echo(
         f"check: events {report.source_events} -> {report.target_events}; "

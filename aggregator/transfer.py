@@ -1,9 +1,10 @@
 """Copying a pilot's history from one aggregator database to another (an SQLite file to PostgreSQL, as a
 brand outgrows one machine), then checking the copy.
 
-The registry, quarantined payloads, audits and node liveness are copied as they are; the raw events are
-replayed through the ingester in batches, so the target's rollups are a recomputation from the raw events
-in the target's own storage. The check compares counts and every store-day's funnel with the source's.
+The registry, quarantined payloads, audits, API token hashes and node liveness are copied as they are;
+the raw events are replayed through the ingester in batches, so the target's rollups are a recomputation
+from the raw events in the target's own storage. The check compares counts and every store-day's funnel
+with the source's.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class TransferReport:
     quarantined_on_replay: int = 0
     quarantine_rows: int = 0
     audits: int = 0
+    api_tokens: int = 0
     stores: int = 0
     brands: int = 0
     source_events: int = 0
@@ -106,6 +108,9 @@ def copy_history(
         for audit in source.audit_rows(limit=2**62)[::-1]:
             target.insert_audit(tuple(audit[1:]))
             report.audits += 1
+        for token in source.api_token_rows():  # hashes only: the tokens given out keep working
+            target.insert_api_token(tuple(token))
+            report.api_tokens += 1
         for node in source.node_rows():
             if node[5] is not None:
                 target.touch_node(str(node[0]), str(node[1]), node[4], str(node[5]))
@@ -133,3 +138,5 @@ def _check(source: StorageBackend, target: StorageBackend, report: TransferRepor
             report.mismatches.append(f"{key[0]} {key[1]}: source {tuple(a[2:9])} != target {tuple(b[2:9])}")
     if len(source.quarantine_rows(limit=2**62)) != len(target.quarantine_rows(limit=2**62)):
         report.mismatches.append("quarantine counts differ")
+    if sorted(map(tuple, source.api_token_rows())) != sorted(map(tuple, target.api_token_rows())):
+        report.mismatches.append("API tokens differ")

@@ -990,6 +990,11 @@ class PgStorage:
         rows = self._all("SELECT brand_id, store_id FROM api_tokens WHERE token_sha256 = %s", (token_sha256,))
         return rows[0] if rows else None
 
+    def api_token_rows(self) -> list[Row]:
+        return self._all(
+            "SELECT token_sha256, brand_id, store_id, note, created_at FROM api_tokens ORDER BY created_at"
+        )
+
     @as_records(StoreRow)
     def store_rows(self) -> list[Row]:
         return self._all(

@@ -799,6 +799,11 @@ class SqliteStorage:
         ).fetchone()
         return row
 
+    def api_token_rows(self) -> list[Row]:
+        return self.conn.execute(
+            "SELECT token_sha256, brand_id, store_id, note, created_at FROM api_tokens ORDER BY created_at"
+        ).fetchall()
+
     def insert_audit(self, row: Row) -> int:
         """(store_id, start_ts, end_ts, manual_in, system_in, manual_out, system_out, auditor, note,
         recorded_at); returns the audit's id."""

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from aggregator.queries import Queries
 from aggregator.storage import open_storage
+from aggregator.tokens import Scope, TokenBook
 from showroom.cli import main
 from tests.aggregator.conftest import PgDatabases
 from tests.aggregator.test_agg_cli import STORE, write_events, write_registry
@@ -28,12 +29,16 @@ def test_pilot_history_moves_to_postgresql(tmp_path: Path, pg_databases: PgDatab
     audit = ["aggregator", "audit", "record", "--db", str(pilot), "--store", STORE, *window]
     r = runner.invoke(main, [*audit, "--manual-in", "7", "--auditor", "Li"])
     assert r.exit_code == 0, r.output
+    r = runner.invoke(main, ["aggregator", "token", "create", "--db", str(pilot), "--store", STORE])
+    assert r.exit_code == 0, r.output
+    token = r.output.strip().splitlines()[-1]
     target = pg_databases.new()
     try:
         r = runner.invoke(main, ["aggregator", "migrate", "--from", f"sqlite:///{pilot}", "--to", target])
         assert r.exit_code == 0, r.output
         assert (
-            f"copied {good} events, 1 store(s), 1 brand(s), 2 quarantined payload(s), 1 audit(s)" in r.output
+            f"copied {good} events, 1 store(s), 1 brand(s), 2 quarantined payload(s), 1 audit(s), "
+            "1 API token(s)" in r.output
         )
         assert f"check: events {good} -> {good}; 3 store-day rollups recomputed, 0 differ" in r.output
         reports = []
@@ -64,6 +69,8 @@ def test_pilot_history_moves_to_postgresql(tmp_path: Path, pg_databases: PgDatab
                 (x.manual_in, x.system_in) for x in b.audits()
             ]
             assert a.counters() == b.counters()
+            # The token given out on the pilot reads the same store on the copy (only its hash moved).
+            assert TokenBook().scope_of(token, b.storage) == Scope(store=STORE)
         # A second copy into the same target is refused: it would double the quarantine and audits.
         r = runner.invoke(main, ["aggregator", "migrate", "--from", str(pilot), "--to", target])
         assert r.exit_code == 1 and "already holds events" in r.output
