@@ -667,9 +667,23 @@ def parse_payload(
         raise _classify(raw, exc) from None
     if "schema_" not in event.model_fields_set:
         raise ContractError(f"schema: missing, expected {SCHEMA_V1!r}", Reason.SCHEMA)
+    # JSON can carry U+0000 only as an escape; text with it cannot be stored (PostgreSQL refuses it).
+    if b"\\u0000" in raw and _holds_nul(event.model_dump()):
+        raise ContractError("a text field or key holds the NUL character (U+0000)", Reason.INVALID)
     if received_at is not None:
         window.check(event, received_at)
     return event
+
+
+def _holds_nul(value: object) -> bool:
+    """Whether any string in `value` (dict keys included, at any depth) holds U+0000."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_holds_nul(v) for v in value)
+    return False
 
 
 def _classify(raw: bytes, exc: ValidationError) -> ContractError:

@@ -151,6 +151,9 @@ def nested(depth: int) -> bytes:
         (EVENTS_TOPIC, b"[" * 60_000, "too_deep"),
         # brackets inside strings do not nest
         (EVENTS_TOPIC, json.dumps({"schema": "showroom.v1", "x": "[" * 5000}).encode(), "invalid"),
+        # U+0000 in a key or a text (PostgreSQL refuses it: it became "internal" there)
+        (HB_TOPIC, wire(heartbeat(), calibration_error_m={"\u0000": 0.1}), "invalid"),
+        (HB_TOPIC, wire(heartbeat(), software_version="1.0\u0000"), "invalid"),
     ],
 )
 def test_hostile_payloads_are_quarantined_with_their_reason(
