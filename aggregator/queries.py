@@ -645,35 +645,25 @@ class Queries:
             )
         prev_day, week_day = day - timedelta(days=1), day - timedelta(days=7)
         rows = {r.day: r for r in self.storage.daily_rows([store_id], week_day.isoformat(), day.isoformat())}
-        if as_of >= end:
+        if as_of >= end:  # a closed day: whole days
             today = _figures(rows.get(day.isoformat()))
             prev_row, week_row = rows.get(prev_day.isoformat()), rows.get(week_day.isoformat())
             prev = _figures(prev_row) if prev_row is not None else None
             week = _figures(week_row) if week_row is not None else None
-            return Funnel(
-                store_id,
-                day,
-                today,
-                prev,
-                week,
-                _change(today, prev),
-                _change(today, week),
-                as_of,
-                False,
-                None,
-                day_span_utc(prev_day, tz)[1],
-                day_span_utc(week_day, tz)[1],
-            )
-        until = as_of.astimezone(tz).time().replace(tzinfo=None)
-        prev_cut, week_cut = cutoff_on(prev_day, until, tz), cutoff_on(week_day, until, tz)
-        found = self.day_so_far(store_id, day, as_of, rows.get(day.isoformat()), as_stored=as_stored)
-        if found is None:
-            # Today's facts are not stored event by event (rollups only): nothing to cut the bases at.
-            today, prev, week = _figures(rows.get(day.isoformat())), None, None
-        else:
-            today = found
-            prev = self.day_until(store_id, prev_day, prev_cut)
-            week = self.day_until(store_id, week_day, week_cut)
+            partial, until_text = False, None
+            prev_cut, week_cut = day_span_utc(prev_day, tz)[1], day_span_utc(week_day, tz)[1]
+        else:  # a day in progress: each base up to the same local time
+            until = as_of.astimezone(tz).time().replace(tzinfo=None)
+            partial, until_text = True, until.strftime("%H:%M")
+            prev_cut, week_cut = cutoff_on(prev_day, until, tz), cutoff_on(week_day, until, tz)
+            found = self.day_so_far(store_id, day, as_of, rows.get(day.isoformat()), as_stored=as_stored)
+            if found is None:
+                # Today's facts are not stored event by event (rollups only): nothing to cut the bases at.
+                today, prev, week = _figures(rows.get(day.isoformat())), None, None
+            else:
+                today = found
+                prev = self.day_until(store_id, prev_day, prev_cut)
+                week = self.day_until(store_id, week_day, week_cut)
         return Funnel(
             store_id,
             day,
@@ -683,8 +673,8 @@ class Queries:
             _change(today, prev),
             _change(today, week),
             as_of,
-            True,
-            until.strftime("%H:%M"),
+            partial,
+            until_text,
             prev_cut,
             week_cut,
         )
