@@ -384,9 +384,12 @@ def test_killed_writer_process_loses_nothing(own_broker: str, db: str) -> None:
             again.stop()
     finally:
         pub.close()
-    assert again.service.totals.duplicates == 0  # what was stored before the kill had been acknowledged
+    # Acknowledged after commit: a payload whose acknowledgement was still on its way at the kill comes
+    # again and is a duplicate (changes nothing); the events held by the dead writer are all stored now.
+    assert again.service.totals.duplicates <= len(before)
     with Queries.open(db) as q:
         assert q.counters()["stored"] == len(before) + len(after)
+        assert q.storage.count_events() == len(before) + len(after)
 
 
 def test_process_writer_names_a_database_it_cannot_open(tmp_path: Path) -> None:
