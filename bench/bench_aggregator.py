@@ -394,20 +394,11 @@ def _after(day: date) -> datetime:
     return datetime.combine(day + timedelta(days=2), datetime.min.time(), UTC)
 
 
-def bench_queries(db: Path, n_stores: int, n_days: int, reps: int = 40) -> dict[str, tuple[float, float]]:
-    start = date(2025, 1, 1)
-    if not db.exists():
-        t = time.perf_counter()
-        s = SqliteStorage(db)
-        fill_rollups(s, n_stores=n_stores, start=start, n_days=n_days)
-        s.close()
-        print(f"generated {n_stores} stores x {n_days} days in {time.perf_counter() - t:.0f} s", flush=True)
-    else:  # kept from an earlier run, maybe by an older release: migrate it as the aggregator would
-        t = time.perf_counter()
-        SqliteStorage(db).close()
-        print(f"opened {db} (migrating it if older) in {time.perf_counter() - t:.1f} s", flush=True)
-    q = Queries.open(db, cache_periods=False)  # cold: every query reads the database
-    warm = Queries.open(db)
+def query_cases(
+    q: Queries, warm: Queries, n_stores: int, n_days: int, start: date
+) -> dict[str, Callable[[], object]]:
+    """The dashboard's and API's queries on random stores and days of a `fill_rollups` history (`q` cold,
+    without the period cache; `warm` with it): the same cases on every backend, so figures compare."""
     rng = random.Random(3)
 
     def store() -> str:
@@ -427,16 +418,18 @@ def bench_queries(db: Path, n_stores: int, n_days: int, reps: int = 40) -> dict[
         "daily_series(store, 365 d)": lambda: q.daily_series(store(), start, last),
         "health(store, 30 d)": lambda: q.health(store(), last - timedelta(days=29), last),
         "league(brand, 30 d)": lambda: q.league(last - timedelta(days=29), last, brand="b1"),
-        "league(all 500, 7 d)": lambda: q.league(last - timedelta(days=6), last),
-        "league(all 500, 30 d)": lambda: q.league(last - timedelta(days=29), last),
-        "league(all 500, 30 d) warm": lambda: warm.league(last - timedelta(days=29), last),
+        f"league(all {n_stores}, 7 d)": lambda: q.league(last - timedelta(days=6), last),
+        f"league(all {n_stores}, 30 d)": lambda: q.league(last - timedelta(days=29), last),
+        f"league(all {n_stores}, 30 d) warm": lambda: warm.league(last - timedelta(days=29), last),
         "store_page(store, day)": lambda: q.store_page(store(), (d := day()), d, d, _after(d)),
         "store_page(store, 30 d)": lambda: q.store_page(
             store(), last, last - timedelta(days=29), last, _after(last)
         ),
         "store_page(store, day) warm": lambda: warm.store_page(store(), last, last, last, _after(last)),
-        "league_report(all 500, 7 d)": lambda: q.league_report(last - timedelta(days=6), last, _after(last)),
-        "league_report(all 500, 7 d) partial": lambda: q.league_report(
+        f"league_report(all {n_stores}, 7 d)": lambda: q.league_report(
+            last - timedelta(days=6), last, _after(last)
+        ),
+        f"league_report(all {n_stores}, 7 d) partial": lambda: q.league_report(
             last - timedelta(days=6),
             last,
             datetime.combine(last, datetime.min.time(), UTC) + timedelta(hours=3),
@@ -448,6 +441,24 @@ def bench_queries(db: Path, n_stores: int, n_days: int, reps: int = 40) -> dict[
         "nodes()": lambda: q.nodes(),
         "silent_stores()": lambda: q.silent_stores(datetime.now(UTC), timedelta(hours=1)),
     }
+    return cases
+
+
+def bench_queries(db: Path, n_stores: int, n_days: int, reps: int = 40) -> dict[str, tuple[float, float]]:
+    start = date(2025, 1, 1)
+    if not db.exists():
+        t = time.perf_counter()
+        s = SqliteStorage(db)
+        fill_rollups(s, n_stores=n_stores, start=start, n_days=n_days)
+        s.close()
+        print(f"generated {n_stores} stores x {n_days} days in {time.perf_counter() - t:.0f} s", flush=True)
+    else:  # kept from an earlier run, maybe by an older release: migrate it as the aggregator would
+        t = time.perf_counter()
+        SqliteStorage(db).close()
+        print(f"opened {db} (migrating it if older) in {time.perf_counter() - t:.1f} s", flush=True)
+    q = Queries.open(db, cache_periods=False)  # cold: every query reads the database
+    warm = Queries.open(db)
+    cases = query_cases(q, warm, n_stores, n_days, start)
     return {name: timeit(fn, reps) for name, fn in cases.items()}
 
 

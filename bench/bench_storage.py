@@ -26,16 +26,15 @@ import argparse
 import logging
 import multiprocessing as mp
 import os
-import random
 import statistics
 import sys
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -206,31 +205,7 @@ def bench_queries(server: str, n_stores: int, n_days: int, keep: str | None, rep
         print(f"database size {size[0] if size else '?'}", flush=True)
         q = Queries(open_storage(db, readonly=True), cache_periods=False)
         warm = Queries(open_storage(db, readonly=True))
-        rng = random.Random(3)
-
-        def store() -> str:
-            return f"s{rng.randrange(n_stores):04d}"
-
-        def day() -> date:
-            return start + timedelta(days=rng.randrange(30, n_days))
-
-        last = start + timedelta(days=n_days - 1)
-        cases: dict[str, Callable[[], object]] = {
-            "stores()": lambda: q.stores(),
-            "funnel(store, day)": lambda: q.funnel(store(), day()),
-            "hourly_traffic(store, day)": lambda: q.hourly_traffic(store(), day()),
-            "car_ranking(store, 30 d)": lambda: q.car_ranking(store(), last - timedelta(days=29), last),
-            "heatmap(store, 7 d)": lambda: q.heatmap(store(), last - timedelta(days=6), last),
-            "heatmap(store, 30 d)": lambda: q.heatmap(store(), last - timedelta(days=29), last),
-            "daily_series(store, 365 d)": lambda: q.daily_series(store(), start, last),
-            "health(store, 30 d)": lambda: q.health(store(), last - timedelta(days=29), last),
-            "league(brand, 30 d)": lambda: q.league(last - timedelta(days=29), last, brand="b1"),
-            f"league(all {n_stores}, 7 d)": lambda: q.league(last - timedelta(days=6), last),
-            f"league(all {n_stores}, 30 d)": lambda: q.league(last - timedelta(days=29), last),
-            f"league(all {n_stores}, 30 d) warm": lambda: warm.league(last - timedelta(days=29), last),
-            "nodes()": lambda: q.nodes(),
-            "silent_stores()": lambda: q.silent_stores(datetime.now(UTC), timedelta(hours=1)),
-        }
+        cases = ba.query_cases(q, warm, n_stores, n_days, start)
         print(f"query latency on PostgreSQL, {n_stores} stores x {n_days} days (ms):")
         print(f"| {'query':<30} | {'p50':>8} | {'p95':>8} |")
         for name, fn in cases.items():
