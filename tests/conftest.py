@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.pgkit import ClusterUnavailableError, PasswordCluster, PgDatabases, password_cluster
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
@@ -30,9 +33,12 @@ def _reachable(host: str, port: int) -> bool:
 
 def require_service(name: str, host: str, port: int) -> None:
     """Skip (developer machine) or fail (CI) when a service the test needs is not reachable."""
-    if _reachable(host, port):
-        return
-    message = f"{name} is not reachable on {host}:{port}"
+    if not _reachable(host, port):
+        missing_service(f"{name} is not reachable on {host}:{port}")
+
+
+def missing_service(message: str) -> None:
+    """Skip with `message` on a developer's machine; fail with it where SHOWROOM_REQUIRE_SERVICES=1."""
     if os.environ.get("SHOWROOM_REQUIRE_SERVICES") == "1":
         pytest.fail(message + " and SHOWROOM_REQUIRE_SERVICES=1", pytrace=False)
     pytest.skip(message)
@@ -50,6 +56,26 @@ def postgres_dsn() -> str:
     """The machine's PostgreSQL (trust auth, database `test`)."""
     require_service("PostgreSQL", "127.0.0.1", 5432)
     return os.environ.get("SHOWROOM_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="session")
+def pg_databases() -> Iterator[PgDatabases]:
+    """Migrated databases on the machine's PostgreSQL, all dropped at the end of the run."""
+    require_service("PostgreSQL", "127.0.0.1", 5432)
+    dsn = os.environ.get("SHOWROOM_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+    dbs = PgDatabases(dsn)
+    yield dbs
+    dbs.drop_all()
+
+
+@pytest.fixture(scope="session")
+def password_pg() -> Iterator[PasswordCluster]:
+    """A private PostgreSQL server that checks passwords (the machine's trusts everyone), for the run."""
+    try:
+        with password_cluster() as cluster:
+            yield cluster
+    except ClusterUnavailableError as exc:
+        missing_service(f"cannot start a private PostgreSQL server: {exc}")
 
 
 @pytest.fixture

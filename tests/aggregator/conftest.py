@@ -7,17 +7,12 @@ them, template included, are dropped at the end of the run.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
 import pytest
 
-from aggregator.storage import open_storage
-from tests.conftest import require_service
+from tests.pgkit import PgDatabases
 
 BACKENDS = ("sqlite", "postgresql")
 
@@ -42,67 +37,6 @@ class NewDb:
     def release_all(self) -> None:
         for url in list(self.used):
             self.release(url)
-
-
-class PgDatabases:
-    """Databases on the test server: a migrated template, and clones of it."""
-
-    def __init__(self, dsn: str) -> None:
-        self.dsn = dsn
-        self.prefix = f"showroom_t{uuid.uuid4().hex[:8]}"
-        self.made: list[str] = []
-        self.free: list[str] = []
-        self.template: str | None = None
-        self.admin = psycopg.connect(dsn, autocommit=True)
-
-    def url(self, name: str) -> str:
-        return urlunsplit(urlsplit(self.dsn)._replace(path=f"/{name}"))
-
-    def new(self) -> str:
-        """An empty migrated database: a recycled one, or a new clone of the template."""
-        if self.free:
-            return self.free.pop()
-        if self.template is None:
-            self.template = f"{self.prefix}_template"
-            self.admin.execute(f'CREATE DATABASE "{self.template}"')
-            self.made.append(self.template)
-            open_storage(self.url(self.template)).close()
-        name = f"{self.prefix}_{len(self.made)}"
-        self.admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
-        self.made.append(name)
-        return self.url(name)
-
-    def release(self, url: str) -> None:
-        """Empty a database a test is done with, for the next one (far cheaper than dropping it)."""
-        with psycopg.connect(url, autocommit=True) as conn:
-            tables = [
-                str(r[0])
-                for r in conn.execute(
-                    "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace "
-                    "AND relkind IN ('r', 'p') AND NOT relispartition "
-                    "AND relname NOT IN ('schema_migrations', 'rollups_version')"
-                )
-            ]
-            # DELETE, not TRUNCATE: a test's few rows go at once, where TRUNCATE replaces every file.
-            for table in tables:
-                conn.execute(f'DELETE FROM "{table}"')
-            for table in ("quarantine", "audits"):
-                conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), 1, false)")
-        self.free.append(url)
-
-    def drop_all(self) -> None:
-        for name in reversed(self.made):
-            self.admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        self.admin.close()
-
-
-@pytest.fixture(scope="session")
-def pg_databases() -> Iterator[PgDatabases]:
-    require_service("PostgreSQL", "127.0.0.1", 5432)
-    dsn = os.environ.get("SHOWROOM_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
-    dbs = PgDatabases(dsn)
-    yield dbs
-    dbs.drop_all()
 
 
 @pytest.fixture(params=BACKENDS)

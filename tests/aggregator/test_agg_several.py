@@ -26,8 +26,8 @@ from aggregator.registry import parse_registry
 from aggregator.storage import open_storage
 from aggregator.synth import VisitPlan, heat_event, stamper_for, visit_events
 from edge.events import Envelope, to_json, topic_for
-from tests.aggregator.conftest import PgDatabases
 from tests.netkit import free_port, wait_port
+from tests.pgkit import PgDatabases
 
 STORES = [f"st-multi-{i}" for i in range(6)]
 

@@ -13,8 +13,8 @@ from aggregator.queries import Queries
 from aggregator.storage import open_storage
 from aggregator.tokens import Scope, TokenBook
 from showroom.cli import main
-from tests.aggregator.conftest import PgDatabases
 from tests.aggregator.test_agg_cli import STORE, write_events, write_registry
+from tests.pgkit import PgDatabases
 
 
 def test_pilot_history_moves_to_postgresql(tmp_path: Path, pg_databases: PgDatabases) -> None:
