@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from aggregator.storage import StorageError
 from aggregator.storage.url import parse_database_url
 from dashboard.auth import UsersFileError, hash_password, load_users
 from dashboard.settings import ENV_DB, ENV_USERS
@@ -51,6 +52,20 @@ def _database(_ctx: click.Context, _param: click.Parameter, value: str | None) -
     return str(path.resolve())
 
 
+def _check_server(db: str) -> None:
+    """Open a database server's database once before the app starts, so a wrong password, an unknown
+    database or a server that is down stops `showroom dashboard` with the reason (as the aggregator's
+    commands do), instead of a page that can never load its figures. An SQLite file was checked already."""
+    if parse_database_url(db).engine == "sqlite":
+        return
+    from aggregator.queries import Queries  # the query layer loads only when the app is started
+
+    try:
+        Queries.open(db).close()
+    except StorageError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
 @click.group("dashboard", invoke_without_command=True)
 @click.option(
     "--db",
@@ -79,7 +94,9 @@ def dashboard_group(ctx: click.Context, db: str | None, users: Path | None, port
         found = load_users(users)
     except UsersFileError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"dashboard on http://{address}:{port} ({len(found)} user(s), database {db})", err=True)
+    _check_server(db)
+    where = parse_database_url(db).redacted
+    click.echo(f"dashboard on http://{address}:{port} ({len(found)} user(s), database {where})", err=True)
     env = dict(os.environ)
     env[ENV_DB] = db
     env[ENV_USERS] = str(users.resolve())

@@ -20,6 +20,8 @@ from typing import Any
 import streamlit as st
 from streamlit.errors import StreamlitMissingAuthlibError
 
+from aggregator.storage import StorageError
+from aggregator.storage.url import redact
 from dashboard import charts
 from dashboard.auth import (
     AccessDeniedError,
@@ -355,6 +357,7 @@ def _run_page(settings: Settings, users: dict[str, User]) -> None:
         # and the data layer refused anyway.
         log.warning("refused a request outside the scope of %s", user.username)
         st.error(t(lang, "access.denied_view"))
-    except (sqlite3.Error, OSError) as exc:
-        log.exception("dashboard data could not be read from %s", settings.db)
+    except (sqlite3.Error, OSError, StorageError) as exc:
+        # A database server that refuses us (wrong password, down) says why; the password is never shown.
+        log.exception("dashboard data could not be read from %s", redact(settings.db))
         st.error(t(lang, "error.data", error=exc))
