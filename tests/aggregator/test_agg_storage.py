@@ -22,10 +22,12 @@ from aggregator.storage import (
     parse_database_url,
 )
 from aggregator.storage.postgres import PgStorage
+from aggregator.storage.url import redact
 from aggregator.synth import VisitPlan, stamper_for, visit_events
 from edge.events import Envelope, TimeWindow, to_json, topic_for
 from showroom.cli import main
 from tests.netkit import free_port
+from tests.pgkit import PasswordCluster
 
 STORE = "st-storage"
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -142,6 +144,39 @@ def test_refused_connection_names_the_reason(postgres_dsn: str) -> None:
     with pytest.raises(StorageUnavailableError) as err:
         open_storage(nobody)
     assert "showroom_nobody" in str(err.value) and ":pw@" not in str(err.value) and ":***@" in str(err.value)
+
+
+def test_a_wrong_password_is_a_clear_error_and_writes_nothing(
+    password_pg: PasswordCluster, tmp_path: Path
+) -> None:
+    """On a server that checks passwords (the machine's trusts everyone): ingest, the API and their
+    migrations stop at the connection with the server's reason, the password nowhere in the output."""
+    right = password_pg.create_role("brand_writer", "brand-writer-pass", "brand")
+    wrong = right.replace(":brand-writer-pass@", ":WRONG-pass@")
+    first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    first.write_text("\n".join(to_json(e).decode() for e in events(5)) + "\n", encoding="utf-8")
+    later = events(4, start=NOW + timedelta(hours=1), seed=2)
+    second.write_text("\n".join(to_json(e).decode() for e in later) + "\n", encoding="utf-8")
+    runner = CliRunner()
+
+    def refused(*command: str) -> None:
+        r = runner.invoke(main, ["aggregator", *command, "--db", wrong])
+        assert r.exit_code == 1, r.output
+        assert f"cannot connect to {redact(wrong)}" in r.output
+        assert 'password authentication failed for user "brand_writer"' in r.output
+        assert "WRONG-pass" not in r.output and "Traceback" not in r.output
+
+    refused("ingest", str(first))
+    with psycopg.connect(password_pg.url(password_pg.superuser, password_pg.password, "brand")) as conn:
+        untouched = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone()
+    assert untouched == (0,)  # not even migrated
+    r = runner.invoke(main, ["aggregator", "ingest", str(first), "--db", right])
+    assert r.exit_code == 0 and f"stored {len(events(5))}, duplicates 0" in r.output, r.output
+    refused("ingest", str(second))
+    refused("serve", "--port", str(free_port()))
+    # Nothing of the refused file was written: all of it is new with the right password.
+    r = runner.invoke(main, ["aggregator", "ingest", str(second), "--db", right])
+    assert r.exit_code == 0 and f"stored {len(later)}, duplicates 0" in r.output, r.output
 
 
 def test_a_database_from_newer_software_is_refused(db: str, backend: str) -> None:
