@@ -21,7 +21,7 @@ SHOWROOM = Path(sys.executable).with_name("showroom")
 
 
 @contextmanager
-def dashboard_server(db: Path, users: Path, log_path: Path, timeout_s: float = 60.0) -> Iterator[str]:
+def dashboard_server(db: Path | str, users: Path, log_path: Path, timeout_s: float = 60.0) -> Iterator[str]:
     """Start `showroom dashboard --db --users --port` and yield its base URL; stop it afterwards."""
     port = free_port()
     log = log_path.open("wb")

@@ -14,12 +14,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from aggregator.audit import record_audit
 from aggregator.ingest import Ingestor, Message
 from aggregator.registry import parse_registry
-from aggregator.storage import SqliteStorage
+from aggregator.storage import open_storage
 from dashboard.auth import hash_password, users_yaml
 from edge.events import (
     CameraHealth,
@@ -277,20 +278,23 @@ def world_events(now_utc: datetime, plans: dict[tuple[str, date], DayPlan] | Non
     return events
 
 
+Db = TypeVar("Db", Path, str)
+
+
 def build_db(
-    path: Path, now_utc: datetime | None = None, plans: dict[tuple[str, date], DayPlan] | None = None
-) -> Path:
+    db: Db, now_utc: datetime | None = None, plans: dict[tuple[str, date], DayPlan] | None = None
+) -> Db:
     """Fill a fresh aggregator database with the world (its days as `plans`, default `PLANS`), through
-    the aggregator's ingest.
+    the aggregator's ingest. `db` is a new SQLite file's path or an empty database's URL (`open_storage`).
 
     Each payload is handed to the ingest as a live MQTT receipt one second after its timestamp (never
     after `now_utc`), so liveness and silence are what they would be live: gz-03's last payload arrived
     three hours ago. (The aggregator takes liveness only from live receipts, not from backfills.)
     """
-    if path.exists():
-        raise FileExistsError(f"{path} exists: the test world is built into a fresh database only")
+    if isinstance(db, Path) and db.exists():
+        raise FileExistsError(f"{db} exists: the test world is built into a fresh database only")
     now_utc = now_utc or datetime.now(UTC)
-    storage = SqliteStorage(path)
+    storage = open_storage(db)
     ingestor = Ingestor(storage)
     ingestor.load_registry(parse_registry(REGISTRY))
     messages = [
@@ -314,7 +318,7 @@ def build_db(
     old = DAY - timedelta(days=120)
     record_audit(storage, "bj-02", _local(old, 6), _local(old, 7), 20, auditor="Zhang Min", now=now_utc)
     storage.close()
-    return path
+    return db
 
 
 def write_users(path: Path) -> Path:
@@ -324,11 +328,11 @@ def write_users(path: Path) -> Path:
     return path
 
 
-def fresh_heartbeats(path: Path, now_utc: datetime | None = None) -> None:
+def fresh_heartbeats(db: Path | str, now_utc: datetime | None = None) -> None:
     """Send this moment's heartbeats of the two live nodes (sh-01 healthy, bj-02 troubled), as nodes do
     every 30 s, so liveness checks do not depend on how long ago the database was built."""
     now_utc = now_utc or datetime.now(UTC)
-    storage = SqliteStorage(path)
+    storage = open_storage(db)
     nodes = {n[0]: n[9] for n in storage.node_rows(["sh-01", "bj-02"])}
     ingestor = Ingestor(storage)
     events = [
