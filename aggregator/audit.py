@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 
 from aggregator.storage.base import Row, StorageBackend
+from aggregator.storage.records import AuditRecord
 from aggregator.timebuckets import parse_ts_key, ts_key
 
 STALE_AFTER = timedelta(days=90)
@@ -113,21 +114,21 @@ def record_audit(
             raise AuditError(f"{name} must be >= 0, got {value}")
     if not auditor.strip():
         raise AuditError("auditor must name who counted the sample")
-    known = {str(r[0]) for r in storage.store_rows()} | set(storage.store_ids_with_data())
+    known = {r.store_id for r in storage.store_rows()} | set(storage.store_ids_with_data())
     if store_id not in known:
         raise AuditError(f"store {store_id!r} is neither registered nor has sent any data")
     system_in, system_out = storage.door_counts(store_id, ts_key(start), ts_key(end))
-    row = (
-        store_id,
-        ts_key(start),
-        ts_key(end),
-        manual_in,
-        system_in,
-        manual_out,
-        None if manual_out is None else system_out,
-        auditor.strip(),
-        note,
-        ts_key(now),
+    row = AuditRecord(
+        store_id=store_id,
+        start_ts=ts_key(start),
+        end_ts=ts_key(end),
+        manual_in=manual_in,
+        system_in=system_in,
+        manual_out=manual_out,
+        system_out=None if manual_out is None else system_out,
+        auditor=auditor.strip(),
+        note=note,
+        recorded_at=ts_key(now),
     )
     with storage.transaction():
         audit_id = storage.insert_audit(row)

@@ -20,6 +20,7 @@ from aggregator.ingest import MAX_SEQ_JUMP, Ingestor, RebuildError
 from aggregator.queries import Queries
 from aggregator.registry import RegistryError, load_registry
 from aggregator.storage import StorageBackend, StorageError, open_storage, parse_database_url
+from aggregator.storage.records import AuditRecord
 from aggregator.timebuckets import ts_key, zone
 from edge.events import TimeWindow
 
@@ -564,7 +565,7 @@ WALK_TEST_KIND = "showroom.walk-test.v1"
 """The `kind` of `showroom hardware walk-test --out` result files."""
 
 
-def _walk_test_row(data: object, now: datetime) -> tuple[object, ...]:
+def _walk_test_row(data: object, now: datetime) -> AuditRecord:
     """An `audits` row from a walk test's result: what was walked is the manual count, what the node
     counted is the system's, over the test's own window. `AuditError` names what is wrong in the file."""
     if not isinstance(data, dict) or data.get("kind") != WALK_TEST_KIND:
@@ -586,17 +587,17 @@ def _walk_test_row(data: object, now: datetime) -> tuple[object, ...]:
     if end < start or end > now:
         raise AuditError(f"window {start.isoformat()} to {end.isoformat()} is not a past window")
     note = f"walk test ({source}, node {data.get('node_id', '?')}): {'PASS' if passed else 'FAIL'}"
-    return (
-        store_id,
-        ts_key(start.astimezone(UTC)),
-        ts_key(max(end, start + timedelta(seconds=1)).astimezone(UTC)),
-        counts["expected_in"],
-        counts["counted_in"],
-        counts["expected_out"],
-        counts["counted_out"],
-        installer.strip() or "installer",
-        note,
-        ts_key(now),
+    return AuditRecord(
+        store_id=store_id,
+        start_ts=ts_key(start.astimezone(UTC)),
+        end_ts=ts_key(max(end, start + timedelta(seconds=1)).astimezone(UTC)),
+        manual_in=counts["expected_in"],
+        system_in=counts["counted_in"],
+        manual_out=counts["expected_out"],
+        system_out=counts["counted_out"],
+        auditor=installer.strip() or "installer",
+        note=note,
+        recorded_at=ts_key(now),
     )
 
 
@@ -613,8 +614,8 @@ def audit_import(walk_test_file: Path, db_path: str) -> None:
     storage = _storage(db_path)
     try:
         row = _walk_test_row(data, datetime.now(UTC))
-        store_id = str(row[0])
-        known = {str(r[0]) for r in storage.store_rows()} | set(storage.store_ids_with_data())
+        store_id = row.store_id
+        known = {r.store_id for r in storage.store_rows()} | set(storage.store_ids_with_data())
         if store_id not in known:
             raise AuditError(f"store {store_id!r} is neither registered nor has sent any data")
         with storage.transaction():

@@ -25,8 +25,20 @@ from aggregator import histogram
 from aggregator.gaps import gap_report
 from aggregator.lru import LruCache
 from aggregator.registry import Registry
-from aggregator.storage.base import Row, StorageBackend
+from aggregator.storage.base import StorageBackend
 from aggregator.storage.errors import StorageUnavailableError
+from aggregator.storage.records import (
+    CarDayRow,
+    CarEntryRecord,
+    DailyRow,
+    DwellRecord,
+    EventRecord,
+    QuarantineRecord,
+    StoreRow,
+    VisitEndRecord,
+    VisitKey,
+    VisitStartRecord,
+)
 from aggregator.timebuckets import day_and_hour, hour_start_utc, local_day, ts_key, zone
 from edge.events import (
     DEFAULT_WINDOW,
@@ -204,7 +216,7 @@ class Ingestor:
         """Write brands and stores; rebuild the rollups of stores whose time zone or threshold changed.
         Returns the ids of rebuilt stores. All in one transaction: if a rebuild fails (`RebuildError`),
         the registry is left as it was."""
-        before = {str(r[0]): (str(r[4]), float(r[7])) for r in self.storage.store_rows()}
+        before = {r.store_id: (r.timezone, float(r.browse_min_s)) for r in self.storage.store_rows()}
         rebuilt = []
         try:
             with self.storage.transaction():
@@ -214,16 +226,16 @@ class Ingestor:
                     cars = [c.model_dump(mode="json") for c in s.cars]
                     w, h = s.floor_size_m if s.floor_size_m else (None, None)
                     self.storage.write_store(
-                        (
-                            s.store_id,
-                            s.name,
-                            s.brand,
-                            s.region,
-                            s.timezone,
-                            w,
-                            h,
-                            s.browse_min_s,
-                            json.dumps(cars),
+                        StoreRow(
+                            store_id=s.store_id,
+                            name=s.name,
+                            brand=s.brand,
+                            region=s.region,
+                            timezone=s.timezone,
+                            floor_w_m=w,
+                            floor_h_m=h,
+                            browse_min_s=s.browse_min_s,
+                            cars_json=json.dumps(cars),
                         )
                     )
                 self._load_settings()
@@ -265,7 +277,7 @@ class Ingestor:
         """Validate, store and roll up one batch in one transaction."""
         result = BatchResult()
         batch = _Batch()
-        quarantine: list[tuple[object, ...]] = []
+        quarantine: list[QuarantineRecord] = []
         if self.storage.registry_version() != self._registry_version:
             self._load_settings()  # another process loaded the registry
         with self.storage.transaction():
@@ -288,14 +300,14 @@ class Ingestor:
                     valid.append((event, msg, received))
                 except ContractError as rej:
                     quarantine.append(
-                        (
-                            received,
-                            msg.source,
-                            msg.topic[:1024],
-                            rej.code,
-                            rej.message[:2000],
-                            len(msg.payload),
-                            bytes(msg.payload[:QUARANTINE_HEAD_BYTES]),
+                        QuarantineRecord(
+                            received_at=received,
+                            source=msg.source,
+                            topic=msg.topic[:1024],
+                            reason_code=rej.code,
+                            reason=rej.message[:2000],
+                            payload_size=len(msg.payload),
+                            payload_head=bytes(msg.payload[:QUARANTINE_HEAD_BYTES]),
                         )
                     )
                     result.quarantined += 1
@@ -304,7 +316,7 @@ class Ingestor:
             # the stores' locks, so another aggregator process cannot store the same event meanwhile).
             self.storage.lock_stores({e.store_id for e, _, _ in valid})
             seen = self.storage.known_event_ids([e.event_id for e, _, _ in valid])
-            raw: list[Row] = []
+            raw: list[EventRecord] = []
             for event, msg, received in valid:
                 if event.event_id in seen:
                     result.duplicates += 1
@@ -312,15 +324,15 @@ class Ingestor:
                 seen.add(event.event_id)
                 ts = ts_key(event.ts)
                 raw.append(
-                    (
-                        event.event_id,
-                        event.store_id,
-                        event.node_id,
-                        event.seq,
-                        getattr(event, "type", "?"),
-                        ts,
-                        received,
-                        msg.payload.decode("utf-8"),
+                    EventRecord(
+                        event_id=event.event_id,
+                        store_id=event.store_id,
+                        node_id=event.node_id,
+                        seq=event.seq,
+                        type=getattr(event, "type", "?"),
+                        ts=ts,
+                        received_at=received,
+                        payload=msg.payload.decode("utf-8"),
                     )
                 )
                 result.stored += 1
@@ -407,14 +419,14 @@ class Ingestor:
                 with self.storage.transaction():
                     self.storage.insert_quarantine(
                         [
-                            (
-                                ts_key(msg.received_at),
-                                msg.source,
-                                msg.topic[:1024],
-                                "internal",
-                                f"{type(exc).__name__}: {exc}"[:2000],
-                                len(msg.payload),
-                                bytes(msg.payload[:QUARANTINE_HEAD_BYTES]),
+                            QuarantineRecord(
+                                received_at=ts_key(msg.received_at),
+                                source=msg.source,
+                                topic=msg.topic[:1024],
+                                reason_code="internal",
+                                reason=f"{type(exc).__name__}: {exc}"[:2000],
+                                payload_size=len(msg.payload),
+                                payload_head=bytes(msg.payload[:QUARANTINE_HEAD_BYTES]),
                             )
                         ]
                     )
@@ -448,47 +460,51 @@ class Ingestor:
         s = self.settings(event.store_id)
         store = event.store_id
         if isinstance(event, VisitStarted):
+            day, hour_key = day_and_hour(event.ts, s.tz)
             batch.visit_starts.append(
-                (
-                    store,
-                    event.visitor_id,
-                    event.node_id,
-                    ts,
-                    event.door_id,
-                    *day_and_hour(event.ts, s.tz),
+                VisitStartRecord(
+                    store_id=store,
+                    visitor_id=event.visitor_id,
+                    node_id=event.node_id,
+                    started_at=ts,
+                    door_id=event.door_id,
+                    day=day,
+                    hour_key=hour_key,
                 )
             )
         elif isinstance(event, VisitEnded):
+            day, hour_key = day_and_hour(event.started_at, s.tz)
             batch.visit_ends.append(
-                (
-                    store,
-                    event.visitor_id,
-                    event.node_id,
-                    ts_key(event.started_at),
-                    ts,
-                    event.duration_s,
-                    event.door_id,
-                    event.end_reason,
-                    int(event.browsed),
-                    int(event.entered_car),
-                    int(event.received),
-                    *day_and_hour(event.started_at, s.tz),
+                VisitEndRecord(
+                    store_id=store,
+                    visitor_id=event.visitor_id,
+                    node_id=event.node_id,
+                    started_at=ts_key(event.started_at),
+                    ended_at=ts,
+                    duration_s=event.duration_s,
+                    door_id=event.door_id,
+                    end_reason=event.end_reason,
+                    browsed=int(event.browsed),
+                    entered_car=int(event.entered_car),
+                    received=int(event.received),
+                    day=day,
+                    hour_key=hour_key,
                 )
             )
         elif isinstance(event, ZoneDwell):
             batch.dwells.append(
-                (
-                    event.event_id,
-                    store,
-                    event.visitor_id,
-                    event.zone_id,
-                    ts_key(event.entered_at),
-                    ts_key(event.exited_at),
-                    event.dwell_s,
-                    local_day(event.entered_at, s.tz).isoformat(),
+                DwellRecord(
+                    event_id=event.event_id,
+                    store_id=store,
+                    visitor_id=event.visitor_id,
+                    zone_id=event.zone_id,
+                    entered_at=ts_key(event.entered_at),
+                    exited_at=ts_key(event.exited_at),
+                    dwell_s=event.dwell_s,
+                    day=local_day(event.entered_at, s.tz).isoformat(),
                 )
             )
-            key = (store, event.visitor_id, event.node_id)
+            key = VisitKey(store, event.visitor_id, event.node_id)
             if event.dwell_s >= s.browse_min_s:
                 batch.flags["browsed"].append(key)
             else:
@@ -496,20 +512,20 @@ class Ingestor:
                 batch.short_dwells.append((*key, event.zone_id, s.browse_min_s))
         elif isinstance(event, CarEntry):
             batch.car_entries.append(
-                (
-                    event.event_id,
-                    store,
-                    event.visitor_id,
-                    event.car_id,
-                    ts_key(event.entered_at),
-                    ts_key(event.exited_at),
-                    event.inside_s,
-                    local_day(event.entered_at, s.tz).isoformat(),
+                CarEntryRecord(
+                    event_id=event.event_id,
+                    store_id=store,
+                    visitor_id=event.visitor_id,
+                    car_id=event.car_id,
+                    entered_at=ts_key(event.entered_at),
+                    exited_at=ts_key(event.exited_at),
+                    inside_s=event.inside_s,
+                    day=local_day(event.entered_at, s.tz).isoformat(),
                 )
             )
-            batch.flags["entered_car"].append((store, event.visitor_id, event.node_id))
+            batch.flags["entered_car"].append(VisitKey(store, event.visitor_id, event.node_id))
         elif isinstance(event, Reception):
-            batch.flags["received"].append((store, event.visitor_id, event.node_id))
+            batch.flags["received"].append(VisitKey(store, event.visitor_id, event.node_id))
         elif isinstance(event, Heat):
             day = local_day(event.minute, s.tz).isoformat()
             hour_start = hour_start_utc(event.minute, s.tz)
@@ -539,7 +555,7 @@ class Ingestor:
         st.insert_car_entries(batch.car_entries)
         for store, visitor, node, zone_id, enough_s in batch.short_dwells:
             if st.dwell_total(store, visitor, zone_id) >= enough_s:
-                batch.flags["browsed"].append((store, visitor, node))
+                batch.flags["browsed"].append(VisitKey(store, visitor, node))
         for flag, keys in batch.flags.items():
             st.flag_visits(flag, keys)
         for row in batch.occupancy:
@@ -589,7 +605,7 @@ class Ingestor:
         self.storage.write_daily([self._refresh_day(store, day) for store, day in days])
         return len(days)
 
-    def _refresh_day(self, store: str, day: str) -> Row:
+    def _refresh_day(self, store: str, day: str) -> DailyRow:
         """Recompute a store-day's hourly visitors and per-car figures from the stored facts; returns its
         daily row (funnel) to write."""
         st = self.storage
@@ -609,30 +625,30 @@ class Ingestor:
         for car in sorted(set(zone_s) | set(entries)):
             dw = per_car.get(car, [])
             car_rows.append(
-                (
-                    car,
-                    len(dw),
-                    zone_s.get(car, 0.0),
-                    float(np.median(dw)) if dw else None,
-                    histogram.encode(histogram.histogram(dw)),
-                    entries.get(car, 0),
+                CarDayRow(
+                    car_id=car,
+                    browsers=len(dw),
+                    dwell_total_s=zone_s.get(car, 0.0),
+                    dwell_median_s=float(np.median(dw)) if dw else None,
+                    dwell_hist=histogram.encode(histogram.histogram(dw)),
+                    entries=entries.get(car, 0),
                 )
             )
         st.write_hourly_visitors(store, day, by_hour)
         st.write_car_daily(store, day, car_rows)
-        return (
-            store,
-            day,
-            visitors,
-            browsers,
-            entrants,
-            receptions,
-            len(durations),
-            float(sum(durations)),
-            float(np.median(durations)) if durations else None,
-            histogram.encode(histogram.histogram(durations)),
-            float(sum(zone_s.values())),
-            sum(1 for n in by_hour.values() if n > 0),
+        return DailyRow(
+            store_id=store,
+            day=day,
+            visitors=visitors,
+            car_browsers=browsers,
+            car_entrants=entrants,
+            receptions=receptions,
+            visits_ended=len(durations),
+            visit_s_total=float(sum(durations)),
+            median_visit_s=float(np.median(durations)) if durations else None,
+            visit_hist=histogram.encode(histogram.histogram(durations)),
+            car_zone_s=float(sum(zone_s.values())),
+            active_hours=sum(1 for n in by_hour.values() if n > 0),
         )
 
 
@@ -647,12 +663,12 @@ class _Batch:
     heat_hour: defaultdict[tuple[str, str, str, float], defaultdict[tuple[int, int], float]] = field(
         default_factory=lambda: defaultdict(lambda: defaultdict(float))
     )
-    visit_starts: list[Row] = field(default_factory=list)
-    visit_ends: list[Row] = field(default_factory=list)
-    dwells: list[Row] = field(default_factory=list)
+    visit_starts: list[VisitStartRecord] = field(default_factory=list)
+    visit_ends: list[VisitEndRecord] = field(default_factory=list)
+    dwells: list[DwellRecord] = field(default_factory=list)
     short_dwells: list[tuple[str, str, str, str, float]] = field(default_factory=list)
-    car_entries: list[Row] = field(default_factory=list)
-    flags: defaultdict[str, list[Row]] = field(default_factory=lambda: defaultdict(list))
+    car_entries: list[CarEntryRecord] = field(default_factory=list)
+    flags: defaultdict[str, list[VisitKey]] = field(default_factory=lambda: defaultdict(list))
     occupancy: list[tuple[str, str, str, int]] = field(default_factory=list)
     heartbeats: list[Heartbeat] = field(default_factory=list)
     statuses: list[tuple[Status, str]] = field(default_factory=list)

@@ -19,7 +19,15 @@ import numpy as np
 from aggregator import histogram
 from aggregator.heatgrid import encode_grid
 from aggregator.registry import CarEntry as RegistryCar
-from aggregator.storage.base import Row, StorageBackend
+from aggregator.storage.base import StorageBackend
+from aggregator.storage.records import (
+    CarDayRecord,
+    DailyRow,
+    HeatDayRecord,
+    HourlyRecord,
+    NodeSeenRecord,
+    StoreRow,
+)
 from aggregator.timebuckets import day_span_utc, hours_of_day, zone
 from edge.events import (
     CarEntry,
@@ -156,11 +164,11 @@ def heat_event(
 # ---------------------------------------------------------------------------------------------------
 
 
-def synthetic_registry_rows(n_stores: int, brands: int = 5, cars_per_store: int = 6) -> list[Row]:
-    """Store rows for `SqliteStorage.write_store`: brands b0.., regions east/west/north/south."""
+def synthetic_registry_rows(n_stores: int, brands: int = 5, cars_per_store: int = 6) -> list[StoreRow]:
+    """Store rows for `StorageBackend.write_store`: brands b0.., regions east/west/north/south."""
     regions = ("east", "west", "north", "south")
     zones = ("Asia/Shanghai", "Europe/Berlin", "America/New_York")
-    rows: list[Row] = []
+    rows: list[StoreRow] = []
     for i in range(n_stores):
         cars = [
             RegistryCar(
@@ -182,7 +190,7 @@ def synthetic_registry_rows(n_stores: int, brands: int = 5, cars_per_store: int 
             for c in range(cars_per_store)
         ]
         rows.append(
-            (
+            StoreRow(
                 f"s{i:04d}",
                 f"Store {i}",
                 f"b{i % brands}",
@@ -244,14 +252,14 @@ def fill_rollups(
     p_duration = np.bincount(histogram.bin_of(rng.gamma(2.0, 300.0, size=20_000)), minlength=histogram.N_BINS)
     p_duration = p_duration / p_duration.sum()
     last_seen = format_ts(datetime.combine(start + timedelta(days=n_days), datetime.min.time(), UTC))
-    daily: list[Row] = []
-    hourly: list[Row] = []
-    cars: list[Row] = []
-    heats: list[Row] = []
-    nodes: list[Row] = []
+    daily: list[DailyRow] = []
+    hourly: list[HourlyRecord] = []
+    cars: list[CarDayRecord] = []
+    heats: list[HeatDayRecord] = []
+    nodes: list[NodeSeenRecord] = []
     for count, row in enumerate(stores, start=1):
-        store_id = str(row[0])
-        tz = zone(str(row[4]))
+        store_id = row.store_id
+        tz = zone(row.timezone)
         strength = rng.uniform(0.5, 1.5)
         visitors = rng.poisson(40 * strength * np.where(weekend, 1.6, 1.0))
         browsers = rng.binomial(visitors, 0.7)
@@ -265,7 +273,7 @@ def fill_rollups(
             v = int(visitors[i])
             med = histogram.median(hists[i])
             daily.append(
-                (
+                DailyRow(
                     store_id,
                     key,
                     v,
@@ -281,11 +289,11 @@ def fill_rollups(
                 )
             )
             for h, n in zip(hours_of_day(days[i], tz)[10:21], per_hour[i], strict=True):
-                hourly.append((store_id, h.key, key, int(n), int(n) // 2))
+                hourly.append(HourlyRecord(store_id, h.key, key, int(n), int(n) // 2))
             for c in range(6):
                 nb = int(per_car[i, c])
                 cars.append(
-                    (
+                    CarDayRecord(
                         store_id,
                         key,
                         f"car-{c:02d}",
@@ -298,8 +306,8 @@ def fill_rollups(
                 )
             if i >= n_days - heat_days:
                 total, blob = heat_variants[(i + len(store_id)) % 8]
-                heats.append((store_id, key, 0.25, 144, 96, total, blob))
-        nodes.append((store_id, "node-a", last_seen))
+                heats.append(HeatDayRecord(store_id, key, 0.25, 144, 96, total, blob))
+        nodes.append(NodeSeenRecord(store_id, "node-a", last_seen))
         if count % STORES_PER_WRITE == 0 or count == len(stores):
             with storage.transaction():
                 storage.bulk_write_rollups(

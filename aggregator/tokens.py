@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from aggregator.storage.base import StorageBackend
+from aggregator.storage.records import ApiTokenRecord
 from edge.events import ID_PATTERN, format_ts
 
 TOKEN_PREFIX = "srv_"
@@ -92,7 +93,13 @@ def create_token(storage: StorageBackend, scope: Scope, note: str = "") -> str:
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with storage.transaction():
         storage.insert_api_token(
-            (token_hash(token), scope.brand, scope.store, note[:200], format_ts(datetime.now(UTC)))
+            ApiTokenRecord(
+                token_sha256=token_hash(token),
+                brand_id=scope.brand,
+                store_id=scope.store,
+                note=note[:200],
+                created_at=format_ts(datetime.now(UTC)),
+            )
         )
     return token
 
@@ -112,8 +119,7 @@ class TokenBook:
         digest = token_hash(token)
         if any(hmac.compare_digest(digest.encode(), h) for h in self._operator):
             return EVERY_STORE
-        row = storage.api_token(digest)
-        if row is None:
+        found = storage.api_token(digest)
+        if found is None:
             return None
-        brand, store = row[0], row[1]
-        return Scope(brand=None if brand is None else str(brand), store=None if store is None else str(store))
+        return Scope(brand=found.brand_id, store=found.store_id)

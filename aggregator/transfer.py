@@ -19,6 +19,7 @@ from datetime import datetime
 from aggregator.ingest import BatchResult, Ingestor, Message
 from aggregator.storage.base import Row, StorageBackend
 from aggregator.storage.errors import StorageError
+from aggregator.storage.records import AuditRecord, QuarantineRecord
 from edge.events import KIND_OF_TYPE, TOPIC_ROOT
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ def copy_history(
             target.write_brand(str(brand_id), str(name), json.loads(str(weights)))
             report.brands += 1
         for row in source.store_rows():
-            target.write_store(tuple(row))
+            target.write_store(row)
             report.stores += 1
     ingestor = Ingestor(target)
     batch: list[Message] = []
@@ -101,15 +102,15 @@ def copy_history(
     report.quarantined_on_replay = totals.quarantined
     with target.transaction():
         quarantine = source.quarantine_rows(limit=2**62)[::-1]  # oldest first, as they came
-        target.insert_quarantine([tuple(r[1:]) for r in quarantine])
+        target.insert_quarantine([QuarantineRecord(*r[1:]) for r in quarantine])
         report.quarantine_rows = len(quarantine)
         counts = source.counters()
         target.add_counters({k: v for k, v in counts.items() if k.startswith("quarantined")})
         for audit in source.audit_rows(limit=2**62)[::-1]:
-            target.insert_audit(tuple(audit[1:]))
+            target.insert_audit(AuditRecord(*audit[1:]))
             report.audits += 1
         for token in source.api_token_rows():  # hashes only: the tokens given out keep working
-            target.insert_api_token(tuple(token))
+            target.insert_api_token(token)
             report.api_tokens += 1
         for node in source.node_rows():
             if node[5] is not None:

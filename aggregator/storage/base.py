@@ -2,8 +2,8 @@
 
 `SqliteStorage` is the embedded implementation, `PgStorage` the one for brand-wide deployments (several
 aggregator processes); callers open either through `aggregator.storage.open_storage(url)` and no caller
-changes. Reads return the named records of storage/records.py; writes take plain rows in the column
-orders each method documents.
+changes. Writes take the named records of storage/records.py, and reads return them (a few reads
+used only inside the rollup refresh still return plain rows, documented where they are made).
 """
 
 from __future__ import annotations
@@ -13,22 +13,37 @@ from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from aggregator.storage.records import (
+    ApiTokenRecord,
+    AuditRecord,
     AuditRow,
     BrandRow,
+    CarDayRecord,
     CarDayRow,
+    CarEntryRecord,
     DailyRow,
+    DwellRecord,
+    EventRecord,
+    HeatDayRecord,
     HeatGridRow,
+    HourlyRecord,
     HourlyRow,
     LastEventRow,
     NodeRow,
+    NodeSeenRecord,
+    OccupancyRow,
     PeriodSumRow,
+    QuarantineRecord,
     QuarantineRow,
     StoreRow,
+    TokenScope,
+    VisitEndRecord,
     VisitHistRow,
+    VisitKey,
+    VisitStartRecord,
 )
 
 Row = tuple[Any, ...]
-"""A plain row written to storage (reads come back as the records of storage/records.py)."""
+"""A plain row as a database driver returns it."""
 
 
 class StorageBackend(Protocol):
@@ -48,13 +63,13 @@ class StorageBackend(Protocol):
         """Serialise the current transaction with every other writer of these stores until it ends (take
         it before reading what the transaction's writes depend on, such as which event ids are known)."""
 
-    def insert_event(self, row: Row) -> bool: ...
+    def insert_event(self, row: EventRecord) -> bool: ...
 
     def known_event_ids(self, event_ids: Sequence[str]) -> set[str]: ...
 
-    def insert_events(self, rows: Sequence[Row]) -> None: ...
+    def insert_events(self, rows: Sequence[EventRecord]) -> None: ...
 
-    def insert_quarantine(self, rows: Sequence[Row]) -> None: ...
+    def insert_quarantine(self, rows: Sequence[QuarantineRecord]) -> None: ...
 
     def add_counters(self, counts: dict[str, int]) -> None: ...
 
@@ -76,17 +91,17 @@ class StorageBackend(Protocol):
 
     def visit_day(self, store_id: str, visitor_id: str) -> str | None: ...
 
-    def upsert_visit_starts(self, rows: Sequence[Row]) -> None: ...
+    def upsert_visit_starts(self, rows: Sequence[VisitStartRecord]) -> None: ...
 
-    def upsert_visit_ends(self, rows: Sequence[Row]) -> None: ...
+    def upsert_visit_ends(self, rows: Sequence[VisitEndRecord]) -> None: ...
 
-    def flag_visits(self, flag: str, rows: Sequence[Row]) -> None: ...
+    def flag_visits(self, flag: str, rows: Sequence[VisitKey]) -> None: ...
 
-    def insert_dwells(self, rows: Sequence[Row]) -> None: ...
+    def insert_dwells(self, rows: Sequence[DwellRecord]) -> None: ...
 
     def dwell_total(self, store_id: str, visitor_id: str, zone_id: str) -> float: ...
 
-    def insert_car_entries(self, rows: Sequence[Row]) -> None: ...
+    def insert_car_entries(self, rows: Sequence[CarEntryRecord]) -> None: ...
 
     def take_dirty(self) -> list[tuple[str, str]]: ...
 
@@ -100,11 +115,11 @@ class StorageBackend(Protocol):
 
     def day_car_entries(self, store_id: str, day: str) -> list[Row]: ...
 
-    def write_daily(self, rows: Sequence[Row]) -> None: ...
+    def write_daily(self, rows: Sequence[DailyRow]) -> None: ...
 
     def write_hourly_visitors(self, store_id: str, day: str, visitors_by_hour: dict[str, int]) -> None: ...
 
-    def write_car_daily(self, store_id: str, day: str, rows: Sequence[Row]) -> None: ...
+    def write_car_daily(self, store_id: str, day: str, rows: Sequence[CarDayRow]) -> None: ...
 
     def add_heat(
         self,
@@ -145,15 +160,15 @@ class StorageBackend(Protocol):
 
     def write_brand(self, brand_id: str, name: str, weights: dict[str, float]) -> None: ...
 
-    def write_store(self, row: Row) -> None: ...
+    def write_store(self, row: StoreRow) -> None: ...
 
     def registry_version(self) -> int: ...
 
-    def insert_api_token(self, row: Row) -> None: ...
+    def insert_api_token(self, row: ApiTokenRecord) -> None: ...
 
-    def api_token(self, token_sha256: str) -> Row | None: ...
+    def api_token(self, token_sha256: str) -> TokenScope | None: ...
 
-    def api_token_rows(self) -> list[Row]:
+    def api_token_rows(self) -> list[ApiTokenRecord]:
         """Every API token as stored: (token_sha256, brand_id, store_id, note, created_at)."""
         ...
 
@@ -183,22 +198,22 @@ class StorageBackend(Protocol):
 
     def open_visits(self, store_id: str, since: str, until: str) -> int: ...
 
-    def latest_occupancy(self, store_id: str) -> Row | None: ...
+    def latest_occupancy(self, store_id: str) -> OccupancyRow | None: ...
 
     def last_event_per_store(self) -> list[LastEventRow]: ...
 
     def door_counts(self, store_id: str, start: str, end: str) -> tuple[int, int]: ...
 
-    def insert_audit(self, row: Row) -> int: ...
+    def insert_audit(self, row: AuditRecord) -> int: ...
 
     def audit_rows(self, store_id: str | None = None, limit: int = 1000) -> list[AuditRow]: ...
 
     def bulk_write_rollups(
         self,
         *,
-        daily: Sequence[Row] = (),
-        hourly: Sequence[Row] = (),
-        car_daily: Sequence[Row] = (),
-        heat_day: Sequence[Row] = (),
-        nodes: Sequence[Row] = (),
+        daily: Sequence[DailyRow] = (),
+        hourly: Sequence[HourlyRecord] = (),
+        car_daily: Sequence[CarDayRecord] = (),
+        heat_day: Sequence[HeatDayRecord] = (),
+        nodes: Sequence[NodeSeenRecord] = (),
     ) -> None: ...

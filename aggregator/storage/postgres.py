@@ -31,18 +31,33 @@ from aggregator.storage.errors import SchemaTooNewError, StorageError, StorageUn
 from aggregator.storage.partitions import Partitions, months_around, partition_name
 from aggregator.storage.pg_migrations import PARTITIONED, PG_MIGRATIONS
 from aggregator.storage.records import (
+    ApiTokenRecord,
+    AuditRecord,
     AuditRow,
     BrandRow,
+    CarDayRecord,
     CarDayRow,
+    CarEntryRecord,
     DailyRow,
+    DwellRecord,
+    EventRecord,
+    HeatDayRecord,
     HeatGridRow,
+    HourlyRecord,
     HourlyRow,
     LastEventRow,
     NodeRow,
+    NodeSeenRecord,
+    OccupancyRow,
     PeriodSumRow,
+    QuarantineRecord,
     QuarantineRow,
     StoreRow,
+    TokenScope,
+    VisitEndRecord,
     VisitHistRow,
+    VisitKey,
+    VisitStartRecord,
     as_records,
 )
 from aggregator.storage.url import redact
@@ -419,7 +434,7 @@ class PgStorage:
 
     # -- raw events and quarantine --------------------------------------------------------------------
 
-    def insert_event(self, row: Row) -> bool:
+    def insert_event(self, row: EventRecord) -> bool:
         """As `SqliteStorage.insert_event`; False if already stored."""
         self.lock_stores([str(row[1])])
         if self.known_event_ids([str(row[0])]):
@@ -433,7 +448,7 @@ class PgStorage:
         rows = self._all("SELECT event_id FROM events WHERE event_id = ANY(%s)", (list(event_ids),))
         return {str(r[0]) for r in rows}
 
-    def insert_events(self, rows: Sequence[Row]) -> None:
+    def insert_events(self, rows: Sequence[EventRecord]) -> None:
         """Rows as for `SqliteStorage.insert_events`, known to be new (checked under the stores' locks): one
         COPY, so a duplicate fails the whole batch rather than being stored twice."""
         if not rows:
@@ -464,7 +479,7 @@ class PgStorage:
         ):
             self._tx.seq[(str(store_id), str(node_id))].append((int(lo), int(hi)))
 
-    def insert_quarantine(self, rows: Sequence[Row]) -> None:
+    def insert_quarantine(self, rows: Sequence[QuarantineRecord]) -> None:
         self._many(
             "INSERT INTO quarantine (received_at, source, topic, reason_code, reason, payload_size, "
             "payload_head) VALUES (%s, %s, %s, %s, %s, %s, %s)",
@@ -577,7 +592,7 @@ class PgStorage:
         self._many(sql, rows)
         self._mark_dirty([*before, *self._visit_days(keys)])
 
-    def upsert_visit_starts(self, rows: Sequence[Row]) -> None:
+    def upsert_visit_starts(self, rows: Sequence[VisitStartRecord]) -> None:
         """As `SqliteStorage.upsert_visit_starts`."""
         self._write_visits(
             "INSERT INTO visits "
@@ -589,7 +604,7 @@ class PgStorage:
             rows,
         )
 
-    def upsert_visit_ends(self, rows: Sequence[Row]) -> None:
+    def upsert_visit_ends(self, rows: Sequence[VisitEndRecord]) -> None:
         """As `SqliteStorage.upsert_visit_ends`."""
         self._write_visits(
             "INSERT INTO visits AS v (store_id, visitor_id, node_id, has_end, started_at, ended_at, "
@@ -607,7 +622,7 @@ class PgStorage:
             rows,
         )
 
-    def flag_visits(self, flag: str, rows: Sequence[Row]) -> None:
+    def flag_visits(self, flag: str, rows: Sequence[VisitKey]) -> None:
         """Set `flag` (browsed, entered_car or received) on visits, each (store_id, visitor_id, node_id)."""
         if flag not in ("browsed", "entered_car", "received"):
             raise ValueError(f"unknown visit flag {flag!r}")
@@ -622,7 +637,7 @@ class PgStorage:
         )
         self._mark_dirty(self._visit_days((str(r[0]), str(r[1])) for r in rows))
 
-    def insert_dwells(self, rows: Sequence[Row]) -> None:
+    def insert_dwells(self, rows: Sequence[DwellRecord]) -> None:
         if not rows:
             return
         self._tx.facts = None  # a fact written: what a refresh read before is stale
@@ -637,7 +652,7 @@ class PgStorage:
         )[0]
         return float(total or 0.0)
 
-    def insert_car_entries(self, rows: Sequence[Row]) -> None:
+    def insert_car_entries(self, rows: Sequence[CarEntryRecord]) -> None:
         if not rows:
             return
         self._tx.facts = None  # a fact written: what a refresh read before is stale
@@ -757,7 +772,7 @@ class PgStorage:
             (store_id, day),
         )
 
-    def write_daily(self, rows: Sequence[Row]) -> None:
+    def write_daily(self, rows: Sequence[DailyRow]) -> None:
         """As `SqliteStorage.write_daily` (the week parts of the rows' weeks follow)."""
         if not rows:
             return
@@ -815,7 +830,7 @@ class PgStorage:
                 (store_id, hour_key, day, n),
             )
 
-    def write_car_daily(self, store_id: str, day: str, rows: Sequence[Row]) -> None:
+    def write_car_daily(self, store_id: str, day: str, rows: Sequence[CarDayRow]) -> None:
         self._ensure("car_daily", [day])
         self._defer("DELETE FROM car_daily WHERE store_id = %s AND day = %s", (store_id, day))
         for r in rows:
@@ -970,7 +985,7 @@ class PgStorage:
             )
         self.add_counters({"registry.version": 1})
 
-    def write_store(self, row: Row) -> None:
+    def write_store(self, row: StoreRow) -> None:
         cols = "store_id name brand region timezone floor_w_m floor_h_m browse_min_s cars"
         with self._conn() as c:
             c.execute(_upsert("stores", cols, ("store_id",)), row)
@@ -980,16 +995,17 @@ class PgStorage:
         row = self._all("SELECT value FROM counters WHERE name = 'registry.version'")
         return 0 if not row else int(row[0][0])
 
-    def insert_api_token(self, row: Row) -> None:
-        """(token_sha256, brand_id, store_id, note, created_at); exactly one of brand_id, store_id."""
+    def insert_api_token(self, row: ApiTokenRecord) -> None:
+        """Exactly one of brand_id and store_id is set."""
         with self._conn() as c:
             c.execute("INSERT INTO api_tokens VALUES (%s, %s, %s, %s, %s)", row)
 
-    def api_token(self, token_sha256: str) -> Row | None:
-        """(brand_id, store_id) of the token with this hash, or None."""
+    def api_token(self, token_sha256: str) -> TokenScope | None:
+        """What the token with this hash may read, or None."""
         rows = self._all("SELECT brand_id, store_id FROM api_tokens WHERE token_sha256 = %s", (token_sha256,))
-        return rows[0] if rows else None
+        return TokenScope(*rows[0]) if rows else None
 
+    @as_records(ApiTokenRecord)
     def api_token_rows(self) -> list[Row]:
         return self._all(
             "SELECT token_sha256, brand_id, store_id, note, created_at FROM api_tokens ORDER BY created_at"
@@ -1122,13 +1138,14 @@ class PgStorage:
         )
         return int(row[0])
 
-    def latest_occupancy(self, store_id: str) -> Row | None:
+    def latest_occupancy(self, store_id: str) -> OccupancyRow | None:
+        """As `SqliteStorage.latest_occupancy`."""
         rows = self._all(
             "SELECT minute, sum(occupancy_max) FROM occupancy_minute WHERE store_id = %s "
             "GROUP BY minute ORDER BY minute DESC LIMIT 1",
             (store_id,),
         )
-        return (rows[0][0], int(rows[0][1])) if rows else None
+        return OccupancyRow(str(rows[0][0]), int(rows[0][1])) if rows else None
 
     @as_records(LastEventRow)
     def last_event_per_store(self) -> list[Row]:
@@ -1150,7 +1167,7 @@ class PgStorage:
         )[0]
         return int(inward), int(outward)
 
-    def insert_audit(self, row: Row) -> int:
+    def insert_audit(self, row: AuditRecord) -> int:
         found = self._one(
             "INSERT INTO audits (store_id, start_ts, end_ts, manual_in, system_in, manual_out, system_out, "
             "auditor, note, recorded_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
@@ -1170,11 +1187,11 @@ class PgStorage:
     def bulk_write_rollups(
         self,
         *,
-        daily: Sequence[Row] = (),
-        hourly: Sequence[Row] = (),
-        car_daily: Sequence[Row] = (),
-        heat_day: Sequence[Row] = (),
-        nodes: Sequence[Row] = (),
+        daily: Sequence[DailyRow] = (),
+        hourly: Sequence[HourlyRecord] = (),
+        car_daily: Sequence[CarDayRecord] = (),
+        heat_day: Sequence[HeatDayRecord] = (),
+        nodes: Sequence[NodeSeenRecord] = (),
     ) -> None:
         """As `SqliteStorage.bulk_write_rollups` (load tests and data generators)."""
         if daily:

@@ -1,7 +1,8 @@
 """The rows that cross the storage boundary, one small typed record per table or read: fields by name.
 
 Immutable named tuples: `row.visitors` rather than `row[2]`, the same fields from every backend, and still
-tuples where code (or a test) compares whole rows.
+tuples where code (or a test) compares whole rows. Writes take records too (the first group below): a
+backend binds their fields in its own statements, and the ingest builds them by name.
 """
 
 from __future__ import annotations
@@ -9,6 +10,173 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple, ParamSpec, TypeVar
+
+# -- written by the ingest (facts of stored events) --------------------------------------------------
+
+
+class EventRecord(NamedTuple):
+    """A stored contract event (`events`): the raw payload under its idempotency key, `event_id`."""
+
+    event_id: str
+    store_id: str
+    node_id: str
+    seq: int
+    type: str
+    ts: str
+    received_at: str
+    payload: str
+
+
+class QuarantineRecord(NamedTuple):
+    """A payload that was refused, with its named reason and the first bytes of it (`quarantine`)."""
+
+    received_at: str
+    source: str
+    topic: str
+    reason_code: str
+    reason: str
+    payload_size: int
+    payload_head: bytes
+
+
+class VisitStartRecord(NamedTuple):
+    """A visit's start (`visits`): its store-local day and hour are the start's."""
+
+    store_id: str
+    visitor_id: str
+    node_id: str
+    started_at: str
+    door_id: str | None
+    day: str
+    hour_key: str
+
+
+class VisitEndRecord(NamedTuple):
+    """A visit's end (`visits`); flags are 0/1 and are OR-ed with those already stored."""
+
+    store_id: str
+    visitor_id: str
+    node_id: str
+    started_at: str
+    ended_at: str
+    duration_s: float
+    door_id: str | None
+    end_reason: str
+    browsed: int
+    entered_car: int
+    received: int
+    day: str
+    hour_key: str
+
+
+class VisitKey(NamedTuple):
+    """The visit a flag (browsed, entered a car, received) is set on."""
+
+    store_id: str
+    visitor_id: str
+    node_id: str
+
+
+class DwellRecord(NamedTuple):
+    """A stay in a display car's browse zone (`dwells`)."""
+
+    event_id: str
+    store_id: str
+    visitor_id: str
+    zone_id: str
+    entered_at: str
+    exited_at: str
+    dwell_s: float
+    day: str
+
+
+class CarEntryRecord(NamedTuple):
+    """A visitor inside a display car (`car_entries`)."""
+
+    event_id: str
+    store_id: str
+    visitor_id: str
+    car_id: str
+    entered_at: str
+    exited_at: str
+    inside_s: float
+    day: str
+
+
+# -- registry, API tokens and audits -------------------------------------------------------------------
+
+
+class ApiTokenRecord(NamedTuple):
+    """An API token, by the SHA-256 of its secret (`api_tokens`); exactly one of brand_id and store_id."""
+
+    token_sha256: str
+    brand_id: str | None
+    store_id: str | None
+    note: str
+    created_at: str
+
+
+class TokenScope(NamedTuple):
+    """What a token may read: one brand's stores or one store."""
+
+    brand_id: str | None
+    store_id: str | None
+
+
+class AuditRecord(NamedTuple):
+    """A door-count audit as recorded (`audits`; the database gives it its id)."""
+
+    store_id: str
+    start_ts: str
+    end_ts: str
+    manual_in: int
+    system_in: int
+    manual_out: int | None
+    system_out: int | None
+    auditor: str
+    note: str
+    recorded_at: str
+
+
+# -- rollups written directly (data generators for load tests) -----------------------------------------
+
+
+class HourlyRecord(NamedTuple):
+    store_id: str
+    hour_key: str
+    day: str
+    visitors: int
+    occupancy_max: int | None
+
+
+class CarDayRecord(NamedTuple):
+    store_id: str
+    day: str
+    car_id: str
+    browsers: int
+    dwell_total_s: float
+    dwell_median_s: float | None
+    dwell_hist: bytes | None
+    entries: int
+
+
+class HeatDayRecord(NamedTuple):
+    store_id: str
+    day: str
+    cell_m: float
+    nx: int
+    ny: int
+    person_s: float
+    grid: bytes
+
+
+class NodeSeenRecord(NamedTuple):
+    store_id: str
+    node_id: str
+    last_seen_at: str
+
+
+# -- read back (and the rollups the refresh writes) ---------------------------------------------------
 
 
 class StoreRow(NamedTuple):
@@ -111,6 +279,13 @@ class NodeRow(NamedTuple):
     seq_max: int | None
     seq_received: int
     seq_missing: int
+
+
+class OccupancyRow(NamedTuple):
+    """The latest minute with heat and the people on the floor then, summed over the store's nodes."""
+
+    minute: str
+    occupancy: int
 
 
 class LastEventRow(NamedTuple):

@@ -22,18 +22,33 @@ from aggregator.storage.base import Row
 from aggregator.storage.errors import SchemaTooNewError
 from aggregator.storage.migrations import MIGRATIONS
 from aggregator.storage.records import (
+    ApiTokenRecord,
+    AuditRecord,
     AuditRow,
     BrandRow,
+    CarDayRecord,
     CarDayRow,
+    CarEntryRecord,
     DailyRow,
+    DwellRecord,
+    EventRecord,
+    HeatDayRecord,
     HeatGridRow,
+    HourlyRecord,
     HourlyRow,
     LastEventRow,
     NodeRow,
+    NodeSeenRecord,
+    OccupancyRow,
     PeriodSumRow,
+    QuarantineRecord,
     QuarantineRow,
     StoreRow,
+    TokenScope,
+    VisitEndRecord,
     VisitHistRow,
+    VisitKey,
+    VisitStartRecord,
     as_records,
 )
 from aggregator.storage.weekparts import (
@@ -177,8 +192,8 @@ class SqliteStorage:
     def lock_stores(self, store_ids: Iterable[str]) -> None:
         """Nothing to do: a write transaction (BEGIN IMMEDIATE) already excludes every other writer."""
 
-    def insert_event(self, row: Row) -> bool:
-        """(event_id, store_id, node_id, seq, type, ts, received_at, payload); False if already stored."""
+    def insert_event(self, row: EventRecord) -> bool:
+        """Store one event; False if it is already stored."""
         cur = self.conn.execute("INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
         return cur.rowcount == 1
 
@@ -194,12 +209,11 @@ class SqliteStorage:
             )
         return found
 
-    def insert_events(self, rows: Sequence[Row]) -> None:
-        """Rows as for `insert_event`, known to be new."""
+    def insert_events(self, rows: Sequence[EventRecord]) -> None:
+        """Events known to be new (checked under the stores' locks)."""
         self.conn.executemany("INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
-    def insert_quarantine(self, rows: Sequence[Row]) -> None:
-        """(received_at, source, topic, reason_code, reason, payload_size, payload_head) each."""
+    def insert_quarantine(self, rows: Sequence[QuarantineRecord]) -> None:
         self.conn.executemany(
             "INSERT INTO quarantine (received_at, source, topic, reason_code, reason, payload_size, "
             "payload_head) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -280,8 +294,8 @@ class SqliteStorage:
         ).fetchone()
         return None if row is None else row[0]
 
-    def upsert_visit_starts(self, rows: Sequence[Row]) -> None:
-        """(store_id, visitor_id, node_id, started_at, door_id, day, hour_key) per visit start."""
+    def upsert_visit_starts(self, rows: Sequence[VisitStartRecord]) -> None:
+        """Visit starts: a start is authoritative for its visit's day and hour."""
         self.conn.executemany(
             "INSERT INTO visits "
             "(store_id, visitor_id, node_id, has_start, started_at, door_in, day, hour_key) "
@@ -292,10 +306,9 @@ class SqliteStorage:
             rows,
         )
 
-    def upsert_visit_ends(self, rows: Sequence[Row]) -> None:
-        """(store_id, visitor_id, node_id, started_at, ended_at, duration_s, door_id, end_reason, browsed,
-        entered_car, received, day, hour_key) per visit end. The visit's start event, when stored, stays
-        authoritative for its day and hour, so the order of start and end does not matter."""
+    def upsert_visit_ends(self, rows: Sequence[VisitEndRecord]) -> None:
+        """Visit ends. The visit's start event, when stored, stays authoritative for its day and hour, so
+        the order of start and end does not matter; flags are OR-ed."""
         self.conn.executemany(
             "INSERT INTO visits (store_id, visitor_id, node_id, has_end, started_at, ended_at, duration_s, "
             "door_out, end_reason, browsed, entered_car, received, day, hour_key) "
@@ -311,8 +324,8 @@ class SqliteStorage:
             rows,
         )
 
-    def flag_visits(self, flag: str, rows: Sequence[Row]) -> None:
-        """Set `flag` (browsed, entered_car or received) on visits, each (store_id, visitor_id, node_id)."""
+    def flag_visits(self, flag: str, rows: Sequence[VisitKey]) -> None:
+        """Set `flag` (browsed, entered_car or received) on these visits."""
         if flag not in ("browsed", "entered_car", "received"):
             raise ValueError(f"unknown visit flag {flag!r}")
         self.conn.executemany(
@@ -321,8 +334,7 @@ class SqliteStorage:
             rows,
         )
 
-    def insert_dwells(self, rows: Sequence[Row]) -> None:
-        """(event_id, store_id, visitor_id, zone_id, entered_at, exited_at, dwell_s, day) each."""
+    def insert_dwells(self, rows: Sequence[DwellRecord]) -> None:
         self.conn.executemany("INSERT OR IGNORE INTO dwells VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
     def dwell_total(self, store_id: str, visitor_id: str, zone_id: str) -> float:
@@ -333,8 +345,7 @@ class SqliteStorage:
         ).fetchone()[0]
         return float(total or 0.0)
 
-    def insert_car_entries(self, rows: Sequence[Row]) -> None:
-        """(event_id, store_id, visitor_id, car_id, entered_at, exited_at, inside_s, day) each."""
+    def insert_car_entries(self, rows: Sequence[CarEntryRecord]) -> None:
         self.conn.executemany("INSERT OR IGNORE INTO car_entries VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
     # -- rollup refresh -------------------------------------------------------------------------------
@@ -388,10 +399,9 @@ class SqliteStorage:
             (store_id, day),
         ).fetchall()
 
-    def write_daily(self, rows: Sequence[Row]) -> None:
-        """Daily rows, each (store_id, day, visitors, car_browsers, car_entrants, receptions, visits_ended,
-        visit_s_total, median_visit_s, visit_hist, car_zone_s, active_hours). The week parts of each store's
-        weeks from that of its first row written to that of its last follow."""
+    def write_daily(self, rows: Sequence[DailyRow]) -> None:
+        """Daily rollups. The week parts of each store's weeks from that of its first row written to that
+        of its last follow."""
         self.conn.executemany("INSERT OR REPLACE INTO daily_store VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
         spans: dict[str, tuple[str, str]] = {}
         for r in rows:
@@ -438,8 +448,8 @@ class SqliteStorage:
             [(store_id, h, day, n) for h, n in visitors_by_hour.items()],
         )
 
-    def write_car_daily(self, store_id: str, day: str, rows: Sequence[Row]) -> None:
-        """rows: (car_id, browsers, dwell_total_s, dwell_median_s, dwell_hist, entries)."""
+    def write_car_daily(self, store_id: str, day: str, rows: Sequence[CarDayRow]) -> None:
+        """Replace a store-day's per-car rollups."""
         self.conn.execute("DELETE FROM car_daily WHERE store_id = ? AND day = ?", (store_id, day))
         self.conn.executemany(
             "INSERT INTO car_daily VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [(store_id, day, *r) for r in rows]
@@ -601,8 +611,7 @@ class SqliteStorage:
         )
         self.add_counters({"registry.version": 1})
 
-    def write_store(self, row: Row) -> None:
-        """(store_id, name, brand, region, timezone, floor_w_m, floor_h_m, browse_min_s, cars_json)."""
+    def write_store(self, row: StoreRow) -> None:
         self.conn.execute("INSERT OR REPLACE INTO stores VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
         self.add_counters({"registry.version": 1})
 
@@ -757,14 +766,14 @@ class SqliteStorage:
         ).fetchone()
         return int(row[0])
 
-    def latest_occupancy(self, store_id: str) -> Row | None:
-        """(minute, occupancy summed over nodes) of the latest minute with heat."""
+    def latest_occupancy(self, store_id: str) -> OccupancyRow | None:
+        """The latest minute with heat, and the occupancy summed over the store's nodes."""
         row: Row | None = self.conn.execute(
             "SELECT minute, sum(occupancy_max) FROM occupancy_minute WHERE store_id = ? "
             "GROUP BY minute ORDER BY minute DESC LIMIT 1",
             (store_id,),
         ).fetchone()
-        return row
+        return None if row is None else OccupancyRow(str(row[0]), int(row[1]))
 
     @as_records(LastEventRow)
     def last_event_per_store(self) -> list[Row]:
@@ -788,25 +797,25 @@ class SqliteStorage:
         ).fetchone()[0]
         return int(inward), int(outward)
 
-    def insert_api_token(self, row: Row) -> None:
-        """(token_sha256, brand_id, store_id, note, created_at); exactly one of brand_id, store_id."""
+    def insert_api_token(self, row: ApiTokenRecord) -> None:
+        """Exactly one of brand_id and store_id is set."""
         self.conn.execute("INSERT INTO api_tokens VALUES (?, ?, ?, ?, ?)", row)
 
-    def api_token(self, token_sha256: str) -> Row | None:
-        """(brand_id, store_id) of the token with this hash, or None."""
+    def api_token(self, token_sha256: str) -> TokenScope | None:
+        """What the token with this hash may read, or None."""
         row: Row | None = self.conn.execute(
             "SELECT brand_id, store_id FROM api_tokens WHERE token_sha256 = ?", (token_sha256,)
         ).fetchone()
-        return row
+        return None if row is None else TokenScope(*row)
 
+    @as_records(ApiTokenRecord)
     def api_token_rows(self) -> list[Row]:
         return self.conn.execute(
             "SELECT token_sha256, brand_id, store_id, note, created_at FROM api_tokens ORDER BY created_at"
         ).fetchall()
 
-    def insert_audit(self, row: Row) -> int:
-        """(store_id, start_ts, end_ts, manual_in, system_in, manual_out, system_out, auditor, note,
-        recorded_at); returns the audit's id."""
+    def insert_audit(self, row: AuditRecord) -> int:
+        """Record an audit; returns its id."""
         cur = self.conn.execute(
             "INSERT INTO audits (store_id, start_ts, end_ts, manual_in, system_in, manual_out, system_out, "
             "auditor, note, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -828,17 +837,13 @@ class SqliteStorage:
     def bulk_write_rollups(
         self,
         *,
-        daily: Sequence[Row] = (),
-        hourly: Sequence[Row] = (),
-        car_daily: Sequence[Row] = (),
-        heat_day: Sequence[Row] = (),
-        nodes: Sequence[Row] = (),
+        daily: Sequence[DailyRow] = (),
+        hourly: Sequence[HourlyRecord] = (),
+        car_daily: Sequence[CarDayRecord] = (),
+        heat_day: Sequence[HeatDayRecord] = (),
+        nodes: Sequence[NodeSeenRecord] = (),
     ) -> None:
-        """Write rollup rows directly (data generators for load tests; no raw events behind them).
-
-        daily: as `write_daily`; hourly: (store_id, hour_key, day, visitors, occupancy_max); car_daily:
-        (store_id, day, car_id, browsers, dwell_total_s, dwell_median_s, dwell_hist, entries); heat_day:
-        (store_id, day, cell_m, nx, ny, person_s, grid); nodes: (store_id, node_id, last_seen_at)."""
+        """Write rollup rows directly (data generators for load tests; no raw events behind them)."""
         c = self.conn
         self.write_daily(daily)
         c.executemany(
