@@ -224,8 +224,10 @@ class Ingestor:
                             h,
                             s.browse_min_s,
                             json.dumps(cars),
+                            s.plan.model_dump_json(),
                         )
                     )
+                    self.storage.write_floor_image(s.store_id, s.floor_image_png)
                 self._load_settings()
                 with_data = set(self.storage.store_ids_with_data())
                 for s in registry.stores:

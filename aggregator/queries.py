@@ -32,7 +32,7 @@ from aggregator.audit import STALE_AFTER, Audit, audit_of
 from aggregator.gaps import Gap, gap_report, missing_count
 from aggregator.heatgrid import decode_grid
 from aggregator.partial_day import FUNNEL_EVENT_TYPES, PartialCounts, StoredEvent, counts_until, cutoff_on
-from aggregator.registry import DIMENSIONS, Dimension
+from aggregator.registry import DIMENSIONS, Dimension, FloorPlan
 from aggregator.storage import open_storage
 from aggregator.storage.base import StorageBackend
 from aggregator.storage.records import DailyRow, HeatGridRow, StoreRow
@@ -63,6 +63,10 @@ class StoreCar:
     interior_zone_m: tuple[tuple[float, float], ...]
 
 
+NO_PLAN = FloorPlan()
+"""A store whose floor plan the registry does not describe (or not yet: see migration 7)."""
+
+
 @dataclass(frozen=True)
 class StoreInfo:
     store_id: str
@@ -76,6 +80,9 @@ class StoreInfo:
     """False for a store seen in events but missing from the registry (bucketed in UTC)."""
     browse_min_s: float = 10.0
     """Dwell in a car's browse zone that makes a visitor a car browser."""
+    plan: FloorPlan = NO_PLAN
+    """Doors, staff areas and named zones of the floor plan, and where its drawing lies (if it has one:
+    `Queries.floor_image`)."""
 
 
 @dataclass(frozen=True)
@@ -1042,11 +1049,17 @@ class Queries:
 
     # -- zones of the floor ---------------------------------------------------------------------------
 
+    def floor_image(self, store_id: str) -> bytes | None:
+        """The store's floor plan drawing (PNG, at most `registry.FLOOR_IMAGE_MAX_PX` a side), if any."""
+        return self.storage.floor_image(store_id)
+
     def floor_zones(self, store_id: str) -> list[FloorZone]:
         """The zones the registry knows for the store: each display car's browse zone (without its
-        interior) and its interior."""
+        interior) and its interior, then the floor plan's zones (reception, negotiation, entrance...) and
+        staff areas."""
         out: list[FloorZone] = []
-        for c in self._registry_store(store_id).cars:
+        store = self._registry_store(store_id)
+        for c in store.cars:
             if len(c.browse_zone_m) >= 3:
                 out.append(
                     FloorZone(
@@ -1055,6 +1068,10 @@ class Queries:
                 )
             if len(c.interior_zone_m) >= 3:
                 out.append(FloorZone(f"{c.id}.interior", "car_interior", c.model_name, c.interior_zone_m))
+        for z in store.plan.zones:
+            out.append(FloorZone(f"zone.{z.id}", z.kind, z.name, tuple(z.polygon_m)))
+        for a in store.plan.staff_areas:
+            out.append(FloorZone(f"staff.{a.id}", "staff", a.id, tuple(a.polygon_m)))
         return out
 
     def zone_comparison(
@@ -1423,5 +1440,14 @@ def _store_info(r: StoreRow) -> StoreInfo:
         else None
     )
     return StoreInfo(
-        r.store_id, r.name, r.brand, r.region, r.timezone, floor, cars, True, float(r.browse_min_s)
+        r.store_id,
+        r.name,
+        r.brand,
+        r.region,
+        r.timezone,
+        floor,
+        cars,
+        True,
+        float(r.browse_min_s),
+        FloorPlan.model_validate_json(r.floor_plan_json),
     )

@@ -121,6 +121,12 @@ class ScopedData:
         result: ZoneComparison = self._fetch("zone_comparison", (store_id, start, end, extra_zones))
         return result
 
+    def floor_image(self, store_id: str) -> bytes | None:
+        """The store's floor plan drawing (PNG), None without one."""
+        self.store(store_id)
+        result: bytes | None = self._fetch("floor_image", (store_id,))
+        return result
+
     def history_loading(self, store_id: str) -> HistoryLoading | None:
         """The store's history backfill while it runs ("history loading (n of m days)"); None when done."""
         self.store(store_id)

@@ -77,6 +77,17 @@ EN: dict[str, str] = {
     "person-s, share its darkest colour. Time spent inside the cars is not coloured: it is written on "
     "each car and listed below.",
     "store.heat_legend": "person-s per cell (colour clipped at the {pct}th percentile)",
+    "plan.legend": "Floor plan",
+    "plan.door": "Door",
+    "plan.staff": "Staff area",
+    "plan.reception": "Reception",
+    "plan.negotiation": "Negotiation",
+    "plan.entrance": "Entrance",
+    "plan.other": "Zone",
+    "store.plan_drawing": "Under the heat: the store's floor drawing (its walls); doors and areas from the "
+    "store's configuration.",
+    "store.plan_outline": "No floor drawing is configured: the dark frame is the floor's outline (the "
+    "configuration holds no walls); doors and areas are drawn from the store's configuration.",
     "store.inside": "inside: {minutes} person-min",
     "store.live_zones": "Display cars this hour (live)",
     "store.live_zones_caption": "Person-minutes since {since}, refreshed every {seconds} s: around each car "
@@ -307,6 +318,15 @@ ZH: dict[str, str] = {
     "色阶止于有人网格的第 {pct} 百分位（{top} 人·秒），更热的网格（最高 {busiest} 人·秒）同用最深色。"
     "车内停留时间不着色，标在各展车上并列于下表。",
     "store.heat_legend": "每格人·秒（色阶截断于第 {pct} 百分位）",
+    "plan.legend": "平面图",
+    "plan.door": "门",
+    "plan.staff": "员工区",
+    "plan.reception": "接待区",
+    "plan.negotiation": "洽谈区",
+    "plan.entrance": "入口区",
+    "plan.other": "区域",
+    "store.plan_drawing": "热力下方为门店平面图（含墙体）；门与各区域取自门店配置。",
+    "store.plan_outline": "未配置平面图：深色外框为场地边界（配置中没有墙体）；门与各区域取自门店配置。",
     "store.inside": "车内：{minutes} 人·分",
     "store.live_zones": "本小时展车热度（实时）",
     "store.live_zones_caption": "自 {since} 起的人·分钟数，每 {seconds} 秒刷新：展车周围（浏览区）与车内。",

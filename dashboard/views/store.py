@@ -158,6 +158,7 @@ def _render_heatmap(ctx: ViewContext, store: StoreInfo, heat: Heatmap) -> None:
         car_id: t(lang, "store.inside", minutes=fmt.count(s / 60)) for car_id, s in split.inside_s.items()
     }
     legend = t(lang, "store.heat_legend", pct=f"{CLIP_PERCENTILE:g}")
+    plan = plan_drawing(ctx, store)
     spec = charts.heatmap_spec(
         split.floor,
         heat.cell_m,
@@ -166,8 +167,11 @@ def _render_heatmap(ctx: ViewContext, store: StoreInfo, heat: Heatmap) -> None:
         colour_title=legend,
         colour_top=split.colour_top_s,
         inside_labels=inside,
+        plan=plan,
+        plan_title=t(lang, "plan.legend"),
     )
     show_chart(spec, "chart_heatmap", alt=t(lang, "store.heatmap"))
+    st.caption(t(lang, "store.plan_drawing" if plan.image_png else "store.plan_outline"))
     st.caption(
         t(
             lang,
@@ -187,6 +191,23 @@ def _render_heatmap(ctx: ViewContext, store: StoreInfo, heat: Heatmap) -> None:
         }
         st.markdown(f"**{t(lang, 'store.inside_title')}**")
         show_table(lang, table, "table_inside_cars")
+
+
+def plan_drawing(ctx: ViewContext, store: StoreInfo) -> charts.PlanDrawing:
+    """The store's floor plan as the heatmap draws it: its drawing (if the registry has one), doors by
+    name (their id where the registry gives none), staff areas and named zones, with translated kinds."""
+    plan = store.plan
+    image = ctx.data.floor_image(store.store_id) if plan.image_extent_m is not None else None
+    return charts.PlanDrawing(
+        image_png=image,
+        image_extent_m=plan.image_extent_m if image is not None else None,
+        doors=[(d.name or d.id, d.line_m) for d in plan.doors],
+        areas=[
+            *(("staff", a.id, a.polygon_m) for a in plan.staff_areas),
+            *((z.kind, z.name, z.polygon_m) for z in plan.zones),
+        ],
+        kind_labels={k: t(ctx.lang, f"plan.{k}") for k in charts.PLAN_COLOURS},
+    )
 
 
 def _render_cars(ctx: ViewContext, ranking: list[CarStats]) -> None:

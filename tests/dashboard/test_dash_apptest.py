@@ -19,6 +19,7 @@ import dash_world as world
 import numpy as np
 import pytest
 import streamlit as st
+import vl_convert
 from streamlit.testing.v1 import AppTest
 
 from aggregator.queries import Queries
@@ -264,18 +265,18 @@ def test_store_manager_car_ranking_equals_the_aggregator(queries: Queries) -> No
     bars = hourly["layer"][0]["data"]["values"]
     assert [(r["hour"], r["visitors"]) for r in bars] == [(h.local_hour, h.visitors) for h in hours]
     # The heatmap: the grid's cells (same total person-seconds) under each car's outline and model name.
-    layers = heatmap["layer"]
-    assert layers[1]["mark"]["type"] == "image"
+    layers = {layer["name"]: layer for layer in heatmap["layer"]}
+    assert layers["heat"]["mark"]["type"] == "image"
     heat = queries.heatmap("sh-01", world.DAY, world.DAY)
     # The floor apart from the time inside car-01 (its interior, 4-8.8 m x 5-7 m, holds some of the heat).
     store = queries.store("sh-01")
     split = floor_heat(heat.grid, heat.cell_m, {c.id: c.interior_zone_m for c in store.cars})
     assert split.inside_s["car-01"] > 0 and split.inside_s["car-02"] == 0
     assert split.floor.sum() + sum(split.inside_s.values()) == pytest.approx(float(heat.grid.sum()))
-    legend = layers[2]["encoding"]["color"]
+    legend = layers["heat_legend"]["encoding"]["color"]
     assert legend["scale"]["domain"][-1] == pytest.approx(split.colour_top_s)
     assert legend["title"] == "person-s per cell (colour clipped at the 99th percentile)"
-    png = base64.b64decode(layers[1]["data"]["values"][0]["url"].split(",", 1)[1])
+    png = base64.b64decode(layers["heat"]["data"]["values"][0]["url"].split(",", 1)[1])
     alpha = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)[..., 3]
     k = alpha.shape[1] // heat.grid.shape[1]
     assert alpha.shape == (heat.grid.shape[0] * k, heat.grid.shape[1] * k)
@@ -283,9 +284,9 @@ def test_store_manager_car_ranking_equals_the_aggregator(queries: Queries) -> No
     inside = _table_with(at, "Person-minutes inside")
     assert inside["Model"].tolist()[0] == "Model S Sedan"
     assert inside["Person-minutes inside"].tolist()[0] == fmt.count(split.inside_s["car-01"] / 60)
-    labels = {r["label"] for r in layers[-1]["data"]["values"]}
+    labels = {r["label"] for r in layers["car_labels"]["data"]["values"]}
     assert labels == {c["model_name"] for c in world.CARS}
-    outlines = {r["group"] for r in layers[-2]["data"]["values"]}
+    outlines = {r["group"] for r in layers["car_outline"]["data"]["values"]}
     assert outlines == {"car-01", "car-02", "car-03"}
     assert {r["car"] for r in ranking["data"]["values"]} == {c.model_name for c in cars}
     # The store's own health for the period, against its brand.
@@ -415,6 +416,71 @@ def test_brand_hq_cannot_reach_other_brands(params: dict[str, str], message: str
 def test_brand_hq_store_view_of_own_brand(queries: Queries) -> None:
     at = _login(_app(date=DAY, view="store", store="bj-02"), "hq.aurora")
     assert _metrics(at)["Visitors"] == fmt.count(queries.funnel("bj-02", world.DAY).today.visitors) == "20"
+
+
+def _heatmap_svg(at: AppTest) -> str:
+    """The heatmap as the page shows it: the SVG picture whose text names the floor plan's legend."""
+
+    def walk(node: Any) -> Iterator[Any]:
+        yield node
+        for child in getattr(node, "children", {}).values():
+            yield from walk(child)
+
+    svgs = [
+        base64.b64decode(e.proto.imgs[0].url.split(",", 1)[1]).decode("utf-8")
+        for e in walk(at._tree)
+        if getattr(e, "type", "") == "image"
+    ]
+    [svg] = [s for s in svgs if "person-s per cell" in s]
+    return svg
+
+
+def _teal_share(spec: dict[str, Any]) -> float:
+    """The share of the drawn heatmap's pixels in the floor drawing's colour."""
+    png = vl_convert.vegalite_to_png(spec)
+    rgb = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    b, g, r = world.FLOOR_IMAGE_BGR
+    near = (np.abs(rgb.astype(int) - np.array([b, g, r])).sum(axis=2)) < 30
+    return float(near.mean())
+
+
+def test_heatmap_draws_doors_staff_areas_and_reception_over_the_floor_outline(queries: Queries) -> None:
+    at = _login(_app(date=DAY, period="day"), "li.wei")
+    svg = _heatmap_svg(at)
+    plan = queries.store("sh-01").plan
+    assert plan.doors[0].name == "Main entrance" and plan.image_extent_m is None
+    for text in (
+        "Main entrance",
+        "back-office",
+        "Welcome desk",
+        "Floor plan",
+        "Door",
+        "Staff area",
+        "Reception",
+    ):
+        assert f">{text}</text>" in svg, text
+    # The staff area's dashed outline and the door's thick line, in their legend colours.
+    assert 'stroke="#4b5563"' in svg and 'stroke-dasharray="6,3"' in svg
+    assert 'stroke="#dc2626" stroke-width="6"' in svg
+    assert "No floor drawing is configured" in _texts(at)
+    spec = at.session_state[CHARTS_SHOWN]["chart_heatmap"]
+    doors = {layer["name"]: layer for layer in spec["layer"]}["plan_doors"]["data"]["values"]
+    assert [(r["x"], r["y"]) for r in doors] == [(14, 24), (18, 24)]
+    assert _teal_share(spec) == 0.0
+
+
+def test_heatmap_draws_the_floor_drawing_underneath(queries: Queries) -> None:
+    at = _login(_app(date=DAY, period="day", view="store", store="bj-02"), "hq.aurora")
+    drawing = queries.floor_image("bj-02")
+    assert drawing is not None
+    svg = _heatmap_svg(at)
+    assert base64.b64encode(drawing).decode("ascii") in svg
+    spec = at.session_state[CHARTS_SHOWN]["chart_heatmap"]
+    names = [layer["name"] for layer in spec["layer"]]
+    assert names.index("floor_image") < names.index("heat")  # under the heat
+    # Most of the picture is the drawing's colour (the heat covers a few square metres of 864).
+    assert _teal_share(spec) > 0.3
+    assert "the store's floor drawing" in _texts(at)
 
 
 # -- installer ------------------------------------------------------------------------------------
