@@ -37,7 +37,7 @@ from aggregator.storage import open_storage
 from aggregator.storage.base import StorageBackend
 from aggregator.storage.records import DailyRow, HeatGridRow, StoreRow
 from aggregator.timebuckets import day_span_utc, hours_of_day, parse_ts_key, zone
-from aggregator.zones import FloorZone, ZoneFigure, compare_zones
+from aggregator.zones import FloorZone, ZoneFigure, compare_zones, sparse_zone_sums
 from edge.events import format_ts
 
 DIMENSION_LABELS: dict[Dimension, str] = {
@@ -234,6 +234,32 @@ class Occupancy:
     floor_occupancy: int | None
     """Most visitors on the floor in the latest reported minute (summed over nodes)."""
     floor_minute: datetime | None
+
+
+@dataclass(frozen=True)
+class ZoneNow:
+    zone: FloorZone
+    people: float
+    """Visitors in the zone on average over the minute (person-seconds / 60; staff excluded)."""
+
+
+@dataclass(frozen=True)
+class ZoneOccupancy:
+    """Visitors in each floor zone now: from each node's latest minute of heat within `window` before
+    `as_of` (nodes send a minute's heat when it ends, so "now" is one to two minutes old)."""
+
+    store_id: str
+    as_of: datetime
+    window: timedelta
+    minute: datetime | None
+    """Start of the oldest of the latest minutes used (the figures are at least this fresh); None when no
+    node reported heat within the window."""
+    nodes: int
+    """Nodes whose minute is counted."""
+    floor_people: float
+    """Visitors on the whole floor on average over those minutes."""
+    zones: tuple[ZoneNow, ...]
+    """Every zone but staff areas, most people first."""
 
 
 @dataclass(frozen=True)
@@ -840,6 +866,44 @@ class Queries:
             open_visits,
             None if latest is None else int(latest[1]),
             None if latest is None else _dt(str(latest[0])),
+        )
+
+    LIVE_ZONE_WINDOW = timedelta(minutes=5)
+    """How old a node's latest minute of heat may be to count as "now"."""
+
+    def zone_occupancy_now(self, store_id: str, now: datetime | None = None) -> ZoneOccupancy:
+        """Visitors in each zone of the floor (`floor_zones`, staff areas left out) now: each node's
+        latest minute of heat within `LIVE_ZONE_WINDOW`, its person-seconds per zone over 60, summed over
+        the nodes (each covers its own part of the floor)."""
+        now = (now or datetime.now(UTC)).astimezone(UTC)
+        window = self.LIVE_ZONE_WINDOW
+        rows = self.storage.events_between(
+            store_id, ["heat"], format_ts(now - window), format_ts(now + timedelta(microseconds=1))
+        )
+        latest: dict[str, dict[str, Any]] = {}
+        for _type, payload in rows:
+            data = json.loads(payload)
+            node = str(data["node_id"])
+            if node not in latest or str(data["minute"]) >= str(latest[node]["minute"]):
+                latest[node] = data
+        zones = [z for z in self.floor_zones(store_id) if z.kind != "staff"]
+        people = dict.fromkeys((z.zone_id for z in zones), 0.0)
+        floor = 0.0
+        for data in latest.values():
+            cells = [(int(c[0]), int(c[1]), float(c[2])) for c in data["cells"]]
+            for zone_id, person_s in sparse_zone_sums(cells, float(data["cell_m"]), zones).items():
+                people[zone_id] += person_s / 60.0
+            floor += sum(c[2] for c in cells) / 60.0
+        minute = _dt(min(str(d["minute"]) for d in latest.values())) if latest else None
+        ranked = sorted(zones, key=lambda z: (-people[z.zone_id], z.zone_id))
+        return ZoneOccupancy(
+            store_id,
+            now,
+            window,
+            minute,
+            len(latest),
+            floor,
+            tuple(ZoneNow(z, people[z.zone_id]) for z in ranked),
         )
 
     # -- periods --------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from aggregator.queries import (
     StoreInfo,
     StorePage,
     ZoneComparison,
+    ZoneOccupancy,
 )
 from aggregator.zones import FloorZone
 from dashboard.auth import AccessDeniedError, User
@@ -161,6 +162,12 @@ class ScopedData:
     def occupancy_now(self, store_id: str, now: datetime) -> Occupancy:
         self._figures_of(store_id)
         result: Occupancy = self._fetch("occupancy_now", (store_id, now))
+        return result
+
+    def zone_occupancy_now(self, store_id: str, now: datetime) -> ZoneOccupancy:
+        """Visitors in each floor zone from the nodes' latest minute of heat."""
+        self._figures_of(store_id)
+        result: ZoneOccupancy = self._fetch("zone_occupancy_now", (store_id, now))
         return result
 
     def daily_series(self, store_id: str, start: date, end: date) -> list[DailyMetrics]:

@@ -13,6 +13,7 @@ import streamlit as st
 
 from aggregator.audit import STALE_AFTER, Audit
 from aggregator.queries import CarStats, Funnel, FunnelFigures, Heatmap, HourTraffic, StoreInfo
+from aggregator.zones import FloorZone
 from dashboard import charts
 from dashboard import format as fmt
 from dashboard.health_view import render_health
@@ -263,11 +264,56 @@ def live_occupancy(ctx: ViewContext, store: StoreInfo) -> None:
         st.caption(t(lang, "store.occupancy_as_of", time=fmt.local_time(as_of, store.timezone)))
 
 
+def zone_label(lang: Lang, zone: FloorZone) -> str:
+    """A zone as the table names it: a car's model with 'around' or 'inside', else the plan's name."""
+    if zone.kind == "car_browse":
+        return t(lang, "zone.around", model=zone.label)
+    if zone.kind == "car_interior":
+        return t(lang, "zone.inside", model=zone.label)
+    return zone.label
+
+
+def _render_zones_now(ctx: ViewContext, store: StoreInfo, now: datetime) -> None:
+    """Visitors in each zone now, from the nodes' latest minute of heat, saying how old that minute is."""
+    lang = ctx.lang
+    occ = ctx.data.zone_occupancy_now(store.store_id, now)
+    st.subheader(t(lang, "store.zones_now"))
+    if occ.minute is None:
+        st.info(t(lang, "store.zones_now_none", minutes=round(occ.window.total_seconds() / 60)))
+        return
+    age = max(0.0, (now - (occ.minute + timedelta(minutes=1))).total_seconds())
+    st.caption(
+        t(
+            lang,
+            "store.zones_now_caption",
+            time=fmt.local_time(occ.minute, store.timezone),
+            age=fmt.seconds(age, lang),
+            nodes=occ.nodes,
+            seconds=LIVE_EVERY_S,
+            floor=fmt.number(occ.floor_people),
+        )
+    )
+    if not occ.zones:
+        return
+    show_table(
+        lang,
+        {
+            t(lang, "zone.name"): [zone_label(lang, z.zone) for z in occ.zones],
+            t(lang, "zone.kind"): [t(lang, f"plan.{z.zone.kind}") for z in occ.zones],
+            t(lang, "zone.people"): [fmt.number(z.people) for z in occ.zones],
+        },
+        "table_zones_now",
+        static=True,
+    )
+
+
 @st.fragment(run_every=LIVE_EVERY_S)
 def live_zones(ctx: ViewContext, store: StoreInfo) -> None:
-    """People around each display car and inside it in the current hour so far, refreshed by itself."""
+    """Visitors in each zone now, then people around each display car and inside it in the current hour
+    so far; refreshed by itself."""
     lang = ctx.lang
     now = live_now(datetime.now(UTC))
+    _render_zones_now(ctx, store, now)
     hour = now.replace(minute=0, second=0)
     heat = ctx.data.heatmap_hours(store.store_id, hour, hour + timedelta(hours=1))
     st.subheader(t(lang, "store.live_zones"))

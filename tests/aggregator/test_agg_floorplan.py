@@ -5,18 +5,21 @@ backends, copied by a migration, and readable from a database written before flo
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from aggregator.ingest import Ingestor
+from aggregator.ingest import Ingestor, Message
 from aggregator.queries import Queries
-from aggregator.registry import FLOOR_IMAGE_MAX_PX, RegistryError, load_registry
+from aggregator.registry import FLOOR_IMAGE_MAX_PX, RegistryError, load_registry, parse_registry
 from aggregator.storage import SqliteStorage, open_storage
 from aggregator.storage.migrations import MIGRATIONS
+from aggregator.synth import heat_event, stamper_for
 from aggregator.transfer import copy_history
+from edge.events import to_json, topic_for
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "showroom-shanghai-01.yaml"
 
@@ -170,3 +173,66 @@ def test_a_database_from_before_floor_plans_stays_readable_and_migrates(tmp_path
     assert writer.schema_version() == MIGRATIONS[-1].version == 7
     assert Queries(writer).store("s1").plan.image_extent_m is None and writer.floor_image("s1") is None
     writer.close()
+
+
+def test_visitors_in_each_zone_now_come_from_each_nodes_latest_minute_of_heat(db: str) -> None:
+    storage = open_storage(db)
+    ingestor = Ingestor(storage)
+    ingestor.load_registry(
+        parse_registry(
+            {
+                "stores": [
+                    {
+                        "store_id": "s1",
+                        "name": "S",
+                        "brand": "b",
+                        "region": "r",
+                        "timezone": "Asia/Shanghai",
+                        "floor_size_m": [20, 10],
+                        "cars": [
+                            {
+                                "id": "car-01",
+                                "model_name": "M",
+                                "browse_zone_m": [[0, 0], [6, 0], [6, 6], [0, 6]],
+                                "interior_zone_m": [[2, 2], [4, 2], [4, 4], [2, 4]],
+                            }
+                        ],
+                        "floor_plan": {
+                            "zones": [
+                                {
+                                    "id": "desk",
+                                    "kind": "reception",
+                                    "name": "Desk",
+                                    "polygon_m": [[10, 0], [14, 0], [14, 4], [10, 4]],
+                                }
+                            ],
+                            "staff_areas": [
+                                {"id": "office", "polygon_m": [[16, 0], [20, 0], [20, 4], [16, 4]]}
+                            ],
+                        },
+                    }
+                ]
+            }
+        )
+    )
+    now = datetime(2026, 11, 23, 6, 30, 20, tzinfo=UTC)
+    a, b = stamper_for("s1", "node-a"), stamper_for("s1", "node-b", seed=2)
+    m0 = now.replace(second=0)
+    # 0.25 m cells: (4, 4) lies at 1.1 m (around the car), (12, 12) at 3.1 m (inside it), (44, 4) at the desk.
+    old = heat_event(a, m0 - timedelta(minutes=3), [(4, 4, 600.0)], 10)  # an older minute of node-a
+    latest_a = heat_event(a, m0 - timedelta(minutes=2), [(4, 4, 120.0), (12, 12, 60.0), (70, 30, 30.0)], 3)
+    latest_b = heat_event(b, m0 - timedelta(minutes=3), [(44, 4, 90.0)], 2)
+    stale = heat_event(stamper_for("s1", "node-c", seed=3), m0 - timedelta(minutes=9), [(44, 4, 600.0)], 9)
+    result = ingestor.ingest(
+        [Message(topic_for(e), to_json(e), e.ts) for e in (old, latest_a, latest_b, stale)]
+    )
+    assert result.stored == 4
+    occ = Queries(storage).zone_occupancy_now("s1", now)
+    people = {z.zone.zone_id: z.people for z in occ.zones}
+    assert people == {"car-01.browse": 2.0, "zone.desk": 1.5, "car-01.interior": 1.0}
+    assert [z.zone.zone_id for z in occ.zones] == ["car-01.browse", "zone.desk", "car-01.interior"]
+    assert occ.nodes == 2 and occ.floor_people == pytest.approx(5.0)
+    assert occ.minute == m0 - timedelta(minutes=3)  # the older of the two nodes' minutes
+    later = Queries(storage).zone_occupancy_now("s1", now + timedelta(minutes=10))
+    assert later.minute is None and later.nodes == 0 and all(z.people == 0 for z in later.zones)
+    storage.close()

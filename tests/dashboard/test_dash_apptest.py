@@ -22,13 +22,17 @@ import streamlit as st
 import vl_convert
 from streamlit.testing.v1 import AppTest
 
+from aggregator.ingest import Ingestor, Message
 from aggregator.queries import Queries
+from aggregator.storage import SqliteStorage
+from aggregator.synth import heat_event, stamper_for
 from dashboard import format as fmt
 from dashboard.auth import AccessDeniedError, load_users
 from dashboard.data import ScopedData, direct_fetch
 from dashboard.heat import floor_heat
 from dashboard.settings import ENV_DB, ENV_USERS
 from dashboard.views.common import CHARTS_SHOWN
+from edge.events import to_json, topic_for
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 DAY = world.DAY.isoformat()
@@ -226,8 +230,41 @@ def test_today_shows_the_display_cars_live_and_a_past_day_does_not() -> None:
     # The test world has no heat this hour: said in words, with the hour's start in the store's zone.
     assert any(i.value.startswith("No one near the display cars since ") for i in today.info)
     assert any("(Asia/Shanghai)" in i.value for i in today.info)
+    # Nor heat in the last minutes: visitors per zone now are unknown, and said so.
+    assert "In each zone now (live)" in [h.value for h in today.subheader]
+    assert any(i.value.startswith("No floor data from the nodes in the last 5 minutes") for i in today.info)
     past = _login(_app(date=DAY), "li.wei")
     assert "Display cars this hour (live)" not in [h.value for h in past.subheader]
+    assert "In each zone now (live)" not in [h.value for h in past.subheader]
+
+
+def test_today_shows_visitors_in_each_zone_now_and_how_fresh(
+    world_files: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = world.build_db(tmp_path / "live.sqlite")
+    storage = SqliteStorage(db)
+    minute = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=1)
+    # A second node's last full minute: 0.25 m cells, (10, 14) around car-01 (2.6 m, 3.6 m), (128, 80) at
+    # the welcome desk (32.1 m, 20.1 m): two visitors around the car and one at the desk on average.
+    heat = heat_event(stamper_for("sh-01", "node-b", seed=42), minute, [(10, 14, 120.0), (128, 80, 60.0)], 3)
+    assert Ingestor(storage).ingest([Message(topic_for(heat), to_json(heat), heat.ts)]).stored == 1
+    storage.close()
+    monkeypatch.setenv(ENV_DB, str(db))
+    at = _login(_app(), "li.wei")
+    now_table = _table_with(at, "Visitors now")
+    shown = dict(zip(now_table["Zone"], now_table["Visitors now"], strict=True))
+    assert list(now_table["Zone"])[:2] == ["Model S Sedan: around", "Welcome desk"]
+    assert shown["Model S Sedan: around"] == "2.0" and shown["Welcome desk"] == "1.0"
+    assert shown["Model X SUV: inside"] == "0.0"
+    assert list(now_table["Kind"])[:2] == ["Around a car", "Reception"]
+    local = fmt.local_time(minute, world.TZ)
+    caption = next(c.value for c in at.caption if "the latest the nodes reported" in c.value)
+    assert f"during the minute from {local}" in caption and "Whole floor: 3.0" in caption
+    at.session_state["lang"] = "zh"
+    at.run()
+    zh_table = _table_with(at, "当前访客")
+    assert list(zh_table["区域"])[:2] == ["Model S Sedan：周围", "Welcome desk"]
+    assert list(zh_table["类型"])[:2] == ["展车周围", "接待区"]
 
 
 def test_a_league_of_several_brands_says_scores_compare_within_a_brand() -> None:
