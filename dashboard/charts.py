@@ -576,9 +576,14 @@ def radar_chart(
 
 
 def trend_chart(
-    dates: Sequence[date], series: Sequence[tuple[str, Sequence[float | None]]], *, value_label: str
+    dates: Sequence[date],
+    series: Sequence[tuple[str, Sequence[float | None]]],
+    *,
+    value_label: str,
+    day_format: str = "%b %d",
 ) -> ChartSpec:
-    """Daily lines, one per store; missing days leave gaps."""
+    """Daily lines, one per store; missing days leave gaps. The axis marks whole days only, written with
+    `day_format` (d3 time format: '%-m月%-d日' in Chinese; Vega's own labels would be English)."""
     rows = [
         {"day": d.isoformat(), "store": name, "value": v}
         for name, values in series
@@ -593,12 +598,18 @@ def trend_chart(
         "data": {"values": rows},
         "mark": {"type": "line", "point": len(dates) <= 31},
         "encoding": {
-            "x": _field("day", "temporal", title=None),
+            "x": _field(
+                "day",
+                "temporal",
+                title=None,
+                timeUnit="yearmonthdate",
+                axis={"format": day_format, "tickCount": {"interval": "day", "step": 1}, "labelAngle": 0},
+            ),
             "y": _field("value", "quantitative", title=value_label),
             "color": _field("store", "nominal", title=None),
             "tooltip": [
                 _field("store", "nominal"),
-                _field("day", "temporal"),
+                _field("day", "temporal", timeUnit="yearmonthdate", format=day_format),
                 _field("value", "quantitative"),
             ],
         },

@@ -76,7 +76,9 @@ def points_line(lang: Lang, now: float | None, then: float | None, label_key: st
 def render_funnel(lang: Lang, funnel: Funnel, is_today: bool) -> None:
     """The funnel's six cards with their day-over-day and week-over-week change. The heading says which
     day it is ("Today's funnel" only for today)."""
-    heading = t(lang, "store.funnel") if is_today else t(lang, "store.funnel_of", date=funnel.day.isoformat())
+    heading = (
+        t(lang, "store.funnel") if is_today else t(lang, "store.funnel_of", date=fmt.day(funnel.day, lang))
+    )
     st.subheader(heading)
     # Counts on one row, rates on the next: three cards a row stay readable on a tablet.
     cards = [
@@ -119,7 +121,7 @@ def _render_audit(ctx: ViewContext, store: StoreInfo, audit: Audit | None) -> No
         lang,
         "store.audit",
         accuracy=fmt.pct(audit.accuracy),
-        day=fmt.local_day(audit.end, store.timezone),
+        day=fmt.local_day(audit.end, store.timezone, lang),
         auditor=audit.auditor,
     )
     if audit.is_stale(datetime.now(UTC)):
@@ -261,7 +263,7 @@ def live_occupancy(ctx: ViewContext, store: StoreInfo) -> None:
     as_of = occ.floor_minute if fresh and occ.floor_minute is not None else occ.as_of
     with st.container(key="live_occupancy"):
         st.metric(t(lang, "store.occupancy"), fmt.count(shown))
-        st.caption(t(lang, "store.occupancy_as_of", time=fmt.local_time(as_of, store.timezone)))
+        st.caption(t(lang, "store.occupancy_as_of", time=fmt.local_time(as_of, store.timezone, lang)))
 
 
 def zone_label(lang: Lang, zone: FloorZone) -> str:
@@ -286,7 +288,7 @@ def _render_zones_now(ctx: ViewContext, store: StoreInfo, now: datetime) -> None
         t(
             lang,
             "store.zones_now_caption",
-            time=fmt.local_time(occ.minute, store.timezone),
+            time=fmt.local_time(occ.minute, store.timezone, lang),
             age=fmt.seconds(age, lang),
             nodes=occ.nodes,
             seconds=LIVE_EVERY_S,
@@ -318,7 +320,7 @@ def live_zones(ctx: ViewContext, store: StoreInfo) -> None:
     heat = ctx.data.heatmap_hours(store.store_id, hour, hour + timedelta(hours=1))
     st.subheader(t(lang, "store.live_zones"))
     if heat.grid.size == 0 or not np.any(heat.grid > 0) or not store.cars:
-        st.info(t(lang, "store.live_zones_none", since=fmt.local_time(hour, store.timezone)))
+        st.info(t(lang, "store.live_zones_none", since=fmt.local_time(hour, store.timezone, lang)))
         return
     around = zone_seconds(
         heat.grid,
@@ -328,7 +330,7 @@ def live_zones(ctx: ViewContext, store: StoreInfo) -> None:
     )
     inside = zone_seconds(heat.grid, heat.cell_m, {c.id: c.interior_zone_m for c in store.cars})
     ranked = sorted(store.cars, key=lambda c: -(around[c.id] + inside[c.id]))
-    since = fmt.local_time(hour, store.timezone)
+    since = fmt.local_time(hour, store.timezone, lang)
     st.caption(t(lang, "store.live_zones_caption", since=since, seconds=LIVE_EVERY_S))
     show_table(
         lang,
@@ -353,7 +355,7 @@ def render(ctx: ViewContext) -> None:
 
     head, occupancy_col = st.columns([3, 1])
     with head:
-        st.title(t(lang, "store.title", store=store.name, date=day.isoformat()))
+        st.title(t(lang, "store.title", store=store.name, date=fmt.day(day, lang)))
     with occupancy_col:
         live_occupancy(ctx, store)
 
@@ -370,12 +372,12 @@ def render(ctx: ViewContext) -> None:
         live_zones(ctx, store)
     _render_audit(ctx, store, page.last_audit)
     _render_hourly(ctx, store, page.hourly)
-    period = t(lang, "store.period_summary", start=start.isoformat(), end=end.isoformat())
+    period = t(lang, "store.period_summary", start=fmt.day(start, lang), end=fmt.day(end, lang))
     st.caption(period)
     _render_heatmap(ctx, store, page.heatmap)
     _render_cars(ctx, page.cars)
     render_health(lang, page.health, store.name)
-    title = t(lang, "store.title", store=store.name, date=day.isoformat())
+    title = t(lang, "store.title", store=store.name, date=fmt.day(day, lang))
     _report_buttons(lang, title, [*funnel_lines(lang, funnel), period], f"{store.store_id}-{day.isoformat()}")
 
 

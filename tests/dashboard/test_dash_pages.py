@@ -22,6 +22,8 @@ DAY = world.DAY.isoformat()
 WIDTHS = {"laptop": 1440, "tablet": 768}
 # Words of the interface that must not be left in English on a Chinese page (the data's own names, such as
 # store names, car models and ids, stay as they are).
+ISO_DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
+"""A date as English pages write it: Chinese pages write 2026年11月20日."""
 ENGLISH_LEFT = re.compile(r"\b(None|ok|stale|offline|online|excellent|fair|poor|min|Visitors|day-over-day)\b")
 
 if not CHROMIUM.exists():
@@ -110,7 +112,7 @@ def test_every_page_in_both_languages_and_widths(
             if lang == "zh":
                 _to_chinese(page)
                 body = page.locator("[data-testid=stMain]").inner_text()
-                left = sorted(set(ENGLISH_LEFT.findall(body)))
+                left = sorted(set(ENGLISH_LEFT.findall(body)) | set(ISO_DATE.findall(body)))
                 assert not left, f"English left on the Chinese {name} page: {left}"
             for device, width in WIDTHS.items():
                 page.set_viewport_size({"width": width, "height": 1000})
