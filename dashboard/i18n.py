@@ -99,6 +99,14 @@ EN: dict[str, str] = {
     "reported ({age} ago; {nodes} node(s)); refreshed every {seconds} s. Whole floor: {floor}.",
     "store.zones_now_none": "No floor data from the nodes in the last {minutes} minutes: occupancy per "
     "zone is unknown.",
+    "store.zones_compared": "Zones compared with the period before",
+    "store.zones_compared_caption": "Person-minutes in each zone from {start} to {end}, ranked, beside "
+    "{p_start} to {p_end}; a car's surroundings are counted without its inside.",
+    "zone.rank": "Rank",
+    "zone.person_min": "Person-minutes",
+    "zone.share": "Share of the floor",
+    "zone.previous_rank": "Rank before",
+    "zone.change": "Change",
     "zone.name": "Zone",
     "zone.kind": "Kind",
     "zone.people": "Visitors now",
@@ -349,6 +357,14 @@ ZH: dict[str, str] = {
     "store.zones_now_caption": "{time} 起一分钟内的平均访客数，为节点最新上报（{age}前；{nodes} 个节点）；"
     "每 {seconds} 秒刷新。全场：{floor}。",
     "store.zones_now_none": "最近 {minutes} 分钟没有节点上报场地数据：各区域人数未知。",
+    "store.zones_compared": "各区域与上一时段对比",
+    "store.zones_compared_caption": "{start} 至 {end} 各区域的人·分钟数及排名，对比 {p_start} 至 {p_end}；"
+    "展车周围不含车内。",
+    "zone.rank": "排名",
+    "zone.person_min": "人·分钟",
+    "zone.share": "占全场比例",
+    "zone.previous_rank": "上期排名",
+    "zone.change": "变化",
     "zone.name": "区域",
     "zone.kind": "类型",
     "zone.people": "当前访客",

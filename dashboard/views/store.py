@@ -6,7 +6,7 @@ last week, the floor heatmap over the floor plan with the display cars, the car 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import streamlit as st
@@ -213,6 +213,44 @@ def plan_drawing(ctx: ViewContext, store: StoreInfo) -> charts.PlanDrawing:
     )
 
 
+def _render_zone_comparison(ctx: ViewContext, store: StoreInfo, start: date, end: date) -> None:
+    """Each zone of the floor (cars around and inside, reception, negotiation, entrance, staff areas)
+    ranked by person-minutes over the period, beside the period of the same length before."""
+    lang = ctx.lang
+    comparison = ctx.data.zone_comparison(store.store_id, start, end)
+    st.subheader(t(lang, "store.zones_compared"))
+    if not comparison.zones or not any(f.person_s or f.previous_person_s for f in comparison.zones):
+        st.info(t(lang, "store.heatmap_none"))
+        return
+    st.caption(
+        t(
+            lang,
+            "store.zones_compared_caption",
+            start=fmt.day(comparison.start, lang),
+            end=fmt.day(comparison.end, lang),
+            p_start=fmt.day(comparison.previous_start, lang),
+            p_end=fmt.day(comparison.previous_end, lang),
+        )
+    )
+    figures = comparison.zones
+    show_table(
+        lang,
+        {
+            t(lang, "zone.rank"): [f.rank for f in figures],
+            t(lang, "zone.name"): [zone_label(lang, f.zone) for f in figures],
+            t(lang, "zone.kind"): [t(lang, f"plan.{f.zone.kind}") for f in figures],
+            t(lang, "zone.person_min"): [fmt.count(f.person_s / 60) for f in figures],
+            t(lang, "zone.share"): [fmt.pct(f.share) for f in figures],
+            t(lang, "zone.previous_rank"): [
+                "–" if f.previous_rank is None else f.previous_rank for f in figures
+            ],
+            t(lang, "zone.change"): [fmt.change(f.change) or "–" for f in figures],
+        },
+        "table_zones_compared",
+        static=True,
+    )
+
+
 def _render_cars(ctx: ViewContext, ranking: list[CarStats]) -> None:
     lang = ctx.lang
     st.subheader(t(lang, "store.cars"))
@@ -375,6 +413,7 @@ def render(ctx: ViewContext) -> None:
     period = t(lang, "store.period_summary", start=fmt.day(start, lang), end=fmt.day(end, lang))
     st.caption(period)
     _render_heatmap(ctx, store, page.heatmap)
+    _render_zone_comparison(ctx, store, start, end)
     _render_cars(ctx, page.cars)
     render_health(lang, page.health, store.name)
     title = t(lang, "store.title", store=store.name, date=fmt.day(day, lang))

@@ -290,7 +290,7 @@ def test_an_empty_day_says_so_in_words(queries: Queries) -> None:
 def test_store_manager_car_ranking_equals_the_aggregator(queries: Queries) -> None:
     at = _login(_app(date=DAY, period="day"), "li.wei")
     cars = queries.car_ranking("sh-01", world.DAY, world.DAY)
-    table = at.table[0].value
+    table = _table_with(at, "Ignored")
     assert list(table["Car"]) == [c.car_id for c in cars] == ["car-01", "car-02", "car-03"]
     assert list(table["Browsers"]) == [fmt.count(c.browsers) for c in cars] == ["30", "16", "0"]
     assert list(table["Entries"]) == [fmt.count(c.entries) for c in cars]
@@ -330,12 +330,12 @@ def test_store_manager_car_ranking_equals_the_aggregator(queries: Queries) -> No
     health = queries.health("sh-01", world.DAY, world.DAY)
     assert health.score is not None
     assert _metrics(at)["Health score"] == f"{health.score:.1f}"
-    assert list(at.table[1].value["Score"]) == [f"{d.score:.1f}" for d in health.dimensions]
+    assert list(_table_with(at, "% of TOP")["Score"]) == [f"{d.score:.1f}" for d in health.dimensions]
     # The radar in % of TOP, uncapped, beside the table's uncapped figure; the score is capped at 100.
     store_line = [r for r in radar["layer"][-1]["data"]["values"] if r["series"] == "This store"]
     of_top = [100 * (d.value or 0.0) / d.brand_top if d.brand_top else 0.0 for d in health.dimensions]
     assert [r["score"] for r in store_line][:-1] == [round(v, 1) for v in of_top]
-    assert list(at.table[1].value["% of TOP"]) == [
+    assert list(_table_with(at, "% of TOP")["% of TOP"]) == [
         "–" if d.value is None or not d.brand_top else f"{100 * d.value / d.brand_top:,.0f}%"
         for d in health.dimensions
     ]
@@ -504,6 +504,22 @@ def test_heatmap_draws_doors_staff_areas_and_reception_over_the_floor_outline(qu
     doors = {layer["name"]: layer for layer in spec["layer"]}["plan_doors"]["data"]["values"]
     assert [(r["x"], r["y"]) for r in doors] == [(14, 24), (18, 24)]
     assert _teal_share(spec) == 0.0
+
+
+def test_zones_ranked_against_the_period_before_equal_the_aggregator(queries: Queries) -> None:
+    at = _login(_app(date=DAY, period="day"), "li.wei")
+    table = _table_with(at, "Rank before")
+    comparison = queries.zone_comparison("sh-01", world.DAY, world.DAY)
+    figures = comparison.zones
+    # Every car around and inside, the welcome desk and the staff area; the heat lies around car-01.
+    assert len(figures) == 8 and figures[0].zone.zone_id == "car-01.browse"
+    assert list(table["Zone"])[:2] == ["Model S Sedan: around", "Model S Sedan: inside"]
+    assert "Welcome desk" in list(table["Zone"]) and "Reception" in list(table["Kind"])
+    assert list(table["Person-minutes"]) == [fmt.count(f.person_s / 60) for f in figures]
+    assert list(table["Share of the floor"]) == [fmt.pct(f.share) for f in figures]
+    assert list(table["Change"]) == [fmt.change(f.change) or "–" for f in figures]
+    assert figures[0].previous_person_s and figures[0].change is not None  # the day before had heat too
+    assert "from 2026-11-20 to 2026-11-20, ranked, beside 2026-11-19 to 2026-11-19" in _texts(at)
 
 
 def test_heatmap_draws_the_floor_drawing_underneath(queries: Queries) -> None:

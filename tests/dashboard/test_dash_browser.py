@@ -139,7 +139,7 @@ def test_store_manager_sees_the_aggregators_figures(server: str, page: Any, quer
     assert funnel.dod.browse_rate_pp is not None  # rates change in percentage points
     assert f"{funnel.dod.browse_rate_pp:+.2f} pp day-over-day" in body
     # Car ranking table: the aggregator's order and counts.
-    rows = _table_rows(page.locator('[data-testid="stTable"]').first)
+    rows = _table_rows(page.locator('[data-testid="stTable"]').filter(has_text="Median dwell"))
     cars = queries.car_ranking("sh-01", world.DAY, world.DAY)
     assert [(r[0], r[2], r[5]) for r in rows] == [(c.car_id, str(c.browsers), str(c.entries)) for c in cars]
     assert len(rows) == 3

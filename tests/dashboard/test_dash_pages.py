@@ -146,7 +146,12 @@ def test_tables_and_the_store_report_download(server: str, context: Any) -> None
     page.get_by_text("Pudong Flagship — 2026-11-20").wait_for()
     wait_idle(page)
     buttons = page.get_by_role("button", name="Download CSV")
-    assert buttons.count() == 3  # time inside cars, display cars, health
+    assert buttons.count() == 4  # time inside cars, zones compared, display cars, health
+    with page.expect_download() as got:
+        page.locator(".st-key-csv_table_zones_compared").get_by_role("button").click()
+    rows = list(csv.reader(io.StringIO(Path(got.value.path()).read_text(encoding="utf-8-sig"))))
+    assert rows[0][:3] == ["Rank", "Zone", "Kind"]
+    assert rows[1][1] == "Model S Sedan: around" and "Welcome desk" in [r[1] for r in rows[1:]]
     with page.expect_download() as got:
         page.locator(".st-key-csv_table_cars").get_by_role("button").click()
     rows = list(csv.reader(io.StringIO(Path(got.value.path()).read_text(encoding="utf-8-sig"))))
