@@ -10,6 +10,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import psycopg
 import pytest
 
 from aggregator.ingest import Ingestor, Message
@@ -17,9 +18,11 @@ from aggregator.queries import Queries
 from aggregator.registry import FLOOR_IMAGE_MAX_PX, RegistryError, load_registry, parse_registry
 from aggregator.storage import SqliteStorage, open_storage
 from aggregator.storage.migrations import MIGRATIONS
+from aggregator.storage.pg_migrations import PG_MIGRATIONS
 from aggregator.synth import heat_event, stamper_for
 from aggregator.transfer import copy_history
 from edge.events import to_json, topic_for
+from tests.aggregator.conftest import PgDatabases
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "showroom-shanghai-01.yaml"
 
@@ -236,3 +239,28 @@ def test_visitors_in_each_zone_now_come_from_each_nodes_latest_minute_of_heat(db
     later = Queries(storage).zone_occupancy_now("s1", now + timedelta(minutes=10))
     assert later.minute is None and later.nodes == 0 and all(z.people == 0 for z in later.zones)
     storage.close()
+
+
+def test_a_postgresql_database_from_before_floor_plans_stays_readable_and_migrates(
+    pg_databases: PgDatabases,
+) -> None:
+    url = pg_databases.new()
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            # As the release before floor plans left it: migrations 1-3, a store.
+            conn.execute("ALTER TABLE stores DROP COLUMN floor_plan, DROP COLUMN floor_image")
+            conn.execute("DELETE FROM schema_migrations WHERE version = 4")
+            conn.execute(
+                "INSERT INTO stores VALUES ('s1', 'S', 'b', 'r', 'Asia/Shanghai', 20, 10, 10, "
+                '\'[{"id": "car-01", "model_name": "M"}]\')'
+            )
+        reader = Queries(open_storage(url, readonly=True))
+        store = reader.store("s1")
+        assert store.cars[0].id == "car-01" and store.plan.doors == () and reader.floor_image("s1") is None
+        reader.close()
+        writer = open_storage(url)  # migrates
+        assert writer.schema_version() == PG_MIGRATIONS[-1].version == 4
+        assert Queries(writer).store("s1").plan.image_extent_m is None and writer.floor_image("s1") is None
+        writer.close()
+    finally:
+        pg_databases.release(url)
