@@ -603,7 +603,12 @@ def trend_chart(
                 "temporal",
                 title=None,
                 timeUnit="yearmonthdate",
-                axis={"format": day_format, "tickCount": {"interval": "day", "step": 1}, "labelAngle": 0},
+                axis={
+                    "format": day_format,
+                    "tickCount": {"interval": "day", "step": 1},
+                    "labelAngle": 0,
+                    "labelOverlap": "greedy",  # a month of days: labels thinned, never on top of each other
+                },
             ),
             "y": _field("value", "quantitative", title=value_label),
             "color": _field("store", "nominal", title=None),
