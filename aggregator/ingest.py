@@ -236,8 +236,10 @@ class Ingestor:
                             floor_h_m=h,
                             browse_min_s=s.browse_min_s,
                             cars_json=json.dumps(cars),
+                            floor_plan_json=s.plan.model_dump_json(),
                         )
                     )
+                    self.storage.write_floor_image(s.store_id, s.floor_image_png)
                 self._load_settings()
                 with_data = set(self.storage.store_ids_with_data())
                 for s in registry.stores:

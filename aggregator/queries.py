@@ -32,12 +32,12 @@ from aggregator.audit import STALE_AFTER, Audit, audit_of
 from aggregator.gaps import Gap, gap_report, missing_count
 from aggregator.heatgrid import decode_grid
 from aggregator.partial_day import FUNNEL_EVENT_TYPES, PartialCounts, StoredEvent, counts_until, cutoff_on
-from aggregator.registry import DIMENSIONS, Dimension
+from aggregator.registry import DIMENSIONS, Dimension, FloorPlan
 from aggregator.storage import open_storage
 from aggregator.storage.base import StorageBackend
 from aggregator.storage.records import DailyRow, HeatGridRow, StoreRow
 from aggregator.timebuckets import day_span_utc, hours_of_day, parse_ts_key, zone
-from aggregator.zones import FloorZone, ZoneFigure, compare_zones
+from aggregator.zones import FloorZone, ZoneFigure, compare_zones, sparse_zone_sums
 from edge.events import format_ts
 
 DIMENSION_LABELS: dict[Dimension, str] = {
@@ -63,6 +63,10 @@ class StoreCar:
     interior_zone_m: tuple[tuple[float, float], ...]
 
 
+NO_PLAN = FloorPlan()
+"""A store whose floor plan the registry does not describe (or not yet: see migration 7)."""
+
+
 @dataclass(frozen=True)
 class StoreInfo:
     store_id: str
@@ -76,6 +80,9 @@ class StoreInfo:
     """False for a store seen in events but missing from the registry (bucketed in UTC)."""
     browse_min_s: float = 10.0
     """Dwell in a car's browse zone that makes a visitor a car browser."""
+    plan: FloorPlan = NO_PLAN
+    """Doors, staff areas and named zones of the floor plan, and where its drawing lies (if it has one:
+    `Queries.floor_image`)."""
 
 
 @dataclass(frozen=True)
@@ -227,6 +234,32 @@ class Occupancy:
     floor_occupancy: int | None
     """Most visitors on the floor in the latest reported minute (summed over nodes)."""
     floor_minute: datetime | None
+
+
+@dataclass(frozen=True)
+class ZoneNow:
+    zone: FloorZone
+    people: float
+    """Visitors in the zone on average over the minute (person-seconds / 60; staff excluded)."""
+
+
+@dataclass(frozen=True)
+class ZoneOccupancy:
+    """Visitors in each floor zone now: from each node's latest minute of heat within `window` before
+    `as_of` (nodes send a minute's heat when it ends, so "now" is one to two minutes old)."""
+
+    store_id: str
+    as_of: datetime
+    window: timedelta
+    minute: datetime | None
+    """Start of the oldest of the latest minutes used (the figures are at least this fresh); None when no
+    node reported heat within the window."""
+    nodes: int
+    """Nodes whose minute is counted."""
+    floor_people: float
+    """Visitors on the whole floor on average over those minutes."""
+    zones: tuple[ZoneNow, ...]
+    """Every zone but staff areas, most people first."""
 
 
 @dataclass(frozen=True)
@@ -835,6 +868,44 @@ class Queries:
             None if latest is None else _dt(str(latest[0])),
         )
 
+    LIVE_ZONE_WINDOW = timedelta(minutes=5)
+    """How old a node's latest minute of heat may be to count as "now"."""
+
+    def zone_occupancy_now(self, store_id: str, now: datetime | None = None) -> ZoneOccupancy:
+        """Visitors in each zone of the floor (`floor_zones`, staff areas left out) now: each node's
+        latest minute of heat within `LIVE_ZONE_WINDOW`, its person-seconds per zone over 60, summed over
+        the nodes (each covers its own part of the floor)."""
+        now = (now or datetime.now(UTC)).astimezone(UTC)
+        window = self.LIVE_ZONE_WINDOW
+        rows = self.storage.events_between(
+            store_id, ["heat"], format_ts(now - window), format_ts(now + timedelta(microseconds=1))
+        )
+        latest: dict[str, dict[str, Any]] = {}
+        for _type, payload in rows:
+            data = json.loads(payload)
+            node = str(data["node_id"])
+            if node not in latest or str(data["minute"]) >= str(latest[node]["minute"]):
+                latest[node] = data
+        zones = [z for z in self.floor_zones(store_id) if z.kind != "staff"]
+        people = dict.fromkeys((z.zone_id for z in zones), 0.0)
+        floor = 0.0
+        for data in latest.values():
+            cells = [(int(c[0]), int(c[1]), float(c[2])) for c in data["cells"]]
+            for zone_id, person_s in sparse_zone_sums(cells, float(data["cell_m"]), zones).items():
+                people[zone_id] += person_s / 60.0
+            floor += sum(c[2] for c in cells) / 60.0
+        minute = _dt(min(str(d["minute"]) for d in latest.values())) if latest else None
+        ranked = sorted(zones, key=lambda z: (-people[z.zone_id], z.zone_id))
+        return ZoneOccupancy(
+            store_id,
+            now,
+            window,
+            minute,
+            len(latest),
+            floor,
+            tuple(ZoneNow(z, people[z.zone_id]) for z in ranked),
+        )
+
     # -- periods --------------------------------------------------------------------------------------
 
     def daily_series(
@@ -1042,11 +1113,17 @@ class Queries:
 
     # -- zones of the floor ---------------------------------------------------------------------------
 
+    def floor_image(self, store_id: str) -> bytes | None:
+        """The store's floor plan drawing (PNG, at most `registry.FLOOR_IMAGE_MAX_PX` a side), if any."""
+        return self.storage.floor_image(store_id)
+
     def floor_zones(self, store_id: str) -> list[FloorZone]:
         """The zones the registry knows for the store: each display car's browse zone (without its
-        interior) and its interior."""
+        interior) and its interior, then the floor plan's zones (reception, negotiation, entrance...) and
+        staff areas."""
         out: list[FloorZone] = []
-        for c in self._registry_store(store_id).cars:
+        store = self._registry_store(store_id)
+        for c in store.cars:
             if len(c.browse_zone_m) >= 3:
                 out.append(
                     FloorZone(
@@ -1055,6 +1132,10 @@ class Queries:
                 )
             if len(c.interior_zone_m) >= 3:
                 out.append(FloorZone(f"{c.id}.interior", "car_interior", c.model_name, c.interior_zone_m))
+        for z in store.plan.zones:
+            out.append(FloorZone(f"zone.{z.id}", z.kind, z.name, tuple(z.polygon_m)))
+        for a in store.plan.staff_areas:
+            out.append(FloorZone(f"staff.{a.id}", "staff", a.id, tuple(a.polygon_m)))
         return out
 
     def zone_comparison(
@@ -1423,5 +1504,14 @@ def _store_info(r: StoreRow) -> StoreInfo:
         else None
     )
     return StoreInfo(
-        r.store_id, r.name, r.brand, r.region, r.timezone, floor, cars, True, float(r.browse_min_s)
+        r.store_id,
+        r.name,
+        r.brand,
+        r.region,
+        r.timezone,
+        floor,
+        cars,
+        True,
+        float(r.browse_min_s),
+        FloorPlan.model_validate_json(r.floor_plan_json),
     )

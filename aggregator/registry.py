@@ -1,8 +1,12 @@
-"""The stores registry: which stores exist, their brand, region, time zone, floor and display cars.
+"""The stores registry: which stores exist, their brand, region, time zone, floor, floor plan and cars.
 
 One YAML file, validated strictly (unknown keys rejected, errors name the key path). A store either
 states its time zone, floor size and cars itself, or references its edge nodes' config files
-(`node_configs`), from which they are read; anything stated in the registry wins. Example::
+(`node_configs`), from which they are read; anything stated in the registry wins. The floor plan drawn
+under the heatmap (`floor_plan`: a drawing, doors, staff areas, reception and other named zones) is read
+from the node configs too (their `floor.image`, `doors` and `staff_areas`); reception, negotiation and
+entrance zones exist only in the registry, as node configs do not describe them. Node configs hold no walls:
+the floor's outline is drawn, and walls show on the drawing where one is given. Example::
 
     brands:
       - id: aurora
@@ -14,6 +18,12 @@ states its time zone, floor size and cars itself, or references its edge nodes' 
         brand: aurora
         region: east
         node_configs: [showroom-shanghai-01.yaml]     # relative to this file
+        floor_plan:
+          zones:
+            - id: reception
+              kind: reception
+              name: Reception
+              polygon_m: [[30, 1], [35, 1], [35, 6], [30, 6]]
       - store_id: bj-chaoyang-02
         name: Chaoyang Mall Pop-up
         brand: aurora
@@ -30,6 +40,7 @@ import zoneinfo
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from edge.events import ID_PATTERN
@@ -51,6 +62,11 @@ DIMENSIONS: tuple[Dimension, ...] = (
 
 REGISTRY_MAX_BYTES = 32 * 1024 * 1024
 """Largest registry file read (thousands of stores with their cars)."""
+FLOOR_IMAGE_MAX_BYTES = 20 * 1024 * 1024
+"""Largest floor plan drawing read."""
+FLOOR_IMAGE_MAX_PX = 1600
+"""A drawing is kept at most this many pixels on its longer side (the heatmap is drawn 600-720 px wide)."""
+PlanZoneKind = Literal["reception", "negotiation", "entrance", "other"]
 
 
 class RegistryError(ValueError):
@@ -79,6 +95,47 @@ class CarEntry(_Model):
     )
 
 
+class DoorEntry(_Model):
+    id: Identifier
+    name: str | None = Field(
+        None, min_length=1, max_length=100, description="Shown on the plan; id if absent."
+    )
+    line_m: tuple[XY, XY] = Field(description="The door line's two ends on the floor plan, metres.")
+
+
+class AreaEntry(_Model):
+    id: Identifier
+    polygon_m: Polygon = Field(min_length=3, description="Staff-only area, metres.")
+
+
+class ZoneEntry(_Model):
+    id: Identifier
+    kind: PlanZoneKind
+    name: str = Field(min_length=1, max_length=100, description="Shown on the plan.")
+    polygon_m: Polygon = Field(min_length=3, description="The zone on the floor plan, metres.")
+
+
+class FloorPlanEntry(_Model):
+    """What the registry states of a store's floor plan; each part left out is read from node configs."""
+
+    image: Path | None = Field(None, description="Floor plan drawing (PNG, JPEG), relative to this file.")
+    image_px_per_m: float | None = Field(None, gt=0, le=10_000, allow_inf_nan=False)
+    doors: list[DoorEntry] | None = Field(None, max_length=16)
+    staff_areas: list[AreaEntry] | None = Field(None, max_length=64)
+    zones: list[ZoneEntry] = Field(default_factory=list, max_length=64)
+
+
+class FloorPlan(_Model):
+    """A store's floor plan as the aggregator keeps it (without the drawing's pixels): drawn under the
+    heatmap, and the zones of the per-zone comparison."""
+
+    doors: tuple[DoorEntry, ...] = ()
+    staff_areas: tuple[AreaEntry, ...] = ()
+    zones: tuple[ZoneEntry, ...] = ()
+    image_extent_m: tuple[float, float] | None = None
+    """The drawing's width and depth on the floor, metres (None: no drawing)."""
+
+
 class BrandEntry(_Model):
     id: Identifier
     name: str = Field(min_length=1, max_length=200)
@@ -105,6 +162,9 @@ class StoreEntry(_Model):
     )
     node_configs: list[Path] = Field(
         default_factory=list, max_length=16, description="Edge node config files of the store."
+    )
+    floor_plan: FloorPlanEntry | None = Field(
+        None, description="Floor plan drawing, doors, staff areas, zones; read from node_configs when absent."
     )
 
     @field_validator("timezone")
@@ -140,6 +200,22 @@ class _NodeFloor(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     size_m: tuple[Annotated[float, Field(gt=0, le=1000)], Annotated[float, Field(gt=0, le=1000)]]
+    image: Path | None = None
+    image_px_per_m: float | None = Field(None, gt=0, le=10_000, allow_inf_nan=False)
+
+
+class _NodeDoor(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: Identifier
+    line_m: tuple[XY, XY]
+
+
+class _NodeStaffArea(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: Identifier
+    polygon_m: Polygon = Field(min_length=3)
 
 
 class NodeConfigFacts(BaseModel):
@@ -156,6 +232,8 @@ class NodeConfigFacts(BaseModel):
     timezone: str
     floor: _NodeFloor
     cars: list[_NodeCar] = Field(default_factory=list)
+    doors: list[_NodeDoor] = Field(default_factory=list)
+    staff_areas: list[_NodeStaffArea] = Field(default_factory=list)
 
     @field_validator("timezone")
     @classmethod
@@ -194,6 +272,9 @@ class StoreRecord(BaseModel):
     floor_size_m: tuple[float, float] | None
     browse_min_s: float
     cars: tuple[CarEntry, ...]
+    plan: FloorPlan = FloorPlan()
+    floor_image_png: bytes | None = None
+    """The floor plan drawing, re-encoded as PNG (at most FLOOR_IMAGE_MAX_PX a side)."""
 
 
 class Registry(BaseModel):
@@ -205,9 +286,55 @@ class Registry(BaseModel):
     stores: tuple[StoreRecord, ...]
 
 
+def read_floor_image(path: Path) -> tuple[bytes, tuple[int, int]]:
+    """The drawing at `path` as PNG bytes (shrunk to FLOOR_IMAGE_MAX_PX a side, metadata dropped) and its
+    original (width, height) in pixels; `RegistryError` saying why it cannot be used."""
+    import cv2  # only when a store has a drawing: the aggregator's service otherwise never loads it
+
+    try:
+        size = path.stat().st_size
+        if size > FLOOR_IMAGE_MAX_BYTES:
+            raise RegistryError(f"floor image {path}: {size} bytes, more than {FLOOR_IMAGE_MAX_BYTES}")
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise RegistryError(f"floor image {path}: no such file") from None
+    except OSError as exc:
+        raise RegistryError(f"floor image {path}: cannot be read ({exc.strerror or exc})") from None
+    image = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)
+    if image is None or image.size == 0:
+        raise RegistryError(f"floor image {path}: not a readable image (PNG or JPEG expected)")
+    h, w = image.shape[:2]
+    scale = min(1.0, FLOOR_IMAGE_MAX_PX / max(w, h))
+    if scale < 1.0:
+        image = cv2.resize(
+            image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA
+        )
+    ok, png = cv2.imencode(".png", image)
+    if not ok:  # pragma: no cover - encoding a decoded 8-bit image does not fail
+        raise RegistryError(f"floor image {path}: could not be re-encoded")
+    return png.tobytes(), (w, h)
+
+
+def _image_extent(
+    size_px: tuple[int, int], px_per_m: float | None, floor: tuple[float, float] | None
+) -> tuple[float, float]:
+    """Where the drawing lies on the floor: from its top-left corner, its pixels at `px_per_m`, or
+    stretched over the floor when no scale is given."""
+    if px_per_m is not None:
+        return (size_px[0] / px_per_m, size_px[1] / px_per_m)
+    if floor is None:
+        raise RegistryError(
+            "floor_plan.image: give image_px_per_m or the floor's size_m to place the drawing"
+        )
+    return floor
+
+
 def _resolve(entry: StoreEntry, base: Path, where: str) -> StoreRecord:
     timezone, floor, cars = entry.timezone, entry.floor_size_m, entry.cars
     node_cars: list[CarEntry] = []
+    node_doors: dict[str, DoorEntry] = {}
+    node_staff: dict[str, AreaEntry] = {}
+    node_image: tuple[Path, float | None] | None = None
     for rel in entry.node_configs:
         # Node configs are the installer's source of truth for floor and cars.
         path = rel if rel.is_absolute() else base / rel
@@ -230,6 +357,14 @@ def _resolve(entry: StoreEntry, base: Path, where: str) -> StoreRecord:
             )
             for c in cfg.cars
         )
+        for d in cfg.doors:
+            node_doors.setdefault(d.id, DoorEntry(id=d.id, line_m=d.line_m))
+        for a in cfg.staff_areas:
+            node_staff.setdefault(a.id, AreaEntry(id=a.id, polygon_m=a.polygon_m))
+        if node_image is None and cfg.floor.image is not None:
+            # The drawing's path is relative to the node config that names it.
+            image = cfg.floor.image if cfg.floor.image.is_absolute() else path.parent / cfg.floor.image
+            node_image = (image, cfg.floor.image_px_per_m)
     if timezone is None:
         raise RegistryError(f"{where}.timezone: missing (state it or reference a node config)")
     if cars is None:
@@ -237,6 +372,26 @@ def _resolve(entry: StoreEntry, base: Path, where: str) -> StoreRecord:
         for car in node_cars:
             unique.setdefault(car.id, car)
         cars = list(unique.values())
+    stated = entry.floor_plan or FloorPlanEntry()
+    image_source = node_image
+    if stated.image is not None:
+        image_source = (
+            stated.image if stated.image.is_absolute() else base / stated.image,
+            stated.image_px_per_m,
+        )
+    png, extent = None, None
+    if image_source is not None:
+        try:
+            png, size_px = read_floor_image(image_source[0])
+            extent = _image_extent(size_px, image_source[1], floor)
+        except RegistryError as exc:
+            raise RegistryError(f"{where}.floor_plan: {exc}") from exc
+    plan = FloorPlan(
+        doors=tuple(stated.doors if stated.doors is not None else node_doors.values()),
+        staff_areas=tuple(stated.staff_areas if stated.staff_areas is not None else node_staff.values()),
+        zones=tuple(stated.zones),
+        image_extent_m=extent,
+    )
     return StoreRecord(
         store_id=entry.store_id,
         name=entry.name,
@@ -246,6 +401,8 @@ def _resolve(entry: StoreEntry, base: Path, where: str) -> StoreRecord:
         floor_size_m=floor,
         browse_min_s=entry.browse_min_s,
         cars=tuple(cars),
+        plan=plan,
+        floor_image_png=png,
     )
 
 

@@ -8,6 +8,7 @@ from datetime import date, datetime
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel
 
 from edge.events import format_ts
 
@@ -21,6 +22,8 @@ def jsonable(value: Any) -> Any:
         for name in getattr(value, "json_properties", ()):
             out[name] = jsonable(getattr(value, name))
         return out
+    if isinstance(value, BaseModel):
+        return jsonable(value.model_dump(mode="json"))
     if isinstance(value, datetime):
         return format_ts(value)
     if isinstance(value, date):

@@ -200,6 +200,7 @@ def synthetic_registry_rows(n_stores: int, brands: int = 5, cars_per_store: int 
                 24.0,
                 10.0,
                 json.dumps(cars),
+                "{}",  # no floor plan
             )
         )
     return rows

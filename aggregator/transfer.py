@@ -84,6 +84,7 @@ def copy_history(
             report.brands += 1
         for row in source.store_rows():
             target.write_store(row)
+            target.write_floor_image(row.store_id, source.floor_image(row.store_id))
             report.stores += 1
     ingestor = Ingestor(target)
     batch: list[Message] = []

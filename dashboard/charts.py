@@ -36,6 +36,33 @@ class CarOutline:
     browse_m: Sequence[tuple[float, float]]
 
 
+@dataclass(frozen=True)
+class PlanDrawing:
+    """The floor plan under the heat: the store's drawing (PNG) where it has one, its doors and its named
+    areas (staff areas, reception, negotiation, entrance...), in floor metres. Labels arrive translated."""
+
+    image_png: bytes | None = None
+    image_extent_m: tuple[float, float] | None = None
+    """The drawing's width and depth on the floor, from the plan's top-left corner."""
+    doors: Sequence[tuple[str, tuple[tuple[float, float], tuple[float, float]]]] = ()
+    """(name, door line)."""
+    areas: Sequence[tuple[str, str, Sequence[tuple[float, float]]]] = ()
+    """(kind, name, polygon); kind is one of `PLAN_COLOURS`."""
+    kind_labels: Mapping[str, str] | None = None
+    """The legend's words for each kind (and 'door'); the kind itself where absent."""
+
+
+PLAN_COLOURS: dict[str, str] = {
+    "door": "#dc2626",
+    "staff": "#4b5563",
+    "reception": "#16a34a",
+    "negotiation": "#f97316",
+    "entrance": "#7c3aed",
+    "other": "#0891b2",
+}
+"""Line colour of each kind of floor plan element (the legend lists those drawn)."""
+
+
 ChartSpec = dict[str, Any]
 """What every function here returns: a top-level Vega-Lite spec (plain data, so building one costs
 nothing: Altair took 70-130 ms to build a small chart)."""
@@ -195,6 +222,8 @@ def heatmap_spec(
     colour_title: str,
     colour_top: float | None = None,
     inside_labels: Mapping[str, str] | None = None,
+    plan: PlanDrawing | None = None,
+    plan_title: str = "",
     width_px: int = 600,
 ) -> dict[str, Any]:
     """Floor heatmap as a Vega-Lite spec: person-seconds per cell (`person_seconds[iy, ix]`), origin at the
@@ -205,7 +234,8 @@ def heatmap_spec(
     colours: the chart costs the same whatever the floor's size or cell edge. The colour scale ends at
     `colour_top` (default: the busiest cell); the legend's title should say how it was chosen.
     `inside_labels` (by car id) is written under each car's name: the time spent inside it, kept off the
-    floor's colours.
+    floor's colours. `plan`: the store's drawing underneath (the heat then lets it show through), its doors
+    and named areas outlined and labelled, with a legend titled `plan_title`. Layers are named (`name`).
     """
     ny, nx = person_seconds.shape
     width_m = floor_size_m[0] if floor_size_m else nx * cell_m
@@ -236,16 +266,20 @@ def heatmap_spec(
             if inside_labels and car.car_id in inside_labels:
                 inside_rows.append({"x": cx, "y": cy, "label": inside_labels[car.car_id]})
     floor = _polygon_rows([(0, 0), (width_m, 0), (width_m, depth_m), (0, depth_m)], "floor")
+    drawn_under = plan is not None and plan.image_png is not None and plan.image_extent_m is not None
     layers: list[dict[str, Any]] = [
         {
+            "name": "extent",
             "data": {"values": [{"x": 0.0, "y": 0.0}, {"x": width_m, "y": depth_m}]},
             "mark": {"type": "point", "opacity": 0},
             "encoding": {"x": x, "y": y},
         },
         {
             # The cells: one image spanning the grid (which may run past the floor's far edges).
+            "name": "heat",
             "data": {"values": [{"x": 0.0, "y": 0.0, "url": image_url}]},
             "mark": {
+                "opacity": 0.8 if drawn_under else 1.0,
                 "type": "image",
                 "width": width_px * nx * cell_m / width_m,
                 "height": height_px * ny * cell_m / depth_m,
@@ -258,6 +292,7 @@ def heatmap_spec(
         },
         {
             # The colour legend, read off the same colours as the image.
+            "name": "heat_legend",
             "data": {"values": [{"x": 0.0, "y": 0.0, "person_s": v} for v in (0.0, vmax)]},
             "mark": {"type": "point", "opacity": 0},
             "encoding": {
@@ -277,15 +312,21 @@ def heatmap_spec(
             },
         },
         {
+            # The floor's outline (node configs hold no walls: those show on the drawing, if any).
+            "name": "outline",
             "data": {"values": floor},
             "mark": {"type": "line", "color": "#374151", "strokeWidth": 2},
             "encoding": {"x": x, "y": y, "order": order},
         },
     ]
     detail = {"field": "group", "type": "nominal"}
+    if plan is not None:
+        layers[1:1] = _drawing_layer(plan, x, y, width_px, height_px, width_m, depth_m)
+        layers += _plan_layers(plan, x, y, order, detail, plan_title)
     if browses:
         layers.append(
             {
+                "name": "car_browse",
                 "data": {"values": browses},
                 "mark": {"type": "line", "color": BLUE, "strokeDash": [3, 3], "strokeWidth": 1},
                 "encoding": {"x": x, "y": y, "order": order, "detail": detail},
@@ -294,6 +335,7 @@ def heatmap_spec(
     if interiors:
         layers.append(
             {
+                "name": "car_outline",
                 "data": {"values": interiors},
                 "mark": {"type": "line", "color": BLUE, "strokeWidth": 2},
                 "encoding": {"x": x, "y": y, "order": order, "detail": detail},
@@ -302,8 +344,9 @@ def heatmap_spec(
     if interiors:
         # Car interiors are not floor: their time is written on them, not coloured.
         layers.insert(
-            3,
+            layers.index(next(la for la in layers if la["name"] == "outline")),
             {
+                "name": "car_fill",
                 "data": {"values": interiors},
                 "mark": {"type": "line", "fill": "#e5e7eb", "fillOpacity": 0.9, "strokeOpacity": 0},
                 "encoding": {"x": x, "y": y, "order": order, "detail": detail},
@@ -311,8 +354,9 @@ def heatmap_spec(
         )
     if inside_rows:
         layers.insert(
-            4,
+            layers.index(next(la for la in layers if la["name"] == "outline")),
             {
+                "name": "car_inside",
                 "data": {"values": inside_rows},
                 "mark": {"type": "text", "color": "#374151", "fontSize": 10, "dy": 10},
                 "encoding": {"x": x, "y": y, "text": {"field": "label", "type": "nominal"}},
@@ -321,6 +365,7 @@ def heatmap_spec(
     if labels:
         layers.append(
             {
+                "name": "car_labels",
                 "data": {"values": labels},
                 "mark": {"type": "text", "fontWeight": "bold", "color": "#1e3a8a", "fontSize": 12, "dy": -4},
                 "encoding": {"x": x, "y": y, "text": {"field": "label", "type": "nominal"}},
@@ -332,6 +377,105 @@ def heatmap_spec(
         "height": height_px,
         "layer": layers,
     }
+
+
+def _drawing_layer(
+    plan: PlanDrawing,
+    x: dict[str, Any],
+    y: dict[str, Any],
+    width_px: int,
+    height_px: int,
+    width_m: float,
+    depth_m: float,
+) -> list[dict[str, Any]]:
+    """The store's drawing, under the heat, placed from the plan's top-left corner at its extent."""
+    if plan.image_png is None or plan.image_extent_m is None:
+        return []
+    url = "data:image/png;base64," + base64.b64encode(plan.image_png).decode("ascii")
+    w_m, d_m = plan.image_extent_m
+    return [
+        {
+            "name": "floor_image",
+            "data": {"values": [{"x": 0.0, "y": 0.0, "url": url}]},
+            "mark": {
+                "type": "image",
+                "width": width_px * w_m / width_m,
+                "height": height_px * d_m / depth_m,
+                "align": "left",
+                "baseline": "top",
+                "aspect": False,
+                "clip": True,
+            },
+            "encoding": {"x": x, "y": y, "url": {"field": "url", "type": "nominal"}},
+        }
+    ]
+
+
+def _plan_layers(
+    plan: PlanDrawing,
+    x: dict[str, Any],
+    y: dict[str, Any],
+    order: dict[str, Any],
+    detail: dict[str, Any],
+    title: str,
+) -> list[dict[str, Any]]:
+    """Doors (thick lines) and named areas (outlines), coloured by kind with one legend, and their names."""
+    words = plan.kind_labels or {}
+    kinds = ["door"] if plan.doors else []
+    kinds += [k for k in PLAN_COLOURS if k != "door" and any(a[0] == k for a in plan.areas)]
+    if not kinds:
+        return []
+    stroke = {
+        "field": "kind",
+        "type": "nominal",
+        "scale": {"domain": [words.get(k, k) for k in kinds], "range": [PLAN_COLOURS[k] for k in kinds]},
+        "title": title,
+        "legend": {"orient": "bottom", "titleLimit": 600},
+    }
+    area_rows: list[dict[str, Any]] = []
+    names: list[dict[str, Any]] = []
+    for i, (kind, name, polygon) in enumerate(plan.areas):
+        if len(polygon) < 3:
+            continue
+        area_rows += [{**r, "kind": words.get(kind, kind)} for r in _polygon_rows(polygon, f"area-{i}")]
+        cx, cy = sum(p[0] for p in polygon) / len(polygon), sum(p[1] for p in polygon) / len(polygon)
+        names.append({"x": cx, "y": cy, "label": name})
+    door_rows: list[dict[str, Any]] = []
+    for i, (name, ((x1, y1), (x2, y2))) in enumerate(plan.doors):
+        door_rows += [
+            {"x": x1, "y": y1, "order": 0, "group": f"door-{i}", "kind": words.get("door", "door")},
+            {"x": x2, "y": y2, "order": 1, "group": f"door-{i}", "kind": words.get("door", "door")},
+        ]
+        names.append({"x": (x1 + x2) / 2, "y": (y1 + y2) / 2, "label": name})
+    encoding = {"x": x, "y": y, "order": order, "detail": detail, "stroke": stroke}
+    layers: list[dict[str, Any]] = []
+    if area_rows:
+        layers.append(
+            {
+                "name": "plan_areas",
+                "data": {"values": area_rows},
+                "mark": {"type": "line", "strokeWidth": 2, "strokeDash": [6, 3]},
+                "encoding": encoding,
+            }
+        )
+    if door_rows:
+        layers.append(
+            {
+                "name": "plan_doors",
+                "data": {"values": door_rows},
+                "mark": {"type": "line", "strokeWidth": 6, "strokeCap": "round"},
+                "encoding": encoding,
+            }
+        )
+    layers.append(
+        {
+            "name": "plan_labels",
+            "data": {"values": names},
+            "mark": {"type": "text", "color": "#111827", "fontSize": 11, "dy": -8},
+            "encoding": {"x": x, "y": y, "text": {"field": "label", "type": "nominal"}},
+        }
+    )
+    return layers
 
 
 RADAR_RING_STEP = 25
@@ -432,9 +576,14 @@ def radar_chart(
 
 
 def trend_chart(
-    dates: Sequence[date], series: Sequence[tuple[str, Sequence[float | None]]], *, value_label: str
+    dates: Sequence[date],
+    series: Sequence[tuple[str, Sequence[float | None]]],
+    *,
+    value_label: str,
+    day_format: str = "%b %d",
 ) -> ChartSpec:
-    """Daily lines, one per store; missing days leave gaps."""
+    """Daily lines, one per store; missing days leave gaps. The axis marks whole days only, written with
+    `day_format` (d3 time format: '%-m月%-d日' in Chinese; Vega's own labels would be English)."""
     rows = [
         {"day": d.isoformat(), "store": name, "value": v}
         for name, values in series
@@ -449,12 +598,23 @@ def trend_chart(
         "data": {"values": rows},
         "mark": {"type": "line", "point": len(dates) <= 31},
         "encoding": {
-            "x": _field("day", "temporal", title=None),
+            "x": _field(
+                "day",
+                "temporal",
+                title=None,
+                timeUnit="yearmonthdate",
+                axis={
+                    "format": day_format,
+                    "tickCount": {"interval": "day", "step": 1},
+                    "labelAngle": 0,
+                    "labelOverlap": "greedy",  # a month of days: labels thinned, never on top of each other
+                },
+            ),
             "y": _field("value", "quantitative", title=value_label),
             "color": _field("store", "nominal", title=None),
             "tooltip": [
                 _field("store", "nominal"),
-                _field("day", "temporal"),
+                _field("day", "temporal", timeUnit="yearmonthdate", format=day_format),
                 _field("value", "quantitative"),
             ],
         },

@@ -33,6 +33,7 @@ from aggregator.queries import (
     StoreInfo,
     StorePage,
     ZoneComparison,
+    ZoneOccupancy,
 )
 from aggregator.zones import FloorZone
 from dashboard.auth import AccessDeniedError, User
@@ -121,6 +122,12 @@ class ScopedData:
         result: ZoneComparison = self._fetch("zone_comparison", (store_id, start, end, extra_zones))
         return result
 
+    def floor_image(self, store_id: str) -> bytes | None:
+        """The store's floor plan drawing (PNG), None without one."""
+        self.store(store_id)
+        result: bytes | None = self._fetch("floor_image", (store_id,))
+        return result
+
     def history_loading(self, store_id: str) -> HistoryLoading | None:
         """The store's history backfill while it runs ("history loading (n of m days)"); None when done."""
         self.store(store_id)
@@ -155,6 +162,12 @@ class ScopedData:
     def occupancy_now(self, store_id: str, now: datetime) -> Occupancy:
         self._figures_of(store_id)
         result: Occupancy = self._fetch("occupancy_now", (store_id, now))
+        return result
+
+    def zone_occupancy_now(self, store_id: str, now: datetime) -> ZoneOccupancy:
+        """Visitors in each floor zone from the nodes' latest minute of heat."""
+        self._figures_of(store_id)
+        result: ZoneOccupancy = self._fetch("zone_occupancy_now", (store_id, now))
         return result
 
     def daily_series(self, store_id: str, start: date, end: date) -> list[DailyMetrics]:

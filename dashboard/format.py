@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 
@@ -53,25 +53,42 @@ def count(value: float | None) -> str:
     return f"{round(value):,}"
 
 
-# Units of a duration per language: hours, minutes, seconds.
-_DURATION_UNITS: dict[str, tuple[str, str, str]] = {"en": (" h", " min", " s"), "zh": (" 小时", " 分", " 秒")}
+# Units of a duration per language: days, hours, minutes, seconds, and what joins two parts.
+_DURATION_UNITS: dict[str, tuple[str, str, str, str, str]] = {
+    "en": (" d", " h", " min", " s", " "),
+    "zh": ("天", "小时", "分", "秒", ""),
+}
 
 
 def seconds(value: float | None, lang: str = "en") -> str:
-    """A duration: '45 s', '12 min 5 s', '1 h 3 min' ('45 秒', '12 分 5 秒', '1 小时 3 分' in Chinese)."""
+    """A duration: '45 s', '12 min 5 s', '1 h 3 min' ('45秒', '12分5秒', '1小时3分' in Chinese)."""
     if value is None or math.isnan(value):
         return "–"
-    h_unit, m_unit, s_unit = _DURATION_UNITS.get(lang, _DURATION_UNITS["en"])
+    d_unit, h_unit, m_unit, s_unit, join = _DURATION_UNITS.get(lang, _DURATION_UNITS["en"])
     total = round(value)
     if total < 60:
         return f"{total}{s_unit}"
     minutes, secs = divmod(total, 60)
     if minutes < 60:
-        return f"{minutes}{m_unit} {secs}{s_unit}" if secs else f"{minutes}{m_unit}"
+        return f"{minutes}{m_unit}{join}{secs}{s_unit}" if secs else f"{minutes}{m_unit}"
     hours, minutes = divmod(minutes, 60)
     if hours >= 48:
-        return f"{hours // 24}{' d' if lang != 'zh' else ' 天'} {hours % 24}{h_unit}"
-    return f"{hours}{h_unit} {minutes}{m_unit}" if minutes else f"{hours}{h_unit}"
+        return f"{hours // 24}{d_unit}{join}{hours % 24}{h_unit}"
+    return f"{hours}{h_unit}{join}{minutes}{m_unit}" if minutes else f"{hours}{h_unit}"
+
+
+def day(value: date, lang: str = "en") -> str:
+    """A calendar day: '2026-11-20' ('2026年11月20日' in Chinese)."""
+    if lang == "zh":
+        return f"{value.year}年{value.month}月{value.day}日"
+    return value.isoformat()
+
+
+def month_day(value: date, lang: str = "en") -> str:
+    """A day of this year, short: 'Nov 20' ('11月20日' in Chinese)."""
+    if lang == "zh":
+        return f"{value.month}月{value.day}日"
+    return f"{value:%b} {value.day}"
 
 
 def timestamp(value: datetime | None) -> str:
@@ -81,21 +98,29 @@ def timestamp(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S")
 
 
-def local_day(value: datetime, timezone: str) -> str:
-    """The calendar day of an instant in a store's time zone, 'YYYY-MM-DD'."""
-    return value.astimezone(ZoneInfo(timezone)).date().isoformat()
+def local_day(value: datetime, timezone: str, lang: str = "en") -> str:
+    """The calendar day of an instant in a store's time zone, 'YYYY-MM-DD' ('2026年11月20日')."""
+    return day(value.astimezone(ZoneInfo(timezone)).date(), lang)
 
 
-def local_time(value: datetime, timezone: str) -> str:
-    """An instant in a store's time zone with the zone named: '2026-11-20 09:10 (Asia/Shanghai)'."""
-    return f"{value.astimezone(ZoneInfo(timezone)).strftime('%Y-%m-%d %H:%M')} ({timezone})"
+def local_time(value: datetime, timezone: str, lang: str = "en") -> str:
+    """An instant in a store's time zone with the zone named: '2026-11-20 09:10 (Asia/Shanghai)'
+    ('2026年11月20日 09:10（Asia/Shanghai）' in Chinese)."""
+    local = value.astimezone(ZoneInfo(timezone))
+    if lang == "zh":
+        return f"{day(local.date(), lang)} {local:%H:%M}（{timezone}）"
+    return f"{local.strftime('%Y-%m-%d %H:%M')} ({timezone})"
 
 
-def utc_time(value: datetime | None) -> str:
-    """An instant in UTC, labelled: '2026-11-20 01:10:00 UTC'; '–' when unknown."""
+def utc_time(value: datetime | None, lang: str = "en") -> str:
+    """An instant in UTC, labelled: '2026-11-20 01:10:00 UTC' ('2026年11月20日 01:10:00 UTC'); '–' when
+    unknown."""
     if value is None:
         return "–"
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") + " UTC"
+    utc = value.astimezone(UTC)
+    if lang == "zh":
+        return f"{day(utc.date(), lang)} {utc:%H:%M:%S} UTC"
+    return utc.strftime("%Y-%m-%d %H:%M:%S") + " UTC"
 
 
 def number(value: float | None, digits: int = 1) -> str:
@@ -105,8 +130,8 @@ def number(value: float | None, digits: int = 1) -> str:
     return f"{value:,.{digits}f}"
 
 
-def metres(value: float | None) -> str:
-    """A small distance: 0.08 -> '0.08 m'; '–' when unknown."""
+def metres(value: float | None, lang: str = "en") -> str:
+    """A small distance: 0.08 -> '0.08 m' ('0.08 米'); '–' when unknown."""
     if value is None or math.isnan(value):
         return "–"
-    return f"{value:.2f} m"
+    return f"{value:.2f} {'米' if lang == 'zh' else 'm'}"

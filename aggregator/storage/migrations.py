@@ -184,4 +184,14 @@ MIGRATIONS: tuple[Migration, ...] = (
                 CHECK ((brand_id IS NULL) <> (store_id IS NULL)))""",
         ),
     ),
+    Migration(
+        7,
+        "each store's floor plan (doors, staff areas, zones) and its drawing",
+        (
+            # '{}': a store loaded before floor plans were kept has none until its registry is loaded again.
+            "ALTER TABLE stores ADD COLUMN floor_plan TEXT NOT NULL DEFAULT '{}'",
+            # PNG; read on its own (`floor_image`), not with every registry read.
+            "ALTER TABLE stores ADD COLUMN floor_image BLOB",
+        ),
+    ),
 )

@@ -152,4 +152,12 @@ PG_MIGRATIONS: tuple[Migration, ...] = (
                 CHECK ((brand_id IS NULL) <> (store_id IS NULL)))""",
         ),
     ),
+    Migration(
+        4,
+        "each store's floor plan (doors, staff areas, zones) and its drawing",
+        (
+            "ALTER TABLE stores ADD COLUMN floor_plan text NOT NULL DEFAULT '{}'",
+            "ALTER TABLE stores ADD COLUMN floor_image bytea",
+        ),
+    ),
 )

@@ -180,6 +180,7 @@ class PgStorage:
         self.where = redact(dsn)
         self.readonly = readonly
         self.has_week_parts = True
+        self._floor_plans: bool | None = None
         self._tx = _TxState()
         self._partitions = Partitions()
         kwargs: dict[str, Any] = {"autocommit": True, "connect_timeout": self.CONNECT_TIMEOUT_S}
@@ -986,10 +987,27 @@ class PgStorage:
         self.add_counters({"registry.version": 1})
 
     def write_store(self, row: StoreRow) -> None:
-        cols = "store_id name brand region timezone floor_w_m floor_h_m browse_min_s cars"
+        cols = "store_id name brand region timezone floor_w_m floor_h_m browse_min_s cars floor_plan"
         with self._conn() as c:
             c.execute(_upsert("stores", cols, ("store_id",)), row)
         self.add_counters({"registry.version": 1})
+
+    def write_floor_image(self, store_id: str, png: bytes | None) -> None:
+        with self._conn() as c:
+            c.execute("UPDATE stores SET floor_image = %s WHERE store_id = %s", (png, store_id))
+        self.add_counters({"registry.version": 1})
+
+    def floor_image(self, store_id: str) -> bytes | None:
+        if not self._has_floor_plans():
+            return None
+        rows = self._all("SELECT floor_image FROM stores WHERE store_id = %s", (store_id,))
+        return None if not rows or rows[0][0] is None else bytes(rows[0][0])
+
+    def _has_floor_plans(self) -> bool:
+        """Whether the schema keeps floor plans (a reader may open a database not yet migrated)."""
+        if self._floor_plans is None:
+            self._floor_plans = self.schema_version() >= 4
+        return self._floor_plans
 
     def registry_version(self) -> int:
         row = self._all("SELECT value FROM counters WHERE name = 'registry.version'")
@@ -1013,9 +1031,10 @@ class PgStorage:
 
     @as_records(StoreRow)
     def store_rows(self) -> list[Row]:
+        plan = "floor_plan" if self._has_floor_plans() else "'{}'"
         return self._all(
-            "SELECT store_id, name, brand, region, timezone, floor_w_m, floor_h_m, browse_min_s, cars "
-            "FROM stores ORDER BY store_id"
+            "SELECT store_id, name, brand, region, timezone, floor_w_m, floor_h_m, browse_min_s, cars, "
+            f"{plan} FROM stores ORDER BY store_id"
         )
 
     @as_records(BrandRow)

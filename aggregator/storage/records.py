@@ -191,6 +191,8 @@ class StoreRow(NamedTuple):
     floor_h_m: float | None
     browse_min_s: float
     cars_json: str
+    floor_plan_json: str = "{}"
+    """`registry.FloorPlan` as JSON ('{}' where none was loaded)."""
 
 
 class BrandRow(NamedTuple):

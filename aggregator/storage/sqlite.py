@@ -125,6 +125,7 @@ class SqliteStorage:
             conn.close()
             raise SchemaTooNewError(str(self.path), version, MIGRATIONS[-1].version)
         self.has_week_parts = version >= 4
+        self.has_floor_plans = version >= 7
 
     def close(self) -> None:
         self.conn.close()
@@ -612,8 +613,27 @@ class SqliteStorage:
         self.add_counters({"registry.version": 1})
 
     def write_store(self, row: StoreRow) -> None:
-        self.conn.execute("INSERT OR REPLACE INTO stores VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+        """The store's registry entry; its drawing is kept (`write_floor_image` replaces it)."""
+        self.conn.execute(
+            "INSERT INTO stores (store_id, name, brand, region, timezone, floor_w_m, floor_h_m, "
+            "browse_min_s, cars, floor_plan) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (store_id) DO UPDATE SET "
+            "name = excluded.name, brand = excluded.brand, region = excluded.region, "
+            "timezone = excluded.timezone, floor_w_m = excluded.floor_w_m, floor_h_m = excluded.floor_h_m, "
+            "browse_min_s = excluded.browse_min_s, cars = excluded.cars, floor_plan = excluded.floor_plan",
+            row,
+        )
         self.add_counters({"registry.version": 1})
+
+    def write_floor_image(self, store_id: str, png: bytes | None) -> None:
+        self.conn.execute("UPDATE stores SET floor_image = ? WHERE store_id = ?", (png, store_id))
+        self.add_counters({"registry.version": 1})
+
+    def floor_image(self, store_id: str) -> bytes | None:
+        if not self.has_floor_plans:
+            return None
+        row = self.conn.execute("SELECT floor_image FROM stores WHERE store_id = ?", (store_id,)).fetchone()
+        return None if row is None or row[0] is None else bytes(row[0])
 
     def registry_version(self) -> int:
         """Bumped by every registry write (readers cache the registry on it)."""
@@ -623,8 +643,10 @@ class SqliteStorage:
     @as_records(StoreRow)
     def store_rows(self) -> list[Row]:
         return self.conn.execute(
-            "SELECT store_id, name, brand, region, timezone, floor_w_m, floor_h_m, browse_min_s, cars "
-            "FROM stores ORDER BY store_id"
+            "SELECT store_id, name, brand, region, timezone, floor_w_m, floor_h_m, browse_min_s, cars, "
+            # A reader of a database its writer has not migrated yet: no floor plans.
+            + ("floor_plan " if self.has_floor_plans else "'{}' ")
+            + "FROM stores ORDER BY store_id"
         ).fetchall()
 
     @as_records(BrandRow)

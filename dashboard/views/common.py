@@ -15,6 +15,7 @@ import streamlit as st
 
 from aggregator.queries import StoreInfo
 from dashboard import charts
+from dashboard import format as fmt
 from dashboard.auth import User
 from dashboard.data import ScopedData
 from dashboard.i18n import Lang, t
@@ -131,13 +132,15 @@ def pick_day(ctx: ViewContext, today: date, first: date | None, container: objec
         try:
             asked = date.fromisoformat(requested)
         except ValueError:
-            st.error(t(lang, "pick.bad_date", day=requested, shown=today.isoformat()))
+            st.error(t(lang, "pick.bad_date", day=requested, shown=fmt.day(today, lang)))
         else:
             if asked < earliest:
-                shown = today.isoformat()
-                st.error(t(lang, "pick.before_history", day=asked, first=earliest.isoformat(), shown=shown))
+                shown = fmt.day(today, lang)
+                st.error(
+                    t(lang, "pick.before_history", day=asked, first=fmt.day(earliest, lang), shown=shown)
+                )
             elif asked > today:
-                st.error(t(lang, "pick.after_today", day=asked.isoformat(), shown=today.isoformat()))
+                st.error(t(lang, "pick.after_today", day=fmt.day(asked, lang), shown=fmt.day(today, lang)))
             else:
                 initial = asked
     follow_url("date", "pick_date", initial)

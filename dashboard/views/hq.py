@@ -94,9 +94,10 @@ def flags(lang: Lang, entry: LeagueEntry) -> str:
     return "; ".join(words)
 
 
-def _pp(value: float | None) -> str:
-    """A change already in percentage points, signed ('+2.70 pp'); '–' without a previous period."""
-    return "–" if value is None else (fmt.points(value / 100, 0.0) or "–")
+def _pp(lang: Lang, value: float | None) -> str:
+    """A change already in percentage points, signed ('+2.70 pp', '+2.70 个百分点'); '–' without a
+    previous period."""
+    return "–" if value is None else (fmt.points(value / 100, 0.0, unit=t(lang, "store.points")) or "–")
 
 
 def _rates(lang: Lang, counts: list[Any], changes: list[Any]) -> dict[str, list[Any]]:
@@ -104,7 +105,9 @@ def _rates(lang: Lang, counts: list[Any], changes: list[Any]) -> dict[str, list[
     for rate in ("browse_rate", "car_entry_rate", "reception_rate"):
         figure = t(lang, f"m.{rate}")
         columns[figure] = [fmt.pct(getattr(c, rate)) for c in counts]
-        columns[t(lang, "hq.change_pp", figure=figure)] = [_pp(getattr(c, f"{rate}_pp")) for c in changes]
+        columns[t(lang, "hq.change_pp", figure=figure)] = [
+            _pp(lang, getattr(c, f"{rate}_pp")) for c in changes
+        ]
     return columns
 
 
@@ -243,7 +246,11 @@ def _render_trends(
         st.info(t(lang, "empty"))  # words, not empty axes
         return
     label = t(lang, f"m.{figure}") + (" (%)" if "rate" in figure else "")
-    show_chart(charts.trend_chart(dates, series, value_label=label), "chart_trends", alt=label)
+    show_chart(
+        charts.trend_chart(dates, series, value_label=label, day_format=t(lang, "chart.day_format")),
+        "chart_trends",
+        alt=label,
+    )
 
 
 def _render_audits(ctx: ViewContext) -> None:
@@ -268,7 +275,7 @@ def _render_audits(ctx: ViewContext) -> None:
             t(lang, "hq.name"): [a.name or "" for a in stale],
             t(lang, "hq.audit_last"): [
                 # The audit's day in the store's own time zone, as on the store page.
-                "" if a.last is None else fmt.local_day(a.last.end, zones.get(a.store_id, "UTC"))
+                "" if a.last is None else fmt.local_day(a.last.end, zones.get(a.store_id, "UTC"), lang)
                 for a in stale
             ],
             t(lang, "hq.audit_accuracy"): ["" if a.last is None else fmt.pct(a.last.accuracy) for a in stale],
@@ -295,7 +302,7 @@ def _render_silent(ctx: ViewContext) -> None:
         {
             t(lang, "hq.store"): [s.store_id for s in silent],
             t(lang, "hq.name"): [s.name or "" for s in silent],
-            t(lang, "hq.silent_since"): [fmt.utc_time(s.last_seen_at) for s in silent],
+            t(lang, "hq.silent_since"): [fmt.utc_time(s.last_seen_at, lang) for s in silent],
             t(lang, "hq.reason"): [t(lang, "hq.reason_silent") for _ in silent],
         },
         "table_silent",
@@ -306,7 +313,7 @@ def render(ctx: ViewContext) -> None:
     lang = ctx.lang
     brand, region, start, end = _filters(ctx)
     st.title(t(lang, "hq.title"))
-    st.caption(t(lang, "store.period_summary", start=start.isoformat(), end=end.isoformat()))
+    st.caption(t(lang, "store.period_summary", start=fmt.day(start, lang), end=fmt.day(end, lang)))
 
     report = ctx.data.league_report(start, end, query_minute(datetime.now(UTC)), brand=brand, region=region)
     rows = report.entries
@@ -315,10 +322,10 @@ def render(ctx: ViewContext) -> None:
         t(lang, "hq.sort"), list(SORTS), format_func=lambda s: t(lang, SORTS[s][0]), key="hq_sort"
     )
     st.caption(t(lang, "hq.stores_count", count=len(rows)))
-    prev = (report.previous_start.isoformat(), report.previous_end.isoformat())
+    prev = (fmt.day(report.previous_start, lang), fmt.day(report.previous_end, lang))
     st.caption(t(lang, "hq.compared_with", start=prev[0], end=prev[1]))
     if any(r.partial for r in rows):
-        st.caption(t(lang, "hq.partial", day=end.isoformat()))
+        st.caption(t(lang, "hq.partial", day=fmt.day(end, lang)))
     sizes = Counter(r.brand for r in rows)
     if len(sizes) > 1:
         # Each score is measured against its own brand's TOP: scores of different brands do not compare.

@@ -145,14 +145,14 @@ def _live_nodes(ctx: ViewContext) -> None:
         t(lang, "inst.store"): [n.store_id for n, _ in pairs],
         t(lang, "inst.node"): [n.node_id for n, _ in pairs],
         t(lang, "inst.status"): [node_state(lang, n, now) for n, _ in pairs],
-        t(lang, "inst.last_heartbeat"): [fmt.utc_time(n.last_heartbeat_at) for n, _ in pairs],
+        t(lang, "inst.last_heartbeat"): [fmt.utc_time(n.last_heartbeat_at, lang) for n, _ in pairs],
         t(lang, "inst.heartbeat_age"): [fmt.seconds(_age_s(n, now), lang) for n, _ in pairs],
         t(lang, "inst.cameras"): [fmt.count(len(n.cameras)) for n, _ in pairs],
         t(lang, "inst.outbox"): [fmt.count(n.outbox_depth) for n, _ in pairs],
         t(lang, "inst.oldest_unsent"): [fmt.seconds(n.oldest_unsent_age_s, lang) for n, _ in pairs],
         t(lang, "inst.gaps"): [fmt.count(n.seq_missing) for n, _ in pairs],
         t(lang, "inst.calibration"): [
-            fmt.metres(max(n.calibration_error_m.values()) if n.calibration_error_m else None)
+            fmt.metres(max(n.calibration_error_m.values()) if n.calibration_error_m else None, lang)
             for n, _ in pairs
         ],
         t(lang, "inst.issues"): ["; ".join(issue_text(lang, x) for x in i) for _, i in pairs],
@@ -176,9 +176,9 @@ def _live_nodes(ctx: ViewContext) -> None:
             t(lang, "inst.inference_ms"): [fmt.number(c.inference_ms) for _, c in cam_rows],
             t(lang, "inst.quality"): [translated(lang, "cam.quality", c.quality) for _, c in cam_rows],
             t(lang, "inst.calibration"): [
-                fmt.metres(n.calibration_error_m.get(c.camera_id)) for n, c in cam_rows
+                fmt.metres(n.calibration_error_m.get(c.camera_id), lang) for n, c in cam_rows
             ],
-            f"≤ {attention.CALIBRATION_MAX_ERROR_M:.2f} m": [
+            f"≤ {fmt.metres(attention.CALIBRATION_MAX_ERROR_M, lang)}": [
                 calibration_verdict(lang, n.calibration_error_m.get(c.camera_id)) for n, c in cam_rows
             ],
         },

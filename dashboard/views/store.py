@@ -6,13 +6,14 @@ last week, the floor heatmap over the floor plan with the display cars, the car 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import streamlit as st
 
 from aggregator.audit import STALE_AFTER, Audit
 from aggregator.queries import CarStats, Funnel, FunnelFigures, Heatmap, HourTraffic, StoreInfo
+from aggregator.zones import FloorZone
 from dashboard import charts
 from dashboard import format as fmt
 from dashboard.health_view import render_health
@@ -75,7 +76,9 @@ def points_line(lang: Lang, now: float | None, then: float | None, label_key: st
 def render_funnel(lang: Lang, funnel: Funnel, is_today: bool) -> None:
     """The funnel's six cards with their day-over-day and week-over-week change. The heading says which
     day it is ("Today's funnel" only for today)."""
-    heading = t(lang, "store.funnel") if is_today else t(lang, "store.funnel_of", date=funnel.day.isoformat())
+    heading = (
+        t(lang, "store.funnel") if is_today else t(lang, "store.funnel_of", date=fmt.day(funnel.day, lang))
+    )
     st.subheader(heading)
     # Counts on one row, rates on the next: three cards a row stay readable on a tablet.
     cards = [
@@ -118,7 +121,7 @@ def _render_audit(ctx: ViewContext, store: StoreInfo, audit: Audit | None) -> No
         lang,
         "store.audit",
         accuracy=fmt.pct(audit.accuracy),
-        day=fmt.local_day(audit.end, store.timezone),
+        day=fmt.local_day(audit.end, store.timezone, lang),
         auditor=audit.auditor,
     )
     if audit.is_stale(datetime.now(UTC)):
@@ -158,6 +161,7 @@ def _render_heatmap(ctx: ViewContext, store: StoreInfo, heat: Heatmap) -> None:
         car_id: t(lang, "store.inside", minutes=fmt.count(s / 60)) for car_id, s in split.inside_s.items()
     }
     legend = t(lang, "store.heat_legend", pct=f"{CLIP_PERCENTILE:g}")
+    plan = plan_drawing(ctx, store)
     spec = charts.heatmap_spec(
         split.floor,
         heat.cell_m,
@@ -166,8 +170,11 @@ def _render_heatmap(ctx: ViewContext, store: StoreInfo, heat: Heatmap) -> None:
         colour_title=legend,
         colour_top=split.colour_top_s,
         inside_labels=inside,
+        plan=plan,
+        plan_title=t(lang, "plan.legend"),
     )
     show_chart(spec, "chart_heatmap", alt=t(lang, "store.heatmap"))
+    st.caption(t(lang, "store.plan_drawing" if plan.image_png else "store.plan_outline"))
     st.caption(
         t(
             lang,
@@ -187,6 +194,61 @@ def _render_heatmap(ctx: ViewContext, store: StoreInfo, heat: Heatmap) -> None:
         }
         st.markdown(f"**{t(lang, 'store.inside_title')}**")
         show_table(lang, table, "table_inside_cars")
+
+
+def plan_drawing(ctx: ViewContext, store: StoreInfo) -> charts.PlanDrawing:
+    """The store's floor plan as the heatmap draws it: its drawing (if the registry has one), doors by
+    name (their id where the registry gives none), staff areas and named zones, with translated kinds."""
+    plan = store.plan
+    image = ctx.data.floor_image(store.store_id) if plan.image_extent_m is not None else None
+    return charts.PlanDrawing(
+        image_png=image,
+        image_extent_m=plan.image_extent_m if image is not None else None,
+        doors=[(d.name or d.id, d.line_m) for d in plan.doors],
+        areas=[
+            *(("staff", a.id, a.polygon_m) for a in plan.staff_areas),
+            *((z.kind, z.name, z.polygon_m) for z in plan.zones),
+        ],
+        kind_labels={k: t(ctx.lang, f"plan.{k}") for k in charts.PLAN_COLOURS},
+    )
+
+
+def _render_zone_comparison(ctx: ViewContext, store: StoreInfo, start: date, end: date) -> None:
+    """Each zone of the floor (cars around and inside, reception, negotiation, entrance, staff areas)
+    ranked by person-minutes over the period, beside the period of the same length before."""
+    lang = ctx.lang
+    comparison = ctx.data.zone_comparison(store.store_id, start, end)
+    st.subheader(t(lang, "store.zones_compared"))
+    if not comparison.zones or not any(f.person_s or f.previous_person_s for f in comparison.zones):
+        st.info(t(lang, "store.heatmap_none"))
+        return
+    st.caption(
+        t(
+            lang,
+            "store.zones_compared_caption",
+            start=fmt.day(comparison.start, lang),
+            end=fmt.day(comparison.end, lang),
+            p_start=fmt.day(comparison.previous_start, lang),
+            p_end=fmt.day(comparison.previous_end, lang),
+        )
+    )
+    figures = comparison.zones
+    show_table(
+        lang,
+        {
+            t(lang, "zone.rank"): [f.rank for f in figures],
+            t(lang, "zone.name"): [zone_label(lang, f.zone) for f in figures],
+            t(lang, "zone.kind"): [t(lang, f"plan.{f.zone.kind}") for f in figures],
+            t(lang, "zone.person_min"): [fmt.count(f.person_s / 60) for f in figures],
+            t(lang, "zone.share"): [fmt.pct(f.share) for f in figures],
+            t(lang, "zone.previous_rank"): [
+                "–" if f.previous_rank is None else f.previous_rank for f in figures
+            ],
+            t(lang, "zone.change"): [fmt.change(f.change) or "–" for f in figures],
+        },
+        "table_zones_compared",
+        static=True,
+    )
 
 
 def _render_cars(ctx: ViewContext, ranking: list[CarStats]) -> None:
@@ -239,19 +301,64 @@ def live_occupancy(ctx: ViewContext, store: StoreInfo) -> None:
     as_of = occ.floor_minute if fresh and occ.floor_minute is not None else occ.as_of
     with st.container(key="live_occupancy"):
         st.metric(t(lang, "store.occupancy"), fmt.count(shown))
-        st.caption(t(lang, "store.occupancy_as_of", time=fmt.local_time(as_of, store.timezone)))
+        st.caption(t(lang, "store.occupancy_as_of", time=fmt.local_time(as_of, store.timezone, lang)))
+
+
+def zone_label(lang: Lang, zone: FloorZone) -> str:
+    """A zone as the table names it: a car's model with 'around' or 'inside', else the plan's name."""
+    if zone.kind == "car_browse":
+        return t(lang, "zone.around", model=zone.label)
+    if zone.kind == "car_interior":
+        return t(lang, "zone.inside", model=zone.label)
+    return zone.label
+
+
+def _render_zones_now(ctx: ViewContext, store: StoreInfo, now: datetime) -> None:
+    """Visitors in each zone now, from the nodes' latest minute of heat, saying how old that minute is."""
+    lang = ctx.lang
+    occ = ctx.data.zone_occupancy_now(store.store_id, now)
+    st.subheader(t(lang, "store.zones_now"))
+    if occ.minute is None:
+        st.info(t(lang, "store.zones_now_none", minutes=round(occ.window.total_seconds() / 60)))
+        return
+    age = max(0.0, (now - (occ.minute + timedelta(minutes=1))).total_seconds())
+    st.caption(
+        t(
+            lang,
+            "store.zones_now_caption",
+            time=fmt.local_time(occ.minute, store.timezone, lang),
+            age=fmt.seconds(age, lang),
+            nodes=occ.nodes,
+            seconds=LIVE_EVERY_S,
+            floor=fmt.number(occ.floor_people),
+        )
+    )
+    if not occ.zones:
+        return
+    show_table(
+        lang,
+        {
+            t(lang, "zone.name"): [zone_label(lang, z.zone) for z in occ.zones],
+            t(lang, "zone.kind"): [t(lang, f"plan.{z.zone.kind}") for z in occ.zones],
+            t(lang, "zone.people"): [fmt.number(z.people) for z in occ.zones],
+        },
+        "table_zones_now",
+        static=True,
+    )
 
 
 @st.fragment(run_every=LIVE_EVERY_S)
 def live_zones(ctx: ViewContext, store: StoreInfo) -> None:
-    """People around each display car and inside it in the current hour so far, refreshed by itself."""
+    """Visitors in each zone now, then people around each display car and inside it in the current hour
+    so far; refreshed by itself."""
     lang = ctx.lang
     now = live_now(datetime.now(UTC))
+    _render_zones_now(ctx, store, now)
     hour = now.replace(minute=0, second=0)
     heat = ctx.data.heatmap_hours(store.store_id, hour, hour + timedelta(hours=1))
     st.subheader(t(lang, "store.live_zones"))
     if heat.grid.size == 0 or not np.any(heat.grid > 0) or not store.cars:
-        st.info(t(lang, "store.live_zones_none", since=fmt.local_time(hour, store.timezone)))
+        st.info(t(lang, "store.live_zones_none", since=fmt.local_time(hour, store.timezone, lang)))
         return
     around = zone_seconds(
         heat.grid,
@@ -261,7 +368,7 @@ def live_zones(ctx: ViewContext, store: StoreInfo) -> None:
     )
     inside = zone_seconds(heat.grid, heat.cell_m, {c.id: c.interior_zone_m for c in store.cars})
     ranked = sorted(store.cars, key=lambda c: -(around[c.id] + inside[c.id]))
-    since = fmt.local_time(hour, store.timezone)
+    since = fmt.local_time(hour, store.timezone, lang)
     st.caption(t(lang, "store.live_zones_caption", since=since, seconds=LIVE_EVERY_S))
     show_table(
         lang,
@@ -286,7 +393,7 @@ def render(ctx: ViewContext) -> None:
 
     head, occupancy_col = st.columns([3, 1])
     with head:
-        st.title(t(lang, "store.title", store=store.name, date=day.isoformat()))
+        st.title(t(lang, "store.title", store=store.name, date=fmt.day(day, lang)))
     with occupancy_col:
         live_occupancy(ctx, store)
 
@@ -303,12 +410,13 @@ def render(ctx: ViewContext) -> None:
         live_zones(ctx, store)
     _render_audit(ctx, store, page.last_audit)
     _render_hourly(ctx, store, page.hourly)
-    period = t(lang, "store.period_summary", start=start.isoformat(), end=end.isoformat())
+    period = t(lang, "store.period_summary", start=fmt.day(start, lang), end=fmt.day(end, lang))
     st.caption(period)
     _render_heatmap(ctx, store, page.heatmap)
+    _render_zone_comparison(ctx, store, start, end)
     _render_cars(ctx, page.cars)
     render_health(lang, page.health, store.name)
-    title = t(lang, "store.title", store=store.name, date=day.isoformat())
+    title = t(lang, "store.title", store=store.name, date=fmt.day(day, lang))
     _report_buttons(lang, title, [*funnel_lines(lang, funnel), period], f"{store.store_id}-{day.isoformat()}")
 
 

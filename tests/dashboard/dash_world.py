@@ -10,12 +10,16 @@ The headline day `DAY` of store `sh-01` is DOMAIN.md's example screen: 59 visito
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 from zoneinfo import ZoneInfo
+
+import cv2
+import numpy as np
 
 from aggregator.audit import record_audit
 from aggregator.ingest import Ingestor, Message
@@ -65,6 +69,24 @@ CARS = [
     },
 ]
 
+PLAN_SH01 = {
+    # No drawing: the heatmap draws the floor's outline, these doors, the staff area and the reception.
+    "doors": [{"id": "main", "name": "Main entrance", "line_m": [[14, 24], [18, 24]]}],
+    "staff_areas": [{"id": "back-office", "polygon_m": [[31, 12], [36, 12], [36, 16], [31, 16]]}],
+    "zones": [
+        {
+            "id": "welcome",
+            "kind": "reception",
+            "name": "Welcome desk",
+            "polygon_m": [[30, 18], [35, 18], [35, 22], [30, 22]],
+        }
+    ],
+}
+FLOOR_IMAGE = "floor-bj-02.png"
+"""bj-02's floor drawing (written beside the database by `build_db`), stretched over its 36 x 24 m floor."""
+FLOOR_IMAGE_BGR = (200, 200, 0)
+"""The drawing's colour: teal (#00c8c8), a colour the heat's magma scale never takes."""
+
 REGISTRY = {
     "brands": [{"id": "aurora", "name": "Aurora Motors"}, {"id": "nova", "name": "Nova Auto"}],
     "stores": [
@@ -76,6 +98,7 @@ REGISTRY = {
             "timezone": TZ,
             "floor_size_m": [36, 24],
             "cars": CARS,
+            "floor_plan": PLAN_SH01,
         },
         {
             "store_id": "bj-02",
@@ -85,6 +108,7 @@ REGISTRY = {
             "timezone": TZ,
             "floor_size_m": [36, 24],
             "cars": CARS[:2],
+            "floor_plan": {"image": FLOOR_IMAGE},
         },
         {
             "store_id": "gz-03",
@@ -294,9 +318,12 @@ def build_db(
     if isinstance(db, Path) and db.exists():
         raise FileExistsError(f"{db} exists: the test world is built into a fresh database only")
     now_utc = now_utc or datetime.now(UTC)
+    # The drawing is read when the registry is loaded (and kept in the database), so any folder serves.
+    base = db.parent if isinstance(db, Path) else Path(tempfile.mkdtemp(prefix="dash-world-"))
+    write_floor_image(base / FLOOR_IMAGE)
     storage = open_storage(db)
     ingestor = Ingestor(storage)
-    ingestor.load_registry(parse_registry(REGISTRY))
+    ingestor.load_registry(parse_registry(REGISTRY, base=base))
     messages = [
         Message(topic_for(e), to_json(e), min(e.ts + timedelta(seconds=1), now_utc), source=LIVE)
         for e in world_events(now_utc, plans)
@@ -319,6 +346,16 @@ def build_db(
     record_audit(storage, "bj-02", _local(old, 6), _local(old, 7), 20, auditor="Zhang Min", now=now_utc)
     storage.close()
     return db
+
+
+def write_floor_image(path: Path) -> Path:
+    """bj-02's floor drawing: 720 x 480 px of `FLOOR_IMAGE_BGR` with a dark wall round its edge."""
+    image = np.zeros((480, 720, 3), np.uint8)
+    image[:] = FLOOR_IMAGE_BGR
+    cv2.rectangle(image, (0, 0), (719, 479), (40, 40, 40), 12)
+    if not cv2.imwrite(str(path), image):
+        raise OSError(f"could not write {path}")
+    return path
 
 
 def write_users(path: Path) -> Path:

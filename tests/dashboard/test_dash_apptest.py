@@ -19,15 +19,20 @@ import dash_world as world
 import numpy as np
 import pytest
 import streamlit as st
+import vl_convert
 from streamlit.testing.v1 import AppTest
 
+from aggregator.ingest import Ingestor, Message
 from aggregator.queries import Queries
+from aggregator.storage import SqliteStorage
+from aggregator.synth import heat_event, stamper_for
 from dashboard import format as fmt
 from dashboard.auth import AccessDeniedError, load_users
 from dashboard.data import ScopedData, direct_fetch
 from dashboard.heat import floor_heat
 from dashboard.settings import ENV_DB, ENV_USERS
 from dashboard.views.common import CHARTS_SHOWN
+from edge.events import to_json, topic_for
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 DAY = world.DAY.isoformat()
@@ -225,8 +230,41 @@ def test_today_shows_the_display_cars_live_and_a_past_day_does_not() -> None:
     # The test world has no heat this hour: said in words, with the hour's start in the store's zone.
     assert any(i.value.startswith("No one near the display cars since ") for i in today.info)
     assert any("(Asia/Shanghai)" in i.value for i in today.info)
+    # Nor heat in the last minutes: visitors per zone now are unknown, and said so.
+    assert "In each zone now (live)" in [h.value for h in today.subheader]
+    assert any(i.value.startswith("No floor data from the nodes in the last 5 minutes") for i in today.info)
     past = _login(_app(date=DAY), "li.wei")
     assert "Display cars this hour (live)" not in [h.value for h in past.subheader]
+    assert "In each zone now (live)" not in [h.value for h in past.subheader]
+
+
+def test_today_shows_visitors_in_each_zone_now_and_how_fresh(
+    world_files: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = world.build_db(tmp_path / "live.sqlite")
+    storage = SqliteStorage(db)
+    minute = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=1)
+    # A second node's last full minute: 0.25 m cells, (10, 14) around car-01 (2.6 m, 3.6 m), (128, 80) at
+    # the welcome desk (32.1 m, 20.1 m): two visitors around the car and one at the desk on average.
+    heat = heat_event(stamper_for("sh-01", "node-b", seed=42), minute, [(10, 14, 120.0), (128, 80, 60.0)], 3)
+    assert Ingestor(storage).ingest([Message(topic_for(heat), to_json(heat), heat.ts)]).stored == 1
+    storage.close()
+    monkeypatch.setenv(ENV_DB, str(db))
+    at = _login(_app(), "li.wei")
+    now_table = _table_with(at, "Visitors now")
+    shown = dict(zip(now_table["Zone"], now_table["Visitors now"], strict=True))
+    assert list(now_table["Zone"])[:2] == ["Model S Sedan: around", "Welcome desk"]
+    assert shown["Model S Sedan: around"] == "2.0" and shown["Welcome desk"] == "1.0"
+    assert shown["Model X SUV: inside"] == "0.0"
+    assert list(now_table["Kind"])[:2] == ["Around a car", "Reception"]
+    local = fmt.local_time(minute, world.TZ)
+    caption = next(c.value for c in at.caption if "the latest the nodes reported" in c.value)
+    assert f"during the minute from {local}" in caption and "Whole floor: 3.0" in caption
+    at.session_state["lang"] = "zh"
+    at.run()
+    zh_table = _table_with(at, "当前访客")
+    assert list(zh_table["区域"])[:2] == ["Model S Sedan：周围", "Welcome desk"]
+    assert list(zh_table["类型"])[:2] == ["展车周围", "接待区"]
 
 
 def test_a_league_of_several_brands_says_scores_compare_within_a_brand() -> None:
@@ -252,7 +290,7 @@ def test_an_empty_day_says_so_in_words(queries: Queries) -> None:
 def test_store_manager_car_ranking_equals_the_aggregator(queries: Queries) -> None:
     at = _login(_app(date=DAY, period="day"), "li.wei")
     cars = queries.car_ranking("sh-01", world.DAY, world.DAY)
-    table = at.table[0].value
+    table = _table_with(at, "Ignored")
     assert list(table["Car"]) == [c.car_id for c in cars] == ["car-01", "car-02", "car-03"]
     assert list(table["Browsers"]) == [fmt.count(c.browsers) for c in cars] == ["30", "16", "0"]
     assert list(table["Entries"]) == [fmt.count(c.entries) for c in cars]
@@ -264,18 +302,18 @@ def test_store_manager_car_ranking_equals_the_aggregator(queries: Queries) -> No
     bars = hourly["layer"][0]["data"]["values"]
     assert [(r["hour"], r["visitors"]) for r in bars] == [(h.local_hour, h.visitors) for h in hours]
     # The heatmap: the grid's cells (same total person-seconds) under each car's outline and model name.
-    layers = heatmap["layer"]
-    assert layers[1]["mark"]["type"] == "image"
+    layers = {layer["name"]: layer for layer in heatmap["layer"]}
+    assert layers["heat"]["mark"]["type"] == "image"
     heat = queries.heatmap("sh-01", world.DAY, world.DAY)
     # The floor apart from the time inside car-01 (its interior, 4-8.8 m x 5-7 m, holds some of the heat).
     store = queries.store("sh-01")
     split = floor_heat(heat.grid, heat.cell_m, {c.id: c.interior_zone_m for c in store.cars})
     assert split.inside_s["car-01"] > 0 and split.inside_s["car-02"] == 0
     assert split.floor.sum() + sum(split.inside_s.values()) == pytest.approx(float(heat.grid.sum()))
-    legend = layers[2]["encoding"]["color"]
+    legend = layers["heat_legend"]["encoding"]["color"]
     assert legend["scale"]["domain"][-1] == pytest.approx(split.colour_top_s)
     assert legend["title"] == "person-s per cell (colour clipped at the 99th percentile)"
-    png = base64.b64decode(layers[1]["data"]["values"][0]["url"].split(",", 1)[1])
+    png = base64.b64decode(layers["heat"]["data"]["values"][0]["url"].split(",", 1)[1])
     alpha = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)[..., 3]
     k = alpha.shape[1] // heat.grid.shape[1]
     assert alpha.shape == (heat.grid.shape[0] * k, heat.grid.shape[1] * k)
@@ -283,21 +321,21 @@ def test_store_manager_car_ranking_equals_the_aggregator(queries: Queries) -> No
     inside = _table_with(at, "Person-minutes inside")
     assert inside["Model"].tolist()[0] == "Model S Sedan"
     assert inside["Person-minutes inside"].tolist()[0] == fmt.count(split.inside_s["car-01"] / 60)
-    labels = {r["label"] for r in layers[-1]["data"]["values"]}
+    labels = {r["label"] for r in layers["car_labels"]["data"]["values"]}
     assert labels == {c["model_name"] for c in world.CARS}
-    outlines = {r["group"] for r in layers[-2]["data"]["values"]}
+    outlines = {r["group"] for r in layers["car_outline"]["data"]["values"]}
     assert outlines == {"car-01", "car-02", "car-03"}
     assert {r["car"] for r in ranking["data"]["values"]} == {c.model_name for c in cars}
     # The store's own health for the period, against its brand.
     health = queries.health("sh-01", world.DAY, world.DAY)
     assert health.score is not None
     assert _metrics(at)["Health score"] == f"{health.score:.1f}"
-    assert list(at.table[1].value["Score"]) == [f"{d.score:.1f}" for d in health.dimensions]
+    assert list(_table_with(at, "% of TOP")["Score"]) == [f"{d.score:.1f}" for d in health.dimensions]
     # The radar in % of TOP, uncapped, beside the table's uncapped figure; the score is capped at 100.
     store_line = [r for r in radar["layer"][-1]["data"]["values"] if r["series"] == "This store"]
     of_top = [100 * (d.value or 0.0) / d.brand_top if d.brand_top else 0.0 for d in health.dimensions]
     assert [r["score"] for r in store_line][:-1] == [round(v, 1) for v in of_top]
-    assert list(at.table[1].value["% of TOP"]) == [
+    assert list(_table_with(at, "% of TOP")["% of TOP"]) == [
         "–" if d.value is None or not d.brand_top else f"{100 * d.value / d.brand_top:,.0f}%"
         for d in health.dimensions
     ]
@@ -415,6 +453,87 @@ def test_brand_hq_cannot_reach_other_brands(params: dict[str, str], message: str
 def test_brand_hq_store_view_of_own_brand(queries: Queries) -> None:
     at = _login(_app(date=DAY, view="store", store="bj-02"), "hq.aurora")
     assert _metrics(at)["Visitors"] == fmt.count(queries.funnel("bj-02", world.DAY).today.visitors) == "20"
+
+
+def _heatmap_svg(at: AppTest) -> str:
+    """The heatmap as the page shows it: the SVG picture whose text names the floor plan's legend."""
+
+    def walk(node: Any) -> Iterator[Any]:
+        yield node
+        for child in getattr(node, "children", {}).values():
+            yield from walk(child)
+
+    svgs = [
+        base64.b64decode(e.proto.imgs[0].url.split(",", 1)[1]).decode("utf-8")
+        for e in walk(at._tree)
+        if getattr(e, "type", "") == "image"
+    ]
+    [svg] = [s for s in svgs if "person-s per cell" in s]
+    return svg
+
+
+def _teal_share(spec: dict[str, Any]) -> float:
+    """The share of the drawn heatmap's pixels in the floor drawing's colour."""
+    png = vl_convert.vegalite_to_png(spec)
+    rgb = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    b, g, r = world.FLOOR_IMAGE_BGR
+    near = (np.abs(rgb.astype(int) - np.array([b, g, r])).sum(axis=2)) < 30
+    return float(near.mean())
+
+
+def test_heatmap_draws_doors_staff_areas_and_reception_over_the_floor_outline(queries: Queries) -> None:
+    at = _login(_app(date=DAY, period="day"), "li.wei")
+    svg = _heatmap_svg(at)
+    plan = queries.store("sh-01").plan
+    assert plan.doors[0].name == "Main entrance" and plan.image_extent_m is None
+    for text in (
+        "Main entrance",
+        "back-office",
+        "Welcome desk",
+        "Floor plan",
+        "Door",
+        "Staff area",
+        "Reception",
+    ):
+        assert f">{text}</text>" in svg, text
+    # The staff area's dashed outline and the door's thick line, in their legend colours.
+    assert 'stroke="#4b5563"' in svg and 'stroke-dasharray="6,3"' in svg
+    assert 'stroke="#dc2626" stroke-width="6"' in svg
+    assert "No floor drawing is configured" in _texts(at)
+    spec = at.session_state[CHARTS_SHOWN]["chart_heatmap"]
+    doors = {layer["name"]: layer for layer in spec["layer"]}["plan_doors"]["data"]["values"]
+    assert [(r["x"], r["y"]) for r in doors] == [(14, 24), (18, 24)]
+    assert _teal_share(spec) == 0.0
+
+
+def test_zones_ranked_against_the_period_before_equal_the_aggregator(queries: Queries) -> None:
+    at = _login(_app(date=DAY, period="day"), "li.wei")
+    table = _table_with(at, "Rank before")
+    comparison = queries.zone_comparison("sh-01", world.DAY, world.DAY)
+    figures = comparison.zones
+    # Every car around and inside, the welcome desk and the staff area; the heat lies around car-01.
+    assert len(figures) == 8 and figures[0].zone.zone_id == "car-01.browse"
+    assert list(table["Zone"])[:2] == ["Model S Sedan: around", "Model S Sedan: inside"]
+    assert "Welcome desk" in list(table["Zone"]) and "Reception" in list(table["Kind"])
+    assert list(table["Person-minutes"]) == [fmt.count(f.person_s / 60) for f in figures]
+    assert list(table["Share of the floor"]) == [fmt.pct(f.share) for f in figures]
+    assert list(table["Change"]) == [fmt.change(f.change) or "–" for f in figures]
+    assert figures[0].previous_person_s and figures[0].change is not None  # the day before had heat too
+    assert "from 2026-11-20 to 2026-11-20, ranked, beside 2026-11-19 to 2026-11-19" in _texts(at)
+
+
+def test_heatmap_draws_the_floor_drawing_underneath(queries: Queries) -> None:
+    at = _login(_app(date=DAY, period="day", view="store", store="bj-02"), "hq.aurora")
+    drawing = queries.floor_image("bj-02")
+    assert drawing is not None
+    svg = _heatmap_svg(at)
+    assert base64.b64encode(drawing).decode("ascii") in svg
+    spec = at.session_state[CHARTS_SHOWN]["chart_heatmap"]
+    names = [layer["name"] for layer in spec["layer"]]
+    assert names.index("floor_image") < names.index("heat")  # under the heat
+    # Most of the picture is the drawing's colour (the heat covers a few square metres of 864).
+    assert _teal_share(spec) > 0.3
+    assert "the store's floor drawing" in _texts(at)
 
 
 # -- installer ------------------------------------------------------------------------------------

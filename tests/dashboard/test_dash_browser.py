@@ -139,7 +139,7 @@ def test_store_manager_sees_the_aggregators_figures(server: str, page: Any, quer
     assert funnel.dod.browse_rate_pp is not None  # rates change in percentage points
     assert f"{funnel.dod.browse_rate_pp:+.2f} pp day-over-day" in body
     # Car ranking table: the aggregator's order and counts.
-    rows = _table_rows(page.locator('[data-testid="stTable"]').first)
+    rows = _table_rows(page.locator('[data-testid="stTable"]').filter(has_text="Median dwell"))
     cars = queries.car_ranking("sh-01", world.DAY, world.DAY)
     assert [(r[0], r[2], r[5]) for r in rows] == [(c.car_id, str(c.browsers), str(c.entries)) for c in cars]
     assert len(rows) == 3
@@ -162,6 +162,19 @@ def test_store_manager_sees_the_aggregators_figures(server: str, page: Any, quer
         assert str(car["model_name"]) in svg
     assert "inside: " in svg and "person-min" in svg
     assert "colour scale stops at the 99th percentile of occupied floor cells" in body
+    # Over the floor's outline (no drawing configured): the door, staff area and reception by name, with
+    # the plan's legend.
+    for text in (
+        "Main entrance",
+        "back-office",
+        "Welcome desk",
+        "Floor plan",
+        "Door",
+        "Staff area",
+        "Reception",
+    ):
+        assert f">{text}</text>" in svg, text
+    assert "No floor drawing is configured" in body
     assert "Time inside the display cars" in body
 
     # The same page on a tablet (portrait), then in Chinese.
@@ -170,10 +183,15 @@ def test_store_manager_sees_the_aggregators_figures(server: str, page: Any, quer
     _shot(page, "store_manager_tablet")
     assert _metric_values(page)["Visitors"] == "59"
     page.locator("[data-testid=stSidebar]").get_by_text("简体中文", exact=True).click()
-    page.get_by_text("2026-11-20 漏斗").wait_for()
+    page.get_by_text("2026年11月20日 漏斗").wait_for()
     wait_idle(page)
     _shot(page, "store_manager_store_zh")
     assert _metric_values(page)["进店人数"] == "59"
+    src = page.locator('[data-testid="stImage"] img[alt="热力图"]').get_attribute("src")
+    assert src is not None
+    svg = base64.b64decode(src.split(",", 1)[1]).decode("utf-8")
+    for text in ("每格人·秒（色阶截断于第 99 百分位）", "平面图", "门", "员工区", "接待区", "Main entrance"):
+        assert f">{text}</text>" in svg, text
 
 
 def test_store_manager_cannot_reach_another_store(server: str, page: Any) -> None:

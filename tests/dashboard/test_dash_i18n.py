@@ -1,13 +1,23 @@
-"""Both languages carry every UI string with the same placeholders; the views use no key that is missing."""
+"""Both languages carry every UI string with the same placeholders; the views use no key that is missing;
+and a page shown in Chinese shows no English beyond the data's own names (dates, durations, states,
+units, chart axes included)."""
 
 from __future__ import annotations
 
+import base64
+import html
+import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import dash_world as world
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from dashboard.i18n import EN, LANGUAGES, TABLES, ZH, as_lang, placeholders, t
+from dashboard.settings import ENV_DB, ENV_USERS
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "dashboard"
 
@@ -44,3 +54,120 @@ def test_format_and_missing_key() -> None:
         t("en", "nope")
     assert as_lang("zh") == "zh"
     assert as_lang("fr") == "en"
+
+
+# -- no English left on a page shown in Chinese ------------------------------------------------------------
+
+APP = DASHBOARD / "app.py"
+ALLOWED_LATIN = ("UTC", "TOP", "CSV", "PDF", "PNG", "Asia/Shanghai")
+"""Words a Chinese page may show in Latin letters besides the data's own names: time zone ids, the
+abbreviations the product uses in Chinese too, file formats."""
+
+
+ENGLISH = (
+    re.compile(r"[A-Za-z]{2,}"),  # a word
+    re.compile(r"\d\s?[smhd]\b"),  # a duration or distance in English units: '45 s', '3 h', '0.45 m'
+    re.compile(r"\d{4}-\d{2}-\d{2}"),  # an ISO date: Chinese pages write 2026年11月20日
+)
+
+
+def _data_names() -> set[str]:
+    """What the test world itself names in Latin letters: stores, brands, cars, plan elements, people,
+    nodes, cameras, the detector model."""
+    names: set[str] = {"node-a", "cam-a", "yolox-tiny"}
+    for brand in world.REGISTRY["brands"]:
+        names |= {brand["id"], brand["name"]}
+    for store in world.REGISTRY["stores"]:
+        names |= {store["store_id"], store["name"]}
+    for car in world.CARS:
+        names |= {car["id"], car["model_name"]}
+    plan = world.PLAN_SH01
+    names |= {d["name"] for d in plan["doors"]} | {a["id"] for a in plan["staff_areas"]}
+    names |= {z["name"] for z in plan["zones"]}
+    names |= {str(u["name"]) for u in world.USERS} | {"Zhang Min"}
+    return names
+
+
+def _shown_texts(at: AppTest) -> list[str]:
+    """Every text a person sees on the page: headings, text, metrics, tables, widgets' labels and options,
+    and the words drawn in the charts (SVG text)."""
+
+    def walk(node: Any) -> Iterator[Any]:
+        yield node
+        for child in getattr(node, "children", {}).values():
+            yield from walk(child)
+
+    out: list[str] = []
+    for e in walk(at._tree):
+        kind = getattr(e, "type", "")
+        if kind == "image":
+            svg = base64.b64decode(e.proto.imgs[0].url.split(",", 1)[1]).decode("utf-8")
+            out += [html.unescape(m) for m in re.findall(r"<text[^>]*>([^<]*)</text>", svg)]
+        elif kind in ("table", "arrow_data_frame", "dataframe"):
+            frame = e.value
+            out += [str(c) for c in frame.columns] + [str(v) for v in frame.to_numpy().flatten()]
+        elif kind == "metric":
+            out += [e.label, str(e.value)]
+        elif kind in ("selectbox", "multiselect", "radio"):
+            out += [e.label, *(str(o) for o in e.options)]
+        elif kind in ("markdown", "caption", "title", "header", "subheader", "alert", "info", "error"):
+            out.append(re.sub(r":(?:green|red|gray|blue|orange|violet|rainbow)\[", "[", str(e.value)))
+        elif kind in ("button", "download_button", "text_input", "date_input"):
+            out.append(str(e.label))
+        elif kind in ("warning", "success"):
+            out.append(str(e.value))
+    return out
+
+
+def _english_left(at: AppTest) -> list[str]:
+    allowed = sorted(_data_names() | set(ALLOWED_LATIN), key=len, reverse=True)
+    left = []
+    for text in _shown_texts(at):
+        stripped = text
+        for name in allowed:
+            stripped = stripped.replace(name, "")
+        if any(pattern.search(stripped) for pattern in ENGLISH):
+            left.append(text)
+    return left
+
+
+@pytest.fixture(scope="module")
+def zh_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    base = tmp_path_factory.mktemp("zh_world")
+    db = world.build_db(base / "aggregator.sqlite")
+    users = world.write_users(base / "users.yaml")
+    saved = {k: os.environ.get(k) for k in (ENV_DB, ENV_USERS)}
+    os.environ[ENV_DB], os.environ[ENV_USERS] = str(db), str(users)
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.mark.parametrize(
+    ("username", "params"),
+    [
+        ("li.wei", {"date": world.DAY.isoformat(), "period": "day"}),  # a past day: funnel, heatmap, health
+        ("li.wei", {}),  # today: the live parts
+        ("hq.aurora", {"date": world.DAY.isoformat()}),  # league, totals, trends, audits, silent stores
+        ("hq.aurora", {"view": "store", "store": "bj-02", "date": world.DAY.isoformat()}),
+        ("tech", {}),  # nodes and cameras, states and ages
+    ],
+)
+def test_a_page_in_chinese_shows_no_english(zh_world: None, username: str, params: dict[str, str]) -> None:
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    for key, value in params.items():
+        at.query_params[key] = value
+    at.run()
+    at.text_input(key="login_username").input(username)
+    at.text_input(key="login_password").input(world.PASSWORD)
+    at.button[0].click()
+    at.run()
+    at.session_state["lang"] = "zh"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    texts = _shown_texts(at)
+    assert len(texts) > 20, texts  # the page was drawn
+    assert _english_left(at) == []

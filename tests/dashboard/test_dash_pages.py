@@ -22,6 +22,8 @@ DAY = world.DAY.isoformat()
 WIDTHS = {"laptop": 1440, "tablet": 768}
 # Words of the interface that must not be left in English on a Chinese page (the data's own names, such as
 # store names, car models and ids, stay as they are).
+ISO_DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
+"""A date as English pages write it: Chinese pages write 2026年11月20日."""
 ENGLISH_LEFT = re.compile(r"\b(None|ok|stale|offline|online|excellent|fair|poor|min|Visitors|day-over-day)\b")
 
 if not CHROMIUM.exists():
@@ -110,7 +112,7 @@ def test_every_page_in_both_languages_and_widths(
             if lang == "zh":
                 _to_chinese(page)
                 body = page.locator("[data-testid=stMain]").inner_text()
-                left = sorted(set(ENGLISH_LEFT.findall(body)))
+                left = sorted(set(ENGLISH_LEFT.findall(body)) | set(ISO_DATE.findall(body)))
                 assert not left, f"English left on the Chinese {name} page: {left}"
             for device, width in WIDTHS.items():
                 page.set_viewport_size({"width": width, "height": 1000})
@@ -144,7 +146,12 @@ def test_tables_and_the_store_report_download(server: str, context: Any) -> None
     page.get_by_text("Pudong Flagship — 2026-11-20").wait_for()
     wait_idle(page)
     buttons = page.get_by_role("button", name="Download CSV")
-    assert buttons.count() == 3  # time inside cars, display cars, health
+    assert buttons.count() == 4  # time inside cars, zones compared, display cars, health
+    with page.expect_download() as got:
+        page.locator(".st-key-csv_table_zones_compared").get_by_role("button").click()
+    rows = list(csv.reader(io.StringIO(Path(got.value.path()).read_text(encoding="utf-8-sig"))))
+    assert rows[0][:3] == ["Rank", "Zone", "Kind"]
+    assert rows[1][1] == "Model S Sedan: around" and "Welcome desk" in [r[1] for r in rows[1:]]
     with page.expect_download() as got:
         page.locator(".st-key-csv_table_cars").get_by_role("button").click()
     rows = list(csv.reader(io.StringIO(Path(got.value.path()).read_text(encoding="utf-8-sig"))))

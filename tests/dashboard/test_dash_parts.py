@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from datetime import UTC, date, datetime
 
 import cv2
 import numpy as np
 import pytest
 
 from aggregator.queries import CameraState
+from dashboard import format as fmt
 from dashboard.attention import HEARTBEAT_EVERY_S, STALE_HEARTBEAT_S, node_issues, reporting, worst
 from dashboard.charts import (
     HEAT_COLOURS,
@@ -100,10 +102,23 @@ def test_a_node_that_stopped_reporting_is_stale_after_one_missed_heartbeat() -> 
 
 
 def test_durations_in_both_languages() -> None:
-    assert seconds(45) == "45 s" and seconds(45, "zh") == "45 秒"
-    assert seconds(291, "zh") == "4 分 51 秒"
-    assert seconds(3 * 3600 + 60, "zh") == "3 小时 1 分"
-    assert seconds(3 * 86400 + 7200) == "3 d 2 h"
+    assert seconds(45) == "45 s" and seconds(45, "zh") == "45秒"
+    assert seconds(291) == "4 min 51 s" and seconds(291, "zh") == "4分51秒"
+    assert seconds(3 * 3600 + 60, "zh") == "3小时1分"
+    assert seconds(3 * 86400 + 7200) == "3 d 2 h" and seconds(3 * 86400 + 7200, "zh") == "3天2小时"
+
+
+def test_dates_times_and_distances_in_both_languages() -> None:
+    day = date(2026, 11, 20)
+    assert fmt.day(day) == "2026-11-20" and fmt.day(day, "zh") == "2026年11月20日"
+    assert fmt.month_day(day) == "Nov 20" and fmt.month_day(day, "zh") == "11月20日"
+    instant = datetime(2026, 11, 20, 1, 10, tzinfo=UTC)  # 09:10 in Shanghai
+    assert fmt.local_time(instant, "Asia/Shanghai") == "2026-11-20 09:10 (Asia/Shanghai)"
+    assert fmt.local_time(instant, "Asia/Shanghai", "zh") == "2026年11月20日 09:10（Asia/Shanghai）"
+    late = datetime(2026, 11, 20, 17, 0, tzinfo=UTC)  # already the 21st in Shanghai
+    assert fmt.local_day(late, "Asia/Shanghai", "zh") == "2026年11月21日"
+    assert fmt.utc_time(instant, "zh") == "2026年11月20日 01:10:00 UTC"
+    assert fmt.metres(0.08) == "0.08 m" and fmt.metres(0.08, "zh") == "0.08 米"
 
 
 def test_critical_before_warning() -> None:
