@@ -265,12 +265,11 @@ class Ingestor:
         """Validate, store and roll up one batch in one transaction."""
         result = BatchResult()
         batch = _Batch()
-        quarantine: list[tuple[object, ...]] = []
         if self.storage.registry_version() != self._registry_version:
             self._load_settings()  # another process loaded the registry
         with self.storage.transaction():
-            valid: list[tuple[Envelope, Message, str]] = []
-            seq_hi: dict[tuple[str, str], int | None] = {}
+            # Each message in order: valid (event, message, received) or its quarantine row.
+            checked: list[tuple[Envelope, Message, str] | _Rejected] = []
             received_at, received = None, ""
             for msg in messages:
                 if msg.received_at is not received_at:  # consecutive messages often share one
@@ -284,22 +283,27 @@ class Ingestor:
                     event = validate(msg.topic, msg.payload, msg.received_at, self.time_window)
                     if isinstance(event, Heat):
                         check_heat_floor(event, self.settings(event.store_id).floor_size_m)
+                    checked.append((event, msg, received))
+                except ContractError as rej:
+                    checked.append(_Rejected(_quarantine_row(msg, received, rej, result)))
+            # Every node's highest stored seq in one read, then the seq checks in message order.
+            seq_hi: dict[tuple[str, str], int | None] = dict(
+                self.storage.highest_seqs(
+                    {(c[0].store_id, c[0].node_id) for c in checked if not isinstance(c, _Rejected)}
+                )
+            )
+            valid: list[tuple[Envelope, Message, str]] = []
+            quarantine: list[tuple[object, ...]] = []
+            for c in checked:
+                if isinstance(c, _Rejected):
+                    quarantine.append(c.row)
+                    continue
+                event, msg, received = c
+                try:
                     self._check_seq(event, seq_hi)
                     valid.append((event, msg, received))
                 except ContractError as rej:
-                    quarantine.append(
-                        (
-                            received,
-                            msg.source,
-                            msg.topic[:1024],
-                            rej.code,
-                            rej.message[:2000],
-                            len(msg.payload),
-                            bytes(msg.payload[:QUARANTINE_HEAD_BYTES]),
-                        )
-                    )
-                    result.quarantined += 1
-                    result.reasons[rej.code] = result.reasons.get(rej.code, 0) + 1
+                    quarantine.append(_quarantine_row(msg, received, rej, result))
             # event_id is the idempotency key: one lookup for the batch, then only new events go on (under
             # the stores' locks, so another aggregator process cannot store the same event meanwhile).
             self.storage.lock_stores({e.store_id for e, _, _ in valid})
@@ -368,12 +372,9 @@ class Ingestor:
 
     def _check_seq(self, event: Envelope, seq_hi: dict[tuple[str, str], int | None]) -> None:
         """A node's `seq` climbs by one per payload: one far past its highest stored is not believed.
-        `seq_hi`: the batch's view of each node's highest seq so far."""
+        `seq_hi`: the batch's view of each node's highest seq so far (stored ones read before)."""
         key = (event.store_id, event.node_id)
-        if key not in seq_hi:
-            ranges = self.storage.seq_ranges(*key)
-            seq_hi[key] = ranges[-1][1] if ranges else None
-        hi = seq_hi[key]
+        hi = seq_hi.get(key)
         if hi is not None and event.seq > hi + self.max_seq_jump:
             raise ContractError(
                 f"seq: {event.seq} jumps {event.seq - hi} past node {key[0]}/{key[1]}'s highest {hi} "
@@ -537,8 +538,12 @@ class Ingestor:
         st.upsert_visit_ends(batch.visit_ends)
         st.insert_dwells(batch.dwells)
         st.insert_car_entries(batch.car_entries)
+        # Short stays add up per visitor and zone: their totals, this batch's stored, read in one go.
+        totals = st.dwell_totals(
+            (store, visitor, zone_id) for store, visitor, _n, zone_id, _e in batch.short_dwells
+        )
         for store, visitor, node, zone_id, enough_s in batch.short_dwells:
-            if st.dwell_total(store, visitor, zone_id) >= enough_s:
+            if totals[(store, visitor, zone_id)] >= enough_s:
                 batch.flags["browsed"].append((store, visitor, node))
         for flag, keys in batch.flags.items():
             st.flag_visits(flag, keys)
@@ -550,10 +555,17 @@ class Ingestor:
             st.set_node_heartbeat(hb.store_id, hb.node_id, ts_key(hb.ts), hb.model_dump_json(by_alias=True))
         for status, at in batch.statuses:
             st.set_node_status(status.store_id, status.node_id, at, status.status)
-        for (store, day, cell_m), cells in batch.heat_day.items():
-            st.add_heat("heat_day", (store, day), day, cell_m, cells)
-        for (store, hkey, day, cell_m), cells in batch.heat_hour.items():
-            st.add_heat("heat_hour", (store, hkey), day, cell_m, cells)
+        st.add_heats(
+            "heat_day",
+            [((store, day), day, cell_m, cells) for (store, day, cell_m), cells in batch.heat_day.items()],
+        )
+        st.add_heats(
+            "heat_hour",
+            [
+                ((store, hkey), day, cell_m, cells)
+                for (store, hkey, day, cell_m), cells in batch.heat_hour.items()
+            ],
+        )
         for store, hkey, hend, day in batch.dirty_hours:
             st.refresh_hour_occupancy(store, hkey, hend, day)
         # The store-days this batch touched were marked by the storage in this transaction.
@@ -671,6 +683,29 @@ class _Batch:
         else:
             seen = max(old[0] or "", received or "") or None
             self.nodes[key] = (seen, max(old[1], ts))
+
+
+class _Rejected(NamedTuple):
+    """A message rejected while validating: its quarantine row."""
+
+    row: tuple[object, ...]
+
+
+def _quarantine_row(
+    msg: Message, received: str, rej: ContractError, result: BatchResult
+) -> tuple[object, ...]:
+    """The quarantine row of a rejected message (counted in `result`)."""
+    result.quarantined += 1
+    result.reasons[rej.code] = result.reasons.get(rej.code, 0) + 1
+    return (
+        received,
+        msg.source,
+        msg.topic[:1024],
+        rej.code,
+        rej.message[:2000],
+        len(msg.payload),
+        bytes(msg.payload[:QUARANTINE_HEAD_BYTES]),
+    )
 
 
 def merge_ranges(ranges: Sequence[tuple[int, int]], seqs: Iterable[int]) -> list[tuple[int, int]]:

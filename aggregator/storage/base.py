@@ -84,7 +84,9 @@ class StorageBackend(Protocol):
 
     def insert_dwells(self, rows: Sequence[Row]) -> None: ...
 
-    def dwell_total(self, store_id: str, visitor_id: str, zone_id: str) -> float: ...
+    def dwell_totals(self, keys: Iterable[tuple[str, str, str]]) -> dict[tuple[str, str, str], float]:
+        """Each (store_id, visitor_id, zone_id)'s total dwell so far, seconds (0.0 where there is none)."""
+        ...
 
     def insert_car_entries(self, rows: Sequence[Row]) -> None: ...
 
@@ -106,14 +108,11 @@ class StorageBackend(Protocol):
 
     def write_car_daily(self, store_id: str, day: str, rows: Sequence[Row]) -> None: ...
 
-    def add_heat(
-        self,
-        table: str,
-        key: Row,
-        day: str,
-        cell_m: float,
-        cells: dict[tuple[int, int], float],
-    ) -> None: ...
+    def add_heats(
+        self, table: str, grids: Sequence[tuple[Row, str, float, dict[tuple[int, int], float]]]
+    ) -> None:
+        """Add person-seconds per cell to grids of `table`: each (key, day, cell_m, cells)."""
+        ...
 
     def set_occupancy_minute(self, store_id: str, minute: str, node_id: str, occupancy: int) -> None: ...
 
@@ -128,6 +127,11 @@ class StorageBackend(Protocol):
     def set_node_status(self, store_id: str, node_id: str, ts: str, status: str) -> None: ...
 
     def seq_ranges(self, store_id: str, node_id: str) -> list[tuple[int, int]]: ...
+
+    def highest_seqs(self, nodes: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        """Each (store_id, node_id)'s highest received seq, for the nodes that have one (a batch's check
+        of all its nodes in one read)."""
+        ...
 
     def write_seq_ranges(self, store_id: str, node_id: str, ranges: Sequence[tuple[int, int]]) -> None: ...
 
