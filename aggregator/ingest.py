@@ -549,8 +549,7 @@ class Ingestor:
             st.flag_visits(flag, keys)
         for row in batch.occupancy:
             st.set_occupancy_minute(*row)
-        for (store, node), (seen, ts) in batch.nodes.items():
-            st.touch_node(store, node, seen, ts)
+        st.touch_nodes([(store, node, seen, ts) for (store, node), (seen, ts) in batch.nodes.items()])
         for hb in batch.heartbeats:
             st.set_node_heartbeat(hb.store_id, hb.node_id, ts_key(hb.ts), hb.model_dump_json(by_alias=True))
         for status, at in batch.statuses:
@@ -577,9 +576,12 @@ class Ingestor:
         else:
             self.pending = True
         if seq:
-            for (store, node), seqs in batch.seqs.items():
-                ranges = merge_ranges(st.seq_ranges(store, node), seqs)
-                st.write_seq_ranges(store, node, ranges)
+            merged = {
+                (store, node): merge_ranges(st.seq_ranges(store, node), seqs)
+                for (store, node), seqs in batch.seqs.items()
+            }
+            st.write_seq_ranges_many([(store, node, ranges) for (store, node), ranges in merged.items()])
+            for (store, node), ranges in merged.items():
                 open_gaps: list[tuple[int, int]] = []
                 if len(ranges) > 1:
                     unrecoverable = [(lo, hi, r) for lo, hi, r, _ in st.unrecoverable_ranges(store, node)]
@@ -597,13 +599,19 @@ class Ingestor:
 
     def _refresh_pending(self) -> int:
         days = self.storage.take_dirty()
-        # Daily rows in one write: the week parts that follow them are computed for all at once.
-        self.storage.write_daily([self._refresh_day(store, day) for store, day in days])
+        # Each kind of row in one write for all the days: the week parts that follow the daily rows are
+        # computed for all at once.
+        refreshed = [self._refresh_day(store, day) for store, day in days]
+        self.storage.write_hourly_visitors_many(
+            [(store, day, by_hour) for (store, day), _d, by_hour, _c in refreshed]
+        )
+        self.storage.write_car_daily_many([(store, day, cars) for (store, day), _d, _h, cars in refreshed])
+        self.storage.write_daily([daily for _k, daily, _h, _c in refreshed])
         return len(days)
 
-    def _refresh_day(self, store: str, day: str) -> Row:
-        """Recompute a store-day's hourly visitors and per-car figures from the stored facts; returns its
-        daily row (funnel) to write."""
+    def _refresh_day(self, store: str, day: str) -> tuple[tuple[str, str], Row, dict[str, int], list[Row]]:
+        """Recompute a store-day's rows from the stored facts: ((store, day), its daily row (funnel), its
+        visitors by hour, its per-car rows), to write."""
         st = self.storage
         s = self.settings(store)
         visitors, browsers, entrants, receptions = st.day_visit_counts(store, day)
@@ -630,9 +638,7 @@ class Ingestor:
                     entries.get(car, 0),
                 )
             )
-        st.write_hourly_visitors(store, day, by_hour)
-        st.write_car_daily(store, day, car_rows)
-        return (
+        daily = (
             store,
             day,
             visitors,
@@ -646,6 +652,7 @@ class Ingestor:
             float(sum(zone_s.values())),
             sum(1 for n in by_hour.values() if n > 0),
         )
+        return (store, day), daily, by_hour, car_rows
 
 
 @dataclass

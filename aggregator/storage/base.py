@@ -108,6 +108,14 @@ class StorageBackend(Protocol):
 
     def write_car_daily(self, store_id: str, day: str, rows: Sequence[Row]) -> None: ...
 
+    def write_hourly_visitors_many(self, days: Sequence[tuple[str, str, dict[str, int]]]) -> None:
+        """`write_hourly_visitors` of each (store_id, day, visitors_by_hour): a refresh's days at once."""
+        ...
+
+    def write_car_daily_many(self, days: Sequence[tuple[str, str, Sequence[Row]]]) -> None:
+        """`write_car_daily` of each (store_id, day, rows): a refresh's days at once."""
+        ...
+
     def add_heats(
         self, table: str, grids: Sequence[tuple[Row, str, float, dict[tuple[int, int], float]]]
     ) -> None:
@@ -122,6 +130,10 @@ class StorageBackend(Protocol):
         self, store_id: str, node_id: str, last_seen_at: str | None, last_event_ts: str
     ) -> None: ...
 
+    def touch_nodes(self, rows: Sequence[tuple[str, str, str | None, str]]) -> None:
+        """`touch_node` of each (store_id, node_id, last_seen_at, last_event_ts): a batch's nodes at once."""
+        ...
+
     def set_node_heartbeat(self, store_id: str, node_id: str, ts: str, heartbeat_json: str) -> None: ...
 
     def set_node_status(self, store_id: str, node_id: str, ts: str, status: str) -> None: ...
@@ -134,6 +146,10 @@ class StorageBackend(Protocol):
         ...
 
     def write_seq_ranges(self, store_id: str, node_id: str, ranges: Sequence[tuple[int, int]]) -> None: ...
+
+    def write_seq_ranges_many(self, nodes: Sequence[tuple[str, str, Sequence[tuple[int, int]]]]) -> None:
+        """`write_seq_ranges` of each (store_id, node_id, ranges): a batch's nodes at once."""
+        ...
 
     def unrecoverable_ranges(self, store_id: str, node_id: str) -> list[tuple[int, int, str, str]]:
         """(lo, hi, reason, reported_at) of the ranges the node said it cannot send again, by `lo`."""

@@ -131,6 +131,15 @@ def _by_column(rows: Sequence[Sequence[Any]], types: Sequence[str]) -> list[list
     return columns
 
 
+_TOUCH_NODE = (
+    "INSERT INTO nodes AS n (store_id, node_id, last_seen_at, last_event_ts) "
+    "VALUES (%s, %s, %s, %s) ON CONFLICT (store_id, node_id) DO UPDATE SET "
+    "last_seen_at = nullif(greatest(coalesce(n.last_seen_at, ''), "
+    "coalesce(excluded.last_seen_at, '')), ''), "
+    "last_event_ts = greatest(coalesce(n.last_event_ts, ''), excluded.last_event_ts)"
+)
+
+
 def _as_unnest(sql: str, types: Sequence[str]) -> str:
     """A one-row `INSERT ... VALUES (%s, ..., constants) <tail>` as the same INSERT of many rows from arrays
     (one per placeholder, of `types`): one statement for a batch instead of one per row."""
@@ -913,6 +922,42 @@ class PgStorage:
         for r in rows:
             self._defer("INSERT INTO car_daily VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", (store_id, day, *r))
 
+    def write_hourly_visitors_many(self, days: Sequence[tuple[str, str, dict[str, int]]]) -> None:
+        """As `write_hourly_visitors` for each (store_id, day, visitors_by_hour), in two statements."""
+        last = {(str(s), str(d)): by_hour for s, d, by_hour in days}  # a day given twice: its last write
+        if not last:
+            return
+        rows = [(s, h, d, n) for (s, d), by_hour in last.items() for h, n in by_hour.items()]
+        self._ensure("hourly_store", {r[1] for r in rows})
+        self._defer(
+            "UPDATE hourly_store t SET visitors = 0 FROM unnest(%s::text[], %s::text[]) AS k(s, d) "
+            "WHERE t.store_id = k.s AND t.day = k.d",
+            ([k[0] for k in last], [k[1] for k in last]),
+        )
+        self._bulk(
+            "INSERT INTO hourly_store (store_id, hour_key, day, visitors) VALUES (%s, %s, %s, %s) "
+            "ON CONFLICT (store_id, hour_key) DO UPDATE SET visitors = excluded.visitors",
+            ("text", "text", "text", "int4"),
+            rows,
+        )
+
+    def write_car_daily_many(self, days: Sequence[tuple[str, str, Sequence[Row]]]) -> None:
+        """As `write_car_daily` for each (store_id, day, rows), in two statements."""
+        last = {(str(s), str(d)): rows for s, d, rows in days}  # a day given twice: its last write
+        if not last:
+            return
+        self._ensure("car_daily", {k[1] for k in last})
+        self._defer(
+            "DELETE FROM car_daily t USING unnest(%s::text[], %s::text[]) AS k(s, d) "
+            "WHERE t.store_id = k.s AND t.day = k.d",
+            ([k[0] for k in last], [k[1] for k in last]),
+        )
+        self._bulk(
+            "INSERT INTO car_daily VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            ("text", "text", "text", "int4", "float8", "float8", "bytea", "int4"),
+            [(s, d, *r) for (s, d), rows in last.items() for r in rows],
+        )
+
     # -- heat and occupancy ---------------------------------------------------------------------------
 
     def add_heats(
@@ -975,14 +1020,15 @@ class PgStorage:
     # -- nodes ----------------------------------------------------------------------------------------
 
     def touch_node(self, store_id: str, node_id: str, last_seen_at: str | None, last_event_ts: str) -> None:
-        self._defer(
-            "INSERT INTO nodes AS n (store_id, node_id, last_seen_at, last_event_ts) "
-            "VALUES (%s, %s, %s, %s) ON CONFLICT (store_id, node_id) DO UPDATE SET "
-            "last_seen_at = nullif(greatest(coalesce(n.last_seen_at, ''), "
-            "coalesce(excluded.last_seen_at, '')), ''), "
-            "last_event_ts = greatest(coalesce(n.last_event_ts, ''), excluded.last_event_ts)",
-            (store_id, node_id, last_seen_at, last_event_ts),
-        )
+        self._defer(_TOUCH_NODE, (store_id, node_id, last_seen_at, last_event_ts))
+
+    def touch_nodes(self, rows: Sequence[tuple[str, str, str | None, str]]) -> None:
+        """As `touch_node` for each row, in one statement (rows of one node twice: one by one)."""
+        if len({(r[0], r[1]) for r in rows}) < len(rows):
+            for row in rows:
+                self.touch_node(*row)
+            return
+        self._bulk(_TOUCH_NODE, ("text", "text", "text", "text"), sorted(rows))
 
     def set_node_heartbeat(self, store_id: str, node_id: str, ts: str, heartbeat_json: str) -> None:
         self._defer(
@@ -1039,6 +1085,40 @@ class PgStorage:
             "UPDATE nodes SET seq_min = %s, seq_max = %s, seq_received = %s, seq_missing = %s "
             "WHERE store_id = %s AND node_id = %s",
             (lo, hi, received, missing, store_id, node_id),
+        )
+
+    def write_seq_ranges_many(self, nodes: Sequence[tuple[str, str, Sequence[tuple[int, int]]]]) -> None:
+        """As `write_seq_ranges` for each (store_id, node_id, ranges), in three statements."""
+        last = {(str(s), str(n)): list(r) for s, n, r in nodes}  # a node given twice: its last write
+        if not last:
+            return
+        keys = sorted(last)
+        summary: list[Row] = []
+        for key in keys:
+            ranges = last[key]
+            if self._tx.conn is not None:
+                self._tx.seq[key] = list(ranges)
+            received = sum(hi - lo + 1 for lo, hi in ranges)
+            lo = ranges[0][0] if ranges else None
+            hi = ranges[-1][1] if ranges else None
+            missing = (hi - lo + 1 - received) if lo is not None and hi is not None else 0
+            summary.append((*key, lo, hi, received, missing))
+        self._defer(
+            "DELETE FROM node_seq_ranges t USING unnest(%s::text[], %s::text[]) AS k(s, n) "
+            "WHERE t.store_id = k.s AND t.node_id = k.n",
+            ([k[0] for k in keys], [k[1] for k in keys]),
+        )
+        self._bulk(
+            "INSERT INTO node_seq_ranges VALUES (%s, %s, %s, %s)",
+            ("text", "text", "int8", "int8"),
+            [(*key, lo, hi) for key in keys for lo, hi in last[key]],
+        )
+        self._defer(
+            "UPDATE nodes t SET seq_min = k.lo, seq_max = k.hi, seq_received = k.received, "
+            "seq_missing = k.missing FROM unnest(%s::text[], %s::text[], %s::int8[], %s::int8[], "
+            "%s::int8[], %s::int8[]) AS k(s, n, lo, hi, received, missing) "
+            "WHERE t.store_id = k.s AND t.node_id = k.n",
+            tuple(_by_column(summary, ("text", "text", "int8", "int8", "int8", "int8"))),
         )
 
     def unrecoverable_ranges(self, store_id: str, node_id: str) -> list[tuple[int, int, str, str]]:

@@ -447,6 +447,16 @@ class SqliteStorage:
             "INSERT INTO car_daily VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [(store_id, day, *r) for r in rows]
         )
 
+    def write_hourly_visitors_many(self, days: Sequence[tuple[str, str, dict[str, int]]]) -> None:
+        """`write_hourly_visitors` of each (store_id, day, visitors_by_hour)."""
+        for store_id, day, by_hour in days:
+            self.write_hourly_visitors(store_id, day, by_hour)
+
+    def write_car_daily_many(self, days: Sequence[tuple[str, str, Sequence[Row]]]) -> None:
+        """`write_car_daily` of each (store_id, day, rows)."""
+        for store_id, day, rows in days:
+            self.write_car_daily(store_id, day, rows)
+
     # -- heat and occupancy ---------------------------------------------------------------------------
 
     def add_heats(
@@ -509,6 +519,11 @@ class SqliteStorage:
             (store_id, node_id, last_seen_at, last_event_ts),
         )
 
+    def touch_nodes(self, rows: Sequence[tuple[str, str, str | None, str]]) -> None:
+        """`touch_node` of each (store_id, node_id, last_seen_at, last_event_ts)."""
+        for row in rows:
+            self.touch_node(*row)
+
     def set_node_heartbeat(self, store_id: str, node_id: str, ts: str, heartbeat_json: str) -> None:
         self.conn.execute(
             "UPDATE nodes SET last_heartbeat_at = ?, heartbeat = ? WHERE store_id = ? AND node_id = ? "
@@ -558,6 +573,11 @@ class SqliteStorage:
             "WHERE store_id = ? AND node_id = ?",
             (lo, hi, received, missing, store_id, node_id),
         )
+
+    def write_seq_ranges_many(self, nodes: Sequence[tuple[str, str, Sequence[tuple[int, int]]]]) -> None:
+        """`write_seq_ranges` of each (store_id, node_id, ranges)."""
+        for store_id, node_id, ranges in nodes:
+            self.write_seq_ranges(store_id, node_id, ranges)
 
     def unrecoverable_ranges(self, store_id: str, node_id: str) -> list[tuple[int, int, str, str]]:
         rows = self.conn.execute(
