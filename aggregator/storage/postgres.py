@@ -1268,8 +1268,18 @@ class PgStorage:
 
     @as_records(VisitHistRow)
     def period_visit_hists(self, store_ids: Sequence[str] | None, start: str, end: str) -> list[Row]:
+        """As `SqliteStorage.period_visit_hists`, each store's sparse histograms joined into one in the
+        database: a sparse blob is its tag and (bin, count) entries, so the entries of several after one tag
+        decode to their sum (a league of 2,000 stores moves 2,000 rows instead of 10,000). Histograms in
+        the first, zlib encoding (daily rows copied from an old pilot) come as they are."""
         union, args = self._period_union(store_ids, start, end, _PART_HISTS, _DAY_HISTS)
-        return self._all(union, args)
+        return self._all(
+            f"WITH h AS MATERIALIZED ({union}), t AS (SELECT store_id, visit_hist, "
+            "substring(visit_hist FROM 1 FOR 1) = '\\x53'::bytea AS sparse FROM h) "
+            "SELECT store_id, '\\x53'::bytea || string_agg(substring(visit_hist FROM 2), ''::bytea) FROM t "
+            "WHERE sparse GROUP BY store_id UNION ALL SELECT store_id, visit_hist FROM t WHERE NOT sparse",
+            args,
+        )
 
     @as_records(HourlyRow)
     def hourly_rows(self, store_id: str, day: str) -> list[Row]:
