@@ -107,17 +107,23 @@ def _upsert(table: str, columns: str, key: Sequence[str]) -> str:
     )
 
 
-def _unnest_upsert(table: str, columns: str, key: Sequence[str]) -> tuple[str, tuple[str, ...]]:
+def _unnest_upsert(
+    table: str, columns: str, key: Sequence[str], *, skip_same: bool = False
+) -> tuple[str, tuple[str, ...]]:
     """INSERT of many rows in one statement, replacing those of the same `key` (SQLite's INSERT OR REPLACE):
     `columns` are space-separated name:type pairs, the rows go column by column as arrays (`_by_column`),
     so a batch's rows cost one statement, not one each. The rows' keys must be distinct (PostgreSQL
-    refuses to update one row twice in a statement). Returns the SQL and the column types."""
+    refuses to update one row twice in a statement). `skip_same`: a stored row equal to its new version is
+    left as it is (no new row version, index entries or WAL for it). Returns the SQL and the column types."""
     cols = [c.split(":") for c in columns.split()]
     arrays = ", ".join(f"%s::{t}[]" for _c, t in cols)
-    sets = ", ".join(f"{c} = excluded.{c}" for c, _t in cols if c not in key)
+    rest = [c for c, _t in cols if c not in key]
+    sets = ", ".join(f"{c} = excluded.{c}" for c in rest)
+    old, new = ", ".join(f"t.{c}" for c in rest), ", ".join(f"excluded.{c}" for c in rest)
+    same = f" WHERE ({old}) IS DISTINCT FROM ({new})" if skip_same else ""
     sql = (
-        f"INSERT INTO {table} ({', '.join(c for c, _t in cols)}) SELECT * FROM unnest({arrays}) "
-        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {sets}"
+        f"INSERT INTO {table} AS t ({', '.join(c for c, _t in cols)}) SELECT * FROM unnest({arrays}) "
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {sets}{same}"
     )
     return sql, tuple(t for _c, t in cols)
 
@@ -169,6 +175,7 @@ _WEEK_PART_UPSERT = _unnest_upsert(
         "visit_hist:bytea"
     ),
     ("day", "part", "store_id"),
+    skip_same=True,  # a refresh of one day leaves about half its week's parts as they were
 )
 _HEAT_DAY_UPSERT = _upsert(
     "heat_day", "store_id day cell_m nx ny person_s grid", ("store_id", "day", "cell_m")
