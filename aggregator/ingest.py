@@ -279,12 +279,11 @@ class Ingestor:
         """Validate, store and roll up one batch in one transaction."""
         result = BatchResult()
         batch = _Batch()
-        quarantine: list[QuarantineRecord] = []
         if self.storage.registry_version() != self._registry_version:
             self._load_settings()  # another process loaded the registry
         with self.storage.transaction():
-            valid: list[tuple[Envelope, Message, str]] = []
-            seq_hi: dict[tuple[str, str], int | None] = {}
+            # Each message in order: valid (event, message, received) or its quarantine row.
+            checked: list[tuple[Envelope, Message, str] | _Rejected] = []
             received_at, received = None, ""
             for msg in messages:
                 if msg.received_at is not received_at:  # consecutive messages often share one
@@ -298,22 +297,27 @@ class Ingestor:
                     event = validate(msg.topic, msg.payload, msg.received_at, self.time_window)
                     if isinstance(event, Heat):
                         check_heat_floor(event, self.settings(event.store_id).floor_size_m)
+                    checked.append((event, msg, received))
+                except ContractError as rej:
+                    checked.append(_Rejected(_quarantine_row(msg, received, rej, result)))
+            # Every node's highest stored seq in one read, then the seq checks in message order.
+            seq_hi: dict[tuple[str, str], int | None] = dict(
+                self.storage.highest_seqs(
+                    {(c[0].store_id, c[0].node_id) for c in checked if not isinstance(c, _Rejected)}
+                )
+            )
+            valid: list[tuple[Envelope, Message, str]] = []
+            quarantine: list[QuarantineRecord] = []
+            for c in checked:
+                if isinstance(c, _Rejected):
+                    quarantine.append(c.row)
+                    continue
+                event, msg, received = c
+                try:
                     self._check_seq(event, seq_hi)
                     valid.append((event, msg, received))
                 except ContractError as rej:
-                    quarantine.append(
-                        QuarantineRecord(
-                            received_at=received,
-                            source=msg.source,
-                            topic=msg.topic[:1024],
-                            reason_code=rej.code,
-                            reason=rej.message[:2000],
-                            payload_size=len(msg.payload),
-                            payload_head=bytes(msg.payload[:QUARANTINE_HEAD_BYTES]),
-                        )
-                    )
-                    result.quarantined += 1
-                    result.reasons[rej.code] = result.reasons.get(rej.code, 0) + 1
+                    quarantine.append(_quarantine_row(msg, received, rej, result))
             # event_id is the idempotency key: one lookup for the batch, then only new events go on (under
             # the stores' locks, so another aggregator process cannot store the same event meanwhile).
             self.storage.lock_stores({e.store_id for e, _, _ in valid})
@@ -382,12 +386,9 @@ class Ingestor:
 
     def _check_seq(self, event: Envelope, seq_hi: dict[tuple[str, str], int | None]) -> None:
         """A node's `seq` climbs by one per payload: one far past its highest stored is not believed.
-        `seq_hi`: the batch's view of each node's highest seq so far."""
+        `seq_hi`: the batch's view of each node's highest seq so far (stored ones read before)."""
         key = (event.store_id, event.node_id)
-        if key not in seq_hi:
-            ranges = self.storage.seq_ranges(*key)
-            seq_hi[key] = ranges[-1][1] if ranges else None
-        hi = seq_hi[key]
+        hi = seq_hi.get(key)
         if hi is not None and event.seq > hi + self.max_seq_jump:
             raise ContractError(
                 f"seq: {event.seq} jumps {event.seq - hi} past node {key[0]}/{key[1]}'s highest {hi} "
@@ -555,23 +556,33 @@ class Ingestor:
         st.upsert_visit_ends(batch.visit_ends)
         st.insert_dwells(batch.dwells)
         st.insert_car_entries(batch.car_entries)
+        # Short stays add up per visitor and zone: their totals, this batch's stored, read in one go.
+        totals = st.dwell_totals(
+            (store, visitor, zone_id) for store, visitor, _n, zone_id, _e in batch.short_dwells
+        )
         for store, visitor, node, zone_id, enough_s in batch.short_dwells:
-            if st.dwell_total(store, visitor, zone_id) >= enough_s:
+            if totals[(store, visitor, zone_id)] >= enough_s:
                 batch.flags["browsed"].append(VisitKey(store, visitor, node))
         for flag, keys in batch.flags.items():
             st.flag_visits(flag, keys)
         for row in batch.occupancy:
             st.set_occupancy_minute(*row)
-        for (store, node), (seen, ts) in batch.nodes.items():
-            st.touch_node(store, node, seen, ts)
+        st.touch_nodes([(store, node, seen, ts) for (store, node), (seen, ts) in batch.nodes.items()])
         for hb in batch.heartbeats:
             st.set_node_heartbeat(hb.store_id, hb.node_id, ts_key(hb.ts), hb.model_dump_json(by_alias=True))
         for status, at in batch.statuses:
             st.set_node_status(status.store_id, status.node_id, at, status.status)
-        for (store, day, cell_m), cells in batch.heat_day.items():
-            st.add_heat("heat_day", (store, day), day, cell_m, cells)
-        for (store, hkey, day, cell_m), cells in batch.heat_hour.items():
-            st.add_heat("heat_hour", (store, hkey), day, cell_m, cells)
+        st.add_heats(
+            "heat_day",
+            [((store, day), day, cell_m, cells) for (store, day, cell_m), cells in batch.heat_day.items()],
+        )
+        st.add_heats(
+            "heat_hour",
+            [
+                ((store, hkey), day, cell_m, cells)
+                for (store, hkey, day, cell_m), cells in batch.heat_hour.items()
+            ],
+        )
         for store, hkey, hend, day in batch.dirty_hours:
             st.refresh_hour_occupancy(store, hkey, hend, day)
         # The store-days this batch touched were marked by the storage in this transaction.
@@ -583,9 +594,12 @@ class Ingestor:
         else:
             self.pending = True
         if seq:
-            for (store, node), seqs in batch.seqs.items():
-                ranges = merge_ranges(st.seq_ranges(store, node), seqs)
-                st.write_seq_ranges(store, node, ranges)
+            merged = {
+                (store, node): merge_ranges(st.seq_ranges(store, node), seqs)
+                for (store, node), seqs in batch.seqs.items()
+            }
+            st.write_seq_ranges_many([(store, node, ranges) for (store, node), ranges in merged.items()])
+            for (store, node), ranges in merged.items():
                 open_gaps: list[tuple[int, int]] = []
                 if len(ranges) > 1:
                     unrecoverable = [(lo, hi, r) for lo, hi, r, _ in st.unrecoverable_ranges(store, node)]
@@ -603,13 +617,21 @@ class Ingestor:
 
     def _refresh_pending(self) -> int:
         days = self.storage.take_dirty()
-        # Daily rows in one write: the week parts that follow them are computed for all at once.
-        self.storage.write_daily([self._refresh_day(store, day) for store, day in days])
+        # Each kind of row in one write for all the days: the week parts that follow the daily rows are
+        # computed for all at once.
+        refreshed = [self._refresh_day(store, day) for store, day in days]
+        self.storage.write_hourly_visitors_many(
+            [(store, day, by_hour) for (store, day), _d, by_hour, _c in refreshed]
+        )
+        self.storage.write_car_daily_many([(store, day, cars) for (store, day), _d, _h, cars in refreshed])
+        self.storage.write_daily([daily for _k, daily, _h, _c in refreshed])
         return len(days)
 
-    def _refresh_day(self, store: str, day: str) -> DailyRow:
-        """Recompute a store-day's hourly visitors and per-car figures from the stored facts; returns its
-        daily row (funnel) to write."""
+    def _refresh_day(
+        self, store: str, day: str
+    ) -> tuple[tuple[str, str], DailyRow, dict[str, int], list[CarDayRow]]:
+        """Recompute a store-day's rows from the stored facts: ((store, day), its daily row (funnel), its
+        visitors by hour, its per-car rows), to write."""
         st = self.storage
         s = self.settings(store)
         visitors, browsers, entrants, receptions = st.day_visit_counts(store, day)
@@ -636,9 +658,7 @@ class Ingestor:
                     entries=entries.get(car, 0),
                 )
             )
-        st.write_hourly_visitors(store, day, by_hour)
-        st.write_car_daily(store, day, car_rows)
-        return DailyRow(
+        daily = DailyRow(
             store_id=store,
             day=day,
             visitors=visitors,
@@ -652,6 +672,7 @@ class Ingestor:
             car_zone_s=float(sum(zone_s.values())),
             active_hours=sum(1 for n in by_hour.values() if n > 0),
         )
+        return (store, day), daily, by_hour, car_rows
 
 
 @dataclass
@@ -689,6 +710,27 @@ class _Batch:
         else:
             seen = max(old[0] or "", received or "") or None
             self.nodes[key] = (seen, max(old[1], ts))
+
+
+class _Rejected(NamedTuple):
+    """A message rejected while validating: its quarantine row."""
+
+    row: QuarantineRecord
+
+
+def _quarantine_row(msg: Message, received: str, rej: ContractError, result: BatchResult) -> QuarantineRecord:
+    """The quarantine row of a rejected message (counted in `result`)."""
+    result.quarantined += 1
+    result.reasons[rej.code] = result.reasons.get(rej.code, 0) + 1
+    return QuarantineRecord(
+        received_at=received,
+        source=msg.source,
+        topic=msg.topic[:1024],
+        reason_code=rej.code,
+        reason=rej.message[:2000],
+        payload_size=len(msg.payload),
+        payload_head=bytes(msg.payload[:QUARANTINE_HEAD_BYTES]),
+    )
 
 
 def merge_ranges(ranges: Sequence[tuple[int, int]], seqs: Iterable[int]) -> list[tuple[int, int]]:

@@ -525,8 +525,8 @@ class _PeriodAcc:
     active_hours: int = 0
     days_with_median: int = 0
     single_median: float | None = None
-    hists: list[bytes] = field(default_factory=list)
-    median_cache: float | None = None
+    several_median: float | None = None
+    """Days with ended visits > 1: the median of their summed duration histograms (`_read_period`)."""
 
     def median(self) -> float | None:
         # One day: its exact median; several: read from the summed duration histograms.
@@ -534,9 +534,7 @@ class _PeriodAcc:
             return None
         if self.days_with_median == 1:
             return self.single_median
-        if self.median_cache is None:
-            self.median_cache = histogram.median(histogram.decode_sum(self.hists))
-        return self.median_cache
+        return self.several_median
 
     def figures(self) -> PeriodFigures:
         return PeriodFigures(
@@ -964,10 +962,20 @@ class Queries:
                 days_with_median=int(r.days_with_ended),
                 single_median=None if r.max_median_visit_s is None else float(r.max_median_visit_s),
             )
-        if any(x.days_with_median > 1 for x in acc.values()):
+        several = {
+            store_id: i for i, store_id in enumerate(s for s, x in acc.items() if x.days_with_median > 1)
+        }
+        if several:
+            # Every store's histograms summed and its median read in one numpy pass (thousands of stores).
+            blobs: list[bytes] = []
+            groups: list[int] = []
             for store_id, blob in self.storage.period_visit_hists(store_ids, a, b):
-                if blob and str(store_id) in acc:
-                    acc[str(store_id)].hists.append(blob)
+                if blob and (g := several.get(str(store_id))) is not None:
+                    blobs.append(blob)
+                    groups.append(g)
+            found = histogram.medians(histogram.decode_group_sums(blobs, groups, len(several)))
+            for store_id, median in zip(several, found, strict=True):
+                acc[store_id].several_median = median
         return acc
 
     def period(self, store_id: str, start: date, end: date) -> PeriodFigures:
@@ -1064,10 +1072,8 @@ class Queries:
             healths.update((s.store_id, base.health_score(s.store_id)) for s in peers)
         rows = [(s, accs.get(s.store_id, _PeriodAcc()).figures(), healths.get(s.store_id)) for s in shown]
         rows.sort(key=lambda r: (r[2] is None, -(r[2] or 0.0), r[0].store_id))
-        return [
-            LeagueRow(i + 1, s, f, h, _in_progress(end, s.timezone, as_of), as_of)
-            for i, (s, f, h) in enumerate(rows)
-        ]
+        in_progress = {tz: _in_progress(end, tz, as_of) for tz in {s.timezone for s in shown}}
+        return [LeagueRow(i + 1, s, f, h, in_progress[s.timezone], as_of) for i, (s, f, h) in enumerate(rows)]
 
     # -- one consistent read of a page ----------------------------------------------------------------
 

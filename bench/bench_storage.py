@@ -3,6 +3,7 @@ beside SQLite with one and a bare paho subscriber, in the same run; query latenc
 
     .venv/bin/python bench/bench_storage.py ingest [--events 30000] [--rounds 2] [--processes 1,2,4]
     .venv/bin/python bench/bench_storage.py queries [--stores 2000] [--days 365] [--keep NAME]
+    .venv/bin/python bench/bench_storage.py pipeline [--events 10000] [--batch 1000] [--rounds 3] [--profile]
     .venv/bin/python bench/bench_storage.py rates [--scenario saturday-peak]   # events per store-hour
 
 `--pg` is a server URL whose user may create databases (default postgresql://postgres@127.0.0.1:5432/
@@ -16,6 +17,9 @@ query database under NAME and reuses it when it exists).
    aggregator processes (one MQTT 5 shared group, each storing in its own thread) into one PostgreSQL
    database, for each k of `--processes`: from their reconnection to the last event stored; afterwards
    every event must be stored exactly once (count and distinct event ids both N).
+   `pipeline`: the ingest pipeline alone (validate, store, roll up; no broker), batches of `--batch`, into a
+   fresh SQLite file and a fresh PostgreSQL database, back to back in each round; `--profile` prints where
+   PostgreSQL's time went (cProfile, last round).
 2. Queries: `aggregator.synth.fill_rollups` writes `--stores` x `--days` of rollups into PostgreSQL (COPY);
    each dashboard query runs 40 times on random stores and days (cold: no period cache); p50 and p95 ms.
 """
@@ -23,9 +27,11 @@ query database under NAME and reuses it when it exists).
 from __future__ import annotations
 
 import argparse
+import cProfile
 import logging
 import multiprocessing as mp
 import os
+import pstats
 import statistics
 import sys
 import tempfile
@@ -45,7 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_aggregator as ba
 
-from aggregator.ingest import Ingestor
+from aggregator.ingest import Ingestor, Message
 from aggregator.mqtt import MqttIngestService
 from aggregator.queries import Queries
 from aggregator.storage import open_storage
@@ -188,6 +194,49 @@ def bench_ingest(n: int, rounds: int, ks: list[int], server: str) -> None:
     )
 
 
+def _pipeline_rate(messages: list[tuple[str, bytes]], db: str, batch: int, profile: bool = False) -> float:
+    """Events/s of `Ingestor.ingest` alone into `db` (a SQLite path or PostgreSQL URL), batch by batch, the
+    pending refresh included."""
+    storage = open_storage(db)
+    ingestor = Ingestor(storage, refresh_interval_s=1.0)
+    now = datetime.now(UTC)
+    msgs = [Message(t, p, now) for t, p in messages]
+    profiler = cProfile.Profile() if profile else None
+    t0 = time.perf_counter()
+    if profiler is not None:
+        profiler.enable()
+    for i in range(0, len(msgs), batch):
+        ingestor.ingest(msgs[i : i + batch])
+    ingestor.refresh_pending()
+    if profiler is not None:
+        profiler.disable()
+    rate = len(msgs) / (time.perf_counter() - t0)
+    stored = storage.counters().get("stored", 0)
+    storage.close()
+    if stored != len(msgs):
+        raise RuntimeError(f"{db}: stored {stored} of {len(msgs)}")
+    if profiler is not None:
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
+    return rate
+
+
+def bench_pipeline(n: int, batch: int, rounds: int, server: str, profile: bool) -> None:
+    messages = ba.make_events(n)
+    ratios = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for k in range(rounds):
+            lite = _pipeline_rate(messages, str(Path(tmp) / f"p{k}.sqlite"), batch)
+            with pg_database(server) as db:
+                pg = _pipeline_rate(messages, db, batch, profile and k == rounds - 1)
+            ratios.append(pg / lite)
+            print(
+                f"round {k + 1}: pipeline alone, SQLite {lite:,.0f}/s, PostgreSQL {pg:,.0f}/s "
+                f"(PostgreSQL/SQLite {pg / lite:.2f}); load average {os.getloadavg()}",
+                flush=True,
+            )
+    print(f"{n} events in batches of {batch}: median PostgreSQL/SQLite {statistics.median(ratios):.2f}")
+
+
 def bench_queries(server: str, n_stores: int, n_days: int, keep: str | None, reps: int = 40) -> None:
     start = date(2025, 1, 1)
     with pg_database(server, keep) as db:
@@ -271,18 +320,22 @@ def event_rates(scenario: str) -> None:
 def main() -> None:
     logging.basicConfig(level=logging.ERROR)
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["ingest", "queries", "rates"])
+    ap.add_argument("what", choices=["ingest", "pipeline", "queries", "rates"])
     ap.add_argument("--scenario", default="saturday-peak", help="rates: the simulated scenario.")
     ap.add_argument("--pg", default=PG, help="PostgreSQL server URL (a user that may create databases).")
     ap.add_argument("--events", type=int, default=30_000)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--processes", default="1,2,4")
+    ap.add_argument("--batch", type=int, default=1000, help="pipeline: events per batch.")
+    ap.add_argument("--profile", action="store_true", help="pipeline: profile PostgreSQL's last round.")
     ap.add_argument("--stores", type=int, default=2000)
     ap.add_argument("--days", type=int, default=365)
     ap.add_argument("--keep", default=None, help="Keep (and reuse) the query database under this name.")
     args = ap.parse_args()
     if args.what == "ingest":
         bench_ingest(args.events, args.rounds, [int(k) for k in args.processes.split(",")], args.pg)
+    elif args.what == "pipeline":
+        bench_pipeline(args.events, args.batch, args.rounds, args.pg, args.profile)
     elif args.what == "rates":
         event_rates(args.scenario)
     else:

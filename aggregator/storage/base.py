@@ -99,7 +99,9 @@ class StorageBackend(Protocol):
 
     def insert_dwells(self, rows: Sequence[DwellRecord]) -> None: ...
 
-    def dwell_total(self, store_id: str, visitor_id: str, zone_id: str) -> float: ...
+    def dwell_totals(self, keys: Iterable[tuple[str, str, str]]) -> dict[tuple[str, str, str], float]:
+        """Each (store_id, visitor_id, zone_id)'s total dwell so far, seconds (0.0 where there is none)."""
+        ...
 
     def insert_car_entries(self, rows: Sequence[CarEntryRecord]) -> None: ...
 
@@ -121,14 +123,19 @@ class StorageBackend(Protocol):
 
     def write_car_daily(self, store_id: str, day: str, rows: Sequence[CarDayRow]) -> None: ...
 
-    def add_heat(
-        self,
-        table: str,
-        key: Row,
-        day: str,
-        cell_m: float,
-        cells: dict[tuple[int, int], float],
-    ) -> None: ...
+    def write_hourly_visitors_many(self, days: Sequence[tuple[str, str, dict[str, int]]]) -> None:
+        """`write_hourly_visitors` of each (store_id, day, visitors_by_hour): a refresh's days at once."""
+        ...
+
+    def write_car_daily_many(self, days: Sequence[tuple[str, str, Sequence[CarDayRow]]]) -> None:
+        """`write_car_daily` of each (store_id, day, rows): a refresh's days at once."""
+        ...
+
+    def add_heats(
+        self, table: str, grids: Sequence[tuple[Row, str, float, dict[tuple[int, int], float]]]
+    ) -> None:
+        """Add person-seconds per cell to grids of `table`: each (key, day, cell_m, cells)."""
+        ...
 
     def set_occupancy_minute(self, store_id: str, minute: str, node_id: str, occupancy: int) -> None: ...
 
@@ -138,13 +145,26 @@ class StorageBackend(Protocol):
         self, store_id: str, node_id: str, last_seen_at: str | None, last_event_ts: str
     ) -> None: ...
 
+    def touch_nodes(self, rows: Sequence[tuple[str, str, str | None, str]]) -> None:
+        """`touch_node` of each (store_id, node_id, last_seen_at, last_event_ts): a batch's nodes at once."""
+        ...
+
     def set_node_heartbeat(self, store_id: str, node_id: str, ts: str, heartbeat_json: str) -> None: ...
 
     def set_node_status(self, store_id: str, node_id: str, ts: str, status: str) -> None: ...
 
     def seq_ranges(self, store_id: str, node_id: str) -> list[tuple[int, int]]: ...
 
+    def highest_seqs(self, nodes: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        """Each (store_id, node_id)'s highest received seq, for the nodes that have one (a batch's check
+        of all its nodes in one read)."""
+        ...
+
     def write_seq_ranges(self, store_id: str, node_id: str, ranges: Sequence[tuple[int, int]]) -> None: ...
+
+    def write_seq_ranges_many(self, nodes: Sequence[tuple[str, str, Sequence[tuple[int, int]]]]) -> None:
+        """`write_seq_ranges` of each (store_id, node_id, ranges): a batch's nodes at once."""
+        ...
 
     def unrecoverable_ranges(self, store_id: str, node_id: str) -> list[tuple[int, int, str, str]]:
         """(lo, hi, reason, reported_at) of the ranges the node said it cannot send again, by `lo`."""

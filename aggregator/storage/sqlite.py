@@ -14,10 +14,9 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-import numpy as np
 import sqlite_utils
 
-from aggregator.heatgrid import decode_grid, encode_grid
+from aggregator.heatgrid import add_cells
 from aggregator.storage.base import Row
 from aggregator.storage.errors import SchemaTooNewError
 from aggregator.storage.migrations import MIGRATIONS
@@ -338,13 +337,16 @@ class SqliteStorage:
     def insert_dwells(self, rows: Sequence[DwellRecord]) -> None:
         self.conn.executemany("INSERT OR IGNORE INTO dwells VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
-    def dwell_total(self, store_id: str, visitor_id: str, zone_id: str) -> float:
-        """A visitor's total dwell in one car's zone so far, seconds."""
-        total = self.conn.execute(
-            "SELECT sum(dwell_s) FROM dwells WHERE store_id = ? AND visitor_id = ? AND zone_id = ?",
-            (store_id, visitor_id, zone_id),
-        ).fetchone()[0]
-        return float(total or 0.0)
+    def dwell_totals(self, keys: Iterable[tuple[str, str, str]]) -> dict[tuple[str, str, str], float]:
+        """Each (store_id, visitor_id, zone_id)'s total dwell in that car's zone so far, seconds (0.0 where
+        there is none)."""
+        out: dict[tuple[str, str, str], float] = {}
+        for key in set(keys):
+            total = self.conn.execute(
+                "SELECT sum(dwell_s) FROM dwells WHERE store_id = ? AND visitor_id = ? AND zone_id = ?", key
+            ).fetchone()[0]
+            out[key] = float(total or 0.0)
+        return out
 
     def insert_car_entries(self, rows: Sequence[CarEntryRecord]) -> None:
         self.conn.executemany("INSERT OR IGNORE INTO car_entries VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
@@ -456,49 +458,44 @@ class SqliteStorage:
             "INSERT INTO car_daily VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [(store_id, day, *r) for r in rows]
         )
 
+    def write_hourly_visitors_many(self, days: Sequence[tuple[str, str, dict[str, int]]]) -> None:
+        """`write_hourly_visitors` of each (store_id, day, visitors_by_hour)."""
+        for store_id, day, by_hour in days:
+            self.write_hourly_visitors(store_id, day, by_hour)
+
+    def write_car_daily_many(self, days: Sequence[tuple[str, str, Sequence[CarDayRow]]]) -> None:
+        """`write_car_daily` of each (store_id, day, rows)."""
+        for store_id, day, rows in days:
+            self.write_car_daily(store_id, day, rows)
+
     # -- heat and occupancy ---------------------------------------------------------------------------
 
-    def add_heat(
-        self,
-        table: str,
-        key: Row,
-        day: str,
-        cell_m: float,
-        cells: dict[tuple[int, int], float],
+    def add_heats(
+        self, table: str, grids: Sequence[tuple[Row, str, float, dict[tuple[int, int], float]]]
     ) -> None:
-        """Add person-seconds to a day grid (`key`: store_id, day) or an hour grid (store_id, hour_key)."""
+        """Add person-seconds to day grids (`table` heat_day, each key: store_id, day) or hour grids
+        (heat_hour, key: store_id, hour_key): each (key, day, cell_m, cells)."""
         if table == "heat_day":
-            where, params = "store_id = ? AND day = ? AND cell_m = ?", (*key, cell_m)
+            where = "store_id = ? AND day = ? AND cell_m = ?"
         elif table == "heat_hour":
-            where, params = "store_id = ? AND hour_key = ? AND cell_m = ?", (*key, cell_m)
+            where = "store_id = ? AND hour_key = ? AND cell_m = ?"
         else:
             raise ValueError(f"unknown heat table {table!r}")
-        row = self.conn.execute(f"SELECT nx, ny, grid FROM {table} WHERE {where}", params).fetchone()
-        ix = np.fromiter((c[0] for c in cells), dtype=np.int64, count=len(cells))
-        iy = np.fromiter((c[1] for c in cells), dtype=np.int64, count=len(cells))
-        ps = np.fromiter(cells.values(), dtype=np.float64, count=len(cells))
-        nx = int(ix.max()) + 1 if len(ix) else 0
-        ny = int(iy.max()) + 1 if len(iy) else 0
-        if row is not None:
-            old = decode_grid(row[2], int(row[0]), int(row[1]))
-            nx, ny = max(nx, old.shape[1]), max(ny, old.shape[0])
-            grid = np.zeros((ny, nx), dtype=np.float64)
-            grid[: old.shape[0], : old.shape[1]] = old
-        else:
-            grid = np.zeros((ny, nx), dtype=np.float64)
-        np.add.at(grid, (iy, ix), ps)
-        g32 = grid.astype(np.float32)
-        total = float(grid.sum())
-        if table == "heat_day":
-            self.conn.execute(
-                "INSERT OR REPLACE INTO heat_day VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (key[0], key[1], cell_m, nx, ny, total, encode_grid(g32)),
-            )
-        else:
-            self.conn.execute(
-                "INSERT OR REPLACE INTO heat_hour VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (key[0], key[1], day, cell_m, nx, ny, total, encode_grid(g32)),
-            )
+        for key, day, cell_m, cells in grids:
+            row = self.conn.execute(
+                f"SELECT nx, ny, grid FROM {table} WHERE {where}", (*key, cell_m)
+            ).fetchone()
+            nx, ny, total, blob = add_cells(None if row is None else (row[0], row[1], row[2]), cells)
+            if table == "heat_day":
+                self.conn.execute(
+                    "INSERT OR REPLACE INTO heat_day VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (key[0], key[1], cell_m, nx, ny, total, blob),
+                )
+            else:
+                self.conn.execute(
+                    "INSERT OR REPLACE INTO heat_hour VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (key[0], key[1], day, cell_m, nx, ny, total, blob),
+                )
 
     def set_occupancy_minute(self, store_id: str, minute: str, node_id: str, occupancy: int) -> None:
         self.conn.execute(
@@ -533,6 +530,11 @@ class SqliteStorage:
             (store_id, node_id, last_seen_at, last_event_ts),
         )
 
+    def touch_nodes(self, rows: Sequence[tuple[str, str, str | None, str]]) -> None:
+        """`touch_node` of each (store_id, node_id, last_seen_at, last_event_ts)."""
+        for row in rows:
+            self.touch_node(*row)
+
     def set_node_heartbeat(self, store_id: str, node_id: str, ts: str, heartbeat_json: str) -> None:
         self.conn.execute(
             "UPDATE nodes SET last_heartbeat_at = ?, heartbeat = ? WHERE store_id = ? AND node_id = ? "
@@ -554,6 +556,17 @@ class SqliteStorage:
         )
         return [(int(a), int(b)) for a, b in rows]
 
+    def highest_seqs(self, nodes: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        """Each (store_id, node_id)'s highest received seq, for the nodes that have one."""
+        out: dict[tuple[str, str], int] = {}
+        for store_id, node_id in set(nodes):
+            row = self.conn.execute(
+                "SELECT max(hi) FROM node_seq_ranges WHERE store_id = ? AND node_id = ?", (store_id, node_id)
+            ).fetchone()
+            if row[0] is not None:
+                out[(store_id, node_id)] = int(row[0])
+        return out
+
     def write_seq_ranges(self, store_id: str, node_id: str, ranges: Sequence[tuple[int, int]]) -> None:
         self.conn.execute(
             "DELETE FROM node_seq_ranges WHERE store_id = ? AND node_id = ?", (store_id, node_id)
@@ -571,6 +584,11 @@ class SqliteStorage:
             "WHERE store_id = ? AND node_id = ?",
             (lo, hi, received, missing, store_id, node_id),
         )
+
+    def write_seq_ranges_many(self, nodes: Sequence[tuple[str, str, Sequence[tuple[int, int]]]]) -> None:
+        """`write_seq_ranges` of each (store_id, node_id, ranges)."""
+        for store_id, node_id, ranges in nodes:
+            self.write_seq_ranges(store_id, node_id, ranges)
 
     def unrecoverable_ranges(self, store_id: str, node_id: str) -> list[tuple[int, int, str, str]]:
         rows = self.conn.execute(
