@@ -1341,7 +1341,9 @@ class Queries:
             else:
                 state = "online"
             online = state == "online"
-            gaps = tuple(self.gap_report(r.store_id, r.node_id))
+            # A node with nothing missing between its lowest and highest seq has a single range: no gaps,
+            # and no read (the installer page lists thousands of nodes).
+            gaps = tuple(self.gap_report(r.store_id, r.node_id)) if r.seq_missing else ()
             cams = tuple(
                 CameraState(
                     c["camera_id"],
