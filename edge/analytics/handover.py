@@ -137,7 +137,9 @@ class Handover:
     ) -> None:
         self.layout = layout
         self.doors = doors
-        """This box's doors: nobody outside them is taken for a person handed over."""
+        """The store's doors (every one, not only those this box counts): nobody past them is taken for a
+        person handed over, and a visitor of this box who walks out past a neighbour's door has left."""
+        self._own_doors = [d for d in doors if layout.holds_line(d.door.line_m)]
         self.store_id = store_id
         self.visits = visits
         self.records = records
@@ -261,6 +263,16 @@ class Handover:
             track = by_id.get(visit.track_id) if visit.track_id is not None else None
             if not visit.confirmed or track is None or not track.observed:
                 continue
+            door = self._walked_out_by(track)
+            if door is not None:
+                # Out through a door that the neighbour counts, which does not hold this visit: it ends
+                # here. Offered on, the street past the door would hand the visit to the next person
+                # walking in there, whose own visit would then never start.
+                out += self.visits.end(visit, ts_utc, door.door.id, "door")
+                record = self.records.get(track.track_id)
+                if record is not None:
+                    record.visitor_id = None
+                continue
             if self.layout.beyond_m(track.xy_m) <= hysteresis:
                 continue
             neighbour = self.layout.neighbour_at(track.xy_m)
@@ -312,6 +324,16 @@ class Handover:
             self._send("handover.offer", neighbour, ts_utc, staff_id, track)
         return out
 
+    def _walked_out_by(self, track: TrackState) -> DoorCounter | None:
+        """The door of the store, counted by a neighbour, that `track` stands past (on the street side, by
+        the door's hysteresis), if any: the person has left through it."""
+        for door in self.doors:
+            if door in self._own_doors:
+                continue  # this box's own door counter ends visits there
+            if door.side(track.xy_m) < 0 and door.within_span(track.xy_m, margin_m=1.0):
+                return door
+        return None
+
     def _turned_back(self, ts_utc: datetime, by_id: dict[int, TrackState]) -> None:
         """An offered visitor back in this box's area before anyone took them: the visit stays here."""
         hysteresis = self.layout.hysteresis_m
@@ -355,6 +377,9 @@ class Handover:
             and r.visitor_id is None
             and self.layout.owns(t.xy_m)
             and not outside_doors(self.doors, t.xy_m)
+            # Someone still on the street side of this box's own door line is coming in by it, and their
+            # own visit starts when they cross it.
+            and not any(d.coming_in(t.track_id) for d in self._own_doors)
         ]
         pairs: list[tuple[float, str, int]] = []
         for subject_id, incoming in self._incoming.items():
