@@ -263,6 +263,28 @@ def test_a_visitor_who_walks_out_by_the_neighbours_door_leaves_no_visit_on_the_s
     assert store.b.handover.counts.offered == 0  # nothing offered from the street
 
 
+def test_a_visitor_talking_with_staff_across_the_boundary_is_received(store: Store) -> None:
+    """A visit held by node-b, its visitor talking for 45 s with a staff member who stands on node-a's side
+    of the boundary (too near it to be handed over, but in node-b's view): node-a knows them as staff and
+    points them out, so node-b counts the reception."""
+    east = (16.0, 10.0)
+    store.walk({1: [*come_in((8.0, 10.0)), *line((8.0, 10.0), east, 6), *stay(east, 10)]})
+    visitor = store.b.visitor_of(1)
+    assert visitor is not None, "node-b did not adopt the visit"
+    talk_staff, talk_visitor = (11.3, 6.0), (12.6, 6.0)  # 0.7 m and 0.6 m from the boundary, 1.3 m apart
+    staff = [*line((17.5, 2.5), (6.0, 3.0), 10), *line((6.0, 3.0), talk_staff, 5), *stay(talk_staff, 45)]
+    store.walk({3: staff, 1: [*stay(east, 10), *line(east, talk_visitor, 5), *stay(talk_visitor, 45)]})
+    assert store.b.visitor_of(1) == visitor, "the visit left node-b"
+    store.walk({1: [*go_out(talk_visitor), None], 3: [*stay(talk_staff, 10), None]})
+
+    (ended,) = store.of_type("visit.ended")
+    assert ended.visitor_id == visitor and ended.received, (
+        "the talk with staff across the boundary was missed"
+    )
+    assert any(e.visitor_id == visitor for e in store.of_type("reception"))
+    assert store.a.handover.counts.staff_offered >= 1 and store.b.handover.counts.staff_adopted >= 1
+
+
 def test_two_visitors_crossing_side_by_side_in_opposite_directions_keep_their_visits(store: Store) -> None:
     west, east = (6.0, 10.0), (18.0, 11.0)
     # Two visitors come in; one walks over to the east side and waits there, the other waits west.
