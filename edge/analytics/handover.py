@@ -68,9 +68,13 @@ class HandoverRules:
     pointed out to it, so that its visitors talking with them across the boundary are received."""
     staff_repeat_s: float = 10.0
     """... again this often while they stay there (the neighbour's track of them may have broken)."""
+    staff_gate_m: float = 0.5
+    """A staff member is pointed out where both boxes see them at the same moment (their positions agree
+    within a few decimetres): the flag goes only to a track this near. A visitor talking with them stands
+    0.6 m away or more, and a wrong flag takes a visitor out of the counts and receives everyone beside
+    them."""
     staff_clear_m: float = 0.4
-    """A staff flag goes to the nearest track only when the next one is at least this much farther: a
-    visitor stands beside the staff member they talk with, and a wrong flag takes them out of the counts."""
+    """... and only when the next track is at least this much farther."""
 
 
 @dataclass
@@ -429,7 +433,7 @@ class Handover:
                 continue
             target = self._predicted(incoming.message, incoming.at_utc, ts_utc)
             near = sorted((math.dist(target, t.xy_m), t.track_id) for t in free if t.track_id not in used)
-            if not near or near[0][0] > self.rules.gate_m:
+            if not near or near[0][0] > self.rules.staff_gate_m:
                 continue
             if len(near) > 1 and near[1][0] - near[0][0] < self.rules.staff_clear_m:
                 continue
