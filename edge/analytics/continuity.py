@@ -30,8 +30,12 @@ class TrackContinuity:
         visits: Visits,
         staff: StaffFlags,
         relinker: Relinker,
+        outside: Sequence[DoorCounter] | None = None,
     ) -> None:
         self.doors = doors
+        """The doors this box counts (their line sides go on with a person tracked again)."""
+        self.outside = doors if outside is None else outside
+        """Every door of the store: past any of them is the street (a box sees past a neighbour's door)."""
         self.records = records
         self.visits = visits
         self.staff = staff
@@ -41,7 +45,7 @@ class TrackContinuity:
     def track_started(self, track: TrackState) -> None:
         """A track the analytics have not seen: it may be a lost visitor or staff member coming back (a
         track starting beyond a door line is someone coming in, judged at the line)."""
-        if outside_doors(self.doors, track.first_xy_m):
+        if outside_doors(self.outside, track.first_xy_m):
             return
         car = car_left_from(track.first_xy_m, self._car_areas)
         born = self.records[track.track_id].first_seen_utc

@@ -135,6 +135,11 @@ class DoorCounter:
         state.counted = True
         return direction
 
+    def coming_in(self, track_id: int) -> bool:
+        """True when the track's committed side is still the street's: they have not crossed in (yet)."""
+        state = self._tracks.get(track_id)
+        return state is not None and state.side < 0
+
     def hand_over(self, old_id: int, new_id: int) -> None:
         """Track `new_id` is the person of the ended track `old_id`, tracked again. Unless the new track
         has counted a crossing already, it continues from the old track's committed side and last position:

@@ -12,7 +12,9 @@ position carried forward at the offered velocity, within `window_s`), and says s
 counts from then on and sends the one `visit.ended`. A visitor who turns back before being taken (the
 leaving track comes back into the area, or a new track appears where they left) is kept, and the offer
 withdrawn. An offer nobody takes within `timeout_s` ends the visit as lost at the boundary (counted).
-Staff members are offered too (no answer expected): the neighbour flags the matching track staff.
+Staff members are pointed out too (an offer with no answer expected), whenever they stand in a neighbour's
+view, on either side of the boundary, and again every `staff_repeat_s` while there: the neighbour flags its
+track of them staff, so that its visitors talking with them across the boundary are received.
 
 Clock offsets between boxes: each message carries its sender's offset (+ = fast, as its heartbeat
 reports it) and the receiver moves the message's time onto its own clock; offers older than `window_s`
@@ -27,6 +29,8 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
+
+from shapely.geometry import Point
 
 from edge.analytics.door import DoorCounter, outside_doors
 from edge.analytics.reception import ReceptionStreak
@@ -59,6 +63,18 @@ class HandoverRules:
     predict_max_s: float = 2.0
     window_s: float = 8.0
     timeout_s: float = 15.0
+    staff_view_m: float = 1.5
+    """A staff member this close to a neighbour's area (inside the strip its cameras see, with a margin) is
+    pointed out to it, so that its visitors talking with them across the boundary are received."""
+    staff_repeat_s: float = 10.0
+    """... again this often while they stay there (the neighbour's track of them may have broken)."""
+    staff_gate_m: float = 0.5
+    """A staff member is pointed out where both boxes see them at the same moment (their positions agree
+    within a few decimetres): the flag goes only to a track this near. A visitor talking with them stands
+    0.6 m away or more, and a wrong flag takes a visitor out of the counts and receives everyone beside
+    them."""
+    staff_clear_m: float = 0.4
+    """... and only when the next track is at least this much farther."""
 
 
 @dataclass
@@ -137,7 +153,9 @@ class Handover:
     ) -> None:
         self.layout = layout
         self.doors = doors
-        """This box's doors: nobody outside them is taken for a person handed over."""
+        """The store's doors (every one, not only those this box counts): nobody past them is taken for a
+        person handed over, and a visitor of this box who walks out past a neighbour's door has left."""
+        self._own_doors = [d for d in doors if layout.holds_line(d.door.line_m)]
         self.store_id = store_id
         self.visits = visits
         self.records = records
@@ -152,7 +170,8 @@ class Handover:
         self._offered: dict[str, _Offered] = {}
         self._incoming: dict[str, _Incoming] = {}
         self._adopted: dict[str, _Adopted] = {}
-        self._staff_offered: set[int] = set()
+        self._staff_offered: dict[tuple[int, str], tuple[str, datetime]] = {}
+        """(track id, neighbour): the staff id it was pointed out under, and when last."""
         self._seen: OrderedDict[str, None] = OrderedDict()
 
     @property
@@ -192,7 +211,7 @@ class Handover:
         self._turned_back(ts_utc, by_id)
         self._arriving(ts_utc, by_id)
         out += self._expire(ts_utc)
-        self._staff_offered &= set(by_id)
+        self._staff_offered = {k: v for k, v in self._staff_offered.items() if k[0] in by_id}
         return out
 
     def track_ending(self, track_id: int) -> None:
@@ -261,6 +280,16 @@ class Handover:
             track = by_id.get(visit.track_id) if visit.track_id is not None else None
             if not visit.confirmed or track is None or not track.observed:
                 continue
+            door = self._walked_out_by(track)
+            if door is not None:
+                # Out through a door that the neighbour counts, which does not hold this visit: it ends
+                # here. Offered on, the street past the door would hand the visit to the next person
+                # walking in there, whose own visit would then never start.
+                out += self.visits.end(visit, ts_utc, door.door.id, "door")
+                record = self.records.get(track.track_id)
+                if record is not None:
+                    record.visitor_id = None
+                continue
             if self.layout.beyond_m(track.xy_m) <= hysteresis:
                 continue
             neighbour = self.layout.neighbour_at(track.xy_m)
@@ -293,24 +322,40 @@ class Handover:
                 reception_since=None if reception is None else reception.started_at,
                 reception_last_near=None if reception is None else reception.last_near,
             )
+        self._point_out_staff(ts_utc, by_id)
+        return out
+
+    def _point_out_staff(self, ts_utc: datetime, by_id: dict[int, TrackState]) -> None:
+        """Staff members in a neighbour's view (near or past the boundary) are pointed out to it: the
+        neighbour flags its track of them, so that a visitor of its own talking with them is received,
+        whichever side of the boundary each stands on. Again every `staff_repeat_s` while they stay."""
         for track in by_id.values():
             record = self.records.get(track.track_id)
-            if (
-                record is None
-                or not record.staff
-                or not track.observed
-                or track.track_id in self._staff_offered
-                or self.layout.beyond_m(track.xy_m) <= hysteresis
-            ):
+            if record is None or not record.staff or not track.observed:
                 continue
-            neighbour = self.layout.neighbour_at(track.xy_m)
-            if neighbour is None:
-                continue
-            self._staff_offered.add(track.track_id)
-            self.counts.staff_offered += 1
-            staff_id = "s-" + self.ids.visitor_id()[2:]
-            self._send("handover.offer", neighbour, ts_utc, staff_id, track)
-        return out
+            point = Point(track.xy_m)
+            for neighbour, area in self.layout.neighbours.items():
+                if float(area.distance(point)) > self.rules.staff_view_m:
+                    continue
+                key = (track.track_id, neighbour)
+                known = self._staff_offered.get(key)
+                if known is not None and (ts_utc - known[1]).total_seconds() < self.rules.staff_repeat_s:
+                    continue
+                if known is None:
+                    self.counts.staff_offered += 1
+                staff_id = known[0] if known is not None else "s-" + self.ids.visitor_id()[2:]
+                self._staff_offered[key] = (staff_id, ts_utc)
+                self._send("handover.offer", neighbour, ts_utc, staff_id, track)
+
+    def _walked_out_by(self, track: TrackState) -> DoorCounter | None:
+        """The door of the store, counted by a neighbour, that `track` stands past (on the street side, by
+        the door's hysteresis), if any: the person has left through it."""
+        for door in self.doors:
+            if door in self._own_doors:
+                continue  # this box's own door counter ends visits there
+            if door.side(track.xy_m) < 0 and door.within_span(track.xy_m, margin_m=1.0):
+                return door
+        return None
 
     def _turned_back(self, ts_utc: datetime, by_id: dict[int, TrackState]) -> None:
         """An offered visitor back in this box's area before anyone took them: the visit stays here."""
@@ -339,42 +384,62 @@ class Handover:
         for subject_id, incoming in list(self._incoming.items()):
             if (ts_utc - incoming.at_utc).total_seconds() > self.rules.window_s:
                 del self._incoming[subject_id]
-                self.counts.unmatched += 1
                 if incoming.message.is_visit:
+                    self.counts.unmatched += 1
                     # Nobody appeared where predicted (hidden, or tracked late): the visit is taken all
                     # the same and waits here for its visitor like any lost one (`Visits.lost`), so
                     # the track that turns out to be them takes it over, or it ends as lost here.
                     self._adopt(ts_utc, incoming.message, None)
         if not self._incoming:
             return
-        free = [
+        unclaimed = [
             (t, r.staff)
             for t in by_id.values()
             if t.observed
             and (r := self.records.get(t.track_id)) is not None
             and r.visitor_id is None
-            and self.layout.owns(t.xy_m)
             and not outside_doors(self.doors, t.xy_m)
+            # Someone still on the street side of this box's own door line is coming in by it, and their
+            # own visit starts when they cross it.
+            and not any(d.coming_in(t.track_id) for d in self._own_doors)
         ]
+        # A staff member is flagged wherever this box sees them; a visit is taken on this box's side only.
+        used = self._flag_staff(ts_utc, by_id, [t for t, _ in unclaimed])
+        free = [(t, staff) for t, staff in unclaimed if self.layout.owns(t.xy_m)]
         pairs: list[tuple[float, str, int]] = []
         for subject_id, incoming in self._incoming.items():
+            if not incoming.message.is_visit:
+                continue
             target = self._predicted(incoming.message, incoming.at_utc, ts_utc)
             for track, staff in free:
-                if staff and incoming.message.is_visit:
-                    continue  # a visit never goes to a staff member's track (a staff offer may: no harm)
-                if not incoming.message.is_visit and self.layout.beyond_m(track.first_xy_m) <= 0:
-                    # A staff flag only for a track that came from the neighbour's side: a wrong flag
-                    # would take a visitor out of every count.
-                    continue
+                if staff:
+                    continue  # a visit never goes to a staff member's track
                 d = math.dist(target, track.xy_m)
                 if d <= self.rules.gate_m:
                     pairs.append((d, subject_id, track.track_id))
-        used: set[int] = set()
         for _, subject_id, track_id in sorted(pairs):
             if track_id in used or subject_id not in self._incoming:
                 continue
             used.add(track_id)
             self._adopt(ts_utc, self._incoming.pop(subject_id).message, by_id[track_id])
+
+    def _flag_staff(self, ts_utc: datetime, by_id: dict[int, TrackState], free: list[TrackState]) -> set[int]:
+        """Flag the track of each staff member pointed out by a neighbour: the nearest free track to where
+        the message predicts them, when no other is nearly as near (a visitor beside them); an unclear
+        one waits for the next step. Returns the tracks flagged (or found flagged already)."""
+        used: set[int] = set()
+        for subject_id, incoming in list(self._incoming.items()):
+            if incoming.message.is_visit:
+                continue
+            target = self._predicted(incoming.message, incoming.at_utc, ts_utc)
+            near = sorted((math.dist(target, t.xy_m), t.track_id) for t in free if t.track_id not in used)
+            if not near or near[0][0] > self.rules.staff_gate_m:
+                continue
+            if len(near) > 1 and near[1][0] - near[0][0] < self.rules.staff_clear_m:
+                continue
+            used.add(near[0][1])
+            self._adopt(ts_utc, self._incoming.pop(subject_id).message, by_id[near[0][1]])
+        return used
 
     def _predicted(self, message: HandoverMessage, at_utc: datetime, ts_utc: datetime) -> XY:
         dt = min(max((ts_utc - at_utc).total_seconds(), 0.0), self.rules.predict_max_s)
@@ -387,8 +452,10 @@ class Handover:
         """Take the offered visit on `track` (None: it waits for its visitor); mark a staff member's."""
         if not message.is_visit:
             assert track is not None
-            self.records[track.track_id].staff = True
-            self.counts.staff_adopted += 1
+            record = self.records[track.track_id]
+            if not record.staff:
+                record.staff = True
+                self.counts.staff_adopted += 1
             return
         assert message.door_id is not None and message.started_at is not None  # the contract's rule
         shift = self._local(message) - message.ts

@@ -47,6 +47,10 @@ class ShowroomAnalytics:
         # In a store of several boxes, each box counts the doors in its own area (a door in the strip is
         # seen by both: one starts the visit).
         self.doors = [DoorCounter(d) for d in config.doors if layout is None or layout.holds_line(d.line_m)]
+        # ... but where the floor ends is every door of the store: a box's cameras see the street past a
+        # neighbour's door too, and nobody out there is a visitor handed over, lost or walking on.
+        counted = {d.door.id for d in self.doors}
+        self.store_doors = self.doors + [DoorCounter(d) for d in config.doors if d.id not in counted]
         self.cars = [
             CarZones(c.id, Zone(c.browse_zone_m), Zone(c.interior_zone_m), [Zone(a) for a in c.door_areas_m])
             for c in config.cars
@@ -65,18 +69,26 @@ class ShowroomAnalytics:
         self._relinker = Relinker(same_person, self.thresholds.lost_after_s)
         self._tracks = TrackRecords()
         metrics = VisitMetrics(self.thresholds, self.cars, stamper)
-        self._visits = Visits(self.thresholds, stamper, self._tracks, self.doors, self._relinker, metrics)
+        self._visits = Visits(
+            self.thresholds, stamper, self._tracks, self.store_doors, self._relinker, metrics
+        )
         self._staff = StaffFlags(
-            config.staff_appearance, self.staff_areas, self.doors, self._tracks, self._relinker
+            config.staff_appearance, self.staff_areas, self.store_doors, self._tracks, self._relinker
         )
         self._continuity = TrackContinuity(
-            self.doors, self.cars, self._tracks, self._visits, self._staff, self._relinker
+            self.doors,
+            self.cars,
+            self._tracks,
+            self._visits,
+            self._staff,
+            self._relinker,
+            outside=self.store_doors,
         )
         self.handover: Handover | None = None
         """A store served by several boxes (`floor.areas`): visits handed over at the boundaries."""
         if layout is not None:
             self.handover = Handover(
-                layout, config.store_id, self._visits, self._tracks, stamper.ids, self.doors
+                layout, config.store_id, self._visits, self._tracks, stamper.ids, self.store_doors
             )
 
     @property
@@ -158,7 +170,7 @@ class ShowroomAnalytics:
 
     def _heat_here(self, xy_m: XY) -> bool:
         """Heat is counted inside the doors and, in a store of several boxes, in this box's own area."""
-        if outside_doors(self.doors, xy_m):
+        if outside_doors(self.store_doors, xy_m):
             return False
         return self.handover is None or bool(self.handover.layout.area.contains(Point(xy_m)))
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 from node_testkit import Mosquitto, Recorder, running_mosquitto
-from showroom_builders import END, FPS, Scene, config_dict, line, stay
+from showroom_builders import END, FPS, Scene, config_dict, hidden, line, stay
 
 from edge.analytics.handover import Handover
 from edge.analytics.showroom import ShowroomAnalytics
@@ -237,6 +237,52 @@ def test_a_visitor_who_turns_back_in_the_strip_stays_with_the_box_they_never_lef
     assert a.withdrawn + a.adopted == 1
     assert b.adopted == b.offered  # what node-b took, it handed back
     assert len(store.of_type("visit.started")) == 1
+
+
+def test_a_visitor_who_walks_out_by_the_neighbours_door_leaves_no_visit_on_the_street(store: Store) -> None:
+    """node-b sees the street past node-a's door (x >= 10). A visitor of node-b who walks out by that door
+    and on along the street past the hysteresis must not be offered to node-a from out there: node-a would
+    give the visit to the next person walking in at that spot, whose own visit would never start."""
+    east = (16.0, 10.0)
+    store.walk({1: [*come_in((8.0, 10.0)), *line((8.0, 10.0), east, 6), *stay(east, 10)]})
+    first = store.b.visitor_of(1)
+    assert first is not None, "node-b did not adopt the visit"
+    doorway, street, waits = (11.2, 18.0), (11.2, 21.2), (10.4, 20.8)  # waits: 1.6 m past the boundary
+    walk_out = [*line(east, doorway, 6), *line(doorway, street, 3), *line(street, waits, 1), *stay(waits, 12)]
+    steps = len(walk_out) - len(stay(waits, 12))
+    store.walk(
+        {1: [*walk_out, None], 2: [*hidden(steps / FPS), *come_in((8.0, 14.0), x=10.8), *stay((8, 14), 5)]}
+    )
+
+    started = store.of_type("visit.started")
+    assert len(started) == 2, "the visitor walking in took over the visit of the one who walked out"
+    second = store.a.visitor_of(2)
+    assert second is not None and second != first
+    ended = {e.visitor_id: e for e in store.of_type("visit.ended")}
+    assert ended[first].node_id == "node-b" and ended[first].end_reason == "door" and ended[first].door_id
+    assert store.b.handover.counts.offered == 0  # nothing offered from the street
+
+
+def test_a_visitor_talking_with_staff_across_the_boundary_is_received(store: Store) -> None:
+    """A visit held by node-b, its visitor talking for 45 s with a staff member who stands on node-a's side
+    of the boundary (too near it to be handed over, but in node-b's view): node-a knows them as staff and
+    points them out, so node-b counts the reception."""
+    east = (16.0, 10.0)
+    store.walk({1: [*come_in((8.0, 10.0)), *line((8.0, 10.0), east, 6), *stay(east, 10)]})
+    visitor = store.b.visitor_of(1)
+    assert visitor is not None, "node-b did not adopt the visit"
+    talk_staff, talk_visitor = (11.3, 6.0), (12.6, 6.0)  # 0.7 m and 0.6 m from the boundary, 1.3 m apart
+    staff = [*line((17.5, 2.5), (6.0, 3.0), 10), *line((6.0, 3.0), talk_staff, 5), *stay(talk_staff, 45)]
+    store.walk({3: staff, 1: [*stay(east, 10), *line(east, talk_visitor, 5), *stay(talk_visitor, 45)]})
+    assert store.b.visitor_of(1) == visitor, "the visit left node-b"
+    store.walk({1: [*go_out(talk_visitor), None], 3: [*stay(talk_staff, 10), None]})
+
+    (ended,) = store.of_type("visit.ended")
+    assert ended.visitor_id == visitor and ended.received, (
+        "the talk with staff across the boundary was missed"
+    )
+    assert any(e.visitor_id == visitor for e in store.of_type("reception"))
+    assert store.a.handover.counts.staff_offered >= 1 and store.b.handover.counts.staff_adopted >= 1
 
 
 def test_two_visitors_crossing_side_by_side_in_opposite_directions_keep_their_visits(store: Store) -> None:
