@@ -17,7 +17,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Self
@@ -1276,30 +1276,25 @@ class Queries:
                 if score_before:
                     before = self._brand_base(peers, before_accs, weights)
                     before_healths.update((s.store_id, before.health_score(s.store_id)) for s in peers)
-        entries = [
-            self._league_entry(
-                s, n, healths, before_healths, sizes, now_accs, before_accs, trend_accs, cuts, future
-            )
-            for s in shown
-        ]
         by_brand: defaultdict[str, dict[str, float | None]] = defaultdict(dict)
-        for e in entries:
-            by_brand[e.brand][e.store_id] = e.health
+        for s in shown:
+            by_brand[s.brand][s.store_id] = healths.get(s.store_id)
         ranks = {k: league_rules.brand_ranks(v) for k, v in by_brand.items()}
         medians = {k: league_rules.median_health(list(v.values())) for k, v in by_brand.items()}
         entries = [
-            replace(
-                e,
-                brand_rank=ranks[e.brand][e.store_id],
-                outliers=league_rules.outliers_of(
-                    e.visitors_per_open_day,
-                    e.trend_visitors_per_day,
-                    e.health,
-                    medians[e.brand],
-                    e.brand_size,
-                ),
+            self._league_entry(
+                s,
+                n,
+                healths,
+                before_healths,
+                sizes,
+                (now_accs, before_accs, trend_accs),
+                cuts,
+                future,
+                ranks[s.brand][s.store_id],
+                medians[s.brand],
             )
-            for e in entries
+            for s in shown
         ]
         entries.sort(key=lambda e: (e.brand, e.brand_rank is None, e.brand_rank or 0, e.store_id))
         return league_rules.LeagueReport(
@@ -1333,7 +1328,6 @@ class Queries:
             return {}
         ids = [s.store_id for s in stores]
         last = {r.store_id: r for r in self.storage.daily_rows(ids, end.isoformat(), end.isoformat())}
-        p_last = {r.store_id: r for r in self.storage.daily_rows(ids, p_end.isoformat(), p_end.isoformat())}
         cuts = {tz: _DayCuts.of(end, p_end, as_of, zone(tz)) for tz in {s.timezone for s in stores}}
         probes = []
         for s in stores:
@@ -1362,6 +1356,10 @@ class Queries:
             else EventSpan(s.store_id, cuts[s.timezone].p_start_key, cuts[s.timezone].p_cutoff_key)
             for s, is_today in replays
         ]
+        # The previous period less its last day: only for the stores whose previous period can be cut.
+        then_ids = [s.store_id for s, is_today in replays if not is_today]
+        p_day = p_end.isoformat()
+        p_last = {r.store_id: r for r in self.storage.daily_rows(then_ids, p_day, p_day)} if then_ids else {}
         replayed: dict[tuple[str, bool], FunnelFigures] = {}
         for (s, is_today), rows in zip(
             replays, self.storage.events_in_spans(spans, FUNNEL_EVENT_TYPES), strict=True
@@ -1395,12 +1393,13 @@ class Queries:
         healths: dict[str, float | None],
         before_healths: dict[str, float | None],
         sizes: dict[str, int],
-        now_accs: dict[str, _PeriodAcc],
-        before_accs: dict[str, _PeriodAcc],
-        trend_accs: dict[str, _PeriodAcc],
+        accs: tuple[dict[str, _PeriodAcc], dict[str, _PeriodAcc], dict[str, _PeriodAcc]],
         cuts: dict[str, _CutPeriod],
         future: dict[str, int],
+        rank: int | None,
+        brand_median: float | None,
     ) -> league_rules.LeagueEntry:
+        now_accs, before_accs, trend_accs = accs
         trend = trend_accs.get(s.store_id)
         trend_per_day = trend.visitors / trend.open_days if trend and trend.open_days else None
         cut = cuts.get(s.store_id)
@@ -1417,6 +1416,8 @@ class Queries:
             closed_days, open_closed, closed_visitors = n - future_days, now.open_days, now.visitors
             before_health = before_healths.get(s.store_id)
         health = healths.get(s.store_id)
+        size = sizes.get(s.store_id, 0)
+        per_day = closed_visitors / open_closed if open_closed else None
         return league_rules.LeagueEntry(
             s.store_id,
             s.name,
@@ -1427,14 +1428,14 @@ class Queries:
             league_rules.period_change(now, then, health, before_health),
             health,
             before_health,
-            None,
-            sizes.get(s.store_id, 0),
+            rank,
+            size,
             cut is not None,
             until,
             max(0, closed_days - open_closed),
-            closed_visitors / open_closed if open_closed else None,
+            per_day,
             trend_per_day,
-            (),
+            league_rules.outliers_of(per_day, trend_per_day, health, brand_median, size),
         )
 
     # -- nodes and liveness ---------------------------------------------------------------------------
