@@ -1243,9 +1243,11 @@ class Queries:
         as_of = (as_of or datetime.now(UTC)).astimezone(UTC)
         n = (end - start).days + 1
         p_start, p_end = start - timedelta(days=n), end - timedelta(days=n)
-        shown = [s for s in self.stores(brand=brand, region=region)]
+        every = self.stores(brand=brand)
+        # As `stores(brand, region)` gives (a region names registered stores only), from the one read.
+        shown = every if region is None else [s for s in every if s.registered and s.region == region]
         brands: dict[str, list[StoreInfo]] = defaultdict(list)
-        for s in self.stores(brand=brand) if brand is not None else self.stores():
+        for s in every:
             if s.registered:
                 brands[s.brand].append(s)
         ids = None if brand is None else [s.store_id for s in brands[brand]]

@@ -83,10 +83,11 @@ _DAILY_COLS = (
     "median_visit_s, visit_hist, car_zone_s, active_hours"
 )
 _KNOWN_STORES = "store_id IN (SELECT store_id FROM stores UNION SELECT store_id FROM nodes)"
-_SPANS = "unnest(%s::text[], %s::text[], %s::text[]) WITH ORDINALITY AS s(store_id, a, b, i)"
+_SPANS = "unnest(%b::text[], %b::text[], %b::text[]) WITH ORDINALITY AS s(store_id, a, b, i)"
 _IN_SPAN = 'e.store_id = s.store_id COLLATE "C" AND e.ts >= s.a COLLATE "C" AND e.ts < s.b COLLATE "C"'
 """`events_in_spans`: the spans as rows (numbered from 1) and an event inside its span (the keys compare
-in the events' own collation, so the (store_id, ts) index serves each span)."""
+in the events' own collation, so the (store_id, ts) index serves each span). The arrays travel in binary:
+thousands of keys dumped as text arrays cost the client more than the read."""
 _PART_SUMS = (
     "SELECT store_id, visitors, car_browsers, car_entrants, receptions, open_days, car_zone_s, "
     "active_hours, days_with_ended, max_median_visit_s FROM week_part_store "

@@ -175,7 +175,7 @@ def wide_db(new_db: NewDb) -> str:
                 "store_id": s,
                 "name": s,
                 "brand": ("aurora", "borealis")[k % 2],
-                "region": "r",
+                "region": "north" if k < 6 else "south",
                 "timezone": wide_zone(s),
                 "cars": [CAR],
             }
@@ -230,6 +230,14 @@ def test_many_stores_cut_as_each_store_alone(wide_db: str) -> None:
                 before = _counts_of(q.period(store, p_start, p_end - timedelta(days=1)))
                 assert e.previous == before + _counts_of(then_day)
             assert e.missing_days == 2 - closed.open_days
+        # A brand's or a region's league: the same stores' figures as in everyone's.
+        borealis = q.league_report(START, END, as_of=AS_OF, brand="borealis")
+        assert borealis.entries == tuple(e for e in report.entries if e.brand == "borealis")
+        south = q.league_report(START, END, as_of=AS_OF, region="south")
+        assert sorted((e.store_id, e.counts, e.previous, e.health) for e in south.entries) == sorted(
+            (e.store_id, e.counts, e.previous, e.health) for e in report.entries if e.region == "south"
+        )
+        assert len(south.entries) == 6
     # Counted from the plans: w01 (Berlin) has had nobody yet at 05:00; w02 (New York) is whole days;
     # w06 (Shanghai, 13 visits today from 08:00, one every 20 min) had 12 by 12:00, and 10 of 10 then.
     w01, w02, w06 = entries["w01"], entries["w02"], entries["w06"]
