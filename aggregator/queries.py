@@ -17,10 +17,11 @@ import math
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Self
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
@@ -35,7 +36,7 @@ from aggregator.partial_day import FUNNEL_EVENT_TYPES, PartialCounts, StoredEven
 from aggregator.registry import DIMENSIONS, Dimension, FloorPlan
 from aggregator.storage import open_storage
 from aggregator.storage.base import StorageBackend
-from aggregator.storage.records import DailyRow, HeatGridRow, StoreRow
+from aggregator.storage.records import DailyRow, EventSpan, HeatGridRow, StoreRow
 from aggregator.timebuckets import day_span_utc, hours_of_day, parse_ts_key, zone
 from aggregator.zones import FloorZone, ZoneFigure, compare_zones, sparse_zone_sums
 from edge.events import format_ts
@@ -551,6 +552,43 @@ class _PeriodAcc:
 
 
 @dataclass(frozen=True)
+class _CutPeriod:
+    """A store's league period whose last day is in progress: the period up to then, the previous period
+    cut at the same local time (None when it cannot be cut), the closed days alone, and that local time."""
+
+    now: league_rules.Counts
+    then: league_rules.Counts | None
+    closed: league_rules.Counts
+    until: str
+
+
+@dataclass(frozen=True)
+class _DayCuts:
+    """In one zone, a league period's last day in progress at `as_of` and the previous period's last day
+    cut at the same local time: the instants, and their keys for the event reads."""
+
+    start: datetime
+    p_start: datetime
+    p_cutoff: datetime
+    until: str
+    as_of_key: str
+    start_key: str
+    end_key: str
+    p_start_key: str
+    p_end_key: str
+    p_cutoff_key: str
+
+    @classmethod
+    def of(cls, end: date, p_end: date, as_of: datetime, tz: ZoneInfo) -> _DayCuts:
+        start, stop = day_span_utc(end, tz)
+        p_start, p_stop = day_span_utc(p_end, tz)
+        wall = _wall(as_of, tz)
+        p_cutoff = cutoff_on(p_end, wall, tz)
+        keys = (format_ts(t) for t in (as_of, start, stop, p_start, p_stop, p_cutoff))
+        return cls(start, p_start, p_cutoff, wall.strftime("%H:%M"), *keys)
+
+
+@dataclass(frozen=True)
 class _BrandBase:
     """What a brand's stores are scored against over a period: each store's dimension values (stores with
     data), the TOP and average of each dimension, and the brand's weights."""
@@ -591,7 +629,7 @@ class Queries:
         self.storage = storage
         self.cache_periods = cache_periods
         self._registry_cache: tuple[int, dict[str, StoreInfo]] | None = None
-        self._period_cache: dict[tuple[tuple[str, ...] | None, date, date], dict[str, _PeriodAcc]] = {}
+        self._period_cache: dict[tuple[tuple[str, ...] | None, date, date, bool], dict[str, _PeriodAcc]] = {}
         self._period_cache_version = -1
 
     @classmethod
@@ -648,11 +686,15 @@ class Queries:
             return None
 
     def brand_weights(self, brand: str) -> dict[Dimension, float]:
+        return self._weights_by_brand().get(brand) or dict.fromkeys(DIMENSIONS, 1.0)
+
+    def _weights_by_brand(self) -> dict[str, dict[Dimension, float]]:
+        """Every registered brand's health weights (1.0 where the registry gives none), in one read."""
+        out: dict[str, dict[Dimension, float]] = {}
         for brand_id, _name, weights in self.storage.brand_rows():
-            if brand_id == brand:
-                loaded = json.loads(weights)
-                return {d: float(loaded.get(d, 1.0)) for d in DIMENSIONS}
-        return dict.fromkeys(DIMENSIONS, 1.0)
+            loaded = json.loads(weights)
+            out.setdefault(brand_id, {d: float(loaded.get(d, 1.0)) for d in DIMENSIONS})
+        return out
 
     # -- one store, one day ---------------------------------------------------------------------------
 
@@ -930,24 +972,31 @@ class Queries:
             d += timedelta(days=1)
         return out
 
-    def _period(self, store_ids: Sequence[str] | None, start: date, end: date) -> dict[str, _PeriodAcc]:
-        """Per store, the period's sums and duration histograms (cached while the database is unchanged)."""
+    def _period(
+        self, store_ids: Sequence[str] | None, start: date, end: date, medians: bool = True
+    ) -> dict[str, _PeriodAcc]:
+        """Per store, the period's sums and duration histograms (cached while the database is unchanged).
+        `medians=False`: the sums alone (no histograms read; `median()` is then None where it needs them)."""
         if not self.cache_periods or (store_ids is not None and len(store_ids) <= 1):
-            return self._read_period(store_ids, start, end)
+            return self._read_period(store_ids, start, end, medians)
         version = self.storage.data_version()
         if version != self._period_cache_version:
             self._period_cache.clear()
             self._period_cache_version = version
-        key = (None if store_ids is None else tuple(store_ids), start, end)
+        key = (None if store_ids is None else tuple(store_ids), start, end, medians)
         found = self._period_cache.get(key)
+        if found is None and not medians:  # the sums of a read with medians serve as well
+            found = self._period_cache.get((key[0], start, end, True))
         if found is None:
             if len(self._period_cache) >= self.PERIOD_CACHE_SIZE:
                 self._period_cache.pop(next(iter(self._period_cache)))
-            found = self._period_cache[key] = self._read_period(store_ids, start, end)
+            found = self._period_cache[key] = self._read_period(store_ids, start, end, medians)
         return found
 
-    def _read_period(self, store_ids: Sequence[str] | None, start: date, end: date) -> dict[str, _PeriodAcc]:
-        """Per store, the period's sums (summed in SQL) and its days' duration histograms."""
+    def _read_period(
+        self, store_ids: Sequence[str] | None, start: date, end: date, medians: bool = True
+    ) -> dict[str, _PeriodAcc]:
+        """Per store, the period's sums (summed in SQL) and, with `medians`, its days' duration histograms."""
         a, b = start.isoformat(), end.isoformat()
         acc: dict[str, _PeriodAcc] = {}
         for r in self.storage.period_sums(store_ids, a, b):
@@ -965,6 +1014,8 @@ class Queries:
         several = {
             store_id: i for i, store_id in enumerate(s for s, x in acc.items() if x.days_with_median > 1)
         }
+        if not medians:
+            return acc
         if several:
             # Every store's histograms summed and its median read in one numpy pass (thousands of stores).
             blobs: list[bytes] = []
@@ -991,9 +1042,15 @@ class Queries:
             "heat": acc.car_zone_s / n_cars / acc.active_hours if n_cars and acc.active_hours else None,
         }
 
-    def _brand_base(self, brand_stores: Sequence[StoreInfo], accs: dict[str, _PeriodAcc]) -> _BrandBase:
+    def _brand_base(
+        self,
+        brand_stores: Sequence[StoreInfo],
+        accs: dict[str, _PeriodAcc],
+        weights: dict[str, dict[Dimension, float]] | None = None,
+    ) -> _BrandBase:
         """The values of one brand's stores (or one unregistered store alone) with data in the period, and
-        the brand's TOP and average of each dimension."""
+        the brand's TOP and average of each dimension. `weights`: every brand's (`_weights_by_brand`), when
+        the caller scores several brands; else the brand's are read."""
         values = {
             s.store_id: self._dimension_values(accs[s.store_id], len(s.cars))
             for s in brand_stores
@@ -1007,7 +1064,8 @@ class Queries:
             vals = [float(x) for x in present if x is not None]
             tops[d] = health_math.brand_top(vals)
             avgs[d] = health_math.brand_average(vals)
-        return _BrandBase(brand, values, tops, avgs, self.brand_weights(brand))
+        found = self.brand_weights(brand) if weights is None else weights.get(brand)
+        return _BrandBase(brand, values, tops, avgs, found or dict.fromkeys(DIMENSIONS, 1.0))
 
     def _brand_health(
         self,
@@ -1185,62 +1243,60 @@ class Queries:
         as_of = (as_of or datetime.now(UTC)).astimezone(UTC)
         n = (end - start).days + 1
         p_start, p_end = start - timedelta(days=n), end - timedelta(days=n)
-        shown = [s for s in self.stores(brand=brand, region=region)]
+        every = self.stores(brand=brand)
+        # As `stores(brand, region)` gives (a region names registered stores only), from the one read.
+        shown = every if region is None else [s for s in every if s.registered and s.region == region]
         brands: dict[str, list[StoreInfo]] = defaultdict(list)
-        for s in self.stores(brand=brand) if brand is not None else self.stores():
+        for s in every:
             if s.registered:
                 brands[s.brand].append(s)
         ids = None if brand is None else [s.store_id for s in brands[brand]]
+        zones = {s.timezone for s in shown}
+        in_progress = {tz: _in_progress(end, tz, as_of) for tz in zones}
+        future = {tz: _days_ahead(end, tz, as_of) for tz in zones}
         with self.snapshot():
             now_accs = self._period(ids, start, end)
-            before_accs = self._period(ids, p_start, p_end)
+            # The previous period's medians make only the health of a store whose last day is closed; the
+            # trend is visitors per open day (sums alone).
+            score_before = not all(in_progress.values())
+            before_accs = self._period(ids, p_start, p_end, score_before)
             trend_accs = self._period(
-                ids, start - timedelta(days=league_rules.TREND_DAYS), start - timedelta(days=1)
+                ids, start - timedelta(days=league_rules.TREND_DAYS), start - timedelta(days=1), False
             )
-            closed_accs = self._period(ids, start, end - timedelta(days=1)) if n > 1 else {}
-            before_closed = self._period(ids, p_start, p_end - timedelta(days=1)) if n > 1 else {}
+            cuts = self._league_cuts(
+                [s for s in shown if in_progress[s.timezone]], end, p_end, as_of, n, now_accs, before_accs
+            )
             healths: dict[str, float | None] = {}
             before_healths: dict[str, float | None] = {}
             sizes: dict[str, int] = {}
+            weights = self._weights_by_brand()
             for peers in [*brands.values(), *([s] for s in shown if not s.registered)]:
-                base = self._brand_base(peers, now_accs)
-                before = self._brand_base(peers, before_accs)
+                base = self._brand_base(peers, now_accs, weights)
                 for s in peers:
                     healths[s.store_id] = base.health_score(s.store_id)
-                    before_healths[s.store_id] = before.health_score(s.store_id)
                     sizes[s.store_id] = len(base.values)
-            entries = [
-                self._league_entry(
-                    s,
-                    end,
-                    p_end,
-                    as_of,
-                    n,
-                    healths,
-                    before_healths,
-                    sizes,
-                    (now_accs, before_accs, trend_accs, closed_accs, before_closed),
-                )
-                for s in shown
-            ]
+                if score_before:
+                    before = self._brand_base(peers, before_accs, weights)
+                    before_healths.update((s.store_id, before.health_score(s.store_id)) for s in peers)
         by_brand: defaultdict[str, dict[str, float | None]] = defaultdict(dict)
-        for e in entries:
-            by_brand[e.brand][e.store_id] = e.health
+        for s in shown:
+            by_brand[s.brand][s.store_id] = healths.get(s.store_id)
         ranks = {k: league_rules.brand_ranks(v) for k, v in by_brand.items()}
         medians = {k: league_rules.median_health(list(v.values())) for k, v in by_brand.items()}
         entries = [
-            replace(
-                e,
-                brand_rank=ranks[e.brand][e.store_id],
-                outliers=league_rules.outliers_of(
-                    e.visitors_per_open_day,
-                    e.trend_visitors_per_day,
-                    e.health,
-                    medians[e.brand],
-                    e.brand_size,
-                ),
+            self._league_entry(
+                s,
+                n,
+                healths,
+                before_healths,
+                sizes,
+                (now_accs, before_accs, trend_accs),
+                cuts,
+                future,
+                ranks[s.brand][s.store_id],
+                medians[s.brand],
             )
-            for e in entries
+            for s in shown
         ]
         entries.sort(key=lambda e: (e.brand, e.brand_rank is None, e.brand_rank or 0, e.store_id))
         return league_rules.LeagueReport(
@@ -1254,46 +1310,116 @@ class Queries:
             league_rules.totals(entries, "region"),
         )
 
-    def _league_entry(
+    def _league_cuts(
         self,
-        s: StoreInfo,
+        stores: Sequence[StoreInfo],
         end: date,
         p_end: date,
         as_of: datetime,
         n: int,
+        now_accs: dict[str, _PeriodAcc],
+        before_accs: dict[str, _PeriodAcc],
+    ) -> dict[str, _CutPeriod]:
+        """The periods of `stores` (each with its last day in progress at `as_of`) counted up to `as_of`,
+        and the previous periods cut at the same local time, all stores at once: a few reads in all, not a
+        few per store. Each figure is what `period`, `day_so_far` and `day_until` give store by store:
+        the closed days are the period's sums less its last day's rollup (one one-day read per period,
+        not a period read), and the day in progress is its rollup or its events replayed, as
+        `day_so_far` decides."""
+        if not stores:
+            return {}
+        ids = [s.store_id for s in stores]
+        last = {r.store_id: r for r in self.storage.daily_rows(ids, end.isoformat(), end.isoformat())}
+        cuts = {tz: _DayCuts.of(end, p_end, as_of, zone(tz)) for tz in {s.timezone for s in stores}}
+        probes = []
+        for s in stores:
+            c = cuts[s.timezone]
+            # Events after as_of, events that day at all, events on the previous period's last day.
+            probes += [
+                EventSpan(s.store_id, c.as_of_key, c.end_key),
+                EventSpan(s.store_id, c.start_key, c.end_key),
+                EventSpan(s.store_id, c.p_start_key, c.p_end_key),
+            ]
+        flags = iter(self.storage.has_events_in_spans(probes))
+        found = {s.store_id: (next(flags), next(flags), next(flags)) for s in stores}
+        # The days replayed from their events: the last day when events are stored after as_of or it has
+        # no rollup (else its rollup is the day so far), and, for every store whose day so far is known,
+        # the previous period's last day up to the same local time.
+        replays: list[tuple[StoreInfo, bool]] = []
+        for s in stores:
+            after, today_any, before_any = found[s.store_id]
+            if today_any and (after or s.store_id not in last):
+                replays.append((s, True))
+            if today_any and before_any:
+                replays.append((s, False))
+        spans = [
+            EventSpan(s.store_id, cuts[s.timezone].start_key, cuts[s.timezone].as_of_key)
+            if is_today
+            else EventSpan(s.store_id, cuts[s.timezone].p_start_key, cuts[s.timezone].p_cutoff_key)
+            for s, is_today in replays
+        ]
+        # The previous period less its last day: only for the stores whose previous period can be cut.
+        then_ids = [s.store_id for s, is_today in replays if not is_today]
+        p_day = p_end.isoformat()
+        p_last = {r.store_id: r for r in self.storage.daily_rows(then_ids, p_day, p_day)} if then_ids else {}
+        replayed: dict[tuple[str, bool], FunnelFigures] = {}
+        for (s, is_today), rows in zip(
+            replays, self.storage.events_in_spans(spans, FUNNEL_EVENT_TYPES), strict=True
+        ):
+            c = cuts[s.timezone]
+            day_start, cutoff = (c.start, as_of) if is_today else (c.p_start, c.p_cutoff)
+            stored = (StoredEvent(str(t), str(p)) for t, p in rows)
+            replayed[(s.store_id, is_today)] = _counts_figures(
+                counts_until(stored, day_start, cutoff, s.browse_min_s)
+            )
+        out: dict[str, _CutPeriod] = {}
+        for s in stores:
+            sid = s.store_id
+            after, today_any, _ = found[sid]
+            row = last.get(sid)
+            so_far: FunnelFigures | None = None
+            if today_any:
+                so_far = replayed[(sid, True)] if after or row is None else _figures(row)
+            then_day = replayed.get((sid, False)) if so_far is not None else None
+            closed = _closed(now_accs.get(sid), row, n)
+            then = None
+            if then_day is not None:
+                then = _closed(before_accs.get(sid), p_last.get(sid), n) + _funnel_counts(then_day)
+            out[sid] = _CutPeriod(closed + _funnel_counts(so_far), then, closed, cuts[s.timezone].until)
+        return out
+
+    def _league_entry(
+        self,
+        s: StoreInfo,
+        n: int,
         healths: dict[str, float | None],
         before_healths: dict[str, float | None],
         sizes: dict[str, int],
-        accs: tuple[dict[str, _PeriodAcc], ...],
+        accs: tuple[dict[str, _PeriodAcc], dict[str, _PeriodAcc], dict[str, _PeriodAcc]],
+        cuts: dict[str, _CutPeriod],
+        future: dict[str, int],
+        rank: int | None,
+        brand_median: float | None,
     ) -> league_rules.LeagueEntry:
-        now_accs, before_accs, trend_accs, closed_accs, before_closed = accs
-        tz = zone(s.timezone)
-        end_start, end_end = day_span_utc(end, tz)
-        partial = end_start <= as_of < end_end
-        future_days = max(0, (end_end - max(as_of, end_start)).days) if as_of < end_start else 0
+        now_accs, before_accs, trend_accs = accs
         trend = trend_accs.get(s.store_id)
         trend_per_day = trend.visitors / trend.open_days if trend and trend.open_days else None
-        until: str | None = None
-        if partial:
-            closed = _counts(closed_accs.get(s.store_id))
-            today = self.day_so_far(s.store_id, end, as_of)
-            now = closed + _funnel_counts(today)
-            until_time = as_of.astimezone(tz).time().replace(tzinfo=None)
-            until = until_time.strftime("%H:%M")
-            then_day = self.day_until(s.store_id, p_end, cutoff_on(p_end, until_time, tz))
-            then_closed = before_closed.get(s.store_id)
-            then = (
-                None if then_day is None or today is None else _counts(then_closed) + _funnel_counts(then_day)
-            )
-            closed_days, open_closed, closed_visitors = n - 1, closed.open_days, closed.visitors
+        cut = cuts.get(s.store_id)
+        if cut is not None:
+            now, then, until = cut.now, cut.then, cut.until
+            closed_days, open_closed, closed_visitors = n - 1, cut.closed.open_days, cut.closed.visitors
             before_health = None
         else:
+            future_days = future[s.timezone]
             now = _counts(now_accs.get(s.store_id))
             before = before_accs.get(s.store_id)
             then = _counts(before) if before is not None else None
+            until = None
             closed_days, open_closed, closed_visitors = n - future_days, now.open_days, now.visitors
             before_health = before_healths.get(s.store_id)
         health = healths.get(s.store_id)
+        size = sizes.get(s.store_id, 0)
+        per_day = closed_visitors / open_closed if open_closed else None
         return league_rules.LeagueEntry(
             s.store_id,
             s.name,
@@ -1304,14 +1430,14 @@ class Queries:
             league_rules.period_change(now, then, health, before_health),
             health,
             before_health,
-            None,
-            sizes.get(s.store_id, 0),
-            partial,
+            rank,
+            size,
+            cut is not None,
             until,
             max(0, closed_days - open_closed),
-            closed_visitors / open_closed if open_closed else None,
+            per_day,
             trend_per_day,
-            (),
+            league_rules.outliers_of(per_day, trend_per_day, health, brand_median, size),
         )
 
     # -- nodes and liveness ---------------------------------------------------------------------------
@@ -1482,6 +1608,34 @@ class Queries:
 def _in_progress(day: date, timezone: str, as_of: datetime) -> bool:
     start, end = day_span_utc(day, zone(timezone))
     return start <= as_of < end
+
+
+def _days_ahead(day: date, timezone: str, as_of: datetime) -> int:
+    """Whole days of `day` still ahead at `as_of` in the zone: before it begins, its length in whole days
+    (so 0 for a 23-hour day of a clock change), else 0."""
+    start, end = day_span_utc(day, zone(timezone))
+    return max(0, (end - max(as_of, start)).days) if as_of < start else 0
+
+
+def _wall(at: datetime, tz: ZoneInfo) -> time:
+    """The local wall time of the instant `at` on the clock of `tz`."""
+    return at.astimezone(tz).time().replace(tzinfo=None)
+
+
+def _closed(acc: _PeriodAcc | None, last: DailyRow | None, n: int) -> league_rules.Counts:
+    """A period's closed days (all but its last): its sums `acc` less its last day's rollup `last`."""
+    if acc is None or n <= 1:
+        return league_rules.ZERO
+    counts = _counts(acc)
+    if last is None:
+        return counts
+    return league_rules.Counts(
+        counts.visitors - last.visitors,
+        counts.car_browsers - last.car_browsers,
+        counts.car_entrants - last.car_entrants,
+        counts.receptions - last.receptions,
+        counts.open_days - int(last.visitors > 0),
+    )
 
 
 def _counts(acc: _PeriodAcc | None) -> league_rules.Counts:

@@ -23,6 +23,7 @@ from aggregator.storage.records import (
     DailyRow,
     DwellRecord,
     EventRecord,
+    EventSpan,
     HeatDayRecord,
     HeatGridRow,
     HourlyRecord,
@@ -86,6 +87,10 @@ class StorageBackend(Protocol):
     def events_between(self, store_id: str, types: Sequence[str], start: str, end: str) -> list[Row]: ...
 
     def has_events_between(self, store_id: str, start: str, end: str) -> bool: ...
+
+    def has_events_in_spans(self, spans: Sequence[EventSpan]) -> list[bool]: ...
+
+    def events_in_spans(self, spans: Sequence[EventSpan], types: Sequence[str]) -> list[list[Row]]: ...
 
     def snapshot(self) -> AbstractContextManager[None]: ...
 

@@ -238,6 +238,14 @@ class VisitHistRow(NamedTuple):
     visit_hist: bytes
 
 
+class EventSpan(NamedTuple):
+    """A store's events with `ts` in [start, end) (RFC 3339 keys): one of many read in one go."""
+
+    store_id: str
+    start: str
+    end: str
+
+
 class HourlyRow(NamedTuple):
     """An hour of a store's local day (`hourly_store`); `hour_key` is the hour's start, UTC."""
 

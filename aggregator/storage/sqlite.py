@@ -31,6 +31,7 @@ from aggregator.storage.records import (
     DailyRow,
     DwellRecord,
     EventRecord,
+    EventSpan,
     HeatDayRecord,
     HeatGridRow,
     HourlyRecord,
@@ -272,6 +273,15 @@ class SqliteStorage:
             "SELECT 1 FROM events WHERE store_id = ? AND ts >= ? AND ts < ? LIMIT 1", (store_id, start, end)
         ).fetchone()
         return row is not None
+
+    def has_events_in_spans(self, spans: Sequence[EventSpan]) -> list[bool]:
+        """For each span, whether any event of its store with `ts` in it is stored. One indexed lookup a
+        span: in-process SQLite has no round trip to save."""
+        return [self.has_events_between(s.store_id, s.start, s.end) for s in spans]
+
+    def events_in_spans(self, spans: Sequence[EventSpan], types: Sequence[str]) -> list[list[Row]]:
+        """For each span, (type, payload) of its store's events of `types` in it, in time order."""
+        return [self.events_between(s.store_id, types, s.start, s.end) for s in spans]
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:

@@ -8,12 +8,15 @@ from datetime import UTC, date, datetime, time, timedelta
 import pytest
 
 from aggregator.ingest import Ingestor, Message
-from aggregator.queries import Queries
+from aggregator.league import Counts
+from aggregator.partial_day import cutoff_on
+from aggregator.queries import FunnelFigures, PeriodFigures, Queries
 from aggregator.registry import parse_registry
 from aggregator.storage import open_storage
 from aggregator.synth import VisitPlan, stamper_for, visit_events
 from aggregator.timebuckets import zone
 from edge.events import Envelope, to_json, topic_for
+from tests.aggregator.conftest import NewDb
 
 TZ = "Asia/Shanghai"
 END = date(2026, 11, 20)
@@ -131,3 +134,117 @@ def test_partial_period_cut_at_the_same_local_time(db: str) -> None:
         series = q.daily_series("st-a", START, END, as_of=local(END, 9, 10))
     assert [d.partial for d in series] == [False, False, True]
     assert series[-1].figures.visitors == 14 and series[0].figures.visitors == 20
+
+
+# -- many stores in several zones, their last day in progress or not yet begun -------------------------
+
+ZONES = ("Asia/Shanghai", "Europe/Berlin", "America/New_York")
+AS_OF = datetime(
+    2026, 11, 20, 4, 0, tzinfo=UTC
+)  # Shanghai 12:00, Berlin 05:00, New York 23:00 the day before
+WIDE = [f"w{k:02d}" for k in range(12)]
+SILENT_TODAY, SILENT_BEFORE = "w00", "w03"  # no event on END / on the previous period's last day
+
+
+def wide_zone(store: str) -> str:
+    return ZONES[int(store[1:]) % 3]
+
+
+def wide_plans(store: str, day: date) -> list[VisitPlan]:
+    """From 08:00 local, one visit every 20 minutes (store k: 5 + k visits, later days one more each)."""
+    if (store, day) in ((SILENT_TODAY, END), (SILENT_BEFORE, START - timedelta(days=1))):
+        return []
+    tz = zone(wide_zone(store))
+    first = datetime.combine(day, time(8, 0), tzinfo=tz).astimezone(UTC)
+    n = 5 + int(store[1:]) + (day - START).days
+    return [
+        VisitPlan(
+            first + timedelta(minutes=20 * i), 300.0, "car-01" if i % 2 else None, 20.0, received=i % 3 == 0
+        )
+        for i in range(n)
+    ]
+
+
+@pytest.fixture
+def wide_db(new_db: NewDb) -> str:
+    url = new_db()
+    registry = {
+        "brands": [{"id": "aurora", "name": "Aurora"}, {"id": "borealis", "name": "Borealis"}],
+        "stores": [
+            {
+                "store_id": s,
+                "name": s,
+                "brand": ("aurora", "borealis")[k % 2],
+                "region": "north" if k < 6 else "south",
+                "timezone": wide_zone(s),
+                "cars": [CAR],
+            }
+            for k, s in enumerate(WIDE)
+        ],
+    }
+    ing = Ingestor(open_storage(url))
+    ing.load_registry(parse_registry(registry))
+    events: list[Envelope] = []
+    for k, store in enumerate(WIDE):
+        stamper = stamper_for(store, seed=100 + k)
+        day = START - timedelta(days=3)
+        while day <= END:
+            events += [e for p in wide_plans(store, day) for e in visit_events(stamper, p)]
+            day += timedelta(days=1)
+    ing.ingest([Message(topic_for(e), to_json(e), datetime.now(UTC)) for e in events])
+    ing.storage.close()
+    return url
+
+
+def _counts_of(f: FunnelFigures | PeriodFigures | None) -> Counts:
+    if f is None:
+        return Counts(0, 0, 0, 0, 0)
+    days = f.open_days if isinstance(f, PeriodFigures) else int(f.visitors > 0)
+    return Counts(f.visitors, f.car_browsers, f.car_entrants, f.receptions, days)
+
+
+def test_many_stores_cut_as_each_store_alone(wide_db: str) -> None:
+    """The league of stores in three zones (Shanghai and Berlin mid-day, New York's last day not begun)
+    gives each store the figures its own period, day-so-far and same-time reads give, read one by one."""
+    p_start, p_end = START - timedelta(days=3), START - timedelta(days=1)
+    with Queries.open(wide_db) as q:
+        report = q.league_report(START, END, as_of=AS_OF)
+        entries = {e.store_id: e for e in report.entries}
+        assert sorted(entries) == WIDE
+        for store in WIDE:
+            e, tz = entries[store], zone(wide_zone(store))
+            if wide_zone(store) == "America/New_York":
+                assert not e.partial and e.compared_until is None
+                assert e.counts == _counts_of(q.period(store, START, END))
+                assert e.previous == _counts_of(q.period(store, p_start, p_end))
+                continue
+            wall = AS_OF.astimezone(tz).time().replace(tzinfo=None)
+            closed = _counts_of(q.period(store, START, END - timedelta(days=1)))
+            today = q.day_so_far(store, END, AS_OF)
+            then_day = q.day_until(store, p_end, cutoff_on(p_end, wall, tz))
+            assert e.partial and e.compared_until == wall.strftime("%H:%M")
+            assert e.counts == closed + _counts_of(today)
+            if today is None or then_day is None:
+                assert e.previous is None and store in (SILENT_TODAY, SILENT_BEFORE)
+            else:
+                before = _counts_of(q.period(store, p_start, p_end - timedelta(days=1)))
+                assert e.previous == before + _counts_of(then_day)
+            assert e.missing_days == 2 - closed.open_days
+        # A brand's or a region's league: the same stores' figures as in everyone's.
+        borealis = q.league_report(START, END, as_of=AS_OF, brand="borealis")
+        assert borealis.entries == tuple(e for e in report.entries if e.brand == "borealis")
+        south = q.league_report(START, END, as_of=AS_OF, region="south")
+        assert sorted((e.store_id, e.counts, e.previous, e.health) for e in south.entries) == sorted(
+            (e.store_id, e.counts, e.previous, e.health) for e in report.entries if e.region == "south"
+        )
+        assert len(south.entries) == 6
+    # Counted from the plans: w01 (Berlin) has had nobody yet at 05:00; w02 (New York) is whole days;
+    # w06 (Shanghai, 13 visits today from 08:00, one every 20 min) had 12 by 12:00, and 10 of 10 then.
+    w01, w02, w06 = entries["w01"], entries["w02"], entries["w06"]
+    assert w01.counts.visitors == 6 + 7 and w01.previous is not None and w01.previous.visitors == 3 + 4
+    assert (
+        w02.counts.visitors == 7 + 8 + 9 and w02.previous is not None and w02.previous.visitors == 4 + 5 + 6
+    )
+    assert w06.counts.visitors == 11 + 12 + 12 and w06.previous is not None
+    assert w06.previous.visitors == 8 + 9 + 10
+    assert entries[SILENT_TODAY].previous is None and entries[SILENT_BEFORE].previous is None
