@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 import cv2
 import numpy as np
+from streamlit.testing.v1 import AppTest
 
 from aggregator.audit import record_audit
 from aggregator.ingest import Ingestor, Message
@@ -387,3 +388,32 @@ def fresh_heartbeats(db: Path | str, now_utc: datetime | None = None) -> None:
     result = ingestor.ingest([Message(topic_for(e), to_json(e), now_utc, source=LIVE) for e in events])
     assert result.stored == 2, result
     storage.close()
+
+
+APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
+PLAN_LABELS = (
+    "Main entrance",
+    "back-office",
+    "Welcome desk",
+    "Floor plan",
+    "Door",
+    "Staff area",
+    "Reception",
+)
+"""What sh-01's heatmap names over its floor outline: its door, staff area and reception zone, and the plan's
+legend."""
+
+
+def logged_in(username: str, *, timeout_s: float = 30, **params: str) -> AppTest:
+    """The app as `username` sees it after logging in on a page opened with URL `params` (the database and
+    users file come from the environment, as `showroom dashboard` passes them)."""
+    at = AppTest.from_file(str(APP), default_timeout=timeout_s)
+    for key, value in params.items():
+        at.query_params[key] = value
+    at.run()
+    at.text_input(key="login_username").input(username)
+    at.text_input(key="login_password").input(PASSWORD)
+    at.button[0].click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at

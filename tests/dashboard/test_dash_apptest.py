@@ -486,15 +486,7 @@ def test_heatmap_draws_doors_staff_areas_and_reception_over_the_floor_outline(qu
     svg = _heatmap_svg(at)
     plan = queries.store("sh-01").plan
     assert plan.doors[0].name == "Main entrance" and plan.image_extent_m is None
-    for text in (
-        "Main entrance",
-        "back-office",
-        "Welcome desk",
-        "Floor plan",
-        "Door",
-        "Staff area",
-        "Reception",
-    ):
+    for text in world.PLAN_LABELS:
         assert f">{text}</text>" in svg, text
     # The staff area's dashed outline and the door's thick line, in their legend colours.
     assert 'stroke="#4b5563"' in svg and 'stroke-dasharray="6,3"' in svg

@@ -164,15 +164,7 @@ def test_store_manager_sees_the_aggregators_figures(server: str, page: Any, quer
     assert "colour scale stops at the 99th percentile of occupied floor cells" in body
     # Over the floor's outline (no drawing configured): the door, staff area and reception by name, with
     # the plan's legend.
-    for text in (
-        "Main entrance",
-        "back-office",
-        "Welcome desk",
-        "Floor plan",
-        "Door",
-        "Staff area",
-        "Reception",
-    ):
+    for text in world.PLAN_LABELS:
         assert f">{text}</text>" in svg, text
     assert "No floor drawing is configured" in body
     assert "Time inside the display cars" in body

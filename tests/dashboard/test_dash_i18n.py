@@ -58,7 +58,6 @@ def test_format_and_missing_key() -> None:
 
 # -- no English left on a page shown in Chinese ------------------------------------------------------------
 
-APP = DASHBOARD / "app.py"
 ALLOWED_LATIN = ("UTC", "TOP", "CSV", "PDF", "PNG", "Asia/Shanghai")
 """Words a Chinese page may show in Latin letters besides the data's own names: time zone ids, the
 abbreviations the product uses in Chinese too, file formats."""
@@ -157,14 +156,7 @@ def zh_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     ],
 )
 def test_a_page_in_chinese_shows_no_english(zh_world: None, username: str, params: dict[str, str]) -> None:
-    at = AppTest.from_file(str(APP), default_timeout=60)
-    for key, value in params.items():
-        at.query_params[key] = value
-    at.run()
-    at.text_input(key="login_username").input(username)
-    at.text_input(key="login_password").input(world.PASSWORD)
-    at.button[0].click()
-    at.run()
+    at = world.logged_in(username, timeout_s=60, **params)
     at.session_state["lang"] = "zh"
     at.run()
     assert not at.exception, [e.value for e in at.exception]

@@ -23,7 +23,6 @@ from dashboard import format as fmt
 from dashboard.settings import ENV_DB, ENV_USERS
 from dashboard.views.hq import flags
 
-APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 DAY = world.DAY.isoformat()
 DROPPED = "bj-02"
 PLANS = {**world.PLANS, (DROPPED, world.DAY): world.DayPlan(10, 5, 1, 6)}
@@ -51,16 +50,7 @@ def _report(db: Path, days: int, brand: str) -> LeagueReport:
 
 
 def _hq(username: str, **params: str) -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=30)
-    for key, value in {"date": DAY, **params}.items():
-        at.query_params[key] = value
-    at.run()
-    at.text_input(key="login_username").input(username)
-    at.text_input(key="login_password").input(world.PASSWORD)
-    at.button[0].click()
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return world.logged_in(username, **{"date": DAY, **params})
 
 
 def _frame(at: AppTest, first: str, column: str) -> dict[str, list[object]]:

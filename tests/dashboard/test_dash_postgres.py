@@ -26,7 +26,6 @@ from dashboard.views.common import CHARTS_SHOWN
 from showroom.cli import main
 from tests.pgkit import PasswordCluster, PgDatabases
 
-APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 DAY = world.DAY.isoformat()
 WRONG = "not-the-password"
 READ_AT = re.compile(r"as of \d{4}-\d\d-\d\d \d\d:\d\d")
@@ -67,16 +66,7 @@ def worlds(tmp_path_factory: pytest.TempPathFactory, pg_databases: PgDatabases) 
 def _page(db: str, username: str, **params: str) -> AppTest:
     """The page `username` sees after logging in, with the app reading `db`."""
     os.environ[ENV_DB] = db
-    at = AppTest.from_file(str(APP), default_timeout=30)
-    for key, value in params.items():
-        at.query_params[key] = value
-    at.run()
-    at.text_input(key="login_username").input(username)
-    at.text_input(key="login_password").input(world.PASSWORD)
-    at.button[0].click()
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return world.logged_in(username, **params)
 
 
 def _shown(at: AppTest) -> dict[str, Any]:
