@@ -422,14 +422,8 @@ class Ingestor:
                 with self.storage.transaction():
                     self.storage.insert_quarantine(
                         [
-                            QuarantineRecord(
-                                received_at=ts_key(msg.received_at),
-                                source=msg.source,
-                                topic=msg.topic[:1024],
-                                reason_code="internal",
-                                reason=f"{type(exc).__name__}: {exc}"[:2000],
-                                payload_size=len(msg.payload),
-                                payload_head=bytes(msg.payload[:QUARANTINE_HEAD_BYTES]),
+                            _quarantine_record(
+                                msg, ts_key(msg.received_at), "internal", f"{type(exc).__name__}: {exc}"
                             )
                         ]
                     )
@@ -722,15 +716,26 @@ def _quarantine_row(msg: Message, received: str, rej: ContractError, result: Bat
     """The quarantine row of a rejected message (counted in `result`)."""
     result.quarantined += 1
     result.reasons[rej.code] = result.reasons.get(rej.code, 0) + 1
+    return _quarantine_record(msg, received, rej.code, rej.message)
+
+
+def _quarantine_record(msg: Message, received: str, code: str, reason: str) -> QuarantineRecord:
+    """A refused message as kept in quarantine. Its texts quote the payload (a key, a value), which may hold
+    U+0000: that is written as the escape `\\u0000`, so every backend can store it (PostgreSQL refuses the
+    character itself) and the row still says what was wrong."""
     return QuarantineRecord(
         received_at=received,
-        source=msg.source,
-        topic=msg.topic[:1024],
-        reason_code=rej.code,
-        reason=rej.message[:2000],
+        source=_storable(msg.source),
+        topic=_storable(msg.topic[:1024]),
+        reason_code=code,
+        reason=_storable(reason[:2000]),
         payload_size=len(msg.payload),
         payload_head=bytes(msg.payload[:QUARANTINE_HEAD_BYTES]),
     )
+
+
+def _storable(text: str) -> str:
+    return text.replace("\x00", "\\u0000")
 
 
 def merge_ranges(ranges: Sequence[tuple[int, int]], seqs: Iterable[int]) -> list[tuple[int, int]]:

@@ -154,6 +154,9 @@ def nested(depth: int) -> bytes:
         # U+0000 in a key or a text (PostgreSQL refuses it: it became "internal" there)
         (HB_TOPIC, wire(heartbeat(), calibration_error_m={"\u0000": 0.1}), "invalid"),
         (HB_TOPIC, wire(heartbeat(), software_version="1.0\u0000"), "invalid"),
+        # ... and in a payload refused for another reason, whose message quotes the key (the quarantine row
+        # itself could not be stored there)
+        (HB_TOPIC, wire(heartbeat(), calibration_error_m={"\u0000": None}), "invalid"),
     ],
 )
 def test_hostile_payloads_are_quarantined_with_their_reason(
