@@ -188,6 +188,8 @@ class ReplayReply:
             reason = item[2]
             if ulo > uhi or not isinstance(reason, str) or not 0 < len(reason) <= REPLAY_REASON_MAX_CHARS:
                 raise ReplayFormatError(f"unavailable[{i}] must have lo <= hi and a short reason")
+            if "\x00" in reason:  # the aggregator keeps it as text, which cannot hold U+0000 everywhere
+                raise ReplayFormatError(f"unavailable[{i}]'s reason holds the NUL character (U+0000)")
             unavailable.append((ulo, uhi, reason))
         return cls(_request_id(data), lo, hi, replayed, tuple(unavailable))
 

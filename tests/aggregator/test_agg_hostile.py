@@ -168,6 +168,21 @@ def test_hostile_payloads_are_quarantined_with_their_reason(
     assert err.value.code == reason  # the same rule everywhere
 
 
+def test_a_replay_reply_with_u0000_in_a_reason_is_quarantined(ing: Ingestor) -> None:
+    """The reasons a node gives for what it cannot send again are kept as text (PostgreSQL refuses U+0000)."""
+    reply = {
+        "request_id": "r1",
+        "from_seq": 1,
+        "to_seq": 9,
+        "replayed": 0,
+        "unavailable": [[1, 9, "gone\u0000"]],
+    }
+    topic = f"showroom/v1/{STORE}/node-a/replay/reply"
+    assert quarantined_as(ing, topic, json.dumps(reply).encode()) == "bad_replay_reply"
+    reply["unavailable"] = [[1, 9, "outside node history"]]
+    assert ing.ingest([Message(topic, json.dumps(reply).encode(), NOW)]).replay_replies == 1
+
+
 def test_heat_cells_must_lie_on_the_stores_floor(ing: Ingestor) -> None:
     stamper = stamper_for(STORE)
     minute = NOW.replace(second=0) - timedelta(minutes=1)
