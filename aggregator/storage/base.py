@@ -2,8 +2,7 @@
 
 `SqliteStorage` is the embedded implementation, `PgStorage` the one for brand-wide deployments (several
 aggregator processes); callers open either through `aggregator.storage.open_storage(url)` and no caller
-changes. Writes take the named records of storage/records.py, and reads return them (a few reads
-used only inside the rollup refresh still return plain rows, documented where they are made).
+changes. Writes take the named records of storage/records.py, and reads return them.
 """
 
 from __future__ import annotations
@@ -19,9 +18,12 @@ from aggregator.storage.records import (
     BrandRow,
     CarDayRecord,
     CarDayRow,
+    CarEntryCountRow,
     CarEntryRecord,
     DailyRow,
     DwellRecord,
+    DwellTotalRow,
+    EventPayloadRow,
     EventRecord,
     EventSpan,
     HeatDayRecord,
@@ -35,6 +37,7 @@ from aggregator.storage.records import (
     PeriodSumRow,
     QuarantineRecord,
     QuarantineRow,
+    StoredEventRow,
     StoreRow,
     TokenScope,
     VisitEndRecord,
@@ -80,17 +83,21 @@ class StorageBackend(Protocol):
 
     def quarantine_counts(self) -> dict[str, int]: ...
 
-    def raw_events(self, store_id: str | None = None) -> Iterator[Row]: ...
+    def raw_events(self, store_id: str | None = None) -> Iterator[StoredEventRow]: ...
 
     def count_events(self) -> int: ...
 
-    def events_between(self, store_id: str, types: Sequence[str], start: str, end: str) -> list[Row]: ...
+    def events_between(
+        self, store_id: str, types: Sequence[str], start: str, end: str
+    ) -> list[EventPayloadRow]: ...
 
     def has_events_between(self, store_id: str, start: str, end: str) -> bool: ...
 
     def has_events_in_spans(self, spans: Sequence[EventSpan]) -> list[bool]: ...
 
-    def events_in_spans(self, spans: Sequence[EventSpan], types: Sequence[str]) -> list[list[Row]]: ...
+    def events_in_spans(
+        self, spans: Sequence[EventSpan], types: Sequence[str]
+    ) -> list[list[EventPayloadRow]]: ...
 
     def snapshot(self) -> AbstractContextManager[None]: ...
 
@@ -118,9 +125,9 @@ class StorageBackend(Protocol):
 
     def day_visitors_by_hour(self, store_id: str, day: str) -> dict[str, int]: ...
 
-    def day_dwell_totals(self, store_id: str, day: str) -> list[Row]: ...
+    def day_dwell_totals(self, store_id: str, day: str) -> list[DwellTotalRow]: ...
 
-    def day_car_entries(self, store_id: str, day: str) -> list[Row]: ...
+    def day_car_entries(self, store_id: str, day: str) -> list[CarEntryCountRow]: ...
 
     def write_daily(self, rows: Sequence[DailyRow]) -> None: ...
 

@@ -36,9 +36,12 @@ from aggregator.storage.records import (
     BrandRow,
     CarDayRecord,
     CarDayRow,
+    CarEntryCountRow,
     CarEntryRecord,
     DailyRow,
     DwellRecord,
+    DwellTotalRow,
+    EventPayloadRow,
     EventRecord,
     EventSpan,
     HeatDayRecord,
@@ -52,6 +55,7 @@ from aggregator.storage.records import (
     PeriodSumRow,
     QuarantineRecord,
     QuarantineRow,
+    StoredEventRow,
     StoreRow,
     TokenScope,
     VisitEndRecord,
@@ -576,20 +580,21 @@ class PgStorage:
         rows = self._all("SELECT reason_code, count(*) FROM quarantine GROUP BY reason_code")
         return {str(k): int(v) for k, v in rows}
 
-    def raw_events(self, store_id: str | None = None) -> Iterator[Row]:
-        """(event_id, type, payload, received_at) in time order, streamed."""
+    def raw_events(self, store_id: str | None = None) -> Iterator[StoredEventRow]:
+        """Stored payloads in time order, streamed."""
         sql = "SELECT event_id, type, payload, received_at FROM events"
         params: tuple[str, ...] = ()
         if store_id is not None:
             sql, params = sql + " WHERE store_id = %s", (store_id,)
         with self._conn() as c, c.cursor() as cur:
-            yield from cur.stream(sql + " ORDER BY ts, event_id", params)
+            yield from map(StoredEventRow._make, cur.stream(sql + " ORDER BY ts, event_id", params))
 
     def count_events(self) -> int:
         return int(self._one("SELECT count(*) FROM events")[0])
 
+    @as_records(EventPayloadRow)
     def events_between(self, store_id: str, types: Sequence[str], start: str, end: str) -> list[Row]:
-        """(type, payload) of the store's events of `types` with `ts` in [start, end), in time order."""
+        """The store's events of `types` with `ts` in [start, end), in time order."""
         return self._all(
             "SELECT type, payload FROM events WHERE store_id = %s AND ts >= %s AND ts < %s "
             "AND type = ANY(%s) ORDER BY ts",
@@ -617,10 +622,12 @@ class PgStorage:
         found = {int(r[0]) - 1 for r in rows}
         return [i in found for i in range(len(spans))]
 
-    def events_in_spans(self, spans: Sequence[EventSpan], types: Sequence[str]) -> list[list[Row]]:
+    def events_in_spans(
+        self, spans: Sequence[EventSpan], types: Sequence[str]
+    ) -> list[list[EventPayloadRow]]:
         """As `events_between` for many spans in one round trip: each span's (type, payload) in time order.
         The ordered subquery stays a per-span index scan (it cannot be merged into a join)."""
-        out: list[list[Row]] = [[] for _ in spans]
+        out: list[list[EventPayloadRow]] = [[] for _ in spans]
         if not spans:
             return out
         rows = self._all(
@@ -629,7 +636,7 @@ class PgStorage:
             (*_span_arrays(spans), list(types)),
         )
         for i, type_, payload in rows:
-            out[int(i) - 1].append((type_, payload))
+            out[int(i) - 1].append(EventPayloadRow(type_, payload))
         return out
 
     @contextmanager
@@ -896,6 +903,7 @@ class PgStorage:
         )
         return {str(k): int(n) for k, n in rows}
 
+    @as_records(DwellTotalRow)
     def day_dwell_totals(self, store_id: str, day: str) -> list[Row]:
         if (facts := self._facts(store_id, day)) is not None:
             return list(facts.dwells.get((store_id, day), []))
@@ -905,6 +913,7 @@ class PgStorage:
             (store_id, day),
         )
 
+    @as_records(CarEntryCountRow)
     def day_car_entries(self, store_id: str, day: str) -> list[Row]:
         if (facts := self._facts(store_id, day)) is not None:
             return list(facts.car_entries.get((store_id, day), []))

@@ -291,6 +291,37 @@ class NodeRow(NamedTuple):
     seq_missing: int
 
 
+class StoredEventRow(NamedTuple):
+    """A stored payload as a rebuild or a migration replays it (`events`, in time order)."""
+
+    event_id: str
+    type: str
+    payload: str
+    received_at: str
+
+
+class EventPayloadRow(NamedTuple):
+    """A stored event's type and payload (a day in progress replayed up to a time)."""
+
+    type: str
+    payload: str
+
+
+class DwellTotalRow(NamedTuple):
+    """A visitor's stays in one car's zone on one day, summed."""
+
+    zone_id: str
+    visitor_id: str
+    dwell_s: float
+
+
+class CarEntryCountRow(NamedTuple):
+    """Entries into one display car on one day."""
+
+    car_id: str
+    entries: int
+
+
 class OccupancyRow(NamedTuple):
     """The latest minute with heat and the people on the floor then, summed over the store's nodes."""
 

@@ -27,9 +27,12 @@ from aggregator.storage.records import (
     BrandRow,
     CarDayRecord,
     CarDayRow,
+    CarEntryCountRow,
     CarEntryRecord,
     DailyRow,
     DwellRecord,
+    DwellTotalRow,
+    EventPayloadRow,
     EventRecord,
     EventSpan,
     HeatDayRecord,
@@ -43,6 +46,7 @@ from aggregator.storage.records import (
     PeriodSumRow,
     QuarantineRecord,
     QuarantineRow,
+    StoredEventRow,
     StoreRow,
     TokenScope,
     VisitEndRecord,
@@ -243,23 +247,23 @@ class SqliteStorage:
         rows = self.conn.execute("SELECT reason_code, count(*) FROM quarantine GROUP BY reason_code")
         return {str(k): int(v) for k, v in rows}
 
-    def raw_events(self, store_id: str | None = None) -> Iterator[Row]:
-        """(topic-less) stored payloads in time order: (event_id, type, payload, received_at)."""
+    def raw_events(self, store_id: str | None = None) -> Iterator[StoredEventRow]:
+        """(topic-less) stored payloads in time order, streamed."""
         if store_id is None:
-            yield from self.conn.execute(
-                "SELECT event_id, type, payload, received_at FROM events ORDER BY ts"
-            )
+            rows = self.conn.execute("SELECT event_id, type, payload, received_at FROM events ORDER BY ts")
         else:
-            yield from self.conn.execute(
+            rows = self.conn.execute(
                 "SELECT event_id, type, payload, received_at FROM events WHERE store_id = ? ORDER BY ts",
                 (store_id,),
             )
+        yield from map(StoredEventRow._make, rows)
 
     def count_events(self) -> int:
         return int(self.conn.execute("SELECT count(*) FROM events").fetchone()[0])
 
+    @as_records(EventPayloadRow)
     def events_between(self, store_id: str, types: Sequence[str], start: str, end: str) -> list[Row]:
-        """(type, payload) of the store's events of `types` with `ts` in [start, end), in time order."""
+        """The store's events of `types` with `ts` in [start, end), in time order."""
         marks = ",".join("?" * len(types))
         return self.conn.execute(
             "SELECT type, payload FROM events WHERE store_id = ? AND ts >= ? AND ts < ? "
@@ -279,8 +283,10 @@ class SqliteStorage:
         span: in-process SQLite has no round trip to save."""
         return [self.has_events_between(s.store_id, s.start, s.end) for s in spans]
 
-    def events_in_spans(self, spans: Sequence[EventSpan], types: Sequence[str]) -> list[list[Row]]:
-        """For each span, (type, payload) of its store's events of `types` in it, in time order."""
+    def events_in_spans(
+        self, spans: Sequence[EventSpan], types: Sequence[str]
+    ) -> list[list[EventPayloadRow]]:
+        """For each span, its store's events of `types` in it, in time order."""
         return [self.events_between(s.store_id, types, s.start, s.end) for s in spans]
 
     @contextmanager
@@ -398,14 +404,16 @@ class SqliteStorage:
         )
         return {str(k): int(n) for k, n in rows}
 
+    @as_records(DwellTotalRow)
     def day_dwell_totals(self, store_id: str, day: str) -> list[Row]:
-        """(zone_id, visitor_id, dwell_s summed) for the day."""
+        """Each visitor's stays in each car's zone on the day, summed."""
         return self.conn.execute(
             "SELECT zone_id, visitor_id, sum(dwell_s) FROM dwells WHERE store_id = ? AND day = ? "
             "GROUP BY zone_id, visitor_id",
             (store_id, day),
         ).fetchall()
 
+    @as_records(CarEntryCountRow)
     def day_car_entries(self, store_id: str, day: str) -> list[Row]:
         return self.conn.execute(
             "SELECT car_id, count(*) FROM car_entries WHERE store_id = ? AND day = ? GROUP BY car_id",
