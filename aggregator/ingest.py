@@ -282,8 +282,8 @@ class Ingestor:
         if self.storage.registry_version() != self._registry_version:
             self._load_settings()  # another process loaded the registry
         with self.storage.transaction():
-            # Each message in order: valid (event, message, received) or its quarantine row.
-            checked: list[tuple[Envelope, Message, str] | _Rejected] = []
+            # Each message in order: valid (event, message, received) or its quarantine record.
+            checked: list[tuple[Envelope, Message, str] | QuarantineRecord] = []
             received_at, received = None, ""
             for msg in messages:
                 if msg.received_at is not received_at:  # consecutive messages often share one
@@ -299,18 +299,18 @@ class Ingestor:
                         check_heat_floor(event, self.settings(event.store_id).floor_size_m)
                     checked.append((event, msg, received))
                 except ContractError as rej:
-                    checked.append(_Rejected(_quarantine_row(msg, received, rej, result)))
+                    checked.append(_quarantine_row(msg, received, rej, result))
             # Every node's highest stored seq in one read, then the seq checks in message order.
             seq_hi: dict[tuple[str, str], int | None] = dict(
                 self.storage.highest_seqs(
-                    {(c[0].store_id, c[0].node_id) for c in checked if not isinstance(c, _Rejected)}
+                    {(c[0].store_id, c[0].node_id) for c in checked if not isinstance(c, QuarantineRecord)}
                 )
             )
             valid: list[tuple[Envelope, Message, str]] = []
             quarantine: list[QuarantineRecord] = []
             for c in checked:
-                if isinstance(c, _Rejected):
-                    quarantine.append(c.row)
+                if isinstance(c, QuarantineRecord):
+                    quarantine.append(c)
                     continue
                 event, msg, received = c
                 try:
@@ -704,12 +704,6 @@ class _Batch:
         else:
             seen = max(old[0] or "", received or "") or None
             self.nodes[key] = (seen, max(old[1], ts))
-
-
-class _Rejected(NamedTuple):
-    """A message rejected while validating: its quarantine row."""
-
-    row: QuarantineRecord
 
 
 def _quarantine_row(msg: Message, received: str, rej: ContractError, result: BatchResult) -> QuarantineRecord:
