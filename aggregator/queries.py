@@ -918,7 +918,7 @@ class Queries:
         now = (now or datetime.now(UTC)).astimezone(UTC)
         window = self.LIVE_ZONE_WINDOW
         rows = self.storage.events_between(
-            store_id, ["heat"], format_ts(now - window), format_ts(now + timedelta(microseconds=1))
+            store_id, ["heat"], format_ts(now - window), format_ts(now + timedelta(milliseconds=1))
         )
         latest: dict[str, dict[str, Any]] = {}
         for _type, payload in rows:

@@ -236,6 +236,9 @@ def test_visitors_in_each_zone_now_come_from_each_nodes_latest_minute_of_heat(db
     assert [z.zone.zone_id for z in occ.zones] == ["car-01.browse", "zone.desk", "car-01.interior"]
     assert occ.nodes == 2 and occ.floor_people == pytest.approx(5.0)
     assert occ.minute == m0 - timedelta(minutes=3)  # the older of the two nodes' minutes
+    # A minute whose event is stamped exactly `now` (the page asks on a whole 10 s) is the latest.
+    at_end = Queries(storage).zone_occupancy_now("s1", latest_a.ts)
+    assert {z.zone.zone_id: z.people for z in at_end.zones} == people
     later = Queries(storage).zone_occupancy_now("s1", now + timedelta(minutes=10))
     assert later.minute is None and later.nodes == 0 and all(z.people == 0 for z in later.zones)
     storage.close()
