@@ -95,7 +95,7 @@ thousands of keys dumped as text arrays cost the client more than the read."""
 _PART_SUMS = (
     "SELECT store_id, visitors, car_browsers, car_entrants, receptions, open_days, car_zone_s, "
     "active_hours, days_with_ended, max_median_visit_s FROM week_part_store "
-    "WHERE day = ANY(%s) AND part = %s AND {stores}"
+    "WHERE day = ANY(%b) AND part = %s AND {stores}"
 )
 _DAY_SUMS = (
     "SELECT store_id, visitors, car_browsers, car_entrants, receptions, (visitors > 0)::int AS open_days, "
@@ -105,7 +105,7 @@ _DAY_SUMS = (
 )
 _PART_HISTS = (
     "SELECT store_id, visit_hist FROM week_part_store "
-    "WHERE day = ANY(%s) AND part = %s AND {stores} AND days_with_ended > 0"
+    "WHERE day = ANY(%b) AND part = %s AND {stores} AND days_with_ended > 0"
 )
 _DAY_HISTS = (
     "SELECT store_id, visit_hist FROM daily_store "
@@ -141,7 +141,7 @@ def _unnest_upsert(
     refuses to update one row twice in a statement). `skip_same`: a stored row equal to its new version is
     left as it is (no new row version, index entries or WAL for it). Returns the SQL and the column types."""
     cols = [c.split(":") for c in columns.split()]
-    arrays = ", ".join(f"%s::{t}[]" for _c, t in cols)
+    arrays = ", ".join(f"%b::{t}[]" for _c, t in cols)
     rest = [c for c, _t in cols if c not in key]
     sets = ", ".join(f"{c} = excluded.{c}" for c in rest)
     old, new = ", ".join(f"t.{c}" for c in rest), ", ".join(f"excluded.{c}" for c in rest)
@@ -178,9 +178,30 @@ def _as_unnest(sql: str, types: Sequence[str]) -> str:
     values, tail = rest.split(")", 1)
     names = iter(f"c{i}" for i in range(len(types)))
     select = ", ".join(next(names) if x.strip() == "%s" else x.strip() for x in values.split(","))
-    arrays = ", ".join(f"%s::{t}[]" for t in types)
+    arrays = ", ".join(f"%b::{t}[]" for t in types)
     aliases = ", ".join(f"c{i}" for i in range(len(types)))
     return f"{head}SELECT {select} FROM unnest({arrays}) AS u({aliases}){tail}"
+
+
+def _as_unnest_marking_days(sql: str, types: Sequence[str]) -> str:
+    """A one-row visit upsert (`INSERT INTO visits ... VALUES (%s, ...) ON CONFLICT ...`, store and visitor
+    ids first) as one statement for many rows that also marks dirty the days of those visits before and
+    after it: the CTEs see the table as it was before the statement, the upsert returns the rows as they are
+    after it. No rows come back to the client and no round trip is needed for the days."""
+    head, rest = sql.split("VALUES (", 1)
+    values, tail = rest.split(")", 1)
+    names = iter(f"c{i}" for i in range(len(types)))
+    select = ", ".join(next(names) if x.strip() == "%s" else x.strip() for x in values.split(","))
+    arrays = ", ".join(f"%b::{t}[]" for t in types)
+    aliases = ", ".join(f"c{i}" for i in range(len(types)))
+    return (
+        f"WITH u AS (SELECT * FROM unnest({arrays}) AS u({aliases})), "
+        "b AS (SELECT o.store_id, o.day FROM visits o JOIN u ON o.store_id = u.c0 AND o.visitor_id = u.c1 "
+        "WHERE o.day IS NOT NULL), "
+        f"w AS ({head}SELECT {select} FROM u{tail} RETURNING store_id, day) "
+        "INSERT INTO dirty_days SELECT store_id, day FROM b UNION SELECT store_id, day FROM w "
+        "WHERE day IS NOT NULL ON CONFLICT DO NOTHING"
+    )
 
 
 _DAILY_UPSERT = _unnest_upsert(
@@ -256,6 +277,8 @@ class PgStorage:
         kwargs: dict[str, Any] = {"autocommit": True, "connect_timeout": self.CONNECT_TIMEOUT_S}
         if readonly:
             kwargs["options"] = "-c default_transaction_read_only=on"
+        else:
+            pass
         self._key = (os.getpid(), dsn, readonly)
         self._closed = False
         shared = _shared_pool(self._key)
@@ -418,7 +441,7 @@ class PgStorage:
             return
         self._tx.conn.execute(
             "SELECT pg_advisory_xact_lock(%s, k) FROM "
-            "(SELECT hashtext(s) AS k FROM unnest(%s::text[]) s GROUP BY 1 ORDER BY 1) q",
+            "(SELECT hashtext(s) AS k FROM unnest(%b::text[]) s GROUP BY 1 ORDER BY 1) q",
             (STORE_LOCK_NAMESPACE, new),
         )
         self._tx.locked.update(new)
@@ -516,7 +539,7 @@ class PgStorage:
     def known_event_ids(self, event_ids: Sequence[str]) -> set[str]:
         if not event_ids:
             return set()
-        rows = self._all("SELECT event_id FROM events WHERE event_id = ANY(%s)", (list(event_ids),))
+        rows = self._all("SELECT event_id FROM events WHERE event_id = ANY(%b)", (list(event_ids),))
         return {str(r[0]) for r in rows}
 
     def insert_events(self, rows: Sequence[EventRecord]) -> None:
@@ -544,7 +567,7 @@ class PgStorage:
             self._tx.seq[key] = []
         for store_id, node_id, lo, hi in self._all(
             "SELECT r.store_id, r.node_id, lo, hi FROM node_seq_ranges r "
-            "JOIN unnest(%s::text[], %s::text[]) AS k(s, n) ON r.store_id = k.s AND r.node_id = k.n "
+            "JOIN unnest(%b::text[], %b::text[]) AS k(s, n) ON r.store_id = k.s AND r.node_id = k.n "
             "ORDER BY 1, 2, 3",
             ([k[0] for k in wanted], [k[1] for k in wanted]),
         ):
@@ -597,7 +620,7 @@ class PgStorage:
         """The store's events of `types` with `ts` in [start, end), in time order."""
         return self._all(
             "SELECT type, payload FROM events WHERE store_id = %s AND ts >= %s AND ts < %s "
-            "AND type = ANY(%s) ORDER BY ts",
+            "AND type = ANY(%b) ORDER BY ts",
             (store_id, start, end, list(types)),
         )
 
@@ -632,7 +655,7 @@ class PgStorage:
             return out
         rows = self._all(
             f"SELECT s.i, x.type, x.payload FROM {_SPANS} CROSS JOIN LATERAL (SELECT e.ts, e.type, e.payload "
-            f"FROM events e WHERE {_IN_SPAN} AND e.type = ANY(%s) ORDER BY e.ts) x ORDER BY s.i, x.ts",
+            f"FROM events e WHERE {_IN_SPAN} AND e.type = ANY(%b) ORDER BY e.ts) x ORDER BY s.i, x.ts",
             (*_span_arrays(spans), list(types)),
         )
         for i, type_, payload in rows:
@@ -679,7 +702,7 @@ class PgStorage:
         if not keys:
             return []
         rows = self._all(
-            "SELECT v.store_id, v.day FROM visits v JOIN unnest(%s::text[], %s::text[]) AS k(s, vid) "
+            "SELECT v.store_id, v.day FROM visits v JOIN unnest(%b::text[], %b::text[]) AS k(s, vid) "
             "ON v.store_id = k.s AND v.visitor_id = k.vid WHERE v.day IS NOT NULL",
             ([k[0] for k in keys], [k[1] for k in keys]),
         )
@@ -700,11 +723,11 @@ class PgStorage:
             return
         self.lock_stores(str(r[0]) for r in rows)
         keys = [(str(r[0]), str(r[1])) for r in rows]
-        before = self._visit_days(keys)
         if len(set(keys)) == len(keys):
-            self._bulk(sql, types, rows)
-        else:
-            self._many(sql, rows)
+            self._defer(_as_unnest_marking_days(sql, types), tuple(_by_column(rows, types)))
+            return
+        before = self._visit_days(keys)
+        self._many(sql, rows)
         self._mark_dirty([*before, *self._visit_days(keys)])
 
     def upsert_visit_starts(self, rows: Sequence[VisitStartRecord]) -> None:
@@ -764,13 +787,15 @@ class PgStorage:
         first: dict[tuple[str, str], Row] = {}  # one row per visit (its first, as row-by-row upserts keep)
         for r in rows:
             first.setdefault((str(r[0]), str(r[1])), r)
-        self._bulk(
-            f"INSERT INTO visits AS v (store_id, visitor_id, node_id, {flag}) VALUES (%s, %s, %s, 1) "
-            f"ON CONFLICT (store_id, visitor_id) DO UPDATE SET {flag} = 1 WHERE v.{flag} = 0",
-            ("text", "text", "text"),
-            list(first.values()),
+        # A flag leaves a visit's day as it is: the days of the visits before the statement are the ones.
+        self._defer(
+            _as_unnest_marking_days(
+                f"INSERT INTO visits AS v (store_id, visitor_id, node_id, {flag}) VALUES (%s, %s, %s, 1) "
+                f"ON CONFLICT (store_id, visitor_id) DO UPDATE SET {flag} = 1 WHERE v.{flag} = 0",
+                ("text", "text", "text"),
+            ),
+            tuple(_by_column(list(first.values()), ("text", "text", "text"))),
         )
-        self._mark_dirty(self._visit_days((str(r[0]), str(r[1])) for r in rows))
 
     def insert_dwells(self, rows: Sequence[DwellRecord]) -> None:
         if not rows:
@@ -792,7 +817,7 @@ class PgStorage:
         out = dict.fromkeys(wanted, 0.0)
         for store_id, visitor_id, zone_id, total in self._all(
             "SELECT d.store_id, d.visitor_id, d.zone_id, sum(d.dwell_s) FROM dwells d "
-            "JOIN unnest(%s::text[], %s::text[], %s::text[]) AS k(s, v, z) "
+            "JOIN unnest(%b::text[], %b::text[], %b::text[]) AS k(s, v, z) "
             "ON d.store_id = k.s AND d.visitor_id = k.v AND d.zone_id = k.z GROUP BY 1, 2, 3",
             ([k[0] for k in wanted], [k[1] for k in wanted], [k[2] for k in wanted]),
         ):
@@ -823,7 +848,7 @@ class PgStorage:
         if not mine:
             return []
         rows = self._all(
-            "DELETE FROM dirty_days WHERE store_id = ANY(%s) RETURNING store_id, day", (sorted(mine),)
+            "DELETE FROM dirty_days WHERE store_id = ANY(%b) RETURNING store_id, day", (sorted(mine),)
         )
         days = sorted((str(a), str(b)) for a, b in rows)
         self._tx.facts = self._day_facts(days) if days else None
@@ -833,7 +858,7 @@ class PgStorage:
         """Every fact a refresh reads about these store-days, in five queries (see `day_visit_counts`...)."""
         facts = _DayFacts(set(days))
         keys = ([d[0] for d in days], [d[1] for d in days])
-        join = "JOIN unnest(%s::text[], %s::text[]) AS k(s, d) ON t.store_id = k.s AND t.day = k.d"
+        join = "JOIN unnest(%b::text[], %b::text[]) AS k(s, d) ON t.store_id = k.s AND t.day = k.d"
         for s_, d, n, b, e, r in self._all(
             "SELECT t.store_id, t.day, count(*), coalesce(sum(browsed), 0), coalesce(sum(entered_car), 0), "
             f"coalesce(sum(received), 0) FROM visits t {join} WHERE (has_start = 1 OR has_end = 1) "
@@ -949,7 +974,7 @@ class PgStorage:
                 spans_days.append((store_id, days[0], days[-1]))
                 keys.extend((day, part, store_id) for day in days for part in PARTS)
             daily = self._all(  # every store's weeks in one query
-                f"SELECT {cols} FROM daily_store t JOIN unnest(%s::text[], %s::text[], %s::text[]) "
+                f"SELECT {cols} FROM daily_store t JOIN unnest(%b::text[], %b::text[], %b::text[]) "
                 "AS k(s, a, b) ON t.store_id = k.s AND t.day BETWEEN k.a AND k.b",
                 ([x[0] for x in spans_days], [x[1] for x in spans_days], [x[2] for x in spans_days]),
             )
@@ -966,7 +991,7 @@ class PgStorage:
             return
         with self._conn() as c:
             c.execute(
-                "DELETE FROM week_part_store w USING unnest(%s::text[], %s::text[], %s::text[]) "
+                "DELETE FROM week_part_store w USING unnest(%b::text[], %b::text[], %b::text[]) "
                 "AS k(day, part, store_id) "
                 "WHERE w.day = k.day AND w.part = k.part AND w.store_id = k.store_id",
                 ([k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]),
@@ -996,7 +1021,7 @@ class PgStorage:
         rows = [(s, h, d, n) for (s, d), by_hour in last.items() for h, n in by_hour.items()]
         self._ensure("hourly_store", {r[1] for r in rows})
         self._defer(
-            "UPDATE hourly_store t SET visitors = 0 FROM unnest(%s::text[], %s::text[]) AS k(s, d) "
+            "UPDATE hourly_store t SET visitors = 0 FROM unnest(%b::text[], %b::text[]) AS k(s, d) "
             "WHERE t.store_id = k.s AND t.day = k.d",
             ([k[0] for k in last], [k[1] for k in last]),
         )
@@ -1014,7 +1039,7 @@ class PgStorage:
             return
         self._ensure("car_daily", {k[1] for k in last})
         self._defer(
-            "DELETE FROM car_daily t USING unnest(%s::text[], %s::text[]) AS k(s, d) "
+            "DELETE FROM car_daily t USING unnest(%b::text[], %b::text[]) AS k(s, d) "
             "WHERE t.store_id = k.s AND t.day = k.d",
             ([k[0] for k in last], [k[1] for k in last]),
         )
@@ -1045,7 +1070,7 @@ class PgStorage:
             (str(s), str(k), float(c)): (int(nx), int(ny), bytes(g))
             for s, k, c, nx, ny, g in self._all(
                 f"SELECT t.store_id, t.{key_col}, t.cell_m, t.nx, t.ny, t.grid FROM {table} t "
-                "JOIN unnest(%s::text[], %s::text[], %s::float8[]) AS k(s, t, c) "
+                "JOIN unnest(%b::text[], %b::text[], %b::float8[]) AS k(s, t, c) "
                 f"ON t.store_id = k.s AND t.{key_col} = k.t AND t.cell_m = k.c",
                 (
                     [str(key[0]) for key, _d, _c, _cells in grids],
@@ -1127,7 +1152,7 @@ class PgStorage:
         if rest:
             for store_id, node_id, hi in self._all(
                 "SELECT r.store_id, r.node_id, max(r.hi) FROM node_seq_ranges r "
-                "JOIN unnest(%s::text[], %s::text[]) AS k(s, n) ON r.store_id = k.s AND r.node_id = k.n "
+                "JOIN unnest(%b::text[], %b::text[]) AS k(s, n) ON r.store_id = k.s AND r.node_id = k.n "
                 "GROUP BY 1, 2",
                 ([k[0] for k in rest], [k[1] for k in rest]),
             ):
@@ -1144,7 +1169,7 @@ class PgStorage:
         self._defer("DELETE FROM node_seq_ranges WHERE store_id = %s AND node_id = %s", (store_id, node_id))
         self._defer(
             "INSERT INTO node_seq_ranges SELECT %s, %s, lo, hi "
-            "FROM unnest(%s::bigint[], %s::bigint[]) AS r(lo, hi)",
+            "FROM unnest(%b::bigint[], %b::bigint[]) AS r(lo, hi)",
             (store_id, node_id, [a for a, _ in ranges], [b for _, b in ranges]),
         )
         self._defer(
@@ -1170,7 +1195,7 @@ class PgStorage:
             missing = (hi - lo + 1 - received) if lo is not None and hi is not None else 0
             summary.append((*key, lo, hi, received, missing))
         self._defer(
-            "DELETE FROM node_seq_ranges t USING unnest(%s::text[], %s::text[]) AS k(s, n) "
+            "DELETE FROM node_seq_ranges t USING unnest(%b::text[], %b::text[]) AS k(s, n) "
             "WHERE t.store_id = k.s AND t.node_id = k.n",
             ([k[0] for k in keys], [k[1] for k in keys]),
         )
@@ -1181,8 +1206,8 @@ class PgStorage:
         )
         self._defer(
             "UPDATE nodes t SET seq_min = k.lo, seq_max = k.hi, seq_received = k.received, "
-            "seq_missing = k.missing FROM unnest(%s::text[], %s::text[], %s::int8[], %s::int8[], "
-            "%s::int8[], %s::int8[]) AS k(s, n, lo, hi, received, missing) "
+            "seq_missing = k.missing FROM unnest(%b::text[], %b::text[], %b::int8[], %b::int8[], "
+            "%b::int8[], %b::int8[]) AS k(s, n, lo, hi, received, missing) "
             "WHERE t.store_id = k.s AND t.node_id = k.n",
             tuple(_by_column(summary, ("text", "text", "int8", "int8", "int8", "int8"))),
         )
@@ -1211,7 +1236,7 @@ class PgStorage:
         )
         if store_ids is None:
             return self._all(sql + " ORDER BY store_id, node_id")
-        return self._all(sql + " WHERE store_id = ANY(%s) ORDER BY store_id, node_id", (list(store_ids),))
+        return self._all(sql + " WHERE store_id = ANY(%b) ORDER BY store_id, node_id", (list(store_ids),))
 
     # -- registry -------------------------------------------------------------------------------------
 
@@ -1318,7 +1343,7 @@ class PgStorage:
                 sql + "WHERE store_id = %s AND day BETWEEN %s AND %s ORDER BY day", (store_ids[0], start, end)
             )
         return self._all(
-            sql + "WHERE store_id = ANY(%s) AND day BETWEEN %s AND %s ORDER BY store_id, day",
+            sql + "WHERE store_id = ANY(%b) AND day BETWEEN %s AND %s ORDER BY store_id, day",
             (list(store_ids), start, end),
         )
 
@@ -1328,7 +1353,7 @@ class PgStorage:
         if store_ids is None:
             where, params = _KNOWN_STORES, []
         else:
-            where, params = "store_id = ANY(%s)", [list(store_ids)]
+            where, params = "store_id = ANY(%b)", [list(store_ids)]
         plan = period_parts(start, end)
         selects: list[str] = []
         args: list[Any] = []

@@ -109,6 +109,25 @@ def test_day_late_and_out_of_order_events_land_in_their_day_and_hour(ing: Ingest
     assert [(c.car_id, c.browsers) for c in cars] == [("car-01", 1)]
 
 
+def test_a_start_that_moves_its_visit_to_another_day_refreshes_both_days(ing: Ingestor, db: str) -> None:
+    # The end arrives first and places the visit by its started_at: 16:00:30 UTC, 00:00:30 on the 23rd in
+    # Shanghai. The start (authoritative, 15:59:30 UTC: 23:59:30 on the 22nd) then moves it to the 22nd; the
+    # 23rd must lose it again, though no event of that day came with the start.
+    start, end = visit_events(
+        stamper_for(STORE), VisitPlan(datetime(2026, 11, 22, 15, 59, 30, tzinfo=UTC), 120.0)
+    )
+    moved = end.model_copy(
+        update={"started_at": datetime(2026, 11, 22, 16, 0, 30, tzinfo=UTC), "duration_s": 60.0}
+    )
+    ing.ingest(msgs([moved]))
+    with Queries.open(db) as q:
+        assert q.funnel(STORE, date(2026, 11, 23)).visitors == 1
+    ing.ingest(msgs([start]))
+    with Queries.open(db) as q:
+        assert q.funnel(STORE, date(2026, 11, 22)).visitors == 1
+        assert q.funnel(STORE, date(2026, 11, 23)).visitors == 0
+
+
 def test_visit_counted_from_its_end_when_the_start_was_lost(ing: Ingestor, db: str) -> None:
     events = visit_events(stamper_for(STORE), VisitPlan(NOW, 300.0, received=True))
     ing.ingest(msgs(events[1:]))
