@@ -478,6 +478,7 @@ class Handover:
         )
         if track is None:
             self.visits.open[visit.visitor_id] = visit
+            self.visits.waiting(visit)
         else:
             self.visits.adopt(visit, track.track_id)
         self._adopted[message.subject_id] = _Adopted(message.from_node)

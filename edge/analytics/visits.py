@@ -25,6 +25,7 @@ Definitions follow DOMAIN.md:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -34,12 +35,12 @@ from edge.analytics.door import Direction, DoorCounter, outside_doors
 from edge.analytics.reception import ReceptionStreak
 from edge.analytics.track_records import TrackRecord, TrackRecords
 from edge.analytics.visit_metrics import VisitMetrics
-from edge.analytics.zones import CarVisit, CarZones, ZoneStay, car_at, reappeared_from_car
+from edge.analytics.zones import CarVisit, CarZones, ZoneStay, car_at, reappeared_from_car, step_car
 from edge.config import Thresholds
 from edge.events import Envelope, EventStamper, VisitEnded, VisitStarted
-from edge.tracking.base import TrackState
+from edge.tracking.base import Sighting, TrackState
 from edge.tracking.doorway import SWAP_WINDOW_S, Trail
-from edge.tracking.relink import LostVisitor, Relinker, VisitRelink
+from edge.tracking.relink import LostVisitor, Relinker, VisitRelink, walking_reach_m
 from vision_models.arrays import XY, Float64Array
 
 EndReason = Literal["door", "lost", "shutdown"]
@@ -66,6 +67,15 @@ class Visit:
     """The appearance of the track that came in, at the crossing (re-identification on)."""
 
 
+@dataclass(frozen=True)
+class _Vanished:
+    """Someone on no visit who got into a car through a door area and vanished there."""
+
+    car_id: str
+    seen: Sighting
+    state: CarVisit
+
+
 class Visits:
     """The open visits by visitor id (in order of start), and the link between each visit and its track
     (`Visit.track_id` one way, `TrackRecord.visitor_id` the other)."""
@@ -87,6 +97,7 @@ class Visits:
         self.metrics = metrics
         self.cars: list[CarZones] = metrics.cars
         self.open: dict[str, Visit] = {}
+        self._vanished: list[_Vanished] = []
 
     @property
     def occupancy(self) -> int:
@@ -263,6 +274,7 @@ class Visits:
         visit waits in the car instead."""
         visitor_id = record.visitor_id
         if visitor_id is None or visitor_id not in self.open:
+            self._park_waiting_visit(record)
             return False
         visit = self.open[visitor_id]
         visit.track_id = None
@@ -279,7 +291,75 @@ class Visits:
             self._link(visit, heir)
         else:
             visit.in_car = car_at(self.cars, visit.last_xy)
+            self.waiting(visit)
         return True
+
+    def _park_waiting_visit(self, record: TrackRecord) -> None:
+        """A track on no visit vanished into a car (it came through a door area: someone got in). When a
+        visit waits for its visitor within walking reach of that spot (its track broke, or it was handed
+        over from a neighbouring box before this box's track of them was found), that visitor is the one
+        who got in: the visit is parked in the car, so their getting out is a car entry and takes the visit
+        over (without it, the entry was lost and the visit ended as lost while they sat in the car). With
+        none waiting yet, the vanishing is kept for `lost_after_s`, for a visit that starts waiting later
+        (a hand-over whose person was not found in time)."""
+        last = record.last
+        if record.staff or last is None:
+            return
+        car = car_at(self.cars, last.xy)
+        if car is None:
+            return
+        zones = next(c for c in self.cars if c.car_id == car)
+        state = CarVisit()  # the track's last seconds beside the car: did it get in through a door area?
+        for seen in record.trail:
+            step_car(zones, state, seen.xy, True, seen.seen_utc, self.thresholds.car_entry_min_s)
+        if state.phase != "inside" and not state.prev_in_door:
+            return  # onto the footprint without coming through a door area: not someone getting in
+        vanished = _Vanished(car, last, state)
+        waiting = [v for v in self.open.values() if v.track_id is None and v.in_car is None and v.confirmed]
+        best = min(
+            ((d, v.visitor_id) for v in waiting if (d := self._reach_into(v, vanished)) is not None),
+            default=None,
+        )
+        if best is None:
+            self._forget_vanished(last.seen_utc)
+            self._vanished.append(vanished)
+        else:
+            self._park(self.open[best[1]], vanished)
+
+    def waiting(self, visit: Visit) -> None:
+        """`visit` waits for its visitor without a track (see `_park_waiting_visit`): parked in the car
+        that someone on no visit vanished into within its visitor's reach since, if anyone did."""
+        if visit.in_car is not None or not visit.confirmed:
+            return
+        self._forget_vanished(visit.last_seen_utc)
+        best = min(
+            ((d, k) for k, x in enumerate(self._vanished) if (d := self._reach_into(visit, x)) is not None),
+            default=None,
+        )
+        if best is not None:
+            self._park(visit, self._vanished.pop(best[1]))
+
+    def _reach_into(self, visit: Visit, vanished: _Vanished) -> float | None:
+        """How far the visitor of `visit` walked to where `vanished` got into the car, when they could
+        have (it happened after their last sighting, within `lost_after_s` and walking reach); else None."""
+        gap_s = (vanished.seen.seen_utc - visit.last_seen_utc).total_seconds()
+        if gap_s < 0 or gap_s > self.thresholds.lost_after_s:
+            return None
+        dist = math.dist(vanished.seen.xy, visit.last_xy)
+        return dist if dist <= walking_reach_m(gap_s) else None
+
+    def _forget_vanished(self, now: datetime) -> None:
+        keep_s = self.thresholds.lost_after_s
+        self._vanished = [x for x in self._vanished if (now - x.seen.seen_utc).total_seconds() <= keep_s]
+
+    @staticmethod
+    def _park(visit: Visit, vanished: _Vanished) -> None:
+        visit.in_car, visit.last_xy, visit.last_seen_utc = (
+            vanished.car_id,
+            vanished.seen.xy,
+            vanished.seen.seen_utc,
+        )
+        visit.cars[vanished.car_id] = vanished.state
 
     def let_go(self, track_id: int) -> None:
         """A track on a started visit walked into a staff-only area: it follows a staff member now (the

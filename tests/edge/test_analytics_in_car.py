@@ -6,9 +6,12 @@ track that starts at that car again: one visitor, one car entry, browse dwell ru
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
-from showroom_builders import END, FPS, Scene, config_dict, hidden, line, looks, make_config, stay
+from showroom_builders import END, FPS, T0, Scene, config_dict, hidden, line, looks, make_config, stay
+
+from edge.analytics.visits import Visit
 
 OUT = (10.0, 21.5)
 DOOR_IN = (10.0, 18.0)
@@ -173,3 +176,57 @@ def test_with_appearance_someone_at_the_car_door_does_not_take_the_visit_of_the_
         ends = [e.end_reason for e in scene.of_type("visit.ended")]
         outcome[name] = (entry.car_id, entry.inside_s > 60, ends)
     assert outcome == {"position only": ("car-1", False, []), "appearance": ("car-1", True, ["door"])}
+
+
+def test_a_visitor_who_walks_to_the_car_on_a_track_of_no_visit_gets_their_entry() -> None:
+    # The visitor's own track breaks at P, 3.5 m from where the tracker already follows them on a second
+    # track (too far to take the visit over then: `Relinker.heir`). That second track, on no visit, walks
+    # to the car and vanishes into it; 90 s later (longer than `lost_after_s`) they get out and leave. The
+    # visit waiting at P is parked in the car when the second track vanishes there: one visit, its entry.
+    scene = Scene()
+    p = (5.0, 12.0)
+    first = [*line(OUT, DOOR_IN, 3), *line(DOOR_IN, p, 6), END]
+    second: list[Any] = [None] * (len(first) - 5)
+    second += [*stay((8.5, 12.5), 1.2), *line((8.5, 12.5), CAR_DOOR, 5), *line(CAR_DOOR, CAR_SEAT, 0.6)]
+    second += [*hidden(4), END]
+    scene.play({1: first, 2: second, 3: get_out(len(second), CAR_SEAT, CAR_DOOR, 90)})
+    (started,) = scene.of_type("visit.started")
+    (entry,) = scene.of_type("car.entry")
+    (ended,) = scene.of_type("visit.ended")
+    assert entry.car_id == "car-1" and entry.visitor_id == started.visitor_id == ended.visitor_id
+    assert ended.end_reason == "door" and ended.entered_car is True
+    assert scene.analytics.occupancy == 0
+
+
+def test_a_handed_over_visit_that_starts_waiting_after_its_visitor_got_into_a_car_is_parked_there() -> None:
+    # A neighbouring box handed a visit over at P (2 s before), and this box's track of that person, on no
+    # visit yet, walked to the car and vanished into it before the hand-over found them; the visit then
+    # starts waiting (`Visits.waiting`, as `Handover` does for an offer nobody took in time). It is parked in
+    # the car, and their getting out is its car entry.
+    scene = Scene()
+    anonymous = [*stay((8.0, 9.0), 1), *line((8.0, 9.0), CAR_DOOR, 4), *line(CAR_DOOR, CAR_SEAT, 0.6)]
+    anonymous += [*hidden(4), END]
+    scene.play({2: anonymous})
+    visits = scene.analytics._visits
+    handed = Visit("v-0123456789abcdef", "main", scene.t - timedelta(seconds=60), None, T0, (8.5, 9.5))
+    handed.confirmed = True
+    visits.open[handed.visitor_id] = handed
+    visits.waiting(handed)
+    assert handed.in_car == "car-1"
+    scene.play({3: get_out(0, CAR_SEAT, CAR_DOOR, 90)})
+    (entry,) = scene.of_type("car.entry")
+    (ended,) = scene.of_type("visit.ended")
+    assert entry.car_id == "car-1" and entry.visitor_id == ended.visitor_id == "v-0123456789abcdef"
+    assert ended.end_reason == "door" and ended.entered_car is True
+
+
+def test_someone_who_vanished_into_a_car_before_a_visit_was_last_seen_is_not_its_visitor() -> None:
+    scene = Scene()
+    anonymous = [*stay((8.0, 9.0), 1), *line((8.0, 9.0), CAR_DOOR, 4), *line(CAR_DOOR, CAR_SEAT, 0.6)]
+    scene.play({2: [*anonymous, *hidden(4), END]})
+    visits = scene.analytics._visits
+    later = Visit("v-fedcba9876543210", "main", scene.t - timedelta(seconds=60), None, scene.t, (8.5, 9.5))
+    later.confirmed = True
+    visits.open[later.visitor_id] = later
+    visits.waiting(later)
+    assert later.in_car is None
