@@ -12,7 +12,9 @@ Definitions follow DOMAIN.md:
 - A visitor whose track ends inside a car's interior or at one of its door areas is parked "in" that car
   (sitting under the roof, invisible from the ceiling): the visit waits up to `in_car_max_s` without any
   motion prediction, for a new track that starts at that car (within `lost_after_s`, a track elsewhere
-  within reach may take it over too, as for any lost visitor).
+  within reach may take it over too, as for any lost visitor). A visit that waits for its visitor is parked
+  the same way when someone on no visit got into a car through a door area within its visitor's walking
+  reach since (the visitor was followed on another track, or handed over before this box found them).
 - A track that came in and walks straight back out (before the visit is confirmed, or within
   `SWAP_WINDOW_S`) may have been swapped in the doorway with someone walking out: when
   `Relinker.door_swap` finds the track the person who came in walks on in on, the visit moves to that track
