@@ -171,16 +171,24 @@ _TOUCH_NODE = (
 )
 
 
-def _as_unnest(sql: str, types: Sequence[str]) -> str:
-    """A one-row `INSERT ... VALUES (%s, ..., constants) <tail>` as the same INSERT of many rows from arrays
-    (one per placeholder, of `types`): one statement for a batch instead of one per row."""
+def _unnest_parts(sql: str, types: Sequence[str]) -> tuple[str, str, str, str]:
+    """A one-row `INSERT ... VALUES (%s, ..., constants) <tail>` taken apart for an INSERT of many rows from
+    arrays (one per placeholder, of `types`): the INSERT's head, the SELECT list (columns c0.. and the
+    constants), the arrays' `unnest` with its aliases, and the tail."""
     head, rest = sql.split("VALUES (", 1)
     values, tail = rest.split(")", 1)
     names = iter(f"c{i}" for i in range(len(types)))
     select = ", ".join(next(names) if x.strip() == "%s" else x.strip() for x in values.split(","))
     arrays = ", ".join(f"%b::{t}[]" for t in types)
     aliases = ", ".join(f"c{i}" for i in range(len(types)))
-    return f"{head}SELECT {select} FROM unnest({arrays}) AS u({aliases}){tail}"
+    return head, select, f"unnest({arrays}) AS u({aliases})", tail
+
+
+def _as_unnest(sql: str, types: Sequence[str]) -> str:
+    """A one-row `INSERT ... VALUES (%s, ..., constants) <tail>` as the same INSERT of many rows from arrays
+    (one per placeholder, of `types`): one statement for a batch instead of one per row."""
+    head, select, rows, tail = _unnest_parts(sql, types)
+    return f"{head}SELECT {select} FROM {rows}{tail}"
 
 
 def _as_unnest_marking_days(sql: str, types: Sequence[str]) -> str:
@@ -188,14 +196,9 @@ def _as_unnest_marking_days(sql: str, types: Sequence[str]) -> str:
     ids first) as one statement for many rows that also marks dirty the days of those visits before and
     after it: the CTEs see the table as it was before the statement, the upsert returns the rows as they are
     after it. No rows come back to the client and no round trip is needed for the days."""
-    head, rest = sql.split("VALUES (", 1)
-    values, tail = rest.split(")", 1)
-    names = iter(f"c{i}" for i in range(len(types)))
-    select = ", ".join(next(names) if x.strip() == "%s" else x.strip() for x in values.split(","))
-    arrays = ", ".join(f"%b::{t}[]" for t in types)
-    aliases = ", ".join(f"c{i}" for i in range(len(types)))
+    head, select, rows, tail = _unnest_parts(sql, types)
     return (
-        f"WITH u AS (SELECT * FROM unnest({arrays}) AS u({aliases})), "
+        f"WITH u AS (SELECT * FROM {rows}), "
         "b AS (SELECT o.store_id, o.day FROM visits o JOIN u ON o.store_id = u.c0 AND o.visitor_id = u.c1 "
         "WHERE o.day IS NOT NULL), "
         f"w AS ({head}SELECT {select} FROM u{tail} RETURNING store_id, day) "
