@@ -280,8 +280,6 @@ class PgStorage:
         kwargs: dict[str, Any] = {"autocommit": True, "connect_timeout": self.CONNECT_TIMEOUT_S}
         if readonly:
             kwargs["options"] = "-c default_transaction_read_only=on"
-        else:
-            pass
         self._key = (os.getpid(), dsn, readonly)
         self._closed = False
         shared = _shared_pool(self._key)
@@ -693,6 +691,12 @@ class PgStorage:
         if rows:
             self._defer(_as_unnest(sql, types), tuple(_by_column(rows, types)))
 
+    def _bulk_marking_days(self, sql: str, types: Sequence[str], rows: Sequence[Row]) -> None:
+        """A visit upsert (see `_as_unnest_marking_days`) for all `rows`, of distinct visits, in one
+        statement sent with the next one, marking the days of its visits before and after it."""
+        if rows:
+            self._defer(_as_unnest_marking_days(sql, types), tuple(_by_column(rows, types)))
+
     def _mark_dirty(self, keys: Iterable[tuple[str, str | None]]) -> None:
         self._bulk(
             "INSERT INTO dirty_days VALUES (%s, %s) ON CONFLICT DO NOTHING",
@@ -727,7 +731,7 @@ class PgStorage:
         self.lock_stores(str(r[0]) for r in rows)
         keys = [(str(r[0]), str(r[1])) for r in rows]
         if len(set(keys)) == len(keys):
-            self._defer(_as_unnest_marking_days(sql, types), tuple(_by_column(rows, types)))
+            self._bulk_marking_days(sql, types, rows)
             return
         before = self._visit_days(keys)
         self._many(sql, rows)
@@ -791,13 +795,11 @@ class PgStorage:
         for r in rows:
             first.setdefault((str(r[0]), str(r[1])), r)
         # A flag leaves a visit's day as it is: the days of the visits before the statement are the ones.
-        self._defer(
-            _as_unnest_marking_days(
-                f"INSERT INTO visits AS v (store_id, visitor_id, node_id, {flag}) VALUES (%s, %s, %s, 1) "
-                f"ON CONFLICT (store_id, visitor_id) DO UPDATE SET {flag} = 1 WHERE v.{flag} = 0",
-                ("text", "text", "text"),
-            ),
-            tuple(_by_column(list(first.values()), ("text", "text", "text"))),
+        self._bulk_marking_days(
+            f"INSERT INTO visits AS v (store_id, visitor_id, node_id, {flag}) VALUES (%s, %s, %s, 1) "
+            f"ON CONFLICT (store_id, visitor_id) DO UPDATE SET {flag} = 1 WHERE v.{flag} = 0",
+            ("text", "text", "text"),
+            list(first.values()),
         )
 
     def insert_dwells(self, rows: Sequence[DwellRecord]) -> None:
