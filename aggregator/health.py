@@ -49,3 +49,26 @@ def weighted_health(
         num += w * s
         den += w
     return num / den if den > 0 else None
+
+
+def weighted_healths(
+    values: np.ndarray, tops: Sequence[float | None], weights: Mapping[Dimension, float]
+) -> np.ndarray:
+    """`weighted_health` of many stores at once: `values` has a row per store and a column per dimension
+    (in `DIMENSIONS` order, NaN where the store has no value), `tops` the brand's TOP of each dimension.
+    Each row's figure is the one `weighted_health` gives for its scores, bit for bit: the same products
+    summed in the same dimension order (a skipped dimension adds 0.0, which leaves a sum unchanged).
+    NaN where a store has no score."""
+    num = np.zeros(len(values))
+    den = np.zeros(len(values))
+    for i, d in enumerate(DIMENSIONS):
+        w, top = weights.get(d, 1.0), tops[i]
+        if w <= 0 or top is None:
+            continue
+        v = values[:, i]
+        scored = ~np.isnan(v)
+        s = np.minimum(100.0, 100.0 * v / top) if top > 0 else np.zeros(len(v))
+        num = num + np.where(scored, w * s, 0.0)
+        den = den + np.where(scored, w, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / den, np.nan)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
+import numpy as np
 import pytest
 
-from aggregator.health import brand_top, score, weighted_health
+from aggregator.health import brand_top, score, weighted_health, weighted_healths
 from aggregator.ingest import Ingestor, Message
 from aggregator.queries import Queries
 from aggregator.registry import DIMENSIONS, parse_registry
@@ -27,6 +28,33 @@ def test_score_math() -> None:
     weights = dict.fromkeys(DIMENSIONS, 1.0) | {"traffic": 3.0}
     scores = dict.fromkeys(DIMENSIONS, 50.0) | {"traffic": 100.0, "heat": None}
     assert weighted_health(scores, weights) == pytest.approx((300 + 4 * 50) / 7)
+
+
+def test_many_stores_scored_at_once_equal_one_by_one_bit_for_bit() -> None:
+    """The league scores thousands of stores in one numpy pass: every figure equals `weighted_health` of
+    the store's own scores exactly (same products, same order), with missing values, a TOP of 0, a missing
+    TOP, a zero weight and scores capped at 100."""
+    rng = np.random.default_rng(7)
+    values = rng.uniform(0.0, 3000.0, size=(500, len(DIMENSIONS))) * rng.uniform(0, 1, size=len(DIMENSIONS))
+    values[rng.uniform(size=values.shape) < 0.2] = np.nan
+    values[3] = np.nan  # a store without a single value: no score
+    for tops, weights in [
+        (
+            list(np.nanpercentile(values, 90.0, axis=0)),
+            dict(zip(DIMENSIONS, rng.uniform(0.1, 3, 6), strict=True)),
+        ),
+        ([0.0, None, 500.0, 1e-3, 2000.0, 10.0], dict.fromkeys(DIMENSIONS, 1.0) | {"activity": 0.0}),
+    ]:
+        found = weighted_healths(values, tops, weights)
+        for row, got in zip(values, found, strict=True):
+            scores = {
+                d: score(None if np.isnan(v) else float(v), t)
+                for d, v, t in zip(DIMENSIONS, row, tops, strict=True)
+            }
+            want = weighted_health(scores, weights)
+            assert (None if np.isnan(got) else float(got)) == want
+        assert np.isnan(found[3])
+        assert np.nanmax(found) <= 100.0
 
 
 def _store(store_id: str, brand: str, region: str) -> dict[str, object]:

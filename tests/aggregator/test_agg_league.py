@@ -3,16 +3,21 @@ outliers, missing and partial days, and totals per brand and region."""
 
 from __future__ import annotations
 
+import gc
+import threading
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 
+from aggregator.collector import collection_paused
 from aggregator.ingest import Ingestor, Message
 from aggregator.league import Counts
 from aggregator.partial_day import cutoff_on
 from aggregator.queries import FunnelFigures, PeriodFigures, Queries
 from aggregator.registry import parse_registry
 from aggregator.storage import open_storage
+from aggregator.storage.records import PeriodSumRow
 from aggregator.synth import VisitPlan, stamper_for, visit_events
 from aggregator.timebuckets import zone
 from edge.events import Envelope, to_json, topic_for
@@ -248,3 +253,55 @@ def test_many_stores_cut_as_each_store_alone(wide_db: str) -> None:
     assert w06.counts.visitors == 11 + 12 + 12 and w06.previous is not None
     assert w06.previous.visitors == 8 + 9 + 10
     assert entries[SILENT_TODAY].previous is None and entries[SILENT_BEFORE].previous is None
+
+
+def test_the_cyclic_collector_is_paused_while_a_league_reads_and_resumes_after(db: str) -> None:
+    """A league of thousands of stores runs without cyclic garbage collection (`aggregator.collector`):
+    paused during its reads, running again after it, after a failed one too, and left off where the
+    process had turned it off."""
+    q = Queries.open(db, cache_periods=False)
+    seen: list[bool] = []
+    read = q.storage.period_sums
+
+    def period_sums(store_ids: Sequence[str] | None, start: str, end: str) -> list[PeriodSumRow]:
+        seen.append(gc.isenabled())
+        return read(store_ids, start, end)
+
+    q.storage.period_sums = period_sums  # type: ignore[method-assign]
+    assert gc.isenabled()
+    q.league_report(START, END, local(END + timedelta(days=1), 9, 0))
+    q.league(START, END)
+    assert seen and not any(seen)
+    assert gc.isenabled()
+    q.close()
+    with pytest.raises(Exception, match="closed"):
+        q.league_report(START, END)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with collection_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_nested_and_concurrent_pauses_resume_the_collector_once_the_last_ends() -> None:
+    entered, release = threading.Barrier(3), threading.Event()
+
+    def pause() -> None:
+        with collection_paused():
+            entered.wait()
+            release.wait(5)
+
+    threads = [threading.Thread(target=pause) for _ in range(2)]
+    for t in threads:
+        t.start()
+    entered.wait()
+    with collection_paused():
+        assert not gc.isenabled()
+    assert not gc.isenabled()  # the two threads still hold it
+    release.set()
+    for t in threads:
+        t.join()
+    assert gc.isenabled()
