@@ -592,7 +592,7 @@ class Ingestor:
                 (store, node): merge_ranges(st.seq_ranges(store, node), seqs)
                 for (store, node), seqs in batch.seqs.items()
             }
-            st.write_seq_ranges_many([(store, node, ranges) for (store, node), ranges in merged.items()])
+            st.write_seq_ranges([(store, node, ranges) for (store, node), ranges in merged.items()])
             for (store, node), ranges in merged.items():
                 open_gaps: list[tuple[int, int]] = []
                 if len(ranges) > 1:
@@ -614,10 +614,10 @@ class Ingestor:
         # Each kind of row in one write for all the days: the week parts that follow the daily rows are
         # computed for all at once.
         refreshed = [self._refresh_day(store, day) for store, day in days]
-        self.storage.write_hourly_visitors_many(
+        self.storage.write_hourly_visitors(
             [(store, day, by_hour) for (store, day), _d, by_hour, _c in refreshed]
         )
-        self.storage.write_car_daily_many([(store, day, cars) for (store, day), _d, _h, cars in refreshed])
+        self.storage.write_car_daily([(store, day, cars) for (store, day), _d, _h, cars in refreshed])
         self.storage.write_daily([daily for _k, daily, _h, _c in refreshed])
         return len(days)
 

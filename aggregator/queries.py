@@ -37,7 +37,7 @@ from aggregator.partial_day import FUNNEL_EVENT_TYPES, PartialCounts, StoredEven
 from aggregator.registry import DIMENSIONS, Dimension, FloorPlan
 from aggregator.storage import open_storage
 from aggregator.storage.base import StorageBackend
-from aggregator.storage.records import DailyRow, EventSpan, HeatGridRow, StoreRow
+from aggregator.storage.records import DailyRow, EventPayloadRow, EventSpan, HeatGridRow, StoreRow
 from aggregator.timebuckets import day_span_utc, hours_of_day, parse_ts_key, zone
 from aggregator.zones import FloorZone, ZoneFigure, compare_zones, sparse_zone_sums
 from edge.events import format_ts
@@ -779,13 +779,21 @@ class Queries:
         if daily_row is None:
             found_rows = self.storage.daily_rows([store_id], day.isoformat(), day.isoformat())
             daily_row = found_rows[0] if found_rows else None
-        if daily_row is not None and (
-            as_stored or not self.storage.has_events_between(store_id, format_ts(as_of), format_ts(end))
-        ):
-            if not self.storage.has_events_between(store_id, format_ts(start), format_ts(end)):
+        if daily_row is not None and (as_stored or not self._has_events(store_id, as_of, end)):
+            if not self._has_events(store_id, start, end):
                 return None
             return _figures(daily_row)
         return self.day_until(store_id, day, as_of)
+
+    def _has_events(self, store_id: str, start: datetime, end: datetime) -> bool:
+        """Whether any event of the store in [start, end) is stored (rollups may exist without)."""
+        return self.storage.has_events_in_spans([EventSpan(store_id, format_ts(start), format_ts(end))])[0]
+
+    def _events(
+        self, store_id: str, types: Sequence[str], start: datetime, end: datetime
+    ) -> list[EventPayloadRow]:
+        """The store's events of `types` in [start, end), in time order."""
+        return self.storage.events_in_spans([EventSpan(store_id, format_ts(start), format_ts(end))], types)[0]
 
     def day_until(self, store_id: str, day: date, cutoff: datetime) -> FunnelFigures | None:
         """The day's funnel up to the instant `cutoff`, replayed from its stored events with the ingest's
@@ -794,11 +802,9 @@ class Queries:
         info = self._store_or_none(store_id)
         tz = zone(info.timezone if info else "UTC")
         start, end = day_span_utc(day, tz)
-        if not self.storage.has_events_between(store_id, format_ts(start), format_ts(end)):
+        if not self._has_events(store_id, start, end):
             return None
-        events = self.storage.events_between(
-            store_id, FUNNEL_EVENT_TYPES, format_ts(start), format_ts(cutoff)
-        )
+        events = self._events(store_id, FUNNEL_EVENT_TYPES, start, cutoff)
         stored = (StoredEvent(str(t), str(p)) for t, p in events)
         browse_min_s = info.browse_min_s if info else 10.0
         return _counts_figures(counts_until(stored, start, cutoff, browse_min_s))
@@ -925,9 +931,7 @@ class Queries:
         the nodes (each covers its own part of the floor)."""
         now = (now or datetime.now(UTC)).astimezone(UTC)
         window = self.LIVE_ZONE_WINDOW
-        rows = self.storage.events_between(
-            store_id, ["heat"], format_ts(now - window), format_ts(now + timedelta(milliseconds=1))
-        )
+        rows = self._events(store_id, ["heat"], now - window, now + timedelta(milliseconds=1))
         latest: dict[str, dict[str, Any]] = {}
         for _type, payload in rows:
             data = json.loads(payload)

@@ -115,7 +115,7 @@ def copy_history(
             report.api_tokens += 1
         for node in source.node_rows():
             if node[5] is not None:
-                target.touch_node(str(node[0]), str(node[1]), node[4], str(node[5]))
+                target.touch_nodes([(str(node[0]), str(node[1]), node[4], str(node[5]))])
     _check(source, target, report)
     return report
 

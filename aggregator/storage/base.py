@@ -67,8 +67,6 @@ class StorageBackend(Protocol):
         """Serialise the current transaction with every other writer of these stores until it ends (take
         it before reading what the transaction's writes depend on, such as which event ids are known)."""
 
-    def insert_event(self, row: EventRecord) -> bool: ...
-
     def known_event_ids(self, event_ids: Sequence[str]) -> set[str]: ...
 
     def insert_events(self, rows: Sequence[EventRecord]) -> None: ...
@@ -81,17 +79,9 @@ class StorageBackend(Protocol):
 
     def quarantine_rows(self, limit: int = 100) -> list[QuarantineRow]: ...
 
-    def quarantine_counts(self) -> dict[str, int]: ...
-
     def raw_events(self, store_id: str | None = None) -> Iterator[StoredEventRow]: ...
 
     def count_events(self) -> int: ...
-
-    def events_between(
-        self, store_id: str, types: Sequence[str], start: str, end: str
-    ) -> list[EventPayloadRow]: ...
-
-    def has_events_between(self, store_id: str, start: str, end: str) -> bool: ...
 
     def has_events_in_spans(self, spans: Sequence[EventSpan]) -> list[bool]: ...
 
@@ -100,8 +90,6 @@ class StorageBackend(Protocol):
     ) -> list[list[EventPayloadRow]]: ...
 
     def snapshot(self) -> AbstractContextManager[None]: ...
-
-    def visit_day(self, store_id: str, visitor_id: str) -> str | None: ...
 
     def upsert_visit_starts(self, rows: Sequence[VisitStartRecord]) -> None: ...
 
@@ -131,16 +119,14 @@ class StorageBackend(Protocol):
 
     def write_daily(self, rows: Sequence[DailyRow]) -> None: ...
 
-    def write_hourly_visitors(self, store_id: str, day: str, visitors_by_hour: dict[str, int]) -> None: ...
-
-    def write_car_daily(self, store_id: str, day: str, rows: Sequence[CarDayRow]) -> None: ...
-
-    def write_hourly_visitors_many(self, days: Sequence[tuple[str, str, dict[str, int]]]) -> None:
-        """`write_hourly_visitors` of each (store_id, day, visitors_by_hour): a refresh's days at once."""
+    def write_hourly_visitors(self, days: Sequence[tuple[str, str, dict[str, int]]]) -> None:
+        """Replace the visitors per hour of each (store_id, day, visitors_by_hour): a refresh's days at once
+        (a day given twice: its last)."""
         ...
 
-    def write_car_daily_many(self, days: Sequence[tuple[str, str, Sequence[CarDayRow]]]) -> None:
-        """`write_car_daily` of each (store_id, day, rows): a refresh's days at once."""
+    def write_car_daily(self, days: Sequence[tuple[str, str, Sequence[CarDayRow]]]) -> None:
+        """Replace the per-car rollups of each (store_id, day, rows): a refresh's days at once (a day given
+        twice: its last)."""
         ...
 
     def add_heats(
@@ -153,12 +139,9 @@ class StorageBackend(Protocol):
 
     def refresh_hour_occupancy(self, store_id: str, hour_key: str, hour_end: str, day: str) -> None: ...
 
-    def touch_node(
-        self, store_id: str, node_id: str, last_seen_at: str | None, last_event_ts: str
-    ) -> None: ...
-
     def touch_nodes(self, rows: Sequence[tuple[str, str, str | None, str]]) -> None:
-        """`touch_node` of each (store_id, node_id, last_seen_at, last_event_ts): a batch's nodes at once."""
+        """Each (store_id, node_id, last_seen_at, last_event_ts): the node exists, its latest live receipt
+        (`last_seen_at`; None: not a live one) and latest event time move forward only."""
         ...
 
     def set_node_heartbeat(self, store_id: str, node_id: str, ts: str, heartbeat_json: str) -> None: ...
@@ -172,10 +155,9 @@ class StorageBackend(Protocol):
         of all its nodes in one read)."""
         ...
 
-    def write_seq_ranges(self, store_id: str, node_id: str, ranges: Sequence[tuple[int, int]]) -> None: ...
-
-    def write_seq_ranges_many(self, nodes: Sequence[tuple[str, str, Sequence[tuple[int, int]]]]) -> None:
-        """`write_seq_ranges` of each (store_id, node_id, ranges): a batch's nodes at once."""
+    def write_seq_ranges(self, nodes: Sequence[tuple[str, str, Sequence[tuple[int, int]]]]) -> None:
+        """Replace the received seq ranges (and their summary on the node) of each (store_id, node_id,
+        ranges): a batch's nodes at once (a node given twice: its last)."""
         ...
 
     def unrecoverable_ranges(self, store_id: str, node_id: str) -> list[tuple[int, int, str, str]]:

@@ -529,14 +529,6 @@ class PgStorage:
 
     # -- raw events and quarantine --------------------------------------------------------------------
 
-    def insert_event(self, row: EventRecord) -> bool:
-        """As `SqliteStorage.insert_event`; False if already stored."""
-        self.lock_stores([str(row[1])])
-        if self.known_event_ids([str(row[0])]):
-            return False
-        self.insert_events([row])
-        return True
-
     def known_event_ids(self, event_ids: Sequence[str]) -> set[str]:
         if not event_ids:
             return set()
@@ -600,10 +592,6 @@ class PgStorage:
             (limit,),
         )
 
-    def quarantine_counts(self) -> dict[str, int]:
-        rows = self._all("SELECT reason_code, count(*) FROM quarantine GROUP BY reason_code")
-        return {str(k): int(v) for k, v in rows}
-
     def raw_events(self, store_id: str | None = None) -> Iterator[StoredEventRow]:
         """Stored payloads in time order, streamed."""
         sql = "SELECT event_id, type, payload, received_at FROM events"
@@ -616,25 +604,9 @@ class PgStorage:
     def count_events(self) -> int:
         return int(self._one("SELECT count(*) FROM events")[0])
 
-    @as_records(EventPayloadRow)
-    def events_between(self, store_id: str, types: Sequence[str], start: str, end: str) -> list[Row]:
-        """The store's events of `types` with `ts` in [start, end), in time order."""
-        return self._all(
-            "SELECT type, payload FROM events WHERE store_id = %s AND ts >= %s AND ts < %s "
-            "AND type = ANY(%b) ORDER BY ts",
-            (store_id, start, end, list(types)),
-        )
-
-    def has_events_between(self, store_id: str, start: str, end: str) -> bool:
-        """Whether any event of the store with `ts` in [start, end) is stored (rollups may exist without)."""
-        rows = self._all(
-            "SELECT 1 FROM events WHERE store_id = %s AND ts >= %s AND ts < %s LIMIT 1",
-            (store_id, start, end),
-        )
-        return bool(rows)
-
     def has_events_in_spans(self, spans: Sequence[EventSpan]) -> list[bool]:
-        """As `has_events_between` for many spans in one round trip (a league of 2,000 stores asks
+        """For each span, whether any event of its store with `ts` in it is stored (rollups may exist
+        without), in one round trip (a league of 2,000 stores asks
         thousands). The LIMIT keeps each span an index probe of its own store (never a scan of the events)."""
         if not spans:
             return []
@@ -649,7 +621,8 @@ class PgStorage:
     def events_in_spans(
         self, spans: Sequence[EventSpan], types: Sequence[str]
     ) -> list[list[EventPayloadRow]]:
-        """As `events_between` for many spans in one round trip: each span's (type, payload) in time order.
+        """For each span, its store's events of `types` in it, (type, payload) in time order, in one round
+        trip.
         The ordered subquery stays a per-span index scan (it cannot be merged into a join)."""
         out: list[list[EventPayloadRow]] = [[] for _ in spans]
         if not spans:
@@ -714,12 +687,6 @@ class PgStorage:
             ([k[0] for k in keys], [k[1] for k in keys]),
         )
         return [(str(s), str(d)) for s, d in rows]
-
-    def visit_day(self, store_id: str, visitor_id: str) -> str | None:
-        row = self._all(
-            "SELECT day FROM visits WHERE store_id = %s AND visitor_id = %s", (store_id, visitor_id)
-        )
-        return None if not row else row[0][0]
 
     def _write_visits(self, sql: str, types: Sequence[str], rows: Sequence[Row]) -> None:
         """Run a visit upsert and mark the store-days of the visits before and after it. Rows of distinct
@@ -1002,24 +969,8 @@ class PgStorage:
                 ([k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]),
             )
 
-    def write_hourly_visitors(self, store_id: str, day: str, visitors_by_hour: dict[str, int]) -> None:
-        self._ensure("hourly_store", visitors_by_hour)
-        self._defer("UPDATE hourly_store SET visitors = 0 WHERE store_id = %s AND day = %s", (store_id, day))
-        for hour_key, n in visitors_by_hour.items():
-            self._defer(
-                "INSERT INTO hourly_store (store_id, hour_key, day, visitors) VALUES (%s, %s, %s, %s) "
-                "ON CONFLICT (store_id, hour_key) DO UPDATE SET visitors = excluded.visitors",
-                (store_id, hour_key, day, n),
-            )
-
-    def write_car_daily(self, store_id: str, day: str, rows: Sequence[CarDayRow]) -> None:
-        self._ensure("car_daily", [day])
-        self._defer("DELETE FROM car_daily WHERE store_id = %s AND day = %s", (store_id, day))
-        for r in rows:
-            self._defer("INSERT INTO car_daily VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", (store_id, day, *r))
-
-    def write_hourly_visitors_many(self, days: Sequence[tuple[str, str, dict[str, int]]]) -> None:
-        """As `write_hourly_visitors` for each (store_id, day, visitors_by_hour), in two statements."""
+    def write_hourly_visitors(self, days: Sequence[tuple[str, str, dict[str, int]]]) -> None:
+        """In two statements."""
         last = {(str(s), str(d)): by_hour for s, d, by_hour in days}  # a day given twice: its last write
         if not last:
             return
@@ -1037,8 +988,8 @@ class PgStorage:
             rows,
         )
 
-    def write_car_daily_many(self, days: Sequence[tuple[str, str, Sequence[CarDayRow]]]) -> None:
-        """As `write_car_daily` for each (store_id, day, rows), in two statements."""
+    def write_car_daily(self, days: Sequence[tuple[str, str, Sequence[CarDayRow]]]) -> None:
+        """In two statements."""
         last = {(str(s), str(d)): rows for s, d, rows in days}  # a day given twice: its last write
         if not last:
             return
@@ -1115,14 +1066,11 @@ class PgStorage:
 
     # -- nodes ----------------------------------------------------------------------------------------
 
-    def touch_node(self, store_id: str, node_id: str, last_seen_at: str | None, last_event_ts: str) -> None:
-        self._defer(_TOUCH_NODE, (store_id, node_id, last_seen_at, last_event_ts))
-
     def touch_nodes(self, rows: Sequence[tuple[str, str, str | None, str]]) -> None:
-        """As `touch_node` for each row, in one statement (rows of one node twice: one by one)."""
+        """In one statement (rows of one node twice: one by one)."""
         if len({(r[0], r[1]) for r in rows}) < len(rows):
             for row in rows:
-                self.touch_node(*row)
+                self._defer(_TOUCH_NODE, row)
             return
         self._bulk(_TOUCH_NODE, ("text", "text", "text", "text"), sorted(rows))
 
@@ -1164,27 +1112,8 @@ class PgStorage:
                 out[(str(store_id), str(node_id))] = int(hi)
         return out
 
-    def write_seq_ranges(self, store_id: str, node_id: str, ranges: Sequence[tuple[int, int]]) -> None:
-        received = sum(hi - lo + 1 for lo, hi in ranges)
-        lo = ranges[0][0] if ranges else None
-        hi = ranges[-1][1] if ranges else None
-        missing = (hi - lo + 1 - received) if ranges and lo is not None and hi is not None else 0
-        if self._tx.conn is not None:
-            self._tx.seq[(store_id, node_id)] = list(ranges)
-        self._defer("DELETE FROM node_seq_ranges WHERE store_id = %s AND node_id = %s", (store_id, node_id))
-        self._defer(
-            "INSERT INTO node_seq_ranges SELECT %s, %s, lo, hi "
-            "FROM unnest(%b::bigint[], %b::bigint[]) AS r(lo, hi)",
-            (store_id, node_id, [a for a, _ in ranges], [b for _, b in ranges]),
-        )
-        self._defer(
-            "UPDATE nodes SET seq_min = %s, seq_max = %s, seq_received = %s, seq_missing = %s "
-            "WHERE store_id = %s AND node_id = %s",
-            (lo, hi, received, missing, store_id, node_id),
-        )
-
-    def write_seq_ranges_many(self, nodes: Sequence[tuple[str, str, Sequence[tuple[int, int]]]]) -> None:
-        """As `write_seq_ranges` for each (store_id, node_id, ranges), in three statements."""
+    def write_seq_ranges(self, nodes: Sequence[tuple[str, str, Sequence[tuple[int, int]]]]) -> None:
+        """In three statements."""
         last = {(str(s), str(n)): list(r) for s, n, r in nodes}  # a node given twice: its last write
         if not last:
             return

@@ -197,11 +197,6 @@ class SqliteStorage:
     def lock_stores(self, store_ids: Iterable[str]) -> None:
         """Nothing to do: a write transaction (BEGIN IMMEDIATE) already excludes every other writer."""
 
-    def insert_event(self, row: EventRecord) -> bool:
-        """Store one event; False if it is already stored."""
-        cur = self.conn.execute("INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
-        return cur.rowcount == 1
-
     def known_event_ids(self, event_ids: Sequence[str]) -> set[str]:
         """Which of these event ids are already stored."""
         found: set[str] = set()
@@ -243,10 +238,6 @@ class SqliteStorage:
             (limit,),
         ).fetchall()
 
-    def quarantine_counts(self) -> dict[str, int]:
-        rows = self.conn.execute("SELECT reason_code, count(*) FROM quarantine GROUP BY reason_code")
-        return {str(k): int(v) for k, v in rows}
-
     def raw_events(self, store_id: str | None = None) -> Iterator[StoredEventRow]:
         """(topic-less) stored payloads in time order, streamed."""
         if store_id is None:
@@ -262,7 +253,7 @@ class SqliteStorage:
         return int(self.conn.execute("SELECT count(*) FROM events").fetchone()[0])
 
     @as_records(EventPayloadRow)
-    def events_between(self, store_id: str, types: Sequence[str], start: str, end: str) -> list[Row]:
+    def _events_between(self, store_id: str, types: Sequence[str], start: str, end: str) -> list[Row]:
         """The store's events of `types` with `ts` in [start, end), in time order."""
         marks = ",".join("?" * len(types))
         return self.conn.execute(
@@ -271,7 +262,7 @@ class SqliteStorage:
             (store_id, start, end, *types),
         ).fetchall()
 
-    def has_events_between(self, store_id: str, start: str, end: str) -> bool:
+    def _has_events_between(self, store_id: str, start: str, end: str) -> bool:
         """Whether any event of the store with `ts` in [start, end) is stored (rollups may exist without)."""
         row = self.conn.execute(
             "SELECT 1 FROM events WHERE store_id = ? AND ts >= ? AND ts < ? LIMIT 1", (store_id, start, end)
@@ -281,13 +272,13 @@ class SqliteStorage:
     def has_events_in_spans(self, spans: Sequence[EventSpan]) -> list[bool]:
         """For each span, whether any event of its store with `ts` in it is stored. One indexed lookup a
         span: in-process SQLite has no round trip to save."""
-        return [self.has_events_between(s.store_id, s.start, s.end) for s in spans]
+        return [self._has_events_between(s.store_id, s.start, s.end) for s in spans]
 
     def events_in_spans(
         self, spans: Sequence[EventSpan], types: Sequence[str]
     ) -> list[list[EventPayloadRow]]:
         """For each span, its store's events of `types` in it, in time order."""
-        return [self.events_between(s.store_id, types, s.start, s.end) for s in spans]
+        return [self._events_between(s.store_id, types, s.start, s.end) for s in spans]
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:
@@ -303,12 +294,6 @@ class SqliteStorage:
             self.conn.execute("COMMIT")
 
     # -- visits and per-visitor facts ------------------------------------------------------------------
-
-    def visit_day(self, store_id: str, visitor_id: str) -> str | None:
-        row = self.conn.execute(
-            "SELECT day FROM visits WHERE store_id = ? AND visitor_id = ?", (store_id, visitor_id)
-        ).fetchone()
-        return None if row is None else row[0]
 
     def upsert_visit_starts(self, rows: Sequence[VisitStartRecord]) -> None:
         """Visit starts: a start is authoritative for its visit's day and hour."""
@@ -459,7 +444,7 @@ class SqliteStorage:
         # By whole keys (day, part, store_id): a store's parts of a range of days are not contiguous.
         self.conn.executemany("DELETE FROM week_part_store WHERE day = ? AND part = ? AND store_id = ?", keys)
 
-    def write_hourly_visitors(self, store_id: str, day: str, visitors_by_hour: dict[str, int]) -> None:
+    def _write_hourly_visitors(self, store_id: str, day: str, visitors_by_hour: dict[str, int]) -> None:
         self.conn.execute(
             "UPDATE hourly_store SET visitors = 0 WHERE store_id = ? AND day = ?", (store_id, day)
         )
@@ -469,22 +454,20 @@ class SqliteStorage:
             [(store_id, h, day, n) for h, n in visitors_by_hour.items()],
         )
 
-    def write_car_daily(self, store_id: str, day: str, rows: Sequence[CarDayRow]) -> None:
+    def _write_car_daily(self, store_id: str, day: str, rows: Sequence[CarDayRow]) -> None:
         """Replace a store-day's per-car rollups."""
         self.conn.execute("DELETE FROM car_daily WHERE store_id = ? AND day = ?", (store_id, day))
         self.conn.executemany(
             "INSERT INTO car_daily VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [(store_id, day, *r) for r in rows]
         )
 
-    def write_hourly_visitors_many(self, days: Sequence[tuple[str, str, dict[str, int]]]) -> None:
-        """`write_hourly_visitors` of each (store_id, day, visitors_by_hour)."""
+    def write_hourly_visitors(self, days: Sequence[tuple[str, str, dict[str, int]]]) -> None:
         for store_id, day, by_hour in days:
-            self.write_hourly_visitors(store_id, day, by_hour)
+            self._write_hourly_visitors(store_id, day, by_hour)
 
-    def write_car_daily_many(self, days: Sequence[tuple[str, str, Sequence[CarDayRow]]]) -> None:
-        """`write_car_daily` of each (store_id, day, rows)."""
+    def write_car_daily(self, days: Sequence[tuple[str, str, Sequence[CarDayRow]]]) -> None:
         for store_id, day, rows in days:
-            self.write_car_daily(store_id, day, rows)
+            self._write_car_daily(store_id, day, rows)
 
     # -- heat and occupancy ---------------------------------------------------------------------------
 
@@ -537,7 +520,7 @@ class SqliteStorage:
 
     # -- nodes ----------------------------------------------------------------------------------------
 
-    def touch_node(self, store_id: str, node_id: str, last_seen_at: str | None, last_event_ts: str) -> None:
+    def _touch_node(self, store_id: str, node_id: str, last_seen_at: str | None, last_event_ts: str) -> None:
         """`last_seen_at`: latest live receipt (None: not a live one); `last_event_ts`: latest event time."""
         self.conn.execute(
             "INSERT INTO nodes (store_id, node_id, last_seen_at, last_event_ts) VALUES (?, ?, ?, ?) "
@@ -549,9 +532,8 @@ class SqliteStorage:
         )
 
     def touch_nodes(self, rows: Sequence[tuple[str, str, str | None, str]]) -> None:
-        """`touch_node` of each (store_id, node_id, last_seen_at, last_event_ts)."""
         for row in rows:
-            self.touch_node(*row)
+            self._touch_node(*row)
 
     def set_node_heartbeat(self, store_id: str, node_id: str, ts: str, heartbeat_json: str) -> None:
         self.conn.execute(
@@ -585,7 +567,7 @@ class SqliteStorage:
                 out[(store_id, node_id)] = int(row[0])
         return out
 
-    def write_seq_ranges(self, store_id: str, node_id: str, ranges: Sequence[tuple[int, int]]) -> None:
+    def _write_seq_ranges(self, store_id: str, node_id: str, ranges: Sequence[tuple[int, int]]) -> None:
         self.conn.execute(
             "DELETE FROM node_seq_ranges WHERE store_id = ? AND node_id = ?", (store_id, node_id)
         )
@@ -603,10 +585,9 @@ class SqliteStorage:
             (lo, hi, received, missing, store_id, node_id),
         )
 
-    def write_seq_ranges_many(self, nodes: Sequence[tuple[str, str, Sequence[tuple[int, int]]]]) -> None:
-        """`write_seq_ranges` of each (store_id, node_id, ranges)."""
+    def write_seq_ranges(self, nodes: Sequence[tuple[str, str, Sequence[tuple[int, int]]]]) -> None:
         for store_id, node_id, ranges in nodes:
-            self.write_seq_ranges(store_id, node_id, ranges)
+            self._write_seq_ranges(store_id, node_id, ranges)
 
     def unrecoverable_ranges(self, store_id: str, node_id: str) -> list[tuple[int, int, str, str]]:
         rows = self.conn.execute(
