@@ -628,17 +628,15 @@ class Ingestor:
         visitors by hour, its per-car rows), to write."""
         st = self.storage
         s = self.settings(store)
-        visitors, browsers, entrants, receptions = st.day_visit_counts(store, day)
-        durations = st.day_visit_durations(store, day)
-        by_hour = st.day_visitors_by_hour(store, day)
-        dwell_rows = st.day_dwell_totals(store, day)
+        facts = st.day_facts(store, day)
+        durations, by_hour, dwell_rows = facts.visit_durations_s, facts.visitors_by_hour, facts.dwell_totals
         per_car: dict[str, list[float]] = defaultdict(list)
         zone_s: dict[str, float] = defaultdict(float)
         for zone_id, _visitor, total in dwell_rows:
             zone_s[str(zone_id)] += float(total)
             if float(total) >= s.browse_min_s:
                 per_car[str(zone_id)].append(float(total))
-        entries = {str(c): int(n) for c, n in st.day_car_entries(store, day)}
+        entries = {str(c): int(n) for c, n in facts.car_entries}
         car_rows = []
         for car in sorted(set(zone_s) | set(entries)):
             dw = per_car.get(car, [])
@@ -655,10 +653,10 @@ class Ingestor:
         daily = DailyRow(
             store_id=store,
             day=day,
-            visitors=visitors,
-            car_browsers=browsers,
-            car_entrants=entrants,
-            receptions=receptions,
+            visitors=facts.visitors,
+            car_browsers=facts.car_browsers,
+            car_entrants=facts.car_entrants,
+            receptions=facts.receptions,
             visits_ended=len(durations),
             visit_s_total=float(sum(durations)),
             median_visit_s=float(np.median(durations)) if durations else None,

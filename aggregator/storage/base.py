@@ -18,11 +18,10 @@ from aggregator.storage.records import (
     BrandRow,
     CarDayRecord,
     CarDayRow,
-    CarEntryCountRow,
     CarEntryRecord,
     DailyRow,
+    DayFacts,
     DwellRecord,
-    DwellTotalRow,
     EventPayloadRow,
     EventRecord,
     EventSpan,
@@ -107,15 +106,9 @@ class StorageBackend(Protocol):
 
     def take_dirty(self) -> list[tuple[str, str]]: ...
 
-    def day_visit_counts(self, store_id: str, day: str) -> tuple[int, int, int, int]: ...
-
-    def day_visit_durations(self, store_id: str, day: str) -> list[float]: ...
-
-    def day_visitors_by_hour(self, store_id: str, day: str) -> dict[str, int]: ...
-
-    def day_dwell_totals(self, store_id: str, day: str) -> list[DwellTotalRow]: ...
-
-    def day_car_entries(self, store_id: str, day: str) -> list[CarEntryCountRow]: ...
+    def day_facts(self, store_id: str, day: str) -> DayFacts:
+        """The stored facts of a store-day its rollups are recomputed from (`Ingestor` refreshes)."""
+        ...
 
     def write_daily(self, rows: Sequence[DailyRow]) -> None: ...
 

@@ -39,6 +39,7 @@ from aggregator.storage.records import (
     CarEntryCountRow,
     CarEntryRecord,
     DailyRow,
+    DayFacts,
     DwellRecord,
     DwellTotalRow,
     EventPayloadRow,
@@ -827,7 +828,7 @@ class PgStorage:
         return days
 
     def _day_facts(self, days: Sequence[tuple[str, str]]) -> _DayFacts:
-        """Every fact a refresh reads about these store-days, in five queries (see `day_visit_counts`...)."""
+        """Every fact a refresh reads about these store-days, in five queries (see `day_facts`)."""
         facts = _DayFacts(set(days))
         keys = ([d[0] for d in days], [d[1] for d in days])
         join = "JOIN unnest(%b::text[], %b::text[]) AS k(s, d) ON t.store_id = k.s AND t.day = k.d"
@@ -869,7 +870,16 @@ class PgStorage:
         facts = self._tx.facts
         return facts if facts is not None and (store_id, day) in facts.days else None
 
-    def day_visit_counts(self, store_id: str, day: str) -> tuple[int, int, int, int]:
+    def day_facts(self, store_id: str, day: str) -> DayFacts:
+        return DayFacts(
+            *self._day_visit_counts(store_id, day),
+            self._day_visit_durations(store_id, day),
+            self._day_visitors_by_hour(store_id, day),
+            self._day_dwell_totals(store_id, day),
+            self._day_car_entries(store_id, day),
+        )
+
+    def _day_visit_counts(self, store_id: str, day: str) -> tuple[int, int, int, int]:
         if (facts := self._facts(store_id, day)) is not None:
             return facts.counts.get((store_id, day), (0, 0, 0, 0))
         row = self._one(
@@ -880,7 +890,7 @@ class PgStorage:
         )
         return int(row[0]), int(row[1]), int(row[2]), int(row[3])
 
-    def day_visit_durations(self, store_id: str, day: str) -> list[float]:
+    def _day_visit_durations(self, store_id: str, day: str) -> list[float]:
         if (facts := self._facts(store_id, day)) is not None:
             return list(facts.durations.get((store_id, day), []))
         rows = self._all(
@@ -890,7 +900,7 @@ class PgStorage:
         )
         return [float(r[0]) for r in rows]
 
-    def day_visitors_by_hour(self, store_id: str, day: str) -> dict[str, int]:
+    def _day_visitors_by_hour(self, store_id: str, day: str) -> dict[str, int]:
         if (facts := self._facts(store_id, day)) is not None:
             return dict(facts.by_hour.get((store_id, day), {}))
         rows = self._all(
@@ -901,7 +911,7 @@ class PgStorage:
         return {str(k): int(n) for k, n in rows}
 
     @as_records(DwellTotalRow)
-    def day_dwell_totals(self, store_id: str, day: str) -> list[Row]:
+    def _day_dwell_totals(self, store_id: str, day: str) -> list[Row]:
         if (facts := self._facts(store_id, day)) is not None:
             return list(facts.dwells.get((store_id, day), []))
         return self._all(
@@ -911,7 +921,7 @@ class PgStorage:
         )
 
     @as_records(CarEntryCountRow)
-    def day_car_entries(self, store_id: str, day: str) -> list[Row]:
+    def _day_car_entries(self, store_id: str, day: str) -> list[Row]:
         if (facts := self._facts(store_id, day)) is not None:
             return list(facts.car_entries.get((store_id, day), []))
         return self._all(

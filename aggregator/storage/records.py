@@ -322,6 +322,21 @@ class CarEntryCountRow(NamedTuple):
     entries: int
 
 
+class DayFacts(NamedTuple):
+    """What a store-day's rollups are recomputed from (`day_facts`)."""
+
+    visitors: int
+    car_browsers: int
+    car_entrants: int
+    receptions: int
+    visit_durations_s: list[float]
+    """The day's ended visits, but those a node closed when it restarted after a crash (`end_reason`
+    restart): their end is when the node stopped watching, not when the visitor left."""
+    visitors_by_hour: dict[str, int]
+    dwell_totals: list[DwellTotalRow]
+    car_entries: list[CarEntryCountRow]
+
+
 class OccupancyRow(NamedTuple):
     """The latest minute with heat and the people on the floor then, summed over the store's nodes."""
 

@@ -30,6 +30,7 @@ from aggregator.storage.records import (
     CarEntryCountRow,
     CarEntryRecord,
     DailyRow,
+    DayFacts,
     DwellRecord,
     DwellTotalRow,
     EventPayloadRow,
@@ -361,7 +362,16 @@ class SqliteStorage:
         self.conn.execute("DELETE FROM dirty_days")
         return [(str(a), str(b)) for a, b in rows]
 
-    def day_visit_counts(self, store_id: str, day: str) -> tuple[int, int, int, int]:
+    def day_facts(self, store_id: str, day: str) -> DayFacts:
+        return DayFacts(
+            *self._day_visit_counts(store_id, day),
+            self._day_visit_durations(store_id, day),
+            self._day_visitors_by_hour(store_id, day),
+            self._day_dwell_totals(store_id, day),
+            self._day_car_entries(store_id, day),
+        )
+
+    def _day_visit_counts(self, store_id: str, day: str) -> tuple[int, int, int, int]:
         """(visitors, browsers, entrants, receptions) of the day's counted visits."""
         row = self.conn.execute(
             "SELECT count(*), coalesce(sum(browsed), 0), coalesce(sum(entered_car), 0), "
@@ -371,9 +381,8 @@ class SqliteStorage:
         ).fetchone()
         return int(row[0]), int(row[1]), int(row[2]), int(row[3])
 
-    def day_visit_durations(self, store_id: str, day: str) -> list[float]:
-        """Durations of the day's ended visits, but those a node closed when it restarted after a crash
-        (`end_reason` restart): their end is when the node stopped watching, not when the visitor left."""
+    def _day_visit_durations(self, store_id: str, day: str) -> list[float]:
+        """Durations of the day's ended visits, but those a node closed at a restart (`DayFacts`)."""
         rows = self.conn.execute(
             "SELECT duration_s FROM visits WHERE store_id = ? AND day = ? AND has_end = 1 "
             "AND duration_s IS NOT NULL AND end_reason IS NOT 'restart'",
@@ -381,7 +390,7 @@ class SqliteStorage:
         )
         return [float(r[0]) for r in rows]
 
-    def day_visitors_by_hour(self, store_id: str, day: str) -> dict[str, int]:
+    def _day_visitors_by_hour(self, store_id: str, day: str) -> dict[str, int]:
         rows = self.conn.execute(
             "SELECT hour_key, count(*) FROM visits WHERE store_id = ? AND day = ? "
             "AND (has_start = 1 OR has_end = 1) AND hour_key IS NOT NULL GROUP BY hour_key",
@@ -390,7 +399,7 @@ class SqliteStorage:
         return {str(k): int(n) for k, n in rows}
 
     @as_records(DwellTotalRow)
-    def day_dwell_totals(self, store_id: str, day: str) -> list[Row]:
+    def _day_dwell_totals(self, store_id: str, day: str) -> list[Row]:
         """Each visitor's stays in each car's zone on the day, summed."""
         return self.conn.execute(
             "SELECT zone_id, visitor_id, sum(dwell_s) FROM dwells WHERE store_id = ? AND day = ? "
@@ -399,7 +408,7 @@ class SqliteStorage:
         ).fetchall()
 
     @as_records(CarEntryCountRow)
-    def day_car_entries(self, store_id: str, day: str) -> list[Row]:
+    def _day_car_entries(self, store_id: str, day: str) -> list[Row]:
         return self.conn.execute(
             "SELECT car_id, count(*) FROM car_entries WHERE store_id = ? AND day = ? GROUP BY car_id",
             (store_id, day),

@@ -177,6 +177,7 @@ def test_visits_a_node_closed_on_restart_count_as_visitors_but_not_in_durations(
     )
     ing.ingest(msgs([*door, started, closed]))
     day = NOW.date().isoformat()
-    assert ing.storage.day_visit_counts(STORE, day)[0] == 2
-    assert ing.storage.day_visit_durations(STORE, day) == [120.0]
+    facts = ing.storage.day_facts(STORE, day)
+    assert facts.visitors == 2
+    assert facts.visit_durations_s == [120.0]
     assert scalar(db, "SELECT count(*) FROM visits WHERE end_reason = 'restart'") == 1
