@@ -871,63 +871,15 @@ class PgStorage:
         return facts if facts is not None and (store_id, day) in facts.days else None
 
     def day_facts(self, store_id: str, day: str) -> DayFacts:
+        """From the facts read for every day of the refresh (`take_dirty`), else read for this day alone."""
+        key = (store_id, day)
+        facts = self._facts(store_id, day) or self._day_facts([key])
         return DayFacts(
-            *self._day_visit_counts(store_id, day),
-            self._day_visit_durations(store_id, day),
-            self._day_visitors_by_hour(store_id, day),
-            self._day_dwell_totals(store_id, day),
-            self._day_car_entries(store_id, day),
-        )
-
-    def _day_visit_counts(self, store_id: str, day: str) -> tuple[int, int, int, int]:
-        if (facts := self._facts(store_id, day)) is not None:
-            return facts.counts.get((store_id, day), (0, 0, 0, 0))
-        row = self._one(
-            "SELECT count(*), coalesce(sum(browsed), 0), coalesce(sum(entered_car), 0), "
-            "coalesce(sum(received), 0) "
-            "FROM visits WHERE store_id = %s AND day = %s AND (has_start = 1 OR has_end = 1)",
-            (store_id, day),
-        )
-        return int(row[0]), int(row[1]), int(row[2]), int(row[3])
-
-    def _day_visit_durations(self, store_id: str, day: str) -> list[float]:
-        if (facts := self._facts(store_id, day)) is not None:
-            return list(facts.durations.get((store_id, day), []))
-        rows = self._all(
-            "SELECT duration_s FROM visits WHERE store_id = %s AND day = %s AND has_end = 1 "
-            "AND duration_s IS NOT NULL AND end_reason IS DISTINCT FROM 'restart' ORDER BY visitor_id",
-            (store_id, day),
-        )
-        return [float(r[0]) for r in rows]
-
-    def _day_visitors_by_hour(self, store_id: str, day: str) -> dict[str, int]:
-        if (facts := self._facts(store_id, day)) is not None:
-            return dict(facts.by_hour.get((store_id, day), {}))
-        rows = self._all(
-            "SELECT hour_key, count(*) FROM visits WHERE store_id = %s AND day = %s "
-            "AND (has_start = 1 OR has_end = 1) AND hour_key IS NOT NULL GROUP BY hour_key",
-            (store_id, day),
-        )
-        return {str(k): int(n) for k, n in rows}
-
-    @as_records(DwellTotalRow)
-    def _day_dwell_totals(self, store_id: str, day: str) -> list[Row]:
-        if (facts := self._facts(store_id, day)) is not None:
-            return list(facts.dwells.get((store_id, day), []))
-        return self._all(
-            "SELECT zone_id, visitor_id, sum(dwell_s) FROM dwells WHERE store_id = %s AND day = %s "
-            "GROUP BY zone_id, visitor_id ORDER BY zone_id, visitor_id",
-            (store_id, day),
-        )
-
-    @as_records(CarEntryCountRow)
-    def _day_car_entries(self, store_id: str, day: str) -> list[Row]:
-        if (facts := self._facts(store_id, day)) is not None:
-            return list(facts.car_entries.get((store_id, day), []))
-        return self._all(
-            "SELECT car_id, count(*) FROM car_entries WHERE store_id = %s AND day = %s GROUP BY car_id "
-            "ORDER BY car_id",
-            (store_id, day),
+            *facts.counts.get(key, (0, 0, 0, 0)),
+            list(facts.durations.get(key, [])),
+            dict(facts.by_hour.get(key, {})),
+            [DwellTotalRow(*r) for r in facts.dwells.get(key, [])],
+            [CarEntryCountRow(*r) for r in facts.car_entries.get(key, [])],
         )
 
     def write_daily(self, rows: Sequence[DailyRow]) -> None:
