@@ -1217,7 +1217,7 @@ class Queries:
         for z in store.plan.zones:
             out.append(FloorZone(f"zone.{z.id}", z.kind, z.name, tuple(z.polygon_m)))
         for a in store.plan.staff_areas:
-            out.append(FloorZone(f"staff.{a.id}", "staff", a.id, tuple(a.polygon_m)))
+            out.append(FloorZone(f"staff.{a.id}", "staff", a.name or a.id, tuple(a.polygon_m)))
         return out
 
     def zone_comparison(

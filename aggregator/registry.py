@@ -98,13 +98,16 @@ class CarEntry(_Model):
 class DoorEntry(_Model):
     id: Identifier
     name: str | None = Field(
-        None, min_length=1, max_length=100, description="Shown on the plan; id if absent."
+        None, min_length=1, max_length=100, description="Shown on the plan; 'Door N' there if absent."
     )
     line_m: tuple[XY, XY] = Field(description="The door line's two ends on the floor plan, metres.")
 
 
 class AreaEntry(_Model):
     id: Identifier
+    name: str | None = Field(
+        None, min_length=1, max_length=100, description="Shown on the plan; 'Staff area N' there if absent."
+    )
     polygon_m: Polygon = Field(min_length=3, description="Staff-only area, metres.")
 
 

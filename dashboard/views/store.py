@@ -6,6 +6,7 @@ last week, the floor heatmap over the floor plan with the display cars, the car 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
@@ -196,17 +197,33 @@ def _render_heatmap(ctx: ViewContext, store: StoreInfo, heat: Heatmap) -> None:
         show_table(lang, table, "table_inside_cars")
 
 
-def plan_drawing(ctx: ViewContext, store: StoreInfo) -> charts.PlanDrawing:
-    """The store's floor plan as the heatmap draws it: its drawing (if the registry has one), doors by
-    name (their id where the registry gives none), staff areas and named zones, with translated kinds."""
+def unnamed_labels(lang: Lang, store: StoreInfo) -> dict[str, str]:
+    """What the page calls the doors and staff areas the registry gives no name: their kind and place in
+    the plan, translated ("Door 2", "员工区 1"), never an installer's id. Keys: the door's id, the staff
+    area's zone id."""
     plan = store.plan
+    out = {d.id: f"{t(lang, 'plan.door')} {i + 1}" for i, d in enumerate(plan.doors) if d.name is None}
+    out |= {
+        f"staff.{a.id}": f"{t(lang, 'plan.staff')} {i + 1}"
+        for i, a in enumerate(plan.staff_areas)
+        if a.name is None
+    }
+    return out
+
+
+def plan_drawing(ctx: ViewContext, store: StoreInfo) -> charts.PlanDrawing:
+    """The store's floor plan as the heatmap draws it: its drawing (if the registry has one), doors and
+    staff areas by name (`unnamed_labels` where the registry gives none) and named zones, with translated
+    kinds."""
+    plan = store.plan
+    unnamed = unnamed_labels(ctx.lang, store)
     image = ctx.data.floor_image(store.store_id) if plan.image_extent_m is not None else None
     return charts.PlanDrawing(
         image_png=image,
         image_extent_m=plan.image_extent_m if image is not None else None,
-        doors=[(d.name or d.id, d.line_m) for d in plan.doors],
+        doors=[(d.name or unnamed[d.id], d.line_m) for d in plan.doors],
         areas=[
-            *(("staff", a.id, a.polygon_m) for a in plan.staff_areas),
+            *(("staff", a.name or unnamed[f"staff.{a.id}"], a.polygon_m) for a in plan.staff_areas),
             *((z.kind, z.name, z.polygon_m) for z in plan.zones),
         ],
         kind_labels={k: t(ctx.lang, f"plan.{k}") for k in charts.PLAN_COLOURS},
@@ -237,7 +254,7 @@ def _render_zone_comparison(ctx: ViewContext, store: StoreInfo, start: date, end
         lang,
         {
             t(lang, "zone.rank"): [f.rank for f in figures],
-            t(lang, "zone.name"): [zone_label(lang, f.zone) for f in figures],
+            t(lang, "zone.name"): [zone_label(lang, f.zone, unnamed_labels(lang, store)) for f in figures],
             t(lang, "zone.kind"): [t(lang, f"plan.{f.zone.kind}") for f in figures],
             t(lang, "zone.person_min"): [fmt.count(f.person_s / 60) for f in figures],
             t(lang, "zone.share"): [fmt.pct(f.share) for f in figures],
@@ -304,13 +321,14 @@ def live_occupancy(ctx: ViewContext, store: StoreInfo) -> None:
         st.caption(t(lang, "store.occupancy_as_of", time=fmt.local_time(as_of, store.timezone, lang)))
 
 
-def zone_label(lang: Lang, zone: FloorZone) -> str:
-    """A zone as the table names it: a car's model with 'around' or 'inside', else the plan's name."""
+def zone_label(lang: Lang, zone: FloorZone, unnamed: Mapping[str, str]) -> str:
+    """A zone as the table names it: a car's model with 'around' or 'inside', else the plan's name
+    (`unnamed`, from `unnamed_labels`, for a staff area without one)."""
     if zone.kind == "car_browse":
         return t(lang, "zone.around", model=zone.label)
     if zone.kind == "car_interior":
         return t(lang, "zone.inside", model=zone.label)
-    return zone.label
+    return unnamed.get(zone.zone_id, zone.label)
 
 
 def _render_zones_now(ctx: ViewContext, store: StoreInfo, now: datetime) -> None:
@@ -338,7 +356,7 @@ def _render_zones_now(ctx: ViewContext, store: StoreInfo, now: datetime) -> None
     show_table(
         lang,
         {
-            t(lang, "zone.name"): [zone_label(lang, z.zone) for z in occ.zones],
+            t(lang, "zone.name"): [zone_label(lang, z.zone, unnamed_labels(lang, store)) for z in occ.zones],
             t(lang, "zone.kind"): [t(lang, f"plan.{z.zone.kind}") for z in occ.zones],
             t(lang, "zone.people"): [fmt.number(z.people) for z in occ.zones],
         },

@@ -210,7 +210,11 @@ def test_visitors_in_each_zone_now_come_from_each_nodes_latest_minute_of_heat(db
                                 }
                             ],
                             "staff_areas": [
-                                {"id": "office", "polygon_m": [[16, 0], [20, 0], [20, 4], [16, 4]]}
+                                {
+                                    "id": "office",
+                                    "name": "Back office",
+                                    "polygon_m": [[16, 0], [20, 0], [20, 4], [16, 4]],
+                                }
                             ],
                         },
                     }
@@ -230,6 +234,8 @@ def test_visitors_in_each_zone_now_come_from_each_nodes_latest_minute_of_heat(db
         [Message(topic_for(e), to_json(e), e.ts) for e in (old, latest_a, latest_b, stale)]
     )
     assert result.stored == 4
+    staff = [z for z in Queries(storage).floor_zones("s1") if z.kind == "staff"]
+    assert [(z.zone_id, z.label) for z in staff] == [("staff.office", "Back office")]  # its name, not its id
     occ = Queries(storage).zone_occupancy_now("s1", now)
     people = {z.zone.zone_id: z.people for z in occ.zones}
     assert people == {"car-01.browse": 2.0, "zone.desk": 1.5, "car-01.interior": 1.0}

@@ -71,8 +71,12 @@ CARS = [
 ]
 
 PLAN_SH01 = {
-    # No drawing: the heatmap draws the floor's outline, these doors, the staff area and the reception.
-    "doors": [{"id": "main", "name": "Main entrance", "line_m": [[14, 24], [18, 24]]}],
+    # No drawing: the heatmap draws the floor's outline, these doors, the staff area and the reception. The
+    # side door and the staff area have no name: the page calls them by kind and number, never by id.
+    "doors": [
+        {"id": "main", "name": "Main entrance", "line_m": [[14, 24], [18, 24]]},
+        {"id": "side-door", "line_m": [[0, 10], [0, 13]]},
+    ],
     "staff_areas": [{"id": "back-office", "polygon_m": [[31, 12], [36, 12], [36, 16], [31, 16]]}],
     "zones": [
         {
@@ -393,7 +397,8 @@ def fresh_heartbeats(db: Path | str, now_utc: datetime | None = None) -> None:
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 PLAN_LABELS = (
     "Main entrance",
-    "back-office",
+    "Door 2",
+    "Staff area 1",
     "Welcome desk",
     "Floor plan",
     "Door",

@@ -494,7 +494,8 @@ def test_heatmap_draws_doors_staff_areas_and_reception_over_the_floor_outline(qu
     assert "No floor drawing is configured" in _texts(at)
     spec = at.session_state[CHARTS_SHOWN]["chart_heatmap"]
     doors = {layer["name"]: layer for layer in spec["layer"]}["plan_doors"]["data"]["values"]
-    assert [(r["x"], r["y"]) for r in doors] == [(14, 24), (18, 24)]
+    assert [(r["x"], r["y"]) for r in doors] == [(14, 24), (18, 24), (0, 10), (0, 13)]
+    assert ">side-door</text>" not in svg and ">back-office</text>" not in svg
     assert _teal_share(spec) == 0.0
 
 

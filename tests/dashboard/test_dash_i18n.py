@@ -81,7 +81,7 @@ def _data_names() -> set[str]:
     for car in world.CARS:
         names |= {car["id"], car["model_name"]}
     plan = world.PLAN_SH01
-    names |= {d["name"] for d in plan["doors"]} | {a["id"] for a in plan["staff_areas"]}
+    names |= {str(d["name"]) for d in plan["doors"] if "name" in d}
     names |= {z["name"] for z in plan["zones"]}
     names |= {str(u["name"]) for u in world.USERS} | {"Zhang Min"}
     return names
