@@ -1,4 +1,4 @@
-"""The Streamlit script `showroom dashboard` runs (`streamlit run dashboard/app.py`)."""
+"""The Streamlit script of the dashboard (`showroom dashboard` serves it through `dashboard/server.py`)."""
 
 from dashboard.ui import run
 

@@ -13,7 +13,8 @@ from aggregator.storage.url import parse_database_url
 from dashboard.auth import UsersFileError, hash_password, load_users
 from dashboard.settings import ENV_DB, ENV_USERS
 
-APP_PATH = Path(__file__).resolve().parent / "app.py"
+SERVER_PATH = Path(__file__).resolve().parent / "server.py"
+"""The app with the server's cookie route (`dashboard.server`), which `streamlit run` serves."""
 
 
 def streamlit_argv(port: int, address: str) -> list[str]:
@@ -23,7 +24,7 @@ def streamlit_argv(port: int, address: str) -> list[str]:
         "-m",
         "streamlit",
         "run",
-        str(APP_PATH),
+        str(SERVER_PATH),
         "--server.headless=true",
         "--browser.gatherUsageStats=false",
         "--server.fileWatcherType=none",

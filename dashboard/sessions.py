@@ -5,6 +5,11 @@ and time-stamped by itsdangerous, so a cookie cannot be forged, is refused once 
 lifetime, and stops working the moment the server forgets its id (log-out, or a server restart: the
 signing key is random per process). Nothing about the user but the username travels in the cookie.
 
+The cookies are set by the server (`dashboard.server`), HttpOnly and SameSite=Strict, so no script on a page
+can read them: a Streamlit script cannot answer an HTTP request itself, so it hands the browser a one-time
+code (`handoff`, valid `HANDOFF_TTL_S`, usable once) that the page trades at the server's cookie route for the
+cookie (`redeem`).
+
 Each browser also gets a client id (a second signed cookie). Failed log-ins are counted per client and
 username, so five wrong passwords from one browser lock that browser out for that username, not the real
 user in another browser; a looser count per network address and username keeps a guesser who throws the
@@ -28,6 +33,10 @@ CLIENT_TTL_S = 365 * 86400.0
 MAX_FAILURES_PER_CLIENT = 5
 MAX_FAILURES_PER_ADDRESS = 20
 LOCK_S = 30.0
+HANDOFF_TTL_S = 60.0
+COOKIE_ROUTE = "/auth/cookie"
+"""Where a page posts a handoff code for its cookie (`dashboard.server`)."""
+COOKIE_NAMES = (SESSION_COOKIE, CLIENT_COOKIE)
 
 
 @dataclass(frozen=True)
@@ -53,6 +62,7 @@ class SessionStore:
         self._sessions = URLSafeTimedSerializer(key, salt="showroom-session")
         self._clients = URLSafeTimedSerializer(key, salt="showroom-client")
         self._live: dict[str, _Live] = {}
+        self._handoffs: dict[str, tuple[float, str, str, int]] = {}
         self._lock = threading.Lock()
 
     def issue(self, username: str) -> str:
@@ -108,6 +118,28 @@ class SessionStore:
         value = self._loads(self._clients, cookie, CLIENT_TTL_S)
         return value if isinstance(value, str) else None
 
+    def handoff(self, name: str, value: str, max_age_s: float) -> str:
+        """A one-time code the browser trades for the cookie `name` = `value` (kept `max_age_s`; 0 deletes
+        it) within `HANDOFF_TTL_S`."""
+        if name not in COOKIE_NAMES:
+            raise ValueError(f"no cookie {name!r} is handed to browsers (only {', '.join(COOKIE_NAMES)})")
+        code = secrets.token_urlsafe(24)
+        now = self._clock()
+        with self._lock:
+            for old in [c for c, h in self._handoffs.items() if h[0] <= now]:
+                del self._handoffs[old]
+            self._handoffs[code] = (now + HANDOFF_TTL_S, name, value, max(0, int(max_age_s)))
+        return code
+
+    def redeem(self, code: str) -> tuple[str, str, int] | None:
+        """The cookie (name, value, max-age s) a handoff code stands for, once; None for an unknown, used
+        or expired code."""
+        with self._lock:
+            found = self._handoffs.pop(code, None)
+        if found is None or found[0] <= self._clock():
+            return None
+        return found[1], found[2], found[3]
+
     def _loads(self, serializer: URLSafeTimedSerializer, value: str | None, max_age: float | None) -> object:
         try:
             return serializer.loads(value or "", max_age=None if max_age is None else int(max_age))
@@ -117,6 +149,19 @@ class SessionStore:
     def _forget_expired(self, now: float) -> None:
         for sid in [s for s, live in self._live.items() if live.expires_at <= now]:
             del self._live[sid]
+
+
+_PROCESS_STORE: list[SessionStore] = []
+_PROCESS_LOCK = threading.Lock()
+
+
+def process_store() -> SessionStore:
+    """The sessions of this server process, shared by the app's scripts and the server's cookie route. Its
+    signing key is random, so a restart ends every session."""
+    with _PROCESS_LOCK:
+        if not _PROCESS_STORE:
+            _PROCESS_STORE.append(SessionStore())
+        return _PROCESS_STORE[0]
 
 
 @dataclass

@@ -36,9 +36,11 @@ from dashboard.i18n import LANGUAGES, Lang, as_lang, t
 from dashboard.sessions import (
     CLIENT_COOKIE,
     CLIENT_TTL_S,
+    COOKIE_ROUTE,
     SESSION_COOKIE,
     LoginGuard,
     SessionStore,
+    process_store,
 )
 from dashboard.settings import Settings, SettingsError
 from dashboard.views import hq, installer, store
@@ -85,10 +87,9 @@ def _login_guard() -> LoginGuard:
     return LoginGuard()
 
 
-@st.cache_resource
 def _sessions() -> SessionStore:
-    # One per server process: its signing key is random, so a restart ends every session.
-    return SessionStore()
+    # One per server process, shared with the server's cookie route (`dashboard.server`).
+    return process_store()
 
 
 @st.cache_data(ttl=60, max_entries=5000, show_spinner=False)
@@ -196,30 +197,26 @@ def _login(users: dict[str, User], idp: bool) -> User | None:
 
 
 _COOKIES_TO_WRITE = "cookies_to_write"
-"""Session key: cookies (name -> (value, max-age s)) this browser is to keep; written on every run."""
+"""Session key: the one-time codes (cookie name -> code) this browser is to trade for its cookies."""
 
 
 def _remember_cookie(name: str, value: str, max_age_s: float) -> None:
-    st.session_state.setdefault(_COOKIES_TO_WRITE, {})[name] = (value, int(max_age_s))
+    st.session_state.setdefault(_COOKIES_TO_WRITE, {})[name] = _sessions().handoff(name, value, max_age_s)
 
 
 def _write_cookies() -> None:
-    """Have the browser store the session's cookies (Streamlit sets none itself). Same-site only, and
-    Secure whenever the page came over HTTPS."""
-    wanted: dict[str, tuple[str, int]] = st.session_state.get(_COOKIES_TO_WRITE, {})
-    if not wanted:
+    """Have the browser trade its one-time codes for the session's cookies at the server's cookie route
+    (`dashboard.server`): set by the server, HttpOnly, so no script on the page can read them."""
+    codes: dict[str, str] = st.session_state.get(_COOKIES_TO_WRITE, {})
+    if not codes:
         return
-    lines = [
-        f"doc.cookie = {json.dumps(name)} + '=' + {json.dumps(value)} + "
-        f"'; Path=/; Max-Age={max_age}; SameSite=Strict' + secure;"
-        for name, (value, max_age) in sorted(wanted.items())
-    ]
-    script = (
-        "const doc = window.parent.document;\n"
-        "const secure = window.parent.location.protocol === 'https:' ? '; Secure' : '';\n" + "\n".join(lines)
+    posts = "\n".join(
+        f"page.fetch(page.location.origin + {json.dumps(COOKIE_ROUTE)}, "
+        f"{{method: 'POST', body: {json.dumps(code)}, credentials: 'same-origin'}});"
+        for _name, code in sorted(codes.items())
     )
-    # A same-origin frame: unlike st.html, it runs its script again whenever the script changes.
-    st.iframe(f"<script>{script}</script>", height=1)
+    # A same-origin frame: unlike st.html, it runs its script again whenever the script changes (a new code).
+    st.iframe(f"<script>const page = window.parent;\n{posts}</script>", height=1)
 
 
 def _client_id() -> str:

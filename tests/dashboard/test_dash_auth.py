@@ -233,7 +233,7 @@ def test_streamlit_argv_is_headless_without_usage_stats() -> None:
     assert "--server.headless=true" in argv
     assert "--browser.gatherUsageStats=false" in argv
     assert "--server.port=8765" in argv
-    assert argv[argv.index("run") + 1].endswith("dashboard/app.py")
+    assert argv[argv.index("run") + 1].endswith("dashboard/server.py")  # the app and its cookie route
 
 
 def test_example_users_file_is_valid() -> None:

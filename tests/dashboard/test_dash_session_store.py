@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dashboard.sessions import LoginGuard, SessionStore
+import pytest
+
+from dashboard.sessions import HANDOFF_TTL_S, SESSION_COOKIE, LoginGuard, SessionStore
 
 
 class Clock:
@@ -74,3 +76,22 @@ def test_a_guesser_who_drops_cookies_is_stopped_by_address() -> None:
         guard.record(f"fresh-client-{attempt}", "203.0.113.7", "manager", ok=False)
     assert guard.wait_s("fresh-client-99", "203.0.113.7", "manager") > 0
     assert guard.wait_s("office", "198.51.100.2", "manager") == 0
+
+
+def test_a_handoff_code_stands_for_its_cookie_once_and_briefly() -> None:
+    """The browser trades a one-time code for its cookie at the server's cookie route (the server sets it
+    HttpOnly): the code works once, not after `HANDOFF_TTL_S`, and only for the dashboard's own cookies."""
+    now = [1000.0]
+    store = SessionStore(clock=lambda: now[0])
+    cookie = store.issue("li.wei")
+    code = store.handoff(SESSION_COOKIE, cookie, store.ttl_s)
+    assert cookie not in code
+    assert store.redeem(code) == (SESSION_COOKIE, cookie, int(store.ttl_s))
+    assert store.redeem(code) is None  # used
+    late = store.handoff(SESSION_COOKIE, cookie, store.ttl_s)
+    now[0] += HANDOFF_TTL_S + 1
+    assert store.redeem(late) is None  # expired
+    assert store.redeem("made-up") is None
+    assert store.redeem(store.handoff(SESSION_COOKIE, "", 0)) == (SESSION_COOKIE, "", 0)  # a deletion
+    with pytest.raises(ValueError, match="no cookie 'other'"):
+        store.handoff("other", "x", 60)

@@ -17,7 +17,7 @@ import dash_world as world
 import pytest
 from dash_server import CHROMIUM, dashboard_server, launch_chromium, log_in, wait_idle
 
-from dashboard.sessions import CLIENT_COOKIE, SESSION_COOKIE
+from dashboard.sessions import CLIENT_COOKIE, COOKIE_ROUTE, SESSION_COOKIE
 
 DAY = world.DAY.isoformat()
 VIEWPORT = {"width": 1440, "height": 1800}
@@ -78,6 +78,14 @@ def test_reload_keeps_the_session_and_log_out_ends_it(server: str, browser: Any,
     page.get_by_text("Pudong Flagship — 2026-11-20").wait_for()
     cookie = _wait_cookie(page, SESSION_COOKIE)
     assert world.PASSWORD not in cookie
+    # Set by the server, HttpOnly: no script on the page can read either cookie.
+    jar = {c["name"]: c for c in context.cookies()}
+    for name in (SESSION_COOKIE, CLIENT_COOKIE):
+        assert jar[name]["httpOnly"] is True and jar[name]["sameSite"] == "Strict", jar[name]
+    assert "showroom_" not in page.evaluate("document.cookie")
+    # The cookie route takes only the one-time codes the server handed out.
+    refused = context.request.post(f"{server}{COOKIE_ROUTE}", data="made-up-code")
+    assert refused.status == 404
 
     page.reload()
     page.get_by_text("Signed in as 李伟").wait_for(timeout=20_000)
@@ -95,6 +103,10 @@ def test_reload_keeps_the_session_and_log_out_ends_it(server: str, browser: Any,
 
     page.locator("[data-testid=stSidebar]").get_by_role("button", name="Log out").click()
     page.get_by_role("button", name="Log in").wait_for(timeout=20_000)
+    deadline = time.monotonic() + 20
+    while _cookie(context, SESSION_COOKIE) is not None:  # deleted in the browser by the server
+        assert time.monotonic() < deadline, "log-out left the session cookie in the browser"
+        page.wait_for_timeout(200)
     # The session is over on the server: the very cookie, kept by someone, no longer opens it.
     kept = browser.new_context(viewport=VIEWPORT)
     kept.add_cookies([{"name": SESSION_COOKIE, "value": cookie, "url": server}])
