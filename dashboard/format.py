@@ -84,6 +84,16 @@ def day(value: date, lang: str = "en") -> str:
     return value.isoformat()
 
 
+_WEEKDAYS_ZH = "一二三四五六日"
+
+
+def day_with_weekday(value: date, lang: str = "en") -> str:
+    """A calendar day with its weekday: '2026-11-20 Fri' ('2026年11月20日 周五' in Chinese)."""
+    if lang == "zh":
+        return f"{day(value, lang)} 周{_WEEKDAYS_ZH[value.weekday()]}"
+    return f"{value.isoformat()} {value:%a}"
+
+
 def month_day(value: date, lang: str = "en") -> str:
     """A day of this year, short: 'Nov 20' ('11月20日' in Chinese)."""
     if lang == "zh":

@@ -120,6 +120,32 @@ def store_today(store: StoreInfo) -> date:
     return datetime.now(ZoneInfo(store.timezone)).date()
 
 
+HISTORY_PICK_DAYS = 400
+"""How far back a day picker without a first day of history offers (the API's longest period)."""
+
+
+def day_input(
+    lang: Lang, container: object, label: str, key: str, first: date | None, last: date
+) -> date | None:
+    """A day between `first` (default `HISTORY_PICK_DAYS` before `last`) and `last`, kept under `key`. In
+    English Streamlit's calendar; in Chinese a list of the days, newest first, written in Chinese (the
+    calendar has no locale and names its months and weekdays in English: streamlit/streamlit#12699)."""
+    if lang != "zh":
+        picked = container.date_input(  # type: ignore[attr-defined]
+            label, min_value=first, max_value=last, key=key, format="YYYY-MM-DD"
+        )
+        return picked if isinstance(picked, date) else None
+    earliest = min(first or last - timedelta(days=HISTORY_PICK_DAYS), last)
+    days = [last - timedelta(days=i) for i in range((last - earliest).days + 1)]
+    # Set, not left to the widget: after a switch from English the calendar's state would not carry over.
+    chosen = st.session_state.get(key)
+    st.session_state[key] = chosen if chosen in days else days[0]
+    picked = container.selectbox(  # type: ignore[attr-defined]
+        label, days, format_func=lambda d: fmt.day_with_weekday(d, lang), key=key
+    )
+    return picked if isinstance(picked, date) else None
+
+
 def pick_day(ctx: ViewContext, today: date, first: date | None, container: object = st.sidebar) -> date:
     """The day to show: the URL's `date`, else today in the store's time zone. A date that is not one,
     before the store's history (`first`, its first day with figures) or after today is refused with a
@@ -146,10 +172,8 @@ def pick_day(ctx: ViewContext, today: date, first: date | None, container: objec
     follow_url("date", "pick_date", initial)
     if not earliest <= st.session_state["pick_date"] <= today:
         st.session_state["pick_date"] = initial
-    chosen = container.date_input(  # type: ignore[attr-defined]
-        t(lang, "pick.date"), min_value=earliest, max_value=today, key="pick_date", format="YYYY-MM-DD"
-    )
-    day = chosen if isinstance(chosen, date) else initial
+    chosen = day_input(lang, container, t(lang, "pick.date"), "pick_date", earliest, today)
+    day = chosen if chosen is not None else initial
     set_param("date", day.isoformat())
     return day
 
@@ -172,6 +196,12 @@ def pick_period(
     set_param("period", kind)
     if kind != "custom":
         return end_day - timedelta(days=PERIOD_DAYS[kind] - 1), end_day
+    if ctx.lang == "zh":  # two lists of days (the calendar speaks English only, see `day_input`)
+        st.session_state.setdefault(f"{key}_range_start", end_day - timedelta(days=13))
+        start = day_input(
+            ctx.lang, container, t(ctx.lang, "pick.range_start"), f"{key}_range_start", None, end_day
+        )
+        return (start or end_day), end_day
     picked = container.date_input(  # type: ignore[attr-defined]
         t(ctx.lang, "pick.period"),
         value=(end_day - timedelta(days=13), end_day),

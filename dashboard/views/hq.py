@@ -19,6 +19,7 @@ from dashboard.health_view import render_health
 from dashboard.i18n import TABLES, Lang, t
 from dashboard.views.common import (
     ViewContext,
+    day_input,
     follow_url,
     open_store,
     pick_period,
@@ -210,8 +211,7 @@ def _filters(ctx: ViewContext) -> tuple[str | None, str | None, date, date]:
         except ValueError:
             end_initial = latest
         follow_url("date", "hq_end", min(end_initial, latest))
-        end_day = st.date_input(t(lang, "pick.period_end"), max_value=latest, key="hq_end")
-        end_day = end_day if isinstance(end_day, date) else latest
+        end_day = day_input(lang, st.sidebar, t(lang, "pick.period_end"), "hq_end", None, latest) or latest
         set_param("date", end_day.isoformat())
         start, end = pick_period(ctx, end_day, key="hq")
     return (None if brand == ALL else brand), (None if region == ALL else region), start, end

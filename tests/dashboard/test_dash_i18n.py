@@ -9,6 +9,7 @@ import html
 import os
 import re
 from collections.abc import Iterator
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import dash_world as world
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from dashboard import format as fmt
 from dashboard.i18n import EN, LANGUAGES, TABLES, ZH, as_lang, placeholders, t
 from dashboard.settings import ENV_DB, ENV_USERS
 
@@ -163,3 +165,39 @@ def test_a_page_in_chinese_shows_no_english(zh_world: None, username: str, param
     texts = _shown_texts(at)
     assert len(texts) > 20, texts  # the page was drawn
     assert _english_left(at) == []
+
+
+def test_in_chinese_days_are_picked_from_lists_written_in_chinese(zh_world: None) -> None:
+    """Streamlit's calendar names months and weekdays in English only, so in Chinese every day picker is
+    a list of days written in Chinese, newest first; choosing one moves the page (and its URL) there."""
+    at = world.logged_in("li.wei", timeout_s=60, date=world.DAY.isoformat(), period="day")
+    at.session_state["lang"] = "zh"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(at.date_input) == 0  # no calendar anywhere on the page
+    picker = at.selectbox(key="pick_date")
+    assert picker.label == "日期" and picker.value == world.DAY
+    shown, day_before = (fmt.day_with_weekday(d, "zh") for d in (world.DAY, world.DAY - timedelta(days=1)))
+    assert picker.options.index(shown) < picker.options.index(day_before)  # newest first
+    assert fmt.day_with_weekday(date(2026, 11, 20), "zh") == "2026年11月20日 周五"
+    before = world.DAY - timedelta(days=1)
+    picker.select(before)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.query_params["date"] == before.isoformat()
+    assert any(fmt.day(before, "zh") in str(title.value) for title in at.title)
+
+    # A custom period: from a list of days up to the day shown.
+    custom = world.logged_in("li.wei", timeout_s=60, date=world.DAY.isoformat(), period="custom")
+    custom.session_state["lang"] = "zh"
+    custom.run()
+    assert len(custom.date_input) == 0
+    start = custom.selectbox(key="store_range_start")
+    assert start.label == "开始" and start.value == world.DAY - timedelta(days=13)
+    assert start.options[0] == fmt.day_with_weekday(world.DAY, "zh")  # nothing after the period's end
+
+    # HQ's period end, too.
+    hq = world.logged_in("hq.aurora", timeout_s=60, date=world.DAY.isoformat())
+    hq.session_state["lang"] = "zh"
+    hq.run()
+    assert len(hq.date_input) == 0 and hq.selectbox(key="hq_end").value == world.DAY
