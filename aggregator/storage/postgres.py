@@ -824,10 +824,10 @@ class PgStorage:
             "DELETE FROM dirty_days WHERE store_id = ANY(%b) RETURNING store_id, day", (sorted(mine),)
         )
         days = sorted((str(a), str(b)) for a, b in rows)
-        self._tx.facts = self._day_facts(days) if days else None
+        self._tx.facts = self._read_day_facts(days) if days else None
         return days
 
-    def _day_facts(self, days: Sequence[tuple[str, str]]) -> _DayFacts:
+    def _read_day_facts(self, days: Sequence[tuple[str, str]]) -> _DayFacts:
         """Every fact a refresh reads about these store-days, in five queries (see `day_facts`)."""
         facts = _DayFacts(set(days))
         keys = ([d[0] for d in days], [d[1] for d in days])
@@ -873,7 +873,7 @@ class PgStorage:
     def day_facts(self, store_id: str, day: str) -> DayFacts:
         """From the facts read for every day of the refresh (`take_dirty`), else read for this day alone."""
         key = (store_id, day)
-        facts = self._facts(store_id, day) or self._day_facts([key])
+        facts = self._facts(store_id, day) or self._read_day_facts([key])
         return DayFacts(
             *facts.counts.get(key, (0, 0, 0, 0)),
             list(facts.durations.get(key, [])),

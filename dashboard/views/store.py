@@ -250,11 +250,12 @@ def _render_zone_comparison(ctx: ViewContext, store: StoreInfo, start: date, end
         )
     )
     figures = comparison.zones
+    unnamed = unnamed_labels(lang, store)
     show_table(
         lang,
         {
             t(lang, "zone.rank"): [f.rank for f in figures],
-            t(lang, "zone.name"): [zone_label(lang, f.zone, unnamed_labels(lang, store)) for f in figures],
+            t(lang, "zone.name"): [zone_label(lang, f.zone, unnamed) for f in figures],
             t(lang, "zone.kind"): [t(lang, f"plan.{f.zone.kind}") for f in figures],
             t(lang, "zone.person_min"): [fmt.count(f.person_s / 60) for f in figures],
             t(lang, "zone.share"): [fmt.pct(f.share) for f in figures],
@@ -353,10 +354,11 @@ def _render_zones_now(ctx: ViewContext, store: StoreInfo, now: datetime) -> None
     )
     if not occ.zones:
         return
+    unnamed = unnamed_labels(lang, store)
     show_table(
         lang,
         {
-            t(lang, "zone.name"): [zone_label(lang, z.zone, unnamed_labels(lang, store)) for z in occ.zones],
+            t(lang, "zone.name"): [zone_label(lang, z.zone, unnamed) for z in occ.zones],
             t(lang, "zone.kind"): [t(lang, f"plan.{z.zone.kind}") for z in occ.zones],
             t(lang, "zone.people"): [fmt.number(z.people) for z in occ.zones],
         },
